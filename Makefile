@@ -1,0 +1,52 @@
+# Task runner. Every target sets up what it needs: a pinned uv (in .tools/ when
+# none is on PATH), then the locked virtual environment in .venv/.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+PYTHON ?= python3
+# uv: use the system's trust store (works behind TLS-intercepting proxies) and the
+# system's Python; never download an interpreter.
+export UV_NATIVE_TLS := 1
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml app/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV_STAMP): uv.lock pyproject.toml app/pyproject.toml | $(UV)
+	$(UV) sync --locked
+	rm -f .venv/.synced-*; touch $@
+
+.PHONY: venv
+venv: $(VENV_STAMP) ## create or update .venv from uv.lock
+
+.PHONY: lock
+lock: | $(UV) ## re-resolve uv.lock and export the image's lock files
+	$(UV) lock
+	$(UV) export --package restdemo --no-dev --no-emit-workspace --frozen --no-header -q -o app/requirements.lock
+	$(UV) export --package restdemo --only-group build --no-emit-workspace --frozen --no-header -q -o app/build-requirements.lock
+
+.PHONY: test
+test: $(VENV_STAMP) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: $(VENV_STAMP) ## measure image size, build times, CLI start, req/s (needs Docker, wrk)
+	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
+
+.PHONY: lint
+lint: $(VENV_STAMP) ## hadolint the Dockerfile
+	.venv/bin/hadolint app/Dockerfile
+
+.PHONY: clean
+clean: ## remove the virtual environments
+	rm -rf .venv .tools

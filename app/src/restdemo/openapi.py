@@ -1,0 +1,85 @@
+"""The OpenAPI 3 document, generated from the routes the server actually has."""
+
+from __future__ import annotations
+
+from restdemo import __version__
+
+HEALTH_SCHEMA = {
+    "type": "object",
+    "required": ["hostname", "version"],
+    "additionalProperties": False,
+    "properties": {
+        "hostname": {"type": "string", "description": "Hostname of the container that answered."},
+        "version": {"type": "string", "description": "VER from the environment, else the package version."},
+    },
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "path"],
+    "additionalProperties": False,
+    "properties": {"error": {"type": "string"}, "path": {"type": "string"}},
+}
+ERROR_RESPONSES = {
+    "405": {
+        "description": "Method not allowed; the Allow header lists GET, HEAD.",
+        "headers": {"Allow": {"schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    },
+}
+
+
+def _operation(summary: str, operation_id: str, ok: dict) -> dict:
+    return {"summary": summary, "operationId": operation_id, "responses": {"200": ok, **ERROR_RESPONSES}}
+
+
+def _path_item(operation: dict) -> dict:
+    head = {**operation, "operationId": operation["operationId"] + "Head"}
+    head["responses"] = {**operation["responses"], "200": {"description": "Headers only."}}
+    return {"get": operation, "head": head}
+
+
+def openapi_document(paths: list[str]) -> dict:
+    """One path item per route; static files are described as what they are."""
+    documented = {}
+    for path in paths:
+        if path == "/health":
+            op = _operation(
+                "Which container answered, and which version it runs",
+                "getHealth",
+                {
+                    "description": "The service is healthy.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
+                },
+            )
+        elif path == "/openapi.json":
+            op = _operation(
+                "This document",
+                "getOpenAPI",
+                {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}},
+            )
+        else:
+            name = path.strip("/").replace("/", "_").replace(".", "_") or "index"
+            op = _operation(
+                f"Static file {path}",
+                f"getStatic_{name}",
+                {"description": "The file.", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+            )
+        documented[path] = _path_item(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "restdemo",
+            "version": __version__,
+            "description": "Say which container answered. Unknown paths answer 404 with an Error body.",
+        },
+        "paths": documented,
+        "components": {
+            "schemas": {"Health": HEALTH_SCHEMA, "Error": ERROR_SCHEMA},
+            "responses": {
+                "NotFound": {
+                    "description": "No such path.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+            },
+        },
+    }

@@ -1,0 +1,109 @@
+"""The restdemo HTTP server: a raw RSGI application served by granian.
+
+Every answer is rendered once at start-up (the hostname and VER do not change while
+the process lives), so a request costs a dict lookup and a write. Chosen by
+measurement: see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from restdemo.routes import (
+    ALLOWED_METHODS,
+    Response,
+    build_routes,
+    default_public_dir,
+    method_not_allowed,
+    not_found,
+)
+
+ACCESS_LOG_FLUSH_SECONDS = 0.5
+
+
+class AccessLog:
+    """One line per request on stdout, written cheaply and flushed every half second.
+
+    A flush per request would cost more than the request itself; a half-second delay in
+    a log line costs nothing.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self._second = 0
+        self._stamp = ""
+
+    def write(self, client: str, method: str, path: str, status: int, size: int) -> None:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        self.stream.write(f'{self._stamp} {client} "{method} {path}" {status} {size}\n')
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class RestDemo:
+    """RSGI application: GET and HEAD on the pre-rendered routes, 404 and 405 otherwise."""
+
+    def __init__(self, routes: dict[str, Response], access_log: AccessLog):
+        self.routes = routes
+        self.access_log = access_log
+        self._loop = None
+
+    def __rsgi_init__(self, loop):
+        self._loop = loop
+        loop.call_soon(self._flush_periodically)
+
+    def __rsgi_del__(self, loop):
+        self.access_log.flush()
+
+    def _flush_periodically(self):
+        self.access_log.flush()
+        self._loop.call_later(ACCESS_LOG_FLUSH_SECONDS, self._flush_periodically)
+
+    async def __rsgi__(self, scope, proto):
+        if scope.proto != "http":  # websockets are not part of this API
+            return
+        path, method = scope.path, scope.method
+        response = self.routes.get(path)
+        if response is None:
+            response = not_found(path)
+        elif method not in ALLOWED_METHODS:
+            response = method_not_allowed(path)
+        if method == "HEAD":
+            proto.response_empty(response.status, response.headers)
+        else:
+            proto.response_bytes(response.status, response.headers, response.body)
+        self.access_log.write(scope.client, method, path, response.status, len(response.body))
+
+
+def create_app() -> RestDemo:
+    return RestDemo(build_routes(default_public_dir()), AccessLog())
+
+
+def main() -> None:
+    """`restdemo`: serve on 0.0.0.0:$PORT (default 8000) until SIGTERM or SIGINT."""
+    from granian.constants import Interfaces, TaskImpl
+    from granian.server import Server
+
+    port = int(os.environ.get("PORT", "8000"))
+    Server(
+        "restdemo.server:create_app",
+        address=os.environ.get("HOST", "0.0.0.0"),
+        port=port,
+        interface=Interfaces.RSGI,
+        factory=True,
+        workers=int(os.environ.get("WORKERS", "1")),
+        websockets=False,
+        task_impl=TaskImpl.rust,
+        log_access=False,  # our own AccessLog is 10x cheaper than per-request logging calls
+        workers_kill_timeout=int(os.environ.get("SHUTDOWN_TIMEOUT", "10")),
+    ).serve()
+
+
+if __name__ == "__main__":
+    main()
