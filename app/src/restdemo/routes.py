@@ -81,5 +81,6 @@ def build_routes(public_dir: Path, environ: dict[str, str] | None = None) -> dic
 
     routes = static_files(public_dir)
     routes["/health"] = Response(200, JSON, json_body(health_document(environ)))
-    routes["/openapi.json"] = Response(200, JSON, json_body(openapi_document(sorted(routes))))
+    document = openapi_document(sorted([*routes, "/openapi.json"]))
+    routes["/openapi.json"] = Response(200, JSON, json_body(document))
     return routes

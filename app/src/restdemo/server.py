@@ -85,24 +85,36 @@ def create_app() -> RestDemo:
     return RestDemo(build_routes(default_public_dir()), AccessLog())
 
 
-def main() -> None:
-    """`restdemo`: serve on 0.0.0.0:$PORT (default 8000) until SIGTERM or SIGINT."""
-    from granian.constants import Interfaces, TaskImpl
+def port_from_environment() -> int:
+    text = os.environ.get("PORT", "8000")
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SystemExit(f"restdemo: PORT must be a number from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def granian_server(target: str, *, factory: bool):
+    """The granian server restdemo runs in; the benchmark serves its baseline app the same way."""
+    from granian.constants import HTTPModes, Interfaces, TaskImpl
     from granian.server import Server
 
-    port = int(os.environ.get("PORT", "8000"))
-    Server(
-        "restdemo.server:create_app",
+    return Server(
+        target,
+        factory=factory,
         address=os.environ.get("HOST", "0.0.0.0"),
-        port=port,
+        port=port_from_environment(),
         interface=Interfaces.RSGI,
-        factory=True,
-        workers=int(os.environ.get("WORKERS", "1")),
+        http=HTTPModes.http1,  # what load balancers speak to targets; skips HTTP/2 sniffing
         websockets=False,
+        # Rust-driven tasks: more req/s and a lower p99 than asyncio's in our runs (docs/benchmarks.md).
         task_impl=TaskImpl.rust,
-        log_access=False,  # our own AccessLog is 10x cheaper than per-request logging calls
-        workers_kill_timeout=int(os.environ.get("SHUTDOWN_TIMEOUT", "10")),
-    ).serve()
+        log_access=False,  # AccessLog above: granian's per-request logging call costs more than the request
+        workers_kill_timeout=10,  # the drain on SIGTERM must fit in swarm's stop grace period
+    )
+
+
+def main() -> None:
+    """`restdemo`: serve on $HOST:$PORT (default 0.0.0.0:8000) until SIGTERM or SIGINT."""
+    granian_server("restdemo.server:create_app", factory=True).serve()
 
 
 if __name__ == "__main__":

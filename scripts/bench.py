@@ -1,0 +1,170 @@
+"""Benchmarks for the foundation (not tests: numbers to record, not assertions).
+
+  image size, and the size of the app's own layers over the runtime base
+  a naive single-stage build's size, for comparison
+  cold build time, and rebuild time after a one-line app change
+  restdemo-cli start time (and the interpreter's own start, for scale)
+  /health requests per second and p99 on one core (wrk -t1 -c64, server pinned to CPU 0)
+
+Run with `make bench`; needs a Docker engine, wrk and taskset. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.docker_engine import base_image_args, build_image, require_engine  # noqa: E402
+from tests.support.net import free_port, wait_until  # noqa: E402
+
+BIN = Path(sys.executable).parent
+MB = 1_000_000
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def image_sizes(client, bases: dict[str, str]) -> list[tuple[str, str]]:
+    build_image(REPO / "app", "restdemo-bench:runtime", build_args=bases)
+    runtime = client.images.get("restdemo-bench:runtime")
+    base = client.images.get(bases.get("RUNTIME_BASE", "python:3.11-slim-bookworm"))
+    build_image(
+        REPO / "app", "restdemo-bench:naive", build_args=bases, dockerfile=REPO / "benchmarks" / "naive.Dockerfile"
+    )
+    naive = client.images.get("restdemo-bench:naive")
+    return [
+        ("runtime image size", f"{runtime.attrs['Size'] / MB:.1f} MB"),
+        ("app's own layers over the runtime base", f"{(runtime.attrs['Size'] - base.attrs['Size']) / MB:.1f} MB"),
+        ("naive single-stage image size", f"{naive.attrs['Size'] / MB:.1f} MB"),
+    ]
+
+
+def build_times(bases: dict[str, str]) -> list[tuple[str, str]]:
+    with tempfile.TemporaryDirectory() as scratch:
+        context = Path(scratch) / "app"
+        shutil.copytree(REPO / "app", context)
+        # Cold: nothing cached for this context (base images are local and not counted).
+        subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True)
+        cold = timed(lambda: build_image(context, "restdemo-bench:cold", build_args=bases))
+        routes = context / "src" / "restdemo" / "routes.py"
+        routes.write_text(routes.read_text() + "\n# a one-line change\n")
+        rebuild = timed(lambda: build_image(context, "restdemo-bench:cold", build_args=bases))
+    return [("cold build (no cache)", f"{cold:.1f} s"), ("rebuild after a one-line app change", f"{rebuild:.1f} s")]
+
+
+BARE_RSGI = "from restdemo.server import granian_server; granian_server('bare_rsgi:app', factory=False).serve()"
+
+
+def start_server(port: int, cpu: str, bare: bool = False) -> subprocess.Popen:
+    """restdemo, or the bare RSGI baseline in the same granian settings, pinned to one CPU."""
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "VER": "bench",
+           "PYTHONPATH": str(REPO / "benchmarks")}
+    command = [sys.executable, "-c", BARE_RSGI] if bare else [str(BIN / "restdemo")]
+    server = subprocess.Popen(
+        ["taskset", "-c", cpu, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_until(
+        lambda: subprocess.run([str(BIN / "restdemo-cli"), "show", "health", "--url", f"http://127.0.0.1:{port}"],
+                               capture_output=True).returncode == 0,
+        timeout=15, what="server up",
+    )
+    return server
+
+
+def cli_start(runs: int) -> list[tuple[str, str]]:
+    port = free_port()
+    server = start_server(port, "0")
+    try:
+        def median_ms(command):
+            samples = [timed(lambda: subprocess.run(command, capture_output=True, check=True)) for _ in range(runs)]
+            return statistics.median(samples) * 1000
+
+        cli = median_ms([str(BIN / "restdemo-cli"), "show", "health", "--url", f"http://127.0.0.1:{port}"])
+        bare = median_ms([sys.executable, "-c", "pass"])
+    finally:
+        server.terminate()
+        server.wait()
+    return [
+        (f"`restdemo-cli show health` wall time (median of {runs})", f"{cli:.1f} ms"),
+        (f"`python -c pass` wall time, for scale (median of {runs})", f"{bare:.1f} ms"),
+    ]
+
+
+def parse_wrk(output: str) -> tuple[float, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", output).groups()
+    p99_ms = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return rps, p99_ms
+
+
+def wrk_round(port: int, seconds: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/health"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+def throughput(rounds: int, seconds: int) -> list[tuple[str, str]]:
+    """restdemo and the bare RSGI app, interleaved round by round so both see the same machine."""
+    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for _ in range(rounds):
+        for bare in (False, True):
+            port = free_port()
+            server = start_server(port, "0", bare=bare)
+            try:
+                results[bare].append(wrk_round(port, seconds))
+            finally:
+                server.terminate()
+                server.wait()
+    rows = []
+    for bare, label in ((False, "restdemo /health"), (True, "bare RSGI app, same granian settings")):
+        rps = [r for r, _ in results[bare]]
+        p99 = [p for _, p in results[bare]]
+        rows += [
+            (f"{label}: req/s on one core (median of {rounds} x {seconds} s; all: "
+             f"{', '.join(f'{r / 1000:.1f}k' for r in rps)})", f"{statistics.median(rps):,.0f}"),
+            (f"{label}: p99 latency (median of {rounds})", f"{statistics.median(p99):.2f} ms"),
+        ]
+    app, bare = (statistics.median(r for r, _ in results[b]) for b in (False, True))
+    rows.append(("restdemo /health as a share of the bare app's req/s", f"{app / bare:.0%}"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="wrk rounds (default 5)")
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk round (default 10)")
+    parser.add_argument("--skip-images", action="store_true", help="only the CLI and throughput figures")
+    args = parser.parse_args()
+
+    rows: list[tuple[str, str]] = []
+    if not args.skip_images:
+        client = require_engine()
+        bases = base_image_args(client)
+        rows += image_sizes(client, bases)
+        rows += build_times(bases)
+    rows += cli_start(runs=30)
+    rows += throughput(args.rounds, args.seconds)
+
+    print(f"\n| measure ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores) | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

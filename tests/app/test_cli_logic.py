@@ -1,0 +1,40 @@
+"""The CLI's pure parts: URL splitting and --format rendering."""
+
+import pytest
+
+from restdemo.cli import UsageError, render, split_url
+
+pytestmark = pytest.mark.app
+
+
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("http://127.0.0.1:8000", ("127.0.0.1", 8000, "")),
+        ("http://localhost", ("localhost", 80, "")),
+        ("http://svc:9000/", ("svc", 9000, "")),
+        ("http://svc:9000/api/v1/", ("svc", 9000, "/api/v1")),
+    ],
+)
+def test_split_url(url, expected):
+    assert split_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["https://x", "x:8000", "http://", "http://x:port", "http://:80"])
+def test_split_url_rejects_what_it_cannot_reach(url):
+    with pytest.raises(UsageError, match="--url must be http://host"):
+        split_url(url)
+
+
+def test_render_fields_json_and_escapes():
+    doc = {"hostname": "abc", "version": "v3"}
+    assert render("{{.hostname}}/{{ .version }}", doc) == "abc/v3"
+    assert render("{{json .}}", doc) == '{"hostname":"abc","version":"v3"}'
+    assert render("{{json .version}}\\n", doc) == '"v3"\n'
+    assert render("plain text", doc) == "plain text"
+
+
+@pytest.mark.parametrize("template", ["{{.nope}}", "{{hostname}}", "{{.}}", "{{.hostname}", "}}"])
+def test_render_rejects_bad_templates(template):
+    with pytest.raises(UsageError):
+        render(template, {"hostname": "abc", "version": "v3"})

@@ -1,0 +1,131 @@
+"""The real server on loopback: every route, status and header."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.app.conftest import start_server, stop_server
+
+pytestmark = pytest.mark.app
+
+PUBLIC = Path(__file__).resolve().parents[2] / "app" / "public"
+
+
+def request(server, method: str, path: str):
+    conn = server.connection()
+    conn.request(method, path)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response, body
+
+
+def test_health_is_the_seed_shape_with_hostname_and_ver(server):
+    response, body = request(server, "GET", "/health")
+    assert response.status == 200
+    assert response.getheader("content-type") == "application/json"
+    assert json.loads(body) == {"hostname": socket.gethostname(), "version": "v3"}
+    assert body == json.dumps({"hostname": socket.gethostname(), "version": "v3"}, separators=(",", ":")).encode()
+    assert response.getheader("content-length") == str(len(body))
+
+
+def test_health_version_defaults_to_the_package_version(tmp_path):
+    from restdemo import __version__
+
+    plain = start_server(tmp_path)
+    try:
+        response, body = request(plain, "GET", "/health")
+        assert json.loads(body)["version"] == __version__
+    finally:
+        stop_server(plain)
+
+
+def test_port_comes_from_the_environment(server):
+    # The fixture chose a free port through PORT; the server answers there and only there.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=2):
+        pass
+
+
+def test_head_health_has_the_get_headers_and_no_body(server):
+    get, get_body = request(server, "GET", "/health")
+    head, head_body = request(server, "HEAD", "/health")
+    assert head.status == 200
+    assert head_body == b""
+    assert head.getheader("content-type") == "application/json"
+    assert head.getheader("content-length") == str(len(get_body))
+
+
+def test_index_is_the_public_page(server):
+    response, body = request(server, "GET", "/")
+    assert response.status == 200
+    assert response.getheader("content-type") == "text/html; charset=utf-8"
+    assert body == (PUBLIC / "index.html").read_bytes()
+    assert b"/health" in body and b"/openapi.json" in body
+
+
+@pytest.mark.parametrize(
+    "path,content_type",
+    [("/index.html", "text/html; charset=utf-8"), ("/style.css", "text/css; charset=utf-8")],
+)
+def test_static_files_are_served_from_public(server, path, content_type):
+    response, body = request(server, "GET", path)
+    assert response.status == 200
+    assert response.getheader("content-type") == content_type
+    assert body == (PUBLIC / path.lstrip("/")).read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/nope", "/health/", "/../pyproject.toml", "/HEALTH"])
+def test_unknown_path_is_404_with_a_json_error(server, path):
+    response, body = request(server, "GET", path)
+    assert response.status == 404
+    assert response.getheader("content-type") == "application/json"
+    assert json.loads(body) == {"error": "not found", "path": path}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_wrong_method_is_405_with_allow(server, method):
+    response, body = request(server, method, "/health")
+    assert response.status == 405
+    assert response.getheader("allow") == "GET, HEAD"
+    assert json.loads(body) == {"error": "method not allowed", "path": "/health"}
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server):
+    conn = server.connection()
+    conn.request("GET", "/health")
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    for _ in range(20):
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+    assert first.version == 11
+    assert conn.sock is sock, "the server closed a keep-alive connection"
+    conn.close()
+
+
+def test_one_access_log_line_per_request_on_stdout(tmp_path):
+    server = start_server(tmp_path, VER="log")
+    try:
+        for path in ("/health", "/nope", "/"):
+            request(server, "GET", path)
+        request(server, "DELETE", "/health")
+        time.sleep(1.2)  # the access log is flushed every half second
+        lines = [l for l in Path(server.log.name).read_text().splitlines() if '"' in l]
+    finally:
+        stop_server(server)
+    # The startup probe's request comes first.
+    assert [" ".join(l.split()[2:5]) for l in lines[-4:]] == [
+        '"GET /health" 200',
+        '"GET /nope" 404',
+        '"GET /" 200',
+        '"DELETE /health" 405',
+    ]
+    assert all(l.split()[1].startswith("127.0.0.1") for l in lines[-4:])

@@ -1,0 +1,42 @@
+"""SIGTERM drains: the request in flight completes, new connections are refused, exit 0 within 10 s."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.app.conftest import start_server
+
+pytestmark = pytest.mark.app
+
+
+def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(tmp_path):
+    server = start_server(tmp_path, VER="drain")
+    # A slow client: the request line and a header are sent, the end of the headers is not yet.
+    in_flight = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    in_flight.sendall(b"GET /health HTTP/1.1\r\nHost: restdemo\r\n")
+    time.sleep(0.3)
+
+    sent_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2)
+
+    in_flight.sendall(b"\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+        chunk = in_flight.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    in_flight.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b'"version":"drain"}')
+
+    assert server.process.wait(timeout=10) == 0
+    assert time.monotonic() - sent_at < 10

@@ -1,0 +1,90 @@
+"""Access to the real Docker engine for the tiers that need one, and image builds.
+
+In CI (CI=true) a missing engine fails the tier; on a laptop without Docker it skips
+with the reason. Builds go through a BuildKit-capable client because the Dockerfile
+takes an optional BuildKit secret (the CA bundle for TLS-intercepting proxies).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_BUILD_BASE = "restdemo-base/python-build:bookworm"
+LOCAL_RUNTIME_BASE = "restdemo-base/python-runtime:bookworm"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_engine():
+    """A docker SDK client for a reachable engine, or fail (CI) / skip (elsewhere)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:
+        reason = f"no Docker engine reachable ({exc.__class__.__name__}); start one with scripts/docker-engine.sh"
+        if in_ci():
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return client
+
+
+def base_image_args(client) -> dict[str, str]:
+    """BUILD_BASE/RUNTIME_BASE: from the environment, else the local images when present, else the defaults."""
+    args = {}
+    for arg, env, local in (
+        ("BUILD_BASE", "RESTDEMO_BUILD_BASE", LOCAL_BUILD_BASE),
+        ("RUNTIME_BASE", "RESTDEMO_RUNTIME_BASE", LOCAL_RUNTIME_BASE),
+    ):
+        if os.environ.get(env):
+            args[arg] = os.environ[env]
+        elif client.images.list(name=local):
+            args[arg] = local
+    return args
+
+
+def buildkit_command() -> tuple[list[str], dict[str, str]]:
+    """The docker build command line that supports --secret, and its environment."""
+    env = dict(os.environ, DOCKER_BUILDKIT="1")
+    docker = shutil.which("docker") or "docker"
+    if subprocess.run([docker, "buildx", "version"], capture_output=True).returncode == 0:
+        return [docker, "buildx", "build", "--load"], env
+    # Debian's docker.io client (20.10) builds with BuildKit without buildx; the
+    # newer static client first on PATH refuses DOCKER_BUILDKIT=1 without buildx.
+    if Path("/usr/bin/docker").exists():
+        return ["/usr/bin/docker", "build"], env
+    return [docker, "build"], env
+
+
+def build_image(
+    context: Path,
+    tag: str,
+    *,
+    target: str | None = None,
+    build_args: dict[str, str] | None = None,
+    dockerfile: Path | None = None,
+) -> subprocess.CompletedProcess:
+    command, env = buildkit_command()
+    command = [*command, "--tag", tag, "--progress", "plain"]
+    if dockerfile:
+        command += ["--file", str(dockerfile)]
+    if target:
+        command += ["--target", target]
+    for key, value in (build_args or {}).items():
+        command += ["--build-arg", f"{key}={value}"]
+    ca_bundle = os.environ.get("RESTDEMO_BUILD_CA_BUNDLE")
+    if ca_bundle:
+        command += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
+    result = subprocess.run([*command, str(context)], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"docker build failed ({' '.join(command)}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result
