@@ -1,0 +1,1 @@
+"""The Pulumi program that takes restdemo from source to a Docker Swarm."""

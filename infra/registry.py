@@ -1,0 +1,92 @@
+"""Registry: where the stack's images are pushed.
+
+AWS stacks: an ECR repository (immutable tags, scan on push, a lifecycle policy that
+keeps the last N images), with a short-lived login token as a secret. `local`: a
+registry the program runs itself on 127.0.0.1, or an existing one named in settings.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+from infra.settings import Settings
+
+REPOSITORY = "restdemo"
+
+
+def ecr_lifecycle_policy(keep: int) -> str:
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"keep the last {keep} images",
+                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+                    "action": {"type": "expire"},
+                }
+            ]
+        },
+        sort_keys=True,
+    )
+
+
+class Registry(pulumi.ComponentResource):
+    """Outputs: `server` (host[:port]), `repository` (server/name), `username`, `password` (secret)."""
+
+    server: pulumi.Output[str]
+    repository: pulumi.Output[str]
+    username: pulumi.Output[str] | None
+    password: pulumi.Output[str] | None
+
+    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("restdemo:registry:Registry", name, None, opts)
+        self.username = self.password = None
+        if settings.platform == "aws":
+            self._ecr(name, settings)
+        elif settings.registry_address:
+            self.server = pulumi.Output.from_input(settings.registry_address)
+            self.repository = pulumi.Output.from_input(f"{settings.registry_address}/{REPOSITORY}")
+        else:
+            self._local(name, settings)
+        self.register_outputs({"server": self.server, "repository": self.repository})
+
+    def _ecr(self, name: str, settings: Settings) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        repository = aws.ecr.Repository(
+            name,
+            name=f"{REPOSITORY}-{pulumi.get_stack()}",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(
+            name, repository=repository.name, policy=ecr_lifecycle_policy(settings.ecr_keep_images), opts=child
+        )
+        token = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        self.repository = repository.repository_url
+        self.server = repository.repository_url.apply(lambda url: url.split("/", 1)[0])
+        self.username = token.user_name
+        self.password = pulumi.Output.secret(token.password)
+        self.ecr_repository = repository
+
+    def _local(self, name: str, settings: Settings) -> None:
+        """registry:2 on 127.0.0.1 only (loopback is an insecure registry by default)."""
+        child = pulumi.ResourceOptions(parent=self)
+        image = docker.RemoteImage(name, name=settings.local_registry_image, keep_locally=True, opts=child)
+        storage = docker.Volume(name, name="restdemo-registry", opts=child)
+        container = docker.Container(
+            name,
+            name="restdemo-registry",
+            image=image.image_id,
+            restart="always",
+            ports=[docker.ContainerPortArgs(internal=5000, external=settings.local_registry_port, ip="127.0.0.1")],
+            volumes=[docker.ContainerVolumeArgs(volume_name=storage.name, container_path="/var/lib/registry")],
+            opts=child,
+        )
+        self.server = container.name.apply(lambda _: f"127.0.0.1:{settings.local_registry_port}")
+        self.repository = self.server.apply(lambda server: f"{server}/{REPOSITORY}")

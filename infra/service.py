@@ -1,0 +1,150 @@
+"""SwarmService: the replicated `restdemo` service on a swarm, exactly as ARCHITECTURE.md
+"The service" says, through a docker provider for that swarm's engine.
+
+Every field the daemon would otherwise default is set explicitly, in the daemon's own
+spelling, so a second preview shows no changes. No registry password goes into
+`docker.Service.auth`: it would replace the service whenever the password changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.durations import go_duration
+from infra.settings import Settings
+
+SERVICE_NAME = "restdemo"
+NETWORK_NAME = "restdemo"
+CONTAINER_PORT = 8000
+# The image's own HEALTHCHECK (app/Dockerfile), restated here because a service spec
+# that names no healthcheck would silently depend on the image keeping it.
+HEALTHCHECK_COMMAND = ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"]
+HEALTH_INTERVAL_SECONDS = 5
+HEALTH_TIMEOUT_SECONDS = 5
+HEALTH_RETRIES = 3
+HEALTH_START_PERIOD_SECONDS = 10
+# A new task answers its first probe one interval after it starts.
+TIME_TO_HEALTHY_SECONDS = HEALTH_INTERVAL_SECONDS
+CONVERGE_POLL = "7s"
+
+
+@dataclass(frozen=True)
+class DockerEndpoint:
+    """Where the swarm's Docker API is; TLS material for a remote (AWS) swarm."""
+
+    host: pulumi.Input[str]
+    ca_pem: pulumi.Input[str] | None = None
+    cert_pem: pulumi.Input[str] | None = None
+    key_pem: pulumi.Input[str] | None = None
+
+
+def update_config(settings: Settings) -> docker.ServiceUpdateConfigArgs:
+    """Rolling update: one batch at a time, new task healthy before the old one stops, roll back on failure."""
+    return docker.ServiceUpdateConfigArgs(
+        parallelism=settings.update_parallelism,
+        delay=go_duration(settings.update_delay),
+        order="start-first",
+        failure_action="rollback",
+        monitor=go_duration(settings.update_monitor),
+        max_failure_ratio="0",
+    )
+
+
+def rollback_config(settings: Settings) -> docker.ServiceRollbackConfigArgs:
+    """Rolling back is urgent: no delay, but still start-first and watched."""
+    return docker.ServiceRollbackConfigArgs(
+        parallelism=settings.update_parallelism,
+        delay="0s",
+        order="start-first",
+        failure_action="pause",
+        monitor=go_duration(settings.update_monitor),
+        max_failure_ratio="0",
+    )
+
+
+def task_spec(
+    settings: Settings, image_ref: pulumi.Input[str], network_id: pulumi.Input[str], placement_prefs: list[str]
+) -> docker.ServiceTaskSpecArgs:
+    return docker.ServiceTaskSpecArgs(
+        container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+            image=image_ref,
+            env={"VER": settings.version},
+            healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+                tests=HEALTHCHECK_COMMAND,
+                interval=go_duration(HEALTH_INTERVAL_SECONDS),
+                timeout=go_duration(HEALTH_TIMEOUT_SECONDS),
+                retries=HEALTH_RETRIES,
+                start_period=go_duration(HEALTH_START_PERIOD_SECONDS),
+            ),
+            stop_signal="SIGTERM",
+            stop_grace_period=go_duration(settings.stop_grace_period),
+        ),
+        restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+            condition="any", delay="5s", max_attempts=0, window="0s"
+        ),
+        placement=docker.ServiceTaskSpecPlacementArgs(prefs=placement_prefs) if placement_prefs else None,
+        networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_id)],
+    )
+
+
+class SwarmService(pulumi.ComponentResource):
+    """Outputs: `service_name`, `service_id`, `replicas`, `network_name`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        image_ref: pulumi.Input[str],
+        endpoint: DockerEndpoint,
+        placement_prefs: list[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("restdemo:service:SwarmService", name, None, opts)
+        provider = docker.Provider(
+            f"{name}-swarm",
+            host=endpoint.host,
+            ca_material=endpoint.ca_pem,
+            cert_material=endpoint.cert_pem,
+            key_material=endpoint.key_pem,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_swarm = pulumi.ResourceOptions(parent=self, provider=provider)
+        network = docker.Network(
+            f"{name}-network", name=NETWORK_NAME, driver="overlay", attachable=True, opts=on_swarm
+        )
+        service = docker.Service(
+            name,
+            name=SERVICE_NAME,
+            task_spec=task_spec(settings, image_ref, network.id, placement_prefs or []),
+            mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=settings.replicas)),
+            update_config=update_config(settings),
+            rollback_config=rollback_config(settings),
+            endpoint_spec=docker.ServiceEndpointSpecArgs(
+                mode="vip",
+                ports=[
+                    docker.ServiceEndpointSpecPortArgs(
+                        name="http",
+                        protocol="tcp",
+                        target_port=CONTAINER_PORT,
+                        published_port=settings.published_port,
+                        publish_mode="ingress",
+                    )
+                ],
+            ),
+            # `pulumi up` waits until every replica runs the new spec, and fails when it does not.
+            converge_config=docker.ServiceConvergeConfigArgs(
+                delay=CONVERGE_POLL, timeout=go_duration(settings.converge_timeout)
+            ),
+            opts=on_swarm,
+        )
+        self.service_name = service.name
+        self.service_id = service.id
+        self.replicas = pulumi.Output.from_input(settings.replicas)
+        self.network_name = network.name
+        self.register_outputs(
+            {"service_name": self.service_name, "service_id": self.service_id, "replicas": self.replicas}
+        )

@@ -1,0 +1,211 @@
+"""A stack's settings: read once from its config, validated into one typed object.
+
+Every key lives in the project's namespace (`restdemo:<key>`, camelCase, declared in
+Pulumi.yaml). Any invalid value stops the program before a resource is registered,
+with a message that names the key, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from ipaddress import IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from infra.durations import parse_duration
+
+NAMESPACE = "restdemo"
+APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM
+CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                             2557, 2922, 3288, 3653)
+
+
+class SettingsError(ValueError):
+    """Bad stack settings; the message lists every problem, one per line."""
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("write a duration with its unit, like 15s or 1m30s")
+    return parse_duration(value)
+
+
+def _cidr(value: Any) -> IPv4Network:
+    try:
+        return IPv4Network(str(value), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 CIDR block like 10.0.0.0/16 ({exc})") from None
+
+
+def _retention(days: int) -> int:
+    if days not in CLOUDWATCH_RETENTION_DAYS:
+        raise ValueError(f"CloudWatch keeps logs for one of {', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))} days")
+    return days
+
+
+def _manager_count(count: int) -> int:
+    if count not in (1, 3, 5):
+        raise ValueError("must be 1, 3 or 5: an odd number of managers keeps a Raft quorum through one (or two) losses")
+    return count
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+ImageRef = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", max_length=255)]
+
+
+class Settings(BaseModel):
+    """Everything a stack can set. Defaults are the `local` stack's."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    # Where the swarm is.
+    platform: Literal["local", "aws"] = "local"
+
+    # The service (ARCHITECTURE.md "The service").
+    version: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    replicas: int = Field(3, ge=1, le=100)
+    published_port: Port = 8000
+    update_parallelism: int = Field(1, ge=1)
+    update_delay: Duration = 15.0
+    update_monitor: Duration = 30.0
+    stop_grace_period: Duration = 15.0
+    converge_timeout: Duration = 600.0
+
+    # The image.
+    build_base: ImageRef | None = None
+    runtime_base: ImageRef | None = None
+    image_platform: str | None = Field(None, pattern=r"^linux/(amd64|arm64)$")
+
+    # Local stack: engine and registry.
+    docker_host: str = Field("unix:///var/run/docker.sock", pattern=r"^(unix|tcp|ssh|npipe)://")
+    registry_address: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
+    local_registry_port: Port = 5000
+    local_registry_image: ImageRef = "registry:2.8.3"
+
+    # AWS stacks.
+    aws_region: str | None = None  # from aws:region, not from this namespace
+    owner: str | None = Field(None, min_length=1, max_length=128)
+    ecr_keep_images: int = Field(20, ge=1, le=1000)
+    manager_count: Annotated[int, AfterValidator(_manager_count)] = 1
+    worker_count: int = Field(1, ge=0, le=100)
+    vpc_cidr: Cidr = IPv4Network("10.0.0.0/16")
+    public_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
+    private_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
+    admin_cidrs: list[Cidr] = Field(default_factory=list)
+    log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = []
+        if self.stop_grace_period <= APP_DRAIN_SECONDS:
+            problems.append(
+                f"{key('stop_grace_period')} = {self.stop_grace_period:g}s: must be above {APP_DRAIN_SECONDS}s, "
+                "the time the app may take to drain on SIGTERM"
+            )
+        if self.converge_timeout < self.rollout_lower_bound():
+            problems.append(
+                f"{key('converge_timeout')} = {self.converge_timeout:g}s: a rollout of {self.replicas} replicas "
+                f"takes at least {self.rollout_lower_bound():g}s with these settings; allow at least that"
+            )
+        if self.platform == "aws":
+            problems += self._aws_problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _aws_problems(self) -> list[str]:
+        problems = []
+        for field, what in (
+            ("aws_region", "aws:region, the AWS region to deploy to"),
+            ("owner", f"{key('owner')}, who owns the stack's resources (a tag on each)"),
+        ):
+            if not getattr(self, field):
+                problems.append(f"platform aws needs {what}")
+        if not self.admin_cidrs:
+            problems.append(
+                f"platform aws needs {key('admin_cidrs')}: the CIDR blocks allowed to reach the swarm's Docker API"
+            )
+        subnets = [("public", c) for c in self.public_subnet_cidrs] + [("private", c) for c in self.private_subnet_cidrs]
+        if not self.public_subnet_cidrs:
+            problems.append(f"platform aws needs {key('public_subnet_cidrs')}: one CIDR block per availability zone")
+        for kind, cidr in subnets:
+            if not cidr.subnet_of(self.vpc_cidr):
+                problems.append(f"{kind} subnet {cidr} is not inside {key('vpc_cidr')} = {self.vpc_cidr}")
+        for i, (kind_a, a) in enumerate(subnets):
+            for kind_b, b in subnets[i + 1 :]:
+                if a.overlaps(b):
+                    problems.append(f"{kind_a} subnet {a} overlaps {kind_b} subnet {b}; subnets must not overlap")
+        if self.private_subnet_cidrs and len(self.private_subnet_cidrs) != len(self.public_subnet_cidrs):
+            problems.append(
+                f"{key('private_subnet_cidrs')} needs one block per public subnet "
+                f"({len(self.public_subnet_cidrs)}), got {len(self.private_subnet_cidrs)}"
+            )
+        return problems
+
+    def rollout_lower_bound(self) -> float:
+        """replicas x time-to-healthy + (replicas - 1) x update delay, batch by batch."""
+        from infra.service import TIME_TO_HEALTHY_SECONDS
+
+        batches = -(-self.replicas // self.update_parallelism)
+        return batches * TIME_TO_HEALTHY_SECONDS + (batches - 1) * self.update_delay
+
+
+def key(field: str) -> str:
+    return f"{NAMESPACE}:{to_camel(field)}"
+
+
+def _decode(raw: Any) -> Any:
+    """Pulumi hands config values over as strings; lists arrive as JSON text."""
+    if isinstance(raw, str) and raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _describe(error: dict) -> str:
+    location = error["loc"]
+    if not location:
+        return error["msg"].removeprefix("Value error, ")
+    name = f"{NAMESPACE}:{location[0]}"
+    if error["type"] == "extra_forbidden":
+        known = [to_camel(f) for f in Settings.model_fields if f != "aws_region"]
+        close = difflib.get_close_matches(str(location[0]), known, n=1)
+        hint = f"did you mean {NAMESPACE}:{close[0]}? " if close else ""
+        return f"{name} is not a setting of this project; {hint}settings are: {', '.join(sorted(known))}"
+    if error["type"] == "missing":
+        return f"{name} is required"
+    where = name + "".join(f"[{part}]" for part in location[1:])
+    return f"{where} = {json.dumps(error['input'], default=str)}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def parse_settings(config: dict[str, Any]) -> Settings:
+    """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError."""
+    values = {}
+    for full_key, raw in config.items():
+        namespace, _, name = full_key.partition(":")
+        if namespace == NAMESPACE:
+            values[name] = _decode(raw)
+    if "awsRegion" in values:
+        raise SettingsError(f"{NAMESPACE}:awsRegion is not a setting of this project; set aws:region instead")
+    if config.get("aws:region"):
+        values["awsRegion"] = config["aws:region"]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise SettingsError("invalid stack settings:\n  " + "\n  ".join(lines)) from None

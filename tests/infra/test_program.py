@@ -1,0 +1,255 @@
+"""The whole program under Pulumi mocks, for every stack file in stacks/."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from pathlib import Path
+
+import pytest
+
+from infra.settings import SettingsError
+from tests.support.pulumi_program import ECR_PASSWORD, REPO, STACKS, run_program, stack_config
+
+pytestmark = pytest.mark.unit
+
+AWS_STACKS = [s for s in STACKS if stack_config(s)["restdemo:platform"] == "aws"]
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def run(request):
+    return run_program(request.param)
+
+
+def test_there_are_the_four_stacks():
+    assert STACKS == ["dev", "local", "prod", "staging"]
+    assert AWS_STACKS == ["dev", "prod", "staging"]
+
+
+def test_components_have_restdemo_type_tokens_and_own_their_children(run):
+    components = [r for r in run.registered if not r.custom and r.type != "pulumi:providers:docker"]
+    for component in components:
+        assert re.fullmatch(r"restdemo:[a-z]+:[A-Z][A-Za-z]+", component.type), component.type
+    component_urns = {c.urn for c in components}
+    for resource in run.registered:
+        if resource.custom:
+            assert resource.parent in component_urns, f"{resource.type} {resource.name} is not parented to a component"
+
+
+def test_image_is_built_from_app_runtime_target_and_pushed(run):
+    image = run.one("docker:index/image:Image")
+    build = image.inputs["build"]
+    assert (build["context"], build["dockerfile"], build["target"]) == ("app", "app/Dockerfile", "runtime")
+    assert build["builderVersion"] == "BuilderBuildKit"
+    assert build["args"]["VERSION"] == stack_config(run.stack)["restdemo:version"]
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", build["args"]["REVISION"])
+    assert image.inputs["skipPush"] is False
+    repository = run.outputs["repository"]
+    assert re.fullmatch(rf"{re.escape(repository)}:v1-[0-9a-f]{{12}}", image.inputs["imageName"])
+    assert run.outputs["image"] == f"{image.inputs['imageName']}@sha256:" + run.outputs["image"].rpartition(":")[2]
+
+
+def test_the_same_source_gives_the_same_image_tag_run_after_run(run):
+    again = run_program(run.stack)
+    assert again.one("docker:index/image:Image").inputs["imageName"] == run.one("docker:index/image:Image").inputs["imageName"]
+
+
+def test_no_secret_in_plain_outputs(run):
+    assert ECR_PASSWORD not in json.dumps(run.outputs)
+
+
+# --- local -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local():
+    return run_program("local")
+
+
+def test_local_graph(local):
+    assert sorted((r.type, r.name) for r in local.registered) == [
+        ("docker:index/container:Container", "registry"),
+        ("docker:index/image:Image", "restdemo"),
+        ("docker:index/network:Network", "restdemo-network"),
+        ("docker:index/remoteImage:RemoteImage", "registry"),
+        ("docker:index/service:Service", "restdemo"),
+        ("docker:index/volume:Volume", "registry"),
+        ("pulumi:providers:docker", "restdemo-swarm"),
+        ("restdemo:image:Image", "restdemo"),
+        ("restdemo:registry:Registry", "registry"),
+        ("restdemo:service:SwarmService", "restdemo"),
+    ]
+
+
+def test_local_registry_runs_on_loopback_only(local):
+    container = local.one("docker:index/container:Container")
+    assert container.inputs["ports"] == [{"internal": 5000, "external": 5000, "ip": "127.0.0.1"}]
+    assert container.inputs["restart"] == "always"
+    assert container.inputs["volumes"] == [{"volumeName": "restdemo-registry", "containerPath": "/var/lib/registry"}]
+    assert local.one("docker:index/remoteImage:RemoteImage").inputs["name"] == "registry:2.8.3"
+    assert local.outputs["repository"] == "127.0.0.1:5000/restdemo"
+    assert local.one("docker:index/image:Image").inputs["registry"] == {"server": "127.0.0.1:5000"}
+
+
+def test_an_existing_registry_replaces_the_one_the_program_runs():
+    run = run_program("local", {**stack_config("local"), "restdemo:registryAddress": "registry.internal:5000"})
+    assert not run.of_type("docker:index/container:Container")
+    assert run.outputs["repository"] == "registry.internal:5000/restdemo"
+
+
+def test_local_provider_is_the_local_engine(local):
+    provider = local.one("pulumi:providers:docker")
+    assert provider.inputs == {"host": "unix:///var/run/docker.sock"}
+    service = local.one("docker:index/service:Service")
+    assert service.provider.startswith(provider.urn + "::")
+
+
+def test_service_is_exactly_the_architecture(local):
+    spec = local.one("docker:index/service:Service").inputs
+    assert spec["name"] == "restdemo"
+    assert spec["mode"] == {"replicated": {"replicas": 3}}
+    container = spec["taskSpec"]["containerSpec"]
+    assert container["image"] == local.outputs["image"]
+    assert re.fullmatch(r"127\.0\.0\.1:5000/restdemo:v1-[0-9a-f]{12}@sha256:[0-9a-f]{64}", container["image"])
+    assert container["env"] == {"VER": "v1"}
+    assert container["healthcheck"] == {
+        "tests": ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"],
+        "interval": "5s",
+        "timeout": "5s",
+        "retries": 3,
+        "startPeriod": "10s",
+    }
+    assert (container["stopSignal"], container["stopGracePeriod"]) == ("SIGTERM", "15s")
+    assert spec["updateConfig"] == {
+        "parallelism": 1, "delay": "15s", "order": "start-first", "failureAction": "rollback",
+        "monitor": "30s", "maxFailureRatio": "0",
+    }
+    assert spec["rollbackConfig"] == {
+        "parallelism": 1, "delay": "0s", "order": "start-first", "failureAction": "pause",
+        "monitor": "30s", "maxFailureRatio": "0",
+    }
+    assert spec["endpointSpec"] == {
+        "mode": "vip",
+        "ports": [{"name": "http", "protocol": "tcp", "targetPort": 8000, "publishedPort": 8000,
+                   "publishMode": "ingress"}],
+    }
+    assert spec["convergeConfig"] == {"delay": "7s", "timeout": "10m0s"}
+    # Daemon defaults spelt out, so a second preview shows no diff.
+    assert spec["taskSpec"]["restartPolicy"] == {"condition": "any", "delay": "5s", "maxAttempts": 0, "window": "0s"}
+    assert spec["taskSpec"]["networksAdvanceds"] == [{"id": "restdemo-network-id"}]
+    assert "auth" not in spec
+
+
+def test_service_network_is_an_attachable_overlay(local):
+    network = local.one("docker:index/network:Network")
+    assert network.inputs == {"name": "restdemo", "driver": "overlay", "attachable": True}
+
+
+def test_service_healthcheck_is_the_images_own(local):
+    dockerfile = (REPO / "app" / "Dockerfile").read_text()
+    healthcheck = re.search(r"HEALTHCHECK --interval=(\S+) --timeout=(\S+) --start-period=(\S+) --retries=(\d+) \\\n\s+CMD (\[.*\])", dockerfile)
+    spec = local.one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]["healthcheck"]
+    assert ["CMD", *json.loads(healthcheck.group(5))] == spec["tests"]
+    assert healthcheck.group(1, 2, 3) == (spec["interval"], spec["timeout"], spec["startPeriod"])
+    assert int(healthcheck.group(4)) == spec["retries"]
+
+
+def test_local_outputs(local):
+    assert local.outputs["url"] == "http://localhost:8000"
+    assert local.outputs["serviceName"] == "restdemo"
+    assert local.outputs["replicas"] == 3
+
+
+def test_settings_flow_into_the_service():
+    config = {**stack_config("local"), "restdemo:replicas": 5, "restdemo:version": "v3",
+              "restdemo:updateDelay": "1m", "restdemo:publishedPort": 8080, "restdemo:stopGracePeriod": "30s"}
+    spec = run_program("local", config).one("docker:index/service:Service").inputs
+    assert spec["mode"]["replicated"]["replicas"] == 5
+    assert spec["taskSpec"]["containerSpec"]["env"] == {"VER": "v3"}
+    assert spec["taskSpec"]["containerSpec"]["stopGracePeriod"] == "30s"
+    assert spec["updateConfig"]["delay"] == "1m0s"
+    assert spec["endpointSpec"]["ports"][0]["publishedPort"] == 8080
+
+
+def test_entry_point_runs_the_program():
+    # infra/__main__.py is what Pulumi runs; run it too, not only main().
+    import pulumi
+
+    from tests.support.pulumi_program import RecordingMocks, RecordingMonitor, wire_config
+
+    mocks = RecordingMocks("us-east-1")
+    pulumi.runtime.set_mocks(mocks, project="restdemo", stack="local", preview=False, monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_all_config(wire_config(stack_config("local")))
+    pulumi.runtime.test(lambda: runpy.run_path(str(REPO / "infra" / "__main__.py")) and None)()
+    assert "docker:index/service:Service" in {r.type for r in mocks.registered}
+
+
+# --- AWS stacks (registry and image; the cluster comes with issue #4) -----------------------
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_aws_registry_is_ecr_immutable_scanned_with_lifecycle(stack):
+    run = run_program(stack)
+    repository = run.one("aws:ecr/repository:Repository").inputs
+    assert repository["name"] == f"restdemo-{stack}"
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    policy = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    keep = stack_config(stack)["restdemo:ecrKeepImages"]
+    assert policy["rules"] == [{
+        "rulePriority": 1, "description": f"keep the last {keep} images",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+        "action": {"type": "expire"},
+    }]
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_aws_registry_credentials_are_secrets(stack):
+    run = run_program(stack)
+    image = run.one("docker:index/image:Image")
+    assert image.inputs["registry"]["password"] == ECR_PASSWORD
+    # Pulumi marks the whole registry block secret because the password in it is.
+    assert image.secret_paths == ["registry"]
+    assert image.inputs["registry"]["username"] == "AWS"
+    assert image.inputs["registry"]["server"] == f"123456789012.dkr.ecr.{stack_config(stack)['aws:region']}.amazonaws.com"
+    assert image.inputs["build"]["platform"] == "linux/amd64"
+    assert ("aws:ecr/getAuthorizationToken:getAuthorizationToken", {"registryId": "123456789012"}) in run.calls
+
+
+# --- invalid settings register nothing ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stack,override,message",
+    [
+        ("local", {"restdemo:replicas": 0}, "restdemo:replicas"),
+        ("local", {"restdemo:publishedPort": 65536}, "restdemo:publishedPort"),
+        ("local", {"restdemo:updateDelay": "fifteen"}, "restdemo:updateDelay"),
+        ("local", {"restdemo:replicaz": 3}, "did you mean restdemo:replicas"),
+        ("prod", {"restdemo:managerCount": 2}, "restdemo:managerCount"),
+        ("prod", {"restdemo:workerCount": -1}, "restdemo:workerCount"),
+        ("prod", {"restdemo:vpcCidr": "10.30.0.0/99"}, "restdemo:vpcCidr"),
+        ("prod", {"restdemo:privateSubnetCidrs": ["10.30.0.0/24", "10.30.11.0/24", "10.30.12.0/24"]}, "overlaps"),
+        ("dev", {"restdemo:adminCidrs": []}, "platform aws needs restdemo:adminCidrs"),
+        ("dev", {"aws:region": ""}, "platform aws needs aws:region"),
+    ],
+)
+def test_invalid_setting_stops_before_any_resource(stack, override, message):
+    config = {**stack_config(stack), **override}
+    from tests.support import pulumi_program
+
+    recorded: list = []
+    original = pulumi_program.RecordingMocks.new_resource
+
+    def spy(self, args):
+        recorded.append(args.typ)
+        return original(self, args)
+
+    pulumi_program.RecordingMocks.new_resource = spy
+    try:
+        with pytest.raises(SettingsError, match=re.escape(message)):
+            run_program(stack, config)
+    finally:
+        pulumi_program.RecordingMocks.new_resource = original
+    assert recorded == []

@@ -1,0 +1,173 @@
+"""Runs the Pulumi program under `pulumi.runtime.set_mocks` and records what it registers.
+
+Pulumi's engine and CLI cannot run on these machines; the mocks stand in for the
+engine only. Resource inputs are recorded exactly as the providers would receive them
+(wire names, camelCase), secrets unwrapped but remembered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+
+REPO = Path(__file__).resolve().parents[2]
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
+ACCOUNT = "123456789012"
+ECR_PASSWORD = "ecr-password-from-the-mock"
+SECRET_SIG = rpc._special_sig_key
+SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    secret_paths: list[str]
+    custom: bool
+    urn: str = ""
+    parent: str = ""
+    provider: str = ""
+
+
+def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
+    """Plain values from wire values; the paths of secret ones are appended to `secrets`."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            if secrets is not None:
+                secrets.append(path)
+            return unwrap(value.get("value"), path, secrets)
+        return {k: unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
+    """What the real providers would add to the inputs, deterministically."""
+    if typ == "docker:index/image:Image":
+        image_name = inputs["imageName"]
+        digest = hashlib.sha256(image_name.encode()).hexdigest()
+        return {"repoDigest": f"{image_name.rpartition(':')[0]}@sha256:{digest}"}
+    if typ == "docker:index/remoteImage:RemoteImage":
+        return {"imageId": "sha256:" + hashlib.sha256(inputs["name"].encode()).hexdigest()}
+    if typ == "aws:ecr/repository:Repository":
+        return {
+            "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{inputs['name']}",
+            "registryId": ACCOUNT,
+            "arn": f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{inputs['name']}",
+        }
+    return {}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, region: str):
+        self.region = region
+        self.registered: list[Registered] = []
+        self.calls: list[tuple[str, dict]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        secrets: list[str] = []
+        inputs = unwrap(args.inputs, secrets=secrets)
+        self.registered.append(Registered(args.typ, args.name, inputs, secrets, bool(args.custom),
+                                          provider=args.provider or ""))
+        return [f"{args.name}-id", {**args.inputs, **fake_outputs(args.typ, args.name, inputs, self.region)}]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {
+                "id": self.region,
+                "userName": "AWS",
+                "password": ECR_PASSWORD,
+                "authorizationToken": "QVdTOmVjci1wYXNzd29yZA==",
+                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com",
+                "expiresAt": "2026-11-28T12:00:00Z",
+                "registryId": ACCOUNT,
+            }
+        raise NotImplementedError(f"the program invoked {args.token}, which these mocks do not know")
+
+
+class RecordingMonitor(MockMonitor):
+    """Also records each resource's URN and parent, which MockResourceArgs does not carry."""
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            # Registrations run on several threads: find this one by type and name.
+            entry = next(r for r in self.mocks.registered
+                         if (r.type, r.name, r.urn) == (request.type, request.name, ""))
+            entry.urn, entry.parent = response.urn, request.parent
+        return response
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    registered: list[Registered]
+    outputs: dict[str, Any]
+    secret_outputs: list[str]
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.registered if r.type == typ]
+
+    def one(self, typ: str) -> Registered:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.registered if r.urn == urn)
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def wire_config(config: dict[str, Any]) -> dict[str, str]:
+    """Config as the engine hands it to the program: strings, structured values as JSON."""
+    def text(value: Any) -> str:
+        if isinstance(value, (list, dict, bool)):
+            return json.dumps(value)
+        return str(value)
+
+    return {key: text(value) for key, value in config.items()}
+
+
+def run_program(stack: str, config: dict[str, Any] | None = None, *, preview: bool = False) -> ProgramRun:
+    """Run infra/program.py afresh for `stack` with `config` (default: its stack file)."""
+    from infra.program import main
+
+    config = stack_config(stack) if config is None else config
+    mocks = RecordingMocks(region=str(config.get("aws:region", "us-east-1")))
+    pulumi.runtime.set_mocks(mocks, project="restdemo", stack=stack, preview=preview,
+                             monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_all_config(wire_config(config))
+    outputs: dict[str, Any] = {}
+    secret_outputs: list[str] = []
+
+    @pulumi.runtime.test
+    def program():
+        exported = main()
+
+        def collect(name: str, value: Any):
+            outputs[name] = value
+
+        for name, value in exported.items():
+            output = pulumi.Output.from_input(value)
+            pulumi.Output.all(output, output.is_secret()).apply(
+                lambda pair, name=name: (collect(name, pair[0]), pair[1] and secret_outputs.append(name))
+            )
+        return pulumi.Output.all(*exported.values())
+
+    program()
+    return ProgramRun(stack, mocks.registered, outputs, secret_outputs, mocks.calls)
