@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 PYTHON ?= python3
 # uv: use the system's trust store (works behind TLS-intercepting proxies) and the
 # system's Python; never download an interpreter.
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
@@ -38,6 +38,19 @@ lock: | $(UV) ## re-resolve uv.lock and export the image's lock files
 .PHONY: test
 test: $(VENV_STAMP) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# The main command: the local stack (or STACK=dev|staging|prod) through the Pulumi CLI.
+STACK ?= local
+export STACK
+.PHONY: up preview down status
+up: $(VENV_STAMP) ## pulumi up the local stack: build, push, deploy on the local swarm, print the URL
+	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh up
+preview: $(VENV_STAMP) ## pulumi preview (STACK=local by default)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh preview
+down: $(VENV_STAMP) ## pulumi destroy (STACK=local by default)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh down
+status: $(VENV_STAMP) ## the URL, the replicas with their versions and states
+	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh status
 
 .PHONY: bench
 bench: $(VENV_STAMP) ## measure image size, build times, CLI start, req/s (needs Docker, wrk)

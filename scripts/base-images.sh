@@ -6,43 +6,55 @@
 #
 #   restdemo-base/python-build:bookworm    python3 + venv/ensurepip + CA certs
 #   restdemo-base/python-runtime:bookworm  python3 only (no pip, no setuptools)
+#   restdemo-base/haproxy:bookworm         haproxy: the e2e tier's load balancer
 #
 # Reuses the images when they already exist.
 set -euo pipefail
 
 BUILD_IMAGE=${BUILD_IMAGE:-restdemo-base/python-build:bookworm}
 RUNTIME_IMAGE=${RUNTIME_IMAGE:-restdemo-base/python-runtime:bookworm}
+HAPROXY_IMAGE=${HAPROXY_IMAGE:-restdemo-base/haproxy:bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf 'base-images: %s\n' "$*" >&2; }
 
-if docker image inspect "$BUILD_IMAGE" >/dev/null 2>&1 \
-   && docker image inspect "$RUNTIME_IMAGE" >/dev/null 2>&1; then
-  log "reusing $BUILD_IMAGE and $RUNTIME_IMAGE"
-  exit 0
-fi
+exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-root=$(mktemp -d /var/tmp/restdemo-rootfs.XXXXXX)
-trap 'rm -rf "$root"' EXIT
-
-log "debootstrap bookworm into $root"
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-  bookworm "$root" "$MIRROR" >/var/tmp/restdemo-debootstrap.log 2>&1 \
-  || { tail -20 /var/tmp/restdemo-debootstrap.log >&2; exit 1; }
-
-# What no container needs: package lists and caches, docs, man pages, locales.
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
-  "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
-  "$root"/usr/share/locale/* "$root"/var/log/*
-
-import() {
-  tar -C "$root" --numeric-owner -c . | docker import \
-    -c 'ENV LANG=C.UTF-8' -c 'CMD ["python3"]' - "$1" >/dev/null
-  log "made $1 ($(docker image inspect -f '{{.Size}}' "$1" | numfmt --to=iec))"
+# debootstrap DIR PACKAGES: a trimmed Debian bookworm root file system in DIR.
+make_rootfs() {
+  local root=$1 packages=$2
+  log "debootstrap bookworm ($packages) into $root"
+  debootstrap --variant=minbase --include="$packages" bookworm "$root" "$MIRROR" \
+    >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; exit 1; }
+  # What no container needs: package lists and caches, docs, man pages, locales.
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
+    "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
+    "$root"/usr/share/locale/* "$root"/var/log/*
 }
 
-import "$BUILD_IMAGE"
-# The runtime base drops what only building needs: ensurepip and its bundled
-# pip/setuptools wheels, and the venv module's pip bootstrap.
-rm -rf "$root"/usr/share/python-wheels "$root"/usr/lib/python3.11/ensurepip
-import "$RUNTIME_IMAGE"
+# import DIR NAME [CMD_JSON]
+import_rootfs() {
+  tar -C "$1" --numeric-owner -c . | docker import -c 'ENV LANG=C.UTF-8' -c "CMD ${3:-[\"python3\"]}" - "$2" >/dev/null
+  log "made $2 ($(docker image inspect -f '{{.Size}}' "$2" | numfmt --to=iec))"
+}
+
+scratch=$(mktemp -d /var/tmp/restdemo-rootfs.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+
+if exists "$BUILD_IMAGE" && exists "$RUNTIME_IMAGE"; then
+  log "reusing $BUILD_IMAGE and $RUNTIME_IMAGE"
+else
+  make_rootfs "$scratch/python" python3,python3-venv,ca-certificates
+  import_rootfs "$scratch/python" "$BUILD_IMAGE"
+  # The runtime base drops what only building needs: ensurepip and its bundled
+  # pip/setuptools wheels.
+  rm -rf "$scratch"/python/usr/share/python-wheels "$scratch"/python/usr/lib/python3.11/ensurepip
+  import_rootfs "$scratch/python" "$RUNTIME_IMAGE"
+fi
+
+if exists "$HAPROXY_IMAGE"; then
+  log "reusing $HAPROXY_IMAGE"
+else
+  make_rootfs "$scratch/haproxy" haproxy
+  import_rootfs "$scratch/haproxy" "$HAPROXY_IMAGE" '["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
+fi

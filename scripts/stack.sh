@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The main command's wrapper around the Pulumi CLI: `make up|preview|down|status`.
+#
+#   STACK=local (default) | dev | staging | prod
+#
+# For the local stack it keeps Pulumi's state in .pulumi/ inside the repo (ignored by
+# git) and puts the engine in swarm mode when it is not (saying so). Passphrase rule:
+# PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE when set; otherwise a
+# random passphrase generated once into .pulumi/passphrase (mode 600, never committed).
+# The local stack holds no secret, but Pulumi still asks for one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+action=${1:?usage: stack.sh up|preview|down|status}
+stack=${STACK:-local}
+
+missing=()
+command -v pulumi >/dev/null 2>&1 || missing+=("the Pulumi CLI: https://www.pulumi.com/docs/install/ (curl -fsSL https://get.pulumi.com | sh)")
+if ! command -v docker >/dev/null 2>&1; then
+  missing+=("Docker: Docker Desktop, or Docker Engine on Linux (https://docs.docker.com/engine/install/)")
+elif ! docker info >/dev/null 2>&1; then
+  missing+=("a running Docker engine: docker is installed but its engine does not answer; start Docker Desktop or 'sudo systemctl start docker'")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "restdemo: cannot run 'pulumi $action' on stack '$stack'; install or start:" >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+
+if [ "$stack" = local ]; then
+  export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.pulumi}
+  mkdir -p .pulumi
+  if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+    [ -s .pulumi/passphrase ] || (umask 077 && head -c 32 /dev/urandom | base64 >.pulumi/passphrase)
+    export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.pulumi/passphrase
+  fi
+  swarm_state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+  if [ "$swarm_state" != active ] && [ "$action" = up ]; then
+    echo "restdemo: this Docker engine is not in swarm mode; running 'docker swarm init --advertise-addr 127.0.0.1' (undo: docker swarm leave --force)"
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+  fi
+fi
+
+pulumi stack select --create "$stack" --non-interactive >/dev/null
+
+show_status() {
+  url=$(pulumi stack output url --stack "$stack")
+  service=$(pulumi stack output serviceName --stack "$stack")
+  echo
+  echo "restdemo ($stack): $url"
+  echo "image: $(pulumi stack output image --stack "$stack")"
+  echo
+  docker service ps "$service" --filter desired-state=running \
+    --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'
+  echo
+  echo "answers from $url/health:"
+  for _ in 1 2 3 4 5 6; do
+    .venv/bin/restdemo-cli show health --url "$url" --format '  {{.hostname}}  {{.version}}' || true
+  done
+}
+
+case $action in
+  up) pulumi up --yes --stack "$stack" && show_status ;;
+  preview) pulumi preview --diff --stack "$stack" ;;
+  down) pulumi destroy --yes --stack "$stack" ;;
+  status) show_status ;;
+  *) echo "usage: stack.sh up|preview|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,94 @@
+"""The local stack's service on a real swarm: converges healthy, spreads answers over its
+replicas, rolls to a new version and back from a broken one without failing a request."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.e2e.conftest import HERE, build_and_push, capture, push, report, steady_load
+from tests.support.docker_engine import build_image
+from tests.support.net import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def v1(deployment):
+    run = capture(deployment.registry, deployment.client, version="v1")
+    ref = build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
+    deployment.apply(run, ref)
+    deployment.wait_converged(ref)
+    wait_until(lambda: requests.get(f"{deployment.lb_url}/health", timeout=2).status_code == 200, 60,
+               what="load balancer answering")
+    return run, ref
+
+
+def versions_of_running_tasks(deployment) -> set[str]:
+    return {e.partition("=")[2] for t in deployment.running_tasks() for e in t["Spec"]["ContainerSpec"]["Env"]
+            if e.startswith("VER=")}
+
+
+def test_all_replicas_run_healthy_on_the_programs_image(deployment, v1):
+    run, ref = v1
+    tasks = deployment.running_tasks()
+    assert len(tasks) == 3
+    assert {t["Spec"]["ContainerSpec"]["Image"] for t in tasks} == {ref}
+    for task in tasks:
+        container = deployment.client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+        assert container.attrs["State"]["Health"]["Status"] == "healthy"
+    image_name = run.one("docker:index/image:Image").inputs["imageName"]
+    assert ref.startswith(f"{image_name}@sha256:") and image_name.startswith(f"{deployment.registry}/restdemo:v1-")
+
+
+def test_answers_come_from_three_distinct_replicas(deployment, v1):
+    answers = [requests.get(f"{deployment.lb_url}/health", timeout=5).json() for _ in range(30)]
+    container_ids = {t["Status"]["ContainerStatus"]["ContainerID"][:12] for t in deployment.running_tasks()}
+    assert {a["hostname"] for a in answers} == container_ids
+    assert len(container_ids) == 3
+    assert {a["version"] for a in answers} == {"v1"}
+
+
+@pytest.fixture(scope="module")
+def v2(deployment, v1):
+    run = capture(deployment.registry, deployment.client, version="v2")
+    return run, build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
+
+
+def test_rolling_to_a_new_version_under_load_fails_no_request(deployment, v2):
+    run, ref = v2
+    with steady_load(deployment.lb_url, rate=20) as load:
+        time.sleep(2)
+        deployment.apply(run, ref)
+        seconds = deployment.wait_converged(ref)
+        time.sleep(2)
+    settings_bound = 3 * 5 + 2 * 15  # replicas x time-to-healthy + (replicas - 1) x update delay
+    report(f"rollout of 3 replicas v1 -> v2: {seconds:.1f} s (lower bound {settings_bound} s, "
+           f"{seconds / settings_bound:.2f}x); {load.total} requests, {len(load.failures)} failed")
+    assert load.failures == []
+    assert load.total >= 20 * seconds * 0.8
+    assert set(load.versions) == {"v1", "v2"}
+    assert versions_of_running_tasks(deployment) == {"v2"}
+    assert {requests.get(f"{deployment.lb_url}/health", timeout=5).json()["version"] for _ in range(10)} == {"v2"}
+
+
+def test_a_broken_image_is_rolled_back_by_swarm_without_failing_a_request(deployment, v2):
+    run, good_ref = v2
+    broken_name = f"{deployment.registry}/restdemo:broken-{uuid.uuid4().hex[:8]}"
+    build_image(HERE, broken_name, dockerfile=HERE / "broken.Dockerfile", build_args={"IMAGE": good_ref})
+    broken_ref = push(deployment.client, broken_name)
+    with steady_load(deployment.lb_url, rate=20) as load:
+        started = time.monotonic()
+        deployment.apply(run, broken_ref)
+        wait_until(lambda: (deployment.service.attrs.get("UpdateStatus") or {}).get("State") == "rollback_completed",
+                   300, interval=0.5, what="swarm rolled back")
+        seconds = time.monotonic() - started
+        deployment.wait_converged(good_ref)
+    report(f"broken image rolled back by swarm in {seconds:.1f} s; {load.total} requests, {len(load.failures)} failed")
+    assert load.failures == []
+    assert set(load.versions) == {"v2"}
+    assert {t["Spec"]["ContainerSpec"]["Image"] for t in deployment.running_tasks()} == {good_ref}
+    assert deployment.service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == good_ref

@@ -1,0 +1,47 @@
+"""The main command's wrapper stops with a message saying what to install when a tool is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.pulumi_program import REPO
+
+pytestmark = pytest.mark.unit
+
+SCRIPT = REPO / "scripts" / "stack.sh"
+
+
+def run_with_path(path: str, action: str = "up") -> subprocess.CompletedProcess:
+    return subprocess.run([shutil.which("bash"), str(SCRIPT), action], capture_output=True, text=True,
+                          env={**os.environ, "PATH": path}, timeout=60)
+
+
+def bare_path(tmp_path) -> str:
+    """A PATH with the basic tools the script uses but neither pulumi nor docker."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("action", ["up", "preview", "down", "status"])
+def test_without_pulumi_and_docker_it_names_both(tmp_path, action):
+    result = run_with_path(bare_path(tmp_path), action)
+    assert result.returncode == 1
+    assert f"cannot run 'pulumi {action}' on stack 'local'" in result.stderr
+    assert "the Pulumi CLI: https://www.pulumi.com/docs/install/" in result.stderr
+    assert "Docker: Docker Desktop, or Docker Engine on Linux" in result.stderr
+
+
+def test_with_docker_but_without_pulumi_it_names_only_pulumi(docker_client):
+    # The real PATH, less any directory that holds a pulumi binary.
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(d, "pulumi")))
+    result = run_with_path(path)
+    assert result.returncode == 1
+    assert "the Pulumi CLI" in result.stderr
+    assert "Docker:" not in result.stderr
