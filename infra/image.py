@@ -85,7 +85,9 @@ class Image(pulumi.ComponentResource):
                 platform=settings.image_platform,
                 builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
             ),
-            registry=docker.RegistryArgs(server=registry.server, username=registry.username, password=registry.password),
+            registry=docker.RegistryArgs(
+                server=registry.server, username=registry.username, password=registry.password
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.repo_digest = image.repo_digest

@@ -67,7 +67,9 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             name, repository=repository.name, policy=ecr_lifecycle_policy(settings.ecr_keep_images), opts=child
         )
-        token = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         self.repository = repository.repository_url
         self.server = repository.repository_url.apply(lambda url: url.split("/", 1)[0])
         self.username = token.user_name

@@ -113,9 +113,7 @@ class SwarmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         on_swarm = pulumi.ResourceOptions(parent=self, provider=provider)
-        network = docker.Network(
-            f"{name}-network", name=NETWORK_NAME, driver="overlay", attachable=True, opts=on_swarm
-        )
+        network = docker.Network(f"{name}-network", name=NETWORK_NAME, driver="overlay", attachable=True, opts=on_swarm)
         service = docker.Service(
             name,
             name=SERVICE_NAME,

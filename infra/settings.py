@@ -27,8 +27,30 @@ from infra.durations import parse_duration
 
 NAMESPACE = "restdemo"
 APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM
-CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                             2557, 2922, 3288, 3653)
+CLOUDWATCH_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class SettingsError(ValueError):
@@ -115,10 +137,10 @@ class Settings(BaseModel):
                 f"{key('stop_grace_period')} = {self.stop_grace_period:g}s: must be above {APP_DRAIN_SECONDS}s, "
                 "the time the app may take to drain on SIGTERM"
             )
-        if self.converge_timeout < self.rollout_lower_bound():
+        if self.converge_timeout < self.swarm_update_seconds():
             problems.append(
                 f"{key('converge_timeout')} = {self.converge_timeout:g}s: a rollout of {self.replicas} replicas "
-                f"takes at least {self.rollout_lower_bound():g}s with these settings; allow at least that"
+                f"takes at least {self.swarm_update_seconds():g}s with these settings; allow at least that"
             )
         if self.platform == "aws":
             problems += self._aws_problems()
@@ -138,7 +160,9 @@ class Settings(BaseModel):
             problems.append(
                 f"platform aws needs {key('admin_cidrs')}: the CIDR blocks allowed to reach the swarm's Docker API"
             )
-        subnets = [("public", c) for c in self.public_subnet_cidrs] + [("private", c) for c in self.private_subnet_cidrs]
+        subnets = [("public", c) for c in self.public_subnet_cidrs] + [
+            ("private", c) for c in self.private_subnet_cidrs
+        ]
         if not self.public_subnet_cidrs:
             problems.append(f"platform aws needs {key('public_subnet_cidrs')}: one CIDR block per availability zone")
         for kind, cidr in subnets:
@@ -155,12 +179,19 @@ class Settings(BaseModel):
             )
         return problems
 
+    def _batches(self) -> int:
+        return -(-self.replicas // self.update_parallelism)
+
     def rollout_lower_bound(self) -> float:
-        """replicas x time-to-healthy + (replicas - 1) x update delay, batch by batch."""
+        """Until every replica runs the new version: batches x time-to-healthy + (batches - 1) x update delay."""
         from infra.service import TIME_TO_HEALTHY_SECONDS
 
-        batches = -(-self.replicas // self.update_parallelism)
-        return batches * TIME_TO_HEALTHY_SECONDS + (batches - 1) * self.update_delay
+        return self._batches() * TIME_TO_HEALTHY_SECONDS + (self._batches() - 1) * self.update_delay
+
+    def swarm_update_seconds(self) -> float:
+        """Until swarm marks the update completed (what convergence waits for): swarm also waits the
+        delay after the last batch, then watches that batch for the monitor window."""
+        return self.rollout_lower_bound() + self.update_delay + self.update_monitor
 
 
 def key(field: str) -> str:

@@ -5,8 +5,10 @@
   cold build time, and rebuild time after a one-line app change
   restdemo-cli start time (and the interpreter's own start, for scale)
   /health requests per second and p99 on one core (wrk -t1 -c64, server pinned to CPU 0)
+  rollout time of 3 replicas on a real swarm against its lower bound, with each task's time to running
+  the Pulumi program's run time per stack under mocks
 
-Run with `make bench`; needs a Docker engine, wrk and taskset. Prints a Markdown table.
+Run with `make bench`; needs a Docker engine, wrk, taskset and docker-registry. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from infra.settings import parse_settings  # noqa: E402
 from tests.support.docker_engine import base_image_args, build_image, require_engine  # noqa: E402
 from tests.support.net import free_port, wait_until  # noqa: E402
+from tests.support.pulumi_program import stack_config, wire_config  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MB = 1_000_000
@@ -71,16 +75,20 @@ BARE_RSGI = "from restdemo.server import granian_server; granian_server('bare_rs
 
 def start_server(port: int, cpu: str, bare: bool = False) -> subprocess.Popen:
     """restdemo, or the bare RSGI baseline in the same granian settings, pinned to one CPU."""
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "VER": "bench",
-           "PYTHONPATH": str(REPO / "benchmarks")}
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "VER": "bench", "PYTHONPATH": str(REPO / "benchmarks")}
     command = [sys.executable, "-c", BARE_RSGI] if bare else [str(BIN / "restdemo")]
     server = subprocess.Popen(
         ["taskset", "-c", cpu, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     wait_until(
-        lambda: subprocess.run([str(BIN / "restdemo-cli"), "show", "health", "--url", f"http://127.0.0.1:{port}"],
-                               capture_output=True).returncode == 0,
-        timeout=15, what="server up",
+        lambda: (
+            subprocess.run(
+                [str(BIN / "restdemo-cli"), "show", "health", "--url", f"http://127.0.0.1:{port}"], capture_output=True
+            ).returncode
+            == 0
+        ),
+        timeout=15,
+        what="server up",
     )
     return server
 
@@ -89,6 +97,7 @@ def cli_start(runs: int) -> list[tuple[str, str]]:
     port = free_port()
     server = start_server(port, "0")
     try:
+
         def median_ms(command):
             samples = [timed(lambda: subprocess.run(command, capture_output=True, check=True)) for _ in range(runs)]
             return statistics.median(samples) * 1000
@@ -114,7 +123,9 @@ def parse_wrk(output: str) -> tuple[float, float]:
 def wrk_round(port: int, seconds: int) -> tuple[float, float]:
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/health"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return parse_wrk(out)
 
@@ -136,8 +147,11 @@ def throughput(rounds: int, seconds: int) -> list[tuple[str, str]]:
         rps = [r for r, _ in results[bare]]
         p99 = [p for _, p in results[bare]]
         rows += [
-            (f"{label}: req/s on one core (median of {rounds} x {seconds} s; all: "
-             f"{', '.join(f'{r / 1000:.1f}k' for r in rps)})", f"{statistics.median(rps):,.0f}"),
+            (
+                f"{label}: req/s on one core (median of {rounds} x {seconds} s; all: "
+                f"{', '.join(f'{r / 1000:.1f}k' for r in rps)})",
+                f"{statistics.median(rps):,.0f}",
+            ),
             (f"{label}: p99 latency (median of {rounds})", f"{statistics.median(p99):.2f} ms"),
         ]
     app, bare = (statistics.median(r for r, _ in results[b]) for b in (False, True))
@@ -145,21 +159,99 @@ def throughput(rounds: int, seconds: int) -> list[tuple[str, str]]:
     return rows
 
 
+def rollout() -> list[tuple[str, str]]:
+    """v1 -> v2 of the local stack's service, as the e2e tier applies it; no load balancer needed."""
+    from datetime import datetime
+
+    import docker
+
+    from tests.e2e.harness import build_and_push, capture, deployed, local_registry, swarm_mode
+
+    client = docker.from_env(timeout=120)
+
+    def ts(text: str) -> float:
+        return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
+
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        swarm_mode(client),
+        local_registry(shutil.which("docker-registry"), Path(scratch)) as registry,
+        deployed(client, registry) as deployment,
+    ):
+        refs = {}
+        for version in ("v1", "v2"):
+            run = capture(registry, client, version=version)
+            refs[version] = (run, build_and_push(client, run.one("docker:index/image:Image").inputs))
+        deployment.apply(*refs["v1"])
+        first = deployment.wait_converged(refs["v1"][1])
+        new_ref = refs["v2"][1]
+        started = time.monotonic()
+        deployment.apply(*refs["v2"])
+        wait_until(
+            lambda: (
+                {t["Spec"]["ContainerSpec"]["Image"] for t in deployment.running_tasks()} == {new_ref}
+                and len(deployment.running_tasks()) == 3
+            ),
+            300,
+            interval=0.2,
+        )
+        all_new = time.monotonic() - started
+        deployment.wait_converged(new_ref)
+        completed = time.monotonic() - started
+        to_running = sorted(ts(t["Status"]["Timestamp"]) - ts(t["CreatedAt"]) for t in deployment.running_tasks())
+    settings = parse_settings(wire_config(stack_config("local")))
+    bound = settings.rollout_lower_bound()
+    swarm_model = settings.swarm_update_seconds()
+    return [
+        ("first deployment of 3 replicas (to all healthy)", f"{first:.1f} s"),
+        ("each new task in the rollout, created to running (healthy)", ", ".join(f"{t:.1f} s" for t in to_running)),
+        (
+            f"rollout v1 -> v2: all 3 replicas on v2 (lower bound {bound:g} s)",
+            f"{all_new:.1f} s ({all_new / bound:.2f}x)",
+        ),
+        (
+            f"rollout v1 -> v2: swarm marks the update completed (model {swarm_model:g} s)",
+            f"{completed:.1f} s ({completed / swarm_model:.2f}x)",
+        ),
+    ]
+
+
+def program_runs(runs: int) -> list[tuple[str, str]]:
+    from tests.support.pulumi_program import STACKS, run_program
+
+    run_program("local")  # imports (pulumi_aws alone takes seconds) are not the program's run time
+    rows = []
+    for stack in STACKS:
+        median = statistics.median(timed(lambda stack=stack: run_program(stack)) for _ in range(runs))
+        rows.append((f"program run under mocks, stack {stack} (median of {runs})", f"{median * 1000:.0f} ms"))
+    return rows
+
+
+SECTIONS = ("images", "cli", "throughput", "rollout", "program")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="wrk rounds (default 5)")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk round (default 10)")
-    parser.add_argument("--skip-images", action="store_true", help="only the CLI and throughput figures")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     args = parser.parse_args()
+    sections = args.only.split(",")
 
     rows: list[tuple[str, str]] = []
-    if not args.skip_images:
+    if "images" in sections:
         client = require_engine()
         bases = base_image_args(client)
         rows += image_sizes(client, bases)
         rows += build_times(bases)
-    rows += cli_start(runs=30)
-    rows += throughput(args.rounds, args.seconds)
+    if "cli" in sections:
+        rows += cli_start(runs=30)
+    if "throughput" in sections:
+        rows += throughput(args.rounds, args.seconds)
+    if "rollout" in sections:
+        rows += rollout()
+    if "program" in sections:
+        rows += program_runs(runs=5)
 
     print(f"\n| measure ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores) | value |\n|---|---|")
     for name, value in rows:

@@ -1,7 +1,6 @@
 """The CLI's pure parts: URL splitting and --format rendering."""
 
 import pytest
-
 from restdemo.cli import UsageError, render, split_url
 
 pytestmark = pytest.mark.app

@@ -45,7 +45,7 @@ def test_every_documented_route_answers_as_documented(server, document):
             if method == "head":
                 assert body == b"" and content is None
                 continue
-            (media_type, spec), = content.items()
+            ((media_type, spec),) = content.items()
             if media_type == "application/json":
                 assert response.getheader("content-type") == "application/json"
                 schema = spec["schema"]

@@ -118,14 +118,14 @@ def test_one_access_log_line_per_request_on_stdout(tmp_path):
             request(server, "GET", path)
         request(server, "DELETE", "/health")
         time.sleep(1.2)  # the access log is flushed every half second
-        lines = [l for l in Path(server.log.name).read_text().splitlines() if '"' in l]
+        lines = [line for line in Path(server.log.name).read_text().splitlines() if '"' in line]
     finally:
         stop_server(server)
     # The startup probe's request comes first.
-    assert [" ".join(l.split()[2:5]) for l in lines[-4:]] == [
+    assert [" ".join(line.split()[2:5]) for line in lines[-4:]] == [
         '"GET /health" 200',
         '"GET /nope" 404',
         '"GET /" 200',
         '"DELETE /health" 405',
     ]
-    assert all(l.split()[1].startswith("127.0.0.1") for l in lines[-4:])
+    assert all(line.split()[1].startswith("127.0.0.1") for line in lines[-4:])

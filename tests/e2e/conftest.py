@@ -1,30 +1,14 @@
-"""The e2e harness: a real swarm, a real local registry, HAProxy in front, and the local
-stack's image and service as the program defines them (captured under Pulumi mocks)."""
+"""Fixtures of the e2e tier; the harness itself is in harness.py."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import threading
-import time
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import docker.errors
 import pytest
-import requests
 
-from infra.image import pinned_reference
-from tests.e2e.engine_spec import service_spec
-from tests.support.docker_engine import REPO, base_image_args, build_image, in_ci
-from tests.support.net import free_port, wait_until
-from tests.support.pulumi_program import ProgramRun, run_program, stack_config
+from tests.e2e.harness import deployed, local_registry, swarm_mode
+from tests.support.docker_engine import in_ci
 
-HERE = Path(__file__).parent
-LOCAL_HAPROXY = "restdemo-base/haproxy:bookworm"
 REPORT: list[str] = []
 
 
@@ -42,199 +26,23 @@ def report(line: str) -> None:
 
 @pytest.fixture(scope="session")
 def swarm(docker_client):
-    """This engine in swarm mode; left again afterwards if the harness put it there."""
-    initialised = docker_client.info()["Swarm"]["LocalNodeState"] != "active"
-    if initialised:
-        docker_client.swarm.init(advertise_addr="127.0.0.1")
-    yield docker_client
-    if initialised:
-        docker_client.swarm.leave(force=True)
+    with swarm_mode(docker_client) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
-    """Debian's docker-registry on 127.0.0.1 (an insecure registry by default on loopback)."""
     binary = shutil.which("docker-registry")
     if not binary:
         reason = "no docker-registry binary (apt-get install docker-registry)"
         if in_ci():
             pytest.fail(f"CI=true: {reason}", pytrace=False)
         pytest.skip(reason)
-    port = free_port()
-    root = tmp_path_factory.mktemp("registry")
-    config = root / "config.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"http://{address}/v2/", timeout=1).status_code == 200, 15, what="registry up")
-    yield address
-    process.terminate()
-    process.wait(10)
-
-
-def capture(registry: str, client, **settings: str) -> ProgramRun:
-    """The local stack's program under mocks, pointed at the harness's registry and base images."""
-    config = {**stack_config("local"), "restdemo:registryAddress": registry}
-    bases = base_image_args(client)
-    if "BUILD_BASE" in bases:
-        config["restdemo:buildBase"] = bases["BUILD_BASE"]
-    if "RUNTIME_BASE" in bases:
-        config["restdemo:runtimeBase"] = bases["RUNTIME_BASE"]
-    config.update({f"restdemo:{k}": v for k, v in settings.items()})
-    return run_program("local", config)
-
-
-def build_and_push(client, image_inputs: dict) -> str:
-    """docker build + push exactly as the captured docker.Image says; the pinned reference pushed."""
-    build = image_inputs["build"]
-    name = image_inputs["imageName"]
-    build_image(Path(os.getcwd()) / build["context"], name, target=build["target"], build_args=build["args"],
-                dockerfile=Path(os.getcwd()) / build["dockerfile"])
-    return push(client, name)
-
-
-def push(client, name: str) -> str:
-    repository, _, tag = name.rpartition(":")
-    for line in client.images.push(repository, tag=tag, stream=True, decode=True):
-        if "error" in line:
-            raise RuntimeError(f"push of {name} failed: {line['error']}")
-    digests = client.images.get(name).attrs["RepoDigests"]
-    repo_digest = next(d for d in digests if d.startswith(repository + "@"))
-    return pinned_reference(name, repo_digest)
-
-
-def repository_of(reference: str) -> str:
-    return reference.partition("@")[0].rpartition(":")[0]
-
-
-@dataclass
-class Deployment:
-    client: object
-    registry: str
-    network_ids: dict[str, str]
-    service_id: str = ""
-    lb_url: str = ""
-    cleanup: list = field(default_factory=list)
-
-    @property
-    def service(self):
-        return self.client.services.get(self.service_id)
-
-    def apply(self, run: ProgramRun, image_ref: str) -> None:
-        """Create or update the service from the captured program's docker.Service."""
-        inputs = run.one("docker:index/service:Service").inputs
-        captured_image = inputs["taskSpec"]["containerSpec"]["image"]
-        # The program runs image.ref (repository:tag@digest); the mock's digest is not a real one,
-        # so the image pushed for real takes its place, from the same repository.
-        assert repository_of(captured_image) == repository_of(image_ref)
-        inputs = {**inputs, "taskSpec": {**inputs["taskSpec"],
-                                         "containerSpec": {**inputs["taskSpec"]["containerSpec"], "image": image_ref}}}
-        spec = service_spec(inputs, self.network_ids)
-        api = self.client.api
-        if not self.service_id:
-            self.service_id = api.create_service(**spec)["ID"]
-        else:
-            service = api.inspect_service(self.service_id)
-            api.update_service(self.service_id, version=service["Version"]["Index"], **spec)
-
-    def running_tasks(self) -> list[dict]:
-        return [t for t in self.service.tasks({"desired-state": "running"}) if t["Status"]["State"] == "running"]
-
-    def converged_on(self, image_ref: str) -> bool:
-        replicas = self.service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"]
-        tasks = self.running_tasks()
-        state = (self.service.attrs.get("UpdateStatus") or {}).get("State", "completed")
-        return (
-            len(tasks) == replicas
-            and all(t["Spec"]["ContainerSpec"]["Image"] == image_ref for t in tasks)
-            and state in ("completed", "rollback_completed")
-        )
-
-    def wait_converged(self, image_ref: str, timeout: float = 300) -> float:
-        started = time.monotonic()
-        wait_until(lambda: self.converged_on(image_ref), timeout, interval=0.5, what=f"service converged on {image_ref}")
-        return time.monotonic() - started
-
-
-def start_load_balancer(client, network_id: str) -> tuple[str, object, object]:
-    """HAProxy as a swarm service on the overlay network, published in host mode on 127.0.0.1."""
-    image = os.environ.get("RESTDEMO_HAPROXY_IMAGE") or (LOCAL_HAPROXY if client.images.list(name=LOCAL_HAPROXY) else "haproxy:2.8")
-    config = client.configs.create(name=f"restdemo-lb-{uuid.uuid4().hex[:8]}", data=(HERE / "haproxy.cfg").read_bytes())
-    port = free_port()
-    service = client.services.create(
-        image,
-        name="restdemo-lb",
-        networks=[network_id],
-        endpoint_spec=docker.types.EndpointSpec(mode="dnsrr", ports={port: (80, "tcp", "host")}),
-        configs=[docker.types.ConfigReference(config.id, config.name, filename="/usr/local/etc/haproxy/haproxy.cfg")],
-    )
-    return f"http://127.0.0.1:{port}", service, config
+    with local_registry(binary, tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
 def deployment(swarm, registry):
-    client = swarm
-    network = client.networks.create("restdemo", driver="overlay", attachable=True)
-    deployment = Deployment(client, registry, {"restdemo-network-id": network.id})
-    lb_url, lb_service, lb_config = start_load_balancer(client, network.id)
-    deployment.lb_url = lb_url
-    try:
+    with deployed(swarm, registry) as deployment:
         yield deployment
-    finally:
-        for thing in (deployment.service if deployment.service_id else None, lb_service):
-            if thing is not None:
-                thing.remove()
-        wait_until(lambda: not client.containers.list(filters={"label": "com.docker.swarm.service.name=restdemo"}),
-                   60, what="tasks gone")
-        wait_until(lambda: not client.containers.list(filters={"label": "com.docker.swarm.service.name=restdemo-lb"}),
-                   60, what="load balancer gone")
-        lb_config.remove()
-        network.remove()
-
-
-@dataclass
-class LoadResult:
-    ok: int = 0
-    failures: list[str] = field(default_factory=list)
-    versions: dict[str, int] = field(default_factory=dict)
-    hostnames: set[str] = field(default_factory=set)
-
-    @property
-    def total(self) -> int:
-        return self.ok + len(self.failures)
-
-
-@contextmanager
-def steady_load(url: str, rate: float = 20.0):
-    """GET /health at `rate` per second over fresh connections until the block ends."""
-    result = LoadResult()
-    stop = threading.Event()
-
-    def run():
-        interval = 1.0 / rate
-        next_at = time.monotonic()
-        while not stop.is_set():
-            try:
-                response = requests.get(f"{url}/health", timeout=5, headers={"Connection": "close"})
-                if response.status_code == 200:
-                    body = response.json()
-                    result.ok += 1
-                    result.versions[body["version"]] = result.versions.get(body["version"], 0) + 1
-                    result.hostnames.add(body["hostname"])
-                else:
-                    result.failures.append(f"HTTP {response.status_code}")
-            except requests.RequestException as exc:
-                result.failures.append(repr(exc))
-            next_at += interval
-            stop.wait(max(0.0, next_at - time.monotonic()))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield result
-    finally:
-        stop.set()
-        thread.join(10)

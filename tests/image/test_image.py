@@ -34,8 +34,12 @@ def test_build_stage_is_where_the_toolchain_lives(docker_client, build_stage_ima
 
 def test_runtime_venv_holds_only_the_app_and_its_locked_dependencies(docker_client, runtime_image):
     code, output = run_in(
-        docker_client, runtime_image, "python3", "-c",
-        "import importlib.metadata as m; print(' '.join(sorted(d.metadata['Name'].lower() for d in m.distributions())))",
+        docker_client,
+        runtime_image,
+        "python3",
+        "-c",
+        "import importlib.metadata as m; "
+        "print(' '.join(sorted(d.metadata['Name'].lower() for d in m.distributions())))",
     )
     assert code == 0, output
     assert output.split() == ["click", "granian", "restdemo"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import runpy
-from pathlib import Path
 
 import pytest
 
@@ -52,7 +51,10 @@ def test_image_is_built_from_app_runtime_target_and_pushed(run):
 
 def test_the_same_source_gives_the_same_image_tag_run_after_run(run):
     again = run_program(run.stack)
-    assert again.one("docker:index/image:Image").inputs["imageName"] == run.one("docker:index/image:Image").inputs["imageName"]
+    assert (
+        again.one("docker:index/image:Image").inputs["imageName"]
+        == run.one("docker:index/image:Image").inputs["imageName"]
+    )
 
 
 def test_no_secret_in_plain_outputs(run):
@@ -122,17 +124,26 @@ def test_service_is_exactly_the_architecture(local):
     }
     assert (container["stopSignal"], container["stopGracePeriod"]) == ("SIGTERM", "15s")
     assert spec["updateConfig"] == {
-        "parallelism": 1, "delay": "15s", "order": "start-first", "failureAction": "rollback",
-        "monitor": "30s", "maxFailureRatio": "0",
+        "parallelism": 1,
+        "delay": "15s",
+        "order": "start-first",
+        "failureAction": "rollback",
+        "monitor": "30s",
+        "maxFailureRatio": "0",
     }
     assert spec["rollbackConfig"] == {
-        "parallelism": 1, "delay": "0s", "order": "start-first", "failureAction": "pause",
-        "monitor": "30s", "maxFailureRatio": "0",
+        "parallelism": 1,
+        "delay": "0s",
+        "order": "start-first",
+        "failureAction": "pause",
+        "monitor": "30s",
+        "maxFailureRatio": "0",
     }
     assert spec["endpointSpec"] == {
         "mode": "vip",
-        "ports": [{"name": "http", "protocol": "tcp", "targetPort": 8000, "publishedPort": 8000,
-                   "publishMode": "ingress"}],
+        "ports": [
+            {"name": "http", "protocol": "tcp", "targetPort": 8000, "publishedPort": 8000, "publishMode": "ingress"}
+        ],
     }
     assert spec["convergeConfig"] == {"delay": "7s", "timeout": "10m0s"}
     # Daemon defaults spelt out, so a second preview shows no diff.
@@ -148,7 +159,10 @@ def test_service_network_is_an_attachable_overlay(local):
 
 def test_service_healthcheck_is_the_images_own(local):
     dockerfile = (REPO / "app" / "Dockerfile").read_text()
-    healthcheck = re.search(r"HEALTHCHECK --interval=(\S+) --timeout=(\S+) --start-period=(\S+) --retries=(\d+) \\\n\s+CMD (\[.*\])", dockerfile)
+    healthcheck = re.search(
+        r"HEALTHCHECK --interval=(\S+) --timeout=(\S+) --start-period=(\S+) --retries=(\d+) \\\n\s+CMD (\[.*\])",
+        dockerfile,
+    )
     spec = local.one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]["healthcheck"]
     assert ["CMD", *json.loads(healthcheck.group(5))] == spec["tests"]
     assert healthcheck.group(1, 2, 3) == (spec["interval"], spec["timeout"], spec["startPeriod"])
@@ -162,8 +176,14 @@ def test_local_outputs(local):
 
 
 def test_settings_flow_into_the_service():
-    config = {**stack_config("local"), "restdemo:replicas": 5, "restdemo:version": "v3",
-              "restdemo:updateDelay": "1m", "restdemo:publishedPort": 8080, "restdemo:stopGracePeriod": "30s"}
+    config = {
+        **stack_config("local"),
+        "restdemo:replicas": 5,
+        "restdemo:version": "v3",
+        "restdemo:updateDelay": "1m",
+        "restdemo:publishedPort": 8080,
+        "restdemo:stopGracePeriod": "30s",
+    }
     spec = run_program("local", config).one("docker:index/service:Service").inputs
     assert spec["mode"]["replicated"]["replicas"] == 5
     assert spec["taskSpec"]["containerSpec"]["env"] == {"VER": "v3"}
@@ -197,11 +217,14 @@ def test_aws_registry_is_ecr_immutable_scanned_with_lifecycle(stack):
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     policy = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
     keep = stack_config(stack)["restdemo:ecrKeepImages"]
-    assert policy["rules"] == [{
-        "rulePriority": 1, "description": f"keep the last {keep} images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-        "action": {"type": "expire"},
-    }]
+    assert policy["rules"] == [
+        {
+            "rulePriority": 1,
+            "description": f"keep the last {keep} images",
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+            "action": {"type": "expire"},
+        }
+    ]
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
@@ -212,7 +235,9 @@ def test_aws_registry_credentials_are_secrets(stack):
     # Pulumi marks the whole registry block secret because the password in it is.
     assert image.secret_paths == ["registry"]
     assert image.inputs["registry"]["username"] == "AWS"
-    assert image.inputs["registry"]["server"] == f"123456789012.dkr.ecr.{stack_config(stack)['aws:region']}.amazonaws.com"
+    assert (
+        image.inputs["registry"]["server"] == f"123456789012.dkr.ecr.{stack_config(stack)['aws:region']}.amazonaws.com"
+    )
     assert image.inputs["build"]["platform"] == "linux/amd64"
     assert ("aws:ecr/getAuthorizationToken:getAuthorizationToken", {"registryId": "123456789012"}) in run.calls
 

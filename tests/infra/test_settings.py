@@ -30,8 +30,9 @@ def test_defaults_are_the_local_stack():
 
 
 def test_values_arrive_as_strings_and_json_and_are_typed():
-    settings = parse_settings({**AWS_OK, "restdemo:replicas": "4", "restdemo:updateDelay": "1m30s",
-                               "restdemo:managerCount": "3"})
+    settings = parse_settings(
+        {**AWS_OK, "restdemo:replicas": "4", "restdemo:updateDelay": "1m30s", "restdemo:managerCount": "3"}
+    )
     assert settings.replicas == 4 and settings.update_delay == 90.0 and settings.manager_count == 3
     assert [str(c) for c in settings.public_subnet_cidrs] == ["10.0.0.0/24", "10.0.1.0/24"]
 
@@ -40,28 +41,64 @@ def test_values_arrive_as_strings_and_json_and_are_typed():
     "config,message",
     [
         ({"restdemo:replicas": "0"}, 'restdemo:replicas = "0": Input should be greater than or equal to 1'),
-        ({"restdemo:publishedPort": "70000"}, 'restdemo:publishedPort = "70000": Input should be less than or equal to 65535'),
+        (
+            {"restdemo:publishedPort": "70000"},
+            'restdemo:publishedPort = "70000": Input should be less than or equal to 65535',
+        ),
         ({"restdemo:publishedPort": "0"}, 'restdemo:publishedPort = "0": Input should be greater than or equal to 1'),
-        ({"restdemo:updateDelay": "15"}, 'restdemo:updateDelay = "15": \'15\' is not a duration; write it like 500ms, 15s, 1m30s or 2h'),
+        (
+            {"restdemo:updateDelay": "15"},
+            "restdemo:updateDelay = \"15\": '15' is not a duration; write it like 500ms, 15s, 1m30s or 2h",
+        ),
         ({"restdemo:updateDelay": "soon"}, "restdemo:updateDelay = \"soon\": 'soon' is not a duration"),
-        ({"restdemo:stopGracePeriod": "5s"}, "restdemo:stopGracePeriod = 5s: must be above 10s, the time the app may take to drain"),
-        ({"restdemo:convergeTimeout": "20s"}, "restdemo:convergeTimeout = 20s: a rollout of 3 replicas takes at least 45s"),
+        (
+            {"restdemo:stopGracePeriod": "5s"},
+            "restdemo:stopGracePeriod = 5s: must be above 10s, the time the app may take to drain",
+        ),
+        (
+            {"restdemo:convergeTimeout": "20s"},
+            "restdemo:convergeTimeout = 20s: a rollout of 3 replicas takes at least 90s",
+        ),
         ({"restdemo:platform": "gcp"}, "restdemo:platform = \"gcp\": Input should be 'local' or 'aws'"),
-        ({"restdemo:replcas": "3"}, "restdemo:replcas is not a setting of this project; did you mean restdemo:replicas?"),
+        (
+            {"restdemo:replcas": "3"},
+            "restdemo:replcas is not a setting of this project; did you mean restdemo:replicas?",
+        ),
         ({"restdemo:awsRegion": "x"}, "restdemo:awsRegion is not a setting of this project; set aws:region instead"),
         ({**AWS_OK, "restdemo:managerCount": "2"}, 'restdemo:managerCount = "2": must be 1, 3 or 5'),
         ({**AWS_OK, "restdemo:managerCount": "4"}, 'restdemo:managerCount = "4": must be 1, 3 or 5'),
-        ({**AWS_OK, "restdemo:workerCount": "-1"}, 'restdemo:workerCount = "-1": Input should be greater than or equal to 0'),
-        ({**AWS_OK, "restdemo:vpcCidr": "10.0.0.0/33"}, 'restdemo:vpcCidr = "10.0.0.0/33": not an IPv4 CIDR block like 10.0.0.0/16'),
-        ({**AWS_OK, "restdemo:vpcCidr": "10.0.0.1/16"}, 'restdemo:vpcCidr = "10.0.0.1/16": not an IPv4 CIDR block like 10.0.0.0/16 (10.0.0.1/16 has host bits set)'),
-        ({**AWS_OK, "restdemo:adminCidrs": '["0.0.0.0/0", "banana"]'}, 'restdemo:adminCidrs[1] = "banana": not an IPv4 CIDR block'),
-        ({**AWS_OK, "restdemo:publicSubnetCidrs": '["10.0.0.0/24", "10.0.0.128/25"]'},
-         "public subnet 10.0.0.0/24 overlaps public subnet 10.0.0.128/25; subnets must not overlap"),
-        ({**AWS_OK, "restdemo:privateSubnetCidrs": '["10.0.1.0/24", "10.0.2.0/24"]'},
-         "public subnet 10.0.1.0/24 overlaps private subnet 10.0.1.0/24"),
-        ({**AWS_OK, "restdemo:publicSubnetCidrs": '["10.1.0.0/24", "10.0.1.0/24"]'},
-         "public subnet 10.1.0.0/24 is not inside restdemo:vpcCidr = 10.0.0.0/16"),
-        ({**AWS_OK, "restdemo:logRetentionDays": "10"}, 'restdemo:logRetentionDays = "10": CloudWatch keeps logs for one of 1, 3, 5, 7, 14'),
+        (
+            {**AWS_OK, "restdemo:workerCount": "-1"},
+            'restdemo:workerCount = "-1": Input should be greater than or equal to 0',
+        ),
+        (
+            {**AWS_OK, "restdemo:vpcCidr": "10.0.0.0/33"},
+            'restdemo:vpcCidr = "10.0.0.0/33": not an IPv4 CIDR block like 10.0.0.0/16',
+        ),
+        (
+            {**AWS_OK, "restdemo:vpcCidr": "10.0.0.1/16"},
+            'restdemo:vpcCidr = "10.0.0.1/16": not an IPv4 CIDR block like 10.0.0.0/16 (10.0.0.1/16 has host bits set)',
+        ),
+        (
+            {**AWS_OK, "restdemo:adminCidrs": '["0.0.0.0/0", "banana"]'},
+            'restdemo:adminCidrs[1] = "banana": not an IPv4 CIDR block',
+        ),
+        (
+            {**AWS_OK, "restdemo:publicSubnetCidrs": '["10.0.0.0/24", "10.0.0.128/25"]'},
+            "public subnet 10.0.0.0/24 overlaps public subnet 10.0.0.128/25; subnets must not overlap",
+        ),
+        (
+            {**AWS_OK, "restdemo:privateSubnetCidrs": '["10.0.1.0/24", "10.0.2.0/24"]'},
+            "public subnet 10.0.1.0/24 overlaps private subnet 10.0.1.0/24",
+        ),
+        (
+            {**AWS_OK, "restdemo:publicSubnetCidrs": '["10.1.0.0/24", "10.0.1.0/24"]'},
+            "public subnet 10.1.0.0/24 is not inside restdemo:vpcCidr = 10.0.0.0/16",
+        ),
+        (
+            {**AWS_OK, "restdemo:logRetentionDays": "10"},
+            'restdemo:logRetentionDays = "10": CloudWatch keeps logs for one of 1, 3, 5, 7, 14',
+        ),
     ],
 )
 def test_invalid_value_names_key_value_and_what_is_allowed(config, message):
@@ -73,7 +110,10 @@ def test_invalid_value_names_key_value_and_what_is_allowed(config, message):
     [
         ("aws:region", "platform aws needs aws:region, the AWS region to deploy to"),
         ("restdemo:owner", "platform aws needs restdemo:owner"),
-        ("restdemo:adminCidrs", "platform aws needs restdemo:adminCidrs: the CIDR blocks allowed to reach the swarm's Docker API"),
+        (
+            "restdemo:adminCidrs",
+            "platform aws needs restdemo:adminCidrs: the CIDR blocks allowed to reach the swarm's Docker API",
+        ),
         ("restdemo:publicSubnetCidrs", "platform aws needs restdemo:publicSubnetCidrs"),
     ],
 )
@@ -96,3 +136,8 @@ def test_unknown_key_lists_the_settings_there_are():
 def test_rollout_lower_bound_is_batches_times_time_to_healthy_plus_delays():
     assert Settings(replicas=3, update_delay="15s").rollout_lower_bound() == 3 * 5 + 2 * 15
     assert Settings(replicas=6, update_parallelism=2, update_delay="10s").rollout_lower_bound() == 3 * 5 + 2 * 10
+
+
+def test_swarm_update_time_adds_the_last_delay_and_the_monitor_window():
+    # Measured on a real swarm (docs/benchmarks.md): 3 replicas, delay 15 s, monitor 30 s -> about 93 s.
+    assert Settings(replicas=3, update_delay="15s", update_monitor="30s").swarm_update_seconds() == 45 + 15 + 30

@@ -16,8 +16,13 @@ SCRIPT = REPO / "scripts" / "stack.sh"
 
 
 def run_with_path(path: str, action: str = "up") -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("bash"), str(SCRIPT), action], capture_output=True, text=True,
-                          env={**os.environ, "PATH": path}, timeout=60)
+    return subprocess.run(
+        [shutil.which("bash"), str(SCRIPT), action],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+        timeout=60,
+    )
 
 
 def bare_path(tmp_path) -> str:
@@ -40,7 +45,9 @@ def test_without_pulumi_and_docker_it_names_both(tmp_path, action):
 
 def test_with_docker_but_without_pulumi_it_names_only_pulumi(docker_client):
     # The real PATH, less any directory that holds a pulumi binary.
-    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(d, "pulumi")))
+    path = os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(d, "pulumi"))
+    )
     result = run_with_path(path)
     assert result.returncode == 1
     assert "the Pulumi CLI" in result.stderr

@@ -86,5 +86,7 @@ def build_image(
         command += ["--secret", f"id=ca_bundle,src={ca_bundle}"]
     result = subprocess.run([*command, str(context)], capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"docker build failed ({' '.join(command)}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"docker build failed ({' '.join(command)}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
     return result

@@ -77,8 +77,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         secrets: list[str] = []
         inputs = unwrap(args.inputs, secrets=secrets)
-        self.registered.append(Registered(args.typ, args.name, inputs, secrets, bool(args.custom),
-                                          provider=args.provider or ""))
+        self.registered.append(
+            Registered(args.typ, args.name, inputs, secrets, bool(args.custom), provider=args.provider or "")
+        )
         return [f"{args.name}-id", {**args.inputs, **fake_outputs(args.typ, args.name, inputs, self.region)}]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -103,8 +104,9 @@ class RecordingMonitor(MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             # Registrations run on several threads: find this one by type and name.
-            entry = next(r for r in self.mocks.registered
-                         if (r.type, r.name, r.urn) == (request.type, request.name, ""))
+            entry = next(
+                r for r in self.mocks.registered if (r.type, r.name, r.urn) == (request.type, request.name, "")
+            )
             entry.urn, entry.parent = response.urn, request.parent
         return response
 
@@ -135,6 +137,7 @@ def stack_config(stack: str) -> dict[str, Any]:
 
 def wire_config(config: dict[str, Any]) -> dict[str, str]:
     """Config as the engine hands it to the program: strings, structured values as JSON."""
+
     def text(value: Any) -> str:
         if isinstance(value, (list, dict, bool)):
             return json.dumps(value)
@@ -149,8 +152,7 @@ def run_program(stack: str, config: dict[str, Any] | None = None, *, preview: bo
 
     config = stack_config(stack) if config is None else config
     mocks = RecordingMocks(region=str(config.get("aws:region", "us-east-1")))
-    pulumi.runtime.set_mocks(mocks, project="restdemo", stack=stack, preview=preview,
-                             monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_mocks(mocks, project="restdemo", stack=stack, preview=preview, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(wire_config(config))
     outputs: dict[str, Any] = {}
     secret_outputs: list[str] = []

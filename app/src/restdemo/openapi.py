@@ -55,7 +55,10 @@ def openapi_document(paths: list[str]) -> dict:
             op = _operation(
                 "This document",
                 "getOpenAPI",
-                {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                {
+                    "description": "The OpenAPI document.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
             )
         else:
             name = path.strip("/").replace("/", "_").replace(".", "_") or "index"
