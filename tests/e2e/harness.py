@@ -148,6 +148,15 @@ class Deployment:
             and state in ("completed", "rollback_completed")
         )
 
+    def servers_up(self) -> int:
+        """Replicas the load balancer has found and checked healthy."""
+        csv = requests.get(f"{self.lb_url}/haproxy-stats;csv", timeout=2).text.splitlines()
+        header = csv[0].lstrip("# ").split(",")
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in csv[1:]]
+        return sum(
+            1 for r in rows if r["pxname"] == "restdemo" and r["svname"].startswith("task") and r["status"] == "UP"
+        )
+
     def wait_converged(self, image_ref: str, timeout: float = 300) -> float:
         started = time.monotonic()
         wait_until(

@@ -25,11 +25,7 @@ def v1(deployment):
     ref = build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
     deployment.apply(run, ref)
     deployment.wait_converged(ref)
-    wait_until(
-        lambda: requests.get(f"{deployment.lb_url}/health", timeout=2).status_code == 200,
-        60,
-        what="load balancer answering",
-    )
+    wait_until(lambda: deployment.servers_up() == 3, 60, what="load balancer sees the 3 replicas up")
     return run, ref
 
 
