@@ -34,6 +34,8 @@ lock: | $(UV) ## re-resolve uv.lock and export the image's lock files
 	$(UV) lock
 	$(UV) export --package restdemo --no-dev --no-emit-workspace --frozen --no-header -q -o app/requirements.lock
 	$(UV) export --package restdemo --only-group build --no-emit-workspace --frozen --no-header -q -o app/build-requirements.lock
+	$(UV) export --package restdemo-agent --no-dev --no-emit-workspace --frozen --no-header -q -o infra/agent/requirements.lock
+	$(UV) export --package restdemo-agent --only-group build --no-emit-workspace --frozen --no-header -q -o infra/agent/build-requirements.lock
 
 .PHONY: test
 test: $(VENV_STAMP) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)

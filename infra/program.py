@@ -8,13 +8,18 @@ from pathlib import Path
 import pulumi
 from pulumi.runtime.config import CONFIG
 
+from infra.admin_endpoint import AdminEndpoint
 from infra.image import Image
+from infra.load_balancer import LoadBalancer
+from infra.network import Network
 from infra.registry import Registry
-from infra.service import DockerEndpoint, SwarmService
+from infra.service import NODE_LABEL_ZONE, DockerEndpoint, SwarmService
 from infra.settings import Settings, parse_settings
+from infra.swarm import Swarm, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 APP_DIR = REPO / "app"
+AGENT_DIR = REPO / "infra" / "agent"
 
 
 def load_settings() -> Settings:
@@ -22,11 +27,15 @@ def load_settings() -> Settings:
     return parse_settings(dict(CONFIG.get()))
 
 
-def app_revision() -> str:
-    """The last commit that touched app/: the same source gives the same revision (and tag)."""
+def revision_of(directory: Path) -> str:
+    """The last commit that touched `directory`: the same source gives the same revision (and tag)."""
     try:
         result = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", "app"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "log", "-1", "--format=%H", "--", str(directory.relative_to(REPO))],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -36,19 +45,83 @@ def app_revision() -> str:
 def main() -> dict[str, pulumi.Input]:
     settings = load_settings()
     registry = Registry("registry", settings=settings)
-    image = Image("restdemo", settings=settings, registry=registry, context=APP_DIR, revision=app_revision())
+    image = Image("restdemo", settings=settings, registry=registry, context=APP_DIR, revision=revision_of(APP_DIR))
     outputs: dict[str, pulumi.Input] = {"image": image.ref, "repository": registry.repository}
     if settings.platform == "local":
         service = SwarmService(
             "restdemo", settings=settings, image_ref=image.ref, endpoint=DockerEndpoint(host=settings.docker_host)
         )
-        outputs |= {
-            "url": f"http://localhost:{settings.published_port}",
-            "serviceName": service.service_name,
-            "replicas": service.replicas,
-        }
+        outputs["url"] = f"http://localhost:{settings.published_port}"
     else:
-        pulumi.log.warn("platform aws: the swarm cluster and the service on it are not provisioned yet (issue #4)")
+        service, cluster_outputs = aws_cluster(settings, registry, image)
+        outputs |= cluster_outputs
+    outputs |= {"serviceName": service.service_name, "replicas": service.replicas}
     for name, value in outputs.items():
         pulumi.export(name, value)
     return outputs
+
+
+def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[SwarmService, dict[str, pulumi.Input]]:
+    """The Docker-for-AWS-style swarm, and the service on it through the admin endpoint."""
+    network = Network("network", settings=settings)
+    web = LoadBalancer(
+        "web",
+        settings=settings,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.public_subnet_ids,
+        vpc_cidr=network.vpc_cidr,
+    )
+    admin = AdminEndpoint(
+        "admin",
+        settings=settings,
+        vpc_id=network.vpc_id,
+        vpc_cidr=network.vpc_cidr,
+        subnet_ids=network.public_subnet_ids,
+        ssm_prefix=ssm_prefix(pulumi.get_stack()),
+    )
+    agent_registry = Registry("agent-registry", settings=settings, repository="restdemo-agent")
+    agent = Image(
+        "agent", settings=settings, registry=agent_registry, context=AGENT_DIR, revision=revision_of(AGENT_DIR)
+    )
+    swarm = Swarm(
+        "swarm",
+        settings=settings,
+        vpc_id=network.vpc_id,
+        vpc_cidr=network.vpc_cidr,
+        subnet_ids=network.node_subnet_ids,
+        alb_security_group_id=web.security_group_id,
+        alb_target_group_arn=web.target_group_arn,
+        admin_target_group_arn=admin.target_group_arn,
+        tls_parameters=admin.tls_parameters,
+        tls_parameter_resources=admin.parameters,
+        registry_server=registry.server,
+        repository_arns=[registry.arn, agent_registry.arn],
+        agent_image=agent.ref,
+    )
+    service = SwarmService(
+        "restdemo",
+        settings=settings,
+        image_ref=image.ref,
+        endpoint=admin.docker,
+        placement_prefs=[f"spread=node.labels.{NODE_LABEL_ZONE}"],
+        # The managers' group is created only once its managers are ready: the swarm exists.
+        opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
+    )
+    return service, {
+        "url": web.url,
+        "adminEndpoint": admin.host,
+        # For `docker --tlsverify -H <adminEndpoint>`: the key is a secret output (--show-secrets).
+        "adminCa": admin.docker.ca_pem,
+        "adminClientCert": admin.docker.cert_pem,
+        "adminClientKey": admin.docker.key_pem,
+        "agentImage": agent.ref,
+        "agentRepository": agent_registry.repository,
+        "logGroup": swarm.log_group_name,
+        "managerShell": swarm.managers.name.apply(
+            lambda group: (
+                f"aws ssm start-session --region {settings.aws_region} --target $(aws autoscaling "
+                f"describe-auto-scaling-groups --region {settings.aws_region} --auto-scaling-group-names {group} "
+                "--query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)"
+            )
+        ),
+    }

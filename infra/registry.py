@@ -14,6 +14,7 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from infra.settings import Settings
+from infra.tags import tags
 
 REPOSITORY = "restdemo"
 
@@ -42,26 +43,34 @@ class Registry(pulumi.ComponentResource):
     username: pulumi.Output[str] | None
     password: pulumi.Output[str] | None
 
-    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        repository: str = REPOSITORY,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("restdemo:registry:Registry", name, None, opts)
-        self.username = self.password = None
+        self.username = self.password = self.arn = None
         if settings.platform == "aws":
-            self._ecr(name, settings)
+            self._ecr(name, settings, repository)
         elif settings.registry_address:
             self.server = pulumi.Output.from_input(settings.registry_address)
-            self.repository = pulumi.Output.from_input(f"{settings.registry_address}/{REPOSITORY}")
+            self.repository = pulumi.Output.from_input(f"{settings.registry_address}/{repository}")
         else:
-            self._local(name, settings)
+            self._local(name, settings, repository)
         self.register_outputs({"server": self.server, "repository": self.repository})
 
-    def _ecr(self, name: str, settings: Settings) -> None:
+    def _ecr(self, name: str, settings: Settings, repository_name: str) -> None:
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(
             name,
-            name=f"{REPOSITORY}-{pulumi.get_stack()}",
+            name=f"{repository_name}-{pulumi.get_stack()}",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
+            tags=tags(settings, repository_name),
             opts=child,
         )
         aws.ecr.LifecyclePolicy(
@@ -74,9 +83,9 @@ class Registry(pulumi.ComponentResource):
         self.server = repository.repository_url.apply(lambda url: url.split("/", 1)[0])
         self.username = token.user_name
         self.password = pulumi.Output.secret(token.password)
-        self.ecr_repository = repository
+        self.arn = repository.arn
 
-    def _local(self, name: str, settings: Settings) -> None:
+    def _local(self, name: str, settings: Settings, repository_name: str) -> None:
         """registry:2 on 127.0.0.1 only (loopback is an insecure registry by default)."""
         child = pulumi.ResourceOptions(parent=self)
         image = docker.RemoteImage(name, name=settings.local_registry_image, keep_locally=True, opts=child)
@@ -91,4 +100,4 @@ class Registry(pulumi.ComponentResource):
             opts=child,
         )
         self.server = container.name.apply(lambda _: f"127.0.0.1:{settings.local_registry_port}")
-        self.repository = self.server.apply(lambda server: f"{server}/{REPOSITORY}")
+        self.repository = self.server.apply(lambda server: f"{server}/{repository_name}")

@@ -29,6 +29,8 @@ HEALTH_START_PERIOD_SECONDS = 10
 # A new task answers its first probe one interval after it starts.
 TIME_TO_HEALTHY_SECONDS = HEALTH_INTERVAL_SECONDS
 CONVERGE_POLL = "7s"
+# Node label the agent sets at join (ARCHITECTURE.md contract); AWS stacks spread over it.
+NODE_LABEL_ZONE = "availability_zone"
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,19 @@ class Settings(BaseModel):
     private_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
     admin_cidrs: list[Cidr] = Field(default_factory=list)
     log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
+    manager_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    worker_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    node_volume_gb: int = Field(20, ge=8, le=1000)
+    drain_timeout: Duration = 600.0
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+    deletion_protection: bool = False
+    existing_vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    existing_public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        default_factory=list, max_length=3
+    )
+    existing_node_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        default_factory=list, max_length=3
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -178,6 +191,10 @@ class Settings(BaseModel):
                 f"({len(self.public_subnet_cidrs)}), got {len(self.private_subnet_cidrs)}"
             )
         return problems
+
+    @property
+    def private_nodes(self) -> bool:
+        return bool(self.private_subnet_cidrs)
 
     def _batches(self) -> int:
         return -(-self.replicas // self.update_parallelism)

@@ -37,7 +37,7 @@ def test_components_have_restdemo_type_tokens_and_own_their_children(run):
 
 
 def test_image_is_built_from_app_runtime_target_and_pushed(run):
-    image = run.one("docker:index/image:Image")
+    image = run.named("docker:index/image:Image", "restdemo")
     build = image.inputs["build"]
     assert (build["context"], build["dockerfile"], build["target"]) == ("app", "app/Dockerfile", "runtime")
     assert build["builderVersion"] == "BuilderBuildKit"
@@ -52,8 +52,8 @@ def test_image_is_built_from_app_runtime_target_and_pushed(run):
 def test_the_same_source_gives_the_same_image_tag_run_after_run(run):
     again = run_program(run.stack)
     assert (
-        again.one("docker:index/image:Image").inputs["imageName"]
-        == run.one("docker:index/image:Image").inputs["imageName"]
+        again.named("docker:index/image:Image", "restdemo").inputs["imageName"]
+        == run.named("docker:index/image:Image", "restdemo").inputs["imageName"]
     )
 
 
@@ -205,32 +205,33 @@ def test_entry_point_runs_the_program():
     assert "docker:index/service:Service" in {r.type for r in mocks.registered}
 
 
-# --- AWS stacks (registry and image; the cluster comes with issue #4) -----------------------
+# --- AWS stacks: registries and images (the cluster: test_aws_cluster.py) ----------------------
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
-def test_aws_registry_is_ecr_immutable_scanned_with_lifecycle(stack):
+def test_aws_registries_are_ecr_immutable_scanned_with_lifecycle(stack):
     run = run_program(stack)
-    repository = run.one("aws:ecr/repository:Repository").inputs
-    assert repository["name"] == f"restdemo-{stack}"
-    assert repository["imageTagMutability"] == "IMMUTABLE"
-    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
-    policy = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
     keep = stack_config(stack)["restdemo:ecrKeepImages"]
-    assert policy["rules"] == [
-        {
-            "rulePriority": 1,
-            "description": f"keep the last {keep} images",
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-            "action": {"type": "expire"},
-        }
-    ]
+    for component, repository_name in (("registry", "restdemo"), ("agent-registry", "restdemo-agent")):
+        repository = run.named("aws:ecr/repository:Repository", component).inputs
+        assert repository["name"] == f"{repository_name}-{stack}"
+        assert repository["imageTagMutability"] == "IMMUTABLE"
+        assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+        policy = json.loads(run.named("aws:ecr/lifecyclePolicy:LifecyclePolicy", component).inputs["policy"])
+        assert policy["rules"] == [
+            {
+                "rulePriority": 1,
+                "description": f"keep the last {keep} images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+                "action": {"type": "expire"},
+            }
+        ]
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
 def test_aws_registry_credentials_are_secrets(stack):
     run = run_program(stack)
-    image = run.one("docker:index/image:Image")
+    image = run.named("docker:index/image:Image", "restdemo")
     assert image.inputs["registry"]["password"] == ECR_PASSWORD
     # Pulumi marks the whole registry block secret because the password in it is.
     assert image.secret_paths == ["registry"]

@@ -53,6 +53,7 @@ def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
 
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
     """What the real providers would add to the inputs, deterministically."""
+    arn = f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}"
     if typ == "docker:index/image:Image":
         image_name = inputs["imageName"]
         digest = hashlib.sha256(image_name.encode()).hexdigest()
@@ -65,7 +66,69 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
             "registryId": ACCOUNT,
             "arn": f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{inputs['name']}",
         }
+    if typ == "aws:lb/loadBalancer:LoadBalancer":
+        return {"arn": arn, "dnsName": f"{name}-0123456789.{region}.elb.amazonaws.com"}
+    if typ == "aws:sqs/queue:Queue":
+        return {
+            "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{inputs['name']}",
+            "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{inputs['name']}",
+        }
+    if typ == "aws:dynamodb/table:Table":
+        return {"arn": f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{inputs['name']}"}
+    if typ == "aws:cloudwatch/logGroup:LogGroup":
+        return {"arn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{inputs['name']}"}
+    if typ == "aws:ec2/vpc:Vpc":
+        return {"arn": arn}
+    if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        return {"arn": arn, "latestVersion": 1}
+    if typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{name}", "name": name}
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {
+            "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{name}-private-key\n-----END PRIVATE KEY-----\n",
+            "publicKeyPem": f"{name}-public",
+        }
+    if typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+        return {"certPem": f"-----BEGIN CERTIFICATE-----\n{name}-certificate\n-----END CERTIFICATE-----\n"}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": f"{name}-csr"}
+    if typ.startswith("aws:"):
+        return {"arn": arn}
     return {}
+
+
+INVOKES = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda region: {
+        "id": region,
+        "names": [f"{region}a", f"{region}b", f"{region}c"],
+        "zoneIds": ["z1", "z2", "z3"],
+        "groupNames": [region],
+    },
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda region: {
+        "id": ACCOUNT,
+        "accountId": ACCOUNT,
+        "arn": f"arn:aws:iam::{ACCOUNT}:user/deployer",
+        "userId": "AIDA",
+    },
+    "aws:ssm/getParameter:getParameter": lambda region: {
+        "id": "ami",
+        "name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+        "value": "ami-0123456789abcdef0",
+        "type": "String",
+        "arn": "arn",
+        "version": 1,
+        "insecureValue": "",
+    },
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda region: {
+        "id": region,
+        "userName": "AWS",
+        "password": ECR_PASSWORD,
+        "authorizationToken": "QVdTOmVjci1wYXNzd29yZA==",
+        "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
+        "expiresAt": "2026-11-28T12:00:00Z",
+        "registryId": ACCOUNT,
+    },
+}
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -84,16 +147,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.calls.append((args.token, dict(args.args)))
-        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-            return {
-                "id": self.region,
-                "userName": "AWS",
-                "password": ECR_PASSWORD,
-                "authorizationToken": "QVdTOmVjci1wYXNzd29yZA==",
-                "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com",
-                "expiresAt": "2026-11-28T12:00:00Z",
-                "registryId": ACCOUNT,
-            }
+        if args.token in INVOKES:
+            return INVOKES[args.token](self.region)
         raise NotImplementedError(f"the program invoked {args.token}, which these mocks do not know")
 
 
@@ -125,6 +180,11 @@ class ProgramRun:
     def one(self, typ: str) -> Registered:
         found = self.of_type(typ)
         assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+        return found[0]
+
+    def named(self, typ: str, name: str) -> Registered:
+        found = [r for r in self.registered if (r.type, r.name) == (typ, name)]
+        assert len(found) == 1, f"expected one {typ} named {name}, got {len(found)}"
         return found[0]
 
     def by_urn(self, urn: str) -> Registered:

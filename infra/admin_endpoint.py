@@ -1,0 +1,184 @@
+"""AdminEndpoint: the swarm managers' Docker API over mutual TLS, through an NLB.
+
+A CA, a server certificate for the NLB's name and a client certificate, made with
+pulumi_tls. The server's material goes to SSM as SecureString for the managers to
+fetch at boot; the client's stays in Pulumi state (secret) for the docker provider.
+Reachable only from the admin CIDRs; the NLB's health check is the node agent's
+readiness endpoint, so a manager takes API traffic only once it is in the swarm.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_tls as tls
+
+from infra.cloud_init import DOCKER_TLS_PORT, READINESS_PORT
+from infra.service import DockerEndpoint
+from infra.settings import Settings
+from infra.tags import tags
+
+CERT_VALIDITY_HOURS = 24 * 365
+TLS_PARAMETERS = ("ca", "cert", "key")
+
+
+def tls_parameter_names(ssm_prefix: str) -> dict[str, str]:
+    return {name: f"{ssm_prefix}/tls/{name}" for name in TLS_PARAMETERS}
+
+
+class AdminEndpoint(pulumi.ComponentResource):
+    """Outputs: `dns_name`, `host`, `target_group_arn`, `security_group_id`, `tls_parameters`, `docker`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        vpc_id: pulumi.Input[str],
+        vpc_cidr: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        ssm_prefix: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("restdemo:admin:AdminEndpoint", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            name,
+            vpc_id=vpc_id,
+            description="restdemo Docker API: admin CIDRs only",
+            tags=tags(settings, name),
+            opts=child,
+        )
+        for index, cidr in enumerate(settings.admin_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-admin-{index}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=DOCKER_TLS_PORT,
+                to_port=DOCKER_TLS_PORT,
+                cidr_ipv4=str(cidr),
+                description="Docker API (mutual TLS)",
+                opts=child,
+            )
+        for port in (DOCKER_TLS_PORT, READINESS_PORT):
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-to-managers-{port}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4=vpc_cidr,
+                description="managers' API and readiness",
+                opts=child,
+            )
+        balancer = aws.lb.LoadBalancer(
+            name,
+            load_balancer_type="network",
+            internal=False,
+            security_groups=[group.id],
+            subnets=subnet_ids,
+            enable_deletion_protection=settings.deletion_protection,
+            tags=tags(settings, name),
+            opts=child,
+        )
+        target_group = aws.lb.TargetGroup(
+            name,
+            vpc_id=vpc_id,
+            port=DOCKER_TLS_PORT,
+            protocol="TCP",
+            target_type="instance",
+            preserve_client_ip="true",  # the managers' security group then sees the admin CIDRs
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                protocol="HTTP",
+                port=str(READINESS_PORT),
+                path="/ready",
+                matcher="200",
+                interval=10,
+                healthy_threshold=2,
+                unhealthy_threshold=2,
+            ),
+            tags=tags(settings, name),
+            opts=child,
+        )
+        aws.lb.Listener(
+            name,
+            load_balancer_arn=balancer.arn,
+            port=DOCKER_TLS_PORT,
+            protocol="TCP",
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)],
+            tags=tags(settings, name),
+            opts=child,
+        )
+        material = self._certificates(name, balancer.dns_name, child)
+        self.tls_parameters = tls_parameter_names(ssm_prefix)
+        self.parameters = [
+            aws.ssm.Parameter(
+                f"{name}-{key}",
+                name=self.tls_parameters[key],
+                type="SecureString",
+                value=value,
+                description=f"restdemo Docker API TLS: {key}",
+                tags=tags(settings),
+                opts=child,
+            )
+            for key, value in (
+                ("ca", material["ca"]),
+                ("cert", material["server_cert"]),
+                ("key", material["server_key"]),
+            )
+        ]
+        self.dns_name = balancer.dns_name
+        self.host = balancer.dns_name.apply(lambda dns: f"tcp://{dns}:{DOCKER_TLS_PORT}")
+        self.target_group_arn = target_group.arn
+        self.security_group_id = group.id
+        self.docker = DockerEndpoint(
+            host=self.host, ca_pem=material["ca"], cert_pem=material["client_cert"], key_pem=material["client_key"]
+        )
+        self.register_outputs({"host": self.host, "dns_name": self.dns_name})
+
+    def _certificates(self, name: str, dns_name: pulumi.Output[str], child) -> dict[str, pulumi.Output[str]]:
+        subject = tls.SelfSignedCertSubjectArgs(
+            organization="restdemo", common_name=f"restdemo {pulumi.get_stack()} CA"
+        )
+        ca_key = tls.PrivateKey(f"{name}-ca", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject=subject,
+            validity_period_hours=CERT_VALIDITY_HOURS * 5,
+            allowed_uses=["cert_signing", "crl_signing"],
+            opts=child,
+        )
+
+        def signed(role: str, uses: list[str], dns_names=None):
+            key = tls.PrivateKey(f"{name}-{role}", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+            request = tls.CertRequest(
+                f"{name}-{role}",
+                private_key_pem=key.private_key_pem,
+                dns_names=dns_names,
+                subject=tls.CertRequestSubjectArgs(organization="restdemo", common_name=f"restdemo {role}"),
+                opts=child,
+            )
+            cert = tls.LocallySignedCert(
+                f"{name}-{role}",
+                cert_request_pem=request.cert_request_pem,
+                ca_private_key_pem=ca_key.private_key_pem,
+                ca_cert_pem=ca.cert_pem,
+                validity_period_hours=CERT_VALIDITY_HOURS,
+                early_renewal_hours=24 * 30,
+                allowed_uses=["digital_signature", "key_encipherment", *uses],
+                opts=child,
+            )
+            return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+
+        server_cert, server_key = signed("server", ["server_auth"], dns_names=[dns_name])
+        client_cert, client_key = signed("client", ["client_auth"])
+        return {
+            "ca": ca.cert_pem,
+            "server_cert": server_cert,
+            "server_key": server_key,
+            "client_cert": client_cert,
+            "client_key": client_key,
+        }

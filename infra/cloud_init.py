@@ -1,0 +1,169 @@
+"""Cloud-init for swarm nodes, rendered by a pure function (tested without AWS).
+
+What a node does at first boot: install Docker, point its logs (containers' and the
+daemon's own) at the stack's CloudWatch log group, on managers fetch the Docker API's
+TLS material from SSM and listen on 2376 with mutual TLS, log in to ECR, pull the node
+agent, run `bootstrap` once, then keep the agent running. The user data holds names
+and addresses only: every secret (TLS key, ECR password, join tokens) is fetched at
+boot with the instance role.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Literal
+
+import yaml
+
+USER_DATA_LIMIT = 16 * 1024
+AGENT_CONTAINER = "restdemo-agent"
+TLS_DIR = "/etc/docker/tls"
+READINESS_PORT = 44554
+DOCKER_TLS_PORT = 2376
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node needs to know; the agent reads the same names from its environment."""
+
+    role: Literal["manager", "worker"]
+    stack: str
+    region: str
+    state_table: str
+    ssm_prefix: str
+    lifecycle_queue_url: str
+    log_group: str
+    registry: str
+    agent_image: str
+    # SSM parameter names of the Docker API's CA, server certificate and key (managers).
+    tls_parameters: dict[str, str] | None = None
+
+    def agent_environment(self) -> dict[str, str]:
+        """The contract with the node agent (ARCHITECTURE.md), as environment variables."""
+        env = {
+            "RESTDEMO_STACK": self.stack,
+            "AWS_REGION": self.region,
+            "RESTDEMO_ROLE": self.role,
+            "RESTDEMO_STATE_TABLE": self.state_table,
+            "RESTDEMO_SSM_PREFIX": self.ssm_prefix,
+            "RESTDEMO_LIFECYCLE_QUEUE_URL": self.lifecycle_queue_url,
+            "RESTDEMO_LOG_GROUP": self.log_group,
+            "RESTDEMO_REGISTRY": self.registry,
+            "RESTDEMO_READINESS_PORT": str(READINESS_PORT),
+        }
+        if self.tls_parameters:
+            env |= {
+                f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in sorted(self.tls_parameters.items())
+            }
+        return env
+
+
+def daemon_config(node: NodeConfig) -> dict:
+    config = {
+        "log-driver": "awslogs",
+        "log-opts": {
+            "awslogs-region": node.region,
+            "awslogs-group": node.log_group,
+            "tag": "{{.Name}}/{{.ID}}",
+        },
+        "live-restore": False,  # not supported in swarm mode
+    }
+    if node.role == "manager":
+        config |= {
+            "hosts": ["unix:///var/run/docker.sock", f"tcp://0.0.0.0:{DOCKER_TLS_PORT}"],
+            "tlsverify": True,
+            "tlscacert": f"{TLS_DIR}/ca.pem",
+            "tlscert": f"{TLS_DIR}/cert.pem",
+            "tlskey": f"{TLS_DIR}/key.pem",
+        }
+    return config
+
+
+def setup_script(node: NodeConfig) -> str:
+    q = shlex.quote
+    lines = [
+        "#!/bin/bash",
+        "# restdemo node setup (rendered by infra/cloud_init.py); runs once at first boot.",
+        "set -euo pipefail",
+        f"export AWS_REGION={q(node.region)}",
+    ]
+    if node.tls_parameters:
+        lines += [f"install -d -m 700 {TLS_DIR}"]
+        for name, file in (("ca", "ca.pem"), ("cert", "cert.pem"), ("key", "key.pem")):
+            lines.append(
+                f"aws ssm get-parameter --with-decryption --name {q(node.tls_parameters[name])} "
+                f"--query Parameter.Value --output text > {TLS_DIR}/{file}"
+            )
+        lines.append(f"chmod 600 {TLS_DIR}/key.pem")
+    agent = (
+        "--network host -v /var/run/docker.sock:/var/run/docker.sock "
+        f"--env-file /etc/restdemo/agent.env {q(node.agent_image)}"
+    )
+    lines += [
+        "systemctl daemon-reload",
+        "systemctl enable --now docker",
+        f"aws ecr get-login-password | docker login --username AWS --password-stdin {q(node.registry)}",
+        f"docker pull {q(node.agent_image)}",
+        f"docker run --rm --name {AGENT_CONTAINER}-bootstrap {agent} bootstrap",
+        f"docker run -d --name {AGENT_CONTAINER} --restart always {agent} run",
+        "systemctl enable --now restdemo-daemon-logs",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def daemon_logs_unit(node: NodeConfig) -> str:
+    """The daemon's own log, shipped through Docker's awslogs driver by a `cat` in the agent image."""
+    q = shlex.quote
+    return (
+        "[Unit]\nDescription=Ship dockerd's journal to CloudWatch\nAfter=docker.service\nRequires=docker.service\n\n"
+        "[Service]\n"
+        "ExecStart=/bin/sh -c 'journalctl -u docker -f -o short-iso | docker run -i --rm --name restdemo-daemon-logs "
+        f"--log-driver awslogs --log-opt awslogs-region={q(node.region)} --log-opt awslogs-group={q(node.log_group)} "
+        f"--log-opt tag=dockerd/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}'\n"
+        "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+def render(node: NodeConfig) -> str:
+    """The node's user data: a #cloud-config document."""
+    files = [
+        {
+            "path": "/etc/docker/daemon.json",
+            "permissions": "0644",
+            "content": json.dumps(daemon_config(node), indent=2),
+        },
+        {
+            "path": "/etc/restdemo/agent.env",
+            "permissions": "0644",
+            "content": "".join(f"{k}={v}\n" for k, v in node.agent_environment().items()),
+        },
+        {"path": "/usr/local/sbin/restdemo-node-setup", "permissions": "0755", "content": setup_script(node)},
+        {
+            "path": "/etc/systemd/system/restdemo-daemon-logs.service",
+            "permissions": "0644",
+            "content": daemon_logs_unit(node),
+        },
+    ]
+    if node.role == "manager":
+        # Amazon Linux's unit passes -H fd://, which conflicts with "hosts" in daemon.json.
+        files.append(
+            {
+                "path": "/etc/systemd/system/docker.service.d/restdemo-hosts.conf",
+                "permissions": "0644",
+                "content": (
+                    "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd --containerd=/run/containerd/containerd.sock\n"
+                ),
+            }
+        )
+    document = {
+        "package_update": False,
+        "packages": ["docker"],
+        "write_files": files,
+        "runcmd": [["/usr/local/sbin/restdemo-node-setup"]],
+    }
+    user_data = "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
+    if len(user_data.encode()) > USER_DATA_LIMIT:
+        raise ValueError(f"user data is {len(user_data.encode())} bytes; EC2 allows {USER_DATA_LIMIT}")
+    return user_data

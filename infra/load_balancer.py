@@ -1,0 +1,138 @@
+"""LoadBalancer: the public ALB in front of every swarm node's port 8000 (the routing mesh).
+
+Its security group is the only one in the stack open to the internet, and only on the
+listener ports. The target group checks `/health` (traffic health); the node groups
+never use it to decide replacement.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.service import CONTAINER_PORT
+from infra.settings import Settings
+from infra.tags import tags
+
+# ALB keeps sending in-flight requests to a leaving node this long; the node's own
+# drain (lifecycle hook) moves its tasks in the meantime.
+DEREGISTRATION_DELAY_SECONDS = 60
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def listener_ports(settings: Settings) -> list[int]:
+    return [80, 443] if settings.certificate_arn else [80]
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """Outputs: `dns_name`, `url`, `security_group_id`, `target_group_arn`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        vpc_cidr: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("restdemo:loadbalancer:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            name,
+            vpc_id=vpc_id,
+            description="restdemo ALB: listeners from anywhere",
+            tags=tags(settings, name),
+            opts=child,
+        )
+        for port in listener_ports(settings):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-listener-{port}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4="0.0.0.0/0",
+                description=f"listener {port}",
+                opts=child,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-to-nodes",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=CONTAINER_PORT,
+            to_port=CONTAINER_PORT,
+            cidr_ipv4=vpc_cidr,
+            description="the routing mesh on every node",
+            opts=child,
+        )
+        balancer = aws.lb.LoadBalancer(
+            name,
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[group.id],
+            subnets=subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=settings.deletion_protection,
+            tags=tags(settings, name),
+            opts=child,
+        )
+        target_group = aws.lb.TargetGroup(
+            name,
+            vpc_id=vpc_id,
+            port=CONTAINER_PORT,
+            protocol="HTTP",
+            target_type="instance",
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                path="/health",
+                port=str(CONTAINER_PORT),
+                protocol="HTTP",
+                matcher="200",
+                interval=10,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=2,
+            ),
+            tags=tags(settings, name),
+            opts=child,
+        )
+        forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
+        if settings.certificate_arn:
+            aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=balancer.arn,
+                port=443,
+                protocol="HTTPS",
+                certificate_arn=settings.certificate_arn,
+                ssl_policy=TLS_POLICY,
+                default_actions=forward,
+                tags=tags(settings, f"{name}-https"),
+                opts=child,
+            )
+            http_actions = [
+                aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        port="443", protocol="HTTPS", status_code="HTTP_301"
+                    ),
+                )
+            ]
+        else:
+            http_actions = forward
+        aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=balancer.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=http_actions,
+            tags=tags(settings, f"{name}-http"),
+            opts=child,
+        )
+        scheme = "https" if settings.certificate_arn else "http"
+        self.dns_name = balancer.dns_name
+        self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+        self.security_group_id = group.id
+        self.target_group_arn = target_group.arn
+        self.register_outputs({"dns_name": self.dns_name, "url": self.url})

@@ -1,0 +1,105 @@
+"""Network: a VPC over 2 or 3 availability zones, or an existing one named in settings.
+
+Public subnets hold the load balancers (and the nodes, unless the stack puts them in
+private subnets, which then reach out through one NAT gateway per zone so losing a
+zone loses no other zone's egress).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.settings import Settings
+from infra.tags import tags
+
+
+class Network(pulumi.ComponentResource):
+    """Outputs: `vpc_id`, `vpc_cidr`, `public_subnet_ids`, `node_subnet_ids`, `availability_zones`."""
+
+    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("restdemo:network:Network", name, None, opts)
+        if settings.existing_vpc_id:
+            vpc = aws.ec2.get_vpc_output(id=settings.existing_vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
+            self.vpc_id = pulumi.Output.from_input(settings.existing_vpc_id)
+            self.vpc_cidr = vpc.cidr_block
+            self.public_subnet_ids = pulumi.Output.from_input(settings.existing_public_subnet_ids)
+            self.node_subnet_ids = pulumi.Output.from_input(settings.existing_node_subnet_ids)
+        else:
+            self._create(name, settings)
+        self.register_outputs({"vpc_id": self.vpc_id, "node_subnet_ids": self.node_subnet_ids})
+
+    def _create(self, name: str, settings: Settings) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        zones = aws.get_availability_zones(state="available").names[: len(settings.public_subnet_cidrs)]
+        if len(zones) < len(settings.public_subnet_cidrs):
+            raise ValueError(f"{settings.aws_region} has {len(zones)} availability zones; the stack asks for more")
+        vpc = aws.ec2.Vpc(
+            name,
+            cidr_block=str(settings.vpc_cidr),
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags=tags(settings, name),
+            opts=child,
+        )
+        gateway = aws.ec2.InternetGateway(name, vpc_id=vpc.id, tags=tags(settings, name), opts=child)
+        public_routes = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=gateway.id)],
+            tags=tags(settings, f"{name}-public"),
+            opts=child,
+        )
+        public, private = [], []
+        for index, (zone, cidr) in enumerate(zip(zones, settings.public_subnet_cidrs, strict=False)):
+            subnet = aws.ec2.Subnet(
+                f"{name}-public-{index}",
+                vpc_id=vpc.id,
+                cidr_block=str(cidr),
+                availability_zone=zone,
+                map_public_ip_on_launch=not settings.private_nodes,
+                tags=tags(settings, f"{name}-public-{zone}"),
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child
+            )
+            public.append(subnet)
+            if settings.private_nodes:
+                private.append(self._private_subnet(name, settings, index, zone, vpc, subnet, child))
+        self.vpc_id = vpc.id
+        self.vpc_cidr = vpc.cidr_block
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
+        self.node_subnet_ids = pulumi.Output.all(*[s.id for s in (private or public)])
+
+    def _private_subnet(self, name, settings, index, zone, vpc, public_subnet, child) -> aws.ec2.Subnet:
+        address = aws.ec2.Eip(
+            f"{name}-nat-{index}", domain="vpc", tags=tags(settings, f"{name}-nat-{zone}"), opts=child
+        )
+        nat = aws.ec2.NatGateway(
+            f"{name}-nat-{index}",
+            subnet_id=public_subnet.id,
+            allocation_id=address.id,
+            tags=tags(settings, f"{name}-nat-{zone}"),
+            opts=child,
+        )
+        routes = aws.ec2.RouteTable(
+            f"{name}-private-{index}",
+            vpc_id=vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nat.id)],
+            tags=tags(settings, f"{name}-private-{zone}"),
+            opts=child,
+        )
+        subnet = aws.ec2.Subnet(
+            f"{name}-private-{index}",
+            vpc_id=vpc.id,
+            cidr_block=str(settings.private_subnet_cidrs[index]),
+            availability_zone=zone,
+            map_public_ip_on_launch=False,
+            tags=tags(settings, f"{name}-private-{zone}"),
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-private-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child
+        )
+        return subnet

@@ -1,0 +1,311 @@
+"""The AWS stacks' cluster under Pulumi mocks: the exact inputs that keep it safe and highly available."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.support.pulumi_program import ECR_PASSWORD, run_program, stack_config
+
+pytestmark = pytest.mark.unit
+
+AWS_STACKS = ["dev", "staging", "prod"]
+SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+GROUP = "aws:autoscaling/group:Group"
+
+
+@pytest.fixture(scope="module", params=AWS_STACKS)
+def run(request):
+    return run_program(request.param)
+
+
+def config(run, key):
+    return stack_config(run.stack)[f"restdemo:{key}"]
+
+
+def group(run, role):
+    return run.named(GROUP, f"swarm-{role}s").inputs
+
+
+def test_alb_listens_on_80_and_forwards_to_port_8000_checked_on_health(run):
+    listener = run.named("aws:lb/listener:Listener", "web-http").inputs
+    assert (listener["port"], listener["protocol"]) == (80, "HTTP")
+    assert listener["defaultActions"] == [
+        {"type": "forward", "targetGroupArn": listener["defaultActions"][0]["targetGroupArn"]}
+    ]
+    target_group = run.named("aws:lb/targetGroup:TargetGroup", "web").inputs
+    assert (target_group["port"], target_group["protocol"], target_group["targetType"]) == (8000, "HTTP", "instance")
+    assert target_group["healthCheck"] == {
+        "path": "/health",
+        "port": "8000",
+        "protocol": "HTTP",
+        "matcher": "200",
+        "interval": 10,
+        "timeout": 5,
+        "healthyThreshold": 2,
+        "unhealthyThreshold": 2,
+    }
+    assert target_group["deregistrationDelay"] == 60
+    balancer = run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs
+    assert balancer["loadBalancerType"] == "application" and balancer["internal"] is False
+    assert balancer["enableDeletionProtection"] is (run.stack == "prod")
+
+
+def test_a_certificate_adds_443_and_redirects_80():
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
+    run = run_program("dev", {**stack_config("dev"), "restdemo:certificateArn": arn})
+    https = run.named("aws:lb/listener:Listener", "web-https").inputs
+    assert (https["port"], https["protocol"], https["certificateArn"]) == (443, "HTTPS", arn)
+    assert https["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    http = run.named("aws:lb/listener:Listener", "web-http").inputs
+    assert http["defaultActions"] == [
+        {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "statusCode": "HTTP_301"}}
+    ]
+    opened = sorted(r.inputs["fromPort"] for r in run.of_type(SG_INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0")
+    assert opened == [80, 443]
+    assert run.outputs["url"].startswith("https://")
+
+
+def test_admin_nlb_forwards_2376_and_checks_agent_readiness(run):
+    listener = run.named("aws:lb/listener:Listener", "admin").inputs
+    assert (listener["port"], listener["protocol"]) == (2376, "TCP")
+    target_group = run.named("aws:lb/targetGroup:TargetGroup", "admin").inputs
+    assert (target_group["port"], target_group["protocol"]) == (2376, "TCP")
+    assert target_group["healthCheck"] == {
+        "protocol": "HTTP",
+        "port": "44554",
+        "path": "/ready",
+        "matcher": "200",
+        "interval": 10,
+        "healthyThreshold": 2,
+        "unhealthyThreshold": 2,
+    }
+    assert run.named("aws:lb/loadBalancer:LoadBalancer", "admin").inputs["loadBalancerType"] == "network"
+
+
+def test_groups_use_ec2_health_checks_and_managers_wait_for_ready_capacity(run):
+    managers, workers = group(run, "manager"), group(run, "worker")
+    assert managers["healthCheckType"] == workers["healthCheckType"] == "EC2"
+    assert managers["targetGroupArns"] == ["arn:aws:lb:eu-west-1:123456789012:admin"]
+    assert managers["waitForElbCapacity"] == config(run, "managerCount")
+    assert "waitForElbCapacity" not in workers
+    assert workers["targetGroupArns"] == ["arn:aws:lb:eu-west-1:123456789012:web"]
+    attachment = run.one("aws:autoscaling/attachment:Attachment").inputs
+    assert attachment["autoscalingGroupName"] == managers["name"]
+    assert attachment["lbTargetGroupArn"] == "arn:aws:lb:eu-west-1:123456789012:web"
+
+
+def test_group_sizes_and_subnets_span_the_zones(run):
+    managers, workers = group(run, "manager"), group(run, "worker")
+    assert managers["minSize"] == managers["maxSize"] == managers["desiredCapacity"] == config(run, "managerCount")
+    assert workers["minSize"] == workers["maxSize"] == workers["desiredCapacity"] == config(run, "workerCount")
+    private = "restdemo:privateSubnetCidrs" in stack_config(run.stack)
+    kind = "private" if private else "public"
+    subnets = {
+        f"network-{kind}-{i}-id": run.named("aws:ec2/subnet:Subnet", f"network-{kind}-{i}").inputs
+        for i in range(len(config(run, "publicSubnetCidrs")))
+    }
+    for node_group in (managers, workers):
+        assert node_group["vpcZoneIdentifiers"] == list(subnets)
+    zones = {s["availabilityZone"] for s in subnets.values()}
+    assert len(zones) == (3 if run.stack in ("prod", "staging") else 2)
+    for subnet in subnets.values():
+        assert subnet["mapPublicIpOnLaunch"] is (not private)
+
+
+def test_prod_nodes_are_private_behind_one_nat_per_zone():
+    run = run_program("prod")
+    assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    for index in range(3):
+        routes = run.named("aws:ec2/routeTable:RouteTable", f"network-private-{index}").inputs["routes"]
+        assert routes == [{"cidrBlock": "0.0.0.0/0", "natGatewayId": f"network-nat-{index}-id"}]
+
+
+@pytest.mark.parametrize("role,size_key", [("manager", "managerCount"), ("worker", "workerCount")])
+def test_instance_refresh_launches_before_it_terminates(run, role, size_key):
+    refresh = group(run, role)["instanceRefresh"]
+    size = config(run, size_key)
+    assert refresh["strategy"] == "Rolling"
+    assert refresh["preferences"]["minHealthyPercentage"] == 100
+    assert refresh["preferences"]["maxHealthyPercentage"] == min(200, 100 + -(-100 // max(size, 1)))
+    assert refresh["preferences"]["maxHealthyPercentage"] > 100
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_termination_lifecycle_hook_sends_to_the_one_queue(run, role):
+    (hook,) = group(run, role)["initialLifecycleHooks"]
+    assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook["heartbeatTimeout"] == 600
+    assert hook["notificationTargetArn"] == f"arn:aws:sqs:eu-west-1:123456789012:restdemo-{run.stack}-lifecycle"
+    assert hook["roleArn"] == "arn:aws:iam::123456789012:role/swarm-lifecycle-hook"
+    assert json.loads(hook["notificationMetadata"]) == {"role": role, "stack": run.stack}
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_launch_templates_require_imdsv2_encrypt_disks_and_have_no_key_pair(run, role):
+    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}").inputs
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    (disk,) = template["blockDeviceMappings"]
+    assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
+    assert "keyName" not in template
+    assert template["imageId"] == "ami-0123456789abcdef0"
+    assert (
+        "aws:ssm/getParameter:getParameter",
+        {"name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"},
+    ) in run.calls
+
+
+def test_nothing_is_open_to_the_internet_but_the_alb_listeners(run):
+    for rule in run.of_type(SG_INGRESS):
+        if rule.inputs.get("cidrIpv4") == "0.0.0.0/0" or rule.inputs.get("cidrIpv6") == "::/0":
+            assert rule.name.startswith("web-listener-"), rule.name
+            assert rule.inputs["fromPort"] in (80, 443)
+    assert not any(r.inputs.get("fromPort") == 22 for r in run.of_type(SG_INGRESS))
+
+
+def test_docker_api_2376_only_from_the_admin_cidrs(run):
+    admin = [str(c) for c in config(run, "adminCidrs")]
+    rules = [r.inputs for r in run.of_type(SG_INGRESS) if r.inputs["fromPort"] == 2376]
+    assert rules and all(r["cidrIpv4"] in admin for r in rules)
+    groups = {r["securityGroupId"] for r in rules}
+    assert groups == {"admin-id", "swarm-managers-id"}
+
+
+def test_swarm_ports_only_between_nodes_and_8000_only_from_the_alb(run):
+    rules = {r.name: r.inputs for r in run.of_type(SG_INGRESS)}
+    for name in ("swarm-swarm-tcp-7946", "swarm-swarm-udp-7946", "swarm-swarm-udp-4789", "swarm-manager-2377"):
+        assert rules[name]["referencedSecurityGroupId"] == "swarm-nodes-id"
+    assert rules["swarm-mesh-8000"]["referencedSecurityGroupId"] == "web-id"
+    assert rules["swarm-readiness"]["fromPort"] == 44554
+    assert rules["swarm-readiness"]["cidrIpv4"] == str(config(run, "vpcCidr"))
+
+
+def policy_of(run, role):
+    return json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"swarm-{role}").inputs["policy"])
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_node_policies_are_scoped_to_the_stack(run, role):
+    unscopable = {"ecr:GetAuthorizationToken", "ec2:DescribeInstances"}
+    for statement in policy_of(run, role)["Statement"]:
+        if statement["Resource"] == "*":
+            assert set(statement["Action"]) <= unscopable, statement
+            continue
+        for arn in statement["Resource"]:
+            assert run.stack in arn, arn
+
+
+def test_workers_cannot_write_state_or_read_manager_tokens(run):
+    actions = {a for s in policy_of(run, "worker")["Statement"] for a in s["Action"]}
+    assert not {"dynamodb:PutItem", "ssm:PutParameter"} & actions
+    resources = [r for s in policy_of(run, "worker")["Statement"] if s["Resource"] != "*" for r in s["Resource"]]
+    assert f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/worker" in resources
+    assert not any("join-token/manager" in r or "join-token/*" in r or "/tls/" in r for r in resources)
+
+
+def test_managers_can_initialise_the_swarm(run):
+    statements = policy_of(run, "manager")["Statement"]
+    table = f"arn:aws:dynamodb:eu-west-1:123456789012:table/restdemo-{run.stack}-state"
+    assert any("dynamodb:PutItem" in s["Action"] and s["Resource"] == [table] for s in statements)
+    tokens = f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/*"
+    assert any("ssm:PutParameter" in s["Action"] and s["Resource"] == [tokens] for s in statements)
+
+
+def test_session_manager_instead_of_ssh(run):
+    attachments = {r.inputs["policyArn"] for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+    assert attachments == {"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+    assert run.outputs["managerShell"].startswith("aws ssm start-session --region eu-west-1 --target $(")
+
+
+def test_state_queue_logs_and_tls_parameters(run):
+    table = run.named("aws:dynamodb/table:Table", "swarm-state").inputs
+    assert (table["hashKey"], table["billingMode"]) == ("pk", "PAY_PER_REQUEST")
+    assert run.named("aws:sqs/queue:Queue", "swarm-lifecycle").inputs["sqsManagedSseEnabled"] is True
+    logs = run.named("aws:cloudwatch/logGroup:LogGroup", "swarm-logs").inputs
+    assert (logs["name"], logs["retentionInDays"]) == (f"/restdemo/{run.stack}", config(run, "logRetentionDays"))
+    parameters = {r.inputs["name"]: r for r in run.of_type("aws:ssm/parameter:Parameter")}
+    assert sorted(parameters) == [f"/restdemo/{run.stack}/tls/{n}" for n in ("ca", "cert", "key")]
+    assert all(p.inputs["type"] == "SecureString" for p in parameters.values())
+    assert "value" in parameters[f"/restdemo/{run.stack}/tls/key"].secret_paths
+
+
+def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run):
+    provider = run.one("pulumi:providers:docker")
+    assert provider.inputs["host"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
+    assert (
+        provider.inputs["caMaterial"]
+        == "-----BEGIN CERTIFICATE-----\nadmin-ca-certificate\n-----END CERTIFICATE-----\n"
+    )
+    assert "admin-client-certificate" in provider.inputs["certMaterial"]
+    assert "admin-client-private-key" in provider.inputs["keyMaterial"]
+    assert "keyMaterial" in provider.secret_paths
+    service = run.one("docker:index/service:Service")
+    assert service.provider.startswith(provider.urn + "::")
+    assert service.inputs["taskSpec"]["placement"] == {"prefs": ["spread=node.labels.availability_zone"]}
+    assert service.inputs["mode"]["replicated"]["replicas"] == config(run, "replicas")
+    assert "auth" not in service.inputs
+
+
+def test_server_certificate_is_for_the_nlb_name(run):
+    request = run.named("tls:index/certRequest:CertRequest", "admin-server").inputs
+    assert request["dnsNames"] == ["admin-0123456789.eu-west-1.elb.amazonaws.com"]
+    server = run.named("tls:index/locallySignedCert:LocallySignedCert", "admin-server").inputs
+    client = run.named("tls:index/locallySignedCert:LocallySignedCert", "admin-client").inputs
+    assert "server_auth" in server["allowedUses"] and "client_auth" in client["allowedUses"]
+
+
+def user_data(run, role) -> str:
+    return base64.b64decode(
+        run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}").inputs["userData"]
+    ).decode()
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_user_data_holds_no_secret_and_fits(run, role):
+    text = user_data(run, role)
+    assert text.startswith("#cloud-config\n")
+    assert len(text.encode()) < 16 * 1024
+    for secret in (ECR_PASSWORD, "PRIVATE KEY", "private-key", "BEGIN CERTIFICATE"):
+        assert secret not in text
+    assert f"restdemo-agent-{run.stack}:v1-" in text
+
+
+def test_no_secret_in_plain_outputs(run):
+    assert run.secret_outputs == ["adminClientKey"]
+    assert "admin-client-private-key" in run.outputs["adminClientKey"]
+    text = json.dumps({k: v for k, v in run.outputs.items() if k not in run.secret_outputs})
+    for secret in (ECR_PASSWORD, "PRIVATE KEY", "private-key"):
+        assert secret not in text
+    assert run.outputs["adminEndpoint"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
+    assert run.outputs["url"] == "http://web-0123456789.eu-west-1.elb.amazonaws.com"
+    assert run.outputs["logGroup"] == f"/restdemo/{run.stack}"
+    assert run.outputs["agentImage"].startswith(
+        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-{run.stack}:"
+    )
+
+
+def test_every_taggable_aws_resource_carries_project_stack_owner(run):
+    untaggable = {
+        "aws:ec2/routeTableAssociation:RouteTableAssociation",
+        "aws:iam/rolePolicy:RolePolicy",
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+        "aws:autoscaling/attachment:Attachment",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    }
+    for resource in run.registered:
+        if not resource.type.startswith("aws:") or resource.type in untaggable:
+            continue
+        if resource.type == GROUP:
+            found = {t["key"]: t["value"] for t in resource.inputs["tags"]}
+        else:
+            found = resource.inputs.get("tags", {})
+        assert {k: found.get(k) for k in ("project", "stack", "owner")} == {
+            "project": "restdemo",
+            "stack": run.stack,
+            "owner": "platform-team",
+        }, resource.type

@@ -1,0 +1,164 @@
+"""Cloud-init rendering, tested directly for managers and workers, and validated by cloud-init itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from infra.cloud_init import USER_DATA_LIMIT, NodeConfig, render
+from tests.support.docker_engine import in_ci
+
+pytestmark = pytest.mark.unit
+
+TLS = {"ca": "/restdemo/dev/tls/ca", "cert": "/restdemo/dev/tls/cert", "key": "/restdemo/dev/tls/key"}
+
+
+def node(role: str) -> NodeConfig:
+    return NodeConfig(
+        role=role,
+        stack="dev",
+        region="eu-west-1",
+        state_table="restdemo-dev-state",
+        ssm_prefix="/restdemo/dev",
+        lifecycle_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/restdemo-dev-lifecycle",
+        log_group="/restdemo/dev",
+        registry="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        agent_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-dev:v1-abc@sha256:" + "0" * 64,
+        tls_parameters=TLS if role == "manager" else None,
+    )
+
+
+def document(role: str) -> dict:
+    text = render(node(role))
+    assert text.startswith("#cloud-config\n")
+    return yaml.safe_load(text)
+
+
+def file(role: str, path: str) -> str:
+    return next(f["content"] for f in document(role)["write_files"] if f["path"] == path)
+
+
+def test_installs_docker_and_runs_the_setup_once():
+    for role in ("manager", "worker"):
+        doc = document(role)
+        assert doc["packages"] == ["docker"]
+        assert doc["runcmd"] == [["/usr/local/sbin/restdemo-node-setup"]]
+
+
+def test_containers_log_to_the_stacks_group():
+    daemon = json.loads(file("worker", "/etc/docker/daemon.json"))
+    assert daemon["log-driver"] == "awslogs"
+    assert daemon["log-opts"] == {
+        "awslogs-region": "eu-west-1",
+        "awslogs-group": "/restdemo/dev",
+        "tag": "{{.Name}}/{{.ID}}",
+    }
+    assert "hosts" not in daemon and "tlsverify" not in daemon
+
+
+def test_managers_serve_the_docker_api_with_mutual_tls_on_2376():
+    daemon = json.loads(file("manager", "/etc/docker/daemon.json"))
+    assert daemon["hosts"] == ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"]
+    assert daemon["tlsverify"] is True
+    assert (daemon["tlscacert"], daemon["tlscert"], daemon["tlskey"]) == (
+        "/etc/docker/tls/ca.pem",
+        "/etc/docker/tls/cert.pem",
+        "/etc/docker/tls/key.pem",
+    )
+    override = file("manager", "/etc/systemd/system/docker.service.d/restdemo-hosts.conf")
+    assert "ExecStart=\nExecStart=/usr/bin/dockerd --containerd=/run/containerd/containerd.sock" in override
+
+
+def test_managers_fetch_tls_material_from_ssm_at_boot_workers_do_not():
+    script = file("manager", "/usr/local/sbin/restdemo-node-setup")
+    for name, target in (("ca", "ca.pem"), ("cert", "cert.pem"), ("key", "key.pem")):
+        assert (
+            f"aws ssm get-parameter --with-decryption --name {TLS[name]} --query Parameter.Value --output text "
+            f"> /etc/docker/tls/{target}" in script
+        )
+    assert "chmod 600 /etc/docker/tls/key.pem" in script
+    assert "ssm get-parameter" not in file("worker", "/usr/local/sbin/restdemo-node-setup")
+
+
+def test_logs_in_to_ecr_pulls_and_starts_the_agent_bootstrap_then_run():
+    script = file("worker", "/usr/local/sbin/restdemo-node-setup").splitlines()
+    image = node("worker").agent_image
+    login = (
+        "aws ecr get-login-password | docker login --username AWS --password-stdin "
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    )
+    pull = f"docker pull {image}"
+    bootstrap = next(line for line in script if line.endswith(" bootstrap"))
+    run = next(line for line in script if line.endswith(" run"))
+    assert script.index(login) < script.index(pull) < script.index(bootstrap) < script.index(run)
+    assert "systemctl enable --now docker" in script
+    assert "--env-file /etc/restdemo/agent.env" in run and "--restart always" in run and image in run
+
+
+def test_agent_environment_is_the_contract():
+    env = dict(line.split("=", 1) for line in file("manager", "/etc/restdemo/agent.env").splitlines())
+    assert env == {
+        "RESTDEMO_STACK": "dev",
+        "AWS_REGION": "eu-west-1",
+        "RESTDEMO_ROLE": "manager",
+        "RESTDEMO_STATE_TABLE": "restdemo-dev-state",
+        "RESTDEMO_SSM_PREFIX": "/restdemo/dev",
+        "RESTDEMO_LIFECYCLE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/restdemo-dev-lifecycle",
+        "RESTDEMO_LOG_GROUP": "/restdemo/dev",
+        "RESTDEMO_REGISTRY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        "RESTDEMO_READINESS_PORT": "44554",
+        "RESTDEMO_TLS_CA_PARAMETER": "/restdemo/dev/tls/ca",
+        "RESTDEMO_TLS_CERT_PARAMETER": "/restdemo/dev/tls/cert",
+        "RESTDEMO_TLS_KEY_PARAMETER": "/restdemo/dev/tls/key",
+    }
+
+
+def test_the_agent_reads_the_environment_cloud_init_writes():
+    from restdemo_agent.contract import AgentEnvironment
+
+    for role in ("manager", "worker"):
+        agent = AgentEnvironment.from_environ(node(role).agent_environment())
+        assert (agent.role, agent.stack, agent.readiness_port) == (role, "dev", 44554)
+
+
+def test_the_daemons_own_log_is_shipped_too():
+    unit = file("worker", "/etc/systemd/system/restdemo-daemon-logs.service")
+    assert "journalctl -u docker -f" in unit
+    assert "--log-driver awslogs" in unit and "awslogs-group=/restdemo/dev" in unit
+
+
+def test_no_secret_and_under_the_user_data_limit():
+    for role in ("manager", "worker"):
+        text = render(node(role))
+        assert len(text.encode()) < USER_DATA_LIMIT
+        assert "BEGIN " not in text and "PRIVATE KEY" not in text
+        # ECR's password only ever travels from the CLI to docker login over a pipe.
+        assert (
+            text.count("password")
+            == text.count("get-login-password | docker login --username AWS --password-stdin") * 2
+        )
+
+
+def test_cloud_init_schema_accepts_both(tmp_path):
+    tool = shutil.which("cloud-init")
+    if not tool:
+        reason = "cloud-init is not installed (apt-get install cloud-init)"
+        if in_ci():
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    for role in ("manager", "worker"):
+        path = tmp_path / f"{role}.yaml"
+        path.write_text(render(node(role)))
+        result = subprocess.run(
+            [tool, "schema", "--config-file", str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LANG": "C.UTF-8"},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Valid" in result.stdout
