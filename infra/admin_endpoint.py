@@ -14,6 +14,8 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from infra.cloud_init import DOCKER_TLS_PORT, READINESS_PORT
+from infra.firewall import allow_in, allow_out
+from infra.network import Network
 from infra.service import DockerEndpoint
 from infra.settings import Settings
 from infra.tags import tags
@@ -34,9 +36,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         name: str,
         *,
         settings: Settings,
-        vpc_id: pulumi.Input[str],
-        vpc_cidr: pulumi.Input[str],
-        subnet_ids: pulumi.Input[list[str]],
+        network: Network,
         ssm_prefix: str,
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -44,46 +44,30 @@ class AdminEndpoint(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         group = aws.ec2.SecurityGroup(
             name,
-            vpc_id=vpc_id,
+            vpc_id=network.vpc_id,
             description="restdemo Docker API: admin CIDRs only",
             tags=tags(settings, name),
             opts=child,
         )
         for index, cidr in enumerate(settings.admin_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-admin-{index}",
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=DOCKER_TLS_PORT,
-                to_port=DOCKER_TLS_PORT,
-                cidr_ipv4=str(cidr),
-                description="Docker API (mutual TLS)",
-                opts=child,
-            )
+            allow_in(f"{name}-admin-{index}", group, DOCKER_TLS_PORT, "Docker API (mutual TLS)", child, cidr=str(cidr))
         for port in (DOCKER_TLS_PORT, READINESS_PORT):
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-to-managers-{port}",
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_ipv4=vpc_cidr,
-                description="managers' API and readiness",
-                opts=child,
+            allow_out(
+                f"{name}-to-managers-{port}", group, network.vpc_cidr, "managers' API and readiness", child, port=port
             )
         balancer = aws.lb.LoadBalancer(
             name,
             load_balancer_type="network",
             internal=False,
             security_groups=[group.id],
-            subnets=subnet_ids,
+            subnets=network.public_subnet_ids,
             enable_deletion_protection=settings.deletion_protection,
             tags=tags(settings, name),
             opts=child,
         )
         target_group = aws.lb.TargetGroup(
             name,
-            vpc_id=vpc_id,
+            vpc_id=network.vpc_id,
             port=DOCKER_TLS_PORT,
             protocol="TCP",
             target_type="instance",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.firewall import allow_in, allow_out
+from infra.network import Network
 from infra.service import CONTAINER_PORT
 from infra.settings import Settings
 from infra.tags import tags
@@ -32,47 +34,29 @@ class LoadBalancer(pulumi.ComponentResource):
         name: str,
         *,
         settings: Settings,
-        vpc_id: pulumi.Input[str],
-        subnet_ids: pulumi.Input[list[str]],
-        vpc_cidr: pulumi.Input[str],
+        network: Network,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:loadbalancer:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         group = aws.ec2.SecurityGroup(
             name,
-            vpc_id=vpc_id,
+            vpc_id=network.vpc_id,
             description="restdemo ALB: listeners from anywhere",
             tags=tags(settings, name),
             opts=child,
         )
         for port in listener_ports(settings):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-listener-{port}",
-                security_group_id=group.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                cidr_ipv4="0.0.0.0/0",
-                description=f"listener {port}",
-                opts=child,
-            )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-to-nodes",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=CONTAINER_PORT,
-            to_port=CONTAINER_PORT,
-            cidr_ipv4=vpc_cidr,
-            description="the routing mesh on every node",
-            opts=child,
+            allow_in(f"{name}-listener-{port}", group, port, f"listener {port}", child, cidr="0.0.0.0/0")
+        allow_out(
+            f"{name}-to-nodes", group, network.vpc_cidr, "the routing mesh on every node", child, port=CONTAINER_PORT
         )
         balancer = aws.lb.LoadBalancer(
             name,
             load_balancer_type="application",
             internal=False,
             security_groups=[group.id],
-            subnets=subnet_ids,
+            subnets=network.public_subnet_ids,
             drop_invalid_header_fields=True,
             enable_deletion_protection=settings.deletion_protection,
             tags=tags(settings, name),
@@ -80,7 +64,7 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         target_group = aws.lb.TargetGroup(
             name,
-            vpc_id=vpc_id,
+            vpc_id=network.vpc_id,
             port=CONTAINER_PORT,
             protocol="HTTP",
             target_type="instance",

@@ -64,21 +64,8 @@ def main() -> dict[str, pulumi.Input]:
 def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[SwarmService, dict[str, pulumi.Input]]:
     """The Docker-for-AWS-style swarm, and the service on it through the admin endpoint."""
     network = Network("network", settings=settings)
-    web = LoadBalancer(
-        "web",
-        settings=settings,
-        vpc_id=network.vpc_id,
-        subnet_ids=network.public_subnet_ids,
-        vpc_cidr=network.vpc_cidr,
-    )
-    admin = AdminEndpoint(
-        "admin",
-        settings=settings,
-        vpc_id=network.vpc_id,
-        vpc_cidr=network.vpc_cidr,
-        subnet_ids=network.public_subnet_ids,
-        ssm_prefix=ssm_prefix(pulumi.get_stack()),
-    )
+    web = LoadBalancer("web", settings=settings, network=network)
+    admin = AdminEndpoint("admin", settings=settings, network=network, ssm_prefix=ssm_prefix(pulumi.get_stack()))
     agent_registry = Registry("agent-registry", settings=settings, repository="restdemo-agent")
     agent = Image(
         "agent", settings=settings, registry=agent_registry, context=AGENT_DIR, revision=revision_of(AGENT_DIR)
@@ -86,14 +73,9 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
     swarm = Swarm(
         "swarm",
         settings=settings,
-        vpc_id=network.vpc_id,
-        vpc_cidr=network.vpc_cidr,
-        subnet_ids=network.node_subnet_ids,
-        alb_security_group_id=web.security_group_id,
-        alb_target_group_arn=web.target_group_arn,
-        admin_target_group_arn=admin.target_group_arn,
-        tls_parameters=admin.tls_parameters,
-        tls_parameter_resources=admin.parameters,
+        network=network,
+        web=web,
+        admin=admin,
         registry_server=registry.server,
         repository_arns=[registry.arn, agent_registry.arn],
         agent_image=agent.ref,

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.admin_endpoint import AdminEndpoint
 from infra.cloud_init import DOCKER_TLS_PORT, READINESS_PORT, NodeConfig, render
+from infra.firewall import allow_in, allow_out
+from infra.load_balancer import LoadBalancer
+from infra.network import Network
 from infra.service import CONTAINER_PORT
 from infra.settings import Settings
 from infra.tags import tags
@@ -112,14 +116,9 @@ class Swarm(pulumi.ComponentResource):
         name: str,
         *,
         settings: Settings,
-        vpc_id: pulumi.Input[str],
-        vpc_cidr: pulumi.Input[str],
-        subnet_ids: pulumi.Input[list[str]],
-        alb_security_group_id: pulumi.Input[str],
-        alb_target_group_arn: pulumi.Input[str],
-        admin_target_group_arn: pulumi.Input[str],
-        tls_parameters: dict[str, str],
-        tls_parameter_resources: list[pulumi.Resource],
+        network: Network,
+        web: LoadBalancer,
+        admin: AdminEndpoint,
         registry_server: pulumi.Input[str],
         repository_arns: list[pulumi.Input[str]],
         agent_image: pulumi.Input[str],
@@ -159,7 +158,7 @@ class Swarm(pulumi.ComponentResource):
             tags=tags(settings, "logs"),
             opts=child,
         )
-        self.security_groups = self._security_groups(name, settings, vpc_id, vpc_cidr, alb_security_group_id, child)
+        self.security_groups = self._security_groups(name, settings, network, web.security_group_id, child)
 
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         group_names = {role: f"{prefix}-{role}s" for role in ("manager", "worker")}
@@ -205,7 +204,7 @@ class Swarm(pulumi.ComponentResource):
                     log_group=v[1],
                     registry=v[3],
                     agent_image=v[4],
-                    tls_parameters=tls_parameters if role == "manager" else None,
+                    tls_parameters=admin.tls_parameters if role == "manager" else None,
                 )
             )
             groups[role] = self._node_group(
@@ -216,12 +215,11 @@ class Swarm(pulumi.ComponentResource):
                 node,
                 arns,
                 ami.value,
-                subnet_ids,
+                network.node_subnet_ids,
                 queue.arn,
                 hook_role.arn,
-                alb_target_group_arn,
-                admin_target_group_arn,
-                tls_parameter_resources,
+                web.target_group_arn,
+                admin,
                 child,
             )
         self.managers, self.workers = groups["manager"], groups["worker"]
@@ -230,7 +228,7 @@ class Swarm(pulumi.ComponentResource):
         aws.autoscaling.Attachment(
             f"{name}-managers-alb",
             autoscaling_group_name=self.managers.name,
-            lb_target_group_arn=alb_target_group_arn,
+            lb_target_group_arn=web.target_group_arn,
             opts=child,
         )
         self.log_group_name = log_group.name
@@ -239,85 +237,51 @@ class Swarm(pulumi.ComponentResource):
         self.node_security_group_id = self.security_groups["node"].id
         self.register_outputs({"log_group_name": self.log_group_name, "managers": self.managers.name})
 
-    def _security_groups(self, name, settings, vpc_id, vpc_cidr, alb_security_group_id, child):
+    def _security_groups(self, name, settings, network, alb_security_group_id, child):
         node = aws.ec2.SecurityGroup(
             f"{name}-nodes",
-            vpc_id=vpc_id,
+            vpc_id=network.vpc_id,
             description="restdemo swarm nodes",
             tags=tags(settings, "nodes"),
             opts=child,
         )
         manager = aws.ec2.SecurityGroup(
             f"{name}-managers",
-            vpc_id=vpc_id,
+            vpc_id=network.vpc_id,
             description="restdemo swarm managers",
             tags=tags(settings, "managers"),
             opts=child,
         )
 
-        def ingress(rule: str, group, protocol: str, port: int, description: str, **source):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-{rule}",
-                security_group_id=group.id,
-                ip_protocol=protocol,
-                from_port=port,
-                to_port=port,
-                description=description,
-                opts=child,
-                **source,
-            )
+        def rule(suffix: str, group, port: int, description: str, **source):
+            allow_in(f"{name}-{suffix}", group, port, description, child, **source)
 
         for protocol, port in SWARM_PORTS:
-            ingress(
+            rule(
                 f"swarm-{protocol}-{port}",
                 node,
-                protocol,
                 port,
                 "swarm, between nodes only",
-                referenced_security_group_id=node.id,
+                protocol=protocol,
+                source_group_id=node.id,
             )
-        ingress(
-            "manager-2377",
-            manager,
-            "tcp",
-            SWARM_MANAGEMENT_PORT,
-            "swarm management, from nodes only",
-            referenced_security_group_id=node.id,
+        rule(
+            "manager-2377", manager, SWARM_MANAGEMENT_PORT, "swarm management, from nodes only", source_group_id=node.id
         )
-        ingress(
+        rule(
             "mesh-8000",
             node,
-            "tcp",
             CONTAINER_PORT,
             "the routing mesh, from the ALB only",
-            referenced_security_group_id=alb_security_group_id,
+            source_group_id=alb_security_group_id,
         )
-        ingress(
-            "readiness",
-            node,
-            "tcp",
-            READINESS_PORT,
-            "the agent's readiness check, from the VPC only",
-            cidr_ipv4=vpc_cidr,
-        )
+        rule("readiness", node, READINESS_PORT, "the agent's readiness check, from the VPC only", cidr=network.vpc_cidr)
         for index, cidr in enumerate(settings.admin_cidrs):
-            ingress(
-                f"docker-api-{index}",
-                manager,
-                "tcp",
-                DOCKER_TLS_PORT,
-                "Docker API (mutual TLS), admin CIDRs",
-                cidr_ipv4=str(cidr),
+            rule(
+                f"docker-api-{index}", manager, DOCKER_TLS_PORT, "Docker API (mutual TLS), admin CIDRs", cidr=str(cidr)
             )
         for group, label in ((node, "nodes"), (manager, "managers")):
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-{label}-egress",
-                security_group_id=group.id,
-                ip_protocol="-1",
-                cidr_ipv4="0.0.0.0/0",
-                description="AWS APIs, ECR, package mirrors",
-                opts=child,
-            )
+            allow_out(f"{name}-{label}-egress", group, "0.0.0.0/0", "AWS APIs, ECR, package mirrors", child)
         return {"node": node, "manager": manager}
 
     def _node_group(
@@ -333,8 +297,7 @@ class Swarm(pulumi.ComponentResource):
         queue_arn,
         hook_role_arn,
         alb_target_group_arn,
-        admin_target_group_arn,
-        tls_parameter_resources,
+        admin,
         child,
     ) -> aws.autoscaling.Group:
         instance_role = aws.iam.Role(
@@ -388,9 +351,7 @@ class Swarm(pulumi.ComponentResource):
             tags=tags(settings, role),
             opts=child,
         )
-        group_options = pulumi.ResourceOptions(
-            parent=self, depends_on=tls_parameter_resources if role == "manager" else []
-        )
+        group_options = pulumi.ResourceOptions(parent=self, depends_on=admin.parameters if role == "manager" else [])
         return aws.autoscaling.Group(
             f"{name}-{role}s",
             name=group_name,
@@ -401,7 +362,7 @@ class Swarm(pulumi.ComponentResource):
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version),
             health_check_type="EC2",
             health_check_grace_period=300,
-            target_group_arns=[admin_target_group_arn] if role == "manager" else [alb_target_group_arn],
+            target_group_arns=[admin.target_group_arn] if role == "manager" else [alb_target_group_arn],
             wait_for_elb_capacity=size if role == "manager" else None,
             wait_for_capacity_timeout="20m",
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(

@@ -11,29 +11,19 @@ import pytest
 from restdemo_agent.contract import AgentEnvironment
 from restdemo_agent.readiness import readiness, serve
 
+from tests.support.agent_env import WORKER_ENVIRONMENT
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.unit
 
-WORKER = {
-    "RESTDEMO_STACK": "dev",
-    "AWS_REGION": "eu-west-1",
-    "RESTDEMO_ROLE": "worker",
-    "RESTDEMO_STATE_TABLE": "t",
-    "RESTDEMO_SSM_PREFIX": "/restdemo/dev",
-    "RESTDEMO_LIFECYCLE_QUEUE_URL": "https://q",
-    "RESTDEMO_LOG_GROUP": "/restdemo/dev",
-    "RESTDEMO_REGISTRY": "r",
-}
-
 
 def test_environment_names_what_is_missing():
     with pytest.raises(ValueError, match="lacks RESTDEMO_STATE_TABLE"):
-        AgentEnvironment.from_environ({k: v for k, v in WORKER.items() if k != "RESTDEMO_STATE_TABLE"})
+        AgentEnvironment.from_environ({k: v for k, v in WORKER_ENVIRONMENT.items() if k != "RESTDEMO_STATE_TABLE"})
     with pytest.raises(ValueError, match="RESTDEMO_TLS_CA_PARAMETER"):
-        AgentEnvironment.from_environ({**WORKER, "RESTDEMO_ROLE": "manager"})
+        AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": "manager"})
     with pytest.raises(ValueError, match="manager or worker"):
-        AgentEnvironment.from_environ({**WORKER, "RESTDEMO_ROLE": "boss"})
+        AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": "boss"})
 
 
 @pytest.mark.parametrize(

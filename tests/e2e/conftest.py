@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.e2e.harness import deployed, local_registry, swarm_mode
-from tests.support.docker_engine import in_ci
+from tests.support.docker_engine import require_tool
 
 REPORT: list[str] = []
 
@@ -32,12 +30,7 @@ def swarm(docker_client):
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
-    binary = shutil.which("docker-registry")
-    if not binary:
-        reason = "no docker-registry binary (apt-get install docker-registry)"
-        if in_ci():
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
+    binary = require_tool("docker-registry", "apt-get install docker-registry")
     with local_registry(binary, tmp_path_factory.mktemp("registry")) as address:
         yield address
 

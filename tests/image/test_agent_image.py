@@ -9,21 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.agent_env import WORKER_ENVIRONMENT
 from tests.support.docker_engine import REPO, base_image_args, build_image
 
 pytestmark = pytest.mark.image
 
 AGENT = REPO / "infra" / "agent"
-ENV = {
-    "RESTDEMO_STACK": "dev",
-    "AWS_REGION": "eu-west-1",
-    "RESTDEMO_ROLE": "worker",
-    "RESTDEMO_STATE_TABLE": "t",
-    "RESTDEMO_SSM_PREFIX": "/restdemo/dev",
-    "RESTDEMO_LIFECYCLE_QUEUE_URL": "https://q",
-    "RESTDEMO_LOG_GROUP": "/restdemo/dev",
-    "RESTDEMO_REGISTRY": "r",
-}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def test_hadolint_reports_nothing_on_the_agent_dockerfile():
 
 
 def test_bootstrap_checks_the_contract(docker_client, agent_image):
-    code, output = run(docker_client, agent_image, ["bootstrap"], ENV)
+    code, output = run(docker_client, agent_image, ["bootstrap"], WORKER_ENVIRONMENT)
     assert code == 0, output
     line = json.loads(output.strip().splitlines()[-1])
     assert (line["action"], line["role"], line["stack"]) == ("bootstrap", "worker", "dev")

@@ -309,3 +309,20 @@ def test_every_taggable_aws_resource_carries_project_stack_owner(run):
             "stack": run.stack,
             "owner": "platform-team",
         }, resource.type
+
+
+def test_an_existing_vpc_replaces_the_network():
+    existing = {
+        "restdemo:existingVpcId": "vpc-0123456789abcdef0",
+        "restdemo:existingPublicSubnetIds": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"],
+        "restdemo:existingNodeSubnetIds": ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"],
+    }
+    run = run_program("dev", {**stack_config("dev"), **existing})
+    assert not run.of_type("aws:ec2/vpc:Vpc") and not run.of_type("aws:ec2/subnet:Subnet")
+    assert group(run, "worker")["vpcZoneIdentifiers"] == existing["restdemo:existingNodeSubnetIds"]
+    assert (
+        run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs["subnets"]
+        == existing["restdemo:existingPublicSubnetIds"]
+    )
+    readiness = run.named(SG_INGRESS, "swarm-readiness").inputs
+    assert readiness["cidrIpv4"] == "172.31.0.0/16"

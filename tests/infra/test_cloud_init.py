@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 import yaml
 
 from infra.cloud_init import USER_DATA_LIMIT, NodeConfig, render
-from tests.support.docker_engine import in_ci
+from tests.support.agent_env import WORKER_NODE
+from tests.support.docker_engine import require_tool
 
 pytestmark = pytest.mark.unit
 
@@ -19,18 +20,7 @@ TLS = {"ca": "/restdemo/dev/tls/ca", "cert": "/restdemo/dev/tls/cert", "key": "/
 
 
 def node(role: str) -> NodeConfig:
-    return NodeConfig(
-        role=role,
-        stack="dev",
-        region="eu-west-1",
-        state_table="restdemo-dev-state",
-        ssm_prefix="/restdemo/dev",
-        lifecycle_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/restdemo-dev-lifecycle",
-        log_group="/restdemo/dev",
-        registry="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-        agent_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-dev:v1-abc@sha256:" + "0" * 64,
-        tls_parameters=TLS if role == "manager" else None,
-    )
+    return replace(WORKER_NODE, role=role, tls_parameters=TLS if role == "manager" else None)
 
 
 def document(role: str) -> dict:
@@ -145,12 +135,7 @@ def test_no_secret_and_under_the_user_data_limit():
 
 
 def test_cloud_init_schema_accepts_both(tmp_path):
-    tool = shutil.which("cloud-init")
-    if not tool:
-        reason = "cloud-init is not installed (apt-get install cloud-init)"
-        if in_ci():
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
+    tool = require_tool("cloud-init", "apt-get install cloud-init")
     for role in ("manager", "worker"):
         path = tmp_path / f"{role}.yaml"
         path.write_text(render(node(role)))

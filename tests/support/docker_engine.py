@@ -1,4 +1,4 @@
-"""Access to the real Docker engine for the tiers that need one, and image builds.
+"""Access to the real Docker engine (and other tools) for the tiers that need them, and image builds.
 
 In CI (CI=true) a missing engine fails the tier; on a laptop without Docker it skips
 with the reason. Builds go through a BuildKit-capable client because the Dockerfile
@@ -23,18 +23,30 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+def unavailable(reason: str):
+    """Something a tier needs is missing: a failure in CI (CI=true), a skip with the reason elsewhere."""
+    if in_ci():
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(name: str, install: str) -> str:
+    """The path of a command-line tool the tier needs; see `unavailable` when it is missing."""
+    path = shutil.which(name)
+    if not path:
+        unavailable(f"{name} is not installed ({install})")
+    return path
+
+
 def require_engine():
-    """A docker SDK client for a reachable engine, or fail (CI) / skip (elsewhere)."""
+    """A docker SDK client for a reachable engine; see `unavailable` when none answers."""
     import docker
 
     try:
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:
-        reason = f"no Docker engine reachable ({exc.__class__.__name__}); start one with scripts/docker-engine.sh"
-        if in_ci():
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
+        unavailable(f"no Docker engine reachable ({exc.__class__.__name__}); start one with scripts/docker-engine.sh")
     return client
 
 

@@ -119,6 +119,12 @@ INVOKES = {
         "version": 1,
         "insecureValue": "",
     },
+    "aws:ec2/getVpc:getVpc": lambda region: {
+        "id": "vpc-0123456789abcdef0",
+        "cidrBlock": "172.31.0.0/16",
+        "arn": "arn",
+        "default": False,
+    },
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda region: {
         "id": region,
         "userName": "AWS",

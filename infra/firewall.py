@@ -1,0 +1,46 @@
+"""Security group rules, one resource per rule (what AWS now recommends over inline rules)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+
+def allow_in(
+    name: str,
+    group: aws.ec2.SecurityGroup,
+    port: int,
+    description: str,
+    opts: pulumi.ResourceOptions,
+    *,
+    protocol: str = "tcp",
+    cidr: pulumi.Input[str] | None = None,
+    source_group_id: pulumi.Input[str] | None = None,
+) -> aws.vpc.SecurityGroupIngressRule:
+    return aws.vpc.SecurityGroupIngressRule(
+        name,
+        security_group_id=group.id,
+        ip_protocol=protocol,
+        from_port=port,
+        to_port=port,
+        cidr_ipv4=cidr,
+        referenced_security_group_id=source_group_id,
+        description=description,
+        opts=opts,
+    )
+
+
+def allow_out(
+    name: str,
+    group: aws.ec2.SecurityGroup,
+    cidr: pulumi.Input[str],
+    description: str,
+    opts: pulumi.ResourceOptions,
+    *,
+    port: int | None = None,
+) -> aws.vpc.SecurityGroupEgressRule:
+    """To `cidr` on `port` over TCP, or on every port and protocol when no port is given."""
+    ports = {"ip_protocol": "tcp", "from_port": port, "to_port": port} if port else {"ip_protocol": "-1"}
+    return aws.vpc.SecurityGroupEgressRule(
+        name, security_group_id=group.id, cidr_ipv4=cidr, description=description, opts=opts, **ports
+    )
