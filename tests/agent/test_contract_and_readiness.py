@@ -8,9 +8,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from restdemo_agent.contract import AgentEnvironment
 from restdemo_agent.readiness import readiness, serve
-
 from tests.support.agent_env import WORKER_ENVIRONMENT
 from tests.support.net import free_port
 

@@ -1,6 +1,7 @@
 """The CLI's pure parts: URL splitting and --format rendering."""
 
 import pytest
+
 from restdemo.cli import UsageError, render, split_url
 
 pytestmark = pytest.mark.app

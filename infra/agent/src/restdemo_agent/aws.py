@@ -1,0 +1,150 @@
+"""The agent's AWS side: the state table, join tokens in SSM, the lifecycle queue, ECR login."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from restdemo_agent.plan import PRIMARY_KEY, token_parameter
+
+
+class SwarmState:
+    """Who initialised the swarm (DynamoDB, conditional writes) and the join tokens (SSM SecureString)."""
+
+    def __init__(self, dynamodb, ssm, table: str, prefix: str):
+        self.dynamodb, self.ssm, self.table, self.prefix = dynamodb, ssm, table, prefix
+
+    def claim_primary(self, address: str, instance_id: str) -> bool:
+        """Exactly one caller wins, however many try at once."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": PRIMARY_KEY},
+                    "address": {"S": address},
+                    "instance_id": {"S": instance_id},
+                    "status": {"S": "initialising"},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def primary(self) -> dict | None:
+        item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": PRIMARY_KEY}}, ConsistentRead=True)
+        return {k: v["S"] for k, v in item["Item"].items()} if "Item" in item else None
+
+    def mark_ready(self, address: str, instance_id: str, node_id: str, expected_instance: str | None = None) -> bool:
+        """Record the primary's node id once the swarm exists; with `expected_instance`, take the record
+        over from that instance only (a conditional write, so two managers cannot both take over)."""
+        condition = "attribute_not_exists(pk) OR instance_id = :expected"
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": PRIMARY_KEY},
+                    "address": {"S": address},
+                    "instance_id": {"S": instance_id},
+                    "node_id": {"S": node_id},
+                    "status": {"S": "ready"},
+                },
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":expected": {"S": expected_instance or instance_id}},
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def store_tokens(self, tokens: dict[str, str]) -> None:
+        for role, token in tokens.items():
+            self.ssm.put_parameter(
+                Name=token_parameter(self.prefix, role),
+                Value=token,
+                Type="SecureString",
+                Overwrite=True,
+                Description=f"restdemo swarm join token ({role})",
+            )
+
+    def token(self, role: str) -> str | None:
+        try:
+            answer = self.ssm.get_parameter(Name=token_parameter(self.prefix, role), WithDecryption=True)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ParameterNotFound":
+                return None
+            raise
+        return answer["Parameter"]["Value"]
+
+
+@dataclass(frozen=True)
+class LifecycleMessage:
+    receipt: str
+    body: dict
+
+    def action(self) -> dict:
+        return {
+            "LifecycleHookName": self.body["LifecycleHookName"],
+            "AutoScalingGroupName": self.body["AutoScalingGroupName"],
+            "LifecycleActionToken": self.body["LifecycleActionToken"],
+            "InstanceId": self.body["EC2InstanceId"],
+        }
+
+
+class Lifecycle:
+    """The one queue both groups' termination hooks send to."""
+
+    def __init__(self, sqs, autoscaling, queue_url: str):
+        self.sqs, self.autoscaling, self.queue_url = sqs, autoscaling, queue_url
+
+    def receive(self, wait_seconds: int = 10) -> list[LifecycleMessage]:
+        answer = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds, VisibilityTimeout=60
+        )
+        messages = []
+        for message in answer.get("Messages", []):
+            body = json.loads(message["Body"])
+            if "LifecycleTransition" not in body:  # the hook's test notification
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                continue
+            messages.append(LifecycleMessage(message["ReceiptHandle"], body))
+        return messages
+
+    def leave_for_others(self, message: LifecycleMessage) -> None:
+        self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message.receipt, VisibilityTimeout=0)
+
+    def done(self, message: LifecycleMessage) -> None:
+        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt)
+
+    def heartbeat(self, message: LifecycleMessage) -> None:
+        self.autoscaling.record_lifecycle_action_heartbeat(**message.action())
+
+    def complete(self, message: LifecycleMessage, result: str = "CONTINUE") -> None:
+        self.autoscaling.complete_lifecycle_action(**message.action(), LifecycleActionResult=result)
+
+
+def registry_auth_header(ecr, registry: str) -> str:
+    """X-Registry-Auth for the stack's ECR registry, from a fresh 12-hour token."""
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    username, _, password = base64.b64decode(token).decode().partition(":")
+    auth = {"username": username, "password": password, "serveraddress": registry}
+    return base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+
+
+def running_instances(ec2, instance_ids: list[str]) -> set[str]:
+    """Which of these instances still run (terminated ones may stay listed for a while)."""
+    if not instance_ids:
+        return set()
+    answer = ec2.describe_instances(
+        Filters=[
+            {"Name": "instance-id", "Values": instance_ids},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping"]},
+        ]
+    )
+    return {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]}

@@ -1,0 +1,89 @@
+"""The agent's decisions, as pure functions: no AWS, no Docker, tested directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRIMARY_KEY = "primary_manager"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A swarm node as the agent sees it (from `docker node ls` / the nodes API)."""
+
+    id: str
+    role: str  # manager | worker
+    state: str  # ready | down | unknown | disconnected
+    availability: str  # active | pause | drain
+    instance_id: str | None  # node label set at join
+    leader: bool = False
+    reachable: bool = True  # managers: ManagerStatus.Reachability == reachable
+
+
+def token_parameter(prefix: str, role: str) -> str:
+    """The SSM parameter holding the join token for `role` (ARCHITECTURE.md contract)."""
+    if role not in ("manager", "worker"):
+        raise ValueError(f"no join token for role {role!r}")
+    return f"{prefix}/join-token/{role}"
+
+
+def bootstrap_action(role: str, already_member: bool, claimed_primary: bool | None) -> str:
+    """What a booting node does: nothing (already a member), init (won the claim) or join."""
+    if already_member:
+        return "stay"
+    if role == "manager" and claimed_primary:
+        return "init"
+    return "join"
+
+
+def should_take_over(primary: dict | None, nodes: list[Node], me: Node) -> bool:
+    """A leading manager re-points the primary record when the recorded primary is gone from
+    the swarm or down, so nodes that boot later find a manager that answers."""
+    if me.role != "manager" or not me.leader or primary is None or primary.get("node_id") == me.id:
+        return False
+    recorded = next((n for n in nodes if n.id == primary.get("node_id")), None)
+    return recorded is None or recorded.state == "down" or recorded.role != "manager"
+
+
+def quorum(managers: int) -> int:
+    return managers // 2 + 1
+
+
+def dead_nodes(nodes: list[Node], running_instances: set[str]) -> list[Node]:
+    """Nodes to remove: down, and their instance no longer runs. A node that is only slow
+    (its instance still runs, or we cannot tell which instance it is) is never removed, and
+    a removal that would leave the reachable managers without a quorum is not made."""
+    candidates = [n for n in nodes if n.state == "down" and n.instance_id and n.instance_id not in running_instances]
+    managers = [n for n in nodes if n.role == "manager"]
+    reachable = [n for n in managers if n.reachable and n.state != "down"]
+    removable = []
+    remaining = len(managers)
+    for node in candidates:
+        if node.role == "manager":
+            if len(reachable) < quorum(remaining - 1):
+                continue
+            remaining -= 1
+        removable.append(node)
+    return removable
+
+
+def drain_done(tasks_on_node: list[dict], desired_running_elsewhere: dict[str, int], replicas: dict[str, int]) -> bool:
+    """A drained node may leave once none of its tasks still runs and every service it ran has
+    all its replicas running on other nodes."""
+    still_running = [t for t in tasks_on_node if t.get("Status", {}).get("State") == "running"]
+    if still_running:
+        return False
+    return all(desired_running_elsewhere.get(service, 0) >= wanted for service, wanted in replicas.items())
+
+
+def lifecycle_message_for(body: dict, instance_id: str) -> bool:
+    """Is this ASG lifecycle notification about terminating this instance?"""
+    return (
+        body.get("LifecycleTransition") == "autoscaling:EC2_INSTANCE_TERMINATING"
+        and body.get("EC2InstanceId") == instance_id
+    )
+
+
+def ecr_image(image: str, registry: str) -> bool:
+    """Does a service's image live in this stack's registry (so its credentials need refreshing)?"""
+    return image.split("/", 1)[0] == registry

@@ -1,0 +1,102 @@
+"""The agent's decisions, tested directly."""
+
+from __future__ import annotations
+
+import pytest
+
+from restdemo_agent.plan import (
+    Node,
+    bootstrap_action,
+    dead_nodes,
+    drain_done,
+    ecr_image,
+    lifecycle_message_for,
+    should_take_over,
+    token_parameter,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def node(id, role="worker", state="ready", instance=None, leader=False, reachable=True, availability="active"):
+    return Node(id, role, state, availability, instance or f"i-{id}", leader, reachable)
+
+
+@pytest.mark.parametrize(
+    "role,member,claimed,action",
+    [
+        ("manager", True, None, "stay"),
+        ("worker", True, None, "stay"),
+        ("manager", False, True, "init"),
+        ("manager", False, False, "join"),
+        ("worker", False, None, "join"),
+    ],
+)
+def test_who_initialises(role, member, claimed, action):
+    assert bootstrap_action(role, member, claimed) == action
+
+
+def test_which_token():
+    assert token_parameter("/restdemo/dev", "worker") == "/restdemo/dev/join-token/worker"
+    assert token_parameter("/restdemo/dev", "manager") == "/restdemo/dev/join-token/manager"
+    with pytest.raises(ValueError):
+        token_parameter("/restdemo/dev", "boss")
+
+
+def test_take_over_only_by_the_leader_when_the_primary_is_gone_or_down():
+    leader = node("m2", "manager", leader=True)
+    primary = {"node_id": "m1", "address": "10.0.0.1"}
+    assert should_take_over(primary, [leader], leader)  # gone from the swarm
+    assert should_take_over(primary, [node("m1", "manager", state="down"), leader], leader)
+    assert not should_take_over(primary, [node("m1", "manager"), leader], leader)  # alive
+    follower = node("m3", "manager")
+    assert not should_take_over(primary, [follower], follower)  # not the leader
+    assert not should_take_over({"node_id": "m2"}, [leader], leader)  # already me
+    assert not should_take_over(None, [leader], leader)
+
+
+def test_dead_nodes_are_down_and_their_instance_is_gone():
+    nodes = [node("w1", state="down"), node("w2", state="down"), node("w3"), node("m1", "manager", leader=True)]
+    # w1's instance is gone; w2's still runs (only slow); w3 is fine.
+    assert [n.id for n in dead_nodes(nodes, running_instances={"i-w2", "i-w3", "i-m1"})] == ["w1"]
+
+
+def test_a_node_whose_instance_is_unknown_is_never_removed():
+    nodes = [Node("w1", "worker", "down", "active", None), node("m1", "manager", leader=True)]
+    assert dead_nodes(nodes, running_instances=set()) == []
+
+
+def test_removing_dead_managers_never_breaks_quorum():
+    managers = [
+        node("m1", "manager", leader=True),
+        node("m2", "manager", state="down", reachable=False),
+        node("m3", "manager", state="down", reachable=False),
+    ]
+    # 1 reachable of 3: no quorum now; removing one would leave 1 of 2 (quorum 2): not allowed.
+    assert dead_nodes(managers, running_instances={"i-m1"}) == []
+    managers = [
+        node("m1", "manager", leader=True),
+        node("m2", "manager"),
+        node("m3", "manager", state="down", reachable=False),
+    ]
+    assert [n.id for n in dead_nodes(managers, running_instances={"i-m1", "i-m2"})] == ["m3"]
+
+
+def test_drain_waits_for_tasks_to_stop_here_and_run_elsewhere():
+    running_here = [{"Status": {"State": "running"}}]
+    assert not drain_done(running_here, {"restdemo": 3}, {"restdemo": 3})
+    assert not drain_done([{"Status": {"State": "shutdown"}}], {"restdemo": 2}, {"restdemo": 3})
+    assert drain_done([{"Status": {"State": "shutdown"}}], {"restdemo": 3}, {"restdemo": 3})
+
+
+def test_lifecycle_messages_are_matched_to_this_instance():
+    body = {"LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING", "EC2InstanceId": "i-1"}
+    assert lifecycle_message_for(body, "i-1")
+    assert not lifecycle_message_for(body, "i-2")
+    assert not lifecycle_message_for({**body, "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING"}, "i-1")
+
+
+def test_only_images_of_this_registry_need_its_credentials():
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert ecr_image(f"{registry}/restdemo-dev:v1@sha256:00", registry)
+    assert not ecr_image("docker.io/library/haproxy:2.8", registry)
