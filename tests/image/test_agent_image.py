@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ AGENT = REPO / "infra" / "agent"
 
 @pytest.fixture(scope="module")
 def agent_image(docker_client):
-    tag = "restdemo-agent-test:latest"
+    tag = f"restdemo-agent-test:{uuid.uuid4().hex[:8]}"
     build_image(AGENT, tag, build_args=base_image_args(docker_client))
     yield docker_client.images.get(tag)
     docker_client.images.remove(tag, force=True)
@@ -39,13 +40,17 @@ def test_hadolint_reports_nothing_on_the_agent_dockerfile():
     assert (result.returncode, result.stdout) == (0, "")
 
 
-def test_bootstrap_checks_the_contract(docker_client, agent_image):
-    code, output = run(docker_client, agent_image, ["bootstrap"], WORKER_ENVIRONMENT)
-    assert code == 0, output
-    line = json.loads(output.strip().splitlines()[-1])
-    assert (line["action"], line["role"], line["stack"]) == ("bootstrap", "worker", "dev")
+def test_entry_point_documents_its_commands_and_checks_the_contract(docker_client, agent_image):
+    code, output = run(docker_client, agent_image, ["--help"])
+    assert code == 0 and "bootstrap" in output and "run" in output
     code, output = run(docker_client, agent_image, ["bootstrap"])
-    assert code == 2 and "lacks RESTDEMO_STACK" in output
+    assert code == 2
+    assert json.loads(output.strip().splitlines()[-1])["message"].startswith(
+        "the agent's environment lacks RESTDEMO_STACK"
+    )
+    partial = {k: v for k, v in WORKER_ENVIRONMENT.items() if k != "RESTDEMO_LIFECYCLE_QUEUE_URL"}
+    code, output = run(docker_client, agent_image, ["run"], partial)
+    assert code == 2 and "RESTDEMO_LIFECYCLE_QUEUE_URL" in output
 
 
 def test_runtime_has_the_agent_and_cat_but_no_pip(docker_client, agent_image):
