@@ -101,6 +101,16 @@ def setup_script(node: NodeConfig) -> str:
         "--network host -v /var/run/docker.sock:/var/run/docker.sock "
         f"--env-file /etc/restdemo/agent.env {q(node.agent_image)}"
     )
+    # The engine labels itself (zone, instance, role); managers copy them to node labels,
+    # which the service's placement preference spreads over.
+    lines += [
+        "TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token "
+        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
+        'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
+        "python3 -c 'import json, sys; path = \"/etc/docker/daemon.json\"; config = json.load(open(path)); "
+        "config[\"labels\"] = sys.argv[1:]; json.dump(config, open(path, \"w\"), indent=2)' "
+        f'"instance_id=$(imds instance-id)" "availability_zone=$(imds placement/availability-zone)" role={node.role}',
+    ]
     lines += [
         "systemctl daemon-reload",
         "systemctl enable --now docker",

@@ -147,3 +147,23 @@ def test_cloud_init_schema_accepts_both(tmp_path):
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Valid" in result.stdout
+
+
+def test_the_engine_labels_itself_from_instance_metadata(tmp_path):
+    # Run the setup script's labelling line for real, with IMDS answered by a shell function.
+    daemon = tmp_path / "daemon.json"
+    daemon.write_text(file("worker", "/etc/docker/daemon.json"))
+    line = next(
+        x for x in file("worker", "/usr/local/sbin/restdemo-node-setup").splitlines() if x.startswith("python3")
+    )
+    script = (
+        "imds() { case $1 in instance-id) echo i-0abc;; placement/availability-zone) echo eu-west-1b;; esac; }\n"
+        + line.replace("/etc/docker/daemon.json", str(daemon))
+    )
+    subprocess.run(["bash", "-euc", script], check=True)
+    assert json.loads(daemon.read_text())["labels"] == [
+        "instance_id=i-0abc",
+        "availability_zone=eu-west-1b",
+        "role=worker",
+    ]
+    assert json.loads(daemon.read_text())["log-driver"] == "awslogs"
