@@ -42,13 +42,13 @@ def swarm_mode(client):
 
 
 @contextmanager
-def local_registry(binary: str, root: Path):
+def local_registry(binary: str, root: Path, bind: str = "127.0.0.1"):
     """Debian's docker-registry on 127.0.0.1 (an insecure registry by default on loopback)."""
     port = free_port()
     config = root / "config.yml"
     config.write_text(
         f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: {bind}:{port}\n"
     )
     process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"127.0.0.1:{port}"
