@@ -79,6 +79,8 @@ class LabNode:
         return docker.DockerClient(base_url=self.socket, timeout=60)
 
     def create_namespace(self) -> None:
+        for log in ("dockerd", "agent"):  # a lab's logs start empty
+            (STATE / f"{self.name}-{log}.log").unlink(missing_ok=True)
         sh("ip", "netns", "del", self.netns, check=False)
         sh("ip", "link", "del", f"rdv-{self.name}", check=False)
         sh("ip", "netns", "add", self.netns)

@@ -83,6 +83,14 @@ def drain(
     return False
 
 
+def wait_for(condition: Callable[[], bool], timeout: float, poll: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:g} s")
+        time.sleep(poll)
+
+
 @dataclass
 class Agent:
     role: str
@@ -115,6 +123,7 @@ class Agent:
         if mine:
             # Demoting the leader hands leadership to another manager before this one leaves.
             self.engine.update_node(node_id, Role="worker")
+            wait_for(lambda: not self.engine.is_manager(), timeout=120)
             log("demoted", node_id=node_id)
             self.engine.leave()
             log("left", node_id=node_id)
