@@ -39,6 +39,7 @@ class NodeConfig:
     agent_image: str
     # SSM parameter names of the Docker API's CA, server certificate and key (managers).
     tls_parameters: dict[str, str] | None = None
+    prune_interval_seconds: int = 0
 
     def agent_environment(self) -> dict[str, str]:
         """The contract with the node agent (ARCHITECTURE.md), as environment variables."""
@@ -52,6 +53,7 @@ class NodeConfig:
             "RESTDEMO_LOG_GROUP": self.log_group,
             "RESTDEMO_REGISTRY": self.registry,
             "RESTDEMO_READINESS_PORT": str(READINESS_PORT),
+            "RESTDEMO_PRUNE_INTERVAL": str(self.prune_interval_seconds),
         }
         if self.tls_parameters:
             env |= {
@@ -107,8 +109,8 @@ def setup_script(node: NodeConfig) -> str:
         "TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token "
         "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
         'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
-        "python3 -c 'import json, sys; path = \"/etc/docker/daemon.json\"; config = json.load(open(path)); "
-        "config[\"labels\"] = sys.argv[1:]; json.dump(config, open(path, \"w\"), indent=2)' "
+        'python3 -c \'import json, sys; path = "/etc/docker/daemon.json"; config = json.load(open(path)); '
+        'config["labels"] = sys.argv[1:]; json.dump(config, open(path, "w"), indent=2)\' '
         f'"instance_id=$(imds instance-id)" "availability_zone=$(imds placement/availability-zone)" role={node.role}',
     ]
     lines += [

@@ -132,6 +132,7 @@ class Settings(BaseModel):
     worker_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     node_volume_gb: int = Field(20, ge=8, le=1000)
     drain_timeout: Duration = 600.0
+    prune_interval: Duration = 0.0
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
     deletion_protection: bool = False
     existing_vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")

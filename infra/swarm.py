@@ -205,6 +205,7 @@ class Swarm(pulumi.ComponentResource):
                     registry=v[3],
                     agent_image=v[4],
                     tls_parameters=admin.tls_parameters if role == "manager" else None,
+                    prune_interval_seconds=int(settings.prune_interval),
                 )
             )
             groups[role] = self._node_group(

@@ -62,13 +62,14 @@ def lab_aws(moto):
 def lab_registry(moto, tmp_path_factory):
     binary = require_tool("docker-registry", "apt-get install docker-registry")
     with local_registry(binary, tmp_path_factory.mktemp("lab-registry"), bind="0.0.0.0") as address:
-        yield address.replace("127.0.0.1", GATEWAY)
+        # The host's engine pushes over loopback (insecure by default); the lab's engines pull over the bridge.
+        yield {"push": address, "pull": address.replace("127.0.0.1", GATEWAY)}
 
 
 @pytest.fixture(scope="module")
 def lab(lab_aws, lab_registry):
     nodes = {
-        name: LabNode(name, index, role, zone, lab_aws["instances"][index], lab_registry)
+        name: LabNode(name, index, role, zone, lab_aws["instances"][index], lab_registry["pull"])
         for index, (name, role, zone) in enumerate(NODES)
     }
     try:

@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.agent.conftest import aws, lifecycle_notification
+from tests.support.docker_engine import require_engine
 from tests.support.net import wait_until
 
 pytestmark = pytest.mark.agent
@@ -96,6 +97,100 @@ def test_a_restarted_node_stays_a_member(formed, lab_aws):
     assert len(seen) == 4  # the same node came back; no new one joined
 
 
+def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry):
+    from tests.e2e.harness import LOCAL_HAPROXY, build_and_push, capture, deployed, push, steady_load
+
+    host = require_engine()
+    url, queue, registry = lab_aws["url"], lab_aws["queue"], lab_registry
+    replicas = len(formed)
+    run = capture(registry["push"], host, replicas=str(replicas))
+    image = build_and_push(host, run.named("docker:index/image:Image", "restdemo").inputs)
+    host.images.get(LOCAL_HAPROXY).tag(f"{registry['push']}/haproxy", "lab")
+    balancer = push(host, f"{registry['push']}/haproxy:lab")
+    pull = {ref: ref.replace(registry["push"], registry["pull"]) for ref in (image, balancer)}
+    leader = next(n for n in formed.values() if n.role == "manager" and n.client.info()["Swarm"]["ControlAvailable"])
+    lb_node, worker = formed["m3"], formed["w1"]
+    with deployed(
+        leader.client,
+        registry["pull"],
+        image=pull[balancer],
+        host=lb_node.address,
+        constraints=[f"node.labels.instance_id=={lb_node.instance_id}"],
+    ) as deployment:
+        deployment.apply(capture(registry["pull"], host, replicas=str(replicas)), pull[image])
+        deployment.wait_converged(pull[image])
+        wait_until(lambda: deployment.servers_up() == replicas, 90, what="the load balancer sees every replica")
+        worker_id = nodes_seen_by(leader)[worker.instance_id]["ID"]
+        assert any(t["NodeID"] == worker_id for t in deployment.running_tasks()), "w1 runs no task to drain"
+        refresh_credentials_keeps_tasks(leader, deployment, lab_aws)
+
+        urllib.request.urlopen(f"{url}/moto-api/recorder/start-recording", data=b"", timeout=10)
+        with steady_load(deployment.lb_url, rate=20) as load:
+            time.sleep(2)
+            aws(url, "sqs").send_message(
+                QueueUrl=queue, MessageBody=lifecycle_notification(worker, "restdemo-lab-workers")
+            )
+            wait_until(
+                lambda: [c for c in recorded_calls(url, "CompleteLifecycleAction") if worker.instance_id in c],
+                180,
+                interval=1,
+                what="w1 drained and its lifecycle action completed",
+            )
+            on_worker = [t for t in deployment.running_tasks() if t["NodeID"] == worker_id]
+            elsewhere = [t for t in deployment.running_tasks() if t["NodeID"] != worker_id]
+            time.sleep(2)
+        assert (len(on_worker), len(elsewhere)) == (0, replicas)
+        assert load.failures == [] and load.total > 40
+
+
+def refresh_credentials_keeps_tasks(leader, deployment, lab_aws) -> None:
+    """The leader hands swarm fresh registry credentials; no task restarts."""
+    from restdemo_agent.agent import Agent
+    from restdemo_agent.engine import Engine
+
+    before = {t["ID"] for t in deployment.running_tasks()}
+    version = deployment.service.attrs["Version"]["Index"]
+    agent = Agent(
+        role="manager",
+        me=None,
+        engine=Engine(leader.client),
+        state=None,
+        lifecycle=None,
+        ec2=None,
+        ecr=aws(lab_aws["url"], "ecr"),
+        registry=leader.registry,
+    )
+    agent.refresh_registry_credentials()
+    deployment.service.reload()
+    assert deployment.service.attrs["Version"]["Index"] > version  # the update reached swarm
+    time.sleep(5)
+    assert {t["ID"] for t in deployment.running_tasks()} == before
+    assert len(deployment.service.tasks()) == len(before)  # and started no new task
+
+
+def test_prune_removes_unused_images_and_stopped_containers(formed):
+    from restdemo_agent.agent import Agent
+    from restdemo_agent.engine import Engine
+
+    node = formed["m3"]  # ran a replica and the load balancer, both removed since
+    client = node.client
+    image = next(i for i in client.images.list() if any("/restdemo" in d for d in i.attrs.get("RepoDigests", [])))
+    wait_until(lambda: not client.containers.list(), 60, what="the removed services' tasks stopped on m3")
+    stopped = client.containers.create(image.id, ["true"])
+    Agent(
+        role="manager",
+        me=None,
+        engine=Engine(client),
+        state=None,
+        lifecycle=None,
+        ec2=None,
+        ecr=None,
+        registry=node.registry,
+    ).prune()
+    assert stopped.id not in {c.id for c in client.containers.list(all=True)}
+    assert image.id not in {i.id for i in client.images.list()}
+
+
 def quorum_watch(manager, stop: threading.Event, failures: list[str]) -> None:
     """Ask a manager that stays for the node list (which needs a quorum) twice a second."""
     while not stop.is_set():
@@ -160,7 +255,11 @@ def test_replacing_a_manager_keeps_quorum(formed, lab_aws, lab):
     managers = [a for a in seen.values() if a["Spec"]["Role"] == "manager"]
     assert len(managers) == 3 and sum(bool(a["ManagerStatus"].get("Leader")) for a in managers) == 1
     # moto does not implement CompleteLifecycleAction: the request itself is what we can check.
-    calls = wait_until(lambda: recorded_calls(url, "CompleteLifecycleAction"), 30, what="completion requested")
+    calls = wait_until(
+        lambda: [c for c in recorded_calls(url, "CompleteLifecycleAction") if old.instance_id in c],
+        30,
+        what="completion requested",
+    )
     body = calls[0]
     for part in (
         "LifecycleHookName=drain",
@@ -170,6 +269,31 @@ def test_replacing_a_manager_keeps_quorum(formed, lab_aws, lab):
         f"LifecycleActionToken=5a3bc3f2-0000-4000-8000-{old.index:012d}",
     ):
         assert part in body
+
+
+def test_rotated_join_tokens_reach_ssm(formed, lab_aws):
+    leader = next(
+        n
+        for n in formed.values()
+        if n.role == "manager"
+        and n.client.info()["Swarm"]["ControlAvailable"]
+        and nodes_seen_by(n)[n.instance_id].get("ManagerStatus", {}).get("Leader")
+    )
+    swarm = leader.client.swarm
+    swarm.reload()
+    swarm.update(rotate_worker_token=True)
+    swarm.reload()
+    rotated = swarm.attrs["JoinTokens"]["Worker"]
+    ssm = aws(lab_aws["url"], "ssm")
+    wait_until(
+        lambda: (
+            ssm.get_parameter(Name="/restdemo/lab/join-token/worker", WithDecryption=True)["Parameter"]["Value"]
+            == rotated
+        ),
+        30,
+        interval=1,
+        what="the rotated worker token published",
+    )
 
 
 def test_a_node_killed_without_warning_is_removed_only_after_its_instance_is_gone(formed, lab_aws):

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker.errors
 import docker.types
 import requests
 
@@ -165,10 +166,14 @@ class Deployment:
         return time.monotonic() - started
 
 
-def start_load_balancer(client, network_id: str) -> tuple[str, object, object]:
-    """HAProxy as a swarm service on the overlay network, published in host mode on 127.0.0.1."""
-    image = os.environ.get("RESTDEMO_HAPROXY_IMAGE") or (
-        LOCAL_HAPROXY if client.images.list(name=LOCAL_HAPROXY) else "haproxy:2.8"
+def start_load_balancer(
+    client, network_id: str, *, image: str | None = None, host: str = "127.0.0.1", constraints: list[str] | None = None
+) -> tuple[str, object, object]:
+    """HAProxy as a swarm service on the overlay network, published in host mode on `host`."""
+    image = (
+        image
+        or os.environ.get("RESTDEMO_HAPROXY_IMAGE")
+        or (LOCAL_HAPROXY if client.images.list(name=LOCAL_HAPROXY) else "haproxy:2.8")
     )
     config = client.configs.create(name=f"restdemo-lb-{uuid.uuid4().hex[:8]}", data=(HERE / "haproxy.cfg").read_bytes())
     port = free_port()
@@ -176,32 +181,38 @@ def start_load_balancer(client, network_id: str) -> tuple[str, object, object]:
         image,
         name="restdemo-lb",
         networks=[network_id],
+        constraints=constraints,
         endpoint_spec=docker.types.EndpointSpec(mode="dnsrr", ports={port: (80, "tcp", "host")}),
         configs=[docker.types.ConfigReference(config.id, config.name, filename="/usr/local/etc/haproxy/haproxy.cfg")],
     )
-    return f"http://127.0.0.1:{port}", service, config
+    return f"http://{host}:{port}", service, config
+
+
+def _removed(resource) -> bool:
+    try:
+        resource.remove()
+        return True
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError:  # still in use by tasks that are shutting down
+        return False
 
 
 @contextmanager
-def deployed(client, registry: str):
+def deployed(client, registry: str, **load_balancer):
     """The overlay network, the load balancer, and (once applied) the service; removed afterwards."""
     network = client.networks.create("restdemo", driver="overlay", attachable=True)
     deployment = Deployment(client, registry, {"restdemo-network-id": network.id})
-    lb_url, lb_service, lb_config = start_load_balancer(client, network.id)
+    lb_url, lb_service, lb_config = start_load_balancer(client, network.id, **load_balancer)
     deployment.lb_url = lb_url
     try:
         yield deployment
     finally:
-        for thing in (deployment.service if deployment.service_id else None, lb_service):
-            if thing is not None:
-                thing.remove()
-        for name in ("restdemo", "restdemo-lb"):
-            label = f"com.docker.swarm.service.name={name}"
-            wait_until(
-                lambda label=label: not client.containers.list(filters={"label": label}), 60, what=f"{label} gone"
-            )
+        for service in (deployment.service if deployment.service_id else None, lb_service):
+            if service is not None:
+                service.remove()
+        wait_until(lambda: _removed(network), 90, interval=1, what="the overlay network removed")
         lb_config.remove()
-        network.remove()
 
 
 @dataclass

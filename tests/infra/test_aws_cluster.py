@@ -326,3 +326,9 @@ def test_an_existing_vpc_replaces_the_network():
     )
     readiness = run.named(SG_INGRESS, "swarm-readiness").inputs
     assert readiness["cidrIpv4"] == "172.31.0.0/16"
+
+
+def test_prune_interval_reaches_the_agent():
+    env = user_data(run_program("dev"), "worker")
+    assert "RESTDEMO_PRUNE_INTERVAL=86400" in env
+    assert "RESTDEMO_PRUNE_INTERVAL=0" in user_data(run_program("prod"), "worker")

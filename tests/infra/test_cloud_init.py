@@ -102,6 +102,7 @@ def test_agent_environment_is_the_contract():
         "RESTDEMO_LOG_GROUP": "/restdemo/dev",
         "RESTDEMO_REGISTRY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
         "RESTDEMO_READINESS_PORT": "44554",
+        "RESTDEMO_PRUNE_INTERVAL": "0",
         "RESTDEMO_TLS_CA_PARAMETER": "/restdemo/dev/tls/ca",
         "RESTDEMO_TLS_CERT_PARAMETER": "/restdemo/dev/tls/cert",
         "RESTDEMO_TLS_KEY_PARAMETER": "/restdemo/dev/tls/key",

@@ -104,6 +104,7 @@ class Agent:
     drain_timeout: float = 540.0
     refresh_every: float = 4 * 3600.0
     last_refresh: float = field(default=-1e18)
+    published_tokens: dict[str, str] = field(default_factory=dict)
 
     def handle_lifecycle(self) -> None:
         """Terminating managers drain, demote and leave themselves; workers are drained by the leader."""
@@ -149,8 +150,21 @@ class Agent:
                 self.engine.update_node(node.id, Role="worker")
             self.engine.remove_node(node.id)
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
-        if me.leader and time.monotonic() - self.last_refresh > self.refresh_every:
-            self.refresh_registry_credentials()
+        if me.leader:
+            self.publish_tokens()
+            if time.monotonic() - self.last_refresh > self.refresh_every:
+                self.refresh_registry_credentials()
+
+    def publish_tokens(self) -> None:
+        """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""
+        tokens = self.engine.join_tokens()
+        if tokens == self.published_tokens:
+            return
+        stale = {role: token for role, token in tokens.items() if self.state.token(role) != token}
+        if stale:
+            self.state.store_tokens(stale)
+            log("join-tokens-published", roles=sorted(stale))
+        self.published_tokens = tokens
 
     def refresh_registry_credentials(self) -> None:
         """Hand swarm fresh ECR credentials for services pulling from it, without restarting tasks:

@@ -29,6 +29,9 @@ class Engine:
     def init(self, address: str) -> dict[str, str]:
         """`docker swarm init`; the join tokens, by role."""
         self.client.swarm.init(advertise_addr=address, listen_addr=f"{address}:2377")
+        return self.join_tokens()
+
+    def join_tokens(self) -> dict[str, str]:
         self.client.swarm.reload()
         tokens = self.client.swarm.attrs["JoinTokens"]
         return {"worker": tokens["Worker"], "manager": tokens["Manager"]}
