@@ -19,22 +19,8 @@ class SwarmState:
 
     def claim_primary(self, address: str, instance_id: str) -> bool:
         """Exactly one caller wins, however many try at once."""
-        try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": PRIMARY_KEY},
-                    "address": {"S": address},
-                    "instance_id": {"S": instance_id},
-                    "status": {"S": "initialising"},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        item = {"address": address, "instance_id": instance_id, "status": "initialising"}
+        return self._put_primary(item, "attribute_not_exists(pk)")
 
     def primary(self) -> dict | None:
         item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": PRIMARY_KEY}}, ConsistentRead=True)
@@ -43,20 +29,22 @@ class SwarmState:
     def mark_ready(self, address: str, instance_id: str, node_id: str, expected_instance: str | None = None) -> bool:
         """Record the primary's node id once the swarm exists; with `expected_instance`, take the record
         over from that instance only (a conditional write, so two managers cannot both take over)."""
-        condition = "attribute_not_exists(pk) OR instance_id = :expected"
+        item = {"address": address, "instance_id": instance_id, "node_id": node_id, "status": "ready"}
+        return self._put_primary(
+            item, "attribute_not_exists(pk) OR instance_id = :expected", {":expected": expected_instance or instance_id}
+        )
+
+    def _put_primary(self, fields: dict[str, str], condition: str, values: dict[str, str] | None = None) -> bool:
+        """A conditional write of the primary record; False when the condition does not hold."""
+        request = {
+            "TableName": self.table,
+            "Item": {"pk": {"S": PRIMARY_KEY}, **{k: {"S": v} for k, v in fields.items()}},
+            "ConditionExpression": condition,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = {k: {"S": v} for k, v in values.items()}
         try:
-            self.dynamodb.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": PRIMARY_KEY},
-                    "address": {"S": address},
-                    "instance_id": {"S": instance_id},
-                    "node_id": {"S": node_id},
-                    "status": {"S": "ready"},
-                },
-                ConditionExpression=condition,
-                ExpressionAttributeValues={":expected": {"S": expected_instance or instance_id}},
-            )
+            self.dynamodb.put_item(**request)
             return True
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
