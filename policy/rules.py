@@ -1,0 +1,177 @@
+"""The policy pack's rules as plain functions over a resource's type and inputs (wire names),
+so they can be tested on the program's own resources, taken from a run under mocks.
+
+Each rule returns the violations it finds, as sentences; none means the resource passes.
+Values unknown at preview time (outputs of other resources) are not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "minZones": 2,
+    "requireDeletionProtection": False,
+    "publicPorts": [80, 443],
+    "requiredTags": ["project", "stack", "owner"],
+}
+# AWS resources that take no tags.
+UNTAGGABLE = {
+    "aws:autoscaling/attachment:Attachment",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+}
+OPEN = {"0.0.0.0/0", "::/0"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    props: dict[str, Any] = field(default_factory=dict)
+
+
+def manager_count_is_odd(resource: Resource, config: dict) -> list[str]:
+    if resource.type != "aws:autoscaling/group:Group" or not str(resource.props.get("name", "")).endswith("-managers"):
+        return []
+    size = resource.props.get("desiredCapacity")
+    if isinstance(size, (int, float)) and int(size) % 2 == 0:
+        return [f"{resource.name}: {int(size)} managers; a swarm needs an odd number (1, 3 or 5) to keep a quorum"]
+    return []
+
+
+def groups_span_zones(resource: Resource, config: dict) -> list[str]:
+    if resource.type != "aws:autoscaling/group:Group":
+        return []
+    subnets = resource.props.get("vpcZoneIdentifiers")
+    if isinstance(subnets, list) and len(set(subnets)) < config["minZones"]:
+        return [f"{resource.name}: spans {len(set(subnets))} subnet(s); at least {config['minZones']} zones required"]
+    return []
+
+
+def ingress_open_only_on_listener_ports(resource: Resource, config: dict) -> list[str]:
+    rules = []
+    if resource.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+        rules = [(resource.props, [resource.props.get("cidrIpv4"), resource.props.get("cidrIpv6")])]
+    elif resource.type == "aws:ec2/securityGroup:SecurityGroup":
+        rules = [
+            (r, [*r.get("cidrBlocks", []), *r.get("ipv6CidrBlocks", [])]) for r in resource.props.get("ingress") or []
+        ]
+    violations = []
+    for rule, cidrs in rules:
+        if not OPEN & set(filter(None, cidrs)):
+            continue
+        ports = (rule.get("fromPort"), rule.get("toPort"))
+        if ports[0] != ports[1] or ports[0] not in config["publicPorts"]:
+            violations.append(
+                f"{resource.name}: ingress from anywhere on ports {ports[0]}-{ports[1]}; "
+                f"only the load balancer's listener ports {config['publicPorts']} may be open to the internet"
+            )
+    return violations
+
+
+def launch_templates_require_imdsv2_and_encryption(resource: Resource, config: dict) -> list[str]:
+    if resource.type != "aws:ec2/launchTemplate:LaunchTemplate":
+        return []
+    violations = []
+    if (resource.props.get("metadataOptions") or {}).get("httpTokens") != "required":
+        violations.append(f"{resource.name}: IMDSv2 must be required (metadataOptions.httpTokens = required)")
+    for disk in resource.props.get("blockDeviceMappings") or [{}]:
+        if str((disk.get("ebs") or {}).get("encrypted")).lower() != "true":
+            violations.append(f"{resource.name}: volume {disk.get('deviceName', '?')} must be encrypted")
+    return violations
+
+
+def ecr_tags_immutable_and_scanned(resource: Resource, config: dict) -> list[str]:
+    if resource.type != "aws:ecr/repository:Repository":
+        return []
+    violations = []
+    if resource.props.get("imageTagMutability") != "IMMUTABLE":
+        violations.append(f"{resource.name}: image tags must be IMMUTABLE")
+    if not (resource.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
+        violations.append(f"{resource.name}: images must be scanned on push")
+    return violations
+
+
+def service_rolls_out_safely(resource: Resource, config: dict) -> list[str]:
+    if resource.type != "docker:index/service:Service":
+        return []
+    container = (resource.props.get("taskSpec") or {}).get("containerSpec") or {}
+    update = resource.props.get("updateConfig") or {}
+    violations = []
+    image = container.get("image")
+    if isinstance(image, str) and "@sha256:" not in image:
+        violations.append(f"{resource.name}: runs {image}; a service must run an image by digest (@sha256:...)")
+    tests = (container.get("healthcheck") or {}).get("tests") or []
+    if not tests or tests[0] == "NONE":
+        violations.append(f"{resource.name}: needs a healthcheck")
+    if update.get("order") not in ("start-first", "stop-first"):
+        violations.append(f"{resource.name}: updateConfig.order must be set (start-first keeps capacity)")
+    if update.get("failureAction") != "rollback":
+        violations.append(f"{resource.name}: updateConfig.failureAction must be rollback")
+    return violations
+
+
+def log_groups_have_retention(resource: Resource, config: dict) -> list[str]:
+    if resource.type == "aws:cloudwatch/logGroup:LogGroup" and not resource.props.get("retentionInDays"):
+        return [f"{resource.name}: a log group needs a retention (retentionInDays)"]
+    return []
+
+
+def load_balancers_protected_where_required(resource: Resource, config: dict) -> list[str]:
+    if resource.type != "aws:lb/loadBalancer:LoadBalancer" or not config["requireDeletionProtection"]:
+        return []
+    if resource.props.get("enableDeletionProtection") is not True:
+        return [f"{resource.name}: deletion protection is required on this stack"]
+    return []
+
+
+def aws_resources_are_tagged(resource: Resource, config: dict) -> list[str]:
+    if not resource.type.startswith("aws:") or resource.type in UNTAGGABLE:
+        return []
+    tags = resource.props.get("tags") or {}
+    if isinstance(tags, list):  # auto scaling groups: [{key, value, propagateAtLaunch}]
+        tags = {t.get("key"): t.get("value") for t in tags}
+    missing = [key for key in config["requiredTags"] if not tags.get(key)]
+    return [f"{resource.name}: missing tags {', '.join(missing)}"] if missing else []
+
+
+RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
+    "manager-count-odd": ("Swarm managers come in odd numbers.", manager_count_is_odd),
+    "groups-span-zones": ("Node groups span the stack's minimum number of zones.", groups_span_zones),
+    "ingress-only-listeners-public": (
+        "Nothing is open to 0.0.0.0/0 or ::/0 but the load balancer's listener ports.",
+        ingress_open_only_on_listener_ports,
+    ),
+    "launch-templates-imdsv2-encrypted": (
+        "Launch templates require IMDSv2 and encrypt every volume.",
+        launch_templates_require_imdsv2_and_encryption,
+    ),
+    "ecr-immutable-scanned": ("ECR repositories have immutable tags and scan on push.", ecr_tags_immutable_and_scanned),
+    "service-safe-rollout": (
+        "The service runs an image by digest, with a healthcheck, an update order and rollback on failure.",
+        service_rolls_out_safely,
+    ),
+    "log-retention": ("Every log group has a retention.", log_groups_have_retention),
+    "deletion-protection": (
+        "Load balancers have deletion protection where the stack requires it.",
+        load_balancers_protected_where_required,
+    ),
+    "required-tags": ("Every taggable AWS resource carries the required tags.", aws_resources_are_tagged),
+}
+
+
+def violations(resources: list[Resource], pack_config: dict | None = None) -> list[tuple[str, str]]:
+    """Every (rule, message) the rules find, with a policy pack config as `--policy-pack-config` takes it
+    (`{"<rule>": {...settings}}`)."""
+    found = []
+    for rule, (_, check) in RULES.items():
+        settings = {**DEFAULT_CONFIG, **((pack_config or {}).get(rule) or {})}
+        found += [(rule, message) for resource in resources for message in check(resource, settings)]
+    return found

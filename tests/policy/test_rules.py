@@ -1,0 +1,247 @@
+"""The policy pack's rules pass on every stack's resources (from the program under mocks) and catch
+a bad variant of each."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+
+import pytest
+
+from tests.support.pulumi_program import REPO, STACKS, run_program
+
+sys.path.insert(0, str(REPO / "policy"))
+from rules import RULES, Resource, violations  # noqa: E402
+
+pytestmark = pytest.mark.policy
+
+
+def pack_config(stack: str) -> dict:
+    return json.loads((REPO / "policy" / f"config.{stack}.json").read_text())
+
+
+def resources_of(stack: str, config: dict | None = None) -> list[Resource]:
+    run = run_program(stack, config)
+    return [Resource(r.type, r.name, copy.deepcopy(r.inputs)) for r in run.registered if r.custom]
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def stack_resources(request):
+    return request.param, resources_of(request.param)
+
+
+def test_every_rule_passes_on_every_stack(stack_resources):
+    stack, resources = stack_resources
+    assert violations(resources, pack_config(stack)) == []
+
+
+def test_every_stack_has_a_policy_config():
+    assert sorted(p.name for p in (REPO / "policy").glob("config.*.json")) == [f"config.{s}.json" for s in STACKS]
+    for stack in STACKS:
+        assert set(pack_config(stack)) <= set(RULES)
+
+
+def variant(resources: list[Resource], typ: str, name: str, change) -> list[Resource]:
+    found = [r for r in resources if (r.type, r.name) == (typ, name)]
+    assert len(found) == 1, (typ, name)
+    bad = copy.deepcopy(found[0])
+    change(bad.props)
+    return [bad]
+
+
+def ingress(props, port=22, cidr="0.0.0.0/0"):
+    props.update(fromPort=port, toPort=port, cidrIpv4=cidr)
+
+
+BAD_VARIANTS = [
+    (
+        "prod",
+        "aws:autoscaling/group:Group",
+        "swarm-managers",
+        lambda p: p.update(desiredCapacity=2),
+        "manager-count-odd",
+        "2 managers; a swarm needs an odd number",
+    ),
+    (
+        "prod",
+        "aws:autoscaling/group:Group",
+        "swarm-workers",
+        lambda p: p.update(vpcZoneIdentifiers=["a", "b"]),
+        "groups-span-zones",
+        "spans 2 subnet(s); at least 3 zones required",
+    ),
+    (
+        "dev",
+        "aws:autoscaling/group:Group",
+        "swarm-workers",
+        lambda p: p.update(vpcZoneIdentifiers=["a"]),
+        "groups-span-zones",
+        "spans 1 subnet(s); at least 2 zones required",
+    ),
+    (
+        "dev",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "swarm-docker-api-0",
+        ingress,
+        "ingress-only-listeners-public",
+        "ingress from anywhere on ports 22-22",
+    ),
+    (
+        "dev",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "swarm-readiness",
+        lambda p: ingress(p, 44554, "::/0") or p.pop("cidrIpv4") and p.update(cidrIpv6="::/0"),
+        "ingress-only-listeners-public",
+        "ingress from anywhere on ports 44554-44554",
+    ),
+    (
+        "dev",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "swarm-worker",
+        lambda p: p["metadataOptions"].update(httpTokens="optional"),
+        "launch-templates-imdsv2-encrypted",
+        "IMDSv2 must be required",
+    ),
+    (
+        "dev",
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        "swarm-manager",
+        lambda p: p["blockDeviceMappings"][0]["ebs"].update(encrypted="false"),
+        "launch-templates-imdsv2-encrypted",
+        "volume /dev/xvda must be encrypted",
+    ),
+    (
+        "staging",
+        "aws:ecr/repository:Repository",
+        "registry",
+        lambda p: p.update(imageTagMutability="MUTABLE"),
+        "ecr-immutable-scanned",
+        "image tags must be IMMUTABLE",
+    ),
+    (
+        "staging",
+        "aws:ecr/repository:Repository",
+        "agent-registry",
+        lambda p: p.update(imageScanningConfiguration={"scanOnPush": False}),
+        "ecr-immutable-scanned",
+        "images must be scanned on push",
+    ),
+    (
+        "local",
+        "docker:index/service:Service",
+        "restdemo",
+        lambda p: p["taskSpec"]["containerSpec"].update(image="127.0.0.1:5000/restdemo:latest"),
+        "service-safe-rollout",
+        "must run an image by digest",
+    ),
+    (
+        "local",
+        "docker:index/service:Service",
+        "restdemo",
+        lambda p: p["taskSpec"]["containerSpec"].pop("healthcheck"),
+        "service-safe-rollout",
+        "needs a healthcheck",
+    ),
+    (
+        "local",
+        "docker:index/service:Service",
+        "restdemo",
+        lambda p: p["updateConfig"].pop("order"),
+        "service-safe-rollout",
+        "updateConfig.order must be set",
+    ),
+    (
+        "prod",
+        "docker:index/service:Service",
+        "restdemo",
+        lambda p: p["updateConfig"].update(failureAction="pause"),
+        "service-safe-rollout",
+        "updateConfig.failureAction must be rollback",
+    ),
+    (
+        "dev",
+        "aws:cloudwatch/logGroup:LogGroup",
+        "swarm-logs",
+        lambda p: p.pop("retentionInDays"),
+        "log-retention",
+        "needs a retention",
+    ),
+    (
+        "prod",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "web",
+        lambda p: p.update(enableDeletionProtection=False),
+        "deletion-protection",
+        "deletion protection is required on this stack",
+    ),
+    (
+        "prod",
+        "aws:sqs/queue:Queue",
+        "swarm-lifecycle",
+        lambda p: p["tags"].pop("owner"),
+        "required-tags",
+        "missing tags owner",
+    ),
+    (
+        "staging",
+        "aws:autoscaling/group:Group",
+        "swarm-managers",
+        lambda p: p.update(tags=[t for t in p["tags"] if t["key"] != "project"]),
+        "required-tags",
+        "missing tags project",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "stack,typ,name,change,rule,message", BAD_VARIANTS, ids=[f"{v[4]}:{v[0]}:{v[2]}" for v in BAD_VARIANTS]
+)
+def test_a_bad_variant_is_caught_by_its_rule(stack, typ, name, change, rule, message):
+    found = violations(variant(resources_of(stack), typ, name, change), pack_config(stack))
+    assert [r for r, _ in found] == [rule]
+    assert message in found[0][1]
+
+
+def test_every_rule_has_a_bad_variant():
+    assert {v[4] for v in BAD_VARIANTS} == set(RULES)
+
+
+def test_deletion_protection_is_not_required_outside_prod():
+    resources = variant(
+        resources_of("dev"),
+        "aws:lb/loadBalancer:LoadBalancer",
+        "web",
+        lambda p: p.update(enableDeletionProtection=False),
+    )
+    assert violations(resources, pack_config("dev")) == []
+
+
+def test_the_pack_registers_every_rule_as_mandatory(monkeypatch):
+    import runpy
+
+    import pulumi_policy
+
+    registered = {}
+    monkeypatch.setattr(
+        pulumi_policy, "PolicyPack", lambda name, policies: registered.update(name=name, policies=policies)
+    )
+    runpy.run_path(str(REPO / "policy" / "__main__.py"))
+    assert registered["name"] == "restdemo"
+    assert [p.name for p in registered["policies"]] == list(RULES)
+    assert {p.enforcement_level for p in registered["policies"]} == {pulumi_policy.EnforcementLevel.MANDATORY}
+    # The engine calls each policy's validate with ResourceValidationArgs; so do we.
+    ecr = next(p for p in registered["policies"] if p.name == "ecr-immutable-scanned")
+    options = pulumi_policy.PolicyResourceOptions(False, [], None, [], None, [])
+    args = pulumi_policy.ResourceValidationArgs(
+        "aws:ecr/repository:Repository",
+        {"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {}},
+        "urn:pulumi:prod::restdemo::aws:ecr/repository:Repository::registry",
+        "registry",
+        options,
+        None,
+        {},
+    )
+    reported = []
+    ecr.validate(args, lambda message, urn: reported.append(message))
+    assert reported == ["registry: image tags must be IMMUTABLE", "registry: images must be scanned on push"]
