@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
 import pulumi
+import pulumi_docker as docker
 from pulumi.runtime.config import CONFIG
 
 from infra.admin_endpoint import AdminEndpoint
@@ -84,7 +86,12 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "restdemo",
         settings=settings,
         image_ref=image.ref,
-        endpoint=admin.docker,
+        endpoint=dataclasses.replace(
+            admin.docker,
+            registry_auth=docker.ProviderRegistryAuthArgs(
+                address=registry.server, username=registry.username, password=registry.password
+            ),
+        ),
         placement_prefs=[f"spread=node.labels.{NODE_LABEL_ZONE}"],
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),

@@ -41,6 +41,9 @@ class DockerEndpoint:
     ca_pem: pulumi.Input[str] | None = None
     cert_pem: pulumi.Input[str] | None = None
     key_pem: pulumi.Input[str] | None = None
+    # Registry login the provider sends with the service (`--with-registry-auth`), so the
+    # nodes can pull from a private registry. Never in docker.Service.auth (see above).
+    registry_auth: docker.ProviderRegistryAuthArgs | None = None
 
 
 def update_config(settings: Settings) -> docker.ServiceUpdateConfigArgs:
@@ -112,6 +115,7 @@ class SwarmService(pulumi.ComponentResource):
             ca_material=endpoint.ca_pem,
             cert_material=endpoint.cert_pem,
             key_material=endpoint.key_pem,
+            registry_auth=[endpoint.registry_auth] if endpoint.registry_auth else None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         on_swarm = pulumi.ResourceOptions(parent=self, provider=provider)

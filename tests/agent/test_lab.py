@@ -102,7 +102,7 @@ def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_regi
 
     host = require_engine()
     url, queue, registry = lab_aws["url"], lab_aws["queue"], lab_registry
-    replicas = len(formed)
+    replicas = 2 * len(formed)  # swarm spreads them: every node, w1 included, runs some
     run = capture(registry["push"], host, replicas=str(replicas))
     image = build_and_push(host, run.named("docker:index/image:Image", "restdemo").inputs)
     host.images.get(LOCAL_HAPROXY).tag(f"{registry['push']}/haproxy", "lab")
@@ -121,7 +121,11 @@ def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_regi
         deployment.wait_converged(pull[image])
         wait_until(lambda: deployment.servers_up() == replicas, 90, what="the load balancer sees every replica")
         worker_id = nodes_seen_by(leader)[worker.instance_id]["ID"]
-        assert any(t["NodeID"] == worker_id for t in deployment.running_tasks()), "w1 runs no task to drain"
+        wait_until(
+            lambda: any(t["NodeID"] == worker_id for t in deployment.running_tasks()),
+            60,
+            what="a replica running on w1, to drain",
+        )
         refresh_credentials_keeps_tasks(leader, deployment, lab_aws)
 
         urllib.request.urlopen(f"{url}/moto-api/recorder/start-recording", data=b"", timeout=10)
@@ -149,6 +153,7 @@ def refresh_credentials_keeps_tasks(leader, deployment, lab_aws) -> None:
     from restdemo_agent.engine import Engine
 
     before = {t["ID"] for t in deployment.running_tasks()}
+    every_task_before = {t["ID"] for t in deployment.service.tasks()}
     version = deployment.service.attrs["Version"]["Index"]
     agent = Agent(
         role="manager",
@@ -165,7 +170,7 @@ def refresh_credentials_keeps_tasks(leader, deployment, lab_aws) -> None:
     assert deployment.service.attrs["Version"]["Index"] > version  # the update reached swarm
     time.sleep(5)
     assert {t["ID"] for t in deployment.running_tasks()} == before
-    assert len(deployment.service.tasks()) == len(before)  # and started no new task
+    assert {t["ID"] for t in deployment.service.tasks()} == every_task_before  # and started no new task
 
 
 def test_prune_removes_unused_images_and_stopped_containers(formed):

@@ -242,6 +242,11 @@ def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run)
     assert "admin-client-certificate" in provider.inputs["certMaterial"]
     assert "admin-client-private-key" in provider.inputs["keyMaterial"]
     assert "keyMaterial" in provider.secret_paths
+    # ECR credentials go with the provider (sent as --with-registry-auth), never in the service's auth.
+    (login,) = json.loads(provider.inputs["registryAuth"])  # provider inputs arrive as JSON text
+    assert login["address"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert (login["username"], login["password"]) == ("AWS", ECR_PASSWORD)
+    assert "registryAuth" in provider.secret_paths
     service = run.one("docker:index/service:Service")
     assert service.provider.startswith(provider.urn + "::")
     assert service.inputs["taskSpec"]["placement"] == {"prefs": ["spread=node.labels.availability_zone"]}

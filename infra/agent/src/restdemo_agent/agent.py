@@ -103,7 +103,7 @@ class Agent:
     registry: str
     drain_timeout: float = 540.0
     refresh_every: float = 4 * 3600.0
-    last_refresh: float = field(default=-1e18)
+    refreshed: dict[str, float] = field(default_factory=dict)  # service id -> when its credentials were sent
     published_tokens: dict[str, str] = field(default_factory=dict)
 
     def handle_lifecycle(self) -> None:
@@ -152,8 +152,7 @@ class Agent:
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
         if me.leader:
             self.publish_tokens()
-            if time.monotonic() - self.last_refresh > self.refresh_every:
-                self.refresh_registry_credentials()
+            self.refresh_registry_credentials()
 
     def publish_tokens(self) -> None:
         """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""
@@ -168,21 +167,28 @@ class Agent:
 
     def refresh_registry_credentials(self) -> None:
         """Hand swarm fresh ECR credentials for services pulling from it, without restarting tasks:
-        the service spec is sent back unchanged, only X-Registry-Auth is new."""
-        header = registry_auth_header(self.ecr, self.registry)
+        the service spec is sent back unchanged, only X-Registry-Auth is new. A service not seen
+        before gets them at once, every other one every `refresh_every` (ECR tokens last 12 h)."""
         api = self.engine.client.api
-        for service in api.services():
-            image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-            if not ecr_image(image, self.registry):
-                continue
+        now = time.monotonic()
+        due = [
+            s
+            for s in api.services()
+            if ecr_image(s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], self.registry)
+            and now - self.refreshed.get(s["ID"], -1e18) > self.refresh_every
+        ]
+        if not due:
+            return
+        header = registry_auth_header(self.ecr, self.registry)
+        for service in due:
             api._post_json(  # docker-py has no way to pass X-Registry-Auth on update
                 api._url("/services/{0}/update", service["ID"]),
                 data=service["Spec"],
                 params={"version": service["Version"]["Index"]},
                 headers={"X-Registry-Auth": header},
             ).raise_for_status()
+            self.refreshed[service["ID"]] = now
             log("registry-credentials-refreshed", service=service["Spec"]["Name"])
-        self.last_refresh = time.monotonic()
 
     def prune(self) -> None:
         result = self.engine.client.containers.prune()
