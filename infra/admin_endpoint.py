@@ -14,7 +14,8 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from infra.cloud_init import DOCKER_TLS_PORT, READINESS_PORT
-from infra.firewall import allow_in, allow_out
+from infra.firewall import allow_in, allow_out, security_group
+from infra.load_balancer import public_balancer
 from infra.network import Network
 from infra.service import DockerEndpoint
 from infra.settings import Settings
@@ -42,29 +43,14 @@ class AdminEndpoint(pulumi.ComponentResource):
     ):
         super().__init__("restdemo:admin:AdminEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group = aws.ec2.SecurityGroup(
-            name,
-            vpc_id=network.vpc_id,
-            description="restdemo Docker API: admin CIDRs only",
-            tags=tags(settings, name),
-            opts=child,
-        )
+        group = security_group(name, settings, network.vpc_id, "restdemo Docker API: admin CIDRs only", child)
         for index, cidr in enumerate(settings.admin_cidrs):
             allow_in(f"{name}-admin-{index}", group, DOCKER_TLS_PORT, "Docker API (mutual TLS)", child, cidr=str(cidr))
         for port in (DOCKER_TLS_PORT, READINESS_PORT):
             allow_out(
                 f"{name}-to-managers-{port}", group, network.vpc_cidr, "managers' API and readiness", child, port=port
             )
-        balancer = aws.lb.LoadBalancer(
-            name,
-            load_balancer_type="network",
-            internal=False,
-            security_groups=[group.id],
-            subnets=network.public_subnet_ids,
-            enable_deletion_protection=settings.deletion_protection,
-            tags=tags(settings, name),
-            opts=child,
-        )
+        balancer = public_balancer(name, "network", settings, network, group, child)
         target_group = aws.lb.TargetGroup(
             name,
             vpc_id=network.vpc_id,

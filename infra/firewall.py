@@ -1,9 +1,19 @@
-"""Security group rules, one resource per rule (what AWS now recommends over inline rules)."""
+"""Security groups, and their rules one resource per rule (what AWS now recommends over inline rules)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+
+from infra.settings import Settings
+from infra.tags import tags
+
+
+def security_group(
+    name: str, settings: Settings, vpc_id: pulumi.Input[str], description: str, opts: pulumi.ResourceOptions
+) -> aws.ec2.SecurityGroup:
+    """An empty, tagged group in the stack's VPC; its rules are separate resources."""
+    return aws.ec2.SecurityGroup(name, vpc_id=vpc_id, description=description, tags=tags(settings, name), opts=opts)
 
 
 def allow_in(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.firewall import allow_in, allow_out
+from infra.firewall import allow_in, allow_out, security_group
 from infra.network import Network
 from infra.service import CONTAINER_PORT
 from infra.settings import Settings
@@ -20,6 +20,29 @@ from infra.tags import tags
 # drain (lifecycle hook) moves its tasks in the meantime.
 DEREGISTRATION_DELAY_SECONDS = 60
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def public_balancer(
+    name: str,
+    kind: str,
+    settings: Settings,
+    network: Network,
+    group: aws.ec2.SecurityGroup,
+    opts: pulumi.ResourceOptions,
+    **extra,
+) -> aws.lb.LoadBalancer:
+    """An internet-facing load balancer of `kind` in the public subnets, behind `group`."""
+    return aws.lb.LoadBalancer(
+        name,
+        load_balancer_type=kind,
+        internal=False,
+        security_groups=[group.id],
+        subnets=network.public_subnet_ids,
+        enable_deletion_protection=settings.deletion_protection,
+        tags=tags(settings, name),
+        opts=opts,
+        **extra,
+    )
 
 
 def listener_ports(settings: Settings) -> list[int]:
@@ -39,28 +62,14 @@ class LoadBalancer(pulumi.ComponentResource):
     ):
         super().__init__("restdemo:loadbalancer:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group = aws.ec2.SecurityGroup(
-            name,
-            vpc_id=network.vpc_id,
-            description="restdemo ALB: listeners from anywhere",
-            tags=tags(settings, name),
-            opts=child,
-        )
+        group = security_group(name, settings, network.vpc_id, "restdemo ALB: listeners from anywhere", child)
         for port in listener_ports(settings):
             allow_in(f"{name}-listener-{port}", group, port, f"listener {port}", child, cidr="0.0.0.0/0")
         allow_out(
             f"{name}-to-nodes", group, network.vpc_cidr, "the routing mesh on every node", child, port=CONTAINER_PORT
         )
-        balancer = aws.lb.LoadBalancer(
-            name,
-            load_balancer_type="application",
-            internal=False,
-            security_groups=[group.id],
-            subnets=network.public_subnet_ids,
-            drop_invalid_header_fields=True,
-            enable_deletion_protection=settings.deletion_protection,
-            tags=tags(settings, name),
-            opts=child,
+        balancer = public_balancer(
+            name, "application", settings, network, group, child, drop_invalid_header_fields=True
         )
         target_group = aws.lb.TargetGroup(
             name,

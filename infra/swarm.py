@@ -21,7 +21,7 @@ import pulumi_aws as aws
 
 from infra.admin_endpoint import AdminEndpoint
 from infra.cloud_init import DOCKER_TLS_PORT, READINESS_PORT, NodeConfig, render
-from infra.firewall import allow_in, allow_out
+from infra.firewall import allow_in, allow_out, security_group
 from infra.load_balancer import LoadBalancer
 from infra.network import Network
 from infra.service import CONTAINER_PORT
@@ -239,20 +239,8 @@ class Swarm(pulumi.ComponentResource):
         self.register_outputs({"log_group_name": self.log_group_name, "managers": self.managers.name})
 
     def _security_groups(self, name, settings, network, alb_security_group_id, child):
-        node = aws.ec2.SecurityGroup(
-            f"{name}-nodes",
-            vpc_id=network.vpc_id,
-            description="restdemo swarm nodes",
-            tags=tags(settings, "nodes"),
-            opts=child,
-        )
-        manager = aws.ec2.SecurityGroup(
-            f"{name}-managers",
-            vpc_id=network.vpc_id,
-            description="restdemo swarm managers",
-            tags=tags(settings, "managers"),
-            opts=child,
-        )
+        node = security_group(f"{name}-nodes", settings, network.vpc_id, "restdemo swarm nodes", child)
+        manager = security_group(f"{name}-managers", settings, network.vpc_id, "restdemo swarm managers", child)
 
         def rule(suffix: str, group, port: int, description: str, **source):
             allow_in(f"{name}-{suffix}", group, port, description, child, **source)
