@@ -13,20 +13,15 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
-from infra.cloud_init import DOCKER_TLS_PORT, READINESS_PORT
 from infra.firewall import allow_in, allow_out, security_group
 from infra.load_balancer import public_balancer
 from infra.network import Network
 from infra.service import DockerEndpoint
 from infra.settings import Settings
 from infra.tags import tags
+from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
 
 CERT_VALIDITY_HOURS = 24 * 365
-TLS_PARAMETERS = ("ca", "cert", "key")
-
-
-def tls_parameter_names(ssm_prefix: str) -> dict[str, str]:
-    return {name: f"{ssm_prefix}/tls/{name}" for name in TLS_PARAMETERS}
 
 
 class AdminEndpoint(pulumi.ComponentResource):
@@ -48,7 +43,12 @@ class AdminEndpoint(pulumi.ComponentResource):
             allow_in(f"{name}-admin-{index}", group, DOCKER_TLS_PORT, "Docker API (mutual TLS)", child, cidr=str(cidr))
         for port in (DOCKER_TLS_PORT, READINESS_PORT):
             allow_out(
-                f"{name}-to-managers-{port}", group, network.vpc_cidr, "managers' API and readiness", child, port=port
+                f"{name}-to-managers-{port}",
+                group,
+                network.vpc_cidr,
+                "manager Docker API and agent readiness",
+                child,
+                port=port,
             )
         balancer = public_balancer(name, "network", settings, network, group, child)
         target_group = aws.lb.TargetGroup(
@@ -81,7 +81,7 @@ class AdminEndpoint(pulumi.ComponentResource):
             opts=child,
         )
         material = self._certificates(name, balancer.dns_name, child)
-        self.tls_parameters = tls_parameter_names(ssm_prefix)
+        self.tls_parameters = {name: tls_parameter(ssm_prefix, name) for name in TLS_FILES}
         self.parameters = [
             aws.ssm.Parameter(
                 f"{name}-{key}",

@@ -17,11 +17,18 @@ from typing import Literal
 
 import yaml
 
+from restdemo_agent.contract import (
+    DOCKER_TLS_PORT,
+    LABEL_INSTANCE_ID,
+    LABEL_ROLE,
+    LABEL_ZONE,
+    READINESS_PORT,
+    AgentEnvironment,
+)
+
 USER_DATA_LIMIT = 16 * 1024
 AGENT_CONTAINER = "restdemo-agent"
 TLS_DIR = "/etc/docker/tls"
-READINESS_PORT = 44554
-DOCKER_TLS_PORT = 2376
 
 
 @dataclass(frozen=True)
@@ -42,24 +49,20 @@ class NodeConfig:
     prune_interval_seconds: int = 0
 
     def agent_environment(self) -> dict[str, str]:
-        """The contract with the node agent (ARCHITECTURE.md), as environment variables."""
-        env = {
-            "RESTDEMO_STACK": self.stack,
-            "AWS_REGION": self.region,
-            "RESTDEMO_ROLE": self.role,
-            "RESTDEMO_STATE_TABLE": self.state_table,
-            "RESTDEMO_SSM_PREFIX": self.ssm_prefix,
-            "RESTDEMO_LIFECYCLE_QUEUE_URL": self.lifecycle_queue_url,
-            "RESTDEMO_LOG_GROUP": self.log_group,
-            "RESTDEMO_REGISTRY": self.registry,
-            "RESTDEMO_READINESS_PORT": str(READINESS_PORT),
-            "RESTDEMO_PRUNE_INTERVAL": str(self.prune_interval_seconds),
-        }
-        if self.tls_parameters:
-            env |= {
-                f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in sorted(self.tls_parameters.items())
-            }
-        return env
+        """The contract with the node agent (restdemo_agent.contract), as environment variables."""
+        return AgentEnvironment(
+            stack=self.stack,
+            region=self.region,
+            role=self.role,
+            state_table=self.state_table,
+            ssm_prefix=self.ssm_prefix,
+            lifecycle_queue_url=self.lifecycle_queue_url,
+            log_group=self.log_group,
+            registry=self.registry,
+            readiness_port=READINESS_PORT,
+            prune_interval_seconds=self.prune_interval_seconds,
+            tls_parameters=tuple(sorted((self.tls_parameters or {}).items())),
+        ).to_environ()
 
 
 def daemon_config(node: NodeConfig) -> dict:
@@ -111,7 +114,8 @@ def setup_script(node: NodeConfig) -> str:
         'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
         'python3 -c \'import json, sys; path = "/etc/docker/daemon.json"; config = json.load(open(path)); '
         'config["labels"] = sys.argv[1:]; json.dump(config, open(path, "w"), indent=2)\' '
-        f'"instance_id=$(imds instance-id)" "availability_zone=$(imds placement/availability-zone)" role={node.role}',
+        f'"{LABEL_INSTANCE_ID}=$(imds instance-id)" "{LABEL_ZONE}=$(imds placement/availability-zone)" '
+        f"{LABEL_ROLE}={node.role}",
     ]
     lines += [
         "systemctl daemon-reload",

@@ -1,8 +1,9 @@
 """Go-style durations ("15s", "1m30s", "500ms"), as Docker and Swarm write them.
 
-Settings accept any Go duration; what goes to the docker provider is the canonical
-form the daemon reads back (Go's time.Duration.String()), so a second preview shows
-no diff ("5m" would come back as "5m0s").
+Settings accept any Go duration; what goes to the docker provider is the form the
+provider reads back from the daemon, so a second preview shows no diff: Go's
+time.Duration.String() shortened by the provider's `shortDur` ("5m0s" reads back as
+"5m", "1h0m0s" as "1h"; kreuzwerker/terraform-provider-docker, structures_service.go).
 """
 
 from __future__ import annotations
@@ -44,3 +45,14 @@ def go_duration(seconds: float) -> str:
     if minutes:
         return f"{int(minutes)}m{secs_text}"
     return secs_text
+
+
+def docker_duration(seconds: float) -> str:
+    """The docker provider's read-back form (`shortDur`): Go's spelling without a trailing
+    zero-seconds or zero-minutes part: 15s, 1m30s, 5m, 1h, 1h30m."""
+    text = go_duration(seconds)
+    if text.endswith("m0s"):
+        text = text[:-2]
+    if text.endswith("h0m"):
+        text = text[:-2]
+    return text

@@ -15,7 +15,8 @@ from infra.tags import tags
 
 
 class Network(pulumi.ComponentResource):
-    """Outputs: `vpc_id`, `vpc_cidr`, `public_subnet_ids`, `node_subnet_ids`, `availability_zones`."""
+    """Outputs: `vpc_id`, `vpc_cidr`, `public_subnet_ids`, `node_subnet_ids`; `egress`, the resources
+    a node's way out depends on (gateways, routes), for what boots needing the internet to depend on."""
 
     def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:network:Network", name, None, opts)
@@ -25,6 +26,7 @@ class Network(pulumi.ComponentResource):
             self.vpc_cidr = vpc.cidr_block
             self.public_subnet_ids = pulumi.Output.from_input(settings.existing_public_subnet_ids)
             self.node_subnet_ids = pulumi.Output.from_input(settings.existing_node_subnet_ids)
+            self.egress: list[pulumi.Resource] = []
         else:
             self._create(name, settings)
         self.register_outputs({"vpc_id": self.vpc_id, "node_subnet_ids": self.node_subnet_ids})
@@ -43,6 +45,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         gateway = aws.ec2.InternetGateway(name, vpc_id=vpc.id, tags=tags(settings, name), opts=child)
+        self.egress = [gateway]
         public_routes = aws.ec2.RouteTable(
             f"{name}-public",
             vpc_id=vpc.id,
@@ -61,18 +64,20 @@ class Network(pulumi.ComponentResource):
                 tags=tags(settings, f"{name}-public-{zone}"),
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
+            association = aws.ec2.RouteTableAssociation(
                 f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child
             )
             public.append(subnet)
+            if not settings.private_nodes:
+                self.egress.append(association)
             if settings.private_nodes:
-                private.append(self._private_subnet(name, settings, index, zone, vpc, subnet, child))
+                private.append(self._private_subnet(name, settings, index, zone, vpc, subnet, gateway, child))
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.node_subnet_ids = pulumi.Output.all(*[s.id for s in (private or public)])
 
-    def _private_subnet(self, name, settings, index, zone, vpc, public_subnet, child) -> aws.ec2.Subnet:
+    def _private_subnet(self, name, settings, index, zone, vpc, public_subnet, gateway, child) -> aws.ec2.Subnet:
         address = aws.ec2.Eip(
             f"{name}-nat-{index}", domain="vpc", tags=tags(settings, f"{name}-nat-{zone}"), opts=child
         )
@@ -81,7 +86,8 @@ class Network(pulumi.ComponentResource):
             subnet_id=public_subnet.id,
             allocation_id=address.id,
             tags=tags(settings, f"{name}-nat-{zone}"),
-            opts=child,
+            # A NAT gateway needs the VPC's internet gateway attached to reach out (AWS docs).
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[gateway])),
         )
         routes = aws.ec2.RouteTable(
             f"{name}-private-{index}",
@@ -99,7 +105,8 @@ class Network(pulumi.ComponentResource):
             tags=tags(settings, f"{name}-private-{zone}"),
             opts=child,
         )
-        aws.ec2.RouteTableAssociation(
+        association = aws.ec2.RouteTableAssociation(
             f"{name}-private-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child
         )
+        self.egress.append(association)
         return subnet

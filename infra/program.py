@@ -15,9 +15,10 @@ from infra.image import Image
 from infra.load_balancer import LoadBalancer
 from infra.network import Network
 from infra.registry import Registry
-from infra.service import NODE_LABEL_ZONE, DockerEndpoint, SwarmService
+from infra.service import DockerEndpoint, SwarmService, spread_over
 from infra.settings import Settings, parse_settings
-from infra.swarm import Swarm, ssm_prefix
+from infra.swarm import Swarm
+from restdemo_agent.contract import LABEL_ZONE, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 APP_DIR = REPO / "app"
@@ -92,7 +93,7 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
                 address=registry.server, username=registry.username, password=registry.password
             ),
         ),
-        placement_prefs=[f"spread=node.labels.{NODE_LABEL_ZONE}"],
+        placement_prefs=[spread_over(LABEL_ZONE)],
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
     )

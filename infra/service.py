@@ -1,4 +1,4 @@
-"""SwarmService: the replicated `restdemo` service on a swarm, exactly as ARCHITECTURE.md
+"""SwarmService: the replicated `restdemo` service on a swarm, exactly as docs/ARCHITECTURE.md
 "The service" says, through a docker provider for that swarm's engine.
 
 Every field the daemon would otherwise default is set explicitly, in the daemon's own
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.durations import go_duration
+from infra.durations import docker_duration
 from infra.settings import Settings
 
 SERVICE_NAME = "restdemo"
@@ -29,8 +29,17 @@ HEALTH_START_PERIOD_SECONDS = 10
 # A new task answers its first probe one interval after it starts.
 TIME_TO_HEALTHY_SECONDS = HEALTH_INTERVAL_SECONDS
 CONVERGE_POLL = "7s"
-# Node label the agent sets at join (ARCHITECTURE.md contract); AWS stacks spread over it.
-NODE_LABEL_ZONE = "availability_zone"
+
+
+def spread_over(node_label: str) -> str:
+    """A placement preference as the docker provider takes it: the bare SpreadDescriptor.
+
+    The provider copies each `prefs` string verbatim into swarm's SpreadOver.SpreadDescriptor
+    (kreuzwerker/terraform-provider-docker, structures_service.go stringSetToPlacementPrefs);
+    swarmkit ignores a descriptor that does not start with `node.labels.` or `engine.labels.`.
+    The CLI's `spread=` prefix belongs to `docker service create --placement-pref` only.
+    """
+    return f"node.labels.{node_label}"
 
 
 @dataclass(frozen=True)
@@ -50,10 +59,10 @@ def update_config(settings: Settings) -> docker.ServiceUpdateConfigArgs:
     """Rolling update: one batch at a time, new task healthy before the old one stops, roll back on failure."""
     return docker.ServiceUpdateConfigArgs(
         parallelism=settings.update_parallelism,
-        delay=go_duration(settings.update_delay),
+        delay=docker_duration(settings.update_delay),
         order="start-first",
         failure_action="rollback",
-        monitor=go_duration(settings.update_monitor),
+        monitor=docker_duration(settings.update_monitor),
         max_failure_ratio="0",
     )
 
@@ -65,7 +74,7 @@ def rollback_config(settings: Settings) -> docker.ServiceRollbackConfigArgs:
         delay="0s",
         order="start-first",
         failure_action="pause",
-        monitor=go_duration(settings.update_monitor),
+        monitor=docker_duration(settings.update_monitor),
         max_failure_ratio="0",
     )
 
@@ -79,13 +88,13 @@ def task_spec(
             env={"VER": settings.version},
             healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
                 tests=HEALTHCHECK_COMMAND,
-                interval=go_duration(HEALTH_INTERVAL_SECONDS),
-                timeout=go_duration(HEALTH_TIMEOUT_SECONDS),
+                interval=docker_duration(HEALTH_INTERVAL_SECONDS),
+                timeout=docker_duration(HEALTH_TIMEOUT_SECONDS),
                 retries=HEALTH_RETRIES,
-                start_period=go_duration(HEALTH_START_PERIOD_SECONDS),
+                start_period=docker_duration(HEALTH_START_PERIOD_SECONDS),
             ),
             stop_signal="SIGTERM",
-            stop_grace_period=go_duration(settings.stop_grace_period),
+            stop_grace_period=docker_duration(settings.stop_grace_period),
         ),
         restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
             condition="any", delay="5s", max_attempts=0, window="0s"
@@ -141,7 +150,7 @@ class SwarmService(pulumi.ComponentResource):
             ),
             # `pulumi up` waits until every replica runs the new spec, and fails when it does not.
             converge_config=docker.ServiceConvergeConfigArgs(
-                delay=CONVERGE_POLL, timeout=go_duration(settings.converge_timeout)
+                delay=CONVERGE_POLL, timeout=docker_duration(settings.converge_timeout)
             ),
             opts=on_swarm,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
@@ -53,6 +54,14 @@ CLOUDWATCH_RETENTION_DAYS = (
 )
 
 
+# A lifecycle hook's heartbeat timeout, which bounds a drain: 30-7200 s in AWS
+# (PutLifecycleHook HeartbeatTimeout); a drain needs at least a minute.
+DRAIN_TIMEOUT_RANGE = (60.0, 7200.0)
+# An AMI id, or an image name: 3-128 characters of the alphabet EC2's CreateImage allows in a Name.
+AMI_ID = re.compile(r"ami-[0-9a-f]{8}([0-9a-f]{9})?")
+AMI_NAME = re.compile(r"[A-Za-z0-9()\[\] ./'@_-]{3,128}")
+
+
 class SettingsError(ValueError):
     """Bad stack settings; the message lists every problem, one per line."""
 
@@ -82,6 +91,23 @@ def _manager_count(count: int) -> int:
     return count
 
 
+def _node_ami(value: str) -> str:
+    if value.startswith("ami-") and not AMI_ID.fullmatch(value):
+        raise ValueError("an AMI id is ami- and 8 or 17 hexadecimal digits")
+    if not AMI_NAME.fullmatch(value):
+        raise ValueError("an AMI name has 3-128 letters, digits, spaces or ()[]./'@_-")
+    return value
+
+
+def _drain_timeout(seconds: float) -> float:
+    low, high = DRAIN_TIMEOUT_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"must be from {low:g}s to {high:g}s (1m to 2h): the heartbeat timeout a lifecycle hook allows"
+        )
+    return seconds
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -96,7 +122,7 @@ class Settings(BaseModel):
     # Where the swarm is.
     platform: Literal["local", "aws"] = "local"
 
-    # The service (ARCHITECTURE.md "The service").
+    # The service (docs/ARCHITECTURE.md "The service").
     version: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     replicas: int = Field(3, ge=1, le=100)
     published_port: Port = 8000
@@ -131,7 +157,8 @@ class Settings(BaseModel):
     manager_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     worker_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
     node_volume_gb: int = Field(20, ge=8, le=1000)
-    drain_timeout: Duration = 600.0
+    node_ami: Annotated[str, AfterValidator(_node_ami)] | None = None
+    drain_timeout: Annotated[float, BeforeValidator(_duration), AfterValidator(_drain_timeout)] = 600.0
     prune_interval: Duration = 0.0
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
     deletion_protection: bool = False
@@ -167,6 +194,11 @@ class Settings(BaseModel):
         for field, what in (
             ("aws_region", "aws:region, the AWS region to deploy to"),
             ("owner", f"{key('owner')}, who owns the stack's resources (a tag on each)"),
+            (
+                "node_ami",
+                f"{key('node_ami')}, the nodes' AMI pinned per stack: an AMI id (ami-...) or an Amazon image "
+                "name such as al2023-ami-2023.9.20251208.0-kernel-6.1-x86_64",
+            ),
         ):
             if not getattr(self, field):
                 problems.append(f"platform aws needs {what}")

@@ -20,6 +20,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 # AWS resources that take no tags.
 UNTAGGABLE = {
     "aws:autoscaling/attachment:Attachment",
+    "aws:autoscaling/lifecycleHook:LifecycleHook",
     "aws:ec2/routeTableAssociation:RouteTableAssociation",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy",
     "aws:iam/rolePolicy:RolePolicy",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from restdemo_agent.contract import token_parameter
 from restdemo_agent.plan import (
     Node,
     bootstrap_action,
@@ -12,7 +13,6 @@ from restdemo_agent.plan import (
     ecr_image,
     lifecycle_message_for,
     should_take_over,
-    token_parameter,
 )
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from tests.support.pulumi_program import ECR_PASSWORD, run_program, stack_config
+from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, run_program, stack_config
+
+INVOKES_SSM = INVOKES["aws:ssm/getParameter:getParameter"]
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +28,7 @@ def config(run, key):
 
 
 def group(run, role):
-    return run.named(GROUP, f"swarm-{role}s").inputs
+    return run.named(GROUP, f"swarm-{role}s-group").inputs
 
 
 def test_alb_listens_on_80_and_forwards_to_port_8000_checked_on_health(run):
@@ -92,9 +94,26 @@ def test_groups_use_ec2_health_checks_and_managers_wait_for_ready_capacity(run):
     assert managers["waitForElbCapacity"] == config(run, "managerCount")
     assert "waitForElbCapacity" not in workers
     assert workers["targetGroupArns"] == ["arn:aws:lb:eu-west-1:123456789012:web"]
-    attachment = run.one("aws:autoscaling/attachment:Attachment").inputs
-    assert attachment["autoscalingGroupName"] == managers["name"]
-    assert attachment["lbTargetGroupArn"] == "arn:aws:lb:eu-west-1:123456789012:web"
+
+
+def test_managers_stay_in_the_alb_after_the_next_update(run):
+    """Defect: the group's Optional+Computed target_group_arns, set to the admin NLB only, would
+    detach the separately attached web target group on the next plan. Now both target groups are
+    Attachments and the group ignores its own view of them after creation."""
+    managers = run.named(GROUP, "swarm-managers-group")
+    assert managers.ignore_changes == ["targetGroupArns"]
+    attached = {
+        a.inputs["lbTargetGroupArn"]
+        for a in run.of_type("aws:autoscaling/attachment:Attachment")
+        if a.inputs["autoscalingGroupName"] == managers.inputs["name"]
+    }
+    assert attached == {"arn:aws:lb:eu-west-1:123456789012:admin", "arn:aws:lb:eu-west-1:123456789012:web"}
+    workers = run.named(GROUP, "swarm-workers-group")
+    assert workers.ignore_changes == []
+    assert not any(
+        a.inputs["autoscalingGroupName"] == workers.inputs["name"]
+        for a in run.of_type("aws:autoscaling/attachment:Attachment")
+    )
 
 
 def test_group_sizes_and_subnets_span_the_zones(run):
@@ -135,27 +154,67 @@ def test_instance_refresh_launches_before_it_terminates(run, role, size_key):
 
 @pytest.mark.parametrize("role", ["manager", "worker"])
 def test_termination_lifecycle_hook_sends_to_the_one_queue(run, role):
-    (hook,) = group(run, role)["initialLifecycleHooks"]
+    (initial,) = group(run, role)["initialLifecycleHooks"]
+    hook = run.named("aws:autoscaling/lifecycleHook:LifecycleHook", f"swarm-{role}s-drain").inputs
+    assert hook["autoscalingGroupName"] == group(run, role)["name"]
+    # The same hook: present from the first launch, then kept current by its own resource.
+    assert {k: v for k, v in initial.items() if k != "heartbeatTimeout"} == {
+        k: v for k, v in hook.items() if k not in ("heartbeatTimeout", "autoscalingGroupName")
+    }
+    assert hook["name"] == "drain"
     assert hook["lifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
-    assert hook["heartbeatTimeout"] == 600
+    assert (initial["heartbeatTimeout"], hook["heartbeatTimeout"]) == (3600, 600)
+    assert hook["defaultResult"] == "CONTINUE"
     assert hook["notificationTargetArn"] == f"arn:aws:sqs:eu-west-1:123456789012:restdemo-{run.stack}-lifecycle"
-    assert hook["roleArn"] == "arn:aws:iam::123456789012:role/swarm-lifecycle-hook"
+    assert hook["roleArn"] == "arn:aws:iam::123456789012:role/swarm-state-lifecycle-hook"
     assert json.loads(hook["notificationMetadata"]) == {"role": role, "stack": run.stack}
+
+
+def without_drain_timeout(run) -> dict:
+    return {r.name: r.inputs for r in run.of_type(GROUP)}
+
+
+def test_a_new_drain_timeout_changes_no_auto_scaling_group_input():
+    """Defect: initial_lifecycle_hooks is ForceNew on a named group (delete-first: every node gone)."""
+    before = run_program("prod")
+    after = run_program("prod", {**stack_config("prod"), "restdemo:drainTimeout": "25m"})
+    assert without_drain_timeout(after) == without_drain_timeout(before)
+    hooks = {r.name: r.inputs["heartbeatTimeout"] for r in after.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")}
+    assert hooks == {"swarm-managers-drain": 1500, "swarm-workers-drain": 1500}
 
 
 @pytest.mark.parametrize("role", ["manager", "worker"])
 def test_launch_templates_require_imdsv2_encrypt_disks_and_have_no_key_pair(run, role):
-    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}").inputs
+    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}s-template").inputs
     assert template["metadataOptions"]["httpTokens"] == "required"
     assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
     (disk,) = template["blockDeviceMappings"]
     assert disk["ebs"]["encrypted"] == "true" and disk["ebs"]["volumeType"] == "gp3"
     assert "keyName" not in template
-    assert template["imageId"] == "ami-0123456789abcdef0"
-    assert (
+    assert template["imageId"] == AMI_ID
+    (call,) = [args for token, args in run.calls if token == "aws:ec2/getAmi:getAmi"]
+    assert call["owners"] == ["amazon"]
+    assert call["filters"] == [{"name": "name", "values": [config(run, "nodeAmi")]}]
+
+
+def test_a_new_latest_ami_rolls_no_node(monkeypatch):
+    """Defect: the AMI came from SSM's `latest` parameter, so an Amazon release replaced every node."""
+    before = run_program("dev")
+    monkeypatch.setitem(
+        INVOKES,
         "aws:ssm/getParameter:getParameter",
-        {"name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"},
-    ) in run.calls
+        lambda region: {**INVOKES_SSM(region), "value": "ami-0fedcba987654321f"},
+    )
+    after = run_program("dev")
+    templates = lambda run: {r.name: r.inputs for r in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")}  # noqa: E731
+    assert templates(after) == templates(before)
+
+
+def test_an_ami_id_is_used_as_given():
+    run = run_program("dev", {**stack_config("dev"), "restdemo:nodeAmi": "ami-0123456789abcdef0"})
+    templates = run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert {t.inputs["imageId"] for t in templates} == {"ami-0123456789abcdef0"}
+    assert not [token for token, _ in run.calls if token == "aws:ec2/getAmi:getAmi"]
 
 
 def test_nothing_is_open_to_the_internet_but_the_alb_listeners(run):
@@ -184,7 +243,7 @@ def test_swarm_ports_only_between_nodes_and_8000_only_from_the_alb(run):
 
 
 def policy_of(run, role):
-    return json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"swarm-{role}").inputs["policy"])
+    return json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"swarm-{role}s-role").inputs["policy"])
 
 
 @pytest.mark.parametrize("role", ["manager", "worker"])
@@ -210,8 +269,11 @@ def test_managers_can_initialise_the_swarm(run):
     statements = policy_of(run, "manager")["Statement"]
     table = f"arn:aws:dynamodb:eu-west-1:123456789012:table/restdemo-{run.stack}-state"
     assert any("dynamodb:PutItem" in s["Action"] and s["Resource"] == [table] for s in statements)
-    tokens = f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/*"
-    assert any("ssm:PutParameter" in s["Action"] and s["Resource"] == [tokens] for s in statements)
+    tokens = [
+        f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/{role}"
+        for role in ("manager", "worker")
+    ]
+    assert any("ssm:PutParameter" in s["Action"] and s["Resource"] == tokens for s in statements)
 
 
 def test_session_manager_instead_of_ssh(run):
@@ -221,10 +283,10 @@ def test_session_manager_instead_of_ssh(run):
 
 
 def test_state_queue_logs_and_tls_parameters(run):
-    table = run.named("aws:dynamodb/table:Table", "swarm-state").inputs
+    table = run.named("aws:dynamodb/table:Table", "swarm-state-table").inputs
     assert (table["hashKey"], table["billingMode"]) == ("pk", "PAY_PER_REQUEST")
-    assert run.named("aws:sqs/queue:Queue", "swarm-lifecycle").inputs["sqsManagedSseEnabled"] is True
-    logs = run.named("aws:cloudwatch/logGroup:LogGroup", "swarm-logs").inputs
+    assert run.named("aws:sqs/queue:Queue", "swarm-state-lifecycle").inputs["sqsManagedSseEnabled"] is True
+    logs = run.named("aws:cloudwatch/logGroup:LogGroup", "swarm-state-logs").inputs
     assert (logs["name"], logs["retentionInDays"]) == (f"/restdemo/{run.stack}", config(run, "logRetentionDays"))
     parameters = {r.inputs["name"]: r for r in run.of_type("aws:ssm/parameter:Parameter")}
     assert sorted(parameters) == [f"/restdemo/{run.stack}/tls/{n}" for n in ("ca", "cert", "key")]
@@ -249,7 +311,8 @@ def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run)
     assert "registryAuth" in provider.secret_paths
     service = run.one("docker:index/service:Service")
     assert service.provider.startswith(provider.urn + "::")
-    assert service.inputs["taskSpec"]["placement"] == {"prefs": ["spread=node.labels.availability_zone"]}
+    # The provider passes the string verbatim as swarm's SpreadDescriptor: no CLI-style `spread=`.
+    assert service.inputs["taskSpec"]["placement"] == {"prefs": ["node.labels.availability_zone"]}
     assert service.inputs["mode"]["replicated"]["replicas"] == config(run, "replicas")
     assert "auth" not in service.inputs
 
@@ -264,7 +327,7 @@ def test_server_certificate_is_for_the_nlb_name(run):
 
 def user_data(run, role) -> str:
     return base64.b64decode(
-        run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}").inputs["userData"]
+        run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}s-template").inputs["userData"]
     ).decode()
 
 
@@ -299,6 +362,7 @@ def test_every_taggable_aws_resource_carries_project_stack_owner(run):
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
         "aws:ecr/lifecyclePolicy:LifecyclePolicy",
         "aws:autoscaling/attachment:Attachment",
+        "aws:autoscaling/lifecycleHook:LifecycleHook",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     }

@@ -145,7 +145,7 @@ def test_service_is_exactly_the_architecture(local):
             {"name": "http", "protocol": "tcp", "targetPort": 8000, "publishedPort": 8000, "publishMode": "ingress"}
         ],
     }
-    assert spec["convergeConfig"] == {"delay": "7s", "timeout": "10m0s"}
+    assert spec["convergeConfig"] == {"delay": "7s", "timeout": "10m"}
     # Daemon defaults spelt out, so a second preview shows no diff.
     assert spec["taskSpec"]["restartPolicy"] == {"condition": "any", "delay": "5s", "maxAttempts": 0, "window": "0s"}
     assert spec["taskSpec"]["networksAdvanceds"] == [{"id": "restdemo-network-id"}]
@@ -188,7 +188,7 @@ def test_settings_flow_into_the_service():
     assert spec["mode"]["replicated"]["replicas"] == 5
     assert spec["taskSpec"]["containerSpec"]["env"] == {"VER": "v3"}
     assert spec["taskSpec"]["containerSpec"]["stopGracePeriod"] == "30s"
-    assert spec["updateConfig"]["delay"] == "1m0s"
+    assert spec["updateConfig"]["delay"] == "1m"  # the provider's read-back form (shortDur)
     assert spec["endpointSpec"]["ports"][0]["publishedPort"] == 8080
 
 

@@ -14,6 +14,7 @@ AWS_OK = {
     "restdemo:owner": "team",
     "restdemo:publicSubnetCidrs": '["10.0.0.0/24", "10.0.1.0/24"]',
     "restdemo:adminCidrs": '["203.0.113.0/24"]',
+    "restdemo:nodeAmi": "al2023-ami-2023.9.20251208.0-kernel-6.1-x86_64",
 }
 
 
@@ -96,6 +97,22 @@ def test_values_arrive_as_strings_and_json_and_are_typed():
             "public subnet 10.1.0.0/24 is not inside restdemo:vpcCidr = 10.0.0.0/16",
         ),
         (
+            {**AWS_OK, "restdemo:drainTimeout": "30s"},
+            'restdemo:drainTimeout = "30s": must be from 60s to 7200s (1m to 2h)',
+        ),
+        (
+            {**AWS_OK, "restdemo:drainTimeout": "3h"},
+            'restdemo:drainTimeout = "3h": must be from 60s to 7200s (1m to 2h)',
+        ),
+        (
+            {**AWS_OK, "restdemo:nodeAmi": "ami-XYZ"},
+            'restdemo:nodeAmi = "ami-XYZ": an AMI id is ami- and 8 or 17 hexadecimal digits',
+        ),
+        (
+            {**AWS_OK, "restdemo:nodeAmi": "al2023|latest"},
+            "restdemo:nodeAmi = \"al2023|latest\": an AMI name has 3-128 letters, digits, spaces or ()[]./'@_-",
+        ),
+        (
             {**AWS_OK, "restdemo:logRetentionDays": "10"},
             'restdemo:logRetentionDays = "10": CloudWatch keeps logs for one of 1, 3, 5, 7, 14',
         ),
@@ -115,6 +132,7 @@ def test_invalid_value_names_key_value_and_what_is_allowed(config, message):
             "platform aws needs restdemo:adminCidrs: the CIDR blocks allowed to reach the swarm's Docker API",
         ),
         ("restdemo:publicSubnetCidrs", "platform aws needs restdemo:publicSubnetCidrs"),
+        ("restdemo:nodeAmi", "platform aws needs restdemo:nodeAmi, the nodes' AMI pinned per stack"),
     ],
 )
 def test_required_aws_setting_missing(missing, message):

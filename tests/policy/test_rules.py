@@ -58,7 +58,7 @@ BAD_VARIANTS = [
     (
         "prod",
         "aws:autoscaling/group:Group",
-        "swarm-managers",
+        "swarm-managers-group",
         lambda p: p.update(desiredCapacity=2),
         "manager-count-odd",
         "2 managers; a swarm needs an odd number",
@@ -66,7 +66,7 @@ BAD_VARIANTS = [
     (
         "prod",
         "aws:autoscaling/group:Group",
-        "swarm-workers",
+        "swarm-workers-group",
         lambda p: p.update(vpcZoneIdentifiers=["a", "b"]),
         "groups-span-zones",
         "spans 2 subnet(s); at least 3 zones required",
@@ -74,7 +74,7 @@ BAD_VARIANTS = [
     (
         "dev",
         "aws:autoscaling/group:Group",
-        "swarm-workers",
+        "swarm-workers-group",
         lambda p: p.update(vpcZoneIdentifiers=["a"]),
         "groups-span-zones",
         "spans 1 subnet(s); at least 2 zones required",
@@ -98,7 +98,7 @@ BAD_VARIANTS = [
     (
         "dev",
         "aws:ec2/launchTemplate:LaunchTemplate",
-        "swarm-worker",
+        "swarm-workers-template",
         lambda p: p["metadataOptions"].update(httpTokens="optional"),
         "launch-templates-imdsv2-encrypted",
         "IMDSv2 must be required",
@@ -106,7 +106,7 @@ BAD_VARIANTS = [
     (
         "dev",
         "aws:ec2/launchTemplate:LaunchTemplate",
-        "swarm-manager",
+        "swarm-managers-template",
         lambda p: p["blockDeviceMappings"][0]["ebs"].update(encrypted="false"),
         "launch-templates-imdsv2-encrypted",
         "volume /dev/xvda must be encrypted",
@@ -162,7 +162,7 @@ BAD_VARIANTS = [
     (
         "dev",
         "aws:cloudwatch/logGroup:LogGroup",
-        "swarm-logs",
+        "swarm-state-logs",
         lambda p: p.pop("retentionInDays"),
         "log-retention",
         "needs a retention",
@@ -178,7 +178,7 @@ BAD_VARIANTS = [
     (
         "prod",
         "aws:sqs/queue:Queue",
-        "swarm-lifecycle",
+        "swarm-state-lifecycle",
         lambda p: p["tags"].pop("owner"),
         "required-tags",
         "missing tags owner",
@@ -186,7 +186,7 @@ BAD_VARIANTS = [
     (
         "staging",
         "aws:autoscaling/group:Group",
-        "swarm-managers",
+        "swarm-managers-group",
         lambda p: p.update(tags=[t for t in p["tags"] if t["key"] != "project"]),
         "required-tags",
         "missing tags project",

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
 ACCOUNT = "123456789012"
 ECR_PASSWORD = "ecr-password-from-the-mock"
+# The AMI an image name resolves to, and the one SSM's "latest" parameter points at today.
+AMI_ID = "ami-0a1b2c3d4e5f60718"
+LATEST_AMI_ID = "ami-0123456789abcdef0"
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
 
@@ -36,6 +39,10 @@ class Registered:
     urn: str = ""
     parent: str = ""
     provider: str = ""
+    # What the engine would be told besides the inputs: explicit and input dependencies (URNs),
+    # and the input names (camelCase) this resource ignores on update.
+    dependencies: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
@@ -113,11 +120,18 @@ INVOKES = {
     "aws:ssm/getParameter:getParameter": lambda region: {
         "id": "ami",
         "name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
-        "value": "ami-0123456789abcdef0",
+        "value": LATEST_AMI_ID,
         "type": "String",
         "arn": "arn",
         "version": 1,
         "insecureValue": "",
+    },
+    "aws:ec2/getAmi:getAmi": lambda region: {
+        "id": AMI_ID,
+        "imageId": AMI_ID,
+        "name": "al2023-ami-2023.9.20251208.0-kernel-6.1-x86_64",
+        "ownerId": "137112412989",
+        "architecture": "x86_64",
     },
     "aws:ec2/getVpc:getVpc": lambda region: {
         "id": "vpc-0123456789abcdef0",
@@ -169,6 +183,10 @@ class RecordingMonitor(MockMonitor):
                 r for r in self.mocks.registered if (r.type, r.name, r.urn) == (request.type, request.name, "")
             )
             entry.urn, entry.parent = response.urn, request.parent
+            entry.dependencies = sorted(
+                set(request.dependencies) | {u for deps in request.propertyDependencies.values() for u in deps.urns}
+            )
+            entry.ignore_changes = list(request.ignoreChanges)
         return response
 
 

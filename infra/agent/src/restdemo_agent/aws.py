@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from restdemo_agent.plan import PRIMARY_KEY, token_parameter
+from restdemo_agent.contract import token_parameter
+from restdemo_agent.plan import PRIMARY_KEY
 
 
 class SwarmState:

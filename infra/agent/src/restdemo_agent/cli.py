@@ -9,7 +9,6 @@ run        serve /ready on the readiness port; on managers: drain nodes that are
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         ecr=aws["ecr"],
         registry=environment.registry,
     )
-    prune_every = float(os.environ.get("RESTDEMO_PRUNE_INTERVAL", "0"))
+    prune_every = environment.prune_interval_seconds
     last_prune = time.monotonic()
     log("run", role=environment.role, readiness_port=environment.readiness_port, prune_every=prune_every)
     while True:

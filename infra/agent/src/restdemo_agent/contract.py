@@ -1,6 +1,9 @@
-"""The agent's side of the contract with the Pulumi program: the environment cloud-init writes.
+"""The contract between the Pulumi program and the node agent, in one place.
 
-infra/cloud_init.py NodeConfig.agent_environment() writes these names; change both at once.
+Ports, engine/node label names, SSM parameter paths, the lifecycle hook's name and the
+environment that cloud-init writes for the agent. The program (`infra/`) imports these
+names; the agent reads them. This module imports nothing beyond the standard library,
+so the program can use it without the agent's dependencies being imported.
 """
 
 from __future__ import annotations
@@ -8,6 +11,48 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+# Ports. The agent answers readiness on READINESS_PORT (the admin NLB's health check);
+# managers serve the Docker API with mutual TLS on DOCKER_TLS_PORT.
+READINESS_PORT = 44554
+DOCKER_TLS_PORT = 2376
+SWARM_MANAGEMENT_PORT = 2377
+# Between every pair of nodes: gossip (tcp and udp) and the overlay's VXLAN.
+SWARM_NODE_PORTS = (("tcp", 7946), ("udp", 7946), ("udp", 4789))
+
+# Engine labels each node sets at boot (cloud-init, from IMDSv2); managers copy them to node
+# labels, which placement preferences and constraints use as `node.labels.<name>`.
+LABEL_INSTANCE_ID = "instance_id"
+LABEL_ZONE = "availability_zone"
+LABEL_ROLE = "role"
+NODE_LABELS = (LABEL_ZONE, LABEL_INSTANCE_ID, LABEL_ROLE)
+
+ROLES = ("manager", "worker")
+# The termination lifecycle hook on both groups; its notifications carry this name.
+TERMINATION_HOOK = "drain"
+TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+TLS_FILES = ("ca", "cert", "key")
+
+
+def ssm_prefix(stack: str) -> str:
+    """Where a stack's join tokens and TLS material live in SSM Parameter Store."""
+    return f"/restdemo/{stack}"
+
+
+def token_parameter(prefix: str, role: str) -> str:
+    """The SSM parameter holding the join token for `role`."""
+    if role not in ROLES:
+        raise ValueError(f"no join token for role {role!r}")
+    return f"{prefix}/join-token/{role}"
+
+
+def tls_parameter(prefix: str, name: str) -> str:
+    """The SSM parameter holding one file of the Docker API's server TLS material."""
+    if name not in TLS_FILES:
+        raise ValueError(f"no TLS parameter {name!r}; one of {', '.join(TLS_FILES)}")
+    return f"{prefix}/tls/{name}"
+
+
+# The environment cloud-init writes for the agent (infra/cloud_init.py).
 REQUIRED = (
     "RESTDEMO_STACK",
     "AWS_REGION",
@@ -18,7 +63,7 @@ REQUIRED = (
     "RESTDEMO_LOG_GROUP",
     "RESTDEMO_REGISTRY",
 )
-MANAGER_ONLY = ("RESTDEMO_TLS_CA_PARAMETER", "RESTDEMO_TLS_CERT_PARAMETER", "RESTDEMO_TLS_KEY_PARAMETER")
+MANAGER_ONLY = tuple(f"RESTDEMO_TLS_{name.upper()}_PARAMETER" for name in TLS_FILES)
 
 
 @dataclass(frozen=True)
@@ -32,18 +77,41 @@ class AgentEnvironment:
     log_group: str
     registry: str
     readiness_port: int
+    prune_interval_seconds: int = 0
+    tls_parameters: tuple[tuple[str, str], ...] = ()
+
+    def to_environ(self) -> dict[str, str]:
+        """The environment file's variables: what `from_environ` reads back."""
+        env = {
+            "RESTDEMO_STACK": self.stack,
+            "AWS_REGION": self.region,
+            "RESTDEMO_ROLE": self.role,
+            "RESTDEMO_STATE_TABLE": self.state_table,
+            "RESTDEMO_SSM_PREFIX": self.ssm_prefix,
+            "RESTDEMO_LIFECYCLE_QUEUE_URL": self.lifecycle_queue_url,
+            "RESTDEMO_LOG_GROUP": self.log_group,
+            "RESTDEMO_REGISTRY": self.registry,
+            "RESTDEMO_READINESS_PORT": str(self.readiness_port),
+            "RESTDEMO_PRUNE_INTERVAL": str(self.prune_interval_seconds),
+        }
+        return env | {f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in self.tls_parameters}
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> AgentEnvironment:
         environ = dict(os.environ if environ is None else environ)
         missing = [name for name in REQUIRED if not environ.get(name)]
         role = environ.get("RESTDEMO_ROLE", "")
-        if role not in ("manager", "worker"):
+        if role not in ROLES:
             missing.append("RESTDEMO_ROLE (manager or worker)")
         if role == "manager":
             missing += [name for name in MANAGER_ONLY if not environ.get(name)]
         if missing:
             raise ValueError(f"the agent's environment lacks {', '.join(dict.fromkeys(missing))}")
+        tls = tuple(
+            (name, environ[f"RESTDEMO_TLS_{name.upper()}_PARAMETER"])
+            for name in TLS_FILES
+            if environ.get(f"RESTDEMO_TLS_{name.upper()}_PARAMETER")
+        )
         return cls(
             stack=environ["RESTDEMO_STACK"],
             region=environ["AWS_REGION"],
@@ -53,5 +121,7 @@ class AgentEnvironment:
             lifecycle_queue_url=environ["RESTDEMO_LIFECYCLE_QUEUE_URL"],
             log_group=environ["RESTDEMO_LOG_GROUP"],
             registry=environ["RESTDEMO_REGISTRY"],
-            readiness_port=int(environ.get("RESTDEMO_READINESS_PORT", "44554")),
+            readiness_port=int(environ.get("RESTDEMO_READINESS_PORT", str(READINESS_PORT))),
+            prune_interval_seconds=int(float(environ.get("RESTDEMO_PRUNE_INTERVAL", "0"))),
+            tls_parameters=tls,
         )

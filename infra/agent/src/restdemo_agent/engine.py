@@ -5,9 +5,8 @@ from __future__ import annotations
 import docker
 from docker.errors import APIError
 
+from restdemo_agent.contract import NODE_LABELS
 from restdemo_agent.plan import Node
-
-NODE_LABELS = ("availability_zone", "instance_id", "role")
 
 
 class Engine:

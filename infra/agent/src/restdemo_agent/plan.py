@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from restdemo_agent.contract import TERMINATING
+
 PRIMARY_KEY = "primary_manager"
 
 
@@ -18,13 +20,6 @@ class Node:
     instance_id: str | None  # node label set at join
     leader: bool = False
     reachable: bool = True  # managers: ManagerStatus.Reachability == reachable
-
-
-def token_parameter(prefix: str, role: str) -> str:
-    """The SSM parameter holding the join token for `role` (ARCHITECTURE.md contract)."""
-    if role not in ("manager", "worker"):
-        raise ValueError(f"no join token for role {role!r}")
-    return f"{prefix}/join-token/{role}"
 
 
 def bootstrap_action(role: str, already_member: bool, claimed_primary: bool | None) -> str:
@@ -78,10 +73,7 @@ def drain_done(tasks_on_node: list[dict], desired_running_elsewhere: dict[str, i
 
 def lifecycle_message_for(body: dict, instance_id: str) -> bool:
     """Is this ASG lifecycle notification about terminating this instance?"""
-    return (
-        body.get("LifecycleTransition") == "autoscaling:EC2_INSTANCE_TERMINATING"
-        and body.get("EC2InstanceId") == instance_id
-    )
+    return body.get("LifecycleTransition") == TERMINATING and body.get("EC2InstanceId") == instance_id
 
 
 def ecr_image(image: str, registry: str) -> bool:

@@ -1,0 +1,206 @@
+"""NodeGroup: one role's swarm nodes (managers or workers): instance role and profile, launch
+template, auto scaling group, and the termination hook that lets the agents drain a node
+before it goes. Built from a `NodeGroupSpec`, so both roles share one code path.
+
+What stays put across `pulumi up` (docs/ARCHITECTURE.md "Stable across updates"):
+- the group's `initial_lifecycle_hooks` is ForceNew and the group is named, so it holds
+  only what never changes; the hook's timeout (`drainTimeout`) lives in a separate
+  `LifecycleHook` of the same name, updated in place;
+- target groups attached by separate `Attachment`s are ignored on the group's own
+  `target_group_arns` (Optional+Computed: the next plan would otherwise detach them);
+- the AMI is a stack setting, never "whatever is latest today".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.iam import assume_role
+from infra.settings import Settings
+from infra.tags import tags
+from restdemo_agent.contract import TERMINATING, TERMINATION_HOOK
+
+# What the group is created with before its separate LifecycleHook takes over; fixed, so that a
+# new drainTimeout never reaches a ForceNew field (AWS's own default heartbeat is 3600 s).
+INITIAL_HEARTBEAT_SECONDS = 3600
+HEALTH_CHECK_GRACE_SECONDS = 300
+INSTANCE_WARMUP_SECONDS = 300
+CAPACITY_TIMEOUT = "20m"
+# Session Manager instead of SSH (no key pair, no port 22).
+SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def max_healthy_percentage(size: int) -> int:
+    """Room for exactly one extra instance: the replacement starts before the old one leaves."""
+    return min(200, 100 + math.ceil(100 / max(size, 1)))
+
+
+@dataclass(frozen=True)
+class NodeGroupSpec:
+    """What differs between managers and workers, as data."""
+
+    role: str
+    size: int
+    instance_type: str
+    ami_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    security_group_ids: list[pulumi.Input[str]]
+    # Rendered cloud-init (plain text) and the role's IAM policy document (JSON).
+    user_data: pulumi.Input[str]
+    role_policy: pulumi.Input[str]
+    # The target groups the group registers its instances in when it is created (and, with
+    # `wait_for_elb_capacity`, waits on); the ones attached separately afterwards.
+    create_target_group_arns: list[pulumi.Input[str]]
+    attach_target_group_arns: list[pulumi.Input[str]] = field(default_factory=list)
+    wait_for_elb_capacity: int | None = None
+    group_name: str = ""
+    # Created before the group: what a booting node needs (NAT routes, the hook's role, TLS material).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LifecycleTarget:
+    """Where the termination hook notifies, and how long it holds an instance."""
+
+    queue_arn: pulumi.Input[str]
+    role_arn: pulumi.Input[str]
+    heartbeat_seconds: int
+
+
+def termination_hook(target: LifecycleTarget, role: str, heartbeat: int) -> dict:
+    return dict(
+        lifecycle_transition=TERMINATING,
+        heartbeat_timeout=heartbeat,
+        default_result="CONTINUE",
+        notification_target_arn=target.queue_arn,
+        role_arn=target.role_arn,
+        notification_metadata=json.dumps({"role": role, "stack": pulumi.get_stack()}),
+    )
+
+
+class NodeGroup(pulumi.ComponentResource):
+    """Outputs: `group` (the auto scaling group), `name`, `role_name`, `launch_template_id`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        spec: NodeGroupSpec,
+        lifecycle: LifecycleTarget,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("restdemo:swarm:NodeGroup", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        node_tags = tags(settings, spec.role)
+        instance_role = aws.iam.Role(
+            f"{name}-role", assume_role_policy=assume_role("ec2.amazonaws.com"), tags=node_tags, opts=child
+        )
+        role_policy = aws.iam.RolePolicy(f"{name}-role", role=instance_role.id, policy=spec.role_policy, opts=child)
+        session_manager = aws.iam.RolePolicyAttachment(
+            f"{name}-ssm", role=instance_role.name, policy_arn=SSM_MANAGED_POLICY, opts=child
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=instance_role.name, tags=node_tags, opts=child)
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-template",
+            image_id=spec.ami_id,
+            instance_type=spec.instance_type,
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+            vpc_security_group_ids=spec.security_group_ids,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
+                instance_metadata_tags="disabled",
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=settings.node_volume_gb,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            user_data=pulumi.Output.from_input(spec.user_data).apply(
+                lambda text: base64.b64encode(text.encode()).decode()
+            ),
+            update_default_version=True,
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=node_tags)
+                for kind in ("instance", "volume")
+            ],
+            tags=node_tags,
+            opts=child,
+        )
+        # The group's own view of its target groups is only what it was created with when
+        # others are attached separately (the provider documents the conflict on Attachment).
+        ignored = ["targetGroupArns"] if spec.attach_target_group_arns else []
+        group = aws.autoscaling.Group(
+            f"{name}-group",
+            name=spec.group_name,
+            min_size=spec.size,
+            max_size=spec.size,
+            desired_capacity=spec.size,
+            vpc_zone_identifiers=spec.subnet_ids,
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version),
+            health_check_type="EC2",  # a bad deploy or lost quorum must never make AWS replace nodes
+            health_check_grace_period=HEALTH_CHECK_GRACE_SECONDS,
+            target_group_arns=spec.create_target_group_arns,
+            wait_for_elb_capacity=spec.wait_for_elb_capacity,
+            wait_for_capacity_timeout=CAPACITY_TIMEOUT,
+            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                strategy="Rolling",
+                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                    min_healthy_percentage=100,
+                    max_healthy_percentage=max_healthy_percentage(spec.size),
+                    instance_warmup=str(INSTANCE_WARMUP_SECONDS),
+                    skip_matching=True,
+                ),
+            ),
+            # Present from the first launch; fixed, since a change here replaces the group.
+            initial_lifecycle_hooks=[
+                aws.autoscaling.GroupInitialLifecycleHookArgs(
+                    name=TERMINATION_HOOK, **termination_hook(lifecycle, spec.role, INITIAL_HEARTBEAT_SECONDS)
+                )
+            ],
+            termination_policies=["OldestLaunchTemplate", "OldestInstance"],
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=False)
+                for k, v in tags(settings, f"{spec.role}s").items()
+            ],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # A node's first boot needs its role's permissions in place (IAM is eventually consistent).
+                depends_on=[role_policy, session_manager, profile, *spec.depends_on],
+                ignore_changes=ignored,
+            ),
+        )
+        # The hook's settings, updated in place (PutLifecycleHook) when drainTimeout changes.
+        aws.autoscaling.LifecycleHook(
+            f"{name}-drain",
+            name=TERMINATION_HOOK,
+            autoscaling_group_name=group.name,
+            **termination_hook(lifecycle, spec.role, lifecycle.heartbeat_seconds),
+            opts=child,
+        )
+        for index, target_group_arn in enumerate(spec.attach_target_group_arns):
+            aws.autoscaling.Attachment(
+                f"{name}-target-{index}",
+                autoscaling_group_name=group.name,
+                lb_target_group_arn=target_group_arn,
+                opts=child,
+            )
+        self.group = group
+        self.name = group.name
+        self.role_name = instance_role.name
+        self.launch_template_id = template.id
+        self.register_outputs({"name": self.name})
