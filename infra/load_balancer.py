@@ -20,6 +20,9 @@ from infra.tags import tags
 # drain (lifecycle hook) moves its tasks in the meantime.
 DEREGISTRATION_DELAY_SECONDS = 60
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# The ALB closes a connection idle this long (AWS default 60 s). AWS: the target's keep-alive must
+# outlast it; the app closes idle connections after 30 s (restdemo.server.IDLE_KEEPALIVE_SECONDS).
+IDLE_TIMEOUT_SECONDS = 20
 
 
 def public_balancer(
@@ -69,7 +72,14 @@ class LoadBalancer(pulumi.ComponentResource):
             f"{name}-to-nodes", group, network.vpc_cidr, "the routing mesh on every node", child, port=CONTAINER_PORT
         )
         balancer = public_balancer(
-            name, "application", settings, network, group, child, drop_invalid_header_fields=True
+            name,
+            "application",
+            settings,
+            network,
+            group,
+            child,
+            drop_invalid_header_fields=True,
+            idle_timeout=IDLE_TIMEOUT_SECONDS,
         )
         target_group = aws.lb.TargetGroup(
             name,

@@ -129,3 +129,19 @@ def test_one_access_log_line_per_request_on_stdout(tmp_path):
         '"DELETE /health" 405',
     ]
     assert all(line.split()[1].startswith("127.0.0.1") for line in lines[-4:])
+
+
+def test_an_idle_keep_alive_connection_outlasts_the_load_balancers_idle_timeout(server):
+    """The ALB reuses an idle connection to a target until its own idle timeout; a target that
+    closes first makes the ALB answer 502. So the server must keep it open at least that long."""
+    from infra.load_balancer import IDLE_TIMEOUT_SECONDS
+
+    connection = server.connection()
+    connection.request("GET", "/health")
+    assert connection.getresponse().read()
+    sock = connection.sock
+    time.sleep(IDLE_TIMEOUT_SECONDS + 1)
+    connection.request("GET", "/health")  # a socket the server closed fails here
+    assert connection.getresponse().status == 200
+    assert connection.sock is sock
+    connection.close()

@@ -55,6 +55,15 @@ def test_alb_listens_on_80_and_forwards_to_port_8000_checked_on_health(run):
     assert balancer["enableDeletionProtection"] is (run.stack == "prod")
 
 
+def test_the_alb_gives_up_an_idle_connection_before_the_app_does(run):
+    """AWS: a target's keep-alive timeout must exceed the load balancer's idle timeout, or the
+    ALB reuses a connection the target is closing and answers 502."""
+    from restdemo.server import IDLE_KEEPALIVE_SECONDS
+
+    balancer = run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs
+    assert balancer["idleTimeout"] < IDLE_KEEPALIVE_SECONDS
+
+
 def test_a_certificate_adds_443_and_redirects_80():
     arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
     run = run_program("dev", {**stack_config("dev"), "restdemo:certificateArn": arn})

@@ -21,6 +21,10 @@ from restdemo.routes import (
 )
 
 ACCESS_LOG_FLUSH_SECONDS = 0.5
+# An idle keep-alive connection is closed after this long (hyper's header read timeout, which
+# also bounds a client that sends its headers slowly). A load balancer in front must give up
+# its idle connections sooner (infra/load_balancer.py), or it reuses one being closed: a 502.
+IDLE_KEEPALIVE_SECONDS = 30
 
 
 class AccessLog:
@@ -95,6 +99,7 @@ def port_from_environment() -> int:
 def granian_server(target: str, *, factory: bool):
     """The granian server restdemo runs in; the benchmark serves its baseline app the same way."""
     from granian.constants import HTTPModes, Interfaces, TaskImpl
+    from granian.http import HTTP1Settings
     from granian.server import Server
 
     return Server(
@@ -104,6 +109,7 @@ def granian_server(target: str, *, factory: bool):
         port=port_from_environment(),
         interface=Interfaces.RSGI,
         http=HTTPModes.http1,  # what load balancers speak to targets; skips HTTP/2 sniffing
+        http1_settings=HTTP1Settings(header_read_timeout=IDLE_KEEPALIVE_SECONDS * 1000),
         websockets=False,
         # Rust-driven tasks: more req/s and a lower p99 than asyncio's in our runs (docs/benchmarks.md).
         task_impl=TaskImpl.rust,

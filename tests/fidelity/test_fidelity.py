@@ -1,0 +1,125 @@
+"""Every stack's resources against the rules AWS and the providers apply (tests/fidelity/rules.py),
+and each rule against a bad variant, so a rule that cannot fail is caught too."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+
+from tests.fidelity.rules import (
+    FIELDS,
+    FORCE_NEW,
+    NEEDS,
+    TWO_PLACES,
+    Field,
+    closure,
+    field_problems,
+    managed_twice,
+    missing_needs,
+    replaced_delete_first,
+    values_at,
+    with_value,
+)
+from tests.support.pulumi_program import STACKS, Registered, run_program, stack_config
+
+pytestmark = pytest.mark.fidelity
+
+# What a team changes on an ordinary day; none of it may replace a named resource.
+ROUTINE_CHANGES = {
+    "drainTimeout": {"restdemo:drainTimeout": "25m"},
+    "nodeAmi": {"restdemo:nodeAmi": "al2023-ami-2023.9.20260120.0-kernel-6.1-x86_64"},
+    "instanceTypes": {"restdemo:managerInstanceType": "t3.large", "restdemo:workerInstanceType": "m6i.large"},
+    "workerCount": {"restdemo:workerCount": "4"},
+    "version": {"restdemo:version": "v2"},
+    "replicas": {"restdemo:replicas": "4"},
+    "rollout": {"restdemo:updateDelay": "1m", "restdemo:updateMonitor": "2m", "restdemo:stopGracePeriod": "1m"},
+    "logRetentionDays": {"restdemo:logRetentionDays": "90"},
+    "pruneInterval": {"restdemo:pruneInterval": "12h"},
+}
+# Settings the local stack does not read (the program refuses none, but changes nothing for them).
+AWS_ONLY = {"drainTimeout", "nodeAmi", "instanceTypes", "workerCount", "logRetentionDays", "pruneInterval"}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {stack: run_program(stack) for stack in STACKS}
+
+
+def sample(runs, typ: str) -> Registered:
+    """The first resource of `typ` in any stack (prod has the most kinds)."""
+    for stack in ("prod", *STACKS):
+        found = runs[stack].of_type(typ)
+        if found:
+            return found[0]
+    raise AssertionError(f"no stack registers a {typ}")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_value_is_one_aws_and_the_providers_accept(runs, stack):
+    problems = [p for rule in FIELDS for p in field_problems(rule, runs[stack].registered)]
+    assert problems == []
+
+
+@pytest.mark.parametrize("rule", FIELDS, ids=lambda rule: rule.name)
+def test_each_field_rule_applies_and_catches_its_bad_variant(runs, rule: Field):
+    applies = [v for run in runs.values() for r in run.of_type(rule.type) for v in values_at(r.inputs, rule.path)]
+    assert applies, f"{rule.name} checks nothing in any stack"
+    resource = sample(runs, rule.type)
+    bad = dataclasses.replace(resource, inputs=with_value(resource.inputs, rule.path, rule.bad))
+    assert field_problems(rule, [bad]), f"{rule.name} accepted {rule.bad!r}"
+
+
+@pytest.mark.parametrize(
+    "stack,change",
+    [(s, c) for s in STACKS for c in sorted(ROUTINE_CHANGES) if s != "local" or c not in AWS_ONLY],
+)
+def test_a_routine_change_replaces_no_named_resource(runs, stack, change):
+    after = run_program(stack, {**stack_config(stack), **ROUTINE_CHANGES[change]})
+    assert [p for rule in FORCE_NEW for p in replaced_delete_first(rule, runs[stack], after)] == []
+    # Whole minutes and hours (the `rollout` change) must still be sent in the read-back form.
+    assert [p for rule in FIELDS for p in field_problems(rule, after.registered)] == []
+
+
+@pytest.mark.parametrize("rule", FORCE_NEW, ids=lambda rule: rule.type.split(":")[-1])
+def test_each_force_new_rule_catches_a_changed_field(runs, rule):
+    before = next(run for run in runs.values() if run.of_type(rule.type))
+    after = copy.deepcopy(before)
+    resource = after.of_type(rule.type)[0]
+    field = rule.fields[-1].removesuffix("{keys}")
+    resource.inputs[field] = {"changed": True} if isinstance(resource.inputs.get(field), dict) else ["changed"]
+    assert replaced_delete_first(rule, before, after)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_input_is_managed_from_two_places(runs, stack):
+    assert [p for rule in TWO_PLACES for p in managed_twice(rule, runs[stack])] == []
+
+
+@pytest.mark.parametrize("rule", TWO_PLACES, ids=lambda rule: f"{rule.type.split(':')[-1]}.{rule.field}")
+def test_each_two_places_rule_catches_an_unignored_field(runs, rule):
+    run = copy.deepcopy(runs["prod"])
+    owner = run.of_type(rule.type)[0]
+    owner.inputs[rule.field] = owner.inputs.get(rule.field) or ["managed-here-too"]
+    owner.ignore_changes = []
+    key = owner.inputs.get(rule.owner_key) if rule.owner_key != "id" else f"{owner.name}-id"
+    if not [m for m in run.of_type(rule.manager) if m.inputs.get(rule.link) == key]:
+        run.registered.append(Registered(rule.manager, "also-managing", {rule.link: key}, [], True, urn="urn:extra"))
+    assert managed_twice(rule, run)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_everything_waits_for_what_aws_needs_first(runs, stack):
+    assert [p for rule in NEEDS for p in missing_needs(rule, runs[stack])] == []
+
+
+@pytest.mark.parametrize("rule", NEEDS, ids=lambda rule: f"{rule.type.split(':')[-1]}: {rule.what}")
+def test_each_needs_rule_catches_a_missing_dependency(runs, rule):
+    run = copy.deepcopy(runs["prod"])
+    resource = next(r for r in run.of_type(rule.type) if rule.required(r, run))
+    required = {r.urn for r in rule.required(resource, run)}
+    assert required <= closure(resource, run)
+    for other in run.registered:  # nothing in the program waits for them any more
+        other.dependencies = [urn for urn in other.dependencies if urn not in required]
+    assert missing_needs(rule, run)
