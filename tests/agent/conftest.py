@@ -14,7 +14,9 @@ from tests.support.docker_engine import require_engine, require_tool, unavailabl
 from tests.support.net import free_port
 
 REGION = "eu-west-1"
-NODES = [("m1", "manager", "lab-a"), ("m2", "manager", "lab-b"), ("m3", "manager", "lab-c"), ("w1", "worker", "lab-a")]
+# Two zones of unequal size: spreading over zones (2 + 2 replicas of 4) and spreading over nodes
+# (1 on each) then place tasks differently, so the placement test can tell which one swarm did.
+NODES = [("m1", "manager", "lab-a"), ("m2", "manager", "lab-a"), ("m3", "manager", "lab-a"), ("w1", "worker", "lab-b")]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,17 @@ def lab_registry(moto, tmp_path_factory):
     with local_registry(binary, tmp_path_factory.mktemp("lab-registry"), bind="0.0.0.0") as address:
         # The host's engine pushes over loopback (insecure by default); the lab's engines pull over the bridge.
         yield {"push": address, "pull": address.replace("127.0.0.1", GATEWAY)}
+
+
+@pytest.fixture(scope="module")
+def lab_app_image(lab_registry):
+    """The restdemo image as the local stack builds it, pushed to the lab's registry once."""
+    from tests.e2e.harness import build_and_push, capture
+
+    host = require_engine()
+    run = capture(lab_registry["push"], host)
+    pushed = build_and_push(host, run.named("docker:index/image:Image", "restdemo").inputs)
+    return {"push": pushed, "pull": pushed.replace(lab_registry["push"], lab_registry["pull"])}
 
 
 @pytest.fixture(scope="module")

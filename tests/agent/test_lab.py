@@ -81,6 +81,42 @@ def test_every_node_reports_ready(formed):
         wait_until(lambda node=node: ready(node) == 200, 30, what=f"{node.name} ready")
 
 
+def test_the_aws_stacks_service_spreads_its_tasks_over_the_zones(formed, lab_app_image):
+    """The dev stack's docker.Service, as the docker provider would send it, on the lab's swarm
+    whose nodes carry zone labels: 4 replicas over zones lab-a (3 nodes) and lab-b (1 node).
+    Spread over zones gives 2 + 2; a preference swarm ignored would give 1 per node (3 + 1)."""
+    from tests.e2e.engine_spec import create_service_spec
+    from tests.e2e.harness import removed
+    from tests.support.pulumi_program import run_program, stack_config
+
+    run = run_program("dev", {**stack_config("dev"), "restdemo:replicas": "4"})
+    inputs = run.one("docker:index/service:Service").inputs
+    container = {**inputs["taskSpec"]["containerSpec"], "image": lab_app_image["pull"]}
+    inputs = {**inputs, "taskSpec": {**inputs["taskSpec"], "containerSpec": container}}
+    leader = next(n for n in formed.values() if n.role == "manager" and n.client.info()["Swarm"]["ControlAvailable"])
+    client = leader.client
+    network = client.networks.create("restdemo", driver="overlay", attachable=True)
+    spec = create_service_spec(inputs, {"restdemo-network-id": network.id})
+    assert spec["task_template"]["Placement"]["Preferences"] == [
+        {"Spread": {"SpreadDescriptor": "node.labels.availability_zone"}}
+    ]
+    service = client.services.get(client.api.create_service(**spec)["ID"])
+    try:
+        zone_of = {n.id: n.attrs["Spec"]["Labels"]["availability_zone"] for n in client.nodes.list()}
+
+        def running() -> list[dict]:
+            return [t for t in service.tasks({"desired-state": "running"}) if t["Status"]["State"] == "running"]
+
+        wait_until(lambda: len(running()) == 4, 180, interval=1, what="4 replicas of the dev stack's service running")
+        per_zone: dict[str, int] = {}
+        for task in running():
+            per_zone[zone_of[task["NodeID"]]] = per_zone.get(zone_of[task["NodeID"]], 0) + 1
+        assert per_zone == {"lab-a": 2, "lab-b": 2}
+    finally:
+        service.remove()
+        wait_until(lambda: removed(network), 90, interval=1, what="the overlay network removed")
+
+
 def test_a_restarted_node_stays_a_member(formed, lab_aws):
     worker = formed["w1"]
     worker.stop_agent()
@@ -97,14 +133,13 @@ def test_a_restarted_node_stays_a_member(formed, lab_aws):
     assert len(seen) == 4  # the same node came back; no new one joined
 
 
-def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry):
-    from tests.e2e.harness import LOCAL_HAPROXY, build_and_push, capture, deployed, push, steady_load
+def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry, lab_app_image):
+    from tests.e2e.harness import LOCAL_HAPROXY, capture, deployed, push, steady_load
 
     host = require_engine()
     url, queue, registry = lab_aws["url"], lab_aws["queue"], lab_registry
     replicas = 2 * len(formed)  # swarm spreads them: every node, w1 included, runs some
-    run = capture(registry["push"], host, replicas=str(replicas))
-    image = build_and_push(host, run.named("docker:index/image:Image", "restdemo").inputs)
+    image = lab_app_image["push"]
     host.images.get(LOCAL_HAPROXY).tag(f"{registry['push']}/haproxy", "lab")
     balancer = push(host, f"{registry['push']}/haproxy:lab")
     pull = {ref: ref.replace(registry["push"], registry["pull"]) for ref in (image, balancer)}

@@ -1,14 +1,14 @@
-"""From what the program hands the docker provider to what the provider sends Docker.
+"""What the docker provider sends Docker for a `docker.Service`, from the inputs the program gave it.
 
-The e2e tier applies the `local` stack's service exactly as the program defines it:
-the `docker.Service` inputs captured under Pulumi mocks (wire names, Go durations) are
-turned into the Engine API's ServiceSpec the way pulumi-docker does, field by field.
+pulumi-docker 5 wraps kreuzwerker/terraform-provider-docker (v4.x). Its create and update paths
+call `createServiceSpec` (internal/provider/resource_docker_service_structures.go), which builds
+the Engine API's ServiceSpec field by field; the functions below follow it one to one, for the
+fields this program sets, including its quirks: strings pass through verbatim (a placement
+preference becomes the SpreadDescriptor as written), durations go through Go's ParseDuration,
+and unset blocks still send an empty struct. Pulumi's names are the provider's, camelCased, with
+lists pluralised (`tests` is `test`, `networksAdvanceds` is `networks_advanced`).
 
-One deliberate difference, because these machines have no IPVS (ENVIRONMENT.md): the
-routing mesh cannot forward here, so the service runs with endpoint mode `dnsrr` and
-without an ingress port, and an HAProxy in front of it (on the same overlay network,
-resolving `tasks.restdemo`, published in host mode) stands in for the mesh. On
-AWS and on Docker Desktop the spec's own `vip` endpoint and ingress port are used.
+The e2e tier (local stack) and the agent lab (AWS stacks) both apply specs made here.
 """
 
 from __future__ import annotations
@@ -18,58 +18,133 @@ from typing import Any
 from infra.durations import parse_duration
 
 
-def nanoseconds(go_duration: str) -> int:
-    return int(round(parse_duration(go_duration) * 1e9))
+def parse_go_duration(text: str | None) -> int:
+    """`time.ParseDuration`, whose error the provider discards: unset or invalid is 0."""
+    try:
+        return int(round(parse_duration(text or "") * 1e9))
+    except ValueError:
+        return 0
 
 
-def _update(config: dict[str, Any]) -> dict[str, Any]:
+def create_container_spec(container: dict[str, Any]) -> dict[str, Any]:
+    """createContainerSpec: image, env (mapTypeMapValsToStringSlice), healthcheck, stop signal and grace."""
+    health = container.get("healthcheck") or {}
+    spec: dict[str, Any] = {
+        "Image": container["image"],
+        # The provider iterates a Go map (random order); swarm compares env as a list, so sort.
+        "Env": sorted(f"{k}={v}" for k, v in (container.get("env") or {}).items() if k),
+        # Always a struct: an absent block sends a zero HealthConfig (the image's own check then applies).
+        "Healthcheck": {
+            "Test": list(health.get("tests") or []),
+            "Interval": parse_go_duration(health.get("interval", "0s")),
+            "Timeout": parse_go_duration(health.get("timeout", "0s")),
+            "StartPeriod": parse_go_duration(health.get("startPeriod", "0s")),
+            "Retries": int(health.get("retries", 0)),
+        },
+        "StopGracePeriod": parse_go_duration(container.get("stopGracePeriod")),
+    }
+    if container.get("stopSignal"):
+        spec["StopSignal"] = container["stopSignal"]
+    return spec
+
+
+def create_restart_policy(policy: dict[str, Any] | None) -> dict[str, Any]:
+    """createRestartPolicy: an empty policy when the block is absent."""
+    if not policy:
+        return {}
     return {
-        "Parallelism": int(config["parallelism"]),
-        "Delay": nanoseconds(config["delay"]),
-        "FailureAction": config["failureAction"],
-        "Monitor": nanoseconds(config["monitor"]),
-        "MaxFailureRatio": float(config["maxFailureRatio"]),
-        "Order": config["order"],
+        "Condition": policy.get("condition", ""),
+        "Delay": parse_go_duration(policy.get("delay")),
+        "MaxAttempts": int(policy.get("maxAttempts", 0)),
+        "Window": parse_go_duration(policy.get("window")),
     }
 
 
-def task_template(inputs: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
-    task = inputs["taskSpec"]
-    container = task["containerSpec"]
-    health = container["healthcheck"]
-    restart = task["restartPolicy"]
+def string_set_to_placement_prefs(prefs: list[str]) -> list[dict[str, Any]]:
+    """stringSetToPlacementPrefs: each string, verbatim, as a SpreadDescriptor (no `spread=` parsing)."""
+    return [{"Spread": {"SpreadDescriptor": pref}} for pref in prefs]
+
+
+def create_placement(placement: dict[str, Any] | None) -> dict[str, Any]:
+    placement = placement or {}
     return {
-        "ContainerSpec": {
-            "Image": container["image"],
-            "Env": [f"{k}={v}" for k, v in sorted(container["env"].items())],
-            "StopSignal": container["stopSignal"],
-            "StopGracePeriod": nanoseconds(container["stopGracePeriod"]),
-            "Healthcheck": {
-                "Test": health["tests"],
-                "Interval": nanoseconds(health["interval"]),
-                "Timeout": nanoseconds(health["timeout"]),
-                "Retries": int(health["retries"]),
-                "StartPeriod": nanoseconds(health["startPeriod"]),
-            },
-        },
-        "RestartPolicy": {
-            "Condition": restart["condition"],
-            "Delay": nanoseconds(restart["delay"]),
-            "MaxAttempts": int(restart["maxAttempts"]),
-            "Window": nanoseconds(restart["window"]),
-        },
-        "Networks": [{"Target": network_ids[n["id"]]} for n in task["networksAdvanceds"]],
+        "Constraints": list(placement.get("constraints") or []),
+        "Preferences": string_set_to_placement_prefs(placement.get("prefs") or []),
     }
 
 
-def service_spec(inputs: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
-    """Keyword arguments for docker's APIClient.create_service / update_service."""
+def create_service_advanced_networks(networks: list[dict[str, Any]], network_ids: dict[str, str]) -> list[dict]:
+    """createServiceAdvancedNetworks: Target is `id` (else `name`); here the program's network resource
+    id is mapped to the real network's id on the engine under test."""
+    return [{"Target": network_ids.get(n.get("id") or n["name"], n.get("id") or n["name"])} for n in networks]
+
+
+def create_task_spec(task: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
+    return {
+        "ContainerSpec": create_container_spec(task["containerSpec"]),
+        "RestartPolicy": create_restart_policy(task.get("restartPolicy")),
+        "Placement": create_placement(task.get("placement")),
+        "Networks": create_service_advanced_networks(task.get("networksAdvanceds") or [], network_ids),
+    }
+
+
+def create_update_or_rollback_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """createUpdateOrRollbackConfig (ParseDuration for delay/monitor, ParseFloat for the ratio)."""
+    if not config:
+        return None
+    return {
+        "Parallelism": int(config.get("parallelism", 1)),
+        "Delay": parse_go_duration(config.get("delay", "0s")),
+        "FailureAction": config.get("failureAction", "pause"),
+        "Monitor": parse_go_duration(config.get("monitor", "5s")),
+        "MaxFailureRatio": float(config.get("maxFailureRatio", "0.0")),
+        "Order": config.get("order", "stop-first"),
+    }
+
+
+def create_service_mode(mode: dict[str, Any] | None) -> dict[str, Any]:
+    """createServiceMode; an absent mode is sent empty and moby makes it Replicated{1}."""
+    if not mode:
+        return {}
+    if mode.get("global"):
+        return {"Global": {}}
+    return {"Replicated": {"Replicas": int((mode.get("replicated") or {}).get("replicas", 1))}}
+
+
+def create_service_endpoint_spec(endpoint: dict[str, Any] | None) -> dict[str, Any]:
+    """createServiceEndpointSpec and portSetToServicePorts (always a struct, even with no block)."""
+    endpoint = endpoint or {}
+    spec: dict[str, Any] = {}
+    if endpoint.get("mode"):
+        spec["Mode"] = endpoint["mode"]
+    ports = [
+        {
+            "Name": port.get("name", ""),
+            "Protocol": port.get("protocol", "tcp"),
+            "TargetPort": int(port["targetPort"]),
+            "PublishedPort": int(port.get("publishedPort", 0)),
+            "PublishMode": port.get("publishMode", "ingress"),
+        }
+        for port in endpoint.get("ports") or []
+    ]
+    if ports:
+        spec["Ports"] = ports
+    return spec
+
+
+def create_service_spec(inputs: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
+    """createServiceSpec, as keyword arguments for docker's APIClient.create_service / update_service."""
     return {
         "name": inputs["name"],
-        "task_template": task_template(inputs, network_ids),
-        "mode": {"Replicated": {"Replicas": int(inputs["mode"]["replicated"]["replicas"])}},
-        "update_config": _update(inputs["updateConfig"]),
-        "rollback_config": _update(inputs["rollbackConfig"]),
-        # The adaptation described above: no IPVS here, so DNS round robin behind HAProxy.
-        "endpoint_spec": {"Mode": "dnsrr"},
+        "task_template": create_task_spec(inputs["taskSpec"], network_ids),
+        "mode": create_service_mode(inputs.get("mode")),
+        "update_config": create_update_or_rollback_config(inputs.get("updateConfig")),
+        "rollback_config": create_update_or_rollback_config(inputs.get("rollbackConfig")),
+        "endpoint_spec": create_service_endpoint_spec(inputs.get("endpointSpec")),
     }
+
+
+def without_ingress(spec: dict[str, Any]) -> dict[str, Any]:
+    """The one adaptation for machines without IPVS (docs/ARCHITECTURE.md, ENVIRONMENT): the routing
+    mesh cannot forward here, so DNS round robin behind the test suite's HAProxy instead."""
+    return {**spec, "endpoint_spec": {"Mode": "dnsrr"}}

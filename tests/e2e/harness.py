@@ -20,7 +20,7 @@ import docker.types
 import requests
 
 from infra.image import pinned_reference
-from tests.e2e.engine_spec import service_spec
+from tests.e2e.engine_spec import create_service_spec, without_ingress
 from tests.support.docker_engine import base_image_args, build_image
 from tests.support.net import free_port, wait_until
 from tests.support.pulumi_program import ProgramRun, run_program, stack_config
@@ -128,7 +128,7 @@ class Deployment:
                 "containerSpec": {**inputs["taskSpec"]["containerSpec"], "image": image_ref},
             },
         }
-        spec = service_spec(inputs, self.network_ids)
+        spec = without_ingress(create_service_spec(inputs, self.network_ids))
         api = self.client.api
         if not self.service_id:
             self.service_id = api.create_service(**spec)["ID"]
@@ -188,7 +188,8 @@ def start_load_balancer(
     return f"http://{host}:{port}", service, config
 
 
-def _removed(resource) -> bool:
+def removed(resource) -> bool:
+    """Remove a network or config; False while tasks that are shutting down still use it."""
     try:
         resource.remove()
         return True
@@ -211,7 +212,7 @@ def deployed(client, registry: str, **load_balancer):
         for service in (deployment.service if deployment.service_id else None, lb_service):
             if service is not None:
                 service.remove()
-        wait_until(lambda: _removed(network), 90, interval=1, what="the overlay network removed")
+        wait_until(lambda: removed(network), 90, interval=1, what="the overlay network removed")
         lb_config.remove()
 
 

@@ -110,7 +110,7 @@ def test_values_arrive_as_strings_and_json_and_are_typed():
         ),
         (
             {**AWS_OK, "restdemo:nodeAmi": "al2023|latest"},
-            "restdemo:nodeAmi = \"al2023|latest\": an AMI name has 3-128 letters, digits, spaces or ()[]./'@_-",
+            'restdemo:nodeAmi = "al2023|latest": an AMI name has 3-128 letters, digits, spaces or ()[]./\'@_-',
         ),
         (
             {**AWS_OK, "restdemo:logRetentionDays": "10"},
