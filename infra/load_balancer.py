@@ -11,8 +11,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.firewall import allow_in, allow_out, security_group
+from infra.image_contract import CONTAINER_PORT
 from infra.network import Network
-from infra.service import CONTAINER_PORT
 from infra.settings import Settings
 from infra.tags import tags
 

@@ -14,20 +14,18 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.durations import docker_duration
+from infra.image_contract import (
+    CONTAINER_PORT,
+    HEALTH_INTERVAL_SECONDS,
+    HEALTH_RETRIES,
+    HEALTH_START_PERIOD_SECONDS,
+    HEALTH_TIMEOUT_SECONDS,
+    HEALTHCHECK_COMMAND,
+)
 from infra.settings import Settings
 
 SERVICE_NAME = "restdemo"
 NETWORK_NAME = "restdemo"
-CONTAINER_PORT = 8000
-# The image's own HEALTHCHECK (app/Dockerfile), restated here because a service spec
-# that names no healthcheck would silently depend on the image keeping it.
-HEALTHCHECK_COMMAND = ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"]
-HEALTH_INTERVAL_SECONDS = 5
-HEALTH_TIMEOUT_SECONDS = 5
-HEALTH_RETRIES = 3
-HEALTH_START_PERIOD_SECONDS = 10
-# A new task answers its first probe one interval after it starts.
-TIME_TO_HEALTHY_SECONDS = HEALTH_INTERVAL_SECONDS
 CONVERGE_POLL = "7s"
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.durations import parse_duration
+from infra.image_contract import TIME_TO_HEALTHY_SECONDS
 
 NAMESPACE = "restdemo"
 APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM
@@ -234,8 +235,6 @@ class Settings(BaseModel):
 
     def rollout_lower_bound(self) -> float:
         """Until every replica runs the new version: batches x time-to-healthy + (batches - 1) x update delay."""
-        from infra.service import TIME_TO_HEALTHY_SECONDS
-
         return self._batches() * TIME_TO_HEALTHY_SECONDS + (self._batches() - 1) * self.update_delay
 
     def swarm_update_seconds(self) -> float:

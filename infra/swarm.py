@@ -18,10 +18,10 @@ from infra.admin_endpoint import AdminEndpoint
 from infra.cloud_init import NodeConfig, render
 from infra.firewall import allow_in, allow_out, security_group
 from infra.iam import StackArns, group_arn, manager_statements, node_statements, policy, worker_statements
+from infra.image_contract import CONTAINER_PORT
 from infra.load_balancer import LoadBalancer
 from infra.network import Network
 from infra.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
-from infra.service import CONTAINER_PORT
 from infra.settings import Settings
 from infra.swarm_state import SwarmState
 from restdemo_agent.contract import (

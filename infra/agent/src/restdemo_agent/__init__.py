@@ -1,1 +1,1 @@
-"""The restdemo swarm node agent (see ARCHITECTURE.md, the contract with the program)."""
+"""The restdemo swarm node agent (docs/ARCHITECTURE.md; its contract with the program: contract.py)."""
