@@ -68,8 +68,8 @@ class Network(pulumi.ComponentResource):
                 f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child
             )
             public.append(subnet)
-            if not settings.private_nodes:
-                self.egress.append(association)
+            # The public routes carry the nodes' own egress, or the NAT gateways'.
+            self.egress.append(association)
             if settings.private_nodes:
                 private.append(self._private_subnet(name, settings, index, zone, vpc, subnet, gateway, child))
         self.vpc_id = vpc.id

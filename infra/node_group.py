@@ -182,6 +182,8 @@ class NodeGroup(pulumi.ComponentResource):
                 # A node's first boot needs its role's permissions in place (IAM is eventually consistent).
                 depends_on=[role_policy, session_manager, profile, *spec.depends_on],
                 ignore_changes=ignored,
+                # Named: it was the Swarm's child `swarm-<role>s`; a stack that has it keeps it.
+                aliases=[pulumi.Alias(name=f"swarm-{spec.role}s", parent=opts.parent if opts else None)],
             ),
         )
         # The hook's settings, updated in place (PutLifecycleHook) when drainTimeout changes.

@@ -43,6 +43,8 @@ def node_ami(settings: Settings, parent: pulumi.Resource) -> pulumi.Input[str]:
         owners=[AMAZON],
         filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[settings.node_ami])],
         most_recent=True,
+        # Amazon deprecates public AMIs (two years by default); a pinned one must keep resolving.
+        include_deprecated=True,
         opts=pulumi.InvokeOutputOptions(parent=parent),
     ).id
 

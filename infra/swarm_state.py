@@ -25,6 +25,12 @@ class SwarmState(pulumi.ComponentResource):
     def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:swarm:SwarmState", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        swarm = opts.parent if opts else None
+
+        def moved(old_name: str) -> pulumi.ResourceOptions:
+            """Named resources were children of the Swarm as `old_name`: a stack that has them keeps them."""
+            return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=old_name, parent=swarm)])
+
         stack = pulumi.get_stack()
         prefix = f"restdemo-{stack}"
         table = aws.dynamodb.Table(
@@ -36,7 +42,7 @@ class SwarmState(pulumi.ComponentResource):
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             tags=tags(settings, "state"),
-            opts=child,
+            opts=moved("swarm-state"),
         )
         queue = aws.sqs.Queue(
             f"{name}-lifecycle",
@@ -47,14 +53,14 @@ class SwarmState(pulumi.ComponentResource):
             message_retention_seconds=int(settings.drain_timeout) + 3600,
             receive_wait_time_seconds=RECEIVE_WAIT_SECONDS,
             tags=tags(settings, "lifecycle"),
-            opts=child,
+            opts=moved("swarm-lifecycle"),
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/restdemo/{stack}",
             retention_in_days=settings.log_retention_days,
             tags=tags(settings, "logs"),
-            opts=child,
+            opts=moved("swarm-logs"),
         )
         hook_role = aws.iam.Role(
             f"{name}-lifecycle-hook",
