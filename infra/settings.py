@@ -273,12 +273,17 @@ def _describe(error: dict) -> str:
     return f"{where} = {json.dumps(error['input'], default=str)}: {error['msg'].removeprefix('Value error, ')}"
 
 
+# Settings that may be left unset. Pulumi.yaml gives them an empty default, since the CLI refuses
+# a stack that does not set a declared key without one; empty means unset.
+OPTIONAL = {to_camel(name) for name, field in Settings.model_fields.items() if field.default is None}
+
+
 def parse_settings(config: dict[str, Any]) -> Settings:
     """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError."""
     values = {}
     for full_key, raw in config.items():
         namespace, _, name = full_key.partition(":")
-        if namespace == NAMESPACE:
+        if namespace == NAMESPACE and not (raw == "" and name in OPTIONAL):
             values[name] = _decode(raw)
     if "awsRegion" in values:
         raise SettingsError(f"{NAMESPACE}:awsRegion is not a setting of this project; set aws:region instead")

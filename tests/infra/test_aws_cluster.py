@@ -410,3 +410,19 @@ def test_prune_interval_reaches_the_agent():
     env = user_data(run_program("dev"), "worker")
     assert "RESTDEMO_PRUNE_INTERVAL=86400" in env
     assert "RESTDEMO_PRUNE_INTERVAL=0" in user_data(run_program("prod"), "worker")
+
+
+def test_named_resources_that_moved_keep_their_former_identity(run):
+    """A stack with state from before the NodeGroup/SwarmState split (even a failed first `up`) keeps
+    its table, queue, log group and groups: without an alias Pulumi would create the new ones first,
+    which AWS refuses for a name in use, then delete the old ones."""
+    swarm = run.named("restdemo:swarm:Swarm", "swarm").urn
+    moved = {
+        ("aws:dynamodb/table:Table", "swarm-state-table"): "swarm-state",
+        ("aws:sqs/queue:Queue", "swarm-state-lifecycle"): "swarm-lifecycle",
+        ("aws:cloudwatch/logGroup:LogGroup", "swarm-state-logs"): "swarm-logs",
+        (GROUP, "swarm-managers-group"): "swarm-managers",
+        (GROUP, "swarm-workers-group"): "swarm-workers",
+    }
+    for (typ, name), former in moved.items():
+        assert run.named(typ, name).aliases == [(former, swarm)], name

@@ -43,6 +43,8 @@ class Registered:
     # and the input names (camelCase) this resource ignores on update.
     dependencies: list[str] = field(default_factory=list)
     ignore_changes: list[str] = field(default_factory=list)
+    # Former identities: (name, parent URN) of each alias, or (urn, "") for a URN alias.
+    aliases: list[tuple[str, str]] = field(default_factory=list)
 
 
 def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
@@ -187,6 +189,9 @@ class RecordingMonitor(MockMonitor):
                 set(request.dependencies) | {u for deps in request.propertyDependencies.values() for u in deps.urns}
             )
             entry.ignore_changes = list(request.ignoreChanges)
+            entry.aliases = [
+                (a.spec.name, a.spec.parentUrn) if a.HasField("spec") else (a.urn, "") for a in request.aliases
+            ]
         return response
 
 
