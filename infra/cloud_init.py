@@ -1,11 +1,11 @@
 """Cloud-init for swarm nodes, rendered by a pure function (tested without AWS).
 
-What a node does at first boot: install Docker, point its logs (containers' and the
-daemon's own) at the stack's CloudWatch log group, on managers fetch the Docker API's
-TLS material from SSM and listen on 2376 with mutual TLS, log in to ECR, pull the node
-agent, run `bootstrap` once, then keep the agent running. The user data holds names
-and addresses only: every secret (TLS key, ECR password, join tokens) is fetched at
-boot with the instance role.
+What a node does: install Docker, point its logs (containers' and the daemon's own) at
+the stack's CloudWatch log group, on managers fetch the Docker API's TLS material from
+SSM and listen on 2376 with mutual TLS, then run the node agent. Setup and agent are
+systemd units, so they run at every boot and retry until they succeed (the agent's
+`run` bootstraps first). The user data holds names and addresses only: every secret
+(TLS key, ECR password, join tokens) is fetched at boot with the instance role.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from restdemo_agent.contract import (
 
 USER_DATA_LIMIT = 16 * 1024
 AGENT_CONTAINER = "restdemo-agent"
+NODE_UNITS = ("restdemo-node-setup.service", "restdemo-agent.service", "restdemo-daemon-logs.service")
 TLS_DIR = "/etc/docker/tls"
 
 
@@ -44,6 +45,7 @@ class NodeConfig:
     log_group: str
     registry: str
     agent_image: str
+    group_name: str  # the node's own auto scaling group (its launch hook, its health)
     # SSM parameter names of the Docker API's CA, server certificate and key (managers).
     tls_parameters: dict[str, str] | None = None
     prune_interval_seconds: int = 0
@@ -60,6 +62,7 @@ class NodeConfig:
             log_group=self.log_group,
             registry=self.registry,
             readiness_port=READINESS_PORT,
+            group_name=self.group_name,
             prune_interval_seconds=self.prune_interval_seconds,
             tls_parameters=tuple(sorted((self.tls_parameters or {}).items())),
         ).to_environ()
@@ -90,7 +93,8 @@ def setup_script(node: NodeConfig) -> str:
     q = shlex.quote
     lines = [
         "#!/bin/bash",
-        "# restdemo node setup (rendered by infra/cloud_init.py); runs once at first boot.",
+        "# restdemo node setup (rendered by infra/cloud_init.py); restdemo-node-setup.service runs it",
+        "# at every boot until it succeeds.",
         "set -euo pipefail",
         f"export AWS_REGION={q(node.region)}",
     ]
@@ -102,10 +106,6 @@ def setup_script(node: NodeConfig) -> str:
                 f"--query Parameter.Value --output text > {TLS_DIR}/{file}"
             )
         lines.append(f"chmod 600 {TLS_DIR}/key.pem")
-    agent = (
-        "--network host -v /var/run/docker.sock:/var/run/docker.sock "
-        f"--env-file /etc/restdemo/agent.env {q(node.agent_image)}"
-    )
     # The engine labels itself (zone, instance, role); managers copy them to node labels,
     # which the service's placement preference spreads over.
     lines += [
@@ -117,16 +117,37 @@ def setup_script(node: NodeConfig) -> str:
         f'"{LABEL_INSTANCE_ID}=$(imds instance-id)" "{LABEL_ZONE}=$(imds placement/availability-zone)" '
         f"{LABEL_ROLE}={node.role}",
     ]
-    lines += [
-        "systemctl daemon-reload",
-        "systemctl enable --now docker",
-        f"aws ecr get-login-password | docker login --username AWS --password-stdin {q(node.registry)}",
-        f"docker pull {q(node.agent_image)}",
-        f"docker run --rm --name {AGENT_CONTAINER}-bootstrap {agent} bootstrap",
-        f"docker run -d --name {AGENT_CONTAINER} --restart always {agent} run",
-        "systemctl enable --now restdemo-daemon-logs",
-    ]
+    lines += ["systemctl enable --now docker"]
     return "\n".join(lines) + "\n"
+
+
+def setup_unit() -> str:
+    """The node's setup, until it succeeds (IMDS, SSM or the package mirror may not answer at boot)."""
+    return (
+        "[Unit]\nDescription=restdemo node setup: engine labels, Docker API TLS, the engine\n"
+        "After=network-online.target\nWants=network-online.target\nBefore=restdemo-agent.service\n\n"
+        "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/restdemo-node-setup\n"
+        "Restart=on-failure\nRestartSec=15\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+def agent_unit(node: NodeConfig) -> str:
+    """The node agent on every boot, restarted whenever it stops: `run` bootstraps (retrying) first,
+    so a failed bootstrap is never permanent. Logging in to ECR is part of each start."""
+    q = shlex.quote
+    login = f"aws ecr get-login-password --region {q(node.region)} | docker login --username AWS --password-stdin"
+    return (
+        "[Unit]\nDescription=restdemo node agent\n"
+        "After=docker.service restdemo-node-setup.service\nRequires=docker.service restdemo-node-setup.service\n\n"
+        "[Service]\n"
+        f"ExecStartPre=-/usr/bin/docker rm -f {AGENT_CONTAINER}\n"
+        f"ExecStartPre=/bin/sh -c '{login} {q(node.registry)}'\n"
+        f"ExecStart=/usr/bin/docker run --rm --name {AGENT_CONTAINER} --network host "
+        "-v /var/run/docker.sock:/var/run/docker.sock "
+        f"--env-file /etc/restdemo/agent.env {q(node.agent_image)} run\n"
+        f"ExecStop=/usr/bin/docker stop {AGENT_CONTAINER}\n"
+        "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
 
 
 def daemon_logs_unit(node: NodeConfig) -> str:
@@ -156,6 +177,8 @@ def render(node: NodeConfig) -> str:
             "content": "".join(f"{k}={v}\n" for k, v in node.agent_environment().items()),
         },
         {"path": "/usr/local/sbin/restdemo-node-setup", "permissions": "0755", "content": setup_script(node)},
+        {"path": "/etc/systemd/system/restdemo-node-setup.service", "permissions": "0644", "content": setup_unit()},
+        {"path": "/etc/systemd/system/restdemo-agent.service", "permissions": "0644", "content": agent_unit(node)},
         {
             "path": "/etc/systemd/system/restdemo-daemon-logs.service",
             "permissions": "0644",
@@ -177,7 +200,11 @@ def render(node: NodeConfig) -> str:
         "package_update": False,
         "packages": ["docker"],
         "write_files": files,
-        "runcmd": [["/usr/local/sbin/restdemo-node-setup"]],
+        # Units, not a once-per-instance command: they run again on every boot and retry.
+        "runcmd": [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "--no-block", *NODE_UNITS],
+        ],
     }
     user_data = "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
     if len(user_data.encode()) > USER_DATA_LIMIT:

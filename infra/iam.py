@@ -61,8 +61,19 @@ def node_statements(arns: StackArns) -> list[dict]:
             ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
             [arns.queue],
         ),
-        allow(["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"], arns.groups),
-        allow(["ec2:DescribeInstances"], "*"),  # Describe* calls cannot be scoped to resources
+        allow(
+            [
+                "autoscaling:CompleteLifecycleAction",
+                "autoscaling:RecordLifecycleActionHeartbeat",
+                "autoscaling:SetInstanceHealth",
+            ],
+            arns.groups,
+        ),
+        # Describe* calls cannot be scoped to resources.
+        allow(
+            ["autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"],
+            "*",
+        ),
     ]
 
 

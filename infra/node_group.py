@@ -24,12 +24,15 @@ import pulumi_aws as aws
 from infra.iam import assume_role
 from infra.settings import Settings
 from infra.tags import tags
-from restdemo_agent.contract import TERMINATING, TERMINATION_HOOK
+from restdemo_agent.contract import LAUNCH_HOOK, LAUNCHING, TERMINATING, TERMINATION_HOOK
 
 # What the group is created with before its separate LifecycleHook takes over; fixed, so that a
 # new drainTimeout never reaches a ForceNew field (AWS's own default heartbeat is 3600 s).
 INITIAL_HEARTBEAT_SECONDS = 3600
 HEALTH_CHECK_GRACE_SECONDS = 300
+# How long a new node may take to become a member; its agent gives up (and asks to be
+# replaced) after RESTDEMO_BOOTSTRAP_TIMEOUT, which is shorter.
+JOIN_TIMEOUT_SECONDS = 1200
 INSTANCE_WARMUP_SECONDS = 300
 CAPACITY_TIMEOUT = "20m"
 # Session Manager instead of SSH (no key pair, no port 22).
@@ -192,6 +195,19 @@ class NodeGroup(pulumi.ComponentResource):
             name=TERMINATION_HOOK,
             autoscaling_group_name=group.name,
             **termination_hook(lifecycle, spec.role, lifecycle.heartbeat_seconds),
+            opts=child,
+        )
+        # A new node stays Pending:Wait until its agent reports it a ready member (or gives up: the
+        # default ABANDON replaces it), so an instance refresh waits for a real member before it
+        # retires an old one. Not an initial hook: the group's first nodes are waited for through
+        # wait_for_elb_capacity, and initial hooks are ForceNew.
+        aws.autoscaling.LifecycleHook(
+            f"{name}-joined",
+            name=LAUNCH_HOOK,
+            autoscaling_group_name=group.name,
+            lifecycle_transition=LAUNCHING,
+            heartbeat_timeout=JOIN_TIMEOUT_SECONDS,
+            default_result="ABANDON",
             opts=child,
         )
         for index, target_group_arn in enumerate(spec.attach_target_group_arns):

@@ -103,6 +103,7 @@ class Swarm(pulumi.ComponentResource):
                         log_group=v[1],
                         registry=v[3],
                         agent_image=v[4],
+                        group_name=group_names[role],
                         tls_parameters=tls_parameters,
                         prune_interval_seconds=int(settings.prune_interval),
                     )

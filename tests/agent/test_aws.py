@@ -66,7 +66,7 @@ def test_many_bootstraps_at_once_make_exactly_one_primary(moto_server):
     def bootstrap(index: int):
         state = SwarmState(boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX)
         barrier.wait()
-        if state.claim_primary(f"10.0.0.{index}", f"i-{index}"):
+        if state.claim_primary(f"10.0.0.{index}", f"i-{index}", 1000.0):
             winners.append(index)
 
     threads = [threading.Thread(target=bootstrap, args=(i,)) for i in range(12)]
@@ -83,18 +83,28 @@ def test_many_bootstraps_at_once_make_exactly_one_primary(moto_server):
         "address": f"10.0.0.{winners[0]}",
         "instance_id": f"i-{winners[0]}",
         "status": "initialising",
+        "updated": "1000",
     }
 
 
 def test_the_winner_records_its_node_and_only_the_expected_instance_is_taken_over(state):
-    assert state.claim_primary("10.0.0.1", "i-1")
-    assert not state.claim_primary("10.0.0.2", "i-2")
-    assert state.mark_ready("10.0.0.1", "i-1", "node-1")
+    assert state.claim_primary("10.0.0.1", "i-1", 1000.0)
+    assert not state.claim_primary("10.0.0.2", "i-2", 1000.0)
+    assert state.mark_ready("10.0.0.1", "i-1", "node-1", 1001.0)
     assert state.primary()["node_id"] == "node-1" and state.primary()["status"] == "ready"
+    assert state.primary()["updated"] == "1001"
     # i-3 takes over from i-1; a second taker who still expects i-1 loses.
-    assert state.mark_ready("10.0.0.3", "i-3", "node-3", expected_instance="i-1")
-    assert not state.mark_ready("10.0.0.4", "i-4", "node-4", expected_instance="i-1")
+    assert state.mark_ready("10.0.0.3", "i-3", "node-3", 1002.0, expected_instance="i-1")
+    assert not state.mark_ready("10.0.0.4", "i-4", "node-4", 1002.0, expected_instance="i-1")
     assert state.primary()["instance_id"] == "i-3"
+
+
+def test_a_stale_record_is_claimed_by_exactly_one_of_two_claimants(state):
+    assert state.claim_primary("10.0.0.1", "i-1", 1000.0)
+    seen = state.primary()
+    assert state.claim_primary("10.0.0.2", "i-2", 2000.0, stale=seen)
+    assert not state.claim_primary("10.0.0.3", "i-3", 2000.0, stale=seen)  # read the same record, lost
+    assert (state.primary()["instance_id"], state.primary()["status"]) == ("i-2", "initialising")
 
 
 def test_tokens_are_stored_as_securestring(state):

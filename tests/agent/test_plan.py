@@ -6,13 +6,23 @@ import pytest
 
 from restdemo_agent.contract import token_parameter
 from restdemo_agent.plan import (
+    HANDLE_MINE,
+    HANDLE_OTHERS,
+    HANDLE_UNKNOWN,
+    HANDLE_WORKER,
     Node,
     bootstrap_action,
+    credentials_refresh_due,
     dead_nodes,
     drain_done,
     ecr_image,
+    heartbeat_every,
+    leaving_keeps_quorum,
+    lifecycle_handler,
     lifecycle_message_for,
+    primary_is_stale,
     should_take_over,
+    worker_orphaned,
 )
 
 pytestmark = pytest.mark.unit
@@ -100,3 +110,68 @@ def test_only_images_of_this_registry_need_its_credentials():
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     assert ecr_image(f"{registry}/restdemo-dev:v1@sha256:00", registry)
     assert not ecr_image("docker.io/library/haproxy:2.8", registry)
+
+
+def test_who_handles_a_termination_notice():
+    leader, follower = node("m1", "manager", leader=True), node("m2", "manager")
+    nodes = [leader, follower, node("w1")]
+    assert lifecycle_handler("i-m2", nodes, follower) == HANDLE_MINE  # a manager retires itself
+    assert lifecycle_handler("i-m2", nodes, leader) == HANDLE_OTHERS
+    assert lifecycle_handler("i-w1", nodes, leader) == HANDLE_WORKER  # the leader drains workers
+    assert lifecycle_handler("i-w1", nodes, follower) == HANDLE_OTHERS
+    assert lifecycle_handler("i-never-joined", nodes, leader) == HANDLE_UNKNOWN
+    assert lifecycle_handler("i-never-joined", nodes, follower) == HANDLE_OTHERS
+
+
+@pytest.mark.parametrize(
+    "managers,leaving,safe",
+    [
+        (["m1"], "m1", False),  # the last manager: never
+        (["m1", "m2"], "m1", True),  # 1 of 1 stays reachable
+        (["m1", "m2", "m3"], "m1", True),
+        (["m1", "m2", "m3:down"], "m1", False),  # 1 reachable of the 2 that stay: no quorum
+        (["m1", "m2", "m3", "m4:down"], "m1", True),  # 2 of 3 stay reachable
+    ],
+)
+def test_leaving_keeps_quorum(managers, leaving, safe):
+    nodes = [
+        node(m.split(":")[0], "manager", state="down" if m.endswith(":down") else "ready", reachable=":down" not in m)
+        for m in managers
+    ]
+    assert leaving_keeps_quorum([*nodes, node("w1")], leaving) is safe
+
+
+def test_heartbeats_three_times_per_hook_timeout_at_least_once_a_minute():
+    assert [heartbeat_every(t) for t in (30, 120, 600, 7200)] == [10, 40, 60, 60]
+
+
+def test_a_primary_record_is_stale_when_nobody_confirmed_it():
+    assert primary_is_stale(None, 1000, 300)
+    assert not primary_is_stale({"updated": "900"}, 1000, 300)
+    assert primary_is_stale({"updated": "600"}, 1000, 300)
+    assert primary_is_stale({"status": "initialising"}, 1000, 300)  # from before records were dated
+
+
+def test_credentials_are_never_refreshed_during_a_rollout():
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+    def service(state=None, image=f"{registry}/restdemo-dev:v1"):
+        spec = {"TaskTemplate": {"ContainerSpec": {"Image": image}}}
+        return {"Spec": spec, **({"UpdateStatus": {"State": state}} if state else {})}
+
+    assert credentials_refresh_due(service(), registry, 100, None, 3600)
+    assert credentials_refresh_due(service("completed"), registry, 100, None, 3600)
+    assert credentials_refresh_due(service("rollback_completed"), registry, 100, None, 3600)
+    for state in ("updating", "paused", "rollback_started", "rollback_paused"):
+        assert not credentials_refresh_due(service(state), registry, 100, None, 3600)
+    assert not credentials_refresh_due(service(), registry, 100, 50, 3600)  # not due yet
+    assert not credentials_refresh_due(service(image="haproxy:2.8"), registry, 100, None, 3600)
+
+
+def test_a_worker_is_orphaned_when_the_live_record_names_a_manager_it_does_not_know():
+    record = {"status": "ready", "address": "10.0.1.5", "updated": "1000"}
+    assert worker_orphaned(["10.0.0.9"], record, 1010, 300)
+    assert not worker_orphaned(["10.0.1.5", "10.0.0.9"], record, 1010, 300)
+    assert not worker_orphaned(["10.0.0.9"], {**record, "updated": "100"}, 1010, 300)  # stale: no live swarm
+    assert not worker_orphaned(["10.0.0.9"], {**record, "status": "initialising"}, 1010, 300)
+    assert not worker_orphaned([], None, 1010, 300)

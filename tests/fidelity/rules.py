@@ -696,6 +696,9 @@ def _instance_permissions(group: Registered, run: ProgramRun) -> list[Registered
 
 
 def _hook_permissions(hook: Registered, run: ProgramRun) -> list[Registered]:
+    """A hook that notifies a target publishes with its role (a hook without a target needs none)."""
+    if "roleArn" not in hook.inputs:
+        return []
     role_name = hook.inputs["roleArn"].rpartition("/")[2]
     return [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{role_name}-id"]
 

@@ -189,7 +189,12 @@ def test_a_new_drain_timeout_changes_no_auto_scaling_group_input():
     after = run_program("prod", {**stack_config("prod"), "restdemo:drainTimeout": "25m"})
     assert without_drain_timeout(after) == without_drain_timeout(before)
     hooks = {r.name: r.inputs["heartbeatTimeout"] for r in after.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")}
-    assert hooks == {"swarm-managers-drain": 1500, "swarm-workers-drain": 1500}
+    assert hooks == {
+        "swarm-managers-drain": 1500,
+        "swarm-workers-drain": 1500,
+        "swarm-managers-joined": 1200,
+        "swarm-workers-joined": 1200,
+    }
 
 
 @pytest.mark.parametrize("role", ["manager", "worker"])
@@ -257,7 +262,12 @@ def policy_of(run, role):
 
 @pytest.mark.parametrize("role", ["manager", "worker"])
 def test_node_policies_are_scoped_to_the_stack(run, role):
-    unscopable = {"ecr:GetAuthorizationToken", "ec2:DescribeInstances"}
+    unscopable = {
+        "ecr:GetAuthorizationToken",
+        "ec2:DescribeInstances",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeLifecycleHooks",
+    }
     for statement in policy_of(run, role)["Statement"]:
         if statement["Resource"] == "*":
             assert set(statement["Action"]) <= unscopable, statement
@@ -426,3 +436,20 @@ def test_named_resources_that_moved_keep_their_former_identity(run):
     }
     for (typ, name), former in moved.items():
         assert run.named(typ, name).aliases == [(former, swarm)], name
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_a_new_node_is_held_until_its_agent_reports_it_a_member(run, role):
+    """The refresh waits for a real member: the agent completes the `joined` launch hook once it is
+    one; a node that never joins is abandoned and replaced."""
+    hook = run.named("aws:autoscaling/lifecycleHook:LifecycleHook", f"swarm-{role}s-joined").inputs
+    assert hook == {
+        "name": "joined",
+        "autoscalingGroupName": group(run, role)["name"],
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "heartbeatTimeout": 1200,
+        "defaultResult": "ABANDON",
+    }
+    env = user_data(run, role)
+    assert f"RESTDEMO_GROUP_NAME={group(run, role)['name']}" in env
+    assert "RESTDEMO_BOOTSTRAP_TIMEOUT=900" in env  # gives up (and asks to be replaced) before the hook does

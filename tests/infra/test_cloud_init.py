@@ -20,7 +20,9 @@ TLS = {"ca": "/restdemo/dev/tls/ca", "cert": "/restdemo/dev/tls/cert", "key": "/
 
 
 def node(role: str) -> NodeConfig:
-    return replace(WORKER_NODE, role=role, tls_parameters=TLS if role == "manager" else None)
+    return replace(
+        WORKER_NODE, role=role, group_name=f"restdemo-dev-{role}s", tls_parameters=TLS if role == "manager" else None
+    )
 
 
 def document(role: str) -> dict:
@@ -33,11 +35,27 @@ def file(role: str, path: str) -> str:
     return next(f["content"] for f in document(role)["write_files"] if f["path"] == path)
 
 
-def test_installs_docker_and_runs_the_setup_once():
+def test_installs_docker_and_starts_units_that_run_at_every_boot():
+    """Defect (bootstrap_retry): a once-per-instance `runcmd` under `set -e` ended the setup for good
+    at the first error. Now systemd units run the setup and the agent at every boot, retrying."""
     for role in ("manager", "worker"):
         doc = document(role)
         assert doc["packages"] == ["docker"]
-        assert doc["runcmd"] == [["/usr/local/sbin/restdemo-node-setup"]]
+        assert doc["runcmd"] == [
+            ["systemctl", "daemon-reload"],
+            [
+                "systemctl",
+                "enable",
+                "--now",
+                "--no-block",
+                "restdemo-node-setup.service",
+                "restdemo-agent.service",
+                "restdemo-daemon-logs.service",
+            ],
+        ]
+        setup = file(role, "/etc/systemd/system/restdemo-node-setup.service")
+        assert "ExecStart=/usr/local/sbin/restdemo-node-setup" in setup and "Restart=on-failure" in setup
+        assert "WantedBy=multi-user.target" in setup
 
 
 def test_containers_log_to_the_stacks_group():
@@ -75,19 +93,19 @@ def test_managers_fetch_tls_material_from_ssm_at_boot_workers_do_not():
     assert "ssm get-parameter" not in file("worker", "/usr/local/sbin/restdemo-node-setup")
 
 
-def test_logs_in_to_ecr_pulls_and_starts_the_agent_bootstrap_then_run():
-    script = file("worker", "/usr/local/sbin/restdemo-node-setup").splitlines()
+def test_the_agent_unit_logs_in_to_ecr_and_runs_the_agent_restarted_always():
+    unit = file("worker", "/etc/systemd/system/restdemo-agent.service")
     image = node("worker").agent_image
-    login = (
-        "aws ecr get-login-password | docker login --username AWS --password-stdin "
-        "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    )
-    pull = f"docker pull {image}"
-    bootstrap = next(line for line in script if line.endswith(" bootstrap"))
-    run = next(line for line in script if line.endswith(" run"))
-    assert script.index(login) < script.index(pull) < script.index(bootstrap) < script.index(run)
-    assert "systemctl enable --now docker" in script
-    assert "--env-file /etc/restdemo/agent.env" in run and "--restart always" in run and image in run
+    lines = unit.splitlines()
+    login = next(line for line in lines if "get-login-password" in line)
+    run = next(line for line in lines if line.startswith("ExecStart="))
+    assert login.startswith("ExecStartPre=/bin/sh -c 'aws ecr get-login-password --region eu-west-1 | docker login")
+    assert login.endswith("123456789012.dkr.ecr.eu-west-1.amazonaws.com'")
+    assert run.endswith(f"--env-file /etc/restdemo/agent.env {image} run")
+    assert "--network host -v /var/run/docker.sock:/var/run/docker.sock" in run
+    assert "Restart=always" in lines and "WantedBy=multi-user.target" in lines
+    assert "Requires=docker.service restdemo-node-setup.service" in lines
+    assert "systemctl enable --now docker" in file("worker", "/usr/local/sbin/restdemo-node-setup")
 
 
 def test_agent_environment_is_the_contract():
@@ -102,7 +120,10 @@ def test_agent_environment_is_the_contract():
         "RESTDEMO_LOG_GROUP": "/restdemo/dev",
         "RESTDEMO_REGISTRY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
         "RESTDEMO_READINESS_PORT": "44554",
+        "RESTDEMO_GROUP_NAME": "restdemo-dev-managers",
         "RESTDEMO_PRUNE_INTERVAL": "0",
+        "RESTDEMO_BOOTSTRAP_TIMEOUT": "900",
+        "RESTDEMO_PRIMARY_STALE_AFTER": "300",
         "RESTDEMO_TLS_CA_PARAMETER": "/restdemo/dev/tls/ca",
         "RESTDEMO_TLS_CERT_PARAMETER": "/restdemo/dev/tls/cert",
         "RESTDEMO_TLS_KEY_PARAMETER": "/restdemo/dev/tls/key",
@@ -131,7 +152,7 @@ def test_no_secret_and_under_the_user_data_limit():
         # ECR's password only ever travels from the CLI to docker login over a pipe.
         assert (
             text.count("password")
-            == text.count("get-login-password | docker login --username AWS --password-stdin") * 2
+            == text.count("get-login-password --region eu-west-1 | docker login --username AWS --password-stdin") * 2
         )
 
 

@@ -11,6 +11,7 @@ WORKER_NODE = NodeConfig(
     lifecycle_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/restdemo-dev-lifecycle",
     log_group="/restdemo/dev",
     registry="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    group_name="restdemo-dev-workers",
     agent_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-dev:v1-abc@sha256:" + "0" * 64,
 )
 WORKER_ENVIRONMENT = WORKER_NODE.agent_environment()

@@ -1,4 +1,6 @@
-"""What the agent does: bootstrap once per boot, then keep the node (and, on managers, the swarm) healthy."""
+"""What the agent does: become a member (every boot, retrying), then keep the node (and, on
+managers, the swarm) healthy in `Agent.run()`. Decisions come from plan.py, Docker calls from
+engine.py, AWS calls from aws.py; this module only sequences them."""
 
 from __future__ import annotations
 
@@ -6,54 +8,84 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from docker.errors import APIError
-
 from restdemo_agent.aws import Lifecycle, LifecycleMessage, SwarmState, registry_auth_header, running_instances
+from restdemo_agent.contract import AgentEnvironment
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
 from restdemo_agent.log import log
-from restdemo_agent.plan import bootstrap_action, dead_nodes, drain_done, ecr_image, should_take_over
+from restdemo_agent.plan import (
+    HANDLE_MINE,
+    HANDLE_UNKNOWN,
+    HANDLE_WORKER,
+    bootstrap_action,
+    credentials_refresh_due,
+    dead_nodes,
+    drain_done,
+    heartbeat_every,
+    leaving_keeps_quorum,
+    lifecycle_handler,
+    primary_is_stale,
+    should_take_over,
+    worker_orphaned,
+)
+
+ROUND_SECONDS = 5.0
+# The leader confirms the primary record this often (well inside primary_stale_seconds).
+CONFIRM_EVERY = 30.0
+ORPHANED_ROUNDS = 6
+# A message being handled stays hidden from the other managers this much longer each round.
+HIDE_SECONDS = 120
 
 
-def bootstrap(
-    role: str,
-    me: Identity,
-    engine: Engine,
-    state: SwarmState,
-    *,
-    timeout: float = 600,
-    sleep: Callable[[float], None] = time.sleep,
-) -> str:
-    """Join the swarm (or form it): idempotent, and safe when many nodes start at once."""
+def bootstrap(role: str, me: Identity, engine: Engine, state: SwarmState, *, stale_after: float = 300.0) -> str:
+    """One attempt to become a member (or form the swarm): idempotent, and safe when many nodes
+    start at once. Raises when this attempt could not finish; the caller retries."""
     claimed = None
     if not engine.member() and role == "manager":
-        claimed = state.claim_primary(me.address, me.instance_id)
+        primary = state.primary()
+        if primary is None:
+            claimed = state.claim_primary(me.address, me.instance_id, time.time())
+        elif primary_is_stale(primary, time.time(), stale_after):
+            # Nobody confirmed this record lately: its claimant crashed, or its swarm is gone.
+            claimed = state.claim_primary(me.address, me.instance_id, time.time(), stale=primary)
+            log("stale-primary", previous=primary.get("instance_id"), claimed=claimed)
     action = bootstrap_action(role, engine.member(), claimed)
     if action == "init":
         tokens = engine.init(me.address)
         state.store_tokens(tokens)
-        state.mark_ready(me.address, me.instance_id, engine.node_id())
+        state.mark_ready(me.address, me.instance_id, engine.node_id(), time.time(), me.instance_id)
     elif action == "join":
-        join(role, me, engine, state, timeout=timeout, sleep=sleep)
+        primary, token = state.primary(), state.token(role)
+        if not (primary and primary.get("status") == "ready" and token):
+            raise RuntimeError("the swarm is not ready to be joined yet")
+        engine.join(primary["address"], token, me.address)
     if role == "manager":
         engine.copy_engine_labels()
     log("bootstrap", result=action, role=role, node_id=engine.node_id(), instance_id=me.instance_id)
     return action
 
 
-def join(role: str, me: Identity, engine: Engine, state: SwarmState, *, timeout: float, sleep) -> None:
-    """Retry with backoff while the primary is not ready yet (it may still be initialising)."""
+def bootstrap_until_member(
+    role: str,
+    me: Identity,
+    engine: Engine,
+    state: SwarmState,
+    *,
+    timeout: float,
+    stale_after: float = 300.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Retry bootstrap on any error (AWS or Docker, at boot both may not answer yet) with backoff;
+    None when `timeout` passed without success."""
     deadline, delay = time.monotonic() + timeout, 1.0
     while True:
-        primary, token = state.primary(), state.token(role)
-        if primary and primary.get("status") == "ready" and token:
-            try:
-                engine.join(primary["address"], token, me.address)
-                return
-            except APIError as exc:
-                log("join-retry", primary=primary["address"], error=str(exc)[:200])
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"could not join the swarm within {timeout:g} s")
+        try:
+            return bootstrap(role, me, engine, state, stale_after=stale_after)
+        except Exception as exc:  # every failure is retried; the last one is logged with the give-up
+            log("bootstrap-retry", error=f"{type(exc).__name__}: {str(exc)[:300]}", delay=delay)
+            if time.monotonic() + delay > deadline:
+                log("bootstrap-gave-up", seconds=timeout)
+                return None
         sleep(delay)
         delay = min(delay * 2, 15.0)
 
@@ -62,97 +94,212 @@ def drain(
     engine: Engine,
     node_id: str,
     *,
-    heartbeat: Callable[[], None],
+    keep_alive: Callable[[], None],
     timeout: float,
+    every: float,
     poll: float = 2.0,
-    heartbeat_every: float = 60.0,
 ) -> bool:
-    """Drain a node and wait (bounded) until its tasks run elsewhere; True when they do."""
+    """Drain a node and wait (bounded) until its tasks run elsewhere, calling `keep_alive` every
+    `every` seconds (the lifecycle heartbeat); True when they do."""
     engine.update_node(node_id, Availability="drain")
     log("drain", node_id=node_id)
-    started = last_beat = time.monotonic()
+    return wait_holding(
+        lambda: drain_done(engine.tasks_on(node_id), engine.running_elsewhere(node_id), engine.replicas()),
+        keep_alive=keep_alive,
+        timeout=timeout,
+        every=every,
+        poll=poll,
+    )
+
+
+def wait_holding(condition, *, keep_alive, timeout: float, every: float, poll: float = 2.0) -> bool:
+    """Wait until `condition()` (True) or `timeout` (False), calling `keep_alive` every `every` s."""
+    started = last = time.monotonic()
     while time.monotonic() - started < timeout:
-        if drain_done(engine.tasks_on(node_id), engine.running_elsewhere(node_id), engine.replicas()):
-            log("drained", node_id=node_id, seconds=round(time.monotonic() - started, 1))
+        if condition():
             return True
-        if time.monotonic() - last_beat > heartbeat_every:
-            heartbeat()
-            last_beat = time.monotonic()
+        if time.monotonic() - last >= every:
+            keep_alive()
+            last = time.monotonic()
         time.sleep(poll)
-    log("drain-timeout", node_id=node_id, seconds=timeout)
     return False
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, poll: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout:g} s")
-        time.sleep(poll)
 
 
 @dataclass
 class Agent:
-    role: str
+    environment: AgentEnvironment
     me: Identity
     engine: Engine
     state: SwarmState
     lifecycle: Lifecycle
     ec2: object
     ecr: object
-    registry: str
-    drain_timeout: float = 540.0
     refresh_every: float = 4 * 3600.0
     refreshed: dict[str, float] = field(default_factory=dict)  # service id -> when its credentials were sent
     published_tokens: dict[str, str] = field(default_factory=dict)
+    confirmed_at: float = -1e18  # when the leader last confirmed the primary record
+    orphaned_rounds: int = 0  # consecutive rounds a worker saw no manager of the recorded swarm
+
+    @property
+    def role(self) -> str:
+        return self.environment.role
+
+    def run(self, *, rounds: int | None = None) -> None:
+        """Bootstrap (retried), then one round every ROUND_SECONDS: lifecycle notices and healing on
+        managers, re-joining on orphaned workers, pruning on a schedule."""
+        if not self.join_or_give_up():
+            return
+        last_prune = time.monotonic()
+        done = 0
+        while rounds is None or done < rounds:
+            try:
+                if self.engine.is_manager():
+                    self.handle_lifecycle()
+                    self.heal()
+                elif not self.engine.member() or self.orphaned():
+                    self.join_or_give_up()  # left a dead swarm (or was removed): join the live one
+                every = self.environment.prune_interval_seconds
+                if every and time.monotonic() - last_prune > every:
+                    self.prune()
+                    last_prune = time.monotonic()
+            except Exception as exc:  # one bad round must not stop the agent; it is logged and retried
+                log("error", message=str(exc)[:500], kind=type(exc).__name__)
+            done += 1
+            time.sleep(ROUND_SECONDS)
+
+    def join_or_give_up(self) -> bool:
+        """Become a member; then end this instance's launch hook (the group's instance refresh waits
+        on it). A node that cannot join asks its group to replace it."""
+        env = self.environment
+        result = bootstrap_until_member(
+            self.role,
+            self.me,
+            self.engine,
+            self.state,
+            timeout=env.bootstrap_timeout_seconds,
+            stale_after=env.primary_stale_seconds,
+        )
+        if result is None:
+            self.lifecycle.complete_launch(env.group_name, self.me.instance_id, "ABANDON")
+            self.lifecycle.mark_unhealthy(self.me.instance_id)
+            log("marked-unhealthy", instance_id=self.me.instance_id)
+            return False
+        if self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
+            log("launch-complete", instance_id=self.me.instance_id)
+        return True
+
+    def orphaned(self) -> bool:
+        """A worker whose managers are gone while the record names a live swarm elsewhere (a
+        one-manager stack whose manager was replaced) leaves, after ORPHANED_ROUNDS rounds in a row."""
+        primary = self.state.primary()
+        addresses = [m.get("Addr", "").rpartition(":")[0] for m in self.engine.remote_managers()]
+        if worker_orphaned(addresses, primary, time.time(), self.environment.primary_stale_seconds):
+            self.orphaned_rounds += 1
+        else:
+            self.orphaned_rounds = 0
+        if self.orphaned_rounds < ORPHANED_ROUNDS:
+            return False
+        log("orphaned", primary=primary.get("address"), managers=addresses)
+        self.engine.leave(force=True)
+        self.orphaned_rounds = 0
+        return True
+
+    # --- termination --------------------------------------------------------------------
 
     def handle_lifecycle(self) -> None:
-        """Terminating managers drain, demote and leave themselves; workers are drained by the leader."""
-        for message in self.lifecycle.receive(wait_seconds=1):
+        """Terminating managers drain, demote and leave themselves; workers are drained by the
+        leader; a notice for an instance that never joined is completed by the leader at once."""
+        for message in self.lifecycle.receive(wait_seconds=1, hide_seconds=HIDE_SECONDS):
             target = message.body["EC2InstanceId"]
-            nodes = self.engine.nodes()
-            node = next((n for n in nodes if n.instance_id == target), None)
-            mine = target == self.me.instance_id
-            leader = any(n.leader and n.id == self.engine.node_id() for n in nodes)
-            if node is None or (node.role == "manager" and not mine) or (node.role == "worker" and not leader):
-                self.lifecycle.leave_for_others(message)
+            if self.lifecycle.state(target) not in (None, "Terminating:Wait"):
+                # A repeated notice for an action that already ended, or one for no termination.
+                log("lifecycle-stale-message", instance_id=target)
+                self.lifecycle.done(message)
                 continue
-            self.retire(node.id, mine, message)
+            nodes = self.engine.nodes()
+            me = next(n for n in nodes if n.id == self.engine.node_id())
+            handler = lifecycle_handler(target, nodes, me)
+            if handler == HANDLE_UNKNOWN:
+                self.finish(message, target, reason="never joined")
+            elif handler in (HANDLE_MINE, HANDLE_WORKER):
+                node = next(n for n in nodes if n.instance_id == target)
+                self.retire(node.id, handler == HANDLE_MINE, message)
+            else:
+                self.lifecycle.leave_for_others(message)
 
     def retire(self, node_id: str, mine: bool, message: LifecycleMessage) -> None:
-        drain(self.engine, node_id, heartbeat=lambda: self.lifecycle.heartbeat(message), timeout=self.drain_timeout)
+        """Drain the node, and for a manager wait (heartbeating, bounded by drainTimeout) until its
+        leaving keeps the quorum, then demote it and leave. The action completes either way at the
+        end of the bound: AWS terminates the instance when the hook times out anyway."""
+        timeout = self.lifecycle.hook_timeout(message)
+        started = time.monotonic()
+        every = heartbeat_every(timeout)
+
+        def keep_alive():
+            self.lifecycle.heartbeat(message)
+            self.lifecycle.hide(message, HIDE_SECONDS)
+
+        left = timeout - 2 * every  # end before the hook would, with room for the last calls
+        drain(self.engine, node_id, keep_alive=keep_alive, timeout=left, every=every)
         if mine:
-            # Demoting the leader hands leadership to another manager before this one leaves.
+            safe = wait_holding(
+                lambda: leaving_keeps_quorum(self.engine.nodes(), node_id),
+                keep_alive=keep_alive,
+                timeout=max(0.0, left - (time.monotonic() - started)),
+                every=every,
+            )
+            if not safe:
+                log("demote-refused", node_id=node_id, reason="leaving would break the quorum")
+                return  # the action is left to time out; the swarm keeps this manager as long as AWS does
             self.engine.update_node(node_id, Role="worker")
-            wait_for(lambda: not self.engine.is_manager(), timeout=120)
+            wait_holding(lambda: not self.engine.is_manager(), keep_alive=keep_alive, timeout=120, every=every)
             log("demoted", node_id=node_id)
             self.engine.leave()
             log("left", node_id=node_id)
+        self.finish(message, message.body["EC2InstanceId"], reason="drained")
+
+    def finish(self, message: LifecycleMessage, instance_id: str, reason: str) -> None:
         self.lifecycle.complete(message)
         self.lifecycle.done(message)
-        log("lifecycle-complete", node_id=node_id, instance_id=message.body["EC2InstanceId"])
+        log("lifecycle-complete", instance_id=instance_id, reason=reason)
+
+    # --- healing ------------------------------------------------------------------------
 
     def heal(self) -> None:
-        """On managers: labels, the primary record, dead nodes; on the leader: registry credentials."""
-        if not self.engine.is_manager():
+        """On managers: labels, dead nodes; on the leader: the primary record (confirmed every round),
+        join tokens, registry credentials."""
+        if not self.engine.is_manager() or self.engine.swarm_error():
             return
         for node_id in self.engine.copy_engine_labels():
             log("labelled", node_id=node_id)
         nodes = self.engine.nodes()
         me = next(n for n in nodes if n.id == self.engine.node_id())
-        primary = self.state.primary()
-        if should_take_over(primary, nodes, me):
-            if self.state.mark_ready(self.me.address, self.me.instance_id, me.id, primary["instance_id"]):
-                log("primary-taken-over", node_id=me.id, previous=primary.get("node_id"))
         down = [n.instance_id for n in nodes if n.state == "down" and n.instance_id]
         for node in dead_nodes(nodes, running_instances(self.ec2, down)):
             if node.role == "manager":
                 self.engine.update_node(node.id, Role="worker")
             self.engine.remove_node(node.id)
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
+        if me.leader and time.monotonic() - self.confirmed_at > CONFIRM_EVERY:
+            self.confirm_primary(nodes, me)
+            self.confirmed_at = time.monotonic()
         if me.leader:
             self.publish_tokens()
             self.refresh_registry_credentials()
+
+    def confirm_primary(self, nodes, me) -> None:
+        """Keep the record pointing at a live manager, and fresh, so nodes booting later find one."""
+        primary = self.state.primary()
+        if primary is None or should_take_over(primary, nodes, me) or primary.get("node_id") == me.id:
+            previous = primary.get("instance_id") if primary else None
+            if self.state.mark_ready(self.me.address, self.me.instance_id, me.id, time.time(), previous):
+                if primary and primary.get("node_id") != me.id:
+                    log("primary-taken-over", node_id=me.id, previous=primary.get("node_id"))
+        elif primary.get("node_id") != me.id:
+            # The recorded primary is a live manager: confirm the record on its behalf.
+            self.state.mark_ready(
+                primary["address"], primary["instance_id"], primary["node_id"], time.time(), primary["instance_id"]
+            )
 
     def publish_tokens(self) -> None:
         """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""
@@ -166,36 +313,22 @@ class Agent:
         self.published_tokens = tokens
 
     def refresh_registry_credentials(self) -> None:
-        """Hand swarm fresh ECR credentials for services pulling from it, without restarting tasks:
-        the service spec is sent back unchanged, only X-Registry-Auth is new. A service not seen
-        before gets them at once, every other one every `refresh_every` (ECR tokens last 12 h)."""
-        api = self.engine.client.api
+        """Hand swarm fresh ECR credentials for services pulling from it, without restarting tasks
+        and never during a rollout (plan.credentials_refresh_due)."""
         now = time.monotonic()
+        registry = self.environment.registry
         due = [
             s
-            for s in api.services()
-            if ecr_image(s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], self.registry)
-            and now - self.refreshed.get(s["ID"], -1e18) > self.refresh_every
+            for s in self.engine.services()
+            if credentials_refresh_due(s, registry, now, self.refreshed.get(s["ID"]), self.refresh_every)
         ]
         if not due:
             return
-        header = registry_auth_header(self.ecr, self.registry)
+        header = registry_auth_header(self.ecr, registry)
         for service in due:
-            api._post_json(  # docker-py has no way to pass X-Registry-Auth on update
-                api._url("/services/{0}/update", service["ID"]),
-                data=service["Spec"],
-                params={"version": service["Version"]["Index"]},
-                headers={"X-Registry-Auth": header},
-            ).raise_for_status()
+            self.engine.send_registry_auth(service, header)
             self.refreshed[service["ID"]] = now
             log("registry-credentials-refreshed", service=service["Spec"]["Name"])
 
     def prune(self) -> None:
-        result = self.engine.client.containers.prune()
-        images = self.engine.client.images.prune(filters={"dangling": False})
-        log(
-            "pruned",
-            containers=len(result.get("ContainersDeleted") or []),
-            images=len(images.get("ImagesDeleted") or []),
-            bytes=images.get("SpaceReclaimed", 0),
-        )
+        log("pruned", **self.engine.prune())

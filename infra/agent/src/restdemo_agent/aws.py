@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from restdemo_agent.contract import token_parameter
+from restdemo_agent.contract import LAUNCH_HOOK, token_parameter
 from restdemo_agent.plan import PRIMARY_KEY
 
 
@@ -18,19 +18,25 @@ class SwarmState:
     def __init__(self, dynamodb, ssm, table: str, prefix: str):
         self.dynamodb, self.ssm, self.table, self.prefix = dynamodb, ssm, table, prefix
 
-    def claim_primary(self, address: str, instance_id: str) -> bool:
-        """Exactly one caller wins, however many try at once."""
-        item = {"address": address, "instance_id": instance_id, "status": "initialising"}
-        return self._put_primary(item, "attribute_not_exists(pk)")
+    def claim_primary(self, address: str, instance_id: str, now: float, stale: dict | None = None) -> bool:
+        """Exactly one caller wins, however many try at once: a new record, or over `stale`, the
+        record as read (a conditional write on its `updated`, so two claimants cannot both win)."""
+        item = {"address": address, "instance_id": instance_id, "status": "initialising", "updated": _stamp(now)}
+        if stale is None:
+            return self._put_primary(item, "attribute_not_exists(pk)")
+        return self._put_primary(item, "updated = :seen", {":seen": stale.get("updated", "0")})
 
     def primary(self) -> dict | None:
         item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": PRIMARY_KEY}}, ConsistentRead=True)
         return {k: v["S"] for k, v in item["Item"].items()} if "Item" in item else None
 
-    def mark_ready(self, address: str, instance_id: str, node_id: str, expected_instance: str | None = None) -> bool:
-        """Record the primary's node id once the swarm exists; with `expected_instance`, take the record
-        over from that instance only (a conditional write, so two managers cannot both take over)."""
+    def mark_ready(
+        self, address: str, instance_id: str, node_id: str, now: float, expected_instance: str | None = None
+    ) -> bool:
+        """Record the primary's node id once the swarm exists, or confirm it (`updated`); with
+        `expected_instance`, take the record over from that instance only (a conditional write)."""
         item = {"address": address, "instance_id": instance_id, "node_id": node_id, "status": "ready"}
+        item["updated"] = _stamp(now)
         return self._put_primary(
             item, "attribute_not_exists(pk) OR instance_id = :expected", {":expected": expected_instance or instance_id}
         )
@@ -72,6 +78,10 @@ class SwarmState:
         return answer["Parameter"]["Value"]
 
 
+def _stamp(now: float) -> str:
+    return f"{now:.0f}"
+
+
 @dataclass(frozen=True)
 class LifecycleMessage:
     receipt: str
@@ -86,15 +96,21 @@ class LifecycleMessage:
         }
 
 
+DEFAULT_HEARTBEAT_SECONDS = 3600.0  # AWS's, for a hook that does not say
+
+
 class Lifecycle:
-    """The one queue both groups' termination hooks send to."""
+    """The one queue both groups' termination hooks send to, and the lifecycle actions themselves."""
 
     def __init__(self, sqs, autoscaling, queue_url: str):
         self.sqs, self.autoscaling, self.queue_url = sqs, autoscaling, queue_url
 
-    def receive(self, wait_seconds: int = 10) -> list[LifecycleMessage]:
+    def receive(self, wait_seconds: int = 10, hide_seconds: int = 60) -> list[LifecycleMessage]:
         answer = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds, VisibilityTimeout=60
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=hide_seconds,
         )
         messages = []
         for message in answer.get("Messages", []):
@@ -108,8 +124,49 @@ class Lifecycle:
     def leave_for_others(self, message: LifecycleMessage) -> None:
         self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message.receipt, VisibilityTimeout=0)
 
+    def hide(self, message: LifecycleMessage, seconds: int) -> None:
+        """Keep a message being handled from the other managers for `seconds` more."""
+        self.sqs.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=message.receipt, VisibilityTimeout=seconds
+        )
+
     def done(self, message: LifecycleMessage) -> None:
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt)
+
+    def hook_timeout(self, message: LifecycleMessage) -> float:
+        """The hook's heartbeat timeout (drainTimeout): how long this termination may be held
+        without a heartbeat, and so how long the agent drains before it completes anyway."""
+        hooks = self.autoscaling.describe_lifecycle_hooks(
+            AutoScalingGroupName=message.body["AutoScalingGroupName"],
+            LifecycleHookNames=[message.body["LifecycleHookName"]],
+        )["LifecycleHooks"]
+        return float(hooks[0]["HeartbeatTimeout"]) if hooks else DEFAULT_HEARTBEAT_SECONDS
+
+    def state(self, instance_id: str) -> str | None:
+        """The instance's lifecycle state in its group (Terminating:Wait, Pending:Wait, InService...)."""
+        found = self.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+        return found[0]["LifecycleState"] if found else None
+
+    def complete_launch(self, group: str, instance_id: str, result: str = "CONTINUE") -> bool:
+        """End this instance's launch hook; False when it is not waiting on one (the group's first launch)."""
+        try:
+            self.autoscaling.complete_lifecycle_action(
+                LifecycleHookName=LAUNCH_HOOK,
+                AutoScalingGroupName=group,
+                InstanceId=instance_id,
+                LifecycleActionResult=result,
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ValidationError":
+                return False
+            raise
+
+    def mark_unhealthy(self, instance_id: str) -> None:
+        """Let the group replace this instance (it could not join the swarm)."""
+        self.autoscaling.set_instance_health(
+            InstanceId=instance_id, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False
+        )
 
     def heartbeat(self, message: LifecycleMessage) -> None:
         self.autoscaling.record_lifecycle_action_heartbeat(**message.action())

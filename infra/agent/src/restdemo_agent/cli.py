@@ -1,9 +1,10 @@
 """restdemo-agent bootstrap | run: the swarm node agent cloud-init starts on every node.
 
-bootstrap  once per boot: form the swarm (the manager that wins the claim) or join it
-run        serve /ready on the readiness port; on managers: drain nodes that are being
+bootstrap  become a member, retrying: form the swarm (the manager that wins the claim) or join it
+run        bootstrap (every boot: the container restarts with the engine), complete the
+           instance's launch hook, serve /ready; on managers: drain nodes that are being
            terminated, label nodes, keep the primary record, remove dead nodes, refresh
-           registry credentials (leader), prune on a schedule (RESTDEMO_PRUNE_INTERVAL)
+           registry credentials (leader); rejoin when orphaned; prune on a schedule
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
 
 from restdemo_agent.contract import AgentEnvironment
 from restdemo_agent.log import log
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import docker
 
-    from restdemo_agent.agent import Agent, bootstrap
+    from restdemo_agent.agent import Agent, bootstrap_until_member
     from restdemo_agent.aws import Lifecycle, SwarmState
     from restdemo_agent.engine import Engine
     from restdemo_agent.identity import identity
@@ -52,35 +52,35 @@ def main(argv: list[str] | None = None) -> int:
     state = SwarmState(aws["dynamodb"], aws["ssm"], environment.state_table, environment.ssm_prefix)
     me = identity()
     if args.command == "bootstrap":
-        bootstrap(environment.role, me, engine, state)
-        return 0
+        joined = bootstrap_until_member(
+            environment.role,
+            me,
+            engine,
+            state,
+            timeout=environment.bootstrap_timeout_seconds,
+            stale_after=environment.primary_stale_seconds,
+        )
+        return 0 if joined else 1
 
     server = serve(environment.readiness_port, lambda: readiness(engine.swarm(), environment.role))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    agent = Agent(
+    log(
+        "run",
         role=environment.role,
+        readiness_port=environment.readiness_port,
+        prune_every=environment.prune_interval_seconds,
+        bootstrap_timeout=environment.bootstrap_timeout_seconds,
+    )
+    Agent(
+        environment=environment,
         me=me,
         engine=engine,
         state=state,
         lifecycle=Lifecycle(aws["sqs"], aws["autoscaling"], environment.lifecycle_queue_url),
         ec2=aws["ec2"],
         ecr=aws["ecr"],
-        registry=environment.registry,
-    )
-    prune_every = environment.prune_interval_seconds
-    last_prune = time.monotonic()
-    log("run", role=environment.role, readiness_port=environment.readiness_port, prune_every=prune_every)
-    while True:
-        try:
-            if engine.is_manager():
-                agent.handle_lifecycle()
-                agent.heal()
-            if prune_every and time.monotonic() - last_prune > prune_every:
-                agent.prune()
-                last_prune = time.monotonic()
-        except Exception as exc:  # one bad round must not stop the agent; it is logged and retried
-            log("error", message=str(exc)[:500], kind=type(exc).__name__)
-        time.sleep(5)
+    ).run()
+    return 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ ROLES = ("manager", "worker")
 # The termination lifecycle hook on both groups; its notifications carry this name.
 TERMINATION_HOOK = "drain"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+# The launch hook: a new node's agent completes it once the node is a ready member, so an
+# instance refresh moves on only after a real member joined.
+LAUNCH_HOOK = "joined"
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TLS_FILES = ("ca", "cert", "key")
 
 
@@ -62,6 +66,7 @@ REQUIRED = (
     "RESTDEMO_LIFECYCLE_QUEUE_URL",
     "RESTDEMO_LOG_GROUP",
     "RESTDEMO_REGISTRY",
+    "RESTDEMO_GROUP_NAME",
 )
 MANAGER_ONLY = tuple(f"RESTDEMO_TLS_{name.upper()}_PARAMETER" for name in TLS_FILES)
 
@@ -77,7 +82,12 @@ class AgentEnvironment:
     log_group: str
     registry: str
     readiness_port: int
+    group_name: str = ""  # the node's own auto scaling group
     prune_interval_seconds: int = 0
+    # A node that is not a member this long after boot asks its group to replace it.
+    bootstrap_timeout_seconds: int = 900
+    # A primary record no manager confirmed for this long belongs to a swarm that is gone.
+    primary_stale_seconds: int = 300
     tls_parameters: tuple[tuple[str, str], ...] = ()
 
     def to_environ(self) -> dict[str, str]:
@@ -92,7 +102,10 @@ class AgentEnvironment:
             "RESTDEMO_LOG_GROUP": self.log_group,
             "RESTDEMO_REGISTRY": self.registry,
             "RESTDEMO_READINESS_PORT": str(self.readiness_port),
+            "RESTDEMO_GROUP_NAME": self.group_name,
             "RESTDEMO_PRUNE_INTERVAL": str(self.prune_interval_seconds),
+            "RESTDEMO_BOOTSTRAP_TIMEOUT": str(self.bootstrap_timeout_seconds),
+            "RESTDEMO_PRIMARY_STALE_AFTER": str(self.primary_stale_seconds),
         }
         return env | {f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in self.tls_parameters}
 
@@ -122,6 +135,9 @@ class AgentEnvironment:
             log_group=environ["RESTDEMO_LOG_GROUP"],
             registry=environ["RESTDEMO_REGISTRY"],
             readiness_port=int(environ.get("RESTDEMO_READINESS_PORT", str(READINESS_PORT))),
+            group_name=environ["RESTDEMO_GROUP_NAME"],
             prune_interval_seconds=int(float(environ.get("RESTDEMO_PRUNE_INTERVAL", "0"))),
+            bootstrap_timeout_seconds=int(float(environ.get("RESTDEMO_BOOTSTRAP_TIMEOUT", "900"))),
+            primary_stale_seconds=int(float(environ.get("RESTDEMO_PRIMARY_STALE_AFTER", "300"))),
             tls_parameters=tls,
         )

@@ -36,31 +36,73 @@ class Engine:
         return {"worker": tokens["Worker"], "manager": tokens["Manager"]}
 
     def join(self, manager_address: str, token: str, address: str) -> None:
-        self.client.swarm.join(
-            remote_addrs=[f"{manager_address}:2377"],
-            join_token=token,
-            advertise_addr=address,
-            listen_addr=f"{address}:2377",
-        )
+        """`docker swarm join`. dockerd gives up waiting after 20 s but keeps trying in the background
+        (state `pending`); such a node is left, so the next attempt starts afresh."""
+        try:
+            self.client.swarm.join(
+                remote_addrs=[f"{manager_address}:2377"],
+                join_token=token,
+                advertise_addr=address,
+                listen_addr=f"{address}:2377",
+            )
+        except APIError:
+            if self.swarm().get("LocalNodeState") == "active":
+                return  # it got through after all
+            if self.swarm().get("LocalNodeState") == "pending":
+                self.leave(force=True)
+            raise
 
-    def leave(self) -> None:
-        self.client.swarm.leave(force=False)
+    def leave(self, force: bool = False) -> None:
+        self.client.swarm.leave(force=force)
+
+    def swarm_error(self) -> str:
+        """What dockerd says is wrong with the swarm (on a manager: no leader, no quorum)."""
+        return self.swarm().get("Error", "")
+
+    def remote_managers(self) -> list[dict]:
+        return self.swarm().get("RemoteManagers") or []
+
+    def send_registry_auth(self, service: dict, header: str) -> None:
+        """Update a service with its own spec and a new X-Registry-Auth: swarm stores the credentials
+        for its nodes' pulls, the tasks keep running (docker-py cannot pass the header on update)."""
+        api = self.client.api
+        api._post_json(
+            api._url("/services/{0}/update", service["ID"]),
+            data=service["Spec"],
+            params={"version": service["Version"]["Index"]},
+            headers={"X-Registry-Auth": header},
+        ).raise_for_status()
+
+    def services(self) -> list[dict]:
+        return self.client.api.services()
+
+    def prune(self) -> dict[str, int]:
+        """Stopped containers and every image no container uses; what went."""
+        containers = self.client.containers.prune()
+        images = self.client.images.prune(filters={"dangling": False})
+        return {
+            "containers": _count(containers, "ContainersDeleted"),
+            "images": _count(images, "ImagesDeleted"),
+            "bytes": images.get("SpaceReclaimed", 0),
+        }
 
     def nodes(self) -> list[Node]:
         return [to_node(n.attrs) for n in self.client.nodes.list()]
 
-    def update_node(self, node_id: str, **changes) -> None:
-        """Change a node's spec (Availability, Role, Labels), retrying on a stale version."""
-        for _ in range(5):
+    def update_node(self, node_id: str, *, attempts: int = 5, **changes) -> None:
+        """Change a node's spec (Availability, Role, Labels added), re-reading it on a version conflict;
+        raises when every attempt conflicted, so no caller carries on as if it had changed."""
+        added_labels = changes.pop("Labels", {})
+        for _ in range(attempts):
             node = self.client.nodes.get(node_id)
             spec = node.attrs["Spec"]
-            labels = {**spec.get("Labels", {}), **changes.pop("Labels", {})}
             try:
-                node.update({**spec, **changes, "Labels": labels})
+                node.update({**spec, **changes, "Labels": {**spec.get("Labels", {}), **added_labels}})
                 return
             except APIError as exc:
                 if "update out of sequence" not in str(exc):
                     raise
+        raise RuntimeError(f"node {node_id} changed under every one of {attempts} updates; not updated")
 
     def copy_engine_labels(self) -> list[str]:
         """Nodes label their engine at boot (availability zone, instance id, role); managers copy
@@ -109,3 +151,7 @@ def to_node(attrs: dict) -> Node:
         leader=bool(manager.get("Leader")),
         reachable=manager.get("Reachability", "reachable") == "reachable",
     )
+
+
+def _count(answer: dict, key: str) -> int:
+    return len(answer.get(key) or [])

@@ -79,3 +79,70 @@ def lifecycle_message_for(body: dict, instance_id: str) -> bool:
 def ecr_image(image: str, registry: str) -> bool:
     """Does a service's image live in this stack's registry (so its credentials need refreshing)?"""
     return image.split("/", 1)[0] == registry
+
+
+# --- who handles a lifecycle notification, and when leaving is safe -------------------------
+
+HANDLE_MINE = "retire-self"  # a manager drains, demotes and leaves itself
+HANDLE_WORKER = "drain-worker"  # the leader drains a worker (workers have no manager API)
+HANDLE_UNKNOWN = "complete"  # the instance never joined: nothing to drain, complete at once
+HANDLE_OTHERS = "leave-for-others"
+
+
+def lifecycle_handler(target_instance: str, nodes: list[Node], me: Node) -> str:
+    """Which manager acts on a termination notice for `target_instance`, and how."""
+    target = next((n for n in nodes if n.instance_id == target_instance), None)
+    if target is None:
+        return HANDLE_UNKNOWN if me.leader else HANDLE_OTHERS
+    if target.role == "manager":
+        return HANDLE_MINE if target.id == me.id else HANDLE_OTHERS
+    return HANDLE_WORKER if me.leader else HANDLE_OTHERS
+
+
+def leaving_keeps_quorum(nodes: list[Node], leaving_id: str) -> bool:
+    """Can this manager be demoted now? Only if the managers that stay are at least one and their
+    reachable ones still make a quorum of them (what raft's CanRemoveMember checks)."""
+    staying = [n for n in nodes if n.role == "manager" and n.id != leaving_id]
+    reachable = [n for n in staying if n.reachable and n.state != "down"]
+    return bool(staying) and len(reachable) >= quorum(len(staying))
+
+
+def heartbeat_every(hook_timeout: float) -> float:
+    """Heartbeat a lifecycle action three times per hook timeout, and at least once a minute."""
+    return max(1.0, min(60.0, hook_timeout / 3))
+
+
+# --- the primary record ---------------------------------------------------------------------
+
+
+def primary_is_stale(primary: dict | None, now: float, stale_after: float) -> bool:
+    """A record nobody has confirmed for `stale_after` seconds: its claimant crashed before the swarm
+    existed, or the swarm's managers are all gone (the leader confirms it every round)."""
+    if primary is None:
+        return True
+    try:
+        return now - float(primary.get("updated", "0")) > stale_after
+    except ValueError:
+        return True
+
+
+UPDATING = {"updating", "paused", "rollback_started", "rollback_paused"}
+
+
+def credentials_refresh_due(service: dict, registry: str, now: float, last: float | None, every: float) -> bool:
+    """Send a service fresh registry credentials (a spec-preserving update) only when it pulls from
+    this registry, it is not mid-update or mid-rollback (the update would replace PreviousSpec and
+    clear UpdateStatus, so a failing rollout would roll back to itself), and it is due."""
+    if not ecr_image(service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], registry):
+        return False
+    if (service.get("UpdateStatus") or {}).get("State") in UPDATING:
+        return False
+    return last is None or now - last > every
+
+
+def worker_orphaned(manager_addresses: list[str], primary: dict | None, now: float, stale_after: float) -> bool:
+    """A worker belongs to a dead swarm when the record names a ready, recently confirmed primary
+    that is not among the managers its own swarm knows."""
+    if primary is None or primary.get("status") != "ready" or primary_is_stale(primary, now, stale_after):
+        return False
+    return primary.get("address") not in manager_addresses

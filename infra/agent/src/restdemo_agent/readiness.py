@@ -13,6 +13,9 @@ def readiness(swarm_info: dict, role: str) -> tuple[bool, str]:
         return False, f"swarm state {state or 'unknown'}"
     if role == "manager" and not swarm_info.get("ControlAvailable"):
         return False, "not a reachable manager"
+    if role == "manager" and swarm_info.get("Error"):
+        # ControlAvailable stays true on a manager that lost its quorum; only Error tells.
+        return False, f"swarm error: {swarm_info['Error'][:200]}"
     return True, "active"
 
 
