@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 
 import boto3
 import pytest
@@ -11,9 +12,13 @@ import pytest
 from tests.agent.lab import GATEWAY, LabNode, setup_bridge, teardown_bridge
 from tests.e2e.harness import local_registry
 from tests.support.docker_engine import require_engine, require_tool, unavailable
+from tests.support.lifecycle_model import model_for
 from tests.support.net import free_port
 
 REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+# The termination hook's heartbeat timeout in the lab (drainTimeout).
+DRAIN_TIMEOUT = 120
 # Two zones of unequal size: spreading over zones (2 + 2 replicas of 4) and spreading over nodes
 # (1 on each) then place tasks differently, so the placement test can tell which one swarm did.
 NODES = [("m1", "manager", "lab-a"), ("m2", "manager", "lab-a"), ("m3", "manager", "lab-a"), ("w1", "worker", "lab-b")]
@@ -24,6 +29,9 @@ def moto(tmp_path_factory):
     from moto.moto_api import recorder
     from moto.server import ThreadedMotoServer
 
+    from tests.support.lifecycle_model import install
+
+    install()
     require_tool("ip", "apt-get install iproute2")
     require_tool("dockerd", "apt-get install docker.io")
     require_engine()
@@ -45,19 +53,85 @@ def aws(url: str, service: str):
     )
 
 
-@pytest.fixture(scope="module")
-def lab_aws(moto):
-    aws(moto, "dynamodb").create_table(
-        TableName="restdemo-lab-state",
+def create_stack(url: str, stack: str, *, drain_timeout: int = DRAIN_TIMEOUT, table: bool = True) -> str:
+    """What the program creates for a stack's agents, in moto: state table, lifecycle queue, both
+    groups with their hooks. Returns the queue's URL."""
+    if table:
+        create_table(url, stack)
+    queue = aws(url, "sqs").create_queue(QueueName=f"restdemo-{stack}-lifecycle")["QueueUrl"]
+    ec2, autoscaling = aws(url, "ec2"), aws(url, "autoscaling")
+    if not ec2.describe_launch_templates()["LaunchTemplates"]:
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ec2.create_launch_template(LaunchTemplateName="lab", LaunchTemplateData={"ImageId": image})
+    for role in ("manager", "worker"):
+        group = f"restdemo-{stack}-{role}s"
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group,
+            LaunchTemplate={"LaunchTemplateName": "lab"},
+            MinSize=0,
+            MaxSize=20,
+            DesiredCapacity=0,
+            AvailabilityZones=[f"{REGION}a"],
+        )
+        put_hooks(autoscaling, stack, role, drain_timeout)
+    return queue
+
+
+def create_table(url: str, stack: str) -> None:
+    aws(url, "dynamodb").create_table(
+        TableName=f"restdemo-{stack}-state",
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
     )
-    queue = aws(moto, "sqs").create_queue(QueueName="restdemo-lab-lifecycle")["QueueUrl"]
+
+
+@pytest.fixture(scope="module")
+def lab_aws(moto):
+    queue = create_stack(moto, "lab")
     ec2 = aws(moto, "ec2")
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instances = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=5, MaxCount=5)["Instances"]]
-    return {"url": moto, "queue": queue, "instances": instances}
+    stop = threading.Event()
+    lifecycle = model_for(ACCOUNT, REGION)
+    lifecycle.run_clock(stop)
+    yield {"url": moto, "queue": queue, "instances": instances, "image": image, "lifecycle": lifecycle}
+    stop.set()
+    lifecycle.actions.clear()
+    lifecycle.events.clear()
+    lifecycle.hooks.clear()
+
+
+def put_hooks(autoscaling, stack: str, role: str, drain_timeout: int) -> None:
+    """The group's hooks as the program makes them (infra/node_group.py)."""
+    group = f"restdemo-{stack}-{role}s"
+    autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=group,
+        LifecycleHookName="drain",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=drain_timeout,
+        DefaultResult="CONTINUE",
+        NotificationTargetARN=f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-{stack}-lifecycle",
+        RoleARN=f"arn:aws:iam::{ACCOUNT}:role/lifecycle-hook",
+        NotificationMetadata=json.dumps({"role": role, "stack": stack}),
+    )
+    autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=group,
+        LifecycleHookName="joined",
+        LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+        HeartbeatTimeout=600,
+        DefaultResult="ABANDON",
+    )
+
+
+def new_instance(lab_aws, node_role: str) -> str:
+    """A fresh instance in the role's group, InService (the group's first launch: no hook held it)."""
+    ec2, autoscaling = aws(lab_aws["url"], "ec2"), aws(lab_aws["url"], "autoscaling")
+    (instance,) = [
+        i["InstanceId"] for i in ec2.run_instances(ImageId=lab_aws["image"], MinCount=1, MaxCount=1)["Instances"]
+    ]
+    autoscaling.attach_instances(AutoScalingGroupName=f"restdemo-lab-{node_role}s", InstanceIds=[instance])
+    return instance
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +155,12 @@ def lab_app_image(lab_registry):
 
 @pytest.fixture(scope="module")
 def lab(lab_aws, lab_registry):
+    aws(lab_aws["url"], "autoscaling").attach_instances(
+        AutoScalingGroupName="restdemo-lab-managers", InstanceIds=lab_aws["instances"][:3]
+    )
+    aws(lab_aws["url"], "autoscaling").attach_instances(
+        AutoScalingGroupName="restdemo-lab-workers", InstanceIds=lab_aws["instances"][3:4]
+    )
     nodes = {
         name: LabNode(name, index, role, zone, lab_aws["instances"][index], lab_registry["pull"])
         for index, (name, role, zone) in enumerate(NODES)
@@ -93,19 +173,3 @@ def lab(lab_aws, lab_registry):
     finally:
         for node in nodes.values():
             node.destroy()
-
-
-def lifecycle_notification(node: LabNode, group: str) -> str:
-    """What an auto scaling group's termination hook puts on the queue."""
-    return json.dumps(
-        {
-            "Origin": "AutoScalingGroup",
-            "Destination": "EC2",
-            "Service": "AWS Auto Scaling",
-            "LifecycleHookName": "drain",
-            "AutoScalingGroupName": group,
-            "LifecycleActionToken": f"5a3bc3f2-0000-4000-8000-{node.index:012d}",
-            "EC2InstanceId": node.instance_id,
-            "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
-        }
-    )

@@ -52,6 +52,8 @@ class LabNode:
     zone: str
     instance_id: str
     registry: str
+    bootstrap_timeout: int = 120
+    stack: str = "lab"
     dockerd: subprocess.Popen | None = None
     agent: subprocess.Popen | None = None
     logs: list[Path] = field(default_factory=list)
@@ -131,17 +133,19 @@ class LabNode:
             "AWS_ENDPOINT_URL": moto_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
-            "RESTDEMO_STACK": "lab",
+            "RESTDEMO_STACK": self.stack,
             "AWS_REGION": "eu-west-1",
             "RESTDEMO_ROLE": self.role,
-            "RESTDEMO_STATE_TABLE": "restdemo-lab-state",
-            "RESTDEMO_SSM_PREFIX": "/restdemo/lab",
+            "RESTDEMO_STATE_TABLE": f"restdemo-{self.stack}-state",
+            "RESTDEMO_SSM_PREFIX": f"/restdemo/{self.stack}",
             "RESTDEMO_LIFECYCLE_QUEUE_URL": queue_url,
-            "RESTDEMO_LOG_GROUP": "/restdemo/lab",
+            "RESTDEMO_LOG_GROUP": f"/restdemo/{self.stack}",
             "RESTDEMO_REGISTRY": self.registry,
-            "RESTDEMO_TLS_CA_PARAMETER": "/restdemo/lab/tls/ca",
-            "RESTDEMO_TLS_CERT_PARAMETER": "/restdemo/lab/tls/cert",
-            "RESTDEMO_TLS_KEY_PARAMETER": "/restdemo/lab/tls/key",
+            "RESTDEMO_GROUP_NAME": f"restdemo-{self.stack}-{self.role}s",
+            # Short bounds, so failure paths end within a test's patience.
+            "RESTDEMO_BOOTSTRAP_TIMEOUT": str(self.bootstrap_timeout),
+            "RESTDEMO_PRIMARY_STALE_AFTER": "20",
+            **{f"RESTDEMO_TLS_{n.upper()}_PARAMETER": f"/restdemo/{self.stack}/tls/{n}" for n in ("ca", "cert", "key")},
             "RESTDEMO_INSTANCE_ID": self.instance_id,
             "RESTDEMO_AVAILABILITY_ZONE": self.zone,
             "RESTDEMO_ADVERTISE_ADDR": self.address,

@@ -32,6 +32,11 @@ def test_environment_names_what_is_missing():
         ({"LocalNodeState": "active", "ControlAvailable": True}, "manager", (True, "active")),
         ({"LocalNodeState": "active", "ControlAvailable": False}, "manager", (False, "not a reachable manager")),
         ({"LocalNodeState": "active", "ControlAvailable": False}, "worker", (True, "active")),
+        (
+            {"LocalNodeState": "active", "ControlAvailable": True, "Error": "The swarm does not have a leader."},
+            "manager",
+            (False, "swarm error: The swarm does not have a leader."),
+        ),
         ({"LocalNodeState": "pending"}, "worker", (False, "swarm state pending")),
         ({"LocalNodeState": "inactive"}, "manager", (False, "swarm state inactive")),
         ({}, "worker", (False, "swarm state unknown")),

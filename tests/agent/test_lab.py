@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -11,8 +10,9 @@ import urllib.request
 
 import pytest
 
-from tests.agent.conftest import aws, lifecycle_notification
+from tests.agent.conftest import aws
 from tests.support.docker_engine import require_engine
+from tests.support.lifecycle_model import LAUNCHING, TERMINATING
 from tests.support.net import wait_until
 
 pytestmark = pytest.mark.agent
@@ -130,7 +130,10 @@ def test_the_aws_stacks_service_spreads_its_tasks_over_the_zones(formed, lab_app
 
 
 def test_a_restarted_node_stays_a_member(formed, lab_aws):
-    worker = formed["w1"]
+    """Rewritten so it can fail: nodes are compared by swarm node ID, taken after the restart."""
+    worker, manager = formed["w1"], formed["m1"]
+    before = {n.id: n.attrs["Description"]["Hostname"] for n in manager.client.nodes.list()}
+    worker_id = worker.client.info()["Swarm"]["NodeID"]
     worker.stop_agent()
     worker.stop_engine()
     worker.start_engine()
@@ -138,11 +141,12 @@ def test_a_restarted_node_stays_a_member(formed, lab_aws):
     assert worker.agent_command("bootstrap", lab_aws["url"], lab_aws["queue"]).wait(120) == 0
     assert bootstrap_results(worker)[-1] == "stay"
     worker.start_agent(lab_aws["url"], lab_aws["queue"])
-    seen = nodes_seen_by(formed["m1"])
     wait_until(
-        lambda: nodes_seen_by(formed["m1"])[worker.instance_id]["Status"]["State"] == "ready", 60, what="w1 ready again"
+        lambda: manager.client.nodes.get(worker_id).attrs["Status"]["State"] == "ready", 60, what="w1 ready again"
     )
-    assert len(seen) == 4  # the same node came back; no new one joined
+    after = {n.id: n.attrs["Description"]["Hostname"] for n in manager.client.nodes.list()}
+    assert worker.client.info()["Swarm"]["NodeID"] == worker_id
+    assert after == before  # the same node came back; no new one joined
 
 
 def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry, lab_app_image):
@@ -175,14 +179,12 @@ def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_regi
         )
         refresh_credentials_keeps_tasks(leader, deployment, lab_aws)
 
-        urllib.request.urlopen(f"{url}/moto-api/recorder/start-recording", data=b"", timeout=10)
+        lifecycle = lab_aws["lifecycle"]
         with steady_load(deployment.lb_url, rate=20) as load:
             time.sleep(2)
-            aws(url, "sqs").send_message(
-                QueueUrl=queue, MessageBody=lifecycle_notification(worker, "restdemo-lab-workers")
-            )
+            lifecycle.begin("restdemo-lab-workers", worker.instance_id, TERMINATING)
             wait_until(
-                lambda: [c for c in recorded_calls(url, "CompleteLifecycleAction") if worker.instance_id in c],
+                lambda: lifecycle.ended(worker.instance_id),
                 180,
                 interval=1,
                 what="w1 drained and its lifecycle action completed",
@@ -192,25 +194,28 @@ def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_regi
             time.sleep(2)
         assert (len(on_worker), len(elsewhere)) == (0, replicas)
         assert load.failures == [] and load.total > 40
+        (action,) = lifecycle.ended(worker.instance_id)
+        assert (action.result, action.ended_by) == ("CONTINUE", "complete")
+        assert aws(url, "sqs").receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages") is None
 
 
 def refresh_credentials_keeps_tasks(leader, deployment, lab_aws) -> None:
     """The leader hands swarm fresh registry credentials; no task restarts."""
     from restdemo_agent.agent import Agent
+    from restdemo_agent.contract import AgentEnvironment
     from restdemo_agent.engine import Engine
 
     before = {t["ID"] for t in deployment.running_tasks()}
     every_task_before = {t["ID"] for t in deployment.service.tasks()}
     version = deployment.service.attrs["Version"]["Index"]
     agent = Agent(
-        role="manager",
+        environment=AgentEnvironment.from_environ(leader.environment(lab_aws["url"], lab_aws["queue"])),
         me=None,
         engine=Engine(leader.client),
         state=None,
         lifecycle=None,
         ec2=None,
         ecr=aws(lab_aws["url"], "ecr"),
-        registry=leader.registry,
     )
     agent.refresh_registry_credentials()
     deployment.service.reload()
@@ -221,7 +226,6 @@ def refresh_credentials_keeps_tasks(leader, deployment, lab_aws) -> None:
 
 
 def test_prune_removes_unused_images_and_stopped_containers(formed):
-    from restdemo_agent.agent import Agent
     from restdemo_agent.engine import Engine
 
     node = formed["m3"]  # ran a replica and the load balancer, both removed since
@@ -229,23 +233,15 @@ def test_prune_removes_unused_images_and_stopped_containers(formed):
     image = next(i for i in client.images.list() if any("/restdemo" in d for d in i.attrs.get("RepoDigests", [])))
     wait_until(lambda: not client.containers.list(), 60, what="the removed services' tasks stopped on m3")
     stopped = client.containers.create(image.id, ["true"])
-    Agent(
-        role="manager",
-        me=None,
-        engine=Engine(client),
-        state=None,
-        lifecycle=None,
-        ec2=None,
-        ecr=None,
-        registry=node.registry,
-    ).prune()
+    assert Engine(client).prune()["containers"] >= 1
     assert stopped.id not in {c.id for c in client.containers.list(all=True)}
     assert image.id not in {i.id for i in client.images.list()}
 
 
-def quorum_watch(manager, stop: threading.Event, failures: list[str]) -> None:
+def quorum_watch(manager, stop: threading.Event, failures: list[str], samples: list[float]) -> None:
     """Ask a manager that stays for the node list (which needs a quorum) twice a second."""
     while not stop.is_set():
+        samples.append(time.monotonic())
         try:
             nodes = manager.client.nodes.list()
             if not any((n.attrs.get("ManagerStatus") or {}).get("Leader") for n in nodes):
@@ -255,72 +251,57 @@ def quorum_watch(manager, stop: threading.Event, failures: list[str]) -> None:
         stop.wait(0.5)
 
 
-def recorded_calls(moto_url: str, action: str) -> list[dict]:
-    """The requests moto received for `action` (its recorder logs even calls it does not implement)."""
-    with urllib.request.urlopen(f"{moto_url}/moto-api/recorder/download-recording", timeout=10) as answer:
-        entries = [json.loads(line) for line in answer.read().decode().splitlines() if line]
-    bodies = [base64.b64decode(e["body"]).decode() if e.get("body_encoded") else e.get("body", "") for e in entries]
-    return [urllib.parse.unquote(body) for body in bodies if f"Action={action}&" in body]
-
-
-def test_replacing_a_manager_keeps_quorum(formed, lab_aws, lab):
-    from tests.agent.conftest import NODES
+def test_three_manager_replacement_keeps_quorum(formed, lab_aws, lab):
+    """An instance refresh of a manager: the new one launches first and is held (launch hook) until
+    its agent reports it a member; then the old one (the leader) is terminated: it drains, demotes
+    and leaves, and completes its action. A probe asks for the leader twice a second throughout."""
+    from tests.agent.conftest import NODES, new_instance
     from tests.agent.lab import LabNode
 
-    url, queue = lab_aws["url"], lab_aws["queue"]
-    # The replacement (instance refresh launches it first) joins as a fourth manager.
-    new = LabNode("m4", len(NODES), "manager", "lab-a", lab_aws["instances"][len(NODES)], formed["m1"].registry)
+    url, queue, lifecycle = lab_aws["url"], lab_aws["queue"], lab_aws["lifecycle"]
+    instance = new_instance(lab_aws, "manager")
+    new = LabNode("m4", len(NODES), "manager", "lab-a", instance, formed["m1"].registry)
     lab["m4"] = new
-    new.create_namespace()
-    new.start_engine()
-    assert new.agent_command("bootstrap", url, queue).wait(180) == 0
-    new.start_agent(url, queue)
     old = next(
         n
         for n in formed.values()
-        if n.role == "manager"
-        and n.name != "m4"
-        and nodes_seen_by(n)[n.instance_id].get("ManagerStatus", {}).get("Leader")
+        if n.role == "manager" and nodes_seen_by(n)[n.instance_id].get("ManagerStatus", {}).get("Leader")
     )
     watcher = next(n for n in formed.values() if n.role == "manager" and n not in (old, new))
-
-    stop, failures = threading.Event(), []
-    watch = threading.Thread(target=quorum_watch, args=(watcher, stop, failures))
+    stop, failures, samples = threading.Event(), [], []
+    watch = threading.Thread(target=quorum_watch, args=(watcher, stop, failures, samples))
     watch.start()
-    urllib.request.urlopen(f"{url}/moto-api/recorder/start-recording", data=b"", timeout=10)
     try:
-        aws(url, "sqs").send_message(QueueUrl=queue, MessageBody=lifecycle_notification(old, "restdemo-lab-managers"))
+        lifecycle.begin("restdemo-lab-managers", instance, LAUNCHING)
+        assert lifecycle.state_of(instance) == "Pending:Wait"
+        new.create_namespace()
+        new.start_engine()
+        new.start_agent(url, queue)
+        wait_until(
+            lambda: lifecycle.state_of(instance) == "InService", 180, interval=1, what="m4 joined and in service"
+        )
+        assert nodes_seen_by(watcher)[instance]["Spec"]["Role"] == "manager"
+        lifecycle.begin("restdemo-lab-managers", old.instance_id, TERMINATING)
         wait_until(
             lambda: old.client.info()["Swarm"]["LocalNodeState"] == "inactive",
             180,
             interval=1,
             what=f"{old.name} (the leader) drained, demoted and left",
         )
+        wait_until(lambda: lifecycle.ended(old.instance_id), 30, what="its lifecycle action completed")
         time.sleep(3)
     finally:
         stop.set()
         watch.join()
+    print(f"quorum probe: {len(samples)} samples, {len(failures)} without a leader")
     assert failures == []
+    (action,) = lifecycle.ended(old.instance_id)
+    assert (action.result, action.ended_by) == ("CONTINUE", "complete")
     seen = nodes_seen_by(watcher)
     assert seen[old.instance_id]["Spec"]["Role"] == "worker"
     assert seen[old.instance_id]["Spec"]["Availability"] == "drain"
     managers = [a for a in seen.values() if a["Spec"]["Role"] == "manager"]
     assert len(managers) == 3 and sum(bool(a["ManagerStatus"].get("Leader")) for a in managers) == 1
-    # moto does not implement CompleteLifecycleAction: the request itself is what we can check.
-    calls = wait_until(
-        lambda: [c for c in recorded_calls(url, "CompleteLifecycleAction") if old.instance_id in c],
-        30,
-        what="completion requested",
-    )
-    body = calls[0]
-    for part in (
-        "LifecycleHookName=drain",
-        "AutoScalingGroupName=restdemo-lab-managers",
-        f"InstanceId={old.instance_id}",
-        "LifecycleActionResult=CONTINUE",
-        f"LifecycleActionToken=5a3bc3f2-0000-4000-8000-{old.index:012d}",
-    ):
-        assert part in body
 
 
 def test_rotated_join_tokens_reach_ssm(formed, lab_aws):
@@ -348,20 +329,29 @@ def test_rotated_join_tokens_reach_ssm(formed, lab_aws):
     )
 
 
-def test_a_node_killed_without_warning_is_removed_only_after_its_instance_is_gone(formed, lab_aws):
-    worker = formed["w1"]
+def test_a_node_killed_without_warning_is_removed_only_after_its_instance_is_gone(formed, lab_aws, lab):
+    """A fresh worker (w1's instance was terminated when its drain completed) joins, then dies."""
+    from tests.agent.conftest import NODES, new_instance
+    from tests.agent.lab import LabNode
+
+    worker = LabNode("w2", len(NODES) + 1, "worker", "lab-b", new_instance(lab_aws, "worker"), formed["m2"].registry)
+    lab["w2"] = worker
+    worker.create_namespace()
+    worker.start_engine()
+    worker.start_agent(lab_aws["url"], lab_aws["queue"])
     manager = next(n for n in formed.values() if n.role == "manager" and n.client.info()["Swarm"]["ControlAvailable"])
+    wait_until(lambda: worker.instance_id in nodes_seen_by(manager), 90, interval=1, what="w2 joined")
     worker.stop_agent()
     worker.stop_engine(kill=True)
     wait_until(
-        lambda: nodes_seen_by(manager)[worker.instance_id]["Status"]["State"] == "down", 120, interval=1, what="w1 down"
+        lambda: nodes_seen_by(manager)[worker.instance_id]["Status"]["State"] == "down", 120, interval=1, what="w2 down"
     )
-    time.sleep(15)  # three rounds of the managers' agents: the instance still runs, so w1 stays
+    time.sleep(15)  # three rounds of the managers' agents: the instance still runs, so w2 stays
     assert worker.instance_id in nodes_seen_by(manager)
     aws(lab_aws["url"], "ec2").terminate_instances(InstanceIds=[worker.instance_id])
     wait_until(
         lambda: worker.instance_id not in nodes_seen_by(manager),
         60,
         interval=1,
-        what="w1 removed once its instance is gone",
+        what="w2 removed once its instance is gone",
     )

@@ -12,6 +12,7 @@ from restdemo_agent.plan import (
     HANDLE_WORKER,
     Node,
     bootstrap_action,
+    confirm_every,
     credentials_refresh_due,
     dead_nodes,
     drain_done,
@@ -20,6 +21,7 @@ from restdemo_agent.plan import (
     leaving_keeps_quorum,
     lifecycle_handler,
     lifecycle_message_for,
+    may_claim,
     primary_is_stale,
     should_take_over,
     worker_orphaned,
@@ -175,3 +177,22 @@ def test_a_worker_is_orphaned_when_the_live_record_names_a_manager_it_does_not_k
     assert not worker_orphaned(["10.0.0.9"], {**record, "updated": "100"}, 1010, 300)  # stale: no live swarm
     assert not worker_orphaned(["10.0.0.9"], {**record, "status": "initialising"}, 1010, 300)
     assert not worker_orphaned([], None, 1010, 300)
+
+
+@pytest.mark.parametrize(
+    "primary,answers,claim",
+    [
+        (None, False, True),
+        ({"status": "ready", "updated": "990"}, False, False),  # fresh: a live swarm
+        ({"status": "ready", "updated": "100"}, True, False),  # stale record, but its manager answers
+        ({"status": "ready", "updated": "100"}, False, True),  # stale and silent: the swarm is gone
+        ({"status": "initialising", "updated": "100"}, True, True),  # a claim that never finished
+        ({"status": "initialising", "updated": "990"}, False, False),  # a claim in progress
+    ],
+)
+def test_when_a_booting_manager_may_claim_the_primary_record(primary, answers, claim):
+    assert may_claim(primary, 1000, 300, answers) is claim
+
+
+def test_the_leader_confirms_the_record_three_times_per_staleness_window():
+    assert (confirm_every(300), confirm_every(20)) == (30, 20 / 3)

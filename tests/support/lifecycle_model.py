@@ -189,6 +189,8 @@ class LifecycleModel:
                 instance.lifecycle_state = state
 
     def _notify(self, hook: Hook, action: Action) -> None:
+        if not hook.target_arn:  # a hook without a notification target notifies nobody
+            return
         queue_name = hook.target_arn.rpartition(":")[2]
         body = {
             "Origin": "AutoScalingGroup" if action.transition == TERMINATING else "EC2",

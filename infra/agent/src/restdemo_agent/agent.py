@@ -18,20 +18,19 @@ from restdemo_agent.plan import (
     HANDLE_UNKNOWN,
     HANDLE_WORKER,
     bootstrap_action,
+    confirm_every,
     credentials_refresh_due,
     dead_nodes,
     drain_done,
     heartbeat_every,
     leaving_keeps_quorum,
     lifecycle_handler,
-    primary_is_stale,
+    may_claim,
     should_take_over,
     worker_orphaned,
 )
 
 ROUND_SECONDS = 5.0
-# The leader confirms the primary record this often (well inside primary_stale_seconds).
-CONFIRM_EVERY = 30.0
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
 HIDE_SECONDS = 120
@@ -43,12 +42,12 @@ def bootstrap(role: str, me: Identity, engine: Engine, state: SwarmState, *, sta
     claimed = None
     if not engine.member() and role == "manager":
         primary = state.primary()
-        if primary is None:
-            claimed = state.claim_primary(me.address, me.instance_id, time.time())
-        elif primary_is_stale(primary, time.time(), stale_after):
-            # Nobody confirmed this record lately: its claimant crashed, or its swarm is gone.
+        answers = bool(primary) and engine.manager_answers(primary.get("address", ""))
+        if may_claim(primary, time.time(), stale_after, answers):
+            # No record; or nobody confirmed it lately: its claimant crashed, or its swarm is gone.
             claimed = state.claim_primary(me.address, me.instance_id, time.time(), stale=primary)
-            log("stale-primary", previous=primary.get("instance_id"), claimed=claimed)
+            if primary:
+                log("stale-primary", previous=primary.get("instance_id"), claimed=claimed)
     action = bootstrap_action(role, engine.member(), claimed)
     if action == "init":
         tokens = engine.init(me.address)
@@ -103,13 +102,16 @@ def drain(
     `every` seconds (the lifecycle heartbeat); True when they do."""
     engine.update_node(node_id, Availability="drain")
     log("drain", node_id=node_id)
-    return wait_holding(
+    started = time.monotonic()
+    done = wait_holding(
         lambda: drain_done(engine.tasks_on(node_id), engine.running_elsewhere(node_id), engine.replicas()),
         keep_alive=keep_alive,
         timeout=timeout,
         every=every,
         poll=poll,
     )
+    log("drained" if done else "drain-timeout", node_id=node_id, seconds=round(time.monotonic() - started, 1))
+    return done
 
 
 def wait_holding(condition, *, keep_alive, timeout: float, every: float, poll: float = 2.0) -> bool:
@@ -211,8 +213,9 @@ class Agent:
         leader; a notice for an instance that never joined is completed by the leader at once."""
         for message in self.lifecycle.receive(wait_seconds=1, hide_seconds=HIDE_SECONDS):
             target = message.body["EC2InstanceId"]
-            if self.lifecycle.state(target) not in (None, "Terminating:Wait"):
-                # A repeated notice for an action that already ended, or one for no termination.
+            if self.lifecycle.state(target) != "Terminating:Wait":
+                # A repeated notice for an action that already ended (the instance is gone or in
+                # service), or a forged one: nothing is held, nothing to do.
                 log("lifecycle-stale-message", instance_id=target)
                 self.lifecycle.done(message)
                 continue
@@ -239,7 +242,7 @@ class Agent:
             self.lifecycle.heartbeat(message)
             self.lifecycle.hide(message, HIDE_SECONDS)
 
-        left = timeout - 2 * every  # end before the hook would, with room for the last calls
+        left = timeout - every  # end one heartbeat interval before the hook would
         drain(self.engine, node_id, keep_alive=keep_alive, timeout=left, every=every)
         if mine:
             safe = wait_holding(
@@ -280,7 +283,7 @@ class Agent:
                 self.engine.update_node(node.id, Role="worker")
             self.engine.remove_node(node.id)
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
-        if me.leader and time.monotonic() - self.confirmed_at > CONFIRM_EVERY:
+        if me.leader and time.monotonic() - self.confirmed_at > confirm_every(self.environment.primary_stale_seconds):
             self.confirm_primary(nodes, me)
             self.confirmed_at = time.monotonic()
         if me.leader:

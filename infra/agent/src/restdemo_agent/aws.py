@@ -22,7 +22,7 @@ class SwarmState:
         """Exactly one caller wins, however many try at once: a new record, or over `stale`, the
         record as read (a conditional write on its `updated`, so two claimants cannot both win)."""
         item = {"address": address, "instance_id": instance_id, "status": "initialising", "updated": _stamp(now)}
-        if stale is None:
+        if not stale:
             return self._put_primary(item, "attribute_not_exists(pk)")
         return self._put_primary(item, "updated = :seen", {":seen": stale.get("updated", "0")})
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import docker
 from docker.errors import APIError
 
-from restdemo_agent.contract import NODE_LABELS
+from restdemo_agent.contract import NODE_LABELS, SWARM_MANAGEMENT_PORT
 from restdemo_agent.plan import Node
 
 
@@ -27,7 +29,7 @@ class Engine:
 
     def init(self, address: str) -> dict[str, str]:
         """`docker swarm init`; the join tokens, by role."""
-        self.client.swarm.init(advertise_addr=address, listen_addr=f"{address}:2377")
+        self.client.swarm.init(advertise_addr=address, listen_addr=f"{address}:{SWARM_MANAGEMENT_PORT}")
         return self.join_tokens()
 
     def join_tokens(self) -> dict[str, str]:
@@ -40,10 +42,10 @@ class Engine:
         (state `pending`); such a node is left, so the next attempt starts afresh."""
         try:
             self.client.swarm.join(
-                remote_addrs=[f"{manager_address}:2377"],
+                remote_addrs=[f"{manager_address}:{SWARM_MANAGEMENT_PORT}"],
                 join_token=token,
                 advertise_addr=address,
-                listen_addr=f"{address}:2377",
+                listen_addr=f"{address}:{SWARM_MANAGEMENT_PORT}",
             )
         except APIError:
             if self.swarm().get("LocalNodeState") == "active":
@@ -54,6 +56,14 @@ class Engine:
 
     def leave(self, force: bool = False) -> None:
         self.client.swarm.leave(force=force)
+
+    def manager_answers(self, address: str, timeout: float = 3.0) -> bool:
+        """Does a swarm manager listen at `address` (the swarm port, 2377)?"""
+        try:
+            with socket.create_connection((address, SWARM_MANAGEMENT_PORT), timeout=timeout):
+                return True
+        except OSError:
+            return False
 
     def swarm_error(self) -> str:
         """What dockerd says is wrong with the swarm (on a manager: no leader, no quorum)."""

@@ -126,6 +126,22 @@ def primary_is_stale(primary: dict | None, now: float, stale_after: float) -> bo
         return True
 
 
+def may_claim(primary: dict | None, now: float, stale_after: float, primary_answers: bool) -> bool:
+    """May a booting manager claim the primary record (and form a swarm)? When there is none; when
+    a claim was never finished (its claimant crashed); when a ready primary is stale and does not
+    answer on the swarm port (a live one whose record only lapsed must not be replaced)."""
+    if primary is None:
+        return True
+    if not primary_is_stale(primary, now, stale_after):
+        return False
+    return primary.get("status") != "ready" or not primary_answers
+
+
+def confirm_every(stale_after: float) -> float:
+    """How often the leader confirms the record: three times per staleness window, at most every 30 s."""
+    return min(30.0, stale_after / 3)
+
+
 UPDATING = {"updating", "paused", "rollback_started", "rollback_paused"}
 
 
