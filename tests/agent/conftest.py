@@ -124,13 +124,12 @@ def put_hooks(autoscaling, stack: str, role: str, drain_timeout: int) -> None:
     )
 
 
-def new_instance(lab_aws, node_role: str) -> str:
+def new_instance(lab_aws, node_role: str, stack: str = "lab") -> str:
     """A fresh instance in the role's group, InService (the group's first launch: no hook held it)."""
     ec2, autoscaling = aws(lab_aws["url"], "ec2"), aws(lab_aws["url"], "autoscaling")
-    (instance,) = [
-        i["InstanceId"] for i in ec2.run_instances(ImageId=lab_aws["image"], MinCount=1, MaxCount=1)["Instances"]
-    ]
-    autoscaling.attach_instances(AutoScalingGroupName=f"restdemo-lab-{node_role}s", InstanceIds=[instance])
+    answer = ec2.run_instances(ImageId=lab_aws["image"], MinCount=1, MaxCount=1)
+    instance = answer["Instances"][0]["InstanceId"]
+    autoscaling.attach_instances(AutoScalingGroupName=f"restdemo-{stack}-{node_role}s", InstanceIds=[instance])
     return instance
 
 
