@@ -224,6 +224,8 @@ def test_single_manager_replacement_keeps_a_manager_and_its_quorum(lab_aws, node
         lifecycle.begin("restdemo-single-managers", old.instance_id, TERMINATING)
         wait_until(lambda: lifecycle.ended(old.instance_id), 120, interval=1, what="sm1 retired")
         wait_until(lambda: state_of(old) == "inactive", 30, what="sm1 left")
+        time.sleep(12)  # two rounds of sm1's agent: a retired manager does not join again
+        assert state_of(old) == "inactive"
     assert probe.leaderless == [] and probe.samples > 10
     (action,) = lifecycle.ended(old.instance_id)
     assert (action.result, action.ended_by) == ("CONTINUE", "complete")
@@ -444,3 +446,39 @@ def test_refresh_during_rollout_keeps_the_rollback_target(lab_aws, ops, lab_app_
         assert (settled(), current) == ("rollback_completed", good)
     finally:
         service.remove()
+
+
+def test_two_workers_terminating_at_once_are_drained_side_by_side(lab_aws, nodes, lab_app_image):
+    """Drains that cannot finish, two at once (a scale-in of two workers): each is held and
+    heartbeated on its own, so neither hook runs out while the other drains."""
+    lifecycle, url = lab_aws["lifecycle"], lab_aws["url"]
+    queue = create_stack(url, "pair", drain_timeout=60)
+    manager = nodes.add("pm1", "manager", "pair")
+    workers = [nodes.add(f"pw{i}", "worker", "pair") for i in (1, 2)]
+    form([manager], url, queue)
+    form(workers, url, queue)
+    client = manager.client
+    services = [
+        client.services.create(
+            lab_app_image["pull"],
+            name=f"pinned-{w.name}",
+            constraints=[f"node.id=={w.client.info()['Swarm']['NodeID']}"],
+        )
+        for w in workers
+    ]
+    try:
+        for service in services:
+            wait_until(
+                lambda service=service: any(t["Status"]["State"] == "running" for t in service.tasks()),
+                90,
+                what="a pinned task",
+            )
+        for worker in workers:
+            lifecycle.begin("restdemo-pair-workers", worker.instance_id, TERMINATING)
+        wait_until(
+            lambda: all(lifecycle.ended(w.instance_id) for w in workers), 120, interval=1, what="both actions ended"
+        )
+        assert [lifecycle.ended(w.instance_id)[0].ended_by for w in workers] == ["complete", "complete"]
+    finally:
+        for service in services:
+            service.remove()

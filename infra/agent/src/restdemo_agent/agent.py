@@ -4,6 +4,7 @@ engine.py, AWS calls from aws.py; this module only sequences them."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,9 @@ class Agent:
     published_tokens: dict[str, str] = field(default_factory=dict)
     confirmed_at: float = -1e18  # when the leader last confirmed the primary record
     orphaned_rounds: int = 0  # consecutive rounds a worker saw no manager of the recorded swarm
+    retiring: set[str] = field(default_factory=set)  # instances being drained now
+    retired: bool = False  # this manager left the swarm because its instance is terminating
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def role(self) -> str:
@@ -155,7 +159,9 @@ class Agent:
         done = 0
         while rounds is None or done < rounds:
             try:
-                if self.engine.is_manager():
+                if self.retired:
+                    pass  # waiting to be terminated
+                elif self.engine.is_manager():
                     self.handle_lifecycle()
                     self.heal()
                 elif not self.engine.member() or self.orphaned():
@@ -226,9 +232,29 @@ class Agent:
                 self.finish(message, target, reason="never joined")
             elif handler in (HANDLE_MINE, HANDLE_WORKER):
                 node = next(n for n in nodes if n.instance_id == target)
-                self.retire(node.id, handler == HANDLE_MINE, message)
+                self.retire_in_background(node.id, handler == HANDLE_MINE, message)
             else:
                 self.lifecycle.leave_for_others(message)
+
+    def retire_in_background(self, node_id: str, mine: bool, message: LifecycleMessage) -> None:
+        """Each termination in its own thread: two drains at once must not wait for each other
+        (the second one's hook would get no heartbeat meanwhile)."""
+        target = message.body["EC2InstanceId"]
+        with self.lock:
+            if target in self.retiring:
+                return
+            self.retiring.add(target)
+
+        def work():
+            try:
+                self.retire(node_id, mine, message)
+            except Exception as exc:  # logged; the message shows again and is retried
+                log("error", message=str(exc)[:500], kind=type(exc).__name__, instance_id=target)
+            finally:
+                with self.lock:
+                    self.retiring.discard(target)
+
+        threading.Thread(target=work, name=f"retire-{target}", daemon=True).start()
 
     def retire(self, node_id: str, mine: bool, message: LifecycleMessage) -> None:
         """Drain the node, and for a manager wait (heartbeating, bounded by drainTimeout) until its
@@ -258,6 +284,7 @@ class Agent:
             wait_holding(lambda: not self.engine.is_manager(), keep_alive=keep_alive, timeout=120, every=every)
             log("demoted", node_id=node_id)
             self.engine.leave()
+            self.retired = True  # this instance is going: it must not join again
             log("left", node_id=node_id)
         self.finish(message, message.body["EC2InstanceId"], reason="drained")
 
