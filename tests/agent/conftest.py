@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import urllib.request
 
 import boto3
 import pytest
@@ -42,6 +43,8 @@ def moto(tmp_path_factory):
     server = ThreadedMotoServer(ip_address=GATEWAY, port=free_port())
     server.start()
     url = "http://{}:{}".format(*server.get_host_and_port())
+    # moto's backends live in this process, across modules: each lab starts from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10)
     yield url
     server.stop()
     teardown_bridge()

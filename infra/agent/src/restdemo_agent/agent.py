@@ -142,7 +142,7 @@ class Agent:
     published_tokens: dict[str, str] = field(default_factory=dict)
     confirmed_at: float = -1e18  # when the leader last confirmed the primary record
     orphaned_rounds: int = 0  # consecutive rounds a worker saw no manager of the recorded swarm
-    retiring: set[str] = field(default_factory=set)  # instances being drained now
+    retiring: dict[str, list] = field(default_factory=dict)  # instance being drained -> its repeated notices
     retired: bool = False  # this manager left the swarm because its instance is terminating
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -238,21 +238,30 @@ class Agent:
 
     def retire_in_background(self, node_id: str, mine: bool, message: LifecycleMessage) -> None:
         """Each termination in its own thread: two drains at once must not wait for each other
-        (the second one's hook would get no heartbeat meanwhile)."""
+        (the second one's hook would get no heartbeat meanwhile). A repeat of a notice being handled
+        waits for that handling and is deleted with it."""
         target = message.body["EC2InstanceId"]
         with self.lock:
             if target in self.retiring:
+                self.retiring[target].append(message)
                 return
-            self.retiring.add(target)
+            self.retiring[target] = []
 
         def work():
             try:
-                self.retire(node_id, mine, message)
+                if self.lifecycle.state(target) == "Terminating:Wait":  # not ended while we looked
+                    self.retire(node_id, mine, message)
+                else:
+                    log("lifecycle-stale-message", instance_id=target)
+                    self.lifecycle.done(message)
             except Exception as exc:  # logged; the message shows again and is retried
                 log("error", message=str(exc)[:500], kind=type(exc).__name__, instance_id=target)
             finally:
                 with self.lock:
-                    self.retiring.discard(target)
+                    repeats = self.retiring.pop(target)
+                for repeat in repeats:
+                    log("lifecycle-stale-message", instance_id=target)
+                    self.lifecycle.done(repeat)
 
         threading.Thread(target=work, name=f"retire-{target}", daemon=True).start()
 
