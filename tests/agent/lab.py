@@ -83,6 +83,9 @@ class LabNode:
     def create_namespace(self) -> None:
         for log in ("dockerd", "agent"):  # a lab's logs start empty
             (STATE / f"{self.name}-{log}.log").unlink(missing_ok=True)
+        # A pid file left by an earlier lab (killed dockerd) makes dockerd refuse to start when
+        # its pid has been reused since.
+        (RUN / f"{self.name}.pid").unlink(missing_ok=True)
         sh("ip", "netns", "del", self.netns, check=False)
         sh("ip", "link", "del", f"rdv-{self.name}", check=False)
         sh("ip", "netns", "add", self.netns)
@@ -181,6 +184,7 @@ class LabNode:
         sh("ip", "link", "del", f"rdv-{self.name}", check=False)
         shutil.rmtree(STATE / self.name, ignore_errors=True)
         shutil.rmtree(RUN / self.name, ignore_errors=True)
+        (RUN / f"{self.name}.pid").unlink(missing_ok=True)
 
     def agent_log(self) -> str:
         path = STATE / f"{self.name}-agent.log"
