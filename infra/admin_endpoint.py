@@ -1,10 +1,14 @@
-"""AdminEndpoint: the swarm managers' Docker API over mutual TLS, through an NLB.
+"""AdminEndpoint: the swarm managers' Docker API over mutual TLS, through an NLB (open to
+`adminCidrs` only, none by default) or a Session Manager port forward to a manager
+(`adminAccess: session-manager`, the default; infra/tunnel.py).
 
-A CA, a server certificate for the NLB's name and a client certificate, made with
-pulumi_tls. The server's material goes to SSM as SecureString for the managers to
-fetch at boot; the client's stays in Pulumi state (secret) for the docker provider.
-Reachable only from the admin CIDRs; the NLB's health check is the node agent's
-readiness endpoint, so a manager takes API traffic only once it is in the swarm.
+A CA, a server certificate (for the NLB's name and for 127.0.0.1, the tunnel's end) and a
+client certificate, made with pulumi_tls. The server's material goes to SSM as SecureString
+under the stack's own KMS key, for the managers to fetch at boot; their launch template
+names the certificates' fingerprints, so a renewed certificate rolls them, one by one. The
+client's stays in Pulumi state (secret) for the docker provider. The NLB's health check is
+the node agent's readiness endpoint, so a manager takes API traffic only once it is in the
+swarm (and the managers' group waits on it when it is created).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
+from infra.cloud_init import certificate_sha256
 from infra.firewall import allow_in, allow_out, security_group
 from infra.load_balancer import public_balancer
 from infra.network import Network
 from infra.service import DockerEndpoint
 from infra.settings import Settings
 from infra.tags import tags
+from infra.tunnel import TUNNEL_ADDRESS
 from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
 
 CERT_VALIDITY_HOURS = 24 * 365
@@ -34,6 +40,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         settings: Settings,
         network: Network,
         ssm_prefix: str,
+        secrets_key_id: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:admin:AdminEndpoint", name, None, opts)
@@ -87,6 +94,7 @@ class AdminEndpoint(pulumi.ComponentResource):
                 f"{name}-{key}",
                 name=self.tls_parameters[key],
                 type="SecureString",
+                key_id=secrets_key_id,
                 value=value,
                 description=f"restdemo Docker API TLS: {key}",
                 tags=tags(settings),
@@ -98,6 +106,10 @@ class AdminEndpoint(pulumi.ComponentResource):
                 ("key", material["server_key"]),
             )
         ]
+        self.certificate_sha256 = pulumi.Output.all(ca=material["ca"], cert=material["server_cert"]).apply(
+            lambda pems: {name: certificate_sha256(pem) for name, pem in pems.items()}
+        )
+        self.certificate_expires = material["server_expires"]
         self.dns_name = balancer.dns_name
         self.host = balancer.dns_name.apply(lambda dns: f"tcp://{dns}:{DOCKER_TLS_PORT}")
         self.target_group_arn = target_group.arn
@@ -122,12 +134,13 @@ class AdminEndpoint(pulumi.ComponentResource):
             opts=child,
         )
 
-        def signed(role: str, uses: list[str], dns_names=None):
+        def signed(role: str, uses: list[str], dns_names=None, ip_addresses=None):
             key = tls.PrivateKey(f"{name}-{role}", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
             request = tls.CertRequest(
                 f"{name}-{role}",
                 private_key_pem=key.private_key_pem,
                 dns_names=dns_names,
+                ip_addresses=ip_addresses,
                 subject=tls.CertRequestSubjectArgs(organization="restdemo", common_name=f"restdemo {role}"),
                 opts=child,
             )
@@ -141,14 +154,17 @@ class AdminEndpoint(pulumi.ComponentResource):
                 allowed_uses=["digital_signature", "key_encipherment", *uses],
                 opts=child,
             )
-            return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+            return cert, pulumi.Output.secret(key.private_key_pem)
 
-        server_cert, server_key = signed("server", ["server_auth"], dns_names=[dns_name])
-        client_cert, client_key = signed("client", ["client_auth"])
+        # The NLB's name, and the local end of a Session Manager port forward (infra/tunnel.py).
+        server, server_key = signed("server", ["server_auth"], dns_names=[dns_name], ip_addresses=[TUNNEL_ADDRESS])
+        client, client_key = signed("client", ["client_auth"])
+        server_cert, client_cert = server.cert_pem, client.cert_pem
         return {
             "ca": ca.cert_pem,
             "server_cert": server_cert,
             "server_key": server_key,
             "client_cert": client_cert,
             "client_key": client_key,
+            "server_expires": server.validity_end_time,
         }

@@ -10,9 +10,11 @@ systemd units, so they run at every boot and retry until they succeed (the agent
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import yaml
@@ -48,6 +50,8 @@ class NodeConfig:
     group_name: str  # the node's own auto scaling group (its launch hook, its health)
     # SSM parameter names of the Docker API's CA, server certificate and key (managers).
     tls_parameters: dict[str, str] | None = None
+    # SHA-256 of the DER of the CA and server certificates ("ca", "cert") the manager must find there.
+    tls_sha256: dict[str, str] = field(default_factory=dict)
     prune_interval_seconds: int = 0
 
     def agent_environment(self) -> dict[str, str]:
@@ -66,6 +70,12 @@ class NodeConfig:
             prune_interval_seconds=self.prune_interval_seconds,
             tls_parameters=tuple(sorted((self.tls_parameters or {}).items())),
         ).to_environ()
+
+
+def certificate_sha256(pem: str) -> str:
+    """SHA-256 of a PEM certificate's DER (what `openssl x509 -outform DER | sha256sum` prints)."""
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    return hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest()
 
 
 def daemon_config(node: NodeConfig) -> dict:
@@ -106,6 +116,13 @@ def setup_script(node: NodeConfig) -> str:
                 f"--query Parameter.Value --output text > {TLS_DIR}/{file}"
             )
         lines.append(f"chmod 600 {TLS_DIR}/key.pem")
+        # Only the certificates this launch template names: a stale read (or an old template) fails
+        # setup, which retries, rather than serving a certificate about to expire.
+        for name, digest in sorted(node.tls_sha256.items()):
+            lines.append(
+                f'test "$(openssl x509 -in {TLS_DIR}/{name}.pem -outform DER | sha256sum | cut -d" " -f1)" '
+                f"= {q(digest)}"
+            )
     # The engine labels itself (zone, instance, role); managers copy them to node labels,
     # which the service's placement preference spreads over.
     lines += [

@@ -19,7 +19,7 @@ def security_group(
 def allow_in(
     name: str,
     group: aws.ec2.SecurityGroup,
-    port: int,
+    port: int | None,
     description: str,
     opts: pulumi.ResourceOptions,
     *,
@@ -27,6 +27,7 @@ def allow_in(
     cidr: pulumi.Input[str] | None = None,
     source_group_id: pulumi.Input[str] | None = None,
 ) -> aws.vpc.SecurityGroupIngressRule:
+    """On `port` over `protocol`; `port` None for a protocol without ports (ESP is "50")."""
     return aws.vpc.SecurityGroupIngressRule(
         name,
         security_group_id=group.id,

@@ -1,15 +1,20 @@
-"""IAM documents for the swarm's roles, as pure functions of the stack's ARNs (tested directly).
+"""IAM documents for the swarm's roles and its KMS key, as pure functions of the stack's ARNs
+(tested directly, and evaluated request by request in tests/infra/test_node_access.py).
 
-Least privilege: managers form and heal the swarm; workers only join. Each statement
-names the stack's own resources, except the calls AWS does not scope to a resource.
+Least privilege: each role holds exactly the actions its node calls (the agent, cloud-init,
+the awslogs driver, the SSM agent for Session Manager), on the stack's own ARNs, except the
+calls AWS does not scope to a resource. Managers form and heal the swarm; workers only
+join: they cannot write the state table, read the lifecycle queue or end a lifecycle action.
+The join tokens and TLS material are SecureStrings under the stack's own KMS key, whose
+policy lets a node role decrypt only its own role's parameters (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from restdemo_agent.contract import TLS_FILES, tls_parameter, token_parameter
+from restdemo_agent.contract import ROLES, TLS_FILES, tls_parameter, token_parameter
 
 
 def policy(*statements: dict) -> str:
@@ -27,27 +32,64 @@ def assume_role(service: str) -> str:
 
 @dataclass(frozen=True)
 class StackArns:
-    """The ARNs a node role is scoped to, resolved."""
+    """The ARNs a node role is scoped to, resolved. The key's policy needs only the first four."""
 
     region: str
     account: str
-    table: str
-    queue: str
-    log_group: str
+    stack: str
     ssm_prefix: str
-    repositories: list[str]
-    groups: list[str]
+    table: str = ""
+    queue: str = ""
+    log_group: str = ""
+    repositories: list[str] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)  # role -> its auto scaling group's ARN
+    key: str = ""  # the stack's KMS key
 
     def parameter(self, name: str) -> str:
         return f"arn:aws:ssm:{self.region}:{self.account}:parameter{name}"
+
+    def role(self, role: str) -> str:
+        return f"arn:aws:iam::{self.account}:role/{node_role_name(self.stack, role)}"
+
+    def tokens(self) -> list[str]:
+        return [self.parameter(token_parameter(self.ssm_prefix, role)) for role in ROLES]
+
+    def secrets(self, role: str) -> list[str]:
+        """The SecureStrings a role may decrypt: workers their join token; managers both tokens and
+        the Docker API's TLS material."""
+        if role == "worker":
+            return [self.parameter(token_parameter(self.ssm_prefix, "worker"))]
+        return [*self.tokens(), *(self.parameter(tls_parameter(self.ssm_prefix, name)) for name in TLS_FILES)]
+
+    @property
+    def ssm_service(self) -> str:
+        return f"ssm.{self.region}.amazonaws.com"
+
+
+def node_role_name(stack: str, role: str) -> str:
+    """Named, so the KMS key's policy can name the role before the role exists."""
+    return f"restdemo-{stack}-{role}-node"
 
 
 def group_arn(region: str, account: str, group_name: str) -> str:
     return f"arn:aws:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/{group_name}"
 
 
+# Session Manager's own minimum on the instance: the SSM agent registers and opens its channels
+# (the AWS-managed AWSCloud9SSMInstanceProfile holds exactly these; the broader
+# AmazonSSMManagedInstanceCore also reads every parameter in the account). No resource-level scoping.
+SESSION_MANAGER_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+]
+
+
 def node_statements(arns: StackArns) -> list[dict]:
-    """What every node does: pull images, ship logs, answer lifecycle notifications."""
+    """What every node does: pull images (dockerd, after cloud-init's ECR login), ship container,
+    daemon and Session Manager logs to the stack's log group, and answer Session Manager."""
     return [
         allow(["ecr:GetAuthorizationToken"], "*"),  # AWS allows no narrower resource
         allow(
@@ -57,18 +99,36 @@ def node_statements(arns: StackArns) -> list[dict]:
             ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
             [arns.log_group, f"{arns.log_group}:*"],
         ),
+        # Session Manager looks its log group up before streaming a session to it; a list call.
+        allow(["logs:DescribeLogGroups", *SESSION_MANAGER_ACTIONS], "*"),
+    ]
+
+
+def decrypt(arns: StackArns, actions: list[str], parameters: list[str]) -> dict:
+    """KMS use of the stack's key, through Parameter Store only, for these parameters only: SSM
+    encrypts a SecureString with the encryption context PARAMETER_ARN = the parameter's ARN."""
+    statement = allow(actions, [arns.key])
+    statement["Condition"] = {
+        "StringEquals": {"kms:EncryptionContext:PARAMETER_ARN": parameters, "kms:ViaService": arns.ssm_service}
+    }
+    return statement
+
+
+def manager_statements(arns: StackArns) -> list[dict]:
+    """Managers claim and confirm the primary record, publish both join tokens, read the Docker API's
+    TLS material, drain and retire nodes from the lifecycle queue and let new members into service."""
+    return [
+        allow(["dynamodb:GetItem", "dynamodb:PutItem"], [arns.table]),
+        allow(["ssm:GetParameter"], arns.secrets("manager")),
+        allow(["ssm:PutParameter"], arns.tokens()),
+        decrypt(arns, ["kms:Decrypt"], arns.secrets("manager")),
+        decrypt(arns, ["kms:Encrypt"], arns.tokens()),  # PutParameter of a standard SecureString
+        allow(["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"], [arns.queue]),
         allow(
-            ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
-            [arns.queue],
+            ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+            sorted(arns.groups.values()),
         ),
-        allow(
-            [
-                "autoscaling:CompleteLifecycleAction",
-                "autoscaling:RecordLifecycleActionHeartbeat",
-                "autoscaling:SetInstanceHealth",
-            ],
-            arns.groups,
-        ),
+        allow(["autoscaling:SetInstanceHealth"], [arns.groups["manager"]]),
         # Describe* calls cannot be scoped to resources.
         allow(
             ["autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"],
@@ -77,22 +137,55 @@ def node_statements(arns: StackArns) -> list[dict]:
     ]
 
 
-def manager_statements(arns: StackArns) -> list[dict]:
-    """Managers claim the primary record, publish both join tokens and read the Docker API's TLS material."""
-    return [
-        allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [arns.table]),
-        allow(
-            ["ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"],
-            [arns.parameter(token_parameter(arns.ssm_prefix, role)) for role in ("manager", "worker")],
-        ),
-        allow(["ssm:GetParameter"], [arns.parameter(tls_parameter(arns.ssm_prefix, name)) for name in TLS_FILES]),
-        allow(["ecr:DescribeImages", "ecr:DescribeRepositories"], arns.repositories),
-    ]
-
-
 def worker_statements(arns: StackArns) -> list[dict]:
-    """Workers read the primary record and the worker join token, nothing else of the swarm's state."""
+    """Workers read the primary record and the worker join token, and may ask their own group to
+    replace them; nothing of the swarm's state, queue or lifecycle actions."""
     return [
         allow(["dynamodb:GetItem"], [arns.table]),
-        allow(["ssm:GetParameter"], [arns.parameter(token_parameter(arns.ssm_prefix, "worker"))]),
+        allow(["ssm:GetParameter"], arns.secrets("worker")),
+        decrypt(arns, ["kms:Decrypt"], arns.secrets("worker")),
+        allow(["autoscaling:SetInstanceHealth"], [arns.groups["worker"]]),
     ]
+
+
+def role_statements(arns: StackArns, role: str) -> list[dict]:
+    return [*node_statements(arns), *(manager_statements(arns) if role == "manager" else worker_statements(arns))]
+
+
+def key_policy(arns: StackArns) -> str:
+    """The stack's KMS key. The account administers it (IAM decides who else, e.g. the deployer
+    writing the TLS material); whatever IAM the node roles are given, the key itself denies them
+    any use but Parameter Store's, and any parameter but their own role's."""
+    node_roles = [arns.role(role) for role in ROLES]
+    deny_all = {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}
+
+    def only(role: str, parameters: list[str], sid: str, actions: str | list[str] = "kms:*") -> dict:
+        return deny_all | {
+            "Sid": sid,
+            "Action": actions,
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": arns.role(role)},
+                "StringNotEquals": {"kms:EncryptionContext:PARAMETER_ARN": parameters},
+            },
+        }
+
+    return policy(
+        {
+            "Sid": "AccountAdministersTheKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{arns.account}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        deny_all
+        | {
+            "Sid": "NodesOnlyThroughParameterStore",
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": node_roles},
+                "StringNotEquals": {"kms:ViaService": arns.ssm_service},
+            },
+        },
+        only("worker", arns.secrets("worker"), "WorkersOnlyTheWorkerToken"),
+        only("manager", arns.secrets("manager"), "ManagersOnlyTheSwarmSecrets"),
+        only("manager", arns.tokens(), "ManagersEncryptOnlyTheJoinTokens", ["kms:Encrypt", "kms:ReEncrypt*"]),
+    )

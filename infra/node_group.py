@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import assume_role
+from infra.iam import assume_role, node_role_name
 from infra.settings import Settings
 from infra.tags import tags
 from restdemo_agent.contract import LAUNCH_HOOK, LAUNCHING, TERMINATING, TERMINATION_HOOK
@@ -35,8 +35,6 @@ HEALTH_CHECK_GRACE_SECONDS = 300
 JOIN_TIMEOUT_SECONDS = 1200
 INSTANCE_WARMUP_SECONDS = 300
 CAPACITY_TIMEOUT = "20m"
-# Session Manager instead of SSH (no key pair, no port 22).
-SSM_MANAGED_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 def max_healthy_percentage(size: int) -> int:
@@ -102,13 +100,16 @@ class NodeGroup(pulumi.ComponentResource):
         super().__init__("restdemo:swarm:NodeGroup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         node_tags = tags(settings, spec.role)
+        # Only the role's own statements (Session Manager's included): no AWS-managed policy, whose
+        # `ssm:GetParameter` on `*` would read every stack's secrets.
         instance_role = aws.iam.Role(
-            f"{name}-role", assume_role_policy=assume_role("ec2.amazonaws.com"), tags=node_tags, opts=child
+            f"{name}-role",
+            name=node_role_name(pulumi.get_stack(), spec.role),
+            assume_role_policy=assume_role("ec2.amazonaws.com"),
+            tags=node_tags,
+            opts=child,
         )
         role_policy = aws.iam.RolePolicy(f"{name}-role", role=instance_role.id, policy=spec.role_policy, opts=child)
-        session_manager = aws.iam.RolePolicyAttachment(
-            f"{name}-ssm", role=instance_role.name, policy_arn=SSM_MANAGED_POLICY, opts=child
-        )
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=instance_role.name, tags=node_tags, opts=child)
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",
@@ -183,7 +184,7 @@ class NodeGroup(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # A node's first boot needs its role's permissions in place (IAM is eventually consistent).
-                depends_on=[role_policy, session_manager, profile, *spec.depends_on],
+                depends_on=[role_policy, profile, *spec.depends_on],
                 ignore_changes=ignored,
                 # Named: it was the Swarm's child `swarm-<role>s`; a stack that has it keeps it.
                 aliases=[pulumi.Alias(name=f"swarm-{spec.role}s", parent=opts.parent if opts else None)],

@@ -17,7 +17,9 @@ from infra.network import Network
 from infra.registry import Registry
 from infra.service import DockerEndpoint, SwarmService, spread_over
 from infra.settings import Settings, parse_settings
+from infra.secrets_key import SecretsKey
 from infra.swarm import Swarm
+from infra.tunnel import tunnel_host, wait_for_tunnel
 from restdemo_agent.contract import LABEL_ZONE, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,11 +66,28 @@ def main() -> dict[str, pulumi.Input]:
     return outputs
 
 
+def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> pulumi.Output[str]:
+    """Where the docker provider reaches the managers: the admin NLB, or the Session Manager tunnel,
+    waited for (in an update, once the managers exist) so the provider's first call finds it."""
+    if settings.admin_access == "load-balancer":
+        return admin.host
+    if pulumi.runtime.is_dry_run():
+        return swarm.managers.name.apply(lambda _: tunnel_host())
+    return swarm.managers.name.apply(lambda _: wait_for_tunnel())
+
+
 def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[SwarmService, dict[str, pulumi.Input]]:
     """The Docker-for-AWS-style swarm, and the service on it through the admin endpoint."""
     network = Network("network", settings=settings)
     web = LoadBalancer("web", settings=settings, network=network)
-    admin = AdminEndpoint("admin", settings=settings, network=network, ssm_prefix=ssm_prefix(pulumi.get_stack()))
+    secrets_key = SecretsKey("secrets", settings=settings)
+    admin = AdminEndpoint(
+        "admin",
+        settings=settings,
+        network=network,
+        ssm_prefix=ssm_prefix(pulumi.get_stack()),
+        secrets_key_id=secrets_key.key_id,
+    )
     agent_registry = Registry("agent-registry", settings=settings, repository="restdemo-agent")
     agent = Image(
         "agent", settings=settings, registry=agent_registry, context=AGENT_DIR, revision=revision_of(AGENT_DIR)
@@ -79,6 +98,7 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         network=network,
         web=web,
         admin=admin,
+        secrets_key=secrets_key,
         registry_server=registry.server,
         repository_arns=[registry.arn, agent_registry.arn],
         agent_image=agent.ref,
@@ -89,6 +109,7 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         image_ref=image.ref,
         endpoint=dataclasses.replace(
             admin.docker,
+            host=docker_api_host(settings, admin, swarm),
             registry_auth=docker.ProviderRegistryAuthArgs(
                 address=registry.server, username=registry.username, password=registry.password
             ),
@@ -107,11 +128,13 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "agentImage": agent.ref,
         "agentRepository": agent_registry.repository,
         "logGroup": swarm.log_group_name,
-        "managerShell": swarm.managers.name.apply(
-            lambda group: (
-                f"aws ssm start-session --region {settings.aws_region} --target $(aws autoscaling "
-                f"describe-auto-scaling-groups --region {settings.aws_region} --auto-scaling-group-names {group} "
-                "--query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)"
+        "adminCertificateExpires": admin.certificate_expires,
+        # Sessions through the stack's own document, which logs them to the stack's log group.
+        "managerShell": pulumi.Output.all(swarm.managers.name, swarm.session_document).apply(
+            lambda v: (
+                f"aws ssm start-session --region {settings.aws_region} --document-name {v[1]} --target $(aws "
+                f"autoscaling describe-auto-scaling-groups --region {settings.aws_region} --auto-scaling-group-names "
+                f"{v[0]} --query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)"
             )
         ),
     }

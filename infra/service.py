@@ -102,6 +102,12 @@ def task_spec(
     )
 
 
+def network_options(settings: Settings) -> dict[str, str]:
+    """On AWS the service's overlay is encrypted (`--opt encrypted`: IPsec ESP between nodes, which
+    the nodes' security group admits from each other only); a laptop's single node needs none."""
+    return {"encrypted": ""} if settings.platform == "aws" else {}
+
+
 class SwarmService(pulumi.ComponentResource):
     """Outputs: `service_name`, `service_id`, `replicas`, `network_name`."""
 
@@ -126,7 +132,14 @@ class SwarmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         on_swarm = pulumi.ResourceOptions(parent=self, provider=provider)
-        network = docker.Network(f"{name}-network", name=NETWORK_NAME, driver="overlay", attachable=True, opts=on_swarm)
+        network = docker.Network(
+            f"{name}-network",
+            name=NETWORK_NAME,
+            driver="overlay",
+            attachable=True,
+            options=network_options(settings),
+            opts=on_swarm,
+        )
         service = docker.Service(
             name,
             name=SERVICE_NAME,

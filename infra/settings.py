@@ -153,6 +153,7 @@ class Settings(BaseModel):
     vpc_cidr: Cidr = IPv4Network("10.0.0.0/16")
     public_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
     private_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
+    admin_access: Literal["session-manager", "load-balancer"] = "session-manager"
     admin_cidrs: list[Cidr] = Field(default_factory=list)
     log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
     manager_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -203,9 +204,10 @@ class Settings(BaseModel):
         ):
             if not getattr(self, field):
                 problems.append(f"platform aws needs {what}")
-        if not self.admin_cidrs:
+        if self.admin_access == "load-balancer" and not self.admin_cidrs:
             problems.append(
-                f"platform aws needs {key('admin_cidrs')}: the CIDR blocks allowed to reach the swarm's Docker API"
+                f"{key('admin_access')} = load-balancer needs {key('admin_cidrs')}: the CIDR blocks allowed to reach "
+                "the swarm's Docker API (or session-manager: through a port-forwarding session, no CIDR open)"
             )
         subnets = [("public", c) for c in self.public_subnet_cidrs] + [
             ("private", c) for c in self.private_subnet_cidrs

@@ -17,15 +17,17 @@ import pulumi_aws as aws
 from infra.admin_endpoint import AdminEndpoint
 from infra.cloud_init import NodeConfig, render
 from infra.firewall import allow_in, allow_out, security_group
-from infra.iam import StackArns, group_arn, manager_statements, node_statements, policy, worker_statements
+from infra.iam import StackArns, group_arn, policy, role_statements
 from infra.image_contract import CONTAINER_PORT
 from infra.load_balancer import LoadBalancer
 from infra.network import Network
 from infra.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
+from infra.secrets_key import SecretsKey
 from infra.settings import Settings
 from infra.swarm_state import SwarmState
 from restdemo_agent.contract import (
     DOCKER_TLS_PORT,
+    ESP_PROTOCOL,
     READINESS_PORT,
     SWARM_MANAGEMENT_PORT,
     SWARM_NODE_PORTS,
@@ -61,6 +63,7 @@ class Swarm(pulumi.ComponentResource):
         network: Network,
         web: LoadBalancer,
         admin: AdminEndpoint,
+        secrets_key: SecretsKey,
         registry_server: pulumi.Input[str],
         repository_arns: list[pulumi.Input[str]],
         agent_image: pulumi.Input[str],
@@ -74,23 +77,33 @@ class Swarm(pulumi.ComponentResource):
         group_names = {role: f"restdemo-{stack}-{role}s" for role in ("manager", "worker")}
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         arns = pulumi.Output.all(
-            identity.account_id, state.table_arn, state.queue_arn, state.log_group_arn, *repository_arns
+            identity.account_id,
+            state.table_arn,
+            state.queue_arn,
+            state.log_group_arn,
+            secrets_key.arn,
+            *repository_arns,
         ).apply(
             lambda v: StackArns(
                 region=settings.aws_region,
                 account=v[0],
+                stack=stack,
+                ssm_prefix=self.ssm_prefix,
                 table=v[1],
                 queue=v[2],
                 log_group=v[3],
-                ssm_prefix=self.ssm_prefix,
-                repositories=list(v[4:]),
-                groups=[group_arn(settings.aws_region, v[0], g) for g in group_names.values()],
+                key=v[4],
+                repositories=list(v[5:]),
+                groups={role: group_arn(settings.aws_region, v[0], g) for role, g in group_names.items()},
             )
         )
 
         def user_data(role: str, tls_parameters: dict[str, str] | None) -> pulumi.Output[str]:
+            # Managers' user data names the Docker API certificate they must find in SSM: a renewed
+            # certificate changes their launch template, and the instance refresh rolls them one by one.
+            fingerprints = admin.certificate_sha256 if tls_parameters else {}
             return pulumi.Output.all(
-                state.queue_url, state.log_group_name, state.table_name, registry_server, agent_image
+                state.queue_url, state.log_group_name, state.table_name, registry_server, agent_image, fingerprints
             ).apply(
                 lambda v: render(
                     NodeConfig(
@@ -105,6 +118,7 @@ class Swarm(pulumi.ComponentResource):
                         agent_image=v[4],
                         group_name=group_names[role],
                         tls_parameters=tls_parameters,
+                        tls_sha256=v[5],
                         prune_interval_seconds=int(settings.prune_interval),
                     )
                 )
@@ -122,7 +136,7 @@ class Swarm(pulumi.ComponentResource):
                 subnet_ids=network.node_subnet_ids,
                 security_group_ids=[groups["node"].id, groups["manager"].id],
                 user_data=user_data("manager", admin.tls_parameters),
-                role_policy=arns.apply(lambda a: policy(*node_statements(a), *manager_statements(a))),
+                role_policy=arns.apply(lambda a: policy(*role_statements(a, "manager"))),
                 # Created waiting on the admin NLB's readiness check (no service needed yet), then
                 # attached to both: the web target group's check needs the service.
                 create_target_group_arns=[admin.target_group_arn],
@@ -139,7 +153,7 @@ class Swarm(pulumi.ComponentResource):
                 subnet_ids=network.node_subnet_ids,
                 security_group_ids=[groups["node"].id],
                 user_data=user_data("worker", None),
-                role_policy=arns.apply(lambda a: policy(*node_statements(a), *worker_statements(a))),
+                role_policy=arns.apply(lambda a: policy(*role_statements(a, "worker"))),
                 create_target_group_arns=[web.target_group_arn],
                 group_name=group_names["worker"],
                 depends_on=boot_needs,
@@ -159,6 +173,7 @@ class Swarm(pulumi.ComponentResource):
             for spec in specs
         )
         self.log_group_name = state.log_group_name
+        self.session_document = state.session_document
         self.state_table_name = state.table_name
         self.queue_url = state.queue_url
         self.node_security_group_id = groups["node"].id
@@ -181,6 +196,8 @@ class Swarm(pulumi.ComponentResource):
                 protocol=protocol,
                 source_group_id=node.id,
             )
+        # The service's overlay network is encrypted (IPsec ESP between the nodes' VXLAN endpoints).
+        rule("swarm-esp", node, None, "overlay encryption, between nodes only", protocol=ESP_PROTOCOL, source_group_id=node.id)
         rule(
             "manager-2377", manager, SWARM_MANAGEMENT_PORT, "swarm management, from nodes only", source_group_id=node.id
         )

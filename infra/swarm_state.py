@@ -5,6 +5,8 @@ it, and the stack's log group.
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 
@@ -16,6 +18,27 @@ from infra.tags import tags
 VISIBILITY_TIMEOUT_SECONDS = 60
 # Long polling: an agent waits up to this long for a notification in one call (SQS allows 0-20).
 RECEIVE_WAIT_SECONDS = 20
+
+
+def session_preferences(log_group: str) -> str:
+    """A Standard_Stream session document's inputs: stream to CloudWatch Logs (encrypted at rest by
+    CloudWatch; `cloudWatchEncryptionEnabled` would need the log group under a KMS key)."""
+    return json.dumps(
+        {
+            "schemaVersion": "1.0",
+            "description": "restdemo: shell sessions on swarm nodes, logged to the stack's log group",
+            "sessionType": "Standard_Stream",
+            "inputs": {
+                "cloudWatchLogGroupName": log_group,
+                "cloudWatchEncryptionEnabled": False,
+                "cloudWatchStreamingEnabled": True,
+                "idleSessionTimeout": "20",
+                "runAsEnabled": False,
+                "shellProfile": {"linux": "cd ~ && exec bash"},
+            },
+        },
+        sort_keys=True,
+    )
 
 
 class SwarmState(pulumi.ComponentResource):
@@ -62,6 +85,18 @@ class SwarmState(pulumi.ComponentResource):
             tags=tags(settings, "logs"),
             opts=moved("swarm-logs"),
         )
+        # The stack's own Session Manager document: sessions opened with it (managerShell) stream
+        # their input and output to the stack's log group. Not the account-wide preferences
+        # (SSM-SessionManagerRunShell), which other stacks in the account share.
+        session_document = aws.ssm.Document(
+            f"{name}-session",
+            name=f"{prefix}-session",
+            document_type="Session",
+            document_format="JSON",
+            content=log_group.name.apply(session_preferences),
+            tags=tags(settings, "session"),
+            opts=child,
+        )
         hook_role = aws.iam.Role(
             f"{name}-lifecycle-hook",
             assume_role_policy=assume_role("autoscaling.amazonaws.com"),
@@ -78,6 +113,7 @@ class SwarmState(pulumi.ComponentResource):
         self.queue_url, self.queue_arn = queue.url, queue.arn
         self.log_group_name, self.log_group_arn = log_group.name, log_group.arn
         self.hook_role_arn = hook_role.arn
+        self.session_document = session_document.name
         # A hook whose role cannot yet send to the queue fails to create: wait for the policy too.
         self.hook_ready = [hook_role, hook_policy]
         self.register_outputs({"table_name": self.table_name, "queue_url": self.queue_url})

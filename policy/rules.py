@@ -23,6 +23,7 @@ UNTAGGABLE = {
     "aws:autoscaling/lifecycleHook:LifecycleHook",
     "aws:ec2/routeTableAssociation:RouteTableAssociation",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:kms/alias:Alias",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",

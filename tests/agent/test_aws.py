@@ -21,6 +21,7 @@ pytestmark = pytest.mark.unit
 REGION = "eu-west-1"
 TABLE = "restdemo-dev-state"
 PREFIX = "/restdemo/dev"
+KEY = "alias/restdemo-dev"
 
 
 def make_table(dynamodb):
@@ -47,7 +48,7 @@ def state(aws_env):
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         make_table(dynamodb)
-        yield SwarmState(dynamodb, boto3.client("ssm", region_name=REGION), TABLE, PREFIX)
+        yield SwarmState(dynamodb, boto3.client("ssm", region_name=REGION), TABLE, PREFIX, KEY)
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_many_bootstraps_at_once_make_exactly_one_primary(moto_server):
     winners, barrier = [], threading.Barrier(12)
 
     def bootstrap(index: int):
-        state = SwarmState(boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX)
+        state = SwarmState(boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX, KEY)
         barrier.wait()
         if state.claim_primary(f"10.0.0.{index}", f"i-{index}", 1000.0):
             winners.append(index)
@@ -76,7 +77,7 @@ def test_many_bootstraps_at_once_make_exactly_one_primary(moto_server):
         thread.join()
     assert len(winners) == 1
     record = SwarmState(
-        boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX
+        boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX, KEY
     ).primary()
     assert record == {
         "pk": "primary_manager",
@@ -107,11 +108,13 @@ def test_a_stale_record_is_claimed_by_exactly_one_of_two_claimants(state):
     assert (state.primary()["instance_id"], state.primary()["status"]) == ("i-2", "initialising")
 
 
-def test_tokens_are_stored_as_securestring(state):
+def test_tokens_are_stored_as_securestring_under_the_stacks_key(state):
     assert state.token("worker") is None
     state.store_tokens({"worker": "SWMTKN-1-worker", "manager": "SWMTKN-1-manager"})
     parameter = state.ssm.get_parameter(Name=f"{PREFIX}/join-token/worker")["Parameter"]
     assert parameter["Type"] == "SecureString"
+    # Not the account's aws/ssm key, which every principal in the account may use through SSM.
+    assert parameter["Value"] == f"kms:{KEY}:SWMTKN-1-worker"
     assert state.token("worker") == "SWMTKN-1-worker" and state.token("manager") == "SWMTKN-1-manager"
     state.store_tokens({"worker": "SWMTKN-1-rotated"})
     assert state.token("worker") == "SWMTKN-1-rotated"

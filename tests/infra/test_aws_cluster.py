@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, run_program, stack_config
+from infra.iam import SESSION_MANAGER_ACTIONS
+from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, certificate_pem, run_program, stack_config
 
 INVOKES_SSM = INVOKES["aws:ssm/getParameter:getParameter"]
 
@@ -239,12 +240,34 @@ def test_nothing_is_open_to_the_internet_but_the_alb_listeners(run):
     assert not any(r.inputs.get("fromPort") == 22 for r in run.of_type(SG_INGRESS))
 
 
-def test_docker_api_2376_only_from_the_admin_cidrs(run):
-    admin = [str(c) for c in config(run, "adminCidrs")]
-    rules = [r.inputs for r in run.of_type(SG_INGRESS) if r.inputs["fromPort"] == 2376]
+def test_with_session_manager_access_no_cidr_reaches_the_docker_api(run):
+    assert config(run, "adminAccess") == "session-manager"
+    assert [r.name for r in run.of_type(SG_INGRESS) if r.inputs.get("fromPort") == 2376] == []
+    assert run.one("pulumi:providers:docker").inputs["host"] == "tcp://127.0.0.1:23760"
+
+
+def test_with_load_balancer_access_2376_only_from_the_admin_cidrs():
+    admin = ["198.51.100.0/24"]
+    run = run_program(
+        "dev", {**stack_config("dev"), "restdemo:adminAccess": "load-balancer", "restdemo:adminCidrs": admin}
+    )
+    rules = [r.inputs for r in run.of_type(SG_INGRESS) if r.inputs.get("fromPort") == 2376]
     assert rules and all(r["cidrIpv4"] in admin for r in rules)
-    groups = {r["securityGroupId"] for r in rules}
-    assert groups == {"admin-id", "swarm-managers-id"}
+    assert {r["securityGroupId"] for r in rules} == {"admin-id", "swarm-managers-id"}
+    assert run.one("pulumi:providers:docker").inputs["host"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
+
+
+def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):
+    monkeypatch.setattr("infra.tunnel.TUNNEL_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr("infra.program.wait_for_tunnel", lambda: __import__("infra.tunnel").tunnel.wait_for_tunnel(timeout=0.1))
+    with pytest.raises(Exception, match=r"nothing listens on 127.0.0.1:23760 after 0.1s: adminAccess is session-manager"):
+        run_program("dev", tunnel=False)
+
+
+def test_overlay_encryption_esp_only_between_nodes(run):
+    (esp,) = [r for r in run.of_type(SG_INGRESS) if r.inputs["ipProtocol"] == "50"]
+    assert esp.inputs["referencedSecurityGroupId"] == esp.inputs["securityGroupId"] == "swarm-nodes-id"
+    assert "fromPort" not in esp.inputs and "toPort" not in esp.inputs
 
 
 def test_swarm_ports_only_between_nodes_and_8000_only_from_the_alb(run):
@@ -263,6 +286,8 @@ def policy_of(run, role):
 @pytest.mark.parametrize("role", ["manager", "worker"])
 def test_node_policies_are_scoped_to_the_stack(run, role):
     unscopable = {
+        *SESSION_MANAGER_ACTIONS,
+        "logs:DescribeLogGroups",
         "ecr:GetAuthorizationToken",
         "ec2:DescribeInstances",
         "autoscaling:DescribeAutoScalingInstances",
@@ -273,7 +298,8 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
             assert set(statement["Action"]) <= unscopable, statement
             continue
         for arn in statement["Resource"]:
-            assert run.stack in arn, arn
+            # The stack's own resources, and its own KMS key (whose ARN carries a key id, not a name).
+            assert run.stack in arn or arn == "arn:aws:kms:eu-west-1:123456789012:key/secrets-0000", arn
 
 
 def test_workers_cannot_write_state_or_read_manager_tokens(run):
@@ -295,10 +321,16 @@ def test_managers_can_initialise_the_swarm(run):
     assert any("ssm:PutParameter" in s["Action"] and s["Resource"] == tokens for s in statements)
 
 
-def test_session_manager_instead_of_ssh(run):
-    attachments = {r.inputs["policyArn"] for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
-    assert attachments == {"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}
-    assert run.outputs["managerShell"].startswith("aws ssm start-session --region eu-west-1 --target $(")
+def test_session_manager_instead_of_ssh_logged_to_the_stack(run):
+    # No AWS-managed policy on node roles: AmazonSSMManagedInstanceCore reads every parameter.
+    assert run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
+    document = run.named("aws:ssm/document:Document", "swarm-state-session").inputs
+    assert (document["name"], document["documentType"]) == (f"restdemo-{run.stack}-session", "Session")
+    inputs = json.loads(document["content"])["inputs"]
+    assert (inputs["cloudWatchLogGroupName"], inputs["cloudWatchStreamingEnabled"]) == (f"/restdemo/{run.stack}", True)
+    assert run.outputs["managerShell"].startswith(
+        f"aws ssm start-session --region eu-west-1 --document-name restdemo-{run.stack}-session --target $("
+    )
 
 
 def test_state_queue_logs_and_tls_parameters(run):
@@ -310,17 +342,15 @@ def test_state_queue_logs_and_tls_parameters(run):
     parameters = {r.inputs["name"]: r for r in run.of_type("aws:ssm/parameter:Parameter")}
     assert sorted(parameters) == [f"/restdemo/{run.stack}/tls/{n}" for n in ("ca", "cert", "key")]
     assert all(p.inputs["type"] == "SecureString" for p in parameters.values())
+    # Under the stack's own key, not the account-wide aws/ssm.
+    assert {p.inputs["keyId"] for p in parameters.values()} == {"secrets-0000"}
     assert "value" in parameters[f"/restdemo/{run.stack}/tls/key"].secret_paths
 
 
 def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run):
     provider = run.one("pulumi:providers:docker")
-    assert provider.inputs["host"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
-    assert (
-        provider.inputs["caMaterial"]
-        == "-----BEGIN CERTIFICATE-----\nadmin-ca-certificate\n-----END CERTIFICATE-----\n"
-    )
-    assert "admin-client-certificate" in provider.inputs["certMaterial"]
+    assert provider.inputs["caMaterial"] == certificate_pem("admin-ca")
+    assert provider.inputs["certMaterial"] == certificate_pem("admin-client")
     assert "admin-client-private-key" in provider.inputs["keyMaterial"]
     assert "keyMaterial" in provider.secret_paths
     # ECR credentials go with the provider (sent as --with-registry-auth), never in the service's auth.
@@ -339,6 +369,7 @@ def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run)
 def test_server_certificate_is_for_the_nlb_name(run):
     request = run.named("tls:index/certRequest:CertRequest", "admin-server").inputs
     assert request["dnsNames"] == ["admin-0123456789.eu-west-1.elb.amazonaws.com"]
+    assert request["ipAddresses"] == ["127.0.0.1"]  # the Session Manager tunnel's end
     server = run.named("tls:index/locallySignedCert:LocallySignedCert", "admin-server").inputs
     client = run.named("tls:index/locallySignedCert:LocallySignedCert", "admin-client").inputs
     assert "server_auth" in server["allowedUses"] and "client_auth" in client["allowedUses"]
@@ -382,6 +413,7 @@ def test_every_taggable_aws_resource_carries_project_stack_owner(run):
         "aws:ecr/lifecyclePolicy:LifecyclePolicy",
         "aws:autoscaling/attachment:Attachment",
         "aws:autoscaling/lifecycleHook:LifecycleHook",
+        "aws:kms/alias:Alias",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     }

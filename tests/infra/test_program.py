@@ -154,7 +154,12 @@ def test_service_is_exactly_the_architecture(local):
 
 def test_service_network_is_an_attachable_overlay(local):
     network = local.one("docker:index/network:Network")
-    assert network.inputs == {"name": "restdemo", "driver": "overlay", "attachable": True}
+    assert network.inputs == {"name": "restdemo", "driver": "overlay", "attachable": True, "options": {}}
+
+
+def test_on_aws_the_service_network_is_encrypted():
+    network = run_program("dev").one("docker:index/network:Network")
+    assert network.inputs["options"] == {"encrypted": ""}
 
 
 def test_service_healthcheck_is_the_images_own(local):
@@ -257,7 +262,7 @@ def test_aws_registry_credentials_are_secrets(stack):
         ("prod", {"restdemo:workerCount": -1}, "restdemo:workerCount"),
         ("prod", {"restdemo:vpcCidr": "10.30.0.0/99"}, "restdemo:vpcCidr"),
         ("prod", {"restdemo:privateSubnetCidrs": ["10.30.0.0/24", "10.30.11.0/24", "10.30.12.0/24"]}, "overlaps"),
-        ("dev", {"restdemo:adminCidrs": []}, "platform aws needs restdemo:adminCidrs"),
+        ("dev", {"restdemo:adminAccess": "load-balancer"}, "restdemo:adminAccess = load-balancer needs restdemo:adminCidrs"),
         ("dev", {"aws:region": ""}, "platform aws needs aws:region"),
     ],
 )

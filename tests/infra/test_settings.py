@@ -127,10 +127,6 @@ def test_invalid_value_names_key_value_and_what_is_allowed(config, message):
     [
         ("aws:region", "platform aws needs aws:region, the AWS region to deploy to"),
         ("restdemo:owner", "platform aws needs restdemo:owner"),
-        (
-            "restdemo:adminCidrs",
-            "platform aws needs restdemo:adminCidrs: the CIDR blocks allowed to reach the swarm's Docker API",
-        ),
         ("restdemo:publicSubnetCidrs", "platform aws needs restdemo:publicSubnetCidrs"),
         ("restdemo:nodeAmi", "platform aws needs restdemo:nodeAmi, the nodes' AMI pinned per stack"),
     ],
@@ -138,6 +134,20 @@ def test_invalid_value_names_key_value_and_what_is_allowed(config, message):
 def test_required_aws_setting_missing(missing, message):
     config = {k: v for k, v in AWS_OK.items() if k != missing}
     assert message in error_of(config)
+
+
+def test_the_load_balancer_path_needs_admin_cidrs():
+    config = {k: v for k, v in AWS_OK.items() if k != "restdemo:adminCidrs"}
+    assert error_of(config | {"restdemo:adminAccess": "load-balancer"}).endswith(
+        "restdemo:adminAccess = load-balancer needs restdemo:adminCidrs: the CIDR blocks allowed to reach the "
+        "swarm's Docker API (or session-manager: through a port-forwarding session, no CIDR open)"
+    )
+    assert "adminCidrs" not in error_of(config | {"restdemo:adminAccess": "session-manager", "restdemo:replicas": "0"})
+
+
+def test_admin_access_names_its_allowed_values():
+    assert "restdemo:adminAccess" in error_of({**AWS_OK, "restdemo:adminAccess": "vpn"})
+    assert "'session-manager' or 'load-balancer'" in error_of({**AWS_OK, "restdemo:adminAccess": "vpn"})
 
 
 def test_every_problem_is_reported_at_once():

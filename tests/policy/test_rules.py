@@ -82,7 +82,7 @@ BAD_VARIANTS = [
     (
         "dev",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-        "swarm-docker-api-0",
+        "swarm-manager-2377",
         ingress,
         "ingress-only-listeners-public",
         "ingress from anywhere on ports 22-22",

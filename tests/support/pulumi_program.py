@@ -7,7 +7,10 @@ engine only. Resource inputs are recorded exactly as the providers would receive
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import socket
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +63,16 @@ def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
     return value
 
 
+# Bumped by a test to stand for `pulumi up` renewing the certificates (tls replaces them).
+CERTIFICATE_GENERATION = 1
+
+
+def certificate_pem(name: str) -> str:
+    """A DER stand-in; a renewal (a new CERTIFICATE_GENERATION) makes different certificates."""
+    der = base64.b64encode(f"{name}-certificate-{CERTIFICATE_GENERATION}".encode()).decode()
+    return f"-----BEGIN CERTIFICATE-----\n{der}\n-----END CERTIFICATE-----\n"
+
+
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
     """What the real providers would add to the inputs, deterministically."""
     arn = f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}"
@@ -91,14 +104,17 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
     if typ == "aws:ec2/launchTemplate:LaunchTemplate":
         return {"arn": arn, "latestVersion": 1}
     if typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
-        return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{name}", "name": name}
+        named = inputs.get("name") or name
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{named}", "name": named}
+    if typ == "aws:kms/key:Key":
+        return {"arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{name}-0000", "keyId": f"{name}-0000"}
     if typ == "tls:index/privateKey:PrivateKey":
         return {
             "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{name}-private-key\n-----END PRIVATE KEY-----\n",
             "publicKeyPem": f"{name}-public",
         }
     if typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
-        return {"certPem": f"-----BEGIN CERTIFICATE-----\n{name}-certificate\n-----END CERTIFICATE-----\n"}
+        return {"certPem": certificate_pem(name), "validityEndTime": "2027-11-28T12:00:00Z"}
     if typ == "tls:index/certRequest:CertRequest":
         return {"certRequestPem": f"{name}-csr"}
     if typ.startswith("aws:"):
@@ -235,9 +251,37 @@ def wire_config(config: dict[str, Any]) -> dict[str, str]:
     return {key: text(value) for key, value in config.items()}
 
 
-def run_program(stack: str, config: dict[str, Any] | None = None, *, preview: bool = False) -> ProgramRun:
-    """Run infra/program.py afresh for `stack` with `config` (default: its stack file)."""
+@contextlib.contextmanager
+def open_tunnel(port: int):
+    """What `python -m infra.tunnel <stack>` gives an `up` with adminAccess session-manager: something
+    listening on the tunnel's port (the program waits for it before the docker provider's first call)."""
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError:  # already open (an outer run)
+        listener.close()
+        yield
+        return
+    listener.listen()
+    try:
+        yield
+    finally:
+        listener.close()
+
+
+def run_program(
+    stack: str, config: dict[str, Any] | None = None, *, preview: bool = False, tunnel: bool = True
+) -> ProgramRun:
+    """Run infra/program.py afresh for `stack` with `config` (default: its stack file); with `tunnel`,
+    as beside an open Session Manager tunnel."""
     from infra.program import main
+    from infra.tunnel import TUNNEL_PORT
+
+    with open_tunnel(TUNNEL_PORT) if tunnel else contextlib.nullcontext():
+        return _run(stack, config, preview, main)
+
+
+def _run(stack: str, config: dict[str, Any] | None, preview: bool, main) -> ProgramRun:
 
     config = stack_config(stack) if config is None else config
     mocks = RecordingMocks(region=str(config.get("aws:region", "us-east-1")))

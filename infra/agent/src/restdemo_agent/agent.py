@@ -176,8 +176,9 @@ class Agent:
             time.sleep(ROUND_SECONDS)
 
     def join_or_give_up(self) -> bool:
-        """Become a member; then end this instance's launch hook (the group's instance refresh waits
-        on it). A node that cannot join asks its group to replace it."""
+        """Become a member (the leader then ends this instance's launch hook). A node that cannot
+        join asks its group to replace it; a manager also abandons its launch at once, a worker
+        (no lifecycle permission) lets the hook's default ABANDON do it."""
         env = self.environment
         result = bootstrap_until_member(
             self.role,
@@ -188,12 +189,11 @@ class Agent:
             stale_after=env.primary_stale_seconds,
         )
         if result is None:
-            self.lifecycle.complete_launch(env.group_name, self.me.instance_id, "ABANDON")
+            if self.role == "manager":
+                self.lifecycle.complete_launch(env.group_name, self.me.instance_id, "ABANDON")
             self.lifecycle.mark_unhealthy(self.me.instance_id)
             log("marked-unhealthy", instance_id=self.me.instance_id)
             return False
-        if self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
-            log("launch-complete", instance_id=self.me.instance_id)
         return True
 
     def orphaned(self) -> bool:
@@ -323,8 +323,17 @@ class Agent:
             self.confirm_primary(nodes, me)
             self.confirmed_at = time.monotonic()
         if me.leader:
+            self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
+
+    def complete_launches(self, nodes) -> None:
+        """The leader vouches for new members: a ready node whose instance a launch hook holds is let
+        into service (an instance refresh moves on only then). Workers hold no lifecycle permission."""
+        ready = [n.instance_id for n in nodes if n.state == "ready" and n.instance_id]
+        for instance_id, group in self.lifecycle.waiting_launches(ready).items():
+            if self.lifecycle.complete_launch(group, instance_id):
+                log("launch-complete", instance_id=instance_id, group=group)
 
     def confirm_primary(self, nodes, me) -> None:
         """Keep the record pointing at a live manager, and fresh, so nodes booting later find one."""

@@ -15,8 +15,10 @@ from restdemo_agent.plan import PRIMARY_KEY
 class SwarmState:
     """Who initialised the swarm (DynamoDB, conditional writes) and the join tokens (SSM SecureString)."""
 
-    def __init__(self, dynamodb, ssm, table: str, prefix: str):
+    def __init__(self, dynamodb, ssm, table: str, prefix: str, key_id: str):
         self.dynamodb, self.ssm, self.table, self.prefix = dynamodb, ssm, table, prefix
+        # The stack's KMS key: its policy lets workers decrypt the worker token only.
+        self.key_id = key_id
 
     def claim_primary(self, address: str, instance_id: str, now: float, stale: dict | None = None) -> bool:
         """Exactly one caller wins, however many try at once: a new record, or over `stale`, the
@@ -64,6 +66,7 @@ class SwarmState:
                 Name=token_parameter(self.prefix, role),
                 Value=token,
                 Type="SecureString",
+                KeyId=self.key_id,
                 Overwrite=True,
                 Description=f"restdemo swarm join token ({role})",
             )
@@ -161,6 +164,14 @@ class Lifecycle:
             if exc.response["Error"]["Code"] == "ValidationError":
                 return False
             raise
+
+    def waiting_launches(self, instance_ids: list[str]) -> dict[str, str]:
+        """Which of these instances a launch hook holds (Pending:Wait), with their groups."""
+        found = []
+        for start in range(0, len(instance_ids), 50):  # the API takes at most 50 ids
+            batch = instance_ids[start : start + 50]
+            found += self.autoscaling.describe_auto_scaling_instances(InstanceIds=batch)["AutoScalingInstances"]
+        return {i["InstanceId"]: i["AutoScalingGroupName"] for i in found if i["LifecycleState"] == "Pending:Wait"}
 
     def mark_unhealthy(self, instance_id: str) -> None:
         """Let the group replace this instance (it could not join the swarm)."""

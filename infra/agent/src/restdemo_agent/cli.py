@@ -44,12 +44,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from restdemo_agent.agent import Agent, bootstrap_until_member
     from restdemo_agent.aws import Lifecycle, SwarmState
+    from restdemo_agent.contract import secrets_key_alias
     from restdemo_agent.engine import Engine
     from restdemo_agent.identity import identity
 
     aws = clients(environment)
     engine = Engine(docker.from_env())
-    state = SwarmState(aws["dynamodb"], aws["ssm"], environment.state_table, environment.ssm_prefix)
+    state = SwarmState(
+        aws["dynamodb"],
+        aws["ssm"],
+        environment.state_table,
+        environment.ssm_prefix,
+        secrets_key_alias(environment.stack),
+    )
     me = identity()
     if args.command == "bootstrap":
         joined = bootstrap_until_member(

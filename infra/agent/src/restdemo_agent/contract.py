@@ -18,6 +18,8 @@ DOCKER_TLS_PORT = 2376
 SWARM_MANAGEMENT_PORT = 2377
 # Between every pair of nodes: gossip (tcp and udp) and the overlay's VXLAN.
 SWARM_NODE_PORTS = (("tcp", 7946), ("udp", 7946), ("udp", 4789))
+# An encrypted overlay's IPsec traffic (IP protocol 50), between nodes too.
+ESP_PROTOCOL = "50"
 
 # Engine labels each node sets at boot (cloud-init, from IMDSv2); managers copy them to node
 # labels, which placement preferences and constraints use as `node.labels.<name>`.
@@ -40,6 +42,11 @@ TLS_FILES = ("ca", "cert", "key")
 def ssm_prefix(stack: str) -> str:
     """Where a stack's join tokens and TLS material live in SSM Parameter Store."""
     return f"/restdemo/{stack}"
+
+
+def secrets_key_alias(stack: str) -> str:
+    """The stack's own KMS key for its SecureStrings (join tokens, TLS material), by alias."""
+    return f"alias/restdemo-{stack}"
 
 
 def token_parameter(prefix: str, role: str) -> str:

@@ -1,0 +1,98 @@
+"""The Docker API through a Session Manager port forward (`adminAccess: session-manager`).
+
+No CIDR is opened: the deploy job (or an operator) runs `python -m infra.tunnel <stack>`,
+which forwards 127.0.0.1:TUNNEL_PORT to port 2376 on an in-service manager with
+`aws ssm start-session --document-name AWS-StartPortForwardingSession`, and re-opens it on
+another manager if it drops. The docker provider talks mutual TLS to 127.0.0.1, which the
+server certificate names. On a first `up` the managers do not exist before the program
+creates them: the tunnel waits for one, and the program waits for the tunnel before the
+docker provider's first call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+
+from restdemo_agent.contract import DOCKER_TLS_PORT
+
+TUNNEL_ADDRESS = "127.0.0.1"
+TUNNEL_PORT = 23760
+TUNNEL_WAIT_SECONDS = 600.0
+
+
+def tunnel_host(port: int = TUNNEL_PORT) -> str:
+    return f"tcp://{TUNNEL_ADDRESS}:{port}"
+
+
+def choose_manager(instances: list[dict]) -> str | None:
+    """An in-service, healthy manager of the group (DescribeAutoScalingGroups' Instances), the
+    longest-lived first: a new one may still be joining."""
+    ready = [i for i in instances if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
+    return sorted(ready, key=lambda i: i["InstanceId"])[0]["InstanceId"] if ready else None
+
+
+def session_command(region: str, instance_id: str, port: int = TUNNEL_PORT) -> list[str]:
+    return [
+        "aws",
+        "ssm",
+        "start-session",
+        "--region",
+        region,
+        "--target",
+        instance_id,
+        "--document-name",
+        "AWS-StartPortForwardingSession",
+        "--parameters",
+        f"portNumber={DOCKER_TLS_PORT},localPortNumber={port}",
+    ]
+
+
+def wait_for_tunnel(port: int = TUNNEL_PORT, timeout: float = TUNNEL_WAIT_SECONDS) -> str:
+    """The tunnel's host once something listens on it; a clear error after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((TUNNEL_ADDRESS, port), timeout=2):
+                return tunnel_host(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"nothing listens on {TUNNEL_ADDRESS}:{port} after {timeout:g}s: adminAccess is session-manager, "
+                    "so run `python -m infra.tunnel <stack>` beside `pulumi up` (README: Reaching the Docker API)"
+                ) from None
+            time.sleep(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import boto3
+
+    parser = argparse.ArgumentParser(description="Forward 127.0.0.1:PORT to a swarm manager's Docker API.")
+    parser.add_argument("stack")
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--port", type=int, default=TUNNEL_PORT)
+    parser.add_argument("--wait", type=float, default=1800.0, help="seconds to wait for a manager")
+    args = parser.parse_args(argv)
+    autoscaling = boto3.client("autoscaling", region_name=args.region)
+    region = autoscaling.meta.region_name
+    group = f"restdemo-{args.stack}-managers"
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+        manager = choose_manager(found[0]["Instances"]) if found else None
+        if manager is None:
+            time.sleep(10)
+            continue
+        print(f"tunnel: {TUNNEL_ADDRESS}:{args.port} -> {manager}:{DOCKER_TLS_PORT}", file=sys.stderr, flush=True)
+        subprocess.run(session_command(region, manager, args.port), check=False)
+        time.sleep(2)  # the session ended (the manager left?): another one
+        deadline = time.monotonic() + args.wait
+    print(f"tunnel: no manager of {group} in service after {args.wait:g}s", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
