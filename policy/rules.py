@@ -7,6 +7,7 @@ Values unknown at preview time (outputs of other resources) are not judged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +121,52 @@ def service_rolls_out_safely(resource: Resource, config: dict) -> list[str]:
     return violations
 
 
+# AWS-managed policies that read every SSM parameter of the account (`ssm:GetParameter*` on `*`).
+BROAD_PARAMETER_READERS = {
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    "arn:aws:iam::aws:policy/AmazonEC2RoleforSSM",
+    "arn:aws:iam::aws:policy/AmazonSSMReadOnlyAccess",
+    "arn:aws:iam::aws:policy/AmazonSSMFullAccess",
+    "arn:aws:iam::aws:policy/ReadOnlyAccess",
+    "arn:aws:iam::aws:policy/PowerUserAccess",
+    "arn:aws:iam::aws:policy/AdministratorAccess",
+}
+
+
+def _reads_every_parameter(statement: dict) -> bool:
+    actions = statement.get("Action") or []
+    resources = statement.get("Resource") or []
+    actions = [actions] if isinstance(actions, str) else actions
+    resources = [resources] if isinstance(resources, str) else resources
+    reads = any(a.lower() in ("ssm:*", "ssm:getparameter", "ssm:getparameters", "ssm:getparameter*", "*") for a in actions)
+    return statement.get("Effect") == "Allow" and reads and any(r in ("*", "arn:aws:ssm:*") for r in resources)
+
+
+def roles_read_only_their_parameters(resource: Resource, config: dict) -> list[str]:
+    """A role that reads every parameter reads every stack's join tokens and TLS keys."""
+    if resource.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+        if resource.props.get("policyArn") in BROAD_PARAMETER_READERS:
+            return [
+                f"{resource.name}: {resource.props['policyArn']} reads every SSM parameter in the account; "
+                "give the role its own statements on its stack's parameters"
+            ]
+    if resource.type == "aws:iam/rolePolicy:RolePolicy" and isinstance(resource.props.get("policy"), str):
+        statements = json.loads(resource.props["policy"]).get("Statement") or []
+        if any(_reads_every_parameter(s) for s in statements):
+            return [f"{resource.name}: allows reading every SSM parameter (ssm:GetParameter* on *)"]
+    return []
+
+
+def secure_strings_under_a_customer_key(resource: Resource, config: dict) -> list[str]:
+    """The AWS managed aws/ssm key lets every principal of the account decrypt through SSM."""
+    if resource.type != "aws:ssm/parameter:Parameter" or resource.props.get("type") != "SecureString":
+        return []
+    key = resource.props.get("keyId")
+    if not key or key in ("alias/aws/ssm",) or str(key).endswith(":alias/aws/ssm"):
+        return [f"{resource.name}: a SecureString must be encrypted with the stack's own KMS key (keyId), not aws/ssm"]
+    return []
+
+
 def log_groups_have_retention(resource: Resource, config: dict) -> list[str]:
     if resource.type == "aws:cloudwatch/logGroup:LogGroup" and not resource.props.get("retentionInDays"):
         return [f"{resource.name}: a log group needs a retention (retentionInDays)"]
@@ -159,6 +206,14 @@ RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
     "service-safe-rollout": (
         "The service runs an image by digest, with a healthcheck, an update order and rollback on failure.",
         service_rolls_out_safely,
+    ),
+    "roles-read-only-their-parameters": (
+        "No role reads every SSM parameter (no AWS-managed policy with ssm:GetParameter* on *).",
+        roles_read_only_their_parameters,
+    ),
+    "securestrings-customer-key": (
+        "SecureString parameters are encrypted with a customer-managed KMS key, not aws/ssm.",
+        secure_strings_under_a_customer_key,
     ),
     "log-retention": ("Every log group has a retention.", log_groups_have_retention),
     "deletion-protection": (

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from infra.iam import SESSION_MANAGER_ACTIONS
-from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, certificate_pem, run_program, stack_config
+from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, certificate_pem, kms_key_arn, run_program, stack_config
 
 INVOKES_SSM = INVOKES["aws:ssm/getParameter:getParameter"]
 
@@ -299,7 +299,7 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
             continue
         for arn in statement["Resource"]:
             # The stack's own resources, and its own KMS key (whose ARN carries a key id, not a name).
-            assert run.stack in arn or arn == "arn:aws:kms:eu-west-1:123456789012:key/secrets-0000", arn
+            assert run.stack in arn or arn == kms_key_arn("eu-west-1", "secrets", run.stack), arn
 
 
 def test_workers_cannot_write_state_or_read_manager_tokens(run):
@@ -343,7 +343,9 @@ def test_state_queue_logs_and_tls_parameters(run):
     assert sorted(parameters) == [f"/restdemo/{run.stack}/tls/{n}" for n in ("ca", "cert", "key")]
     assert all(p.inputs["type"] == "SecureString" for p in parameters.values())
     # Under the stack's own key, not the account-wide aws/ssm.
-    assert {p.inputs["keyId"] for p in parameters.values()} == {"secrets-0000"}
+    assert {p.inputs["keyId"] for p in parameters.values()} == {
+        kms_key_arn("eu-west-1", "secrets", run.stack).rpartition("/")[2]
+    }
     assert "value" in parameters[f"/restdemo/{run.stack}/tls/key"].secret_paths
 
 

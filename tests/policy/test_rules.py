@@ -160,6 +160,34 @@ BAD_VARIANTS = [
         "updateConfig.failureAction must be rollback",
     ),
     (
+        "staging",
+        "aws:iam/rolePolicy:RolePolicy",
+        "swarm-workers-role",
+        lambda p: p.update(
+            policy=json.dumps(
+                {"Statement": [{"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": "*"}]}
+            )
+        ),
+        "roles-read-only-their-parameters",
+        "allows reading every SSM parameter",
+    ),
+    (
+        "prod",
+        "aws:ssm/parameter:Parameter",
+        "admin-key",
+        lambda p: p.pop("keyId"),
+        "securestrings-customer-key",
+        "must be encrypted with the stack's own KMS key",
+    ),
+    (
+        "dev",
+        "aws:ssm/parameter:Parameter",
+        "admin-ca",
+        lambda p: p.update(keyId="alias/aws/ssm"),
+        "securestrings-customer-key",
+        "not aws/ssm",
+    ),
+    (
         "dev",
         "aws:cloudwatch/logGroup:LogGroup",
         "swarm-state-logs",
@@ -201,6 +229,18 @@ def test_a_bad_variant_is_caught_by_its_rule(stack, typ, name, change, rule, mes
     found = violations(variant(resources_of(stack), typ, name, change), pack_config(stack))
     assert [r for r, _ in found] == [rule]
     assert message in found[0][1]
+
+
+def test_the_managed_instance_core_policy_on_a_node_role_is_caught():
+    """What the node roles had before (#11): the AWS-managed policy whose parameter reads cover `*`."""
+    attachment = Resource(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "swarm-workers-ssm",
+        {"role": "restdemo-dev-worker-node", "policyArn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+    )
+    (found,) = violations([attachment], pack_config("dev"))
+    assert found[0] == "roles-read-only-their-parameters"
+    assert "reads every SSM parameter in the account" in found[1]
 
 
 def test_every_rule_has_a_bad_variant():

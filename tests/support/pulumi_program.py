@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import socket
+import uuid
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,12 @@ def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
 CERTIFICATE_GENERATION = 1
 
 
+def kms_key_arn(region: str, name: str, stack: str | None = None) -> str:
+    """A key id is a UUID, different in every stack."""
+    key_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{stack or pulumi.get_stack()}/{name}")
+    return f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"
+
+
 def certificate_pem(name: str) -> str:
     """A DER stand-in; a renewal (a new CERTIFICATE_GENERATION) makes different certificates."""
     der = base64.b64encode(f"{name}-certificate-{CERTIFICATE_GENERATION}".encode()).decode()
@@ -107,7 +114,7 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
         named = inputs.get("name") or name
         return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{named}", "name": named}
     if typ == "aws:kms/key:Key":
-        return {"arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{name}-0000", "keyId": f"{name}-0000"}
+        return {"arn": kms_key_arn(region, name), "keyId": kms_key_arn(region, name).rpartition("/")[2]}
     if typ == "tls:index/privateKey:PrivateKey":
         return {
             "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{name}-private-key\n-----END PRIVATE KEY-----\n",

@@ -1,0 +1,318 @@
+"""The node roles and the stack's KMS key, evaluated request by request (tests/support/iam_eval.py):
+what a compromised worker can and cannot do, what a manager needs, and one stack against another.
+
+Every request is the one the real call makes: SSM's GetParameter/PutParameter on the parameter's
+ARN, then KMS Decrypt/Encrypt on the stack's key with the encryption context SSM sends
+(PARAMETER_ARN = the parameter's ARN) and kms:ViaService = ssm.<region>.amazonaws.com
+(Systems Manager User Guide, "How Parameter Store uses AWS KMS").
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra.iam import SESSION_MANAGER_ACTIONS
+from tests.support.iam_eval import Request, identity_allows, kms_allows
+from tests.support.pulumi_program import ACCOUNT, REPO, kms_key_arn, run_program
+
+pytestmark = pytest.mark.unit
+
+REGION = "eu-west-1"
+SSM = f"ssm.{REGION}.amazonaws.com"
+
+
+@dataclass
+class StackAccess:
+    stack: str
+    policies: dict[str, dict]  # role -> its identity policy
+    key_policy: dict
+    key: str
+
+    def role(self, role: str) -> str:
+        return f"arn:aws:iam::{ACCOUNT}:role/restdemo-{self.stack}-{role}-node"
+
+    def parameter(self, path: str) -> str:
+        return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/restdemo/{self.stack}/{path}"
+
+    def group(self, role: str) -> str:
+        return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/restdemo-{self.stack}-{role}s"
+
+
+def access_of(stack: str) -> StackAccess:
+    run = run_program(stack)
+    policies = {
+        role: json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"swarm-{role}s-role").inputs["policy"])
+        for role in ("manager", "worker")
+    }
+    key_policy = json.loads(run.one("aws:kms/key:Key").inputs["policy"])
+    return StackAccess(stack, policies, key_policy, kms_key_arn(REGION, "secrets", stack))
+
+
+@pytest.fixture(scope="module")
+def dev() -> StackAccess:
+    return access_of("dev")
+
+
+@pytest.fixture(scope="module")
+def prod() -> StackAccess:
+    return access_of("prod")
+
+
+def can(access: StackAccess, role: str, action: str, resource: str, *, as_stack: StackAccess | None = None) -> bool:
+    """`role` of `access`'s stack calls `action` on `resource` (IAM alone decides: no resource policy)."""
+    return identity_allows([access.policies[role]], Request((as_stack or access).role(role), action, resource))
+
+
+def reads(caller: StackAccess, role: str, owner: StackAccess, path: str, policies: list[dict] | None = None) -> bool:
+    """GetParameter(WithDecryption) of `owner`'s parameter by `caller`'s role: SSM, then KMS."""
+    parameter, principal = owner.parameter(path), caller.role(role)
+    policies = policies or [caller.policies[role]]
+    kms = Request(
+        principal,
+        "kms:Decrypt",
+        owner.key,
+        {"kms:EncryptionContext:PARAMETER_ARN": parameter, "kms:ViaService": SSM},
+    )
+    return identity_allows(policies, Request(principal, "ssm:GetParameter", parameter)) and kms_allows(
+        owner.key_policy, policies, kms
+    )
+
+
+def writes(access: StackAccess, role: str, path: str) -> bool:
+    """PutParameter of a standard SecureString: SSM, then KMS Encrypt."""
+    parameter, principal = access.parameter(path), access.role(role)
+    kms = Request(
+        principal, "kms:Encrypt", access.key, {"kms:EncryptionContext:PARAMETER_ARN": parameter, "kms:ViaService": SSM}
+    )
+    return identity_allows([access.policies[role]], Request(principal, "ssm:PutParameter", parameter)) and kms_allows(
+        access.key_policy, [access.policies[role]], kms
+    )
+
+
+# --- the evaluator itself, on AWS's documented rules -------------------------------------------
+
+
+def test_the_evaluator_applies_awss_rules():
+    role = f"arn:aws:iam::{ACCOUNT}:role/r"
+    allow = {"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/*"}
+    deny = {"Effect": "Deny", "NotAction": "s3:GetObject", "Resource": "*"}
+    assert identity_allows([{"Statement": [allow]}], Request(role, "S3:GETOBJECT", "arn:aws:s3:::b/k"))  # case
+    assert not identity_allows([{"Statement": [allow]}], Request(role, "s3:GetObject", "arn:aws:s3:::c/k"))
+    assert not identity_allows([{"Statement": [allow, deny]}], Request(role, "s3:GetBucketTagging", "arn:aws:s3:::b/k"))
+    assert not identity_allows([], Request(role, "s3:GetObject", "arn:aws:s3:::b/k"))  # implicit deny
+    # A missing condition key: a positive operator does not match, a negated one does.
+    needs = {"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"k:x": "1"}}}
+    unless = {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"StringNotEquals": {"k:x": "1"}}}
+    assert not identity_allows([{"Statement": [needs]}], Request(role, "a:b", "*"))
+    assert identity_allows([{"Statement": [needs]}], Request(role, "a:b", "*", {"k:x": "1"}))
+    assert not identity_allows([{"Statement": [needs, unless]}], Request(role, "a:b", "*"))
+    # KMS: the account in the key policy lets IAM decide; naming nobody, IAM alone is not enough.
+    account = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}
+    iam = {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}
+    decrypt = Request(role, "kms:Decrypt", "arn:aws:kms:eu-west-1:1:key/k")
+    assert kms_allows({"Statement": [account]}, [iam], decrypt)
+    assert not kms_allows({"Statement": [account]}, [], decrypt)
+    assert not kms_allows({"Statement": []}, [iam], decrypt)
+    with pytest.raises(ValueError, match="condition operator DateGreaterThan is not evaluated here"):
+        identity_allows([{"Statement": [needs | {"Condition": {"DateGreaterThan": {}}}]}], Request(role, "a:b", "*"))
+
+
+# --- a compromised worker -------------------------------------------------------------------
+
+
+def test_a_worker_is_denied_the_manager_token(dev):
+    assert reads(dev, "worker", dev, "join-token/worker")
+    assert not reads(dev, "worker", dev, "join-token/manager")
+
+
+def test_a_worker_is_denied_the_tls_key(dev):
+    for name in ("key", "cert", "ca"):
+        assert not reads(dev, "worker", dev, f"tls/{name}"), name
+
+
+def test_a_worker_cannot_complete_a_lifecycle_action(dev):
+    for group in ("manager", "worker"):
+        for action in ("autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"):
+            assert not can(dev, "worker", action, dev.group(group)), (action, group)
+
+
+def test_a_worker_cannot_touch_the_lifecycle_queue(dev):
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-dev-lifecycle"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"):
+        assert not can(dev, "worker", action, queue), action
+
+
+def test_a_worker_cannot_write_the_state_or_the_tokens(dev):
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
+    assert can(dev, "worker", "dynamodb:GetItem", table)
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert not can(dev, "worker", action, table), action
+    assert not writes(dev, "worker", "join-token/worker")
+
+
+def test_a_worker_may_ask_only_its_own_group_to_replace_it(dev):
+    assert can(dev, "worker", "autoscaling:SetInstanceHealth", dev.group("worker"))
+    assert not can(dev, "worker", "autoscaling:SetInstanceHealth", dev.group("manager"))
+
+
+def test_broader_iam_on_a_worker_still_gets_nothing_but_its_token_from_the_key(dev):
+    """Someone attaches kms:* and ssm:* to the worker role: the key itself still refuses the rest."""
+    everything = {"Statement": [{"Effect": "Allow", "Action": ["kms:*", "ssm:*"], "Resource": "*"}]}
+    policies = [dev.policies["worker"], everything]
+    assert reads(dev, "worker", dev, "join-token/worker", policies)
+    assert not reads(dev, "worker", dev, "join-token/manager", policies)
+    assert not reads(dev, "worker", dev, "tls/key", policies)
+    direct = Request(dev.role("worker"), "kms:Decrypt", dev.key, {})  # not through SSM
+    assert not kms_allows(dev.key_policy, policies, direct)
+
+
+# --- managers -------------------------------------------------------------------------------
+
+
+def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_tokens(dev):
+    for path in ("join-token/worker", "join-token/manager", "tls/ca", "tls/cert", "tls/key"):
+        assert reads(dev, "manager", dev, path), path
+    assert writes(dev, "manager", "join-token/worker") and writes(dev, "manager", "join-token/manager")
+    assert not writes(dev, "manager", "tls/key")
+
+
+# The AWS calls of the agent, found in its source: `<client>.<method>(...)` on these clients.
+AGENT_SOURCE = REPO / "infra" / "agent" / "src" / "restdemo_agent"
+CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb"}
+# Implied by the agent's calls: SecureString reads decrypt, writes encrypt (through SSM).
+IMPLIED = {"kms:Decrypt", "kms:Encrypt"}
+# Called on the node, not by the agent: dockerd pulls from ECR after cloud-init's
+# `aws ecr get-login-password`; cloud-init reads the TLS material with `aws ssm get-parameter`;
+# the awslogs driver and Session Manager write the log group; the SSM agent serves sessions.
+OUTSIDE_THE_AGENT = {
+    "ecr:GetAuthorizationToken",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ssm:GetParameter",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "logs:DescribeLogStreams",
+    "logs:DescribeLogGroups",
+    *SESSION_MANAGER_ACTIONS,
+}
+
+
+def agent_calls() -> set[str]:
+    """IAM actions of every AWS call in the agent's source, named through botocore's own mapping."""
+    found = set()
+    for path in Path(AGENT_SOURCE).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            receiver = node.func.value
+            name = receiver.attr if isinstance(receiver, ast.Attribute) else getattr(receiver, "id", "")
+            if name in CLIENTS:
+                client = boto3.client(name, region_name=REGION)
+                found.add(f"{name}:{client.meta.method_to_api_mapping[node.func.attr]}")
+    return found
+
+
+def actions_of(policy: dict) -> set[str]:
+    return {a for s in policy["Statement"] for a in s["Action"]}
+
+
+def test_the_agent_calls_are_the_ones_found():
+    """The scan itself: it finds the calls known to be there (a scan finding nothing would pass)."""
+    calls = agent_calls()
+    assert {"sqs:ReceiveMessage", "autoscaling:CompleteLifecycleAction", "dynamodb:PutItem"} <= calls
+    assert {"ssm:PutParameter", "ec2:DescribeInstances", "ecr:GetAuthorizationToken"} <= calls
+
+
+def test_a_manager_holds_exactly_what_its_node_calls(dev):
+    assert actions_of(dev.policies["manager"]) == agent_calls() | IMPLIED | OUTSIDE_THE_AGENT
+
+
+def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-dev-lifecycle"
+    targets = {
+        "dynamodb": [table],
+        "sqs": [queue],
+        "ssm": [dev.parameter("join-token/worker"), dev.parameter("join-token/manager")],
+        "autoscaling:CompleteLifecycleAction": [dev.group("manager"), dev.group("worker")],
+        "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
+        "autoscaling:SetInstanceHealth": [dev.group("manager")],
+    }
+    for action in agent_calls():
+        for resource in targets.get(action, targets.get(action.split(":")[0], ["*"])):
+            assert can(dev, "manager", action, resource), (action, resource)
+    assert not can(dev, "manager", "dynamodb:PutItem", table.replace("restdemo-dev", "restdemo-prod"))
+
+
+def test_a_worker_holds_nothing_its_node_does_not_call(dev):
+    worker = actions_of(dev.policies["worker"])
+    assert worker <= agent_calls() | IMPLIED | OUTSIDE_THE_AGENT
+    assert worker - OUTSIDE_THE_AGENT == {"dynamodb:GetItem", "kms:Decrypt", "autoscaling:SetInstanceHealth"}
+    assert "ssm:GetParameter" in worker  # its token
+
+
+# --- one stack against another ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_one_stacks_roles_are_denied_another_stacks_parameters(dev, prod, role):
+    for path in ("join-token/worker", "join-token/manager", "tls/key"):
+        assert not reads(dev, role, prod, path), path
+        assert not reads(prod, role, dev, path), path
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-prod-state"
+    assert not can(dev, role, "dynamodb:GetItem", table)
+
+
+# --- the roles as they were: the same checks fail ---------------------------------------------
+
+# The worker's permissions before this change (infra/iam.py at bfb3972): the lifecycle queue and
+# lifecycle actions of both groups, the AWS-managed AmazonSSMManagedInstanceCore (its parameter
+# read statement), and SecureStrings under the account's aws/ssm key.
+TODAYS_WORKER = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage"],
+            "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-dev-lifecycle"],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+            "Resource": [
+                f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/restdemo-dev-managers",
+                f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/restdemo-dev-workers",
+            ],
+        },
+        {"Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:GetParameters"], "Resource": "*"},
+    ]
+}
+# The AWS managed key aws/ssm's policy (KMS Developer Guide, "AWS managed keys"): every principal
+# of the account, through SSM.
+AWS_SSM_KEY_POLICY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT, "kms:ViaService": SSM}},
+        }
+    ]
+}
+
+
+def test_todays_worker_role_fails_the_checks(dev, prod):
+    old = StackAccess("dev", {"worker": TODAYS_WORKER}, AWS_SSM_KEY_POLICY, f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-ssm")
+    old_prod = StackAccess("prod", {}, AWS_SSM_KEY_POLICY, old.key)
+    assert reads(old, "worker", old, "join-token/manager")  # a worker joins as a manager
+    assert reads(old, "worker", old, "tls/key")
+    assert reads(old, "worker", old_prod, "join-token/manager")  # ... of prod, from dev
+    assert can(old, "worker", "autoscaling:CompleteLifecycleAction", old.group("manager"))
+    assert can(old, "worker", "sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-dev-lifecycle")
