@@ -29,8 +29,8 @@ def tunnel_host(port: int = TUNNEL_PORT) -> str:
 
 
 def choose_manager(instances: list[dict]) -> str | None:
-    """An in-service, healthy manager of the group (DescribeAutoScalingGroups' Instances), the
-    longest-lived first: a new one may still be joining."""
+    """An in-service, healthy manager of the group (DescribeAutoScalingGroups' Instances); the same
+    one each time while it stays so (lowest id), so a re-opened tunnel does not hop needlessly."""
     ready = [i for i in instances if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
     return sorted(ready, key=lambda i: i["InstanceId"])[0]["InstanceId"] if ready else None
 

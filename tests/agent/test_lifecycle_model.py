@@ -177,3 +177,18 @@ def test_the_model_is_per_account_and_region():
     assert model_for(ACCOUNT, REGION) is model_for(ACCOUNT, REGION)
     assert model_for(ACCOUNT, "us-east-1") is not model_for(ACCOUNT, REGION)
     assert isinstance(model_for(ACCOUNT, REGION), LifecycleModel)
+
+
+def test_the_leader_finds_the_launches_a_hook_holds_and_lets_them_in(asg):
+    """What the leader does each round for ready members (Agent.complete_launches): only instances
+    in Pending:Wait are reported, with their group, and completing one puts it in service."""
+    from restdemo_agent.aws import Lifecycle
+
+    clients, (held, running), queue, model, _ = asg
+    model.begin(GROUP, held, LAUNCHING)
+    lifecycle = Lifecycle(clients["sqs"], clients["autoscaling"], queue)
+    assert lifecycle.waiting_launches([held, running, "i-0000000000000dead"]) == {held: GROUP}
+    assert lifecycle.complete_launch(GROUP, held) is True
+    assert lifecycle_state(clients, held) == "InService"
+    assert lifecycle.waiting_launches([held, running]) == {}
+    assert lifecycle.complete_launch(GROUP, running) is False  # not held: nothing to complete

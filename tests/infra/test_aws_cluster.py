@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from infra.cloud_init import certificate_sha256
 from infra.iam import SESSION_MANAGER_ACTIONS
 from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, certificate_pem, kms_key_arn, run_program, stack_config
 
@@ -487,3 +488,23 @@ def test_a_new_node_is_held_until_its_agent_reports_it_a_member(run, role):
     env = user_data(run, role)
     assert f"RESTDEMO_GROUP_NAME={group(run, role)['name']}" in env
     assert "RESTDEMO_BOOTSTRAP_TIMEOUT=900" in env  # gives up (and asks to be replaced) before the hook does
+
+
+def user_data(run, role: str) -> str:
+    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}s-template")
+    return base64.b64decode(template.inputs["userData"]).decode()
+
+
+def test_a_renewed_certificate_rolls_the_managers_not_the_workers(monkeypatch):
+    """pulumi_tls replaces the server certificate in its renewal window (early_renewal_hours): the
+    managers' launch template changes with it, so the group's quorum-safe instance refresh rolls
+    them one by one onto the new certificate; the workers' template stays as it was."""
+    before = run_program("dev")
+    monkeypatch.setattr("tests.support.pulumi_program.CERTIFICATE_GENERATION", 2)
+    after = run_program("dev")
+    assert user_data(before, "manager") != user_data(after, "manager")
+    assert user_data(before, "worker") == user_data(after, "worker")
+    # The fingerprint the managers check is the new certificate's.
+    assert certificate_sha256(certificate_pem("admin-server")) in user_data(after, "manager")
+    renewal = after.named("tls:index/locallySignedCert:LocallySignedCert", "admin-server").inputs
+    assert renewal["earlyRenewalHours"] == 720

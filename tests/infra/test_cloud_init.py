@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from infra.cloud_init import USER_DATA_LIMIT, NodeConfig, render
+from infra.cloud_init import USER_DATA_LIMIT, NodeConfig, certificate_sha256, render, setup_script as render_setup
 from tests.support.agent_env import WORKER_NODE
 from tests.support.docker_engine import require_tool
 
@@ -189,3 +189,33 @@ def test_the_engine_labels_itself_from_instance_metadata(tmp_path):
         "role=worker",
     ]
     assert json.loads(daemon.read_text())["log-driver"] == "awslogs"
+
+
+def real_certificate(directory, name: str) -> str:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"]
+        + ["-subj", f"/CN={name}", "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.crt")],
+        check=True,
+        capture_output=True,
+    )
+    return (directory / f"{name}.crt").read_text()
+
+
+def test_a_manager_accepts_only_the_certificates_its_launch_template_names(tmp_path):
+    """The setup script's check, run for real with openssl: the files as `aws ssm get-parameter
+    --output text` writes them (a newline added) pass when they are the named certificates, and a
+    stale certificate (the one before a renewal) fails setup, which then retries."""
+    ca, cert, old = (real_certificate(tmp_path, n) for n in ("ca", "server", "old-server"))
+    config = replace(node("manager"), tls_sha256={"ca": certificate_sha256(ca), "cert": certificate_sha256(cert)})
+    lines = [x for x in render_setup(config).splitlines() if x.startswith('test "$(openssl')]
+    assert len(lines) == 2
+    check = "\n".join(lines).replace("/etc/docker/tls", str(tmp_path))
+    (tmp_path / "ca.pem").write_text(ca + "\n")
+    (tmp_path / "cert.pem").write_text(cert + "\n")
+    assert subprocess.run(["bash", "-euc", check]).returncode == 0
+    (tmp_path / "cert.pem").write_text(old + "\n")
+    assert subprocess.run(["bash", "-euc", check]).returncode != 0
+
+
+def test_workers_check_no_certificate():
+    assert "openssl" not in file("worker", "/usr/local/sbin/restdemo-node-setup")

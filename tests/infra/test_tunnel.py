@@ -1,0 +1,78 @@
+"""The deploy path to the Docker API with adminAccess session-manager (infra/tunnel.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.tunnel import TUNNEL_PORT, choose_manager, session_command, tunnel_host, wait_for_tunnel
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_session_forwards_the_local_port_to_the_managers_docker_api():
+    assert session_command("eu-west-1", "i-0abc", 23761) == [
+        "aws",
+        "ssm",
+        "start-session",
+        "--region",
+        "eu-west-1",
+        "--target",
+        "i-0abc",
+        "--document-name",
+        "AWS-StartPortForwardingSession",
+        "--parameters",
+        "portNumber=2376,localPortNumber=23761",
+    ]
+    assert tunnel_host() == f"tcp://127.0.0.1:{TUNNEL_PORT}"
+
+
+def test_only_an_in_service_healthy_manager_is_chosen(monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        ec2, autoscaling = (boto3.client(s, region_name="eu-west-1") for s in ("ec2", "autoscaling"))
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ec2.create_launch_template(LaunchTemplateName="managers", LaunchTemplateData={"ImageId": image})
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="restdemo-dev-managers",
+            LaunchTemplate={"LaunchTemplateName": "managers"},
+            MinSize=0,
+            MaxSize=3,
+            DesiredCapacity=3,
+            AvailabilityZones=["eu-west-1a"],
+        )
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-managers"])
+        instances = group["AutoScalingGroups"][0]["Instances"]
+        first, second, third = sorted(i["InstanceId"] for i in instances)
+        autoscaling.set_instance_health(InstanceId=first, HealthStatus="Unhealthy")
+        autoscaling.enter_standby(
+            AutoScalingGroupName="restdemo-dev-managers", InstanceIds=[second], ShouldDecrementDesiredCapacity=True
+        )
+        group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-managers"])
+        assert choose_manager(group["AutoScalingGroups"][0]["Instances"]) == third
+    assert choose_manager([]) is None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_program_waits_for_the_tunnel_and_names_the_fix_when_it_never_opens():
+    port = free_port()
+    with pytest.raises(RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m infra.tunnel"):
+        wait_for_tunnel(port, timeout=0.5)
+    listener = socket.socket()
+    opened = threading.Timer(1.0, lambda: (listener.bind(("127.0.0.1", port)), listener.listen()))
+    opened.start()  # the tunnel opens while the program waits
+    try:
+        assert wait_for_tunnel(port, timeout=30) == f"tcp://127.0.0.1:{port}"
+    finally:
+        opened.join()
+        listener.close()
