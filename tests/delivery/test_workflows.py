@@ -84,6 +84,29 @@ def test_merges_update_dev_and_people_update_staging_and_prod_one_at_a_time():
     assert pulumi["with"]["policyPacks"] == "policy"
 
 
+def test_state_secrets_reach_only_jobs_in_the_stacks_own_environment():
+    """A job that can decrypt a stack's secrets (the passphrase) runs in that stack's environment,
+    whose secrets are that stack's only; pull-request previews in preview-<stack>."""
+    for workflow, stack_expression in (("pull-request.yml", "matrix.stack"), ("deploy.yml", "inputs.stack")):
+        for name, job in load(workflow)["jobs"].items():
+            text = yaml.safe_dump(job)
+            if "PULUMI_CONFIG_PASSPHRASE" in text or "ROLE_ARN" in text:
+                assert stack_expression in job.get("environment", ""), (workflow, name)
+    assert load("pull-request.yml")["jobs"]["preview"]["environment"] == "preview-${{ matrix.stack }}"
+    assert load("pull-request.yml")["on"] == {"pull_request": {"branches": ["main"]}}  # not pull_request_target
+
+
+def test_deploys_reach_the_docker_api_through_the_tunnel_not_an_open_cidr():
+    steps = load("deploy.yml")["jobs"]["up"]["steps"]
+    names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps]
+    tunnel = next(s for s in steps if s.get("name") == "Docker API tunnel")
+    assert names.index("Docker API tunnel") < names.index("pulumi/actions")
+    assert tunnel["run"].startswith('nohup .venv/bin/python -m infra.tunnel "$STACK"') and tunnel["run"].endswith("&")
+    for stack in ("dev", "staging", "prod"):
+        config = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert config["restdemo:adminAccess"] == "session-manager" and "restdemo:adminCidrs" not in config
+
+
 def test_workflow_secrets_are_the_ones_the_readme_lists():
     used = {m for w in WORKFLOWS for m in re.findall(r"secrets\.([A-Z_]+)", w.read_text())}
     assert used == {"AWS_PREVIEW_ROLE_ARN", "AWS_DEPLOY_ROLE_ARN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
