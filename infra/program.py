@@ -15,9 +15,9 @@ from infra.image import Image
 from infra.load_balancer import LoadBalancer
 from infra.network import Network
 from infra.registry import Registry
+from infra.secrets_key import SecretsKey
 from infra.service import DockerEndpoint, SwarmService, spread_over
 from infra.settings import Settings, parse_settings
-from infra.secrets_key import SecretsKey
 from infra.swarm import Swarm
 from infra.tunnel import tunnel_host, wait_for_tunnel
 from restdemo_agent.contract import LABEL_ZONE, ssm_prefix

@@ -197,7 +197,14 @@ class Swarm(pulumi.ComponentResource):
                 source_group_id=node.id,
             )
         # The service's overlay network is encrypted (IPsec ESP between the nodes' VXLAN endpoints).
-        rule("swarm-esp", node, None, "overlay encryption, between nodes only", protocol=ESP_PROTOCOL, source_group_id=node.id)
+        rule(
+            "swarm-esp",
+            node,
+            None,
+            "overlay encryption, between nodes only",
+            protocol=ESP_PROTOCOL,
+            source_group_id=node.id,
+        )
         rule(
             "manager-2377", manager, SWARM_MANAGEMENT_PORT, "swarm management, from nodes only", source_group_id=node.id
         )

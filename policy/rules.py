@@ -138,7 +138,9 @@ def _reads_every_parameter(statement: dict) -> bool:
     resources = statement.get("Resource") or []
     actions = [actions] if isinstance(actions, str) else actions
     resources = [resources] if isinstance(resources, str) else resources
-    reads = any(a.lower() in ("ssm:*", "ssm:getparameter", "ssm:getparameters", "ssm:getparameter*", "*") for a in actions)
+    reads = any(
+        a.lower() in ("ssm:*", "ssm:getparameter", "ssm:getparameters", "ssm:getparameter*", "*") for a in actions
+    )
     return statement.get("Effect") == "Allow" and reads and any(r in ("*", "arn:aws:ssm:*") for r in resources)
 
 

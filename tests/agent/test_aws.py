@@ -65,7 +65,9 @@ def test_many_bootstraps_at_once_make_exactly_one_primary(moto_server):
     winners, barrier = [], threading.Barrier(12)
 
     def bootstrap(index: int):
-        state = SwarmState(boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX, KEY)
+        state = SwarmState(
+            boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server), None, TABLE, PREFIX, KEY
+        )
         barrier.wait()
         if state.claim_primary(f"10.0.0.{index}", f"i-{index}", 1000.0):
             winners.append(index)

@@ -9,7 +9,15 @@ import pytest
 
 from infra.cloud_init import certificate_sha256
 from infra.iam import SESSION_MANAGER_ACTIONS
-from tests.support.pulumi_program import AMI_ID, ECR_PASSWORD, INVOKES, certificate_pem, kms_key_arn, run_program, stack_config
+from tests.support.pulumi_program import (
+    AMI_ID,
+    ECR_PASSWORD,
+    INVOKES,
+    certificate_pem,
+    kms_key_arn,
+    run_program,
+    stack_config,
+)
 
 INVOKES_SSM = INVOKES["aws:ssm/getParameter:getParameter"]
 
@@ -255,13 +263,19 @@ def test_with_load_balancer_access_2376_only_from_the_admin_cidrs():
     rules = [r.inputs for r in run.of_type(SG_INGRESS) if r.inputs.get("fromPort") == 2376]
     assert rules and all(r["cidrIpv4"] in admin for r in rules)
     assert {r["securityGroupId"] for r in rules} == {"admin-id", "swarm-managers-id"}
-    assert run.one("pulumi:providers:docker").inputs["host"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
+    assert (
+        run.one("pulumi:providers:docker").inputs["host"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
+    )
 
 
 def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):
     monkeypatch.setattr("infra.tunnel.TUNNEL_WAIT_SECONDS", 0.1)
-    monkeypatch.setattr("infra.program.wait_for_tunnel", lambda: __import__("infra.tunnel").tunnel.wait_for_tunnel(timeout=0.1))
-    with pytest.raises(Exception, match=r"nothing listens on 127.0.0.1:23760 after 0.1s: adminAccess is session-manager"):
+    monkeypatch.setattr(
+        "infra.program.wait_for_tunnel", lambda: __import__("infra.tunnel").tunnel.wait_for_tunnel(timeout=0.1)
+    )
+    with pytest.raises(
+        Exception, match=r"nothing listens on 127.0.0.1:23760 after 0.1s: adminAccess is session-manager"
+    ):
         run_program("dev", tunnel=False)
 
 
@@ -488,11 +502,6 @@ def test_a_new_node_is_held_until_its_agent_reports_it_a_member(run, role):
     env = user_data(run, role)
     assert f"RESTDEMO_GROUP_NAME={group(run, role)['name']}" in env
     assert "RESTDEMO_BOOTSTRAP_TIMEOUT=900" in env  # gives up (and asks to be replaced) before the hook does
-
-
-def user_data(run, role: str) -> str:
-    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", f"swarm-{role}s-template")
-    return base64.b64decode(template.inputs["userData"]).decode()
 
 
 def test_a_renewed_certificate_rolls_the_managers_not_the_workers(monkeypatch):

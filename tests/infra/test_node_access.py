@@ -41,7 +41,8 @@ class StackAccess:
         return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/restdemo/{self.stack}/{path}"
 
     def group(self, role: str) -> str:
-        return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/restdemo-{self.stack}-{role}s"
+        group = f"restdemo-{self.stack}-{role}s"
+        return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{group}"
 
 
 def access_of(stack: str) -> StackAccess:
@@ -113,7 +114,12 @@ def test_the_evaluator_applies_awss_rules():
     assert identity_allows([{"Statement": [needs]}], Request(role, "a:b", "*", {"k:x": "1"}))
     assert not identity_allows([{"Statement": [needs, unless]}], Request(role, "a:b", "*"))
     # KMS: the account in the key policy lets IAM decide; naming nobody, IAM alone is not enough.
-    account = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"}
+    account = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
     iam = {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}
     decrypt = Request(role, "kms:Decrypt", "arn:aws:kms:eu-west-1:1:key/k")
     assert kms_allows({"Statement": [account]}, [iam], decrypt)
@@ -309,7 +315,9 @@ AWS_SSM_KEY_POLICY = {
 
 
 def test_todays_worker_role_fails_the_checks(dev, prod):
-    old = StackAccess("dev", {"worker": TODAYS_WORKER}, AWS_SSM_KEY_POLICY, f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-ssm")
+    old = StackAccess(
+        "dev", {"worker": TODAYS_WORKER}, AWS_SSM_KEY_POLICY, f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aws-ssm"
+    )
     old_prod = StackAccess("prod", {}, AWS_SSM_KEY_POLICY, old.key)
     assert reads(old, "worker", old, "join-token/manager")  # a worker joins as a manager
     assert reads(old, "worker", old, "tls/key")

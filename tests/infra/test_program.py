@@ -262,7 +262,11 @@ def test_aws_registry_credentials_are_secrets(stack):
         ("prod", {"restdemo:workerCount": -1}, "restdemo:workerCount"),
         ("prod", {"restdemo:vpcCidr": "10.30.0.0/99"}, "restdemo:vpcCidr"),
         ("prod", {"restdemo:privateSubnetCidrs": ["10.30.0.0/24", "10.30.11.0/24", "10.30.12.0/24"]}, "overlaps"),
-        ("dev", {"restdemo:adminAccess": "load-balancer"}, "restdemo:adminAccess = load-balancer needs restdemo:adminCidrs"),
+        (
+            "dev",
+            {"restdemo:adminAccess": "load-balancer"},
+            "restdemo:adminAccess = load-balancer needs restdemo:adminCidrs",
+        ),
         ("dev", {"aws:region": ""}, "platform aws needs aws:region"),
     ],
 )

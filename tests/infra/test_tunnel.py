@@ -66,7 +66,9 @@ def free_port() -> int:
 
 def test_the_program_waits_for_the_tunnel_and_names_the_fix_when_it_never_opens():
     port = free_port()
-    with pytest.raises(RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m infra.tunnel"):
+    with pytest.raises(
+        RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m infra.tunnel"
+    ):
         wait_for_tunnel(port, timeout=0.5)
     listener = socket.socket()
     opened = threading.Timer(1.0, lambda: (listener.bind(("127.0.0.1", port)), listener.listen()))

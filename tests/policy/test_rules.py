@@ -164,9 +164,7 @@ BAD_VARIANTS = [
         "aws:iam/rolePolicy:RolePolicy",
         "swarm-workers-role",
         lambda p: p.update(
-            policy=json.dumps(
-                {"Statement": [{"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": "*"}]}
-            )
+            policy=json.dumps({"Statement": [{"Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": "*"}]})
         ),
         "roles-read-only-their-parameters",
         "allows reading every SSM parameter",

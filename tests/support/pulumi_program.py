@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import socket
 import uuid
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
