@@ -7,6 +7,7 @@ Values unknown at preview time (outputs of other resources) are not judged.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,30 +134,69 @@ BROAD_PARAMETER_READERS = {
 }
 
 
+# What reads a parameter's value.
+PARAMETER_READS = ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory")
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _covers(patterns: list[str], value: str, case_sensitive: bool = True) -> bool:
+    if not case_sensitive:
+        return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def _broad_parameter_pattern(pattern: str) -> bool:
+    """A resource pattern that also covers a parameter outside any one stack's own path: probed with
+    a parameter no stack owns, in the pattern's own region and account."""
+    parts = pattern.split(":")
+    region, account = (parts[3], parts[4]) if len(parts) >= 6 else ("eu-west-1", "123456789012")
+    probe = f"arn:aws:ssm:{region.replace('*', 'x')}:{account.replace('*', '0')}:parameter/zz-not-a-stack/secret"
+    return fnmatch.fnmatchcase(probe, pattern)
+
+
 def _reads_every_parameter(statement: dict) -> bool:
-    actions = statement.get("Action") or []
-    resources = statement.get("Resource") or []
-    actions = [actions] if isinstance(actions, str) else actions
-    resources = [resources] if isinstance(resources, str) else resources
-    reads = any(
-        a.lower() in ("ssm:*", "ssm:getparameter", "ssm:getparameters", "ssm:getparameter*", "*") for a in actions
-    )
-    return statement.get("Effect") == "Allow" and reads and any(r in ("*", "arn:aws:ssm:*") for r in resources)
+    if statement.get("Effect") != "Allow":
+        return False
+    if "NotAction" in statement:
+        reads = any(not _covers(_listed(statement["NotAction"]), a, False) for a in PARAMETER_READS)
+    else:
+        reads = any(_covers(_listed(statement.get("Action") or []), a, False) for a in PARAMETER_READS)
+    if "NotResource" in statement:
+        return reads
+    return reads and any(_broad_parameter_pattern(r) for r in _listed(statement.get("Resource") or []))
+
+
+def _policy_reads_every_parameter(document: Any) -> bool:
+    if not isinstance(document, str):
+        return False  # unknown at preview time
+    return any(_reads_every_parameter(s) for s in _listed(json.loads(document).get("Statement") or []))
 
 
 def roles_read_only_their_parameters(resource: Resource, config: dict) -> list[str]:
     """A role that reads every parameter reads every stack's join tokens and TLS keys."""
-    if resource.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
-        if resource.props.get("policyArn") in BROAD_PARAMETER_READERS:
-            return [
-                f"{resource.name}: {resource.props['policyArn']} reads every SSM parameter in the account; "
-                "give the role its own statements on its stack's parameters"
-            ]
-    if resource.type == "aws:iam/rolePolicy:RolePolicy" and isinstance(resource.props.get("policy"), str):
-        statements = json.loads(resource.props["policy"]).get("Statement") or []
-        if any(_reads_every_parameter(s) for s in statements):
-            return [f"{resource.name}: allows reading every SSM parameter (ssm:GetParameter* on *)"]
-    return []
+    props = resource.props
+    managed = []
+    if resource.type in ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policyAttachment:PolicyAttachment"):
+        managed = [props.get("policyArn")]
+    if resource.type == "aws:iam/role:Role":
+        managed = list(props.get("managedPolicyArns") or [])
+    violations = [
+        f"{resource.name}: {arn} reads every SSM parameter in the account; "
+        "give the role its own statements on its stack's parameters"
+        for arn in managed
+        if arn in BROAD_PARAMETER_READERS
+    ]
+    documents = []
+    if resource.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"):
+        documents = [props.get("policy")]
+    if resource.type == "aws:iam/role:Role":
+        documents = [p.get("policy") for p in props.get("inlinePolicies") or []]
+    if any(_policy_reads_every_parameter(d) for d in documents):
+        violations.append(f"{resource.name}: allows reading every SSM parameter (ssm:GetParameter* beyond its stack)")
+    return violations
 
 
 def secure_strings_under_a_customer_key(resource: Resource, config: dict) -> list[str]:

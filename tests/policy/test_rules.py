@@ -241,6 +241,29 @@ def test_the_managed_instance_core_policy_on_a_node_role_is_caught():
     assert "reads every SSM parameter in the account" in found[1]
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Allow", "Action": "ssm:Get*", "Resource": "*"},
+        {"Effect": "Allow", "Action": ["ssm:GetParametersByPath"], "Resource": "arn:aws:ssm:*:*:parameter/*"},
+        {"Effect": "Allow", "Action": "SSM:GetParam*", "Resource": "arn:aws:ssm:eu-west-1:123456789012:parameter/*"},
+        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"},
+    ],
+)
+def test_broad_parameter_reads_are_caught_however_written(statement):
+    policy = json.dumps({"Statement": [statement]})
+    (check,) = [rule for name, (_, rule) in RULES.items() if name == "roles-read-only-their-parameters"]
+    assert check(Resource("aws:iam/policy:Policy", "broad", {"policy": policy}), {})
+    role = Resource("aws:iam/role:Role", "broad", {"inlinePolicies": [{"name": "p", "policy": policy}]})
+    assert check(role, {})
+
+
+def test_a_stacks_own_parameter_path_is_not_broad():
+    own = {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:*:*:parameter/restdemo/dev/*"}
+    (check,) = [rule for name, (_, rule) in RULES.items() if name == "roles-read-only-their-parameters"]
+    assert check(Resource("aws:iam/policy:Policy", "own", {"policy": json.dumps({"Statement": [own]})}), {}) == []
+
+
 def test_every_rule_has_a_bad_variant():
     assert {v[4] for v in BAD_VARIANTS} == set(RULES)
 

@@ -28,8 +28,9 @@ OPERATORS = {
     "StringNotEquals": (lambda value, pattern: value == pattern, True),
     "StringLike": (lambda value, pattern: fnmatch.fnmatchcase(value, pattern), False),
     "StringNotLike": (lambda value, pattern: fnmatch.fnmatchcase(value, pattern), True),
-    "ArnEquals": (lambda value, pattern: value == pattern, False),
-    "ArnNotEquals": (lambda value, pattern: value == pattern, True),
+    # ArnEquals and ArnLike both take wildcards in each ARN component (IAM User Guide, "ARN condition operators").
+    "ArnEquals": (lambda value, pattern: fnmatch.fnmatchcase(value, pattern), False),
+    "ArnNotEquals": (lambda value, pattern: fnmatch.fnmatchcase(value, pattern), True),
     "ArnLike": (lambda value, pattern: fnmatch.fnmatchcase(value, pattern), False),
     "ArnNotLike": (lambda value, pattern: fnmatch.fnmatchcase(value, pattern), True),
 }
@@ -43,11 +44,13 @@ class Request:
     context: dict[str, str] = field(default_factory=dict)
 
     def value(self, key: str) -> str | None:
-        if key == "aws:PrincipalArn":
+        """Condition keys are case-insensitive; their values are not."""
+        key = key.lower()
+        if key == "aws:principalarn":
             return self.principal
-        if key == "kms:CallerAccount":
+        if key == "kms:calleraccount":
             return self.principal.split(":")[4]
-        return self.context.get(key)
+        return {k.lower(): v for k, v in self.context.items()}.get(key)
 
 
 def _listed(value) -> list[str]:
