@@ -52,6 +52,7 @@ class NodeConfig:
     tls_parameters: dict[str, str] | None = None
     # SHA-256 of the DER of the CA and server certificates ("ca", "cert") the manager must find there.
     tls_sha256: dict[str, str] = field(default_factory=dict)
+    secrets_key: str = ""  # managers: the stack's KMS key ARN, for the join tokens they write
     prune_interval_seconds: int = 0
 
     def agent_environment(self) -> dict[str, str]:
@@ -69,6 +70,7 @@ class NodeConfig:
             group_name=self.group_name,
             prune_interval_seconds=self.prune_interval_seconds,
             tls_parameters=tuple(sorted((self.tls_parameters or {}).items())),
+            secrets_key=self.secrets_key,
         ).to_environ()
 
 

@@ -49,7 +49,7 @@ class StackArns:
         return f"arn:aws:ssm:{self.region}:{self.account}:parameter{name}"
 
     def role(self, role: str) -> str:
-        return f"arn:aws:iam::{self.account}:role/{node_role_name(self.stack, role)}"
+        return f"arn:aws:iam::{self.account}:role/{node_role_name(self.stack, self.region, role)}"
 
     def tokens(self) -> list[str]:
         return [self.parameter(token_parameter(self.ssm_prefix, role)) for role in ROLES]
@@ -66,9 +66,10 @@ class StackArns:
         return f"ssm.{self.region}.amazonaws.com"
 
 
-def node_role_name(stack: str, role: str) -> str:
-    """Named, so the KMS key's policy can name the role before the role exists."""
-    return f"restdemo-{stack}-{role}-node"
+def node_role_name(stack: str, region: str, role: str) -> str:
+    """Named, so the KMS key's policy can name the role before the role exists; with the region,
+    since IAM names are account-wide and a stack name may be used in two regions."""
+    return f"restdemo-{stack}-{region}-{role}"
 
 
 def group_arn(region: str, account: str, group_name: str) -> str:
@@ -76,7 +77,7 @@ def group_arn(region: str, account: str, group_name: str) -> str:
 
 
 # Session Manager's own minimum on the instance: the SSM agent registers and opens its channels
-# (the AWS-managed AWSCloud9SSMInstanceProfile holds exactly these; the broader
+# (Systems Manager User Guide, "Create a custom IAM role for Session Manager"; the broader
 # AmazonSSMManagedInstanceCore also reads every parameter in the account). No resource-level scoping.
 SESSION_MANAGER_ACTIONS = [
     "ssm:UpdateInstanceInformation",

@@ -104,7 +104,7 @@ class NodeGroup(pulumi.ComponentResource):
         # `ssm:GetParameter` on `*` would read every stack's secrets.
         instance_role = aws.iam.Role(
             f"{name}-role",
-            name=node_role_name(pulumi.get_stack(), spec.role),
+            name=node_role_name(pulumi.get_stack(), settings.aws_region, spec.role),
             assume_role_policy=assume_role("ec2.amazonaws.com"),
             tags=node_tags,
             opts=child,

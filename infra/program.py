@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import subprocess
 from pathlib import Path
@@ -73,7 +74,8 @@ def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> p
         return admin.host
     if pulumi.runtime.is_dry_run():
         return swarm.managers.name.apply(lambda _: tunnel_host())
-    return swarm.managers.name.apply(lambda _: wait_for_tunnel())
+    # In a thread: a blocking wait inside apply would stall every other registration meanwhile.
+    return swarm.managers.name.apply(lambda _: asyncio.to_thread(wait_for_tunnel))
 
 
 def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[SwarmService, dict[str, pulumi.Input]]:

@@ -25,7 +25,6 @@ from infra.image_contract import (
 from infra.settings import Settings
 
 SERVICE_NAME = "restdemo"
-NETWORK_NAME = "restdemo"
 CONVERGE_POLL = "7s"
 
 
@@ -102,10 +101,16 @@ def task_spec(
     )
 
 
-def network_options(settings: Settings) -> dict[str, str]:
+def network_name(settings: Settings) -> str:
+    """A new name for the encrypted network: an unencrypted one of an older stack is replaced (its
+    options cannot change in place), created before the old one goes."""
+    return "restdemo-encrypted" if settings.platform == "aws" else "restdemo"
+
+
+def network_options(settings: Settings) -> dict[str, str] | None:
     """On AWS the service's overlay is encrypted (`--opt encrypted`: IPsec ESP between nodes, which
     the nodes' security group admits from each other only); a laptop's single node needs none."""
-    return {"encrypted": ""} if settings.platform == "aws" else {}
+    return {"encrypted": ""} if settings.platform == "aws" else None
 
 
 class SwarmService(pulumi.ComponentResource):
@@ -134,11 +139,13 @@ class SwarmService(pulumi.ComponentResource):
         on_swarm = pulumi.ResourceOptions(parent=self, provider=provider)
         network = docker.Network(
             f"{name}-network",
-            name=NETWORK_NAME,
+            name=network_name(settings),
             driver="overlay",
             attachable=True,
             options=network_options(settings),
-            opts=on_swarm,
+            # Options are ForceNew and read back with what the driver adds (vxlanid_list): compared
+            # with ours, every `up` would replace the network. They are set at creation only.
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, ignore_changes=["options"]),
         )
         service = docker.Service(
             name,

@@ -101,9 +101,11 @@ class Swarm(pulumi.ComponentResource):
         def user_data(role: str, tls_parameters: dict[str, str] | None) -> pulumi.Output[str]:
             # Managers' user data names the Docker API certificate they must find in SSM: a renewed
             # certificate changes their launch template, and the instance refresh rolls them one by one.
-            fingerprints = admin.certificate_sha256 if tls_parameters else {}
+            manager = tls_parameters is not None
+            fingerprints = admin.certificate_sha256 if manager else {}
+            key = secrets_key.arn if manager else ""
             return pulumi.Output.all(
-                state.queue_url, state.log_group_name, state.table_name, registry_server, agent_image, fingerprints
+                state.queue_url, state.log_group_name, state.table_name, registry_server, agent_image, fingerprints, key
             ).apply(
                 lambda v: render(
                     NodeConfig(
@@ -119,6 +121,7 @@ class Swarm(pulumi.ComponentResource):
                         group_name=group_names[role],
                         tls_parameters=tls_parameters,
                         tls_sha256=v[5],
+                        secrets_key=v[6],
                         prune_interval_seconds=int(settings.prune_interval),
                     )
                 )

@@ -28,11 +28,15 @@ def tunnel_host(port: int = TUNNEL_PORT) -> str:
     return f"tcp://{TUNNEL_ADDRESS}:{port}"
 
 
-def choose_manager(instances: list[dict]) -> str | None:
-    """An in-service, healthy manager of the group (DescribeAutoScalingGroups' Instances); the same
-    one each time while it stays so (lowest id), so a re-opened tunnel does not hop needlessly."""
-    ready = [i for i in instances if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
-    return sorted(ready, key=lambda i: i["InstanceId"])[0]["InstanceId"] if ready else None
+def choose_manager(group: dict) -> str | None:
+    """An in-service, healthy manager of the group (a DescribeAutoScalingGroups entry), on the group's
+    current launch template version when there is one (an instance refresh is about to retire the
+    others); the same one each time while it stays so (lowest id)."""
+    ready = [i for i in group["Instances"] if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
+    current = (group.get("LaunchTemplate") or {}).get("Version")
+    newest = [i for i in ready if (i.get("LaunchTemplate") or {}).get("Version") == current]
+    chosen = sorted(newest or ready, key=lambda i: i["InstanceId"])
+    return chosen[0]["InstanceId"] if chosen else None
 
 
 def session_command(region: str, instance_id: str, port: int = TUNNEL_PORT) -> list[str]:
@@ -67,6 +71,11 @@ def wait_for_tunnel(port: int = TUNNEL_PORT, timeout: float = TUNNEL_WAIT_SECOND
             time.sleep(2)
 
 
+# A session that ends this fast this many times in a row is failing (no permission, no plugin).
+SHORT_SESSION_SECONDS = 15
+SHORT_SESSIONS_ALLOWED = 5
+
+
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
@@ -74,23 +83,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stack")
     parser.add_argument("--region", default=None)
     parser.add_argument("--port", type=int, default=TUNNEL_PORT)
-    parser.add_argument("--wait", type=float, default=1800.0, help="seconds to wait for a manager")
+    parser.add_argument("--wait", type=float, default=5400.0, help="seconds to wait for a manager")
     args = parser.parse_args(argv)
     autoscaling = boto3.client("autoscaling", region_name=args.region)
     region = autoscaling.meta.region_name
-    group = f"restdemo-{args.stack}-managers"
-    deadline = time.monotonic() + args.wait
+    name = f"restdemo-{args.stack}-managers"
+    deadline, short = time.monotonic() + args.wait, 0
     while time.monotonic() < deadline:
-        found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
-        manager = choose_manager(found[0]["Instances"]) if found else None
+        found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        manager = choose_manager(found[0]) if found else None
         if manager is None:
             time.sleep(10)
             continue
         print(f"tunnel: {TUNNEL_ADDRESS}:{args.port} -> {manager}:{DOCKER_TLS_PORT}", file=sys.stderr, flush=True)
+        started = time.monotonic()
         subprocess.run(session_command(region, manager, args.port), check=False)
+        short = short + 1 if time.monotonic() - started < SHORT_SESSION_SECONDS else 0
+        if short >= SHORT_SESSIONS_ALLOWED:
+            print(f"tunnel: {short} sessions in a row ended at once; giving up", file=sys.stderr)
+            return 1
         time.sleep(2)  # the session ended (the manager left?): another one
         deadline = time.monotonic() + args.wait
-    print(f"tunnel: no manager of {group} in service after {args.wait:g}s", file=sys.stderr)
+    print(f"tunnel: no manager of {name} in service after {args.wait:g}s", file=sys.stderr)
     return 1
 
 

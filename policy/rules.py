@@ -179,7 +179,10 @@ def roles_read_only_their_parameters(resource: Resource, config: dict) -> list[s
     """A role that reads every parameter reads every stack's join tokens and TLS keys."""
     props = resource.props
     managed = []
-    if resource.type in ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "aws:iam/policyAttachment:PolicyAttachment"):
+    if resource.type in (
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:iam/policyAttachment:PolicyAttachment",
+    ):
         managed = [props.get("policyArn")]
     if resource.type == "aws:iam/role:Role":
         managed = list(props.get("managedPolicyArns") or [])

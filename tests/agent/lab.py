@@ -149,6 +149,7 @@ class LabNode:
             "RESTDEMO_BOOTSTRAP_TIMEOUT": str(self.bootstrap_timeout),
             "RESTDEMO_PRIMARY_STALE_AFTER": "20",
             **{f"RESTDEMO_TLS_{n.upper()}_PARAMETER": f"/restdemo/{self.stack}/tls/{n}" for n in ("ca", "cert", "key")},
+            "RESTDEMO_SECRETS_KEY": f"arn:aws:kms:eu-west-1:123456789012:key/{self.stack}-secrets",
             "RESTDEMO_INSTANCE_ID": self.instance_id,
             "RESTDEMO_AVAILABILITY_ZONE": self.zone,
             "RESTDEMO_ADVERTISE_ADDR": self.address,

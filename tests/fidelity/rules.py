@@ -700,6 +700,36 @@ def managed_twice(rule: TwoPlaces, run: ProgramRun) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ReadBackWider:
+    """A ForceNew input the provider reads back with more than was sent (Optional+Computed map):
+    set, and compared on the next plan, it replaces the resource every time; set it once and
+    `ignore_changes` it."""
+
+    type: str
+    field: str
+    source: str
+
+
+READ_BACK_WIDER = [
+    ReadBackWider(
+        "docker:index/network:Network",
+        "options",
+        "kreuzwerker resource_docker_network.go: options Optional+Computed+ForceNew; "
+        "resource_docker_network_funcs.go Read sets every driver option (overlay adds vxlanid_list)",
+    ),
+]
+
+
+def replaced_every_time(rule: ReadBackWider, run: ProgramRun) -> list[str]:
+    return [
+        f"{r.name}: {rule.field} is read back wider than sent and is ForceNew: every plan replaces it "
+        f"(ignore_changes it) [{rule.source}]"
+        for r in run.of_type(rule.type)
+        if r.inputs.get(rule.field) and rule.field not in r.ignore_changes
+    ]
+
+
+@dataclass(frozen=True)
 class Needs:
     type: str
     what: str

@@ -12,6 +12,7 @@ from tests.fidelity.rules import (
     FIELDS,
     FORCE_NEW,
     NEEDS,
+    READ_BACK_WIDER,
     TWO_PLACES,
     Field,
     closure,
@@ -19,6 +20,7 @@ from tests.fidelity.rules import (
     managed_twice,
     missing_needs,
     replaced_delete_first,
+    replaced_every_time,
     values_at,
     with_value,
 )
@@ -107,6 +109,19 @@ def test_each_two_places_rule_catches_an_unignored_field(runs, rule):
     if not [m for m in run.of_type(rule.manager) if m.inputs.get(rule.link) == key]:
         run.registered.append(Registered(rule.manager, "also-managing", {rule.link: key}, [], True, urn="urn:extra"))
     assert managed_twice(rule, run)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_input_read_back_wider_replaces_a_resource_on_every_up(runs, stack):
+    assert [p for rule in READ_BACK_WIDER for p in replaced_every_time(rule, runs[stack])] == []
+
+
+@pytest.mark.parametrize("rule", READ_BACK_WIDER, ids=lambda rule: f"{rule.type.split(':')[-1]}.{rule.field}")
+def test_each_read_back_rule_catches_a_compared_field(runs, rule):
+    run = copy.deepcopy(runs["prod"])
+    (resource,) = run.of_type(rule.type)
+    resource.ignore_changes = []
+    assert replaced_every_time(rule, run)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -17,12 +17,18 @@ from tests.support.docker_engine import require_tool
 
 pytestmark = pytest.mark.unit
 
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b6b1c3e-0000-4000-8000-000000000000"
 TLS = {"ca": "/restdemo/dev/tls/ca", "cert": "/restdemo/dev/tls/cert", "key": "/restdemo/dev/tls/key"}
 
 
 def node(role: str) -> NodeConfig:
+    manager = role == "manager"
     return replace(
-        WORKER_NODE, role=role, group_name=f"restdemo-dev-{role}s", tls_parameters=TLS if role == "manager" else None
+        WORKER_NODE,
+        role=role,
+        group_name=f"restdemo-dev-{role}s",
+        tls_parameters=TLS if manager else None,
+        secrets_key=KEY if manager else "",
     )
 
 
@@ -128,6 +134,7 @@ def test_agent_environment_is_the_contract():
         "RESTDEMO_TLS_CA_PARAMETER": "/restdemo/dev/tls/ca",
         "RESTDEMO_TLS_CERT_PARAMETER": "/restdemo/dev/tls/cert",
         "RESTDEMO_TLS_KEY_PARAMETER": "/restdemo/dev/tls/key",
+        "RESTDEMO_SECRETS_KEY": KEY,  # the key itself, not its alias (an alias can be re-pointed)
     }
 
 

@@ -35,7 +35,7 @@ class StackAccess:
     key: str
 
     def role(self, role: str) -> str:
-        return f"arn:aws:iam::{ACCOUNT}:role/restdemo-{self.stack}-{role}-node"
+        return f"arn:aws:iam::{ACCOUNT}:role/restdemo-{self.stack}-{REGION}-{role}"
 
     def parameter(self, path: str) -> str:
         return f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/restdemo/{self.stack}/{path}"

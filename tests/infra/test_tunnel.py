@@ -54,8 +54,24 @@ def test_only_an_in_service_healthy_manager_is_chosen(monkeypatch):
             AutoScalingGroupName="restdemo-dev-managers", InstanceIds=[second], ShouldDecrementDesiredCapacity=True
         )
         group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-managers"])
-        assert choose_manager(group["AutoScalingGroups"][0]["Instances"]) == third
-    assert choose_manager([]) is None
+        assert choose_manager(group["AutoScalingGroups"][0]) == third
+    assert choose_manager({"Instances": []}) is None
+
+
+def test_during_an_instance_refresh_a_manager_on_the_current_template_is_chosen():
+    def instance(name: str, version: str) -> dict:
+        template = {"LaunchTemplateId": "lt-1", "Version": version}
+        return {
+            "InstanceId": name,
+            "LifecycleState": "InService",
+            "HealthStatus": "Healthy",
+            "LaunchTemplate": template,
+        }
+
+    group = {"LaunchTemplate": {"LaunchTemplateId": "lt-1", "Version": "7"}}
+    old, new = instance("i-0001", "6"), instance("i-0009", "7")
+    assert choose_manager(group | {"Instances": [old, new]}) == "i-0009"  # the refresh retires i-0001
+    assert choose_manager(group | {"Instances": [old]}) == "i-0001"  # better than none
 
 
 def free_port() -> int:

@@ -176,9 +176,10 @@ class Agent:
             time.sleep(ROUND_SECONDS)
 
     def join_or_give_up(self) -> bool:
-        """Become a member (the leader then ends this instance's launch hook). A node that cannot
-        join asks its group to replace it; a manager also abandons its launch at once, a worker
-        (no lifecycle permission) lets the hook's default ABANDON do it."""
+        """Become a member; the leader then ends this instance's launch hook (a manager ends its own
+        too: during an upgrade the leader may run an agent that does not). A node that cannot join
+        asks its group to replace it; a manager also abandons its launch at once, a worker (no
+        lifecycle permission) lets the hook's default ABANDON do it."""
         env = self.environment
         result = bootstrap_until_member(
             self.role,
@@ -194,6 +195,8 @@ class Agent:
             self.lifecycle.mark_unhealthy(self.me.instance_id)
             log("marked-unhealthy", instance_id=self.me.instance_id)
             return False
+        if self.role == "manager" and self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
+            log("launch-complete", instance_id=self.me.instance_id, group=env.group_name)
         return True
 
     def orphaned(self) -> bool:
@@ -354,7 +357,10 @@ class Agent:
         tokens = self.engine.join_tokens()
         if tokens == self.published_tokens:
             return
-        stale = {role: token for role, token in tokens.items() if self.state.token(role) != token}
+        # Once per start, all of them: a token written under another key (before the stack had its
+        # own) is re-encrypted under the stack's key even though its value did not change.
+        first = not self.published_tokens
+        stale = {role: token for role, token in tokens.items() if first or self.state.token(role) != token}
         if stale:
             self.state.store_tokens(stale)
             log("join-tokens-published", roles=sorted(stale))

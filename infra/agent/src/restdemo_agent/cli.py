@@ -1,10 +1,11 @@
 """restdemo-agent bootstrap | run: the swarm node agent cloud-init starts on every node.
 
 bootstrap  become a member, retrying: form the swarm (the manager that wins the claim) or join it
-run        bootstrap (every boot: the container restarts with the engine), complete the
-           instance's launch hook, serve /ready; on managers: drain nodes that are being
-           terminated, label nodes, keep the primary record, remove dead nodes, refresh
-           registry credentials (leader); rejoin when orphaned; prune on a schedule
+run        bootstrap (every boot: the container restarts with the engine), serve /ready; on
+           managers: complete their own launch hook, drain nodes that are being terminated,
+           label nodes, keep the primary record, remove dead nodes, let new members' launches
+           through and refresh registry credentials (leader); rejoin when orphaned; prune on a
+           schedule
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from restdemo_agent.agent import Agent, bootstrap_until_member
     from restdemo_agent.aws import Lifecycle, SwarmState
-    from restdemo_agent.contract import secrets_key_alias
     from restdemo_agent.engine import Engine
     from restdemo_agent.identity import identity
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         aws["ssm"],
         environment.state_table,
         environment.ssm_prefix,
-        secrets_key_alias(environment.stack),
+        environment.secrets_key,
     )
     me = identity()
     if args.command == "bootstrap":

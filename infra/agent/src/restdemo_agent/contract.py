@@ -45,7 +45,8 @@ def ssm_prefix(stack: str) -> str:
 
 
 def secrets_key_alias(stack: str) -> str:
-    """The stack's own KMS key for its SecureStrings (join tokens, TLS material), by alias."""
+    """The alias of the stack's own KMS key for its SecureStrings (join tokens, TLS material). The
+    agent is given the key's ARN (RESTDEMO_SECRETS_KEY): an alias can be re-pointed."""
     return f"alias/restdemo-{stack}"
 
 
@@ -75,7 +76,7 @@ REQUIRED = (
     "RESTDEMO_REGISTRY",
     "RESTDEMO_GROUP_NAME",
 )
-MANAGER_ONLY = tuple(f"RESTDEMO_TLS_{name.upper()}_PARAMETER" for name in TLS_FILES)
+MANAGER_ONLY = (*(f"RESTDEMO_TLS_{name.upper()}_PARAMETER" for name in TLS_FILES), "RESTDEMO_SECRETS_KEY")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class AgentEnvironment:
     # A primary record no manager confirmed for this long belongs to a swarm that is gone.
     primary_stale_seconds: int = 300
     tls_parameters: tuple[tuple[str, str], ...] = ()
+    secrets_key: str = ""  # managers: the KMS key ARN they write the join tokens under
 
     def to_environ(self) -> dict[str, str]:
         """The environment file's variables: what `from_environ` reads back."""
@@ -114,6 +116,8 @@ class AgentEnvironment:
             "RESTDEMO_BOOTSTRAP_TIMEOUT": str(self.bootstrap_timeout_seconds),
             "RESTDEMO_PRIMARY_STALE_AFTER": str(self.primary_stale_seconds),
         }
+        if self.secrets_key:
+            env["RESTDEMO_SECRETS_KEY"] = self.secrets_key
         return env | {f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in self.tls_parameters}
 
     @classmethod
@@ -147,4 +151,5 @@ class AgentEnvironment:
             bootstrap_timeout_seconds=int(float(environ.get("RESTDEMO_BOOTSTRAP_TIMEOUT", "900"))),
             primary_stale_seconds=int(float(environ.get("RESTDEMO_PRIMARY_STALE_AFTER", "300"))),
             tls_parameters=tls,
+            secrets_key=environ.get("RESTDEMO_SECRETS_KEY", ""),
         )
