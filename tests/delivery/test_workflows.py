@@ -102,6 +102,9 @@ def test_deploys_reach_the_docker_api_through_the_tunnel_not_an_open_cidr():
     tunnel = next(s for s in steps if s.get("name") == "Docker API tunnel")
     assert names.index("Docker API tunnel") < names.index("pulumi/actions")
     assert tunnel["run"].startswith('nohup .venv/bin/python -m infra.tunnel "$STACK"') and tunnel["run"].endswith("&")
+    assert steps[-1] == {"name": "Tunnel log", "if": "always()", "run": "cat tunnel.log || true"}
+    credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    assert credentials["with"]["role-duration-seconds"] == 5400  # outlives a first up (timeout-minutes: 90)
     for stack in ("dev", "staging", "prod"):
         config = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
         assert config["restdemo:adminAccess"] == "session-manager" and "restdemo:adminCidrs" not in config
