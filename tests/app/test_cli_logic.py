@@ -14,6 +14,8 @@ pytestmark = pytest.mark.app
         ("http://localhost", ("localhost", 80, "")),
         ("http://svc:9000/", ("svc", 9000, "")),
         ("http://svc:9000/api/v1/", ("svc", 9000, "/api/v1")),
+        ("HTTP://svc:9000", ("svc", 9000, "")),
+        ("http://[::1]:8000", ("::1", 8000, "")),
     ],
 )
 def test_split_url(url, expected):
@@ -34,7 +36,17 @@ def test_render_fields_json_and_escapes():
     assert render("plain text", doc) == "plain text"
 
 
-@pytest.mark.parametrize("template", ["{{.nope}}", "{{hostname}}", "{{.}}", "{{.hostname}", "}}"])
+def test_render_prints_what_docker_prints():
+    """Go's text/template, as docker's --format uses it: `{{.}}` of a map is `map[k:v ...]` (keys
+    sorted), text outside actions is kept, a lone `}}` included."""
+    doc = {"hostname": "abc", "version": "v3"}
+    assert render("{{.}}", doc) == "map[hostname:abc version:v3]"
+    assert render("}} {{ .hostname }} }}", doc) == "}} abc }}"
+
+
+@pytest.mark.parametrize(
+    "template", ["{{.nope}}", "{{hostname}}", "{{{.hostname}}}", "{{.hostname}", "{{ .hostname | upper }}", "{{"]
+)
 def test_render_rejects_bad_templates(template):
     with pytest.raises(UsageError):
         render(template, {"hostname": "abc", "version": "v3"})

@@ -14,10 +14,15 @@ import os
 import re
 import socket
 import sys
+import time
+from urllib.parse import urlsplit
 
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 HEALTH_FIELDS = ("hostname", "version")
-_PLACEHOLDER = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z_]\w*)?\s*\}\}")
+_ACTION = re.compile(r"(json\s+)?\.([A-Za-z_]\w*)?")
+# The health document is tens of bytes; anything this large is not one.
+MAX_ANSWER_BYTES = 65536
+MAX_TIMEOUT_SECONDS = 3600
 
 
 class UsageError(Exception):
@@ -28,53 +33,113 @@ class Unhealthy(Exception):
     pass
 
 
+def _go_value(value) -> str:
+    """How Go's text/template prints a decoded JSON value (docker's `{{.}}` on a map)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_value(v) for v in value) + "]"
+    return "<nil>" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def render(template: str, document: dict) -> str:
-    """A docker-style --format: `{{.field}}`, `{{json .}}`, `{{json .field}}`; `\\n` and `\\t` escapes."""
+    """docker's --format for what it supports: actions `{{.}}`, `{{.field}}`, `{{json .}}`,
+    `{{json .field}}` (spaces allowed inside), text outside actions as is (a lone `}}` too), and
+    the `\\n` and `\\t` escapes docker replaces. Anything else in an action, or an action left
+    open, is a usage error, as a template parse error is to docker."""
+    out, position = [], 0
+    while (start := template.find("{{", position)) >= 0:
+        end = template.find("}}", start + 2)
+        if end < 0:
+            raise UsageError(f"--format: unclosed action in {template!r}")
+        out += [template[position:start], _action(template[start + 2 : end].strip(), document, template)]
+        position = end + 2
+    out.append(template[position:])
+    return "".join(out).replace("\\n", "\n").replace("\\t", "\t")
 
-    def substitute(match: re.Match) -> str:
-        as_json, field = bool(match.group(1)), match.group(2)
-        if field is None:
-            if not as_json:
-                raise UsageError("use {{json .}} for the whole document")
-            return json.dumps(document, separators=(",", ":"))
-        if field not in document:
-            raise UsageError(f"--format: no field {field!r}; fields are {', '.join(sorted(document))}")
-        value = document[field]
-        return json.dumps(value) if as_json else str(value)
 
-    leftover = _PLACEHOLDER.sub("", template)
-    if "{{" in leftover or "}}" in leftover:
-        raise UsageError(f"--format: cannot parse {template!r}; use {{{{.field}}}} or {{{{json .}}}}")
-    return _PLACEHOLDER.sub(substitute, template).replace("\\n", "\n").replace("\\t", "\t")
+def _action(action: str, document: dict, template: str) -> str:
+    match = _ACTION.fullmatch(action)
+    if not match:
+        raise UsageError(
+            f"--format: cannot parse {{{{{action}}}}} in {template!r}; use {{{{.field}}}} or {{{{json .}}}}"
+        )
+    as_json, field = bool(match.group(1)), match.group(2)
+    if field is not None and field not in document:
+        raise UsageError(f"--format: no field {field!r}; fields are {', '.join(sorted(document))}")
+    value = document if field is None else document[field]
+    if as_json:
+        return json.dumps(value, separators=(",", ":"))
+    return _go_value(value)
 
 
 def split_url(url: str) -> tuple[str, int, str]:
-    """http://host[:port][/prefix] -> (host, port, prefix). Plain HTTP only: the service speaks nothing else."""
-    scheme, separator, rest = url.partition("://")
-    authority, _, prefix = rest.partition("/")
-    host, colon, port = authority.rpartition(":")
-    if not colon:
-        host, port = authority, "80"
-    if scheme != "http" or not separator or not host or not port.isdigit():
-        raise UsageError(f"--url must be http://host[:port], got {url!r}")
-    prefix = prefix.strip("/")
-    return host, int(port), f"/{prefix}" if prefix else ""
+    """http://host[:port][/prefix] -> (host, port, prefix); the scheme in any case, IPv6 hosts in
+    brackets. Plain HTTP only: the service speaks nothing else."""
+    usage = f"--url must be http://host[:port] with a port from 1 to 65535, got {url!r}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80 if parts.port != 0 else 0
+    except ValueError as exc:  # a port that is not a number in range
+        raise UsageError(usage) from exc
+    if parts.scheme != "http" or not parts.hostname or not 1 <= port <= 65535:
+        raise UsageError(usage)
+    prefix = parts.path.strip("/")
+    return parts.hostname, port, f"/{prefix}" if prefix else ""
 
 
 def http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, bytes]:
-    """One GET over a fresh connection. http.client would triple the CLI's start time
-    (it imports the email package), and this runs every 5 s in every replica."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: restdemo-cli\r\nConnection: close\r\n\r\n"
-    with socket.create_connection((host, port), timeout=timeout) as connection:
+    """One GET over a fresh connection, all of it (connect, request, answer) within `timeout`, an
+    answer of at most MAX_ANSWER_BYTES. http.client would triple the CLI's start time (it imports
+    the email package), and this runs every 5 s in every replica."""
+    deadline = time.monotonic() + timeout
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+    authority = f"[{host}]" if ":" in host else host
+    request = f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: restdemo-cli\r\nConnection: close\r\n\r\n"
+    answer = bytearray()
+    with socket.create_connection((host, port), timeout=remaining()) as connection:
+        connection.settimeout(remaining())
         connection.sendall(request.encode())
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
+        while True:
+            connection.settimeout(remaining())
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+            if len(answer) > MAX_ANSWER_BYTES:
+                raise ValueError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+    head, _, body = bytes(answer).partition(b"\r\n\r\n")
+    status_line, *header_lines = head.split(b"\r\n")
+    fields = status_line.split()
+    if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
         raise ValueError(f"not an HTTP response: {head[:40]!r}")
-    return int(status_line[1]), body
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in header_lines)}
+    if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+        body = dechunk(body)
+    return int(fields[1]), body
+
+
+def dechunk(body: bytes) -> bytes:
+    """A chunked body's content (RFC 9112 7.1); extensions and trailers ignored."""
+    content, rest = bytearray(), body
+    while True:
+        size_line, found, rest = rest.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0].strip(), 16)
+        except ValueError:
+            raise ValueError("a chunked answer that does not parse") from None
+        if not found or size < 0 or len(rest) < size:
+            raise ValueError("a chunked answer cut short")
+        if size == 0:
+            return bytes(content)
+        content += rest[:size]
+        rest = rest[size + 2 :]
 
 
 def fetch_health(url: str, timeout: float) -> dict:
@@ -84,13 +149,15 @@ def fetch_health(url: str, timeout: float) -> dict:
         status, body = http_get(host, port, path, timeout)
     except TimeoutError as exc:
         raise Unhealthy(f"no answer from {url} within {timeout:g} s") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise Unhealthy(f"cannot reach {url}: {exc}") from exc
+    except ValueError as exc:  # not HTTP, too large, a broken chunked body
+        raise Unhealthy(f"bad answer from {url}: {exc}") from exc
     if status != 200:
         raise Unhealthy(f"{path} answered {status}")
     try:
         document = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise Unhealthy(f"{path} answered something that is not JSON") from exc
     if not isinstance(document, dict) or any(not isinstance(document.get(f), str) for f in HEALTH_FIELDS):
         raise Unhealthy(f"{path} answered without {' and '.join(HEALTH_FIELDS)}")
@@ -102,8 +169,10 @@ def positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:  # also refuses inf and nan
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0, at most {MAX_TIMEOUT_SECONDS}, got {text!r}"
+        )
     return value
 
 
