@@ -145,3 +145,41 @@ def test_an_idle_keep_alive_connection_outlasts_the_load_balancers_idle_timeout(
     assert connection.getresponse().status == 200
     assert connection.sock is sock
     connection.close()
+
+
+def test_a_path_cannot_forge_access_log_lines(tmp_path):
+    """`GET /x%0a<fake line>` is percent-decoded by the server: logged as is, it wrote a forged
+    second line (and %00 a NUL) into the logs that go to CloudWatch. Control characters, quotes and
+    backslashes are logged escaped, so each request stays one line that says what was asked."""
+    server = start_server(tmp_path, VER="log")
+    forged = '2026-01-01T00:00:00Z 10.0.0.1 "GET /admin" 200 1'
+    try:
+        request(server, "GET", "/x%0a" + forged.replace(" ", "%20").replace('"', "%22") + "%00%5c")
+        time.sleep(1.2)
+        text = Path(server.log.name).read_bytes()
+    finally:
+        stop_server(server)
+    assert b"\x00" not in text
+    lines = [line for line in text.decode().splitlines() if '"GET /x' in line or "/admin" in line]
+    assert len(lines) == 1, lines
+    logged = '"GET /x\\x0a2026-01-01T00:00:00Z 10.0.0.1 \\x22GET /admin\\x22 200 1\\x00\\x5c" 404 '
+    assert logged in lines[0], lines[0]
+
+
+def test_every_answer_says_nosniff(server):
+    for method, path in (("GET", "/health"), ("GET", "/"), ("GET", "/nope"), ("DELETE", "/health")):
+        response, _ = request(server, method, path)
+        assert response.getheader("x-content-type-options") == "nosniff", (method, path)
+
+
+def test_a_404_does_not_echo_a_long_path(server):
+    path = "/" + "a" * 60000
+    response, body = request(server, "GET", path)
+    assert response.status == 404
+    echoed = json.loads(body)["path"]
+    assert echoed == path[:256] + "…" and len(body) < 400
+
+
+def test_the_openapi_document_carries_the_running_version(server):
+    _, body = request(server, "GET", "/openapi.json")
+    assert json.loads(body)["info"]["version"] == "v3"  # VER, as /health says

@@ -38,7 +38,8 @@ def _path_item(operation: dict) -> dict:
     return {"get": operation, "head": head}
 
 
-def openapi_document(paths: list[str]) -> dict:
+def openapi_document(paths: list[str], version: str = __version__) -> dict:
+    """`version`: the running service's, as /health reports it (VER)."""
     """One path item per route; static files are described as what they are."""
     documented = {}
     for path in paths:
@@ -72,7 +73,7 @@ def openapi_document(paths: list[str]) -> dict:
         "openapi": "3.1.0",
         "info": {
             "title": "restdemo",
-            "version": __version__,
+            "version": version,
             "description": "Say which container answered. Unknown paths answer 404 with an Error body.",
         },
         "paths": documented,

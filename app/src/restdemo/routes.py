@@ -27,7 +27,12 @@ class Response:
         self.status = status
         self.content_type = content_type
         self.body = body
-        self.headers = [("content-type", content_type), ("content-length", str(len(body))), *extra_headers]
+        self.headers = [
+            ("content-type", content_type),
+            ("content-length", str(len(body))),
+            ("x-content-type-options", "nosniff"),  # a browser takes the content type as given
+            *extra_headers,
+        ]
 
 
 def health_document(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -41,7 +46,13 @@ def json_body(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
+# An error names the path it was asked for, up to this many characters (a URL may be 64 KB).
+ECHOED_PATH_CHARS = 256
+
+
 def error(status: int, message: str, path: str, *extra: tuple[str, str]) -> Response:
+    if len(path) > ECHOED_PATH_CHARS:
+        path = path[:ECHOED_PATH_CHARS] + "…"
     return Response(status, JSON, json_body({"error": message, "path": path}), *extra)
 
 
@@ -80,7 +91,8 @@ def build_routes(public_dir: Path, environ: dict[str, str] | None = None) -> dic
     from restdemo.openapi import openapi_document
 
     routes = static_files(public_dir)
-    routes["/health"] = Response(200, JSON, json_body(health_document(environ)))
-    document = openapi_document(sorted([*routes, "/openapi.json"]))
+    health = health_document(environ)
+    routes["/health"] = Response(200, JSON, json_body(health))
+    document = openapi_document(sorted([*routes, "/openapi.json"]), health["version"])
     routes["/openapi.json"] = Response(200, JSON, json_body(document))
     return routes

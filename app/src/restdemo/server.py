@@ -8,6 +8,7 @@ measurement: see docs/benchmarks.md.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -27,6 +28,18 @@ ACCESS_LOG_FLUSH_SECONDS = 0.5
 IDLE_KEEPALIVE_SECONDS = 30
 
 
+# What a path may not carry into a log line as is: controls (C0, DEL, C1, Unicode line and
+# paragraph separators), the quote that delimits it, the escape character itself.
+_UNSAFE_IN_LOG = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029"\\\\]')
+
+
+def log_safe(text: str) -> str:
+    """`text` with every unsafe character as `\\xHH` (`\\uHHHH` above 0xff): one line, unambiguous."""
+    if not _UNSAFE_IN_LOG.search(text):
+        return text
+    return _UNSAFE_IN_LOG.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text)
+
+
 class AccessLog:
     """One line per request on stdout, written cheaply and flushed every half second.
 
@@ -44,7 +57,7 @@ class AccessLog:
         if now != self._second:
             self._second = now
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        self.stream.write(f'{self._stamp} {client} "{method} {path}" {status} {size}\n')
+        self.stream.write(f'{self._stamp} {client} "{method} {log_safe(path)}" {status} {size}\n')
 
     def flush(self) -> None:
         self.stream.flush()
