@@ -17,9 +17,15 @@ EXPORTS = [
 ]
 
 
+def pinned_uv() -> str:
+    """The Makefile's pinned uv, installed if this environment has none (pytest run from any venv)."""
+    subprocess.run(["make", "-s", "-C", str(REPO), ".tools/bin/uv"], check=True, capture_output=True)
+    return str(REPO / ".tools" / "bin" / "uv")
+
+
 @pytest.mark.parametrize("package,selection,path", EXPORTS)
 def test_image_lock_file_matches_uv_lock(package, selection, path):
-    uv = shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
+    uv = shutil.which("uv") or pinned_uv()
     exported = subprocess.run(
         [uv, "export", "--package", package, *selection, "--no-emit-workspace", "--frozen", "--no-header", "-q"],
         capture_output=True,
