@@ -54,13 +54,13 @@ test: $(VENV_STAMP) $(ACTIONLINT) ## run the whole test suite (tiers needing Doc
 STACK ?= local
 export STACK
 .PHONY: up preview down status
-up: $(VENV_STAMP) ## pulumi up the local stack: build, push, deploy on the local swarm, print the URL
+up: ## pulumi up the local stack: build, push, deploy on the local swarm, print the URL
 	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh up
-preview: $(VENV_STAMP) ## pulumi preview (STACK=local by default)
+preview: ## pulumi preview (STACK=local by default)
 	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh preview
-down: $(VENV_STAMP) ## pulumi destroy (STACK=local by default)
+down: ## pulumi destroy (STACK=local by default)
 	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh down
-status: $(VENV_STAMP) ## the URL, the replicas with their versions and states
+status: ## the URL, the replicas with their versions and states
 	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh status
 
 .PHONY: bench

@@ -13,6 +13,23 @@ cd "$(dirname "$0")/.."
 
 action=${1:?usage: stack.sh up|preview|down|status}
 stack=${STACK:-local}
+case $action in
+  up | preview) pulumi_command=$action ;;
+  down) pulumi_command=destroy ;;
+  status) pulumi_command="stack output" ;;
+  *) echo "usage: stack.sh up|preview|down|status" >&2; exit 2 ;;
+esac
+
+# Only the stacks this repository defines: a misspelt name must not become a new stack.
+stacks=()
+for file in stacks/Pulumi.*.yaml; do
+  name=${file#stacks/Pulumi.}
+  stacks+=("${name%.yaml}")
+done
+if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
+  echo "restdemo: no stack '$stack'; the stacks are: ${stacks[*]} (stacks/Pulumi.<stack>.yaml)" >&2
+  exit 2
+fi
 
 missing=()
 command -v pulumi >/dev/null 2>&1 || missing+=("the Pulumi CLI: https://www.pulumi.com/docs/install/ (curl -fsSL https://get.pulumi.com | sh)")
@@ -22,10 +39,13 @@ elif ! docker info >/dev/null 2>&1; then
   missing+=("a running Docker engine: docker is installed but its engine does not answer; start Docker Desktop or 'sudo systemctl start docker'")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "restdemo: cannot run 'pulumi $action' on stack '$stack'; install or start:" >&2
+  echo "restdemo: cannot run 'pulumi $pulumi_command' on stack '$stack'; install or start:" >&2
   printf '  - %s\n' "${missing[@]}" >&2
   exit 1
 fi
+
+# The environment only once the tools are known to be there (pulumi-aws takes minutes to install).
+"${MAKE:-make}" -s venv
 
 if [ "$stack" = local ]; then
   export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.pulumi}
@@ -41,7 +61,11 @@ if [ "$stack" = local ]; then
   fi
 fi
 
-pulumi stack select --create "$stack" --non-interactive >/dev/null
+if [ "$stack" = local ]; then
+  pulumi stack select --create local --non-interactive >/dev/null  # state is per machine
+else
+  pulumi stack select "$stack" --non-interactive >/dev/null  # in your backend; never created here
+fi
 
 show_status() {
   url=$(pulumi stack output url --stack "$stack")
@@ -64,5 +88,4 @@ case $action in
   preview) pulumi preview --diff --stack "$stack" ;;
   down) pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;
-  *) echo "usage: stack.sh up|preview|down|status" >&2; exit 2 ;;
 esac

@@ -15,12 +15,12 @@ pytestmark = pytest.mark.unit
 SCRIPT = REPO / "scripts" / "stack.sh"
 
 
-def run_with_path(path: str, action: str = "up") -> subprocess.CompletedProcess:
+def run_with_path(path: str, action: str = "up", stack: str = "local") -> subprocess.CompletedProcess:
     return subprocess.run(
         [shutil.which("bash"), str(SCRIPT), action],
         capture_output=True,
         text=True,
-        env={**os.environ, "PATH": path},
+        env={**os.environ, "PATH": path, "STACK": stack},
         timeout=60,
     )
 
@@ -34,11 +34,14 @@ def bare_path(tmp_path) -> str:
     return str(bin_dir)
 
 
-@pytest.mark.parametrize("action", ["up", "preview", "down", "status"])
-def test_without_pulumi_and_docker_it_names_both(tmp_path, action):
+@pytest.mark.parametrize(
+    "action,pulumi_command", [("up", "up"), ("preview", "preview"), ("down", "destroy"), ("status", "stack output")]
+)
+def test_without_pulumi_and_docker_it_names_both(tmp_path, action, pulumi_command):
     result = run_with_path(bare_path(tmp_path), action)
     assert result.returncode == 1
-    assert f"cannot run 'pulumi {action}' on stack 'local'" in result.stderr
+    # The Pulumi command it would run, not the make target's name.
+    assert f"cannot run 'pulumi {pulumi_command}' on stack 'local'" in result.stderr
     assert "the Pulumi CLI: https://www.pulumi.com/docs/install/" in result.stderr
     assert "Docker: Docker Desktop, or Docker Engine on Linux" in result.stderr
 
@@ -52,3 +55,21 @@ def test_with_docker_but_without_pulumi_it_names_only_pulumi(docker_client):
     assert result.returncode == 1
     assert "the Pulumi CLI" in result.stderr
     assert "Docker:" not in result.stderr
+
+
+@pytest.mark.parametrize("action", ["up", "preview", "down", "status"])
+def test_a_misspelt_stack_is_refused_not_created(tmp_path, action):
+    """`stack select --create` turned `STACK=prd` into a new stack with the local defaults: only
+    the stacks in stacks/ exist, and a name that is not one of them stops at once."""
+    result = run_with_path(bare_path(tmp_path), action, stack="prd")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "restdemo: no stack 'prd'; the stacks are: dev local prod staging (stacks/Pulumi.<stack>.yaml)"
+
+
+def test_the_make_targets_check_for_the_cli_before_building_the_environment():
+    """The preflight runs first: a laptop without the Pulumi CLI hears so at once, not after minutes
+    of installing pulumi-aws into .venv/."""
+    makefile = (REPO / "Makefile").read_text()
+    for target in ("up", "preview", "down", "status"):
+        rule = next(line for line in makefile.splitlines() if line.startswith(f"{target}:"))
+        assert "VENV_STAMP" not in rule.split("##")[0], rule
