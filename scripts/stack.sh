@@ -77,10 +77,7 @@ show_status() {
   docker service ps "$service" --filter desired-state=running \
     --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'
   echo
-  echo "answers from $url/health:"
-  for _ in 1 2 3 4 5 6; do
-    .venv/bin/restdemo-cli show health --url "$url" --format '  {{.hostname}}  {{.version}}' || true
-  done
+  scripts/answers.sh "$url" 6
 }
 
 case $action in

@@ -63,7 +63,9 @@ def test_a_misspelt_stack_is_refused_not_created(tmp_path, action):
     the stacks in stacks/ exist, and a name that is not one of them stops at once."""
     result = run_with_path(bare_path(tmp_path), action, stack="prd")
     assert result.returncode == 2
-    assert result.stderr.strip() == "restdemo: no stack 'prd'; the stacks are: dev local prod staging (stacks/Pulumi.<stack>.yaml)"
+    assert result.stderr.strip() == (
+        "restdemo: no stack 'prd'; the stacks are: dev local prod staging (stacks/Pulumi.<stack>.yaml)"
+    )
 
 
 def test_the_make_targets_check_for_the_cli_before_building_the_environment():
