@@ -68,7 +68,10 @@ else
 fi
 
 show_status() {
-  url=$(pulumi stack output url --stack "$stack")
+  if ! url=$(pulumi stack output url --stack "$stack" 2>/dev/null); then
+    echo "restdemo: stack '$stack' has no outputs yet (never deployed here): run 'STACK=$stack make up' first" >&2
+    exit 1
+  fi
   service=$(pulumi stack output serviceName --stack "$stack")
   echo
   echo "restdemo ($stack): $url"
