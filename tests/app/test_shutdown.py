@@ -40,3 +40,19 @@ def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(tmp_path):
 
     assert server.process.wait(timeout=10) == 0
     assert time.monotonic() - sent_at < 10
+
+
+def test_a_client_that_never_finishes_its_request_does_not_hold_the_exit_past_10_s(tmp_path):
+    """A half-sent request that never completes: the server gives up on it and exits within the
+    10 s the README (and the stack's stop grace period check) count on; it took 10.05 s."""
+    server = start_server(tmp_path, VER="drain")
+    stuck = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+    stuck.sendall(b"GET /health HTTP/1.1\r\nHost: restdemo\r\n")
+    time.sleep(0.3)
+    sent_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(timeout=10)
+    finally:
+        stuck.close()
+    assert time.monotonic() - sent_at < 10

@@ -169,3 +169,10 @@ def test_rollout_lower_bound_is_batches_times_time_to_healthy_plus_delays():
 def test_swarm_update_time_adds_the_last_delay_and_the_monitor_window():
     # Measured on a real swarm (docs/benchmarks.md): 3 replicas, delay 15 s, monitor 30 s -> about 93 s.
     assert Settings(replicas=3, update_delay="15s", update_monitor="30s").swarm_update_seconds() == 45 + 15 + 30
+
+
+def test_the_stop_grace_check_counts_on_the_apps_own_drain():
+    from infra.settings import APP_DRAIN_SECONDS
+    from restdemo.server import DRAIN_SECONDS
+
+    assert APP_DRAIN_SECONDS == DRAIN_SECONDS

@@ -26,6 +26,8 @@ ACCESS_LOG_FLUSH_SECONDS = 0.5
 # also bounds a client that sends its headers slowly). A load balancer in front must give up
 # its idle connections sooner (infra/load_balancer.py), or it reuses one being closed: a 502.
 IDLE_KEEPALIVE_SECONDS = 30
+# On SIGTERM the process exits within this (infra/settings.py APP_DRAIN_SECONDS says the same).
+DRAIN_SECONDS = 10
 
 
 # What a path may not carry into a log line as is: controls (C0, DEL, C1, Unicode line and
@@ -127,7 +129,9 @@ def granian_server(target: str, *, factory: bool):
         # Rust-driven tasks: more req/s and a lower p99 than asyncio's in our runs (docs/benchmarks.md).
         task_impl=TaskImpl.rust,
         log_access=False,  # AccessLog above: granian's per-request logging call costs more than the request
-        workers_kill_timeout=10,  # the drain on SIGTERM must fit in swarm's stop grace period
+        # The drain on SIGTERM: a request still being sent after this is cut, so the process is
+        # gone within DRAIN_SECONDS (granian's own shutdown takes a few tens of ms more).
+        workers_kill_timeout=DRAIN_SECONDS - 1,
     )
 
 
