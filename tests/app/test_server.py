@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import start_server, stop_server
+from tests.app.conftest import run_cli, start_server, stop_server
 
 pytestmark = pytest.mark.app
 
@@ -183,3 +183,21 @@ def test_a_404_does_not_echo_a_long_path(server):
 def test_the_openapi_document_carries_the_running_version(server):
     _, body = request(server, "GET", "/openapi.json")
     assert json.loads(body)["info"]["version"] == "v3"  # VER, as /health says
+
+
+def test_a_burst_of_idle_connections_leaves_health_checks_answering(tmp_path):
+    """1,100 connections that never send a request (each held up to the 30 s header timeout):
+    with granian's default backpressure (1,024 per worker) the next ones waited ~30 s, so the
+    image's HEALTHCHECK failed and swarm would have restarted a healthy replica."""
+    server = start_server(tmp_path, VER="burst")
+    idle = []
+    try:
+        for _ in range(1100):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        time.sleep(0.5)
+        result = run_cli("show", "health", "--url", server.url, "--timeout", "3")
+        assert result.returncode == 0, result.stderr
+    finally:
+        for connection in idle:
+            connection.close()
+        stop_server(server)

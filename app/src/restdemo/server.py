@@ -26,6 +26,9 @@ ACCESS_LOG_FLUSH_SECONDS = 0.5
 # also bounds a client that sends its headers slowly). A load balancer in front must give up
 # its idle connections sooner (infra/load_balancer.py), or it reuses one being closed: a 502.
 IDLE_KEEPALIVE_SECONDS = 30
+# Connections accepted but not yet served may queue this deep; this many are served at once.
+CONNECTION_BACKLOG = 4096
+MAX_CONNECTIONS = 16384
 # On SIGTERM the process exits within this (infra/settings.py APP_DRAIN_SECONDS says the same).
 DRAIN_SECONDS = 10
 
@@ -125,6 +128,11 @@ def granian_server(target: str, *, factory: bool):
         interface=Interfaces.RSGI,
         http=HTTPModes.http1,  # what load balancers speak to targets; skips HTTP/2 sniffing
         http1_settings=HTTP1Settings(header_read_timeout=IDLE_KEEPALIVE_SECONDS * 1000),
+        # Connections served at once (granian's default: the backlog, 1,024): idle ones hold a slot
+        # until the header timeout, so a burst of them queued the HEALTHCHECK for ~30 s. An idle
+        # connection costs a Rust task and a descriptor; the limit is the file descriptor limit.
+        backlog=CONNECTION_BACKLOG,
+        backpressure=MAX_CONNECTIONS,
         websockets=False,
         # Rust-driven tasks: more req/s and a lower p99 than asyncio's in our runs (docs/benchmarks.md).
         task_impl=TaskImpl.rust,
