@@ -13,15 +13,20 @@ from tests.app.conftest import start_server
 pytestmark = pytest.mark.app
 
 
-def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(tmp_path):
+def half_sent_request_then_sigterm(tmp_path):
+    """A server, a slow client that has sent the request line and a header but not the end of the
+    headers, then SIGTERM: (server, the client's socket, when the signal was sent)."""
     server = start_server(tmp_path, VER="drain")
-    # A slow client: the request line and a header are sent, the end of the headers is not yet.
-    in_flight = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    in_flight.sendall(b"GET /health HTTP/1.1\r\nHost: restdemo\r\n")
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+    client.sendall(b"GET /health HTTP/1.1\r\nHost: restdemo\r\n")
     time.sleep(0.3)
-
     sent_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
+    return server, client, sent_at
+
+
+def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(tmp_path):
+    server, in_flight, sent_at = half_sent_request_then_sigterm(tmp_path)
     time.sleep(0.5)
 
     with pytest.raises(ConnectionRefusedError):
@@ -45,12 +50,7 @@ def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(tmp_path):
 def test_a_client_that_never_finishes_its_request_does_not_hold_the_exit_past_10_s(tmp_path):
     """A half-sent request that never completes: the server gives up on it and exits within the
     10 s the README (and the stack's stop grace period check) count on; it took 10.05 s."""
-    server = start_server(tmp_path, VER="drain")
-    stuck = socket.create_connection(("127.0.0.1", server.port), timeout=15)
-    stuck.sendall(b"GET /health HTTP/1.1\r\nHost: restdemo\r\n")
-    time.sleep(0.3)
-    sent_at = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
+    server, stuck, sent_at = half_sent_request_then_sigterm(tmp_path)
     try:
         server.process.wait(timeout=10)
     finally:
