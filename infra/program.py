@@ -57,7 +57,7 @@ def main() -> dict[str, pulumi.Input]:
         service = SwarmService(
             "restdemo", settings=settings, image_ref=image.ref, endpoint=DockerEndpoint(host=settings.docker_host)
         )
-        outputs["url"] = f"http://localhost:{settings.published_port}"
+        outputs |= {"url": f"http://localhost:{settings.published_port}", "dockerHost": settings.docker_host}
     else:
         service, cluster_outputs = aws_cluster(settings, registry, image)
         outputs |= cluster_outputs
@@ -105,13 +105,14 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         repository_arns=[registry.arn, agent_registry.arn],
         agent_image=agent.ref,
     )
+    docker_host = docker_api_host(settings, admin, swarm)
     service = SwarmService(
         "restdemo",
         settings=settings,
         image_ref=image.ref,
         endpoint=dataclasses.replace(
             admin.docker,
-            host=docker_api_host(settings, admin, swarm),
+            host=docker_host,
             registry_auth=docker.ProviderRegistryAuthArgs(
                 address=registry.server, username=registry.username, password=registry.password
             ),
@@ -123,6 +124,8 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
     return service, {
         "url": web.url,
         "adminEndpoint": admin.host,
+        # Where the Docker API answers for this stack's adminAccess (`make status` uses it).
+        "dockerHost": docker_host,
         # For `docker --tlsverify -H <adminEndpoint>`: the key is a secret output (--show-secrets).
         "adminCa": admin.docker.ca_pem,
         "adminClientCert": admin.docker.cert_pem,

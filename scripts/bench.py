@@ -70,15 +70,49 @@ def build_times(bases: dict[str, str]) -> list[tuple[str, str]]:
     return [("cold build (no cache)", f"{cold:.1f} s"), ("rebuild after a one-line app change", f"{rebuild:.1f} s")]
 
 
-BARE_RSGI = "from restdemo.server import granian_server; granian_server('bare_rsgi:app', factory=False).serve()"
+# The servers compared for throughput, each started the same way: restdemo as it ships (granian's
+# asyncio tasks), restdemo on granian's Rust tasks (experimental; not on Python 3.12+), and the
+# smallest RSGI app in restdemo's granian settings.
+SERVERS = {
+    "restdemo /health": [str(BIN / "restdemo")],
+    "restdemo /health, Rust tasks": [
+        sys.executable,
+        "-c",
+        "from restdemo import server; server.TASK_IMPL = 'rust'; server.main()",
+    ],
+    "bare RSGI app, same granian settings": [
+        sys.executable,
+        "-c",
+        "from restdemo.server import granian_server; granian_server('bare_rsgi:app', factory=False).serve()",
+    ],
+}
 
 
-def start_server(port: int, cpu: str, bare: bool = False) -> subprocess.Popen:
-    """restdemo, or the bare RSGI baseline in the same granian settings, pinned to one CPU."""
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "VER": "bench", "PYTHONPATH": str(REPO / "benchmarks")}
-    command = [sys.executable, "-c", BARE_RSGI] if bare else [str(BIN / "restdemo")]
-    server = subprocess.Popen(
-        ["taskset", "-c", cpu, *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+def add_baseline(revision: str, directory: Path) -> str:
+    """restdemo's app as of `revision` (its app/ from git) as one more server to compare with."""
+    archive = subprocess.run(["git", "archive", revision, "app"], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    name = f"restdemo /health at {revision}"
+    SERVERS[name] = [sys.executable, "-c", "from restdemo.server import main; main()"]
+    SOURCES[name] = directory / "app" / "src"
+    return name
+
+
+SOURCES: dict[str, Path] = {}  # a server's restdemo package from elsewhere than this checkout
+
+
+def start_server(port: int, cpu: str, server: str = "restdemo /health") -> subprocess.Popen:
+    """One of SERVERS, pinned to one CPU."""
+    path = [str(SOURCES[server])] if server in SOURCES else []
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "VER": "bench",
+        "PYTHONPATH": os.pathsep.join([*path, str(REPO / "benchmarks")]),
+    }
+    process = subprocess.Popen(
+        ["taskset", "-c", cpu, *SERVERS[server]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     wait_until(
         lambda: (
@@ -90,7 +124,7 @@ def start_server(port: int, cpu: str, bare: bool = False) -> subprocess.Popen:
         timeout=15,
         what="server up",
     )
-    return server
+    return process
 
 
 def cli_start(runs: int) -> list[tuple[str, str]]:
@@ -131,31 +165,32 @@ def wrk_round(port: int, seconds: int) -> tuple[float, float]:
 
 
 def throughput(rounds: int, seconds: int) -> list[tuple[str, str]]:
-    """restdemo and the bare RSGI app, interleaved round by round so both see the same machine."""
-    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    """Every server of SERVERS, interleaved round by round so all see the same machine."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
     for _ in range(rounds):
-        for bare in (False, True):
+        for name in SERVERS:
             port = free_port()
-            server = start_server(port, "0", bare=bare)
+            server = start_server(port, "0", name)
             try:
-                results[bare].append(wrk_round(port, seconds))
+                results[name].append(wrk_round(port, seconds))
             finally:
                 server.terminate()
                 server.wait()
     rows = []
-    for bare, label in ((False, "restdemo /health"), (True, "bare RSGI app, same granian settings")):
-        rps = [r for r, _ in results[bare]]
-        p99 = [p for _, p in results[bare]]
+    for name, samples in results.items():
+        rps = [r for r, _ in samples]
         rows += [
             (
-                f"{label}: req/s on one core (median of {rounds} x {seconds} s; all: "
+                f"{name}: req/s on one core (median of {rounds} x {seconds} s; all: "
                 f"{', '.join(f'{r / 1000:.1f}k' for r in rps)})",
                 f"{statistics.median(rps):,.0f}",
             ),
-            (f"{label}: p99 latency (median of {rounds})", f"{statistics.median(p99):.2f} ms"),
+            (f"{name}: p99 latency (median of {rounds})", f"{statistics.median(p for _, p in samples):.2f} ms"),
         ]
-    app, bare = (statistics.median(r for r, _ in results[b]) for b in (False, True))
-    rows.append(("restdemo /health as a share of the bare app's req/s", f"{app / bare:.0%}"))
+    medians = {name: statistics.median(r for r, _ in samples) for name, samples in results.items()}
+    bare = medians["bare RSGI app, same granian settings"]
+    for name in (n for n in SERVERS if n.startswith("restdemo")):
+        rows.append((f"{name} as a share of the bare app's req/s", f"{medians[name] / bare:.0%}"))
     return rows
 
 
@@ -235,8 +270,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="wrk rounds (default 5)")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk round (default 10)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--baseline", metavar="REV", help="also measure the app as of this git revision")
     args = parser.parse_args()
     sections = args.only.split(",")
+    baseline_dir = tempfile.TemporaryDirectory()
+    if args.baseline:
+        add_baseline(args.baseline, Path(baseline_dir.name))
 
     rows: list[tuple[str, str]] = []
     if "images" in sections:

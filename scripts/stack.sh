@@ -67,6 +67,10 @@ else
   pulumi stack select "$stack" --non-interactive >/dev/null  # in your backend; never created here
 fi
 
+# Through infra/admin_client.py: an AWS stack's Docker API is reached through the stack's outputs,
+# and with adminAccess session-manager through a tunnel it opens for the command (infra/tunnel.py).
+on_swarm() { .venv/bin/python -m infra.admin_client "$stack" "$@"; }
+
 show_status() {
   if ! url=$(pulumi stack output url --stack "$stack" 2>/dev/null); then
     echo "restdemo: stack '$stack' has no outputs yet (never deployed here): run 'STACK=$stack make up' first" >&2
@@ -77,15 +81,15 @@ show_status() {
   echo "restdemo ($stack): $url"
   echo "image: $(pulumi stack output image --stack "$stack")"
   echo
-  docker service ps "$service" --filter desired-state=running \
+  on_swarm --docker-env -- docker service ps "$service" --filter desired-state=running \
     --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'
   echo
   scripts/answers.sh "$url" 6
 }
 
 case $action in
-  up) pulumi up --yes --stack "$stack" && show_status ;;
+  up) on_swarm -- pulumi up --yes --stack "$stack" && show_status ;;
   preview) pulumi preview --diff --stack "$stack" ;;
-  down) pulumi destroy --yes --stack "$stack" ;;
+  down) on_swarm -- pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;
 esac

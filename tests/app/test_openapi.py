@@ -31,9 +31,21 @@ def test_document_is_valid_openapi_3(document):
 
 
 def test_document_lists_exactly_the_served_routes(document):
-    assert sorted(document["paths"]) == ["/", "/health", "/index.html", "/openapi.json", "/style.css"]
+    assert sorted(document["paths"]) == [
+        "/",
+        "/favicon.svg",
+        "/health",
+        "/index.html",
+        "/live.js",
+        "/openapi.json",
+        "/style.css",
+    ]
     for item in document["paths"].values():
         assert sorted(item) == ["get", "head"]
+        for operation in item.values():
+            assert [(p["name"], p["in"], p["schema"]["enum"]) for p in operation["parameters"]] == [
+                ("connection", "query", ["close"])
+            ]
 
 
 def test_every_documented_route_answers_as_documented(server, document):

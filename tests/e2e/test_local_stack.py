@@ -1,5 +1,6 @@
 """The local stack's service on a real swarm: converges healthy, spreads answers over its
-replicas, rolls to a new version and back from a broken one without failing a request."""
+replicas, rolls to a new version and back from a broken one without failing a request, and
+its page shows a rollout live in a real browser."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import requests
 from infra.settings import parse_settings
 from tests.e2e.conftest import report
 from tests.e2e.harness import HERE, build_and_push, capture, push, steady_load
+from tests.support.browser import chromium, read_page
 from tests.support.docker_engine import build_image
 from tests.support.net import wait_until
 from tests.support.pulumi_program import stack_config, wire_config
@@ -106,3 +108,47 @@ def test_a_broken_image_is_rolled_back_by_swarm_without_failing_a_request(deploy
     assert set(load.versions) == {"v2"}
     assert {t["Spec"]["ContainerSpec"]["Image"] for t in deployment.running_tasks()} == {good_ref}
     assert deployment.service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == good_ref
+
+
+def replicas_on_page(browser) -> dict[str, str]:
+    """hostname -> version, as the page shows its replicas now."""
+    return {row["hostname"]: row["version"] for row in read_page(browser)["replicas"]}
+
+
+def running_containers(deployment) -> dict[str, str]:
+    """hostname (the container's short id) -> VER, of the service's running tasks."""
+    return {
+        task["Status"]["ContainerStatus"]["ContainerID"][:12]: next(
+            e.partition("=")[2] for e in task["Spec"]["ContainerSpec"]["Env"] if e.startswith("VER=")
+        )
+        for task in deployment.running_tasks()
+    }
+
+
+def test_the_page_shows_the_replicas_rolling_to_a_new_version(deployment, v1):
+    """The seed's demo, through the load balancer: the page shows every replica with its version,
+    then old and new side by side while swarm rolls, then only the new ones."""
+    run = capture(deployment.registry, deployment.client, version="v3")
+    ref = build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
+    with chromium() as browser:
+        browser.get(f"{deployment.lb_url}/")
+        before = wait_until(
+            lambda: (shown := replicas_on_page(browser)) == running_containers(deployment) and shown,
+            60,
+            interval=0.5,
+            what="the page showing the 3 running replicas",
+        )
+        assert len(before) == 3 and "v3" not in before.values()
+        deployment.apply(run, ref)
+        mixed = []
+
+        def rolled() -> bool:
+            shown = replicas_on_page(browser)
+            if len(set(shown.values())) > 1:
+                mixed.append(shown)
+            running = running_containers(deployment)
+            return len(running) == 3 and set(running.values()) == {"v3"} and shown == running
+
+        wait_until(rolled, 240, interval=0.5, what="the page showing only the 3 new replicas on v3")
+    assert mixed, "the page never showed the old and new versions side by side"
+    assert all(set(shown.values()) <= set(before.values()) | {"v3"} for shown in mixed)

@@ -253,6 +253,7 @@ def test_with_session_manager_access_no_cidr_reaches_the_docker_api(run):
     assert config(run, "adminAccess") == "session-manager"
     assert [r.name for r in run.of_type(SG_INGRESS) if r.inputs.get("fromPort") == 2376] == []
     assert run.one("pulumi:providers:docker").inputs["host"] == "tcp://127.0.0.1:23760"
+    assert run.outputs["dockerHost"] == "tcp://127.0.0.1:23760"  # where `make status` sends docker
 
 
 def test_with_load_balancer_access_2376_only_from_the_admin_cidrs():
@@ -263,9 +264,8 @@ def test_with_load_balancer_access_2376_only_from_the_admin_cidrs():
     rules = [r.inputs for r in run.of_type(SG_INGRESS) if r.inputs.get("fromPort") == 2376]
     assert rules and all(r["cidrIpv4"] in admin for r in rules)
     assert {r["securityGroupId"] for r in rules} == {"admin-id", "swarm-managers-id"}
-    assert (
-        run.one("pulumi:providers:docker").inputs["host"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
-    )
+    nlb = "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
+    assert run.one("pulumi:providers:docker").inputs["host"] == run.outputs["dockerHost"] == nlb
 
 
 def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):

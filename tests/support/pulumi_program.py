@@ -263,10 +263,16 @@ def open_tunnel(port: int):
     """What `python -m infra.tunnel <stack>` gives an `up` with adminAccess session-manager: something
     listening on the tunnel's port (the program waits for it before the docker provider's first call)."""
     listener = socket.socket()
+    # A connection of an earlier run closed from this side lingers in TIME_WAIT on the port.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind(("127.0.0.1", port))
-    except OSError:  # already open (an outer run)
+    except OSError as exc:
         listener.close()
+        try:  # already open (an outer run)?
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except OSError:
+            raise RuntimeError(f"127.0.0.1:{port} is taken ({exc}) and nothing listens there") from None
         yield
         return
     listener.listen()

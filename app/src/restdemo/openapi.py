@@ -28,8 +28,24 @@ ERROR_RESPONSES = {
 }
 
 
+# Any route takes it (restdemo.routes.CLOSE_CONNECTION_QUERY); the page's polls of /health use it.
+CONNECTION_PARAMETER = {
+    "name": "connection",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["close"]},
+    "description": "close: the server closes the connection after this answer (Connection: close), so the "
+    "next request may reach another replica behind a balancer that picks one per connection.",
+}
+
+
 def _operation(summary: str, operation_id: str, ok: dict) -> dict:
-    return {"summary": summary, "operationId": operation_id, "responses": {"200": ok, **ERROR_RESPONSES}}
+    return {
+        "summary": summary,
+        "operationId": operation_id,
+        "parameters": [CONNECTION_PARAMETER],
+        "responses": {"200": ok, **ERROR_RESPONSES},
+    }
 
 
 def _path_item(operation: dict) -> dict:
@@ -39,8 +55,8 @@ def _path_item(operation: dict) -> dict:
 
 
 def openapi_document(paths: list[str], version: str = __version__) -> dict:
-    """`version`: the running service's, as /health reports it (VER)."""
-    """One path item per route; static files are described as what they are."""
+    """One path item per route; static files are described as what they are. `version`: the
+    running service's, as /health reports it (VER)."""
     documented = {}
     for path in paths:
         if path == "/health":

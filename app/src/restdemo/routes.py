@@ -16,6 +16,12 @@ from restdemo import __version__
 ALLOWED_METHODS = ("GET", "HEAD")
 ALLOW_HEADER = ", ".join(ALLOWED_METHODS)
 JSON = "application/json"
+# The query string that asks for `Connection: close` on any route: the page's polls use it, so
+# that a balancer that picks a replica per connection (swarm's routing mesh) may pick another.
+CLOSE_CONNECTION_QUERY = "connection=close"
+# The page and its files load nothing from elsewhere (the service may run where nothing else is
+# reachable); the browser enforces it.
+CONTENT_SECURITY_POLICY = ("content-security-policy", "default-src 'self'; frame-ancestors 'none'")
 
 
 class Response:
@@ -33,6 +39,10 @@ class Response:
             ("x-content-type-options", "nosniff"),  # a browser takes the content type as given
             *extra_headers,
         ]
+
+    def closing(self) -> Response:
+        """The same answer, after which the server closes the connection."""
+        return Response(self.status, self.content_type, self.body, *self.headers[3:], ("connection", "close"))
 
 
 def health_document(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -64,15 +74,21 @@ def method_not_allowed(path: str) -> Response:
     return error(405, "method not allowed", path, ("allow", ALLOW_HEADER))
 
 
+# Python's own table, not the host's /etc/mime.types (the image has none): the same types everywhere.
+# RFC 9239: JavaScript is text/javascript (a script under nosniff needs a JavaScript type).
+CONTENT_TYPES = mimetypes.MimeTypes()
+CONTENT_TYPES.add_type("text/javascript", ".js")
+
+
 def static_files(public_dir: Path) -> dict[str, Response]:
     """Every file under public/, by URL path; index.html also answers its directory."""
     routes: dict[str, Response] = {}
     for file in sorted(p for p in public_dir.rglob("*") if p.is_file()):
         url = "/" + file.relative_to(public_dir).as_posix()
-        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        content_type = CONTENT_TYPES.guess_type(file.name)[0] or "application/octet-stream"
         if content_type.startswith("text/"):
             content_type += "; charset=utf-8"
-        response = Response(200, content_type, file.read_bytes())
+        response = Response(200, content_type, file.read_bytes(), CONTENT_SECURITY_POLICY)
         routes[url] = response
         if file.name == "index.html":
             routes[url[: -len("index.html")]] = response

@@ -14,6 +14,7 @@ import time
 
 from restdemo.routes import (
     ALLOWED_METHODS,
+    CLOSE_CONNECTION_QUERY,
     Response,
     build_routes,
     default_public_dir,
@@ -31,6 +32,8 @@ CONNECTION_BACKLOG = 4096
 MAX_CONNECTIONS = 16384
 # On SIGTERM the process exits within this (infra/settings.py APP_DRAIN_SECONDS says the same).
 DRAIN_SECONDS = 10
+# granian's task implementation: "asyncio" or "rust" (docs/benchmarks.md: why this one).
+TASK_IMPL = "asyncio"
 
 
 # What a path may not carry into a log line as is: controls (C0, DEL, C1, Unicode line and
@@ -73,6 +76,7 @@ class RestDemo:
 
     def __init__(self, routes: dict[str, Response], access_log: AccessLog):
         self.routes = routes
+        self.closing_routes = {path: response.closing() for path, response in routes.items()}
         self.access_log = access_log
         self._loop = None
 
@@ -91,7 +95,8 @@ class RestDemo:
         if scope.proto != "http":  # websockets are not part of this API
             return
         path, method = scope.path, scope.method
-        response = self.routes.get(path)
+        routes = self.closing_routes if scope.query_string == CLOSE_CONNECTION_QUERY else self.routes
+        response = routes.get(path)
         if response is None:
             response = not_found(path)
         elif method not in ALLOWED_METHODS:
@@ -134,8 +139,7 @@ def granian_server(target: str, *, factory: bool):
         backlog=CONNECTION_BACKLOG,
         backpressure=MAX_CONNECTIONS,
         websockets=False,
-        # Rust-driven tasks: more req/s and a lower p99 than asyncio's in our runs (docs/benchmarks.md).
-        task_impl=TaskImpl.rust,
+        task_impl=TaskImpl(TASK_IMPL),
         log_access=False,  # AccessLog above: granian's per-request logging call costs more than the request
         # The drain on SIGTERM: a request still being sent after this is cut, so the process is
         # gone within DRAIN_SECONDS (granian's own shutdown takes a few tens of ms more).
