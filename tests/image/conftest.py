@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 import uuid
 
 import pytest
@@ -41,3 +43,14 @@ def run_in(docker_client, image, *command: str) -> tuple[int, str]:
         return code, container.logs().decode()
     finally:
         container.remove(force=True)
+
+
+def image_files(docker_client, image) -> dict[str, tarfile.TarInfo]:
+    """Every path in the image's file system (no leading /), read without running anything in it."""
+    container = docker_client.containers.create(image.id)
+    try:
+        archive = io.BytesIO(b"".join(container.export()))
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=archive) as tar:
+        return {member.name.rstrip("/"): member for member in tar.getmembers()}
