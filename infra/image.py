@@ -1,9 +1,19 @@
-"""Image: the multi-stage restdemo image, built from app/ and pushed to the stack's registry.
+"""Image: the multi-stage restdemo image, built from app/ and pushed to the stack's registry,
+through pulumi-docker-build (`docker_build.Image`, BuildKit), which Pulumi recommends over
+`docker.Image`.
 
 The tag is derived from the content (the build context's files and the build
 arguments): the same source gives the same tag, so an unchanged app neither rebuilds
 nor rolls, and ECR's immutable tags never see one tag with two digests. The service
-runs `repository:tag@sha256:...`: pinned by digest, with the tag kept for people.
+runs `repository:tag@sha256:...` (the provider's `ref`): pinned by the pushed digest,
+with the tag kept for people.
+
+The provider's diff (pulumi-docker-build provider/internal/image.go `Image.Diff`) compares
+`registries` by address and username only, so a fresh ECR token (a new password every
+`up`) neither rebuilds nor shows a diff; the CA bundle is a secret left out of the diff
+(`ignoreSecretsInDiffCalculation`), so a renewed bundle does not either. AWS stacks share
+a BuildKit cache in the repository's mutable `buildcache` tag: CI and a laptop reuse
+each other's layers (exporting it needs a docker-container builder, as in the workflow).
 """
 
 from __future__ import annotations
@@ -13,12 +23,15 @@ import os
 from pathlib import Path
 
 import pulumi
-import pulumi_docker as docker
+import pulumi_docker_build as docker_build
 
+from infra.registry import MUTABLE_TAG as CACHE_TAG
 from infra.registry import Registry
 from infra.settings import Settings
 
 TARGET = "runtime"
+# The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle).
+CA_BUNDLE_SECRET = "ca_bundle"
 
 
 def in_build_context(relative: Path) -> bool:
@@ -50,9 +63,35 @@ def content_tag(context: Path, args: dict[str, str]) -> str:
     return f"{args['VERSION']}-{digest.hexdigest()[:12]}"
 
 
-def pinned_reference(image_name: str, repo_digest: str) -> str:
-    """repo:tag + repo@sha256:x -> repo:tag@sha256:x."""
-    return f"{image_name}@{repo_digest.rpartition('@')[2]}"
+def registry_logins(registry: Registry) -> list[docker_build.RegistryArgs] | None:
+    """ECR's login; a local registry on loopback needs none."""
+    if registry.username is None:
+        return None
+    return [docker_build.RegistryArgs(address=registry.server, username=registry.username, password=registry.password)]
+
+
+def build_secrets(settings: Settings) -> dict[str, pulumi.Output[str]] | None:
+    if not settings.build_ca_bundle:
+        return None
+    return {CA_BUNDLE_SECRET: pulumi.Output.secret(Path(settings.build_ca_bundle).read_text())}
+
+
+def registry_cache(settings: Settings, registry: Registry) -> dict[str, list]:
+    """AWS stacks: read and write the BuildKit cache in the repository's `buildcache` tag (every
+    layer, `mode=max`; ECR takes a cache only as an OCI image manifest)."""
+    if settings.platform != "aws":
+        return {}
+    ref = registry.repository.apply(lambda repository: f"{repository}:{CACHE_TAG}")
+    return {
+        "cache_from": [docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=ref))],
+        "cache_to": [
+            docker_build.CacheToArgs(
+                registry=docker_build.CacheToRegistryArgs(
+                    ref=ref, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True
+                )
+            )
+        ],
+    }
 
 
 class Image(pulumi.ComponentResource):
@@ -74,22 +113,23 @@ class Image(pulumi.ComponentResource):
         # Relative to the program's directory, so the inputs are the same on every machine.
         relative_context = Path(os.path.relpath(context))
         self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")
-        image = docker.Image(
+        image = docker_build.Image(
             name,
-            image_name=self.image_name,
-            build=docker.DockerBuildArgs(
-                context=relative_context.as_posix(),
-                dockerfile=(relative_context / "Dockerfile").as_posix(),
-                target=TARGET,
-                args=args,
-                platform=settings.image_platform,
-                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
-            ),
-            registry=docker.RegistryArgs(
-                server=registry.server, username=registry.username, password=registry.password
-            ),
+            context=docker_build.BuildContextArgs(location=relative_context.as_posix()),
+            dockerfile=docker_build.DockerfileArgs(location=(relative_context / "Dockerfile").as_posix()),
+            target=TARGET,
+            build_args=args,
+            platforms=[docker_build.Platform(settings.image_platform)] if settings.image_platform else None,
+            tags=[self.image_name],
+            push=True,
+            # A preview neither builds nor writes the cache: the preview roles may only read.
+            build_on_preview=False,
+            registries=registry_logins(registry),
+            secrets=build_secrets(settings),
+            ignore_secrets_in_diff_calculation=[CA_BUNDLE_SECRET],
+            **registry_cache(settings, registry),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.repo_digest = image.repo_digest
-        self.ref = pulumi.Output.all(self.image_name, image.repo_digest).apply(lambda v: pinned_reference(*v))
+        self.repo_digest = image.digest
+        self.ref = image.ref
         self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest, "ref": self.ref})

@@ -1,7 +1,7 @@
 """Registry: where the stack's images are pushed.
 
-AWS stacks: an ECR repository (immutable tags, scan on push, a lifecycle policy that
-keeps the last N images), with a short-lived login token as a secret. `local`: a
+AWS stacks: an ECR repository (immutable tags but the build cache's, scan on push, a
+lifecycle policy that keeps the last N images), with a short-lived login token as a secret. `local`: a
 registry the program runs itself on 127.0.0.1, or an existing one named in settings.
 """
 
@@ -17,6 +17,9 @@ from infra.settings import Settings
 from infra.tags import tags
 
 REPOSITORY = "restdemo"
+# The one tag rewritten on every build: the BuildKit cache (infra/image.py CACHE_TAG). Every
+# image tag stays immutable.
+MUTABLE_TAG = "buildcache"
 
 
 def ecr_lifecycle_policy(keep: int) -> str:
@@ -67,7 +70,10 @@ class Registry(pulumi.ComponentResource):
         repository = aws.ecr.Repository(
             name,
             name=f"{repository_name}-{pulumi.get_stack()}",
-            image_tag_mutability="IMMUTABLE",
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(filter=MUTABLE_TAG, filter_type="WILDCARD")
+            ],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
             tags=tags(settings, repository_name),

@@ -11,6 +11,7 @@ import difflib
 import json
 import re
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -109,6 +110,16 @@ def _drain_timeout(seconds: float) -> float:
     return seconds
 
 
+def _ca_bundle(path: str) -> str:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"must be a readable PEM file of CA certificates ({exc.__class__.__name__})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError("must be a PEM file of CA certificates (no BEGIN CERTIFICATE in it)")
+    return path
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -137,6 +148,8 @@ class Settings(BaseModel):
     build_base: ImageRef | None = None
     runtime_base: ImageRef | None = None
     image_platform: str | None = Field(None, pattern=r"^linux/(amd64|arm64)$")
+    # A CA bundle for builds behind a TLS-intercepting proxy: given to pip as a BuildKit secret.
+    build_ca_bundle: Annotated[str, AfterValidator(_ca_bundle)] | None = None
 
     # Local stack: engine and registry.
     docker_host: str = Field("unix:///var/run/docker.sock", pattern=r"^(unix|tcp|ssh|npipe)://")

@@ -92,11 +92,21 @@ def launch_templates_require_imdsv2_and_encryption(resource: Resource, config: d
     return violations
 
 
+BUILD_CACHE_TAG = "buildcache"  # infra/registry.py MUTABLE_TAG
+
+
 def ecr_tags_immutable_and_scanned(resource: Resource, config: dict) -> list[str]:
     if resource.type != "aws:ecr/repository:Repository":
         return []
     violations = []
-    if resource.props.get("imageTagMutability") != "IMMUTABLE":
+    mutability = resource.props.get("imageTagMutability")
+    # One mutable tag is allowed: the BuildKit cache's (a cache, never an image anything runs).
+    exclusions = [
+        (f.get("filter"), f.get("filterType")) for f in resource.props.get("imageTagMutabilityExclusionFilters") or []
+    ]
+    if mutability == "IMMUTABLE_WITH_EXCLUSION" and exclusions != [(BUILD_CACHE_TAG, "WILDCARD")]:
+        violations.append(f"{resource.name}: only the tag {BUILD_CACHE_TAG} may be mutable, not {exclusions}")
+    elif mutability not in ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION"):
         violations.append(f"{resource.name}: image tags must be IMMUTABLE")
     if not (resource.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
         violations.append(f"{resource.name}: images must be scanned on push")

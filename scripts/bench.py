@@ -216,7 +216,7 @@ def rollout() -> list[tuple[str, str]]:
         refs = {}
         for version in ("v1", "v2"):
             run = capture(registry, client, version=version)
-            refs[version] = (run, build_and_push(client, run.one("docker:index/image:Image").inputs))
+            refs[version] = (run, build_and_push(client, run.one("docker-build:index:Image").inputs))
         deployment.apply(*refs["v1"])
         first = deployment.wait_converged(refs["v1"][1])
         new_ref = refs["v2"][1]

@@ -151,7 +151,7 @@ def lab_app_image(lab_registry):
 
     host = require_engine()
     run = capture(lab_registry["push"], host)
-    pushed = build_and_push(host, run.named("docker:index/image:Image", "restdemo").inputs)
+    pushed = build_and_push(host, run.named("docker-build:index:Image", "restdemo").inputs)
     return {"push": pushed, "pull": pushed.replace(lab_registry["push"], lab_registry["pull"])}
 
 

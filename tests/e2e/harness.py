@@ -19,7 +19,6 @@ import docker.errors
 import docker.types
 import requests
 
-from infra.image import pinned_reference
 from tests.e2e.engine_spec import create_service_spec, without_ingress
 from tests.support.docker_engine import base_image_args, build_image
 from tests.support.net import free_port, wait_until
@@ -74,17 +73,22 @@ def capture(registry: str, client, **settings: str) -> ProgramRun:
 
 
 def build_and_push(client, image_inputs: dict) -> str:
-    """docker build + push exactly as the captured docker.Image says; the pinned reference pushed."""
-    build = image_inputs["build"]
-    name = image_inputs["imageName"]
+    """Build and push as the captured docker_build.Image says (context, Dockerfile, target, build
+    arguments, its one tag); the reference pinned to the pushed digest, as the provider's `ref`."""
+    (name,) = image_inputs["tags"]
     build_image(
-        Path(os.getcwd()) / build["context"],
+        Path(os.getcwd()) / image_inputs["context"]["location"],
         name,
-        target=build["target"],
-        build_args=build["args"],
-        dockerfile=Path(os.getcwd()) / build["dockerfile"],
+        target=image_inputs["target"],
+        build_args=image_inputs["buildArgs"],
+        dockerfile=Path(os.getcwd()) / image_inputs["dockerfile"]["location"],
     )
     return push(client, name)
+
+
+def pinned_reference(image_name: str, repo_digest: str) -> str:
+    """repo:tag + repo@sha256:x -> repo:tag@sha256:x, as docker-build's `ref` output."""
+    return f"{image_name}@{repo_digest.rpartition('@')[2]}"
 
 
 def push(client, name: str) -> str:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def v1(deployment):
     run = capture(deployment.registry, deployment.client, version="v1")
-    ref = build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
+    ref = build_and_push(deployment.client, run.one("docker-build:index:Image").inputs)
     deployment.apply(run, ref)
     deployment.wait_converged(ref)
     wait_until(lambda: deployment.servers_up() == 3, 60, what="load balancer sees the 3 replicas up")
@@ -48,7 +48,7 @@ def test_all_replicas_run_healthy_on_the_programs_image(deployment, v1):
     for task in tasks:
         container = deployment.client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
         assert container.attrs["State"]["Health"]["Status"] == "healthy"
-    image_name = run.one("docker:index/image:Image").inputs["imageName"]
+    (image_name,) = run.one("docker-build:index:Image").inputs["tags"]
     assert ref.startswith(f"{image_name}@sha256:") and image_name.startswith(f"{deployment.registry}/restdemo:v1-")
 
 
@@ -63,7 +63,7 @@ def test_answers_come_from_three_distinct_replicas(deployment, v1):
 @pytest.fixture(scope="module")
 def v2(deployment, v1):
     run = capture(deployment.registry, deployment.client, version="v2")
-    return run, build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
+    return run, build_and_push(deployment.client, run.one("docker-build:index:Image").inputs)
 
 
 def test_rolling_to_a_new_version_under_load_fails_no_request(deployment, v2):
@@ -129,7 +129,7 @@ def test_the_page_shows_the_replicas_rolling_to_a_new_version(deployment, v1):
     """The seed's demo, through the load balancer: the page shows every replica with its version,
     then old and new side by side while swarm rolls, then only the new ones."""
     run = capture(deployment.registry, deployment.client, version="v3")
-    ref = build_and_push(deployment.client, run.one("docker:index/image:Image").inputs)
+    ref = build_and_push(deployment.client, run.one("docker-build:index:Image").inputs)
     with chromium() as browser:
         browser.get(f"{deployment.lb_url}/")
         before = wait_until(

@@ -97,6 +97,7 @@ def _go_duration(value: Any) -> str:
     return str(value)
 
 
+DOCKER_BUILD_IMAGE = "docker-build:index:Image"
 EC2_DESCRIPTION = Pattern(r"[0-9A-Za-z_ .:/()#,@\[\]+=&;{}!$*-]*", 255)
 DOCKER_DURATION = ReadBack(_short_duration, "tpd resource_docker_service_structures.go shortDur")
 # swarmkit manager/controlapi/common.go validateAnnotations: isValidDNSName, at most 63 characters.
@@ -525,6 +526,50 @@ FIELDS = [
             "taskSpec.restartPolicy.window",
         )
     ),
+    # ECR: immutable tags, but the build cache's.
+    Field(
+        "aws:ecr/repository:Repository",
+        "imageTagMutability",
+        OneOf(("MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")),
+        "AWS ECR API CreateRepository imageTagMutability; tpa ecr/repository.go image_tag_mutability",
+        "IMMUTABLE_EXCEPT_CACHE",
+    ),
+    Field(
+        "aws:ecr/repository:Repository",
+        "imageTagMutabilityExclusionFilters[].filter",
+        Pattern(r"[0-9a-zA-Z._*-]{1,128}"),
+        "AWS ECR API ImageTagMutabilityExclusionFilter.filter (1-128, [0-9a-zA-Z._*-])",
+        "build cache",
+    ),
+    Field(
+        "aws:ecr/repository:Repository",
+        "imageTagMutabilityExclusionFilters[].filterType",
+        OneOf(("WILDCARD",)),
+        "AWS ECR API ImageTagMutabilityExclusionFilter.filterType",
+        "REGEX",
+    ),
+    # pulumi-docker-build: what BuildKit and the registry accept.
+    Field(
+        DOCKER_BUILD_IMAGE,
+        "tags[]",
+        Pattern(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"),
+        "distribution/reference regexp.go: path components [a-z0-9]+([._-][a-z0-9]+)*, tag [\\w][\\w.-]{0,127}",
+        "127.0.0.1:5000/restdemo:v1 beta",
+    ),
+    Field(
+        DOCKER_BUILD_IMAGE,
+        "cacheTo[].registry.mode",
+        OneOf(("min", "max")),
+        "pulumi-docker-build provider/internal/cache.go CacheMode",
+        "all",
+    ),
+    Field(
+        DOCKER_BUILD_IMAGE,
+        "platforms[]",
+        OneOf(("linux/amd64", "linux/arm64")),
+        "pulumi-docker-build provider/internal/platform.go (the two the nodes run)",
+        "linux/x86_64",
+    ),
 ]
 
 
@@ -832,3 +877,30 @@ def missing_needs(rule: Needs, run: ProgramRun) -> list[str]:
                 f"{resource.name}: created without waiting for {rule.what} ({', '.join(missing)}) [{rule.source}]"
             )
     return problems
+
+
+# pulumi-docker-build provider/internal/image.go `Image.Diff`: every input compared as is, but
+# `registries` by address and username (never the password: ECR's changes every 12 h) and
+# `secrets` without those named in `ignoreSecretsInDiffCalculation` when both sides have them.
+# (It also re-hashes the build context from disk; the same source gives the same hash.)
+def docker_build_changes(old: dict, new: dict) -> list[str]:
+    """The inputs whose change makes the provider rebuild the image."""
+    changed = []
+    for key in sorted((set(old) | set(new)) - {"registries", "secrets"}):
+        if old.get(key) != new.get(key):
+            changed.append(key)
+    old_registries, new_registries = old.get("registries") or [], new.get("registries") or []
+    if len(old_registries) != len(new_registries):
+        changed.append("registries")
+    else:
+        for index, (before, after) in enumerate(zip(old_registries, new_registries, strict=True)):
+            if (before.get("address"), before.get("username")) != (after.get("address"), after.get("username")):
+                changed.append(f"registries[{index}]")
+                break
+    old_secrets, new_secrets = dict(old.get("secrets") or {}), dict(new.get("secrets") or {})
+    for name in new.get("ignoreSecretsInDiffCalculation") or []:
+        if name in old_secrets and name in new_secrets:
+            del old_secrets[name], new_secrets[name]
+    if old_secrets != new_secrets:
+        changed.append("secrets")
+    return changed

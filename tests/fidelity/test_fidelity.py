@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from tests.fidelity.rules import (
+    DOCKER_BUILD_IMAGE,
     FIELDS,
     FORCE_NEW,
     NEEDS,
@@ -16,6 +17,7 @@ from tests.fidelity.rules import (
     TWO_PLACES,
     Field,
     closure,
+    docker_build_changes,
     field_problems,
     managed_twice,
     missing_needs,
@@ -24,6 +26,7 @@ from tests.fidelity.rules import (
     values_at,
     with_value,
 )
+from tests.support import pulumi_program
 from tests.support.pulumi_program import STACKS, Registered, run_program, stack_config
 
 pytestmark = pytest.mark.fidelity
@@ -138,3 +141,34 @@ def test_each_needs_rule_catches_a_missing_dependency(runs, rule):
     for other in run.registered:  # nothing in the program waits for them any more
         other.dependencies = [urn for urn in other.dependencies if urn not in required]
     assert missing_needs(rule, run)
+
+
+def test_a_fresh_ecr_token_alone_rebuilds_nothing_and_shows_no_diff(runs, monkeypatch):
+    """Every `up` asks ECR for a new token; docker-build's diff ignores registry passwords."""
+    monkeypatch.setattr(pulumi_program, "ECR_TOKEN_GENERATION", 2)
+    after = run_program("dev")
+    old = runs["dev"].named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    new = after.named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    assert old["registries"][0]["password"] != new["registries"][0]["password"]
+    assert {k: v for k, v in old.items() if k != "registries"} == {k: v for k, v in new.items() if k != "registries"}
+    assert docker_build_changes(old, new) == []
+    # The rule catches what does rebuild: another registry user, another build argument.
+    other_user = {**new, "registries": [{**new["registries"][0], "username": "someone"}]}
+    assert docker_build_changes(old, other_user) == ["registries[0]"]
+    assert docker_build_changes(old, {**new, "buildArgs": {**new["buildArgs"], "VERSION": "v2"}}) == ["buildArgs"]
+
+
+def test_a_renewed_ca_bundle_rebuilds_nothing_but_a_new_one_does(tmp_path):
+    bundles = []
+    for text in ("first", "renewed"):
+        bundle = tmp_path / f"{text}.pem"
+        bundle.write_text(f"-----BEGIN CERTIFICATE-----\n{text}\n-----END CERTIFICATE-----\n")
+        bundles.append(bundle)
+    with_bundle = [
+        run_program("local", {**stack_config("local"), "restdemo:buildCaBundle": str(b)}).one(DOCKER_BUILD_IMAGE)
+        for b in bundles
+    ]
+    assert with_bundle[0].inputs["secrets"] != with_bundle[1].inputs["secrets"]
+    assert docker_build_changes(with_bundle[0].inputs, with_bundle[1].inputs) == []
+    without = run_program("local").one(DOCKER_BUILD_IMAGE).inputs
+    assert docker_build_changes(without, with_bundle[0].inputs) == ["secrets"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.image import build_args, content_tag, pinned_reference
+from infra.image import build_args, content_tag
 from infra.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -58,10 +58,3 @@ def test_what_docker_ignores_does_not_change_the_tag(context):
     (context / "src" / "restdemo.egg-info").mkdir()
     (context / "src" / "restdemo.egg-info" / "PKG-INFO").write_text("x")
     assert content_tag(context, args) == before
-
-
-def test_pinned_reference_keeps_the_tag_and_pins_the_digest():
-    assert (
-        pinned_reference("127.0.0.1:5000/restdemo:v3-abc", "127.0.0.1:5000/restdemo@sha256:0123")
-        == "127.0.0.1:5000/restdemo:v3-abc@sha256:0123"
-    )

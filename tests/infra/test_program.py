@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import runpy
@@ -12,6 +13,8 @@ from infra.settings import SettingsError
 from tests.support.pulumi_program import ECR_PASSWORD, REPO, STACKS, run_program, stack_config
 
 pytestmark = pytest.mark.unit
+
+DOCKER_BUILD_IMAGE = "docker-build:index:Image"
 
 AWS_STACKS = [s for s in STACKS if stack_config(s)["restdemo:platform"] == "aws"]
 
@@ -37,24 +40,64 @@ def test_components_have_restdemo_type_tokens_and_own_their_children(run):
 
 
 def test_image_is_built_from_app_runtime_target_and_pushed(run):
-    image = run.named("docker:index/image:Image", "restdemo")
-    build = image.inputs["build"]
-    assert (build["context"], build["dockerfile"], build["target"]) == ("app", "app/Dockerfile", "runtime")
-    assert build["builderVersion"] == "BuilderBuildKit"
-    assert build["args"]["VERSION"] == stack_config(run.stack)["restdemo:version"]
-    assert re.fullmatch(r"[0-9a-f]{40}|unknown", build["args"]["REVISION"])
-    assert image.inputs["skipPush"] is False
+    image = run.named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    assert (image["context"], image["dockerfile"], image["target"]) == (
+        {"location": "app"},
+        {"location": "app/Dockerfile"},
+        "runtime",
+    )
+    assert image["buildArgs"]["VERSION"] == stack_config(run.stack)["restdemo:version"]
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", image["buildArgs"]["REVISION"])
+    assert image["push"] is True and image["buildOnPreview"] is False
     repository = run.outputs["repository"]
-    assert re.fullmatch(rf"{re.escape(repository)}:v1-[0-9a-f]{{12}}", image.inputs["imageName"])
-    assert run.outputs["image"] == f"{image.inputs['imageName']}@sha256:" + run.outputs["image"].rpartition(":")[2]
+    (tag,) = image["tags"]
+    assert re.fullmatch(rf"{re.escape(repository)}:v1-[0-9a-f]{{12}}", tag)
+    # The service runs the provider's `ref`: the tag pinned to the digest it pushed.
+    assert run.outputs["image"] == f"{tag}@sha256:" + hashlib.sha256(tag.encode()).hexdigest()
 
 
 def test_the_same_source_gives_the_same_image_tag_run_after_run(run):
     again = run_program(run.stack)
     assert (
-        again.named("docker:index/image:Image", "restdemo").inputs["imageName"]
-        == run.named("docker:index/image:Image", "restdemo").inputs["imageName"]
+        again.named(DOCKER_BUILD_IMAGE, "restdemo").inputs["tags"]
+        == run.named(DOCKER_BUILD_IMAGE, "restdemo").inputs["tags"]
     )
+
+
+def test_aws_stacks_share_a_registry_build_cache_the_local_one_does_not(run):
+    image = run.named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    if run.stack == "local":
+        assert "cacheFrom" not in image and "cacheTo" not in image
+        return
+    cache = f"{run.outputs['repository']}:buildcache"
+    assert image["cacheFrom"] == [{"registry": {"ref": cache}}]
+    ((to,),) = [list(c.values()) for c in image["cacheTo"]]
+    assert (to["ref"], to["mode"], to["imageManifest"], to["ociMediaTypes"]) == (cache, "max", True, True)
+    registry = run.named("aws:ecr/repository:Repository", "registry").inputs
+    assert registry["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert registry["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache", "filterType": "WILDCARD"}]
+
+
+def test_the_ca_bundle_is_a_build_secret_never_an_argument_or_output(tmp_path):
+    bundle = tmp_path / "proxy-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nproxy\n-----END CERTIFICATE-----\n")
+    run = run_program("local", {**stack_config("local"), "restdemo:buildCaBundle": str(bundle)})
+    image = run.one(DOCKER_BUILD_IMAGE)
+    assert image.inputs["secrets"] == {"ca_bundle": bundle.read_text()}
+    assert "secrets" in image.secret_paths
+    assert image.inputs["ignoreSecretsInDiffCalculation"] == ["ca_bundle"]
+    assert "proxy" not in json.dumps(image.inputs["buildArgs"]) + json.dumps(run.outputs)
+
+
+@pytest.mark.parametrize("text", [None, "not a certificate"])
+def test_a_ca_bundle_that_is_not_a_pem_file_stops_the_program(tmp_path, text):
+    bundle = tmp_path / "bundle.pem"
+    if text is not None:
+        bundle.write_text(text)
+    with pytest.raises(
+        Exception, match=r"restdemo:buildCaBundle = .*must be a (readable )?PEM file of CA certificates"
+    ):
+        run_program("local", {**stack_config("local"), "restdemo:buildCaBundle": str(bundle)})
 
 
 def test_no_secret_in_plain_outputs(run):
@@ -71,8 +114,8 @@ def local():
 
 def test_local_graph(local):
     assert sorted((r.type, r.name) for r in local.registered) == [
+        ("docker-build:index:Image", "restdemo"),
         ("docker:index/container:Container", "registry"),
-        ("docker:index/image:Image", "restdemo"),
         ("docker:index/network:Network", "restdemo-network"),
         ("docker:index/remoteImage:RemoteImage", "registry"),
         ("docker:index/service:Service", "restdemo"),
@@ -91,7 +134,7 @@ def test_local_registry_runs_on_loopback_only(local):
     assert container.inputs["volumes"] == [{"volumeName": "restdemo-registry", "containerPath": "/var/lib/registry"}]
     assert local.one("docker:index/remoteImage:RemoteImage").inputs["name"] == "registry:2.8.3"
     assert local.outputs["repository"] == "127.0.0.1:5000/restdemo"
-    assert local.one("docker:index/image:Image").inputs["registry"] == {"server": "127.0.0.1:5000"}
+    assert "registries" not in local.one(DOCKER_BUILD_IMAGE).inputs  # loopback: no login
 
 
 def test_an_existing_registry_replaces_the_one_the_program_runs():
@@ -222,7 +265,9 @@ def test_aws_registries_are_ecr_immutable_scanned_with_lifecycle(stack):
     for component, repository_name in (("registry", "restdemo"), ("agent-registry", "restdemo-agent")):
         repository = run.named("aws:ecr/repository:Repository", component).inputs
         assert repository["name"] == f"{repository_name}-{stack}"
-        assert repository["imageTagMutability"] == "IMMUTABLE"
+        # Every tag immutable but the build cache's.
+        assert repository["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+        assert repository["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache", "filterType": "WILDCARD"}]
         assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
         policy = json.loads(run.named("aws:ecr/lifecyclePolicy:LifecyclePolicy", component).inputs["policy"])
         assert policy["rules"] == [
@@ -238,15 +283,14 @@ def test_aws_registries_are_ecr_immutable_scanned_with_lifecycle(stack):
 @pytest.mark.parametrize("stack", AWS_STACKS)
 def test_aws_registry_credentials_are_secrets(stack):
     run = run_program(stack)
-    image = run.named("docker:index/image:Image", "restdemo")
-    assert image.inputs["registry"]["password"] == ECR_PASSWORD
-    # Pulumi marks the whole registry block secret because the password in it is.
-    assert image.secret_paths == ["registry"]
-    assert image.inputs["registry"]["username"] == "AWS"
-    assert (
-        image.inputs["registry"]["server"] == f"123456789012.dkr.ecr.{stack_config(stack)['aws:region']}.amazonaws.com"
-    )
-    assert image.inputs["build"]["platform"] == "linux/amd64"
+    image = run.named(DOCKER_BUILD_IMAGE, "restdemo")
+    region = stack_config(stack)["aws:region"]
+    assert image.inputs["registries"] == [
+        {"address": f"123456789012.dkr.ecr.{region}.amazonaws.com", "username": "AWS", "password": ECR_PASSWORD}
+    ]
+    # Pulumi marks the whole registries list secret because the password in it is.
+    assert image.secret_paths == ["registries"]
+    assert image.inputs["platforms"] == ["linux/amd64"]
     assert ("aws:ecr/getAuthorizationToken:getAuthorizationToken", {"registryId": "123456789012"}) in run.calls
 
 

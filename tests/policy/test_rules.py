@@ -120,6 +120,14 @@ BAD_VARIANTS = [
         "image tags must be IMMUTABLE",
     ),
     (
+        "prod",
+        "aws:ecr/repository:Repository",
+        "registry",
+        lambda p: p.update(imageTagMutabilityExclusionFilters=[{"filter": "*", "filterType": "WILDCARD"}]),
+        "ecr-immutable-scanned",
+        "only the tag buildcache may be mutable",
+    ),
+    (
         "staging",
         "aws:ecr/repository:Repository",
         "agent-registry",

@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
 ACCOUNT = "123456789012"
 ECR_PASSWORD = "ecr-password-from-the-mock"
+# ECR hands out a new token (valid 12 h) at every call; a test sets this to get another one.
+ECR_TOKEN_GENERATION = 1
 # The AMI an image name resolves to, and the one SSM's "latest" parameter points at today.
 AMI_ID = "ami-0a1b2c3d4e5f60718"
 LATEST_AMI_ID = "ami-0123456789abcdef0"
@@ -83,10 +85,10 @@ def certificate_pem(name: str) -> str:
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
     """What the real providers would add to the inputs, deterministically."""
     arn = f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}"
-    if typ == "docker:index/image:Image":
-        image_name = inputs["imageName"]
-        digest = hashlib.sha256(image_name.encode()).hexdigest()
-        return {"repoDigest": f"{image_name.rpartition(':')[0]}@sha256:{digest}"}
+    if typ == "docker-build:index:Image":
+        # What the provider reports after a push: the digest, and the first tag pinned to it.
+        digest = "sha256:" + hashlib.sha256(inputs["tags"][0].encode()).hexdigest()
+        return {"digest": digest, "ref": f"{inputs['tags'][0]}@{digest}", "contextHash": "mock"}
     if typ == "docker:index/remoteImage:RemoteImage":
         return {"imageId": "sha256:" + hashlib.sha256(inputs["name"].encode()).hexdigest()}
     if typ == "aws:ecr/repository:Repository":
@@ -167,7 +169,7 @@ INVOKES = {
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda region: {
         "id": region,
         "userName": "AWS",
-        "password": ECR_PASSWORD,
+        "password": ECR_PASSWORD if ECR_TOKEN_GENERATION == 1 else f"{ECR_PASSWORD}-{ECR_TOKEN_GENERATION}",
         "authorizationToken": "QVdTOmVjci1wYXNzd29yZA==",
         "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
         "expiresAt": "2026-11-28T12:00:00Z",
