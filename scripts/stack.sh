@@ -35,6 +35,8 @@ missing=()
 command -v pulumi >/dev/null 2>&1 || missing+=("the Pulumi CLI: https://www.pulumi.com/docs/install/ (curl -fsSL https://get.pulumi.com | sh)")
 if ! command -v docker >/dev/null 2>&1; then
   missing+=("Docker: Docker Desktop, or Docker Engine on Linux (https://docs.docker.com/engine/install/)")
+elif [ "$stack" != local ] && [ "$action" = status ]; then
+  : # an AWS stack's status needs only the docker CLI: it talks to the stack's swarm
 elif ! docker info >/dev/null 2>&1; then
   missing+=("a running Docker engine: docker is installed but its engine does not answer; start Docker Desktop or 'sudo systemctl start docker'")
 fi
@@ -88,7 +90,8 @@ show_status() {
 }
 
 case $action in
-  up) on_swarm -- pulumi up --yes --stack "$stack" && show_status ;;
+  # The program waits for the tunnel itself, once it has made the managers (a first up).
+  up) on_swarm --tunnel-wait 0 -- pulumi up --yes --stack "$stack" && show_status ;;
   preview) pulumi preview --diff --stack "$stack" ;;
   down) on_swarm -- pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;

@@ -116,18 +116,34 @@ def test_keep_alive_serves_many_requests_on_one_connection(server):
     conn.close()
 
 
-def test_connection_close_query_answers_then_closes_the_connection(server):
-    """The page's polls: a per-connection balancer (swarm's routing mesh) picks a replica per
-    connection, so each poll needs a new one to reach the others."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"GET /health?connection=close HTTP/1.1\r\nHost: x\r\n\r\n")
+def read_until_closed(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
         received = b""
         while chunk := sock.recv(65536):  # ends only when the server closes
             received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    "method,target,status",
+    [
+        ("GET", "/health?connection=close", 200),
+        ("GET", "/health?x=1&Connection=CLOSE", 200),
+        ("HEAD", "/?connection=close&x", 200),
+        ("GET", "/nope?connection=close", 404),
+        ("POST", "/health?connection=close", 405),
+    ],
+)
+def test_connection_close_query_answers_then_closes_the_connection(server, method, target, status):
+    """The page's polls: a per-connection balancer (swarm's routing mesh) picks a replica per
+    connection, so each poll needs a new one to reach the others. Any route, any answer."""
+    received = read_until_closed(server.port, f"{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     head, _, body = received.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 ")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode())
     assert b"\r\nconnection: close" in head.lower()
-    assert json.loads(body)["version"] == "v3"
+    if (method, status) == ("GET", 200):
+        assert json.loads(body)["version"] == "v3"
 
 
 def test_the_page_and_its_files_may_load_only_from_the_service(server):

@@ -28,7 +28,7 @@ ERROR_RESPONSES = {
 }
 
 
-# Any route takes it (restdemo.routes.CLOSE_CONNECTION_QUERY); the page's polls of /health use it.
+# Any route takes it (restdemo.routes.asks_to_close); the page's polls of /health use it.
 CONNECTION_PARAMETER = {
     "name": "connection",
     "in": "query",

@@ -16,9 +16,16 @@ from restdemo import __version__
 ALLOWED_METHODS = ("GET", "HEAD")
 ALLOW_HEADER = ", ".join(ALLOWED_METHODS)
 JSON = "application/json"
-# The query string that asks for `Connection: close` on any route: the page's polls use it, so
+# The query parameter that asks for `Connection: close` on any route: the page's polls use it, so
 # that a balancer that picks a replica per connection (swarm's routing mesh) may pick another.
-CLOSE_CONNECTION_QUERY = "connection=close"
+CLOSE_CONNECTION_PARAMETER = "connection=close"
+
+
+def asks_to_close(query: str) -> bool:
+    """Whether the query string holds connection=close (any case, anywhere among its parameters)."""
+    return any(part.lower() == CLOSE_CONNECTION_PARAMETER for part in query.split("&"))
+
+
 # The page and its files load nothing from elsewhere (the service may run where nothing else is
 # reachable); the browser enforces it.
 CONTENT_SECURITY_POLICY = ("content-security-policy", "default-src 'self'; frame-ancestors 'none'")

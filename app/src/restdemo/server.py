@@ -14,8 +14,8 @@ import time
 
 from restdemo.routes import (
     ALLOWED_METHODS,
-    CLOSE_CONNECTION_QUERY,
     Response,
+    asks_to_close,
     build_routes,
     default_public_dir,
     method_not_allowed,
@@ -76,7 +76,6 @@ class RestDemo:
 
     def __init__(self, routes: dict[str, Response], access_log: AccessLog):
         self.routes = routes
-        self.closing_routes = {path: response.closing() for path, response in routes.items()}
         self.access_log = access_log
         self._loop = None
 
@@ -95,12 +94,14 @@ class RestDemo:
         if scope.proto != "http":  # websockets are not part of this API
             return
         path, method = scope.path, scope.method
-        routes = self.closing_routes if scope.query_string == CLOSE_CONNECTION_QUERY else self.routes
-        response = routes.get(path)
+        response = self.routes.get(path)
         if response is None:
             response = not_found(path)
         elif method not in ALLOWED_METHODS:
             response = method_not_allowed(path)
+        query = scope.query_string
+        if query and asks_to_close(query):
+            response = response.closing()
         if method == "HEAD":
             proto.response_empty(response.status, response.headers)
         else:
