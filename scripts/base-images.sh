@@ -7,6 +7,9 @@
 #   restdemo-base/python-build:bookworm    python3 + venv/ensurepip + CA certs
 #   restdemo-base/python-runtime:bookworm  python3 only (no pip, no setuptools)
 #   restdemo-base/haproxy:bookworm         haproxy: the e2e tier's load balancer
+#   restdemo-base/python-full:bookworm     with --full only: python3 + venv + dev headers +
+#                                          build-essential + git + curl, standing in for the
+#                                          full python:3.11-bookworm in the benchmark's image arc
 #
 # Reuses the images when they already exist.
 set -euo pipefail
@@ -14,6 +17,7 @@ set -euo pipefail
 BUILD_IMAGE=${BUILD_IMAGE:-restdemo-base/python-build:bookworm}
 RUNTIME_IMAGE=${RUNTIME_IMAGE:-restdemo-base/python-runtime:bookworm}
 HAPROXY_IMAGE=${HAPROXY_IMAGE:-restdemo-base/haproxy:bookworm}
+FULL_IMAGE=${FULL_IMAGE:-restdemo-base/python-full:bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf 'base-images: %s\n' "$*" >&2; }
@@ -57,4 +61,13 @@ if exists "$HAPROXY_IMAGE"; then
 else
   make_rootfs "$scratch/haproxy" haproxy
   import_rootfs "$scratch/haproxy" "$HAPROXY_IMAGE" '["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
+fi
+
+if [ "${1:-}" = --full ]; then
+  if exists "$FULL_IMAGE"; then
+    log "reusing $FULL_IMAGE"
+  else
+    make_rootfs "$scratch/full" python3,python3-venv,python3-dev,build-essential,git,curl,ca-certificates
+    import_rootfs "$scratch/full" "$FULL_IMAGE"
+  fi
 fi

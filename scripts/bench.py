@@ -1,7 +1,7 @@
 """Benchmarks for the foundation (not tests: numbers to record, not assertions).
 
-  image size, and the size of the app's own layers over the runtime base
-  a naive single-stage build's size, for comparison
+  the image arc: naive single-stage, single-stage on slim, the multi-stage image before #13, the
+  pruned runtime: size, layers, and the time an empty engine takes to pull each from a local registry
   cold build time, and rebuild time after a one-line app change
   restdemo-cli start time (and the interpreter's own start, for scale)
   /health requests per second and p99 on one core (wrk -t1 -c64, server pinned to CPU 0)
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,19 +43,96 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
-def image_sizes(client, bases: dict[str, str]) -> list[tuple[str, str]]:
-    build_image(REPO / "app", "restdemo-bench:runtime", build_args=bases)
-    runtime = client.images.get("restdemo-bench:runtime")
-    base = client.images.get(bases.get("RUNTIME_BASE", "python:3.11-slim-bookworm"))
-    build_image(
-        REPO / "app", "restdemo-bench:naive", build_args=bases, dockerfile=REPO / "benchmarks" / "naive.Dockerfile"
-    )
-    naive = client.images.get("restdemo-bench:naive")
-    return [
-        ("runtime image size", f"{runtime.attrs['Size'] / MB:.1f} MB"),
-        ("app's own layers over the runtime base", f"{(runtime.attrs['Size'] - base.attrs['Size']) / MB:.1f} MB"),
-        ("naive single-stage image size", f"{naive.attrs['Size'] / MB:.1f} MB"),
-    ]
+FULL_BASE = "restdemo-base/python-full:bookworm"  # scripts/base-images.sh --full
+TODAYS_MULTI_STAGE = "b689d2a"  # app/ as of the last commit before the pruned runtime (#13)
+
+
+def arc_images(client, bases: dict[str, str], scratch: Path) -> dict[str, str]:
+    """The image arc, each built here: label -> local tag."""
+    local_bases = "BUILD_BASE" in bases  # these machines: debootstrap stand-ins for the official images
+    if local_bases and not client.images.list(name=FULL_BASE):
+        subprocess.run(["bash", str(REPO / "scripts" / "base-images.sh"), "--full"], check=True)
+    full = FULL_BASE if local_bases else "python:3.11-bookworm"
+    slim = bases["BUILD_BASE"] if local_bases else "python:3.11-slim-bookworm"
+    naive = REPO / "benchmarks" / "naive.Dockerfile"
+    archive = subprocess.run(["git", "archive", TODAYS_MULTI_STAGE, "app"], cwd=REPO, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive.stdout, check=True)
+    builds = {
+        f"naive single-stage ({full})": (REPO / "app", naive, {"BUILD_BASE": full}),
+        f"single-stage on slim ({slim})": (REPO / "app", naive, {"BUILD_BASE": slim}),
+        f"multi-stage as of {TODAYS_MULTI_STAGE}": (scratch / "app", None, bases),
+        "pruned runtime (now)": (REPO / "app", None, bases),
+    }
+    tags = {}
+    for index, (label, (context, dockerfile, args)) in enumerate(builds.items()):
+        tags[label] = f"restdemo-arc:{index}"
+        build_image(context, tags[label], build_args=args, dockerfile=dockerfile)
+    return tags
+
+
+# The fresh engine's own bridge: a dockerd started with `--bridge none` deletes docker0, which
+# the main engine needs (moby's daemon removes the default bridge interface when it is disabled).
+ARC_BRIDGE, ARC_BRIDGE_ADDRESS = "restdemo-arc0", "10.254.254.1/24"
+
+
+@contextmanager
+def fresh_engine(scratch: Path):
+    """A second dockerd with an empty data root, on a bridge of its own and no iptables, for cold pulls."""
+    import docker
+
+    for command in (
+        ["ip", "link", "add", ARC_BRIDGE, "type", "bridge"],
+        ["ip", "addr", "add", ARC_BRIDGE_ADDRESS, "dev", ARC_BRIDGE],
+        ["ip", "link", "set", ARC_BRIDGE, "up"],
+    ):
+        subprocess.run(command, check=True)
+    socket_path = scratch / "docker.sock"
+    process = subprocess.Popen(
+        ["dockerd", "--data-root", str(scratch / "data"), "--exec-root", str(scratch / "exec"),
+         "--pidfile", str(scratch / "dockerd.pid"), "-H", f"unix://{socket_path}", "--bridge", ARC_BRIDGE,
+         "--iptables=false", "--ip6tables=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(socket_path.exists, 30, what="the fresh engine's socket")
+        yield wait_until(
+            lambda: docker.DockerClient(base_url=f"unix://{socket_path}", timeout=300), 30, what="the fresh engine"
+        )
+    finally:
+        process.terminate()
+        process.wait(30)
+        subprocess.run(["ip", "link", "del", ARC_BRIDGE], check=False)
+
+
+def image_arc(client, bases: dict[str, str]) -> list[tuple[str, str]]:
+    """Size, layers and the time an empty engine takes to pull each image from a local registry
+    (a new node's time to capacity, without the network between)."""
+    from tests.e2e.harness import local_registry
+    from tests.support.docker_engine import require_tool
+
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        tags = arc_images(client, bases, scratch)
+        binary = require_tool("docker-registry", "apt-get install docker-registry")
+        (scratch / "registry").mkdir()
+        (scratch / "engine").mkdir()
+        with local_registry(binary, scratch / "registry") as registry, fresh_engine(scratch / "engine") as engine:
+            for label, tag in tags.items():
+                image = client.images.get(tag)
+                remote = f"{registry}/restdemo-arc:{tag.rpartition(':')[2]}"
+                image.tag(remote)
+                client.images.push(remote)
+                pull = timed(lambda remote=remote: engine.images.pull(remote))
+                for pulled in engine.images.list():
+                    engine.images.remove(pulled.id, force=True)
+                engine.images.prune()
+                layers = len(image.attrs["RootFS"]["Layers"])
+                size = image.attrs["Size"] / MB
+                rows.append(
+                    (f"{label}: size, layers, pull into an empty engine", f"{size:.1f} MB, {layers}, {pull:.2f} s")
+                )
+    return rows
 
 
 def build_times(bases: dict[str, str]) -> list[tuple[str, str]]:
@@ -281,7 +359,7 @@ def main() -> None:
     if "images" in sections:
         client = require_engine()
         bases = base_image_args(client)
-        rows += image_sizes(client, bases)
+        rows += image_arc(client, bases)
         rows += build_times(bases)
     if "cli" in sections:
         rows += cli_start(runs=30)
