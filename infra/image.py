@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import pulumi
@@ -51,15 +52,19 @@ def build_args(settings: Settings, revision: str) -> dict[str, str]:
     return args
 
 
-def content_tag(context: Path, args: dict[str, str]) -> str:
-    """`<version>-<12 hex>` from every file in the build context and the build arguments."""
+def content_tag(context: Path, args: dict[str, str], recipe: dict[str, str] | None = None) -> str:
+    """`<version>-<12 hex>` from every file in the build context (path, permissions, content), the
+    build arguments and the rest of the recipe (target, platform). It covers all the provider's
+    context hash does (provider/internal/context.go hashes each file's mode too): a rebuild the
+    provider would make always comes with a new tag, so no immutable tag is pushed twice."""
     digest = hashlib.sha256()
     files = sorted(p.relative_to(context) for p in context.rglob("*") if p.is_file())
     for relative in filter(in_build_context, files):
-        digest.update(relative.as_posix().encode() + b"\0")
+        mode = stat.S_IMODE((context / relative).stat().st_mode)
+        digest.update(f"{relative.as_posix()}\0{mode:o}\0".encode())
         digest.update(hashlib.sha256((context / relative).read_bytes()).digest())
-    for name in sorted(args):
-        digest.update(f"{name}={args[name]}\0".encode())
+    for name, value in sorted({**args, **{f"recipe:{k}": v for k, v in (recipe or {}).items()}}.items()):
+        digest.update(f"{name}={value}\0".encode())
     return f"{args['VERSION']}-{digest.hexdigest()[:12]}"
 
 
@@ -77,17 +82,27 @@ def build_secrets(settings: Settings) -> dict[str, pulumi.Output[str]] | None:
 
 
 def registry_cache(settings: Settings, registry: Registry) -> dict[str, list]:
-    """AWS stacks: read and write the BuildKit cache in the repository's `buildcache` tag (every
-    layer, `mode=max`; ECR takes a cache only as an OCI image manifest)."""
-    if settings.platform != "aws":
+    """AWS stacks: read (and with `buildCache: read-write`, the deploy job's, write) the BuildKit
+    cache in the repository's `buildcache` tag (every layer, `mode=max`; ECR takes a cache only as
+    an OCI image manifest)."""
+    if settings.platform != "aws" or settings.build_cache == "off":
         return {}
     ref = registry.repository.apply(lambda repository: f"{repository}:{CACHE_TAG}")
+    reading = {"cache_from": [docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=ref))]}
+    if settings.build_cache == "read":
+        return reading
     return {
-        "cache_from": [docker_build.CacheFromArgs(registry=docker_build.CacheFromRegistryArgs(ref=ref))],
+        **reading,
         "cache_to": [
             docker_build.CacheToArgs(
+                # A failed cache write (a role that may only pull, a transient error) must not fail
+                # an `up` whose image is already pushed.
                 registry=docker_build.CacheToRegistryArgs(
-                    ref=ref, mode=docker_build.CacheMode.MAX, image_manifest=True, oci_media_types=True
+                    ref=ref,
+                    mode=docker_build.CacheMode.MAX,
+                    image_manifest=True,
+                    oci_media_types=True,
+                    ignore_error=True,
                 )
             )
         ],
@@ -109,7 +124,7 @@ class Image(pulumi.ComponentResource):
     ):
         super().__init__("restdemo:image:Image", name, None, opts)
         args = build_args(settings, revision)
-        tag = content_tag(context, args)
+        tag = content_tag(context, args, {"target": TARGET, "platform": settings.image_platform or ""})
         # Relative to the program's directory, so the inputs are the same on every machine.
         relative_context = Path(os.path.relpath(context))
         self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")

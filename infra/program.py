@@ -33,19 +33,19 @@ def load_settings() -> Settings:
     return parse_settings(dict(CONFIG.get()))
 
 
-def revision_of(directory: Path) -> str:
-    """The last commit that touched `directory`: the same source gives the same revision (and tag)."""
+def revision_of(directory: Path, repo: Path = REPO) -> str:
+    """The last commit that touched `directory`: the same source gives the same revision (and tag).
+    "unknown" in a shallow clone, where that commit may be missing (git would name the newest)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        result = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", str(directory.relative_to(REPO))],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        if git("rev-parse", "--is-shallow-repository") == "true":
+            return "unknown"
+        return git("log", "-1", "--format=%H", "--", str(directory.relative_to(repo))) or "unknown"
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return result.stdout.strip() or "unknown"
 
 
 def main() -> dict[str, pulumi.Input]:

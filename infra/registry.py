@@ -23,19 +23,30 @@ MUTABLE_TAG = "buildcache"
 
 
 def ecr_lifecycle_policy(keep: int) -> str:
+    """Untagged manifests go after a day (each build leaves the previous `buildcache` one
+    untagged); of the images, tagged `<version>-<hash>`, the last `keep` stay. The cache's own
+    tag has no '-', so it is never counted among them nor expired."""
     return json.dumps(
         {
             "rules": [
                 {
                     "rulePriority": 1,
-                    "description": f"keep the last {keep} images",
-                    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
+                    "description": "expire untagged manifests (replaced build caches) after a day",
+                    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                                  "countNumber": 1},
                     "action": {"type": "expire"},
-                }
+                },
+                {
+                    "rulePriority": 2,
+                    "description": f"keep the last {keep} images",
+                    "selection": {"tagStatus": "tagged", "tagPatternList": ["*-*"], "countType": "imageCountMoreThan",
+                                  "countNumber": keep},
+                    "action": {"type": "expire"},
+                },
             ]
         },
         sort_keys=True,
-    )
+    )  # fmt: skip
 
 
 class Registry(pulumi.ComponentResource):

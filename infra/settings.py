@@ -148,6 +148,9 @@ class Settings(BaseModel):
     build_base: ImageRef | None = None
     runtime_base: ImageRef | None = None
     image_platform: str | None = Field(None, pattern=r"^linux/(amd64|arm64)$")
+    # AWS stacks: the BuildKit cache in the repository's buildcache tag. Only the deploy job writes
+    # it (the workflow passes read-write): whoever writes it shapes the next build's layers.
+    build_cache: Literal["off", "read", "read-write"] = "read"
     # A CA bundle for builds behind a TLS-intercepting proxy: given to pip as a BuildKit secret.
     build_ca_bundle: Annotated[str, AfterValidator(_ca_bundle)] | None = None
 

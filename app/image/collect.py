@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import json
 import os
-import py_compile
 import re
 import shutil
 import signal
@@ -131,11 +131,14 @@ def loaded_files(log: str) -> set[Path]:
 
 
 def shared_libraries(binaries: list[Path]) -> set[Path]:
-    """Every library ldd resolves for the binaries, the dynamic loader included."""
+    """Every library ldd resolves for the binaries, the dynamic loader included; a library it
+    cannot find stops the build (the image would fail at the first import of that module)."""
     libraries = set()
     for binary in binaries:
-        output = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
-        for line in output.splitlines():
+        result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+        if result.returncode != 0 or "not found" in result.stdout:
+            raise SystemExit(f"collect: ldd {binary}:\n{result.stdout}{result.stderr}")
+        for line in result.stdout.splitlines():
             if match := LDD_PATH.search(line.strip()):
                 libraries.add(Path(match["path"]))
     return libraries
@@ -160,25 +163,47 @@ def copy_file(source: Path, root: Path, follow: bool = True) -> None:
         shutil.copy2(source, target)
 
 
+COMPILE = """
+import json, py_compile, sys
+for source, target in json.load(sys.stdin):
+    py_compile.compile(source, cfile=target, dfile=source, doraise=True,
+                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+to_compile: list[tuple[str, str]] = []
+
+
 def copy_compiled(source: Path, root: Path) -> None:
-    """`source` (.py) as a sourceless .pyc where it was, under `root`."""
+    """`source` (.py) as a sourceless .pyc where it was, under `root` (compiled by compile_all)."""
     target = (root / source.relative_to("/")).with_suffix(".pyc")
     target.parent.mkdir(parents=True, exist_ok=True)
-    py_compile.compile(
-        str(source),
-        cfile=str(target),
-        dfile=str(source),
-        doraise=True,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
+    to_compile.append((str(source), str(target)))
+
+
+def compile_all() -> None:
+    """In a fresh, isolated interpreter that never ran the app: the bytes of a .pyc depend on the
+    strings the compiling process had interned, and the same source must give the same layer."""
+    subprocess.run([sys.executable, "-I", "-c", COMPILE], input=json.dumps(to_compile), text=True, check=True)
+
+
+def always_kept(stdlib: Path) -> set[Path]:
+    """Modules a path the trace does not take may need: every codec (a JSON answer in UTF-16 or
+    with a BOM, PYTHONIOENCODING, a non-ASCII host's punycode and IDNA with what they import), and
+    what `python -m` needs."""
+    files = set((stdlib / "encodings").glob("*.py"))
+    for name in ("stringprep", "unicodedata", "importlib._abc"):
+        spec = importlib.util.find_spec(name)
+        if spec and spec.origin and spec.origin not in ("built-in", "frozen"):
+            files.add(Path(spec.origin))
+    return files
 
 
 def copy_standard_library(files: set[Path], stdlib: Path) -> None:
-    for file in sorted(files):
+    for file in sorted(files | always_kept(stdlib)):
         if file.is_relative_to(stdlib):
             (copy_compiled if file.suffix == ".py" else copy_file)(file, SYSTEM)
     copy_compiled(stdlib / "os.py", SYSTEM)  # the landmark by which the interpreter finds its library
-    (SYSTEM / sysconfig.get_path("platstdlib").lstrip("/") / "lib-dynload").mkdir(parents=True, exist_ok=True)
+    dynload = Path(sys.base_exec_prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "lib-dynload"
+    (SYSTEM / dynload.relative_to("/")).mkdir(parents=True, exist_ok=True)  # the exec_prefix landmark
 
 
 def is_app(path: Path) -> bool:
@@ -189,10 +214,16 @@ def is_app(path: Path) -> bool:
     )
 
 
+# The venv's scripts the image runs; not granian's own CLI, nor the activate scripts.
+SCRIPTS = {"python", "python3", f"python3.{sys.version_info[1]}", "restdemo", "restdemo-cli"}
+
+
 def copy_venv() -> None:
     """The venv without bytecode caches, every .py compiled in place of its source."""
     for source in sorted(VENV.rglob("*")):
         if "__pycache__" in source.parts or (source.is_dir() and not source.is_symlink()):
+            continue
+        if source.parent == VENV / "bin" and source.name not in SCRIPTS:
             continue
         root = APP if is_app(source) else DEPS
         if source.suffix == ".py":
@@ -241,6 +272,7 @@ def main() -> None:
         copy_file(library, SYSTEM)
     copy_standard_library(files, stdlib)
     copy_venv()
+    compile_all()
     write_system_files()
     fix_timestamps()
     modules = sum(1 for f in files if f.is_relative_to(stdlib))

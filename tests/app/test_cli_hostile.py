@@ -160,3 +160,26 @@ def test_ipv6_and_an_upper_case_scheme_reach_the_service():
     finally:
         six.close()
     assert (result.returncode, result.stdout) == (0, HEALTH.decode() + "\n"), result.stderr
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xef\xbb\xbf" + HEALTH, HEALTH.decode().encode("utf-16"), HEALTH.decode().encode("utf-32-le")],
+    ids=["utf-8-bom", "utf-16", "utf-32-le"],
+)
+def test_json_in_any_encoding_json_allows_is_read(body):
+    """RFC 8259 JSON readers may take UTF-16/32 and a BOM; Python's does, through its codecs (the
+    pruned image must keep them: tests/image runs this tier in it)."""
+
+    def answer(connection):
+        connection.sendall(head(length=len(body)) + body)
+
+    with raw_peer(answer) as url:
+        result = run_cli("show", "health", "--url", url, "--format", "{{.hostname}} {{.version}}")
+    assert (result.returncode, result.stdout) == (0, "h1 v9\n"), result.stderr
+
+
+def test_a_non_ascii_host_is_unreachable_not_a_traceback():
+    result = run_cli("show", "health", "--url", "http://bücher.invalid:1", "--timeout", "3")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "cannot reach" in result.stderr

@@ -116,3 +116,18 @@ def test_workflow_secrets_are_the_ones_the_readme_lists():
     readme = (REPO / "README.md").read_text()
     for secret in used:
         assert f"`{secret}`" in readme
+
+
+def test_only_the_deploy_job_writes_the_build_cache_with_a_builder_that_can():
+    """Whoever writes the registry build cache shapes the next build (infra/image.py)."""
+    steps = load("deploy.yml")["jobs"]["up"]["steps"]
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    assert uses.index("docker/setup-buildx-action") < uses.index("pulumi/actions")
+    up = steps[uses.index("pulumi/actions")]
+    assert yaml.safe_load(up["with"]["config-map"]) == {"restdemo:buildCache": {"value": "read-write", "secret": False}}
+    for job in load("pull-request.yml")["jobs"].values():
+        for step in job["steps"]:
+            assert "config-map" not in (step.get("with") or {})
+    for stack in ("dev", "staging", "prod"):
+        config = yaml.safe_load((REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert "restdemo:buildCache" not in config  # read, the default, from laptops

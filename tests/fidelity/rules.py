@@ -886,7 +886,8 @@ def missing_needs(rule: Needs, run: ProgramRun) -> list[str]:
 def docker_build_changes(old: dict, new: dict) -> list[str]:
     """The inputs whose change makes the provider rebuild the image."""
     changed = []
-    for key in sorted((set(old) | set(new)) - {"registries", "secrets"}):
+    # The provider does not compare ignoreSecretsInDiffCalculation itself; it only applies it.
+    for key in sorted((set(old) | set(new)) - {"registries", "secrets", "ignoreSecretsInDiffCalculation"}):
         if old.get(key) != new.get(key):
             changed.append(key)
     old_registries, new_registries = old.get("registries") or [], new.get("registries") or []

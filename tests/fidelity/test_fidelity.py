@@ -47,21 +47,27 @@ ROUTINE_CHANGES = {
 AWS_ONLY = {"drainTimeout", "nodeAmi", "instanceTypes", "workerCount", "logRetentionDays", "pruneInterval"}
 
 
+# prod as the deploy job runs it: with the config it adds (.github/workflows/deploy.yml).
+DEPLOY_JOB = "prod (deploy job)"
+
+
 @pytest.fixture(scope="module")
 def runs():
-    return {stack: run_program(stack) for stack in STACKS}
+    found = {stack: run_program(stack) for stack in STACKS}
+    found[DEPLOY_JOB] = run_program("prod", {**stack_config("prod"), "restdemo:buildCache": "read-write"})
+    return found
 
 
 def sample(runs, typ: str) -> Registered:
-    """The first resource of `typ` in any stack (prod has the most kinds)."""
-    for stack in ("prod", *STACKS):
+    """The first resource of `typ` in any run (the deploy job's prod has the most kinds)."""
+    for stack in (DEPLOY_JOB, "prod", *STACKS):
         found = runs[stack].of_type(typ)
         if found:
             return found[0]
     raise AssertionError(f"no stack registers a {typ}")
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", [*STACKS, DEPLOY_JOB])
 def test_every_value_is_one_aws_and_the_providers_accept(runs, stack):
     problems = [p for rule in FIELDS for p in field_problems(rule, runs[stack].registered)]
     assert problems == []

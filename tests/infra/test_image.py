@@ -1,8 +1,9 @@
-"""The image component's pure parts: build arguments, the content tag, the pinned reference."""
+"""The image component's pure parts: build arguments and the content tag."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,29 @@ def test_what_docker_ignores_does_not_change_the_tag(context):
     (context / "src" / "restdemo.egg-info").mkdir()
     (context / "src" / "restdemo.egg-info" / "PKG-INFO").write_text("x")
     assert content_tag(context, args) == before
+
+
+def test_what_makes_the_provider_rebuild_makes_a_new_tag(context):
+    """A checkout with another umask (public/ 0664), or another platform, is rebuilt by
+    pulumi-docker-build (its context hash includes each file's mode; platforms are an input):
+    under the same tag, ECR's immutable tags would refuse the second push."""
+    args = {"VERSION": "v3", "REVISION": "abc"}
+    before = content_tag(context, args, {"target": "runtime", "platform": ""})
+    (context / "public" / "style.css").chmod(0o664)
+    after_mode = content_tag(context, args, {"target": "runtime", "platform": ""})
+    assert after_mode != before
+    assert content_tag(context, args, {"target": "runtime", "platform": "linux/arm64"}) != after_mode
+
+
+def test_the_revision_is_the_last_commit_touching_app_and_unknown_in_a_shallow_clone(tmp_path):
+    """CI checks out one commit by default: `git log -1 -- app` then names HEAD for every merge,
+    and every merge would roll the service. The workflows fetch the whole history."""
+    from infra.program import REPO, revision_of
+
+    expected = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--", "app"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert revision_of(REPO / "app") == expected
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(shallow)], check=True)
+    assert revision_of(shallow / "app", repo=shallow) == "unknown"

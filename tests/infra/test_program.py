@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import re
@@ -64,18 +65,29 @@ def test_the_same_source_gives_the_same_image_tag_run_after_run(run):
     )
 
 
-def test_aws_stacks_share_a_registry_build_cache_the_local_one_does_not(run):
+def test_aws_stacks_read_the_registry_build_cache_the_local_one_has_none(run):
     image = run.named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    assert "cacheTo" not in image  # only the deploy job writes it (buildCache: read-write)
     if run.stack == "local":
-        assert "cacheFrom" not in image and "cacheTo" not in image
+        assert "cacheFrom" not in image
         return
-    cache = f"{run.outputs['repository']}:buildcache"
-    assert image["cacheFrom"] == [{"registry": {"ref": cache}}]
-    ((to,),) = [list(c.values()) for c in image["cacheTo"]]
-    assert (to["ref"], to["mode"], to["imageManifest"], to["ociMediaTypes"]) == (cache, "max", True, True)
+    assert image["cacheFrom"] == [{"registry": {"ref": f"{run.outputs['repository']}:buildcache"}}]
     registry = run.named("aws:ecr/repository:Repository", "registry").inputs
     assert registry["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
     assert registry["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache", "filterType": "WILDCARD"}]
+
+
+def test_the_deploy_job_writes_the_cache_and_a_failed_write_does_not_fail_the_up():
+    run = run_program("dev", {**stack_config("dev"), "restdemo:buildCache": "read-write"})
+    image = run.named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    cache = f"{run.outputs['repository']}:buildcache"
+    ((to,),) = [list(c.values()) for c in image["cacheTo"]]
+    assert (to["ref"], to["mode"], to["imageManifest"], to["ociMediaTypes"]) == (cache, "max", True, True)
+    assert to["ignoreError"] is True
+    off = run_program("dev", {**stack_config("dev"), "restdemo:buildCache": "off"}).named(
+        DOCKER_BUILD_IMAGE, "restdemo"
+    )
+    assert "cacheFrom" not in off.inputs and "cacheTo" not in off.inputs
 
 
 def test_the_ca_bundle_is_a_build_secret_never_an_argument_or_output(tmp_path):
@@ -270,14 +282,24 @@ def test_aws_registries_are_ecr_immutable_scanned_with_lifecycle(stack):
         assert repository["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache", "filterType": "WILDCARD"}]
         assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
         policy = json.loads(run.named("aws:ecr/lifecyclePolicy:LifecyclePolicy", component).inputs["policy"])
-        assert policy["rules"] == [
-            {
-                "rulePriority": 1,
-                "description": f"keep the last {keep} images",
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-                "action": {"type": "expire"},
-            }
-        ]
+        untagged, images = policy["rules"]
+        # Each build leaves the previous cache manifest untagged: those go after a day, and are
+        # not counted among the images kept (with tagStatus any they took half of the places).
+        assert untagged["selection"] == {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": 1,
+        }
+        assert images["selection"] == {
+            "tagStatus": "tagged",
+            "tagPatternList": ["*-*"],
+            "countType": "imageCountMoreThan",
+            "countNumber": keep,
+        }
+        assert (untagged["rulePriority"], images["rulePriority"]) == (1, 2)
+        pattern = images["selection"]["tagPatternList"][0]
+        assert fnmatch.fnmatchcase("v1-0123456789ab", pattern) and not fnmatch.fnmatchcase("buildcache", pattern)
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
