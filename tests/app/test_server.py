@@ -244,14 +244,6 @@ def test_a_burst_of_idle_connections_leaves_health_checks_answering(tmp_path):
         stop_server(server)
 
 
-def test_the_server_starts_in_no_experimental_mode(server):
-    """granian's Rust task implementation logs "experimental" at every start and does not exist on
-    Python 3.12+; docs/benchmarks.md has the measurement that chose asyncio's."""
-    log = Path(server.log.name).read_text()
-    assert "Started worker-1" in log or "Listening at" in log, log
-    assert "experimental" not in log.lower(), log
-
-
 @pytest.mark.parametrize(
     "request_bytes,status",
     [

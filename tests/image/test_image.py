@@ -70,6 +70,13 @@ def test_runtime_venv_holds_only_the_app_and_its_locked_dependencies(docker_clie
     assert distributions == ["click", "granian", "restdemo"]
 
 
+def test_the_interpreter_is_python_3_11(docker_client, runtime_image):
+    """granian's Rust tasks, which restdemo runs (docs/benchmarks.md), exist only below 3.12: on a
+    newer base granian would fall back to asyncio's, measured slower."""
+    code, output = run_in(docker_client, runtime_image, "python", "-c", "import sys; print(sys.version_info[:2])")
+    assert (code, output.strip()) == (0, "(3, 11)")
+
+
 def test_python_is_compiled_and_sourceless(docker_client, runtime_image):
     """The standard library and the venv as .pyc where the .py was: no source, no __pycache__."""
     files = image_files(docker_client, runtime_image)

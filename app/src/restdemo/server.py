@@ -32,8 +32,9 @@ CONNECTION_BACKLOG = 4096
 MAX_CONNECTIONS = 16384
 # On SIGTERM the process exits within this (infra/settings.py APP_DRAIN_SECONDS says the same).
 DRAIN_SECONDS = 10
-# granian's task implementation: "asyncio" or "rust" (docs/benchmarks.md: why this one).
-TASK_IMPL = "asyncio"
+# granian's task implementation: "asyncio" or "rust" (docs/benchmarks.md: why this one; granian
+# calls it experimental and has it only on Python < 3.12, which the image runs: tests/image).
+TASK_IMPL = "rust"
 
 
 # What a path may not carry into a log line as is: controls (C0, DEL, C1, Unicode line and
