@@ -24,6 +24,7 @@ import stat
 from pathlib import Path
 
 import pulumi
+import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
 from infra.registry import MUTABLE_TAG as CACHE_TAG
@@ -128,6 +129,8 @@ class Image(pulumi.ComponentResource):
         # Relative to the program's directory, so the inputs are the same on every machine.
         relative_context = Path(os.path.relpath(context))
         self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")
+        local = settings.platform == "local"
+        child = pulumi.ResourceOptions(parent=self)
         image = docker_build.Image(
             name,
             context=docker_build.BuildContextArgs(location=relative_context.as_posix()),
@@ -136,15 +139,29 @@ class Image(pulumi.ComponentResource):
             build_args=args,
             platforms=[docker_build.Platform(settings.image_platform)] if settings.image_platform else None,
             tags=[self.image_name],
-            push=True,
+            push=not local,
+            load=local,
             # A preview neither builds nor writes the cache: the preview roles may only read.
             build_on_preview=False,
             registries=registry_logins(registry),
             secrets=build_secrets(settings),
             ignore_secrets_in_diff_calculation=[CA_BUNDLE_SECRET],
             **registry_cache(settings, registry),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
-        self.repo_digest = image.digest
-        self.ref = image.ref
+        if local:
+            # The provider builds in a BuildKit container (it has no `docker` driver), whose loopback
+            # is not the engine's: it loads the image into the engine, which pushes it to the
+            # registry on the engine's 127.0.0.1.
+            pushed = docker.RegistryImage(
+                name,
+                name=self.image_name,
+                keep_remotely=True,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
+            )
+            self.repo_digest = pushed.sha256_digest
+            self.ref = pulumi.Output.all(self.image_name, pushed.sha256_digest).apply(lambda v: f"{v[0]}@{v[1]}")
+        else:
+            self.repo_digest = image.digest
+            self.ref = image.ref
         self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest, "ref": self.ref})

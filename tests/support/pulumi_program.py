@@ -85,6 +85,8 @@ def certificate_pem(name: str) -> str:
 def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
     """What the real providers would add to the inputs, deterministically."""
     arn = f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:{ACCOUNT}:{name}"
+    if typ == "docker:index/registryImage:RegistryImage":
+        return {"sha256Digest": "sha256:" + hashlib.sha256(inputs["name"].encode()).hexdigest()}
     if typ == "docker-build:index:Image":
         # What the provider reports after a push: the digest, and the first tag pinned to it.
         digest = "sha256:" + hashlib.sha256(inputs["tags"][0].encode()).hexdigest()
