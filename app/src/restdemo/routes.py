@@ -34,12 +34,13 @@ CONTENT_SECURITY_POLICY = ("content-security-policy", "default-src 'self'; frame
 class Response:
     """A fully rendered response: every route's answer is known when the server starts."""
 
-    __slots__ = ("status", "content_type", "body", "headers")
+    __slots__ = ("status", "content_type", "body", "extra_headers", "headers")
 
     def __init__(self, status: int, content_type: str, body: bytes, *extra_headers: tuple[str, str]):
         self.status = status
         self.content_type = content_type
         self.body = body
+        self.extra_headers = extra_headers
         self.headers = [
             ("content-type", content_type),
             ("content-length", str(len(body))),
@@ -49,7 +50,7 @@ class Response:
 
     def closing(self) -> Response:
         """The same answer, after which the server closes the connection."""
-        return Response(self.status, self.content_type, self.body, *self.headers[3:], ("connection", "close"))
+        return Response(self.status, self.content_type, self.body, *self.extra_headers, ("connection", "close"))
 
 
 def health_document(environ: dict[str, str] | None = None) -> dict[str, str]:
