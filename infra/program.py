@@ -11,21 +11,21 @@ import pulumi
 import pulumi_docker as docker
 from pulumi.runtime.config import CONFIG
 
-from infra.admin_endpoint import AdminEndpoint
-from infra.image import Image
-from infra.load_balancer import LoadBalancer
-from infra.network import Network
-from infra.registry import Registry
-from infra.secrets_key import SecretsKey
-from infra.service import DockerEndpoint, SwarmService, spread_over
-from infra.settings import Settings, parse_settings
-from infra.swarm import Swarm
-from infra.tunnel import tunnel_host, wait_for_tunnel
+from infra.admin.endpoint import AdminEndpoint
+from infra.admin.tunnel import tunnel_host, wait_for_tunnel
+from infra.build.image import Image
+from infra.build.registry import Registry
+from infra.config.settings import Settings, parse_settings
+from infra.network.load_balancer import LoadBalancer
+from infra.network.network import Network
+from infra.service.service import DockerEndpoint, SwarmService, spread_over
+from infra.swarm.secrets_key import SecretsKey
+from infra.swarm.swarm import Swarm
 from restdemo_agent.contract import LABEL_ZONE, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 APP_DIR = REPO / "app"
-AGENT_DIR = REPO / "infra" / "agent"
+AGENT_DIR = REPO / "agent"
 
 
 def load_settings() -> Settings:

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from infra.settings import parse_settings  # noqa: E402
+from infra.config.settings import parse_settings  # noqa: E402
 from tests.support.docker_engine import base_image_args, build_image, require_engine  # noqa: E402
 from tests.support.net import free_port, wait_until  # noqa: E402
 from tests.support.pulumi_program import stack_config, wire_config  # noqa: E402

@@ -69,9 +69,9 @@ else
   pulumi stack select "$stack" --non-interactive >/dev/null  # in your backend; never created here
 fi
 
-# Through infra/admin_client.py: an AWS stack's Docker API is reached through the stack's outputs,
-# and with adminAccess session-manager through a tunnel it opens for the command (infra/tunnel.py).
-on_swarm() { .venv/bin/python -m infra.admin_client "$stack" "$@"; }
+# Through infra/admin/client.py: an AWS stack's Docker API is reached through the stack's outputs,
+# and with adminAccess session-manager through a tunnel it opens for the command (infra/admin/tunnel.py).
+on_swarm() { .venv/bin/python -m infra.admin.client "$stack" "$@"; }
 
 show_status() {
   if ! url=$(pulumi stack output url --stack "$stack" 2>/dev/null); then

@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 EXPORTS = [
     ("restdemo", ["--no-dev"], "app/requirements.lock"),
     ("restdemo", ["--only-group", "build"], "app/build-requirements.lock"),
-    ("restdemo-agent", ["--no-dev"], "infra/agent/requirements.lock"),
-    ("restdemo-agent", ["--only-group", "build"], "infra/agent/build-requirements.lock"),
+    ("restdemo-agent", ["--no-dev"], "agent/requirements.lock"),
+    ("restdemo-agent", ["--only-group", "build"], "agent/build-requirements.lock"),
 ]
 
 

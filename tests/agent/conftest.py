@@ -106,7 +106,7 @@ def lab_aws(moto):
 
 
 def put_hooks(autoscaling, stack: str, role: str, drain_timeout: int) -> None:
-    """The group's hooks as the program makes them (infra/node_group.py)."""
+    """The group's hooks as the program makes them (infra/swarm/node_group.py)."""
     group = f"restdemo-{stack}-{role}s"
     autoscaling.put_lifecycle_hook(
         AutoScalingGroupName=group,

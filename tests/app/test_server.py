@@ -175,7 +175,7 @@ def test_one_access_log_line_per_request_on_stdout(tmp_path):
 def test_an_idle_keep_alive_connection_outlasts_the_load_balancers_idle_timeout(server):
     """The ALB reuses an idle connection to a target until its own idle timeout; a target that
     closes first makes the ALB answer 502. So the server must keep it open at least that long."""
-    from infra.load_balancer import IDLE_TIMEOUT_SECONDS
+    from infra.network.load_balancer import IDLE_TIMEOUT_SECONDS
 
     connection = server.connection()
     connection.request("GET", "/health")

@@ -101,7 +101,9 @@ def test_deploys_reach_the_docker_api_through_the_tunnel_not_an_open_cidr():
     names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps]
     tunnel = next(s for s in steps if s.get("name") == "Docker API tunnel")
     assert names.index("Docker API tunnel") < names.index("pulumi/actions")
-    assert tunnel["run"].startswith('nohup .venv/bin/python -m infra.tunnel "$STACK"') and tunnel["run"].endswith("&")
+    assert tunnel["run"].startswith('nohup .venv/bin/python -m infra.admin.tunnel "$STACK"') and tunnel["run"].endswith(
+        "&"
+    )
     assert steps[-1] == {"name": "Tunnel log", "if": "always()", "run": "cat tunnel.log || true"}
     credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
     assert credentials["with"]["role-duration-seconds"] == 5400  # outlives a first up (timeout-minutes: 90)
@@ -119,7 +121,7 @@ def test_workflow_secrets_are_the_ones_the_readme_lists():
 
 
 def test_only_the_deploy_job_writes_the_build_cache_with_a_builder_that_can():
-    """Whoever writes the registry build cache shapes the next build (infra/image.py)."""
+    """Whoever writes the registry build cache shapes the next build (infra/build/image.py)."""
     steps = load("deploy.yml")["jobs"]["up"]["steps"]
     uses = [s.get("uses", "").split("@")[0] for s in steps]
     assert uses.index("docker/setup-buildx-action") < uses.index("pulumi/actions")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.durations import parse_duration
+from infra.config.durations import parse_duration
 
 
 def parse_go_duration(text: str | None) -> int:

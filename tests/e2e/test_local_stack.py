@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from infra.settings import parse_settings
+from infra.config.settings import parse_settings
 from tests.e2e.conftest import report
 from tests.e2e.harness import HERE, build_and_push, capture, push, steady_load
 from tests.support.browser import chromium, read_page

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from infra.durations import docker_duration, parse_duration
+from infra.config.durations import docker_duration, parse_duration
 from tests.support.pulumi_program import ProgramRun, Registered
 
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"

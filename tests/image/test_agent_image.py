@@ -1,4 +1,4 @@
-"""The node agent's image (infra/agent/Dockerfile) on a real engine."""
+"""The node agent's image (agent/Dockerfile) on a real engine."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.support.docker_engine import REPO, base_image_args, build_image
 
 pytestmark = pytest.mark.image
 
-AGENT = REPO / "infra" / "agent"
+AGENT = REPO / "agent"
 
 
 @pytest.fixture(scope="module")

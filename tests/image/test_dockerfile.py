@@ -12,7 +12,7 @@ from tests.support.docker_engine import REPO
 pytestmark = pytest.mark.image
 
 
-DOCKERFILES = [REPO / "app" / "Dockerfile", REPO / "infra" / "agent" / "Dockerfile"]
+DOCKERFILES = [REPO / "app" / "Dockerfile", REPO / "agent" / "Dockerfile"]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=["app", "agent"])

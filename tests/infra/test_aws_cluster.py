@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 
 import pytest
 
-from infra.cloud_init import certificate_sha256
-from infra.iam import SESSION_MANAGER_ACTIONS
+from infra.swarm.cloud_init import certificate_sha256
+from infra.swarm.iam import SESSION_MANAGER_ACTIONS
 from tests.support.pulumi_program import (
     AMI_ID,
     ECR_PASSWORD,
@@ -269,9 +270,10 @@ def test_with_load_balancer_access_2376_only_from_the_admin_cidrs():
 
 
 def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr("infra.tunnel.TUNNEL_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr("infra.admin.tunnel.TUNNEL_WAIT_SECONDS", 0.1)
     monkeypatch.setattr(
-        "infra.program.wait_for_tunnel", lambda: __import__("infra.tunnel").tunnel.wait_for_tunnel(timeout=0.1)
+        "infra.program.wait_for_tunnel",
+        lambda: importlib.import_module("infra.admin.tunnel").wait_for_tunnel(timeout=0.1),
     )
     with pytest.raises(
         Exception, match=r"nothing listens on 127.0.0.1:23760 after 0.1s: adminAccess is session-manager"

@@ -1,6 +1,6 @@
 import pytest
 
-from infra.durations import go_duration, parse_duration
+from infra.config.durations import go_duration, parse_duration
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.image import build_args, content_tag
-from infra.settings import Settings
+from infra.build.image import build_args, content_tag
+from infra.config.settings import Settings
 
 pytestmark = pytest.mark.unit
 

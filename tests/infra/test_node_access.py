@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.iam import SESSION_MANAGER_ACTIONS
+from infra.swarm.iam import SESSION_MANAGER_ACTIONS
 from tests.support.iam_eval import Request, identity_allows, kms_allows
 from tests.support.pulumi_program import ACCOUNT, REPO, kms_key_arn, run_program
 
@@ -189,7 +189,7 @@ def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_to
 
 
 # The AWS calls of the agent, found in its source: `<client>.<method>(...)` on these clients.
-AGENT_SOURCE = REPO / "infra" / "agent" / "src" / "restdemo_agent"
+AGENT_SOURCE = REPO / "agent" / "src" / "restdemo_agent"
 CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb"}
 # Implied by the agent's calls: SecureString reads decrypt, writes encrypt (through SSM).
 IMPLIED = {"kms:Decrypt", "kms:Encrypt"}
@@ -278,7 +278,7 @@ def test_one_stacks_roles_are_denied_another_stacks_parameters(dev, prod, role):
 
 # --- the roles as they were: the same checks fail ---------------------------------------------
 
-# The worker's permissions before this change (infra/iam.py at bfb3972): the lifecycle queue and
+# The worker's permissions before this change (infra/swarm/iam.py at bfb3972): the lifecycle queue and
 # lifecycle actions of both groups, the AWS-managed AmazonSSMManagedInstanceCore (its parameter
 # read statement), and SecureStrings under the account's aws/ssm key.
 TODAYS_WORKER = {

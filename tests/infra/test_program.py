@@ -10,7 +10,7 @@ import runpy
 
 import pytest
 
-from infra.settings import SettingsError
+from infra.config.settings import SettingsError
 from tests.support.pulumi_program import ECR_PASSWORD, REPO, STACKS, run_program, stack_config
 
 pytestmark = pytest.mark.unit

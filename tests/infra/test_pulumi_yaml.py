@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic.alias_generators import to_camel
 
-from infra.settings import Settings, parse_settings
+from infra.config.settings import Settings, parse_settings
 from tests.support.pulumi_program import REPO, STACKS, stack_config
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.settings import Settings, SettingsError, parse_settings
+from infra.config.settings import Settings, SettingsError, parse_settings
 
 pytestmark = pytest.mark.unit
 
@@ -172,7 +172,7 @@ def test_swarm_update_time_adds_the_last_delay_and_the_monitor_window():
 
 
 def test_the_stop_grace_check_counts_on_the_apps_own_drain():
-    from infra.settings import APP_DRAIN_SECONDS
+    from infra.config.settings import APP_DRAIN_SECONDS
     from restdemo.server import DRAIN_SECONDS
 
     assert APP_DRAIN_SECONDS == DRAIN_SECONDS

@@ -1,4 +1,4 @@
-"""The deploy path to the Docker API with adminAccess session-manager (infra/tunnel.py)."""
+"""The deploy path to the Docker API with adminAccess session-manager (infra/admin/tunnel.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.tunnel import TUNNEL_PORT, choose_manager, session_command, tunnel_host, wait_for_tunnel
+from infra.admin.tunnel import TUNNEL_PORT, choose_manager, session_command, tunnel_host, wait_for_tunnel
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +83,7 @@ def free_port() -> int:
 def test_the_program_waits_for_the_tunnel_and_names_the_fix_when_it_never_opens():
     port = free_port()
     with pytest.raises(
-        RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m infra.tunnel"
+        RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m infra.admin.tunnel"
     ):
         wait_for_tunnel(port, timeout=0.5)
     listener = socket.socket()

@@ -1,6 +1,6 @@
-"""A worker's agent environment, as cloud-init writes it (infra/cloud_init.py)."""
+"""A worker's agent environment, as cloud-init writes it (infra/swarm/cloud_init.py)."""
 
-from infra.cloud_init import NodeConfig
+from infra.swarm.cloud_init import NodeConfig
 
 WORKER_NODE = NodeConfig(
     role="worker",

@@ -264,7 +264,7 @@ def wire_config(config: dict[str, Any]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def open_tunnel(port: int):
-    """What `python -m infra.tunnel <stack>` gives an `up` with adminAccess session-manager: something
+    """What `python -m infra.admin.tunnel <stack>` gives an `up` with adminAccess session-manager: something
     listening on the tunnel's port (the program waits for it before the docker provider's first call)."""
     listener = socket.socket()
     # A connection of an earlier run closed from this side lingers in TIME_WAIT on the port.
@@ -291,8 +291,8 @@ def run_program(
 ) -> ProgramRun:
     """Run infra/program.py afresh for `stack` with `config` (default: its stack file); with `tunnel`,
     as beside an open Session Manager tunnel."""
+    from infra.admin.tunnel import TUNNEL_PORT
     from infra.program import main
-    from infra.tunnel import TUNNEL_PORT
 
     with open_tunnel(TUNNEL_PORT) if tunnel else contextlib.nullcontext():
         return _run(stack, config, preview, main)

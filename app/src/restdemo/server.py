@@ -25,12 +25,12 @@ from restdemo.routes import (
 ACCESS_LOG_FLUSH_SECONDS = 0.5
 # An idle keep-alive connection is closed after this long (hyper's header read timeout, which
 # also bounds a client that sends its headers slowly). A load balancer in front must give up
-# its idle connections sooner (infra/load_balancer.py), or it reuses one being closed: a 502.
+# its idle connections sooner (infra/network/load_balancer.py), or it reuses one being closed: a 502.
 IDLE_KEEPALIVE_SECONDS = 30
 # Connections accepted but not yet served may queue this deep; this many are served at once.
 CONNECTION_BACKLOG = 4096
 MAX_CONNECTIONS = 16384
-# On SIGTERM the process exits within this (infra/settings.py APP_DRAIN_SECONDS says the same).
+# On SIGTERM the process exits within this (infra/config/settings.py APP_DRAIN_SECONDS says the same).
 DRAIN_SECONDS = 10
 # granian's task implementation: "asyncio" or "rust" (docs/benchmarks.md: why this one; granian
 # calls it experimental and has it only on Python < 3.12, which the image runs: tests/image).

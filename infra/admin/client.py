@@ -1,12 +1,12 @@
 """Run a command against a stack's swarm:
-`python -m infra.admin_client <stack> [--docker-env] [--tunnel-wait S] -- <command> …`.
+`python -m infra.admin.client <stack> [--docker-env] [--tunnel-wait S] -- <command> …`.
 
 `make up|down|status` go through it (scripts/stack.sh), so every stack is reached where it runs:
 - `local`: the command as is (with `--docker-env`, DOCKER_HOST from the stack's `dockerHost`).
 - an AWS stack: with `--docker-env`, DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH from the
   stack's outputs (`dockerHost`, `adminCa`, `adminClientCert`, and the secret `adminClientKey`,
   written to a private temporary directory removed afterwards, also on SIGTERM and SIGHUP); with
-  `adminAccess: session-manager`, the tunnel of infra/tunnel.py opened for the command's
+  `adminAccess: session-manager`, the tunnel of infra/admin/tunnel.py opened for the command's
   duration and stopped afterwards with everything it started. A tunnel already listening (a
   deploy job's, another terminal's) is used only if it answers with the stack's own certificate.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from infra.tunnel import TUNNEL_ADDRESS, TUNNEL_PORT
+from infra.admin.tunnel import TUNNEL_ADDRESS, TUNNEL_PORT
 
 # What `docker --tlsverify` reads from DOCKER_CERT_PATH, by the stack output that holds it.
 CERT_FILES = {"ca.pem": "adminCa", "cert.pem": "adminClientCert", "key.pem": "adminClientKey"}
@@ -117,7 +117,7 @@ def answers_as_the_stack(port: int, cert_dir: Path) -> bool:
 
 
 def tunnel_command(stack: str, region: str | None) -> list[str]:
-    return [sys.executable, "-m", "infra.tunnel", stack, *(["--region", region] if region else [])]
+    return [sys.executable, "-m", "infra.admin.tunnel", stack, *(["--region", region] if region else [])]
 
 
 def stop_group(process: subprocess.Popen) -> None:
@@ -214,9 +214,9 @@ def pulumi_json(*args: str) -> dict:
 def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our options before `--`, the command after it."""
     if "--" not in argv:
-        raise SystemExit("usage: python -m infra.admin_client STACK [--docker-env] [--tunnel-wait S] -- COMMAND …")
+        raise SystemExit("usage: python -m infra.admin.client STACK [--docker-env] [--tunnel-wait S] -- COMMAND …")
     split = argv.index("--")
-    parser = argparse.ArgumentParser(prog="python -m infra.admin_client", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.admin.client", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack")
     parser.add_argument("--docker-env", action="store_true", help="point the docker CLI at the stack's swarm")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """The Docker API through a Session Manager port forward (`adminAccess: session-manager`).
 
-No CIDR is opened: the deploy job (or an operator) runs `python -m infra.tunnel <stack>`,
+No CIDR is opened: the deploy job (or an operator) runs `python -m infra.admin.tunnel <stack>`,
 which forwards 127.0.0.1:TUNNEL_PORT to port 2376 on an in-service manager with
 `aws ssm start-session --document-name AWS-StartPortForwardingSession`, and re-opens it on
 another manager if it drops. The docker provider talks mutual TLS to 127.0.0.1, which the
@@ -66,7 +66,7 @@ def wait_for_tunnel(port: int = TUNNEL_PORT, timeout: float = TUNNEL_WAIT_SECOND
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"nothing listens on {TUNNEL_ADDRESS}:{port} after {timeout:g}s: adminAccess is session-manager, "
-                    "so run `python -m infra.tunnel <stack>` beside `pulumi up` (README: Reaching the Docker API)"
+                    "so run `python -m infra.admin.tunnel <stack>` beside `pulumi up` (README: Reaching the Docker API)"
                 ) from None
             time.sleep(2)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.firewall import allow_in, allow_out, security_group
-from infra.image_contract import CONTAINER_PORT
-from infra.network import Network
-from infra.settings import Settings
-from infra.tags import tags
+from infra.build.image_contract import CONTAINER_PORT
+from infra.config.settings import Settings
+from infra.config.tags import tags
+from infra.network.firewall import allow_in, allow_out, security_group
+from infra.network.network import Network
 
 # ALB keeps sending in-flight requests to a leaving node this long; the node's own
 # drain (lifecycle hook) moves its tasks in the meantime.

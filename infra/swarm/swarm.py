@@ -14,17 +14,17 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.admin_endpoint import AdminEndpoint
-from infra.cloud_init import NodeConfig, render
-from infra.firewall import allow_in, allow_out, security_group
-from infra.iam import StackArns, group_arn, policy, role_statements
-from infra.image_contract import CONTAINER_PORT
-from infra.load_balancer import LoadBalancer
-from infra.network import Network
-from infra.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
-from infra.secrets_key import SecretsKey
-from infra.settings import Settings
-from infra.swarm_state import SwarmState
+from infra.admin.endpoint import AdminEndpoint
+from infra.build.image_contract import CONTAINER_PORT
+from infra.config.settings import Settings
+from infra.network.firewall import allow_in, allow_out, security_group
+from infra.network.load_balancer import LoadBalancer
+from infra.network.network import Network
+from infra.swarm.cloud_init import NodeConfig, render
+from infra.swarm.iam import StackArns, group_arn, policy, role_statements
+from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
+from infra.swarm.secrets_key import SecretsKey
+from infra.swarm.state import SwarmState
 from restdemo_agent.contract import (
     DOCKER_TLS_PORT,
     ESP_PROTOCOL,

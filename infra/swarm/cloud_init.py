@@ -105,7 +105,7 @@ def setup_script(node: NodeConfig) -> str:
     q = shlex.quote
     lines = [
         "#!/bin/bash",
-        "# restdemo node setup (rendered by infra/cloud_init.py); restdemo-node-setup.service runs it",
+        "# restdemo node setup (rendered by infra/swarm/cloud_init.py); restdemo-node-setup.service runs it",
         "# at every boot until it succeeds.",
         "set -euo pipefail",
         f"export AWS_REGION={q(node.region)}",

@@ -1,6 +1,6 @@
 """SecretsKey: the stack's own KMS key for its SecureStrings (the swarm's join tokens, the
 Docker API's TLS material), so that no other principal of the account decrypts them through
-the account-wide `aws/ssm` key. Its policy (`infra.iam.key_policy`) names the node roles by
+the account-wide `aws/ssm` key. Its policy (`infra.swarm.iam.key_policy`) names the node roles by
 ARN, so it is created before them; the node roles' own IAM statements match it.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import StackArns, key_policy
-from infra.settings import Settings
-from infra.tags import tags
+from infra.config.settings import Settings
+from infra.config.tags import tags
+from infra.swarm.iam import StackArns, key_policy
 from restdemo_agent.contract import secrets_key_alias, ssm_prefix
 
 # KMS waits this long before a scheduled deletion takes effect (7-30); the most time to notice.

@@ -13,11 +13,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from infra.settings import Settings
-from infra.tags import tags
+from infra.config.settings import Settings
+from infra.config.tags import tags
 
 REPOSITORY = "restdemo"
-# The one tag rewritten on every build: the BuildKit cache (infra/image.py CACHE_TAG). Every
+# The one tag rewritten on every build: the BuildKit cache (infra/build/image.py CACHE_TAG). Every
 # image tag stays immutable.
 MUTABLE_TAG = "buildcache"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 
 def tags(settings: Settings, name: str | None = None) -> dict[str, str]:

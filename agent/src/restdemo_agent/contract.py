@@ -64,7 +64,7 @@ def tls_parameter(prefix: str, name: str) -> str:
     return f"{prefix}/tls/{name}"
 
 
-# The environment cloud-init writes for the agent (infra/cloud_init.py).
+# The environment cloud-init writes for the agent (infra/swarm/cloud_init.py).
 REQUIRED = (
     "RESTDEMO_STACK",
     "AWS_REGION",

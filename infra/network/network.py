@@ -10,8 +10,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.settings import Settings
-from infra.tags import tags
+from infra.config.settings import Settings
+from infra.config.tags import tags
 
 
 class Network(pulumi.ComponentResource):

@@ -1,6 +1,6 @@
 """AdminEndpoint: the swarm managers' Docker API over mutual TLS, through an NLB (open to
 `adminCidrs` only, none by default) or a Session Manager port forward to a manager
-(`adminAccess: session-manager`, the default; infra/tunnel.py).
+(`adminAccess: session-manager`, the default; infra/admin/tunnel.py).
 
 A CA, a server certificate (for the NLB's name and for 127.0.0.1, the tunnel's end) and a
 client certificate, made with pulumi_tls. The server's material goes to SSM as SecureString
@@ -17,14 +17,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
-from infra.cloud_init import certificate_sha256
-from infra.firewall import allow_in, allow_out, security_group
-from infra.load_balancer import public_balancer
-from infra.network import Network
-from infra.service import DockerEndpoint
-from infra.settings import Settings
-from infra.tags import tags
-from infra.tunnel import TUNNEL_ADDRESS
+from infra.admin.tunnel import TUNNEL_ADDRESS
+from infra.config.settings import Settings
+from infra.config.tags import tags
+from infra.network.firewall import allow_in, allow_out, security_group
+from infra.network.load_balancer import public_balancer
+from infra.network.network import Network
+from infra.service.service import DockerEndpoint
+from infra.swarm.cloud_init import certificate_sha256
 from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
 
 CERT_VALIDITY_HOURS = 24 * 365
@@ -156,7 +156,7 @@ class AdminEndpoint(pulumi.ComponentResource):
             )
             return cert, pulumi.Output.secret(key.private_key_pem)
 
-        # The NLB's name, and the local end of a Session Manager port forward (infra/tunnel.py).
+        # The NLB's name, and the local end of a Session Manager port forward (infra/admin/tunnel.py).
         server, server_key = signed("server", ["server_auth"], dns_names=[dns_name], ip_addresses=[TUNNEL_ADDRESS])
         client, client_key = signed("client", ["client_auth"])
         server_cert, client_cert = server.cert_pem, client.cert_pem

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.durations import docker_duration
-from infra.image_contract import (
+from infra.build.image_contract import (
     CONTAINER_PORT,
     HEALTH_INTERVAL_SECONDS,
     HEALTH_RETRIES,
@@ -22,7 +21,8 @@ from infra.image_contract import (
     HEALTH_TIMEOUT_SECONDS,
     HEALTHCHECK_COMMAND,
 )
-from infra.settings import Settings
+from infra.config.durations import docker_duration
+from infra.config.settings import Settings
 
 SERVICE_NAME = "restdemo"
 CONVERGE_POLL = "7s"

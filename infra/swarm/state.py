@@ -10,9 +10,9 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from infra.iam import allow, assume_role, policy
-from infra.settings import Settings
-from infra.tags import tags
+from infra.config.settings import Settings
+from infra.config.tags import tags
+from infra.swarm.iam import allow, assume_role, policy
 
 # A message is hidden from other agents this long after one receives it.
 VISIBILITY_TIMEOUT_SECONDS = 60

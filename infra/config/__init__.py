@@ -1,0 +1,1 @@
+"""Settings: declared once, validated into one typed object, passed to every component."""

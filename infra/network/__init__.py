@@ -1,0 +1,1 @@
+"""The VPC (`Network`), security-group helpers and the public load balancer (`LoadBalancer`)."""

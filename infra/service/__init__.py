@@ -1,0 +1,1 @@
+"""The replicated service on a swarm, through the docker provider."""
