@@ -13,9 +13,9 @@ from pulumi.runtime.config import CONFIG
 
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
-from infra.build.image import Image
-from infra.build.registry import Registry
 from infra.config.settings import Settings, parse_settings
+from infra.image.image import Image
+from infra.image.registry import Registry
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.service.service import DockerEndpoint, SwarmService, spread_over

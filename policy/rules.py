@@ -92,7 +92,7 @@ def launch_templates_require_imdsv2_and_encryption(resource: Resource, config: d
     return violations
 
 
-BUILD_CACHE_TAG = "buildcache"  # infra/build/registry.py MUTABLE_TAG
+BUILD_CACHE_TAG = "buildcache"  # infra/image/registry.py MUTABLE_TAG
 
 
 def ecr_tags_immutable_and_scanned(resource: Resource, config: dict) -> list[str]:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.build.image_contract import (
+from infra.config.durations import docker_duration
+from infra.config.settings import Settings
+from infra.image.image_contract import (
     CONTAINER_PORT,
     HEALTH_INTERVAL_SECONDS,
     HEALTH_RETRIES,
@@ -21,8 +23,6 @@ from infra.build.image_contract import (
     HEALTH_TIMEOUT_SECONDS,
     HEALTHCHECK_COMMAND,
 )
-from infra.config.durations import docker_duration
-from infra.config.settings import Settings
 
 SERVICE_NAME = "restdemo"
 CONVERGE_POLL = "7s"

@@ -121,7 +121,7 @@ def test_workflow_secrets_are_the_ones_the_readme_lists():
 
 
 def test_only_the_deploy_job_writes_the_build_cache_with_a_builder_that_can():
-    """Whoever writes the registry build cache shapes the next build (infra/build/image.py)."""
+    """Whoever writes the registry build cache shapes the next build (infra/image/image.py)."""
     steps = load("deploy.yml")["jobs"]["up"]["steps"]
     uses = [s.get("uses", "").split("@")[0] for s in steps]
     assert uses.index("docker/setup-buildx-action") < uses.index("pulumi/actions")

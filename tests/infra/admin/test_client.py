@@ -36,7 +36,7 @@ from tests.support.net import free_port, wait_until
 
 pytestmark = pytest.mark.unit
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 AWS_OUTPUTS = {
     "dockerHost": "tcp://127.0.0.1:23760",
     "adminCa": "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n",

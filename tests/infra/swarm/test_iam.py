@@ -1,10 +1,8 @@
-"""The node roles and the stack's KMS key, evaluated request by request (tests/support/iam_eval.py):
-what a compromised worker can and cannot do, what a manager needs, and one stack against another.
+"""infra/swarm/iam.py: what each node role may do, evaluated as AWS evaluates a request.
 
-Every request is the one the real call makes: SSM's GetParameter/PutParameter on the parameter's
-ARN, then KMS Decrypt/Encrypt on the stack's key with the encryption context SSM sends
-(PARAMETER_ARN = the parameter's ARN) and kms:ViaService = ssm.<region>.amazonaws.com
-(Systems Manager User Guide, "How Parameter Store uses AWS KMS").
+The program's policies, the KMS key policy and the agent's own AWS calls, checked with a
+request evaluator (tests/support/iam_eval.py) rather than moto's enforcement, which evaluates
+SSM, Auto Scaling, DynamoDB and KMS requests against the resource `*`.
 """
 
 from __future__ import annotations
@@ -18,12 +16,61 @@ import boto3
 import pytest
 
 from infra.swarm.iam import SESSION_MANAGER_ACTIONS
+from tests.support.aws_stack import AWS_STACKS, policy_of
 from tests.support.iam_eval import Request, identity_allows, kms_allows
-from tests.support.pulumi_program import ACCOUNT, REPO, kms_key_arn, run_program
+from tests.support.pulumi_program import (
+    ACCOUNT,
+    REPO,
+    kms_key_arn,
+    run_program,
+)
 
 pytestmark = pytest.mark.unit
+# The `run` fixture (tests/infra/conftest.py) runs the program once per stack named here.
+STACKS_UNDER_TEST = AWS_STACKS
+
+
+@pytest.mark.parametrize("role", ["manager", "worker"])
+def test_node_policies_are_scoped_to_the_stack(run, role):
+    unscopable = {
+        *SESSION_MANAGER_ACTIONS,
+        "logs:DescribeLogGroups",
+        "ecr:GetAuthorizationToken",
+        "ec2:DescribeInstances",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeLifecycleHooks",
+    }
+    for statement in policy_of(run, role)["Statement"]:
+        if statement["Resource"] == "*":
+            assert set(statement["Action"]) <= unscopable, statement
+            continue
+        for arn in statement["Resource"]:
+            # The stack's own resources, and its own KMS key (whose ARN carries a key id, not a name).
+            assert run.stack in arn or arn == kms_key_arn("eu-west-1", "secrets", run.stack), arn
+
+
+def test_workers_cannot_write_state_or_read_manager_tokens(run):
+    actions = {a for s in policy_of(run, "worker")["Statement"] for a in s["Action"]}
+    assert not {"dynamodb:PutItem", "ssm:PutParameter"} & actions
+    resources = [r for s in policy_of(run, "worker")["Statement"] if s["Resource"] != "*" for r in s["Resource"]]
+    assert f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/worker" in resources
+    assert not any("join-token/manager" in r or "join-token/*" in r or "/tls/" in r for r in resources)
+
+
+def test_managers_can_initialise_the_swarm(run):
+    statements = policy_of(run, "manager")["Statement"]
+    table = f"arn:aws:dynamodb:eu-west-1:123456789012:table/restdemo-{run.stack}-state"
+    assert any("dynamodb:PutItem" in s["Action"] and s["Resource"] == [table] for s in statements)
+    tokens = [
+        f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/{role}"
+        for role in ("manager", "worker")
+    ]
+    assert any("ssm:PutParameter" in s["Action"] and s["Resource"] == tokens for s in statements)
+
 
 REGION = "eu-west-1"
+
+
 SSM = f"ssm.{REGION}.amazonaws.com"
 
 
@@ -96,9 +143,6 @@ def writes(access: StackAccess, role: str, path: str) -> bool:
     )
 
 
-# --- the evaluator itself, on AWS's documented rules -------------------------------------------
-
-
 def test_the_evaluator_applies_awss_rules():
     role = f"arn:aws:iam::{ACCOUNT}:role/r"
     allow = {"Effect": "Allow", "Action": "s3:Get*", "Resource": "arn:aws:s3:::b/*"}
@@ -127,9 +171,6 @@ def test_the_evaluator_applies_awss_rules():
     assert not kms_allows({"Statement": []}, [iam], decrypt)
     with pytest.raises(ValueError, match="condition operator DateGreaterThan is not evaluated here"):
         identity_allows([{"Statement": [needs | {"Condition": {"DateGreaterThan": {}}}]}], Request(role, "a:b", "*"))
-
-
-# --- a compromised worker -------------------------------------------------------------------
 
 
 def test_a_worker_is_denied_the_manager_token(dev):
@@ -178,9 +219,6 @@ def test_broader_iam_on_a_worker_still_gets_nothing_but_its_token_from_the_key(d
     assert not kms_allows(dev.key_policy, policies, direct)
 
 
-# --- managers -------------------------------------------------------------------------------
-
-
 def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_tokens(dev):
     for path in ("join-token/worker", "join-token/manager", "tls/ca", "tls/cert", "tls/key"):
         assert reads(dev, "manager", dev, path), path
@@ -190,9 +228,15 @@ def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_to
 
 # The AWS calls of the agent, found in its source: `<client>.<method>(...)` on these clients.
 AGENT_SOURCE = REPO / "agent" / "src" / "restdemo_agent"
+
+
 CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb"}
+
+
 # Implied by the agent's calls: SecureString reads decrypt, writes encrypt (through SSM).
 IMPLIED = {"kms:Decrypt", "kms:Encrypt"}
+
+
 # Called on the node, not by the agent: dockerd pulls from ECR after cloud-init's
 # `aws ecr get-login-password`; cloud-init reads the TLS material with `aws ssm get-parameter`;
 # the awslogs driver and Session Manager write the log group; the SSM agent serves sessions.
@@ -264,9 +308,6 @@ def test_a_worker_holds_nothing_its_node_does_not_call(dev):
     assert "ssm:GetParameter" in worker  # its token
 
 
-# --- one stack against another ---------------------------------------------------------------
-
-
 @pytest.mark.parametrize("role", ["manager", "worker"])
 def test_one_stacks_roles_are_denied_another_stacks_parameters(dev, prod, role):
     for path in ("join-token/worker", "join-token/manager", "tls/key"):
@@ -275,8 +316,6 @@ def test_one_stacks_roles_are_denied_another_stacks_parameters(dev, prod, role):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-prod-state"
     assert not can(dev, role, "dynamodb:GetItem", table)
 
-
-# --- the roles as they were: the same checks fail ---------------------------------------------
 
 # The worker's permissions before this change (infra/swarm/iam.py at bfb3972): the lifecycle queue and
 # lifecycle actions of both groups, the AWS-managed AmazonSSMManagedInstanceCore (its parameter
@@ -299,6 +338,8 @@ TODAYS_WORKER = {
         {"Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:GetParameters"], "Resource": "*"},
     ]
 }
+
+
 # The AWS managed key aws/ssm's policy (KMS Developer Guide, "AWS managed keys"): every principal
 # of the account, through SSM.
 AWS_SSM_KEY_POLICY = {

@@ -17,7 +17,7 @@ from infra.config.settings import Settings
 from infra.config.tags import tags
 
 REPOSITORY = "restdemo"
-# The one tag rewritten on every build: the BuildKit cache (infra/build/image.py CACHE_TAG). Every
+# The one tag rewritten on every build: the BuildKit cache (infra/image/image.py CACHE_TAG). Every
 # image tag stays immutable.
 MUTABLE_TAG = "buildcache"
 

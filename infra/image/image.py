@@ -27,9 +27,9 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from infra.build.registry import MUTABLE_TAG as CACHE_TAG
-from infra.build.registry import Registry
 from infra.config.settings import Settings
+from infra.image.registry import MUTABLE_TAG as CACHE_TAG
+from infra.image.registry import Registry
 
 TARGET = "runtime"
 # The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle).

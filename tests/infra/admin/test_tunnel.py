@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 
@@ -10,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from infra.admin.tunnel import TUNNEL_PORT, choose_manager, session_command, tunnel_host, wait_for_tunnel
+from tests.support.pulumi_program import run_program
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +96,15 @@ def test_the_program_waits_for_the_tunnel_and_names_the_fix_when_it_never_opens(
     finally:
         opened.join()
         listener.close()
+
+
+def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):
+    monkeypatch.setattr("infra.admin.tunnel.TUNNEL_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr(
+        "infra.program.wait_for_tunnel",
+        lambda: importlib.import_module("infra.admin.tunnel").wait_for_tunnel(timeout=0.1),
+    )
+    with pytest.raises(
+        Exception, match=r"nothing listens on 127.0.0.1:23760 after 0.1s: adminAccess is session-manager"
+    ):
+        run_program("dev", tunnel=False)

@@ -1,0 +1,63 @@
+"""infra/network/load_balancer.py: the public ALB, its listeners and its target group, under mocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.aws_stack import AWS_STACKS, SG_INGRESS
+from tests.support.pulumi_program import (
+    run_program,
+    stack_config,
+)
+
+pytestmark = pytest.mark.unit
+# The `run` fixture (tests/infra/conftest.py) runs the program once per stack named here.
+STACKS_UNDER_TEST = AWS_STACKS
+
+
+def test_alb_listens_on_80_and_forwards_to_port_8000_checked_on_health(run):
+    listener = run.named("aws:lb/listener:Listener", "web-http").inputs
+    assert (listener["port"], listener["protocol"]) == (80, "HTTP")
+    assert listener["defaultActions"] == [
+        {"type": "forward", "targetGroupArn": listener["defaultActions"][0]["targetGroupArn"]}
+    ]
+    target_group = run.named("aws:lb/targetGroup:TargetGroup", "web").inputs
+    assert (target_group["port"], target_group["protocol"], target_group["targetType"]) == (8000, "HTTP", "instance")
+    assert target_group["healthCheck"] == {
+        "path": "/health",
+        "port": "8000",
+        "protocol": "HTTP",
+        "matcher": "200",
+        "interval": 10,
+        "timeout": 5,
+        "healthyThreshold": 2,
+        "unhealthyThreshold": 2,
+    }
+    assert target_group["deregistrationDelay"] == 60
+    balancer = run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs
+    assert balancer["loadBalancerType"] == "application" and balancer["internal"] is False
+    assert balancer["enableDeletionProtection"] is (run.stack == "prod")
+
+
+def test_the_alb_gives_up_an_idle_connection_before_the_app_does(run):
+    """AWS: a target's keep-alive timeout must exceed the load balancer's idle timeout, or the
+    ALB reuses a connection the target is closing and answers 502."""
+    from restdemo.server import IDLE_KEEPALIVE_SECONDS
+
+    balancer = run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs
+    assert balancer["idleTimeout"] < IDLE_KEEPALIVE_SECONDS
+
+
+def test_a_certificate_adds_443_and_redirects_80():
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
+    run = run_program("dev", {**stack_config("dev"), "restdemo:certificateArn": arn})
+    https = run.named("aws:lb/listener:Listener", "web-https").inputs
+    assert (https["port"], https["protocol"], https["certificateArn"]) == (443, "HTTPS", arn)
+    assert https["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    http = run.named("aws:lb/listener:Listener", "web-http").inputs
+    assert http["defaultActions"] == [
+        {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "statusCode": "HTTP_301"}}
+    ]
+    opened = sorted(r.inputs["fromPort"] for r in run.of_type(SG_INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0")
+    assert opened == [80, 443]
+    assert run.outputs["url"].startswith("https://")

@@ -1,0 +1,105 @@
+"""infra/service/service.py: the replicated service, its network and its provider."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.support.pulumi_program import REPO, run_program, stack_config
+
+pytestmark = pytest.mark.unit
+
+
+def test_local_provider_is_the_local_engine(local):
+    provider = local.one("pulumi:providers:docker")
+    assert provider.inputs == {"host": "unix:///var/run/docker.sock"}
+    service = local.one("docker:index/service:Service")
+    assert service.provider.startswith(provider.urn + "::")
+
+
+def test_service_is_exactly_the_architecture(local):
+    spec = local.one("docker:index/service:Service").inputs
+    assert spec["name"] == "restdemo"
+    assert spec["mode"] == {"replicated": {"replicas": 3}}
+    container = spec["taskSpec"]["containerSpec"]
+    assert container["image"] == local.outputs["image"]
+    assert re.fullmatch(r"127\.0\.0\.1:5000/restdemo:v1-[0-9a-f]{12}@sha256:[0-9a-f]{64}", container["image"])
+    assert container["env"] == {"VER": "v1"}
+    assert container["healthcheck"] == {
+        "tests": ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"],
+        "interval": "5s",
+        "timeout": "5s",
+        "retries": 3,
+        "startPeriod": "10s",
+    }
+    assert (container["stopSignal"], container["stopGracePeriod"]) == ("SIGTERM", "15s")
+    assert spec["updateConfig"] == {
+        "parallelism": 1,
+        "delay": "15s",
+        "order": "start-first",
+        "failureAction": "rollback",
+        "monitor": "30s",
+        "maxFailureRatio": "0",
+    }
+    assert spec["rollbackConfig"] == {
+        "parallelism": 1,
+        "delay": "0s",
+        "order": "start-first",
+        "failureAction": "pause",
+        "monitor": "30s",
+        "maxFailureRatio": "0",
+    }
+    assert spec["endpointSpec"] == {
+        "mode": "vip",
+        "ports": [
+            {"name": "http", "protocol": "tcp", "targetPort": 8000, "publishedPort": 8000, "publishMode": "ingress"}
+        ],
+    }
+    assert spec["convergeConfig"] == {"delay": "7s", "timeout": "10m"}
+    # Daemon defaults spelt out, so a second preview shows no diff.
+    assert spec["taskSpec"]["restartPolicy"] == {"condition": "any", "delay": "5s", "maxAttempts": 0, "window": "0s"}
+    assert spec["taskSpec"]["networksAdvanceds"] == [{"id": "restdemo-network-id"}]
+    assert "auth" not in spec
+
+
+def test_service_network_is_an_attachable_overlay(local):
+    network = local.one("docker:index/network:Network")
+    assert network.inputs == {"name": "restdemo", "driver": "overlay", "attachable": True}
+    # Read back with the driver's own options: never compared, or every `up` would replace it.
+    assert network.ignore_changes == ["options"]
+
+
+def test_on_aws_the_service_network_is_encrypted():
+    network = run_program("dev").one("docker:index/network:Network")
+    assert (network.inputs["name"], network.inputs["options"]) == ("restdemo-encrypted", {"encrypted": ""})
+
+
+def test_service_healthcheck_is_the_images_own(local):
+    dockerfile = (REPO / "app" / "Dockerfile").read_text()
+    healthcheck = re.search(
+        r"HEALTHCHECK --interval=(\S+) --timeout=(\S+) --start-period=(\S+) --retries=(\d+) \\\n\s+CMD (\[.*\])",
+        dockerfile,
+    )
+    spec = local.one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]["healthcheck"]
+    assert ["CMD", *json.loads(healthcheck.group(5))] == spec["tests"]
+    assert healthcheck.group(1, 2, 3) == (spec["interval"], spec["timeout"], spec["startPeriod"])
+    assert int(healthcheck.group(4)) == spec["retries"]
+
+
+def test_settings_flow_into_the_service():
+    config = {
+        **stack_config("local"),
+        "restdemo:replicas": 5,
+        "restdemo:version": "v3",
+        "restdemo:updateDelay": "1m",
+        "restdemo:publishedPort": 8080,
+        "restdemo:stopGracePeriod": "30s",
+    }
+    spec = run_program("local", config).one("docker:index/service:Service").inputs
+    assert spec["mode"]["replicated"]["replicas"] == 5
+    assert spec["taskSpec"]["containerSpec"]["env"] == {"VER": "v3"}
+    assert spec["taskSpec"]["containerSpec"]["stopGracePeriod"] == "30s"
+    assert spec["updateConfig"]["delay"] == "1m"  # the provider's read-back form (shortDur)
+    assert spec["endpointSpec"]["ports"][0]["publishedPort"] == 8080
