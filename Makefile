@@ -67,6 +67,10 @@ status: ## the URL, the replicas with their versions and states
 bench: $(VENV_STAMP) ## measure image size, build times, CLI start, req/s (needs Docker, wrk)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 
+.PHONY: docs
+docs: $(VENV_STAMP) ## write Pulumi.yaml's config block and docs/settings.md from infra/config/settings.py
+	.venv/bin/python -m infra.config.reference
+
 .PHONY: lint
 lint: $(VENV_STAMP) ## hadolint the Dockerfile
 	.venv/bin/hadolint app/Dockerfile

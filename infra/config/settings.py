@@ -120,6 +120,18 @@ def _ca_bundle(path: str) -> str:
     return path
 
 
+# The groups docs/settings.md lists the settings in.
+EVERY_STACK, IMAGE, LOCAL, AWS = "Every stack", "The image", "The local stack", "AWS stacks"
+
+
+def setting(default: Any, description: str, *, group: str, **rules: Any) -> Any:
+    """A setting's one declaration: its default, what it does and where it applies. Pulumi.yaml's
+    `config:` block and docs/settings.md are generated from these (`make docs`)."""
+    if isinstance(default, list):
+        return Field(default_factory=list, description=description, json_schema_extra={"group": group}, **rules)
+    return Field(default, description=description, json_schema_extra={"group": group}, **rules)
+
+
 Duration = Annotated[float, BeforeValidator(_duration)]
 Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -132,60 +144,164 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
     # Where the swarm is.
-    platform: Literal["local", "aws"] = "local"
+    platform: Literal["local", "aws"] = setting(
+        "local", "Where the swarm is: local (this machine's Docker engine) or aws.", group=EVERY_STACK
+    )
 
     # The service (docs/ARCHITECTURE.md "The service").
-    version: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    replicas: int = Field(3, ge=1, le=100)
-    published_port: Port = 8000
-    update_parallelism: int = Field(1, ge=1)
-    update_delay: Duration = 15.0
-    update_monitor: Duration = 30.0
-    stop_grace_period: Duration = 15.0
-    converge_timeout: Duration = 600.0
+    version: str = setting(
+        "v1",
+        "The release deployed: the service's VER and the image's version label; a new one rolls the service.",
+        group=EVERY_STACK,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    )
+    replicas: int = setting(3, "Replicas of the restdemo service (1-100).", group=EVERY_STACK, ge=1, le=100)
+    published_port: Port = setting(
+        8000,
+        "Port the swarm publishes the service on (1-65535); the container listens on 8000.",
+        group=EVERY_STACK,
+    )
+    update_parallelism: int = setting(
+        1, "Tasks replaced at once in a rolling update (at least 1).", group=EVERY_STACK, ge=1
+    )
+    update_delay: Duration = setting(
+        15.0, "Pause between batches of a rolling update (a Go duration, e.g. 15s).", group=EVERY_STACK
+    )
+    update_monitor: Duration = setting(
+        30.0, "How long each updated task is watched for failure before the next batch.", group=EVERY_STACK
+    )
+    stop_grace_period: Duration = setting(
+        15.0,
+        "Time a task gets after SIGTERM to drain before SIGKILL; must exceed the app's 10 s drain.",
+        group=EVERY_STACK,
+    )
+    converge_timeout: Duration = setting(
+        600.0,
+        "How long `pulumi up` waits for the service to converge before failing; at least a whole rollout.",
+        group=EVERY_STACK,
+    )
 
     # The image.
-    build_base: ImageRef | None = None
-    runtime_base: ImageRef | None = None
-    image_platform: str | None = Field(None, pattern=r"^linux/(amd64|arm64)$")
-    # AWS stacks: the BuildKit cache in the repository's buildcache tag. Only the deploy job writes
-    # it (the workflow passes read-write): whoever writes it shapes the next build's layers.
-    build_cache: Literal["off", "read", "read-write"] = "read"
-    # A CA bundle for builds behind a TLS-intercepting proxy: given to pip as a BuildKit secret.
-    build_ca_bundle: Annotated[str, AfterValidator(_ca_bundle)] | None = None
+    build_base: ImageRef | None = setting(
+        None, "Base image of the build stage (default python:3.11-bookworm, pinned by digest).", group=IMAGE
+    )
+    runtime_base: ImageRef | None = setting(
+        None,
+        "Base image of the collect stage, whose files the runtime image keeps "
+        "(default python:3.11-slim-bookworm, pinned by digest).",
+        group=IMAGE,
+    )
+    image_platform: str | None = setting(
+        None,
+        "Platform to build the image for, linux/amd64 or linux/arm64 (default: the engine's own).",
+        group=IMAGE,
+        pattern=r"^linux/(amd64|arm64)$",
+    )
+    # Only the deploy job writes the cache (the workflow passes read-write): whoever writes it
+    # shapes the next build's layers.
+    build_cache: Literal["off", "read", "read-write"] = setting(
+        "read",
+        "AWS stacks: the BuildKit cache in the repository's buildcache tag: off, read, or read-write "
+        "(the deploy job's; whoever writes the cache shapes the next build, so laptops only read it).",
+        group=IMAGE,
+    )
+    build_ca_bundle: Annotated[str, AfterValidator(_ca_bundle)] | None = setting(
+        None,
+        "Path of a PEM CA bundle on the deploying machine, for builds behind a TLS-intercepting proxy: "
+        "given to pip as the BuildKit secret ca_bundle, never in a layer, argument or output.",
+        group=IMAGE,
+    )
 
-    # Local stack: engine and registry.
-    docker_host: str = Field("unix:///var/run/docker.sock", pattern=r"^(unix|tcp|ssh|npipe)://")
-    registry_address: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
-    local_registry_port: Port = 5000
-    local_registry_image: ImageRef = "registry:2.8.3"
+    # The local stack: engine and registry.
+    docker_host: str = setting(
+        "unix:///var/run/docker.sock",
+        "Docker API of the local engine.",
+        group=LOCAL,
+        pattern=r"^(unix|tcp|ssh|npipe)://",
+    )
+    registry_address: str | None = setting(
+        None,
+        "An existing registry (host:port) to push to instead of the one the local stack runs.",
+        group=LOCAL,
+        pattern=r"^[A-Za-z0-9.-]+(:\d{1,5})?$",
+    )
+    local_registry_port: Port = setting(5000, "Port on 127.0.0.1 of the registry the local stack runs.", group=LOCAL)
+    local_registry_image: ImageRef = setting(
+        "registry:2.8.3", "Image of the registry the local stack runs.", group=LOCAL
+    )
 
     # AWS stacks.
     aws_region: str | None = None  # from aws:region, not from this namespace
-    owner: str | None = Field(None, min_length=1, max_length=128)
-    ecr_keep_images: int = Field(20, ge=1, le=1000)
-    manager_count: Annotated[int, AfterValidator(_manager_count)] = 1
-    worker_count: int = Field(1, ge=0, le=100)
-    vpc_cidr: Cidr = IPv4Network("10.0.0.0/16")
-    public_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
-    private_subnet_cidrs: list[Cidr] = Field(default_factory=list, max_length=3)
-    admin_access: Literal["session-manager", "load-balancer"] = "session-manager"
-    admin_cidrs: list[Cidr] = Field(default_factory=list)
-    log_retention_days: Annotated[int, AfterValidator(_retention)] = 30
-    manager_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-    worker_instance_type: str = Field("t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-    node_volume_gb: int = Field(20, ge=8, le=1000)
-    node_ami: Annotated[str, AfterValidator(_node_ami)] | None = None
-    drain_timeout: Annotated[float, BeforeValidator(_duration), AfterValidator(_drain_timeout)] = 600.0
-    prune_interval: Duration = 0.0
-    certificate_arn: str | None = Field(None, pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
-    deletion_protection: bool = False
-    existing_vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
-    existing_public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
-        default_factory=list, max_length=3
+    owner: str | None = setting(
+        None, "Who owns the stack's AWS resources (the owner tag); required.", group=AWS, min_length=1, max_length=128
     )
-    existing_node_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
-        default_factory=list, max_length=3
+    ecr_keep_images: int = setting(20, "Images the ECR lifecycle policy keeps.", group=AWS, ge=1, le=1000)
+    manager_count: Annotated[int, AfterValidator(_manager_count)] = setting(1, "Swarm managers: 1, 3 or 5.", group=AWS)
+    worker_count: int = setting(1, "Swarm workers, 0 to 100.", group=AWS, ge=0, le=100)
+    vpc_cidr: Cidr = setting(IPv4Network("10.0.0.0/16"), "CIDR block of the VPC.", group=AWS)
+    public_subnet_cidrs: list[Cidr] = setting(
+        [], "One public subnet CIDR per availability zone, inside vpcCidr, up to 3; required.", group=AWS, max_length=3
+    )
+    private_subnet_cidrs: list[Cidr] = setting(
+        [],
+        "Private subnets for the nodes, one per public subnet; empty puts the nodes in the public subnets.",
+        group=AWS,
+        max_length=3,
+    )
+    admin_access: Literal["session-manager", "load-balancer"] = setting(
+        "session-manager",
+        "How the deployer reaches the swarm's Docker API: session-manager (a port forward to a manager, "
+        "python -m infra.admin.tunnel; nothing open) or load-balancer (the admin NLB, from adminCidrs).",
+        group=AWS,
+    )
+    admin_cidrs: list[Cidr] = setting(
+        [],
+        "CIDR blocks allowed to reach the swarm's Docker API through the admin NLB over mutual TLS; "
+        "required with adminAccess load-balancer.",
+        group=AWS,
+    )
+    log_retention_days: Annotated[int, AfterValidator(_retention)] = setting(
+        30, "Days CloudWatch keeps the stack's logs (one of CloudWatch's allowed values).", group=AWS
+    )
+    manager_instance_type: str = setting(
+        "t3.small", "EC2 instance type of the managers.", group=AWS, pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+    )
+    worker_instance_type: str = setting(
+        "t3.small", "EC2 instance type of the workers.", group=AWS, pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+    )
+    node_volume_gb: int = setting(
+        20, "Size of each node's encrypted gp3 root volume in GB (8-1000).", group=AWS, ge=8, le=1000
+    )
+    node_ami: Annotated[str, AfterValidator(_node_ami)] | None = setting(
+        None,
+        "The nodes' AMI, pinned per stack: an AMI id (ami-...) or an Amazon image name such as "
+        "al2023-ami-2023.9.20251208.0-kernel-6.1-x86_64; required; changing it rolls every node.",
+        group=AWS,
+    )
+    drain_timeout: Annotated[float, BeforeValidator(_duration), AfterValidator(_drain_timeout)] = setting(
+        600.0, "How long a leaving node may take to drain before its lifecycle hook times out (1m-2h).", group=AWS
+    )
+    prune_interval: Duration = setting(
+        0.0, "How often each node's agent prunes stopped containers and unused images; 0s never.", group=AWS
+    )
+    certificate_arn: str | None = setting(
+        None,
+        "ACM certificate for an HTTPS listener on 443 (port 80 then redirects).",
+        group=AWS,
+        pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+    )
+    deletion_protection: bool = setting(False, "Deletion protection on the load balancers.", group=AWS)
+    existing_vpc_id: str | None = setting(
+        None,
+        "Use this VPC instead of creating one; then give existingPublicSubnetIds and existingNodeSubnetIds.",
+        group=AWS,
+        pattern=r"^vpc-[0-9a-f]{8,17}$",
+    )
+    existing_public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = setting(
+        [], "Public subnets of existingVpcId for the load balancers, in 2 or 3 zones.", group=AWS, max_length=3
+    )
+    existing_node_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = setting(
+        [], "Subnets of existingVpcId for the nodes, in 2 or 3 zones.", group=AWS, max_length=3
     )
 
     @model_validator(mode="after")

@@ -53,8 +53,3 @@ def test_stack_files_hold_only_values_of_declared_keys(stack):
         if namespace == "restdemo":
             assert name in DECLARED, key
             assert not isinstance(value, dict), f"{key}: stack files hold values, not logic"
-
-
-@pytest.mark.parametrize("key", sorted(DECLARED))
-def test_readme_documents_every_setting(key):
-    assert f"| `{key}` |" in (REPO / "README.md").read_text()
