@@ -1,5 +1,6 @@
-"""Every stack's resources against the rules AWS and the providers apply (tests/fidelity/rules.py),
-and each rule against a bad variant, so a rule that cannot fail is caught too."""
+"""Every stack's resources against the rules AWS and the providers apply (cited data in
+tests/fidelity/data/, checked by tests/fidelity/rules.py), and each rule against a bad variant, so
+a rule that cannot fail is caught too."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ import dataclasses
 
 import pytest
 
+from tests.fidelity.data import FIELDS, FORCE_NEW, NEEDS, READ_BACK_WIDER, TWO_PLACES
+from tests.fidelity.data.docker_build import DOCKER_BUILD_IMAGE
 from tests.fidelity.rules import (
-    DOCKER_BUILD_IMAGE,
-    FIELDS,
-    FORCE_NEW,
-    NEEDS,
-    READ_BACK_WIDER,
-    TWO_PLACES,
     Field,
     closure,
     docker_build_changes,

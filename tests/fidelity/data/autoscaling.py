@@ -1,0 +1,209 @@
+"""Auto Scaling: groups (their instance refresh and initial lifecycle hooks), lifecycle hooks,
+attachments, and what a group or hook needs before it is created.
+
+Sources: terraform-provider-aws (tpa) internal/service/autoscaling and its docs, pulumi-aws, and the
+AWS Auto Scaling API reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config.durations import parse_duration
+from tests.fidelity.data.ec2 import TEMPLATE
+from tests.fidelity.rules import Between, Field, ForceNew, Needs, OneOf, Pattern, ReadBack, TwoPlaces
+from tests.support.pulumi_program import ProgramRun, Registered
+
+GROUP = "aws:autoscaling/group:Group"
+HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
+ATTACHMENT = "aws:autoscaling/attachment:Attachment"
+
+
+def _go_duration(value: Any) -> str:
+    parse_duration(str(value))
+    return str(value)
+
+
+FIELDS = [
+    Field(GROUP, "name", Pattern(r".{1,255}"), "tpa autoscaling/group.go name StringLenBetween(0, 255)", "g" * 256),
+    Field(
+        GROUP,
+        "healthCheckType",
+        OneOf(("EC2", "ELB", "VPC_LATTICE", "EBS")),
+        "AWS UpdateAutoScalingGroup HealthCheckType",
+        "HTTP",
+    ),
+    Field(
+        GROUP,
+        "terminationPolicies[]",
+        OneOf(
+            (
+                "OldestInstance",
+                "NewestInstance",
+                "OldestLaunchConfiguration",
+                "ClosestToNextInstanceHour",
+                "OldestLaunchTemplate",
+                "AllocationStrategy",
+                "Default",
+            )
+        ),
+        "tpa docs autoscaling_group termination_policies; AWS TerminationPolicies",
+        "Oldest",
+    ),
+    Field(
+        GROUP,
+        "instanceRefresh.strategy",
+        OneOf(("Rolling",)),
+        "tpa autoscaling/group.go enum RefreshStrategy",
+        "Replace",
+    ),
+    Field(
+        GROUP,
+        "instanceRefresh.preferences.minHealthyPercentage",
+        Between(0, 100),
+        "tpa autoscaling/group.go IntBetween(0, 100)",
+        101,
+    ),
+    Field(
+        GROUP,
+        "instanceRefresh.preferences.maxHealthyPercentage",
+        Between(100, 200),
+        "tpa autoscaling/group.go IntBetween(100, 200)",
+        250,
+    ),
+    Field(
+        GROUP,
+        "instanceRefresh.preferences.instanceWarmup",
+        Pattern(r"\d+"),
+        "tpa autoscaling/group.go nullable.TypeNullableInt (a string) AtLeast(0)",
+        "5m",
+    ),
+    Field(
+        GROUP,
+        "waitForCapacityTimeout",
+        ReadBack(_go_duration, "tpa verify.ValidDuration"),
+        "tpa autoscaling/group.go wait_for_capacity_timeout verify.ValidDuration",
+        "20 minutes",
+    ),
+    Field(
+        GROUP,
+        "initialLifecycleHooks[].heartbeatTimeout",
+        Between(30, 7200),
+        "tpa autoscaling/group.go initial_lifecycle_hook; AWS PutLifecycleHook HeartbeatTimeout",
+        9000,
+    ),
+    Field(
+        GROUP,
+        "initialLifecycleHooks[].lifecycleTransition",
+        OneOf(("autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING")),
+        "tpa autoscaling/consts.go lifecycleHookLifecycleTransition",
+        "autoscaling:EC2_INSTANCE_TERMINATE",
+    ),
+    Field(
+        GROUP,
+        "initialLifecycleHooks[].defaultResult",
+        OneOf(("ABANDON", "CONTINUE")),
+        "tpa autoscaling/consts.go lifecycleHookDefaultResult",
+        "PROCEED",
+    ),
+    Field(
+        HOOK,
+        "name",
+        Pattern(r"[A-Za-z0-9\-_/]{1,255}"),
+        "tpa autoscaling/lifecycle_hook.go name; AWS PutLifecycleHook LifecycleHookName",
+        "drain!",
+    ),
+    Field(HOOK, "heartbeatTimeout", Between(30, 7200), "tpa autoscaling/lifecycle_hook.go IntBetween(30, 7200)", 10),
+    Field(
+        HOOK,
+        "lifecycleTransition",
+        OneOf(("autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING")),
+        "tpa autoscaling/lifecycle_hook.go",
+        "TERMINATING",
+    ),
+    Field(HOOK, "defaultResult", OneOf(("ABANDON", "CONTINUE")), "tpa autoscaling/lifecycle_hook.go", "continue"),
+]
+
+
+FORCE_NEW = [
+    ForceNew(
+        GROUP,
+        ("name", "initialLifecycleHooks"),
+        "tpa autoscaling/group.go: name, initial_lifecycle_hook and every sub-field ForceNew",
+    ),
+    ForceNew(HOOK, ("name",), "tpa autoscaling/lifecycle_hook.go: name ForceNew"),
+]
+
+
+TWO_PLACES = [
+    TwoPlaces(
+        GROUP,
+        "targetGroupArns",
+        ATTACHMENT,
+        "autoscalingGroupName",
+        "name",
+        "pulumi-aws/tpa docs autoscaling_attachment: Optional+Computed, do not manage from two places",
+    ),
+    TwoPlaces(
+        GROUP, "loadBalancers", ATTACHMENT, "autoscalingGroupName", "name", "pulumi-aws/tpa docs autoscaling_attachment"
+    ),
+]
+
+
+def _egress_routes(group: Registered, run: ProgramRun) -> list[Registered]:
+    """The route table associations of the group's subnets (their way out: NAT or internet gateway)."""
+    subnets = set(group.inputs.get("vpcZoneIdentifiers") or [])
+    return [
+        a for a in run.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation") if a.inputs["subnetId"] in subnets
+    ]
+
+
+def _instance_permissions(group: Registered, run: ProgramRun) -> list[Registered]:
+    """The instance profile of the group's launch template, and every policy of its role."""
+    template_id = group.inputs["launchTemplate"]["id"]
+    template = next(t for t in run.of_type(TEMPLATE) if f"{t.name}-id" == template_id)
+    profile = next(
+        p
+        for p in run.of_type("aws:iam/instanceProfile:InstanceProfile")
+        if template.inputs["iamInstanceProfile"]["arn"].endswith(f"/{p.name}")
+    )
+    role_name = profile.inputs["role"]
+    policies = [
+        p
+        for kind in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        for p in run.of_type(kind)
+        if p.inputs["role"] in (role_name, f"{role_name}-id")
+    ]
+    return [profile, *policies]
+
+
+def _hook_permissions(hook: Registered, run: ProgramRun) -> list[Registered]:
+    """A hook that notifies a target publishes with its role (a hook without a target needs none)."""
+    if "roleArn" not in hook.inputs:
+        return []
+    role_name = hook.inputs["roleArn"].rpartition("/")[2]
+    return [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{role_name}-id"]
+
+
+NEEDS = [
+    Needs(
+        GROUP,
+        "its subnets' egress routes",
+        _egress_routes,
+        "nodes install packages and pull from ECR at first boot (cloud-init); no route, no boot",
+    ),
+    Needs(
+        GROUP,
+        "its instance profile and role policies",
+        _instance_permissions,
+        "AWS IAM is eventually consistent: a node booting before its role's policies are attached "
+        "fails its first calls",
+    ),
+    Needs(
+        HOOK,
+        "its role's permission to publish",
+        _hook_permissions,
+        "AWS PutLifecycleHook sends a test message with the role: "
+        "'Unable to publish test message to notification target'",
+    ),
+]

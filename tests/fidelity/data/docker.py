@@ -1,0 +1,144 @@
+"""The swarm through kreuzwerker's docker provider: services and networks, with the names,
+enums and read-back forms it and swarmkit behind it apply.
+
+Sources: kreuzwerker/terraform-provider-docker (tpd) internal/provider and moby/swarmkit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config.durations import docker_duration, parse_duration
+from tests.fidelity.rules import Field, ForceNew, OneOf, Pattern, ReadBack, ReadBackWider
+
+SERVICE = "docker:index/service:Service"
+
+
+def _short_duration(value: Any) -> str:
+    return docker_duration(parse_duration(str(value)))
+
+
+def _one_decimal(value: Any) -> str:
+    number = float(value)
+    return str(value) if round(number, 1) == number else f"{number:.1f}"
+
+
+DOCKER_DURATION = ReadBack(_short_duration, "tpd resource_docker_service_structures.go shortDur")
+# swarmkit manager/controlapi/common.go validateAnnotations: isValidDNSName, at most 63 characters.
+SWARM_NAME = Pattern(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*", 63)
+
+
+FIELDS = [
+    Field(SERVICE, "name", SWARM_NAME, "swarmkit manager/controlapi/common.go validateAnnotations", "restdemo.web"),
+    Field(
+        "docker:index/network:Network",
+        "name",
+        SWARM_NAME,
+        "swarmkit manager/controlapi/network.go validateNetworkSpec",
+        "-restdemo",
+    ),
+    Field(
+        SERVICE,
+        "taskSpec.placement.prefs[]",
+        Pattern(r"(?i:node\.labels\.|engine\.labels\.).+"),
+        "swarmkit manager/scheduler/nodeset.go (*nodeSet).tree skips other descriptors; "
+        "tpd stringSetToPlacementPrefs passes the string verbatim",
+        "spread=node.labels.availability_zone",
+    ),
+    Field(
+        SERVICE,
+        "updateConfig.failureAction",
+        OneOf(("pause", "continue", "rollback")),
+        "tpd resource_docker_service.go ^(pause|continue|rollback)$",
+        "abort",
+    ),
+    Field(
+        SERVICE,
+        "updateConfig.order",
+        OneOf(("stop-first", "start-first")),
+        "tpd resource_docker_service.go ^(stop-first|start-first)$",
+        "first-start",
+    ),
+    Field(
+        SERVICE,
+        "rollbackConfig.failureAction",
+        OneOf(("pause", "continue")),
+        "tpd resource_docker_service.go rollback_config (pause|continue)",
+        "rollback",
+    ),
+    Field(
+        SERVICE, "rollbackConfig.order", OneOf(("stop-first", "start-first")), "tpd resource_docker_service.go", "stop"
+    ),
+    Field(
+        SERVICE,
+        "taskSpec.restartPolicy.condition",
+        OneOf(("none", "on-failure", "any")),
+        "tpd resource_docker_service.go ^(none|on-failure|any)$",
+        "always",
+    ),
+    Field(
+        SERVICE, "endpointSpec.mode", OneOf(("vip", "dnsrr")), "tpd resource_docker_service.go ^(vip|dnsrr)$", "ipvs"
+    ),
+    Field(
+        SERVICE,
+        "endpointSpec.ports[].protocol",
+        OneOf(("tcp", "udp", "sctp")),
+        "tpd resource_docker_service.go ^(tcp|udp|sctp)$",
+        "http",
+    ),
+    Field(
+        SERVICE,
+        "endpointSpec.ports[].publishMode",
+        OneOf(("host", "ingress")),
+        "tpd resource_docker_service.go ^(host|ingress)$",
+        "mesh",
+    ),
+    Field(
+        SERVICE,
+        "updateConfig.maxFailureRatio",
+        ReadBack(_one_decimal, "tpd FormatFloat(..., 'f', 1, 64)"),
+        "tpd flattenServiceUpdateOrRollbackConfig",
+        "0.25",
+    ),
+    *(
+        Field(SERVICE, path, DOCKER_DURATION, "tpd flatten* functions read durations back through shortDur", "1m0s")
+        for path in (
+            "updateConfig.delay",
+            "updateConfig.monitor",
+            "rollbackConfig.delay",
+            "rollbackConfig.monitor",
+            "taskSpec.containerSpec.stopGracePeriod",
+            "taskSpec.containerSpec.healthcheck.interval",
+            "taskSpec.containerSpec.healthcheck.timeout",
+            "taskSpec.containerSpec.healthcheck.startPeriod",
+            "taskSpec.restartPolicy.delay",
+            "taskSpec.restartPolicy.window",
+        )
+    ),
+]
+
+
+FORCE_NEW = [
+    # `mode` is a ForceNew block: SDKv2 puts ForceNew on its item count only (helper/schema diffList), so
+    # replicated <-> global replaces the service while a new replica count updates it in place.
+    ForceNew(
+        SERVICE,
+        ("name", "mode{keys}"),
+        "tpd resource_docker_service.go: name, mode ForceNew (swarmkit refuses renames and mode changes)",
+    ),
+    ForceNew(
+        "docker:index/network:Network",
+        ("name", "driver", "attachable"),
+        "tpd resource_docker_network.go: every argument ForceNew",
+    ),
+]
+
+
+READ_BACK_WIDER = [
+    ReadBackWider(
+        "docker:index/network:Network",
+        "options",
+        "kreuzwerker resource_docker_network.go: options Optional+Computed+ForceNew; "
+        "resource_docker_network_funcs.go Read sets every driver option (overlay adds vxlanid_list)",
+    ),
+]

@@ -1,0 +1,62 @@
+"""Elastic Load Balancing v2 (Pulumi's `aws:lb`): load balancers and target groups.
+
+Sources: terraform-provider-aws (tpa) internal/service/elbv2 and the AWS ELBv2 API reference.
+"""
+
+from __future__ import annotations
+
+from tests.fidelity.rules import Between, Field, OneOf, Pattern
+
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+
+
+FIELDS = [
+    Field(
+        "aws:lb/loadBalancer:LoadBalancer",
+        "loadBalancerType",
+        OneOf(("application", "network", "gateway")),
+        "tpa elbv2/load_balancer.go LoadBalancerTypeEnum",
+        "classic",
+    ),
+    Field(
+        "aws:lb/loadBalancer:LoadBalancer",
+        "idleTimeout",
+        Between(1, 4000),
+        "AWS ELBv2 LoadBalancerAttribute idle_timeout.timeout_seconds",
+        0,
+    ),
+    Field(
+        TARGET_GROUP,
+        "protocol",
+        OneOf(("HTTP", "HTTPS", "TCP", "TLS", "UDP", "TCP_UDP", "GENEVE")),
+        "tpa elbv2/target_group.go ProtocolEnum",
+        "HTTP2",
+    ),
+    Field(TARGET_GROUP, "deregistrationDelay", Between(0, 3600), "tpa elbv2/target_group.go IntBetween(0, 3600)", 7200),
+    Field(TARGET_GROUP, "healthCheck.interval", Between(5, 300), "tpa elbv2/target_group.go IntBetween(5, 300)", 1),
+    Field(TARGET_GROUP, "healthCheck.timeout", Between(2, 120), "tpa elbv2/target_group.go IntBetween(2, 120)", 1),
+    Field(
+        TARGET_GROUP, "healthCheck.healthyThreshold", Between(2, 10), "tpa elbv2/target_group.go IntBetween(2, 10)", 1
+    ),
+    Field(
+        TARGET_GROUP,
+        "healthCheck.unhealthyThreshold",
+        Between(2, 10),
+        "tpa elbv2/target_group.go IntBetween(2, 10)",
+        11,
+    ),
+    Field(
+        TARGET_GROUP,
+        "healthCheck.path",
+        Pattern(r"/.{0,1023}"),
+        "tpa elbv2/target_group.go StringHasPrefix(/), 1-1024",
+        "health",
+    ),
+    Field(
+        TARGET_GROUP,
+        "healthCheck.protocol",
+        OneOf(("HTTP", "HTTPS", "TCP")),
+        "tpa elbv2/target_group.go health_check.protocol",
+        "UDP",
+    ),
+]
