@@ -135,11 +135,11 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "logGroup": swarm.log_group_name,
         "adminCertificateExpires": admin.certificate_expires,
         # Sessions through the stack's own document, which logs them to the stack's log group.
-        "managerShell": pulumi.Output.all(swarm.managers.name, swarm.session_document).apply(
+        "managerShell": pulumi.Output.all(group=swarm.managers.name, document=swarm.session_document).apply(
             lambda v: (
-                f"aws ssm start-session --region {settings.aws_region} --document-name {v[1]} --target $(aws "
+                f"aws ssm start-session --region {settings.aws_region} --document-name {v['document']} --target $(aws "
                 f"autoscaling describe-auto-scaling-groups --region {settings.aws_region} --auto-scaling-group-names "
-                f"{v[0]} --query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)"
+                f"{v['group']} --query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)"
             )
         ),
     }

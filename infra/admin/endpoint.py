@@ -31,7 +31,27 @@ CERT_VALIDITY_HOURS = 24 * 365
 
 
 class AdminEndpoint(pulumi.ComponentResource):
-    """Outputs: `dns_name`, `host`, `target_group_arn`, `security_group_id`, `tls_parameters`, `docker`."""
+    """The managers' Docker API over mutual TLS: its NLB, target group, certificates and their SSM parameters.
+
+    Takes:
+        name: the prefix of every child's name (the security group, NLB, target group and listener are `<name>`).
+        settings: the stack's settings (admin CIDRs, deletion protection, tags).
+        network: the VPC, its CIDR (the managers' side) and the public subnets for the NLB.
+        ssm_prefix: the SSM path the server's TLS material is stored under.
+        secrets_key_id: the KMS key that encrypts that material.
+        opts: resource options.
+
+    Gives:
+        tls_parameters: each TLS file's SSM parameter name ("ca", "cert", "key").
+        parameters: the SSM parameters holding the CA and the server's certificate and key.
+        certificate_sha256: the SHA-256 fingerprints of the CA and the server certificate ("ca", "cert").
+        certificate_expires: when the server certificate expires.
+        dns_name: the NLB's DNS name.
+        host: the Docker API's address through the NLB, `tcp://<dns_name>:2376`.
+        target_group_arn: the NLB's target group, which the managers join.
+        security_group_id: the NLB's security group.
+        docker: the client's `DockerEndpoint` (NLB host, CA, client certificate and key).
+    """
 
     def __init__(
         self,
@@ -45,6 +65,29 @@ class AdminEndpoint(pulumi.ComponentResource):
     ):
         super().__init__("restdemo:admin:AdminEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        group = self._security_group(name, settings, network, child)
+        balancer = public_balancer(name, "network", settings, network, group, child)
+        target_group = self._target_group(name, settings, network, child)
+        self._listener(name, settings, balancer, target_group, child)
+        material = self._certificates(name, balancer.dns_name, child)
+        self.tls_parameters = {tls_file: tls_parameter(ssm_prefix, tls_file) for tls_file in TLS_FILES}
+        self.parameters = self._server_parameters(name, settings, self.tls_parameters, secrets_key_id, material, child)
+        self.certificate_sha256 = pulumi.Output.all(ca=material["ca"], cert=material["server_cert"]).apply(
+            lambda pems: {tls_file: certificate_sha256(pem) for tls_file, pem in pems.items()}
+        )
+        self.certificate_expires = material["server_expires"]
+        self.dns_name = balancer.dns_name
+        self.host = balancer.dns_name.apply(lambda dns: f"tcp://{dns}:{DOCKER_TLS_PORT}")
+        self.target_group_arn = target_group.arn
+        self.security_group_id = group.id
+        self.docker = DockerEndpoint(
+            host=self.host, ca_pem=material["ca"], cert_pem=material["client_cert"], key_pem=material["client_key"]
+        )
+        self.register_outputs({"host": self.host, "dns_name": self.dns_name})
+
+    def _security_group(
+        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+    ) -> aws.ec2.SecurityGroup:
         group = security_group(name, settings, network.vpc_id, "restdemo Docker API: admin CIDRs only", child)
         for index, cidr in enumerate(settings.admin_cidrs):
             allow_in(f"{name}-admin-{index}", group, DOCKER_TLS_PORT, "Docker API (mutual TLS)", child, cidr=str(cidr))
@@ -57,8 +100,12 @@ class AdminEndpoint(pulumi.ComponentResource):
                 child,
                 port=port,
             )
-        balancer = public_balancer(name, "network", settings, network, group, child)
-        target_group = aws.lb.TargetGroup(
+        return group
+
+    def _target_group(
+        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+    ) -> aws.lb.TargetGroup:
+        return aws.lb.TargetGroup(
             name,
             vpc_id=network.vpc_id,
             port=DOCKER_TLS_PORT,
@@ -78,6 +125,15 @@ class AdminEndpoint(pulumi.ComponentResource):
             tags=tags(settings, name),
             opts=child,
         )
+
+    def _listener(
+        self,
+        name: str,
+        settings: Settings,
+        balancer: aws.lb.LoadBalancer,
+        target_group: aws.lb.TargetGroup,
+        child: pulumi.ResourceOptions,
+    ) -> None:
         aws.lb.Listener(
             name,
             load_balancer_arn=balancer.arn,
@@ -87,37 +143,6 @@ class AdminEndpoint(pulumi.ComponentResource):
             tags=tags(settings, name),
             opts=child,
         )
-        material = self._certificates(name, balancer.dns_name, child)
-        self.tls_parameters = {name: tls_parameter(ssm_prefix, name) for name in TLS_FILES}
-        self.parameters = [
-            aws.ssm.Parameter(
-                f"{name}-{key}",
-                name=self.tls_parameters[key],
-                type="SecureString",
-                key_id=secrets_key_id,
-                value=value,
-                description=f"restdemo Docker API TLS: {key}",
-                tags=tags(settings),
-                opts=child,
-            )
-            for key, value in (
-                ("ca", material["ca"]),
-                ("cert", material["server_cert"]),
-                ("key", material["server_key"]),
-            )
-        ]
-        self.certificate_sha256 = pulumi.Output.all(ca=material["ca"], cert=material["server_cert"]).apply(
-            lambda pems: {name: certificate_sha256(pem) for name, pem in pems.items()}
-        )
-        self.certificate_expires = material["server_expires"]
-        self.dns_name = balancer.dns_name
-        self.host = balancer.dns_name.apply(lambda dns: f"tcp://{dns}:{DOCKER_TLS_PORT}")
-        self.target_group_arn = target_group.arn
-        self.security_group_id = group.id
-        self.docker = DockerEndpoint(
-            host=self.host, ca_pem=material["ca"], cert_pem=material["client_cert"], key_pem=material["client_key"]
-        )
-        self.register_outputs({"host": self.host, "dns_name": self.dns_name})
 
     def _certificates(self, name: str, dns_name: pulumi.Output[str], child) -> dict[str, pulumi.Output[str]]:
         subject = tls.SelfSignedCertSubjectArgs(
@@ -168,3 +193,31 @@ class AdminEndpoint(pulumi.ComponentResource):
             "client_key": client_key,
             "server_expires": server.validity_end_time,
         }
+
+    def _server_parameters(
+        self,
+        name: str,
+        settings: Settings,
+        parameter_names: dict[str, str],
+        secrets_key_id: pulumi.Input[str],
+        material: dict[str, pulumi.Output[str]],
+        child: pulumi.ResourceOptions,
+    ) -> list[aws.ssm.Parameter]:
+        """The server's TLS material as SecureStrings under the stack's key, for the managers to fetch at boot."""
+        return [
+            aws.ssm.Parameter(
+                f"{name}-{key}",
+                name=parameter_names[key],
+                type="SecureString",
+                key_id=secrets_key_id,
+                value=value,
+                description=f"restdemo Docker API TLS: {key}",
+                tags=tags(settings),
+                opts=child,
+            )
+            for key, value in (
+                ("ca", material["ca"]),
+                ("cert", material["server_cert"]),
+                ("key", material["server_key"]),
+            )
+        ]

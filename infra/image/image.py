@@ -111,7 +111,21 @@ def registry_cache(settings: Settings, registry: Registry) -> dict[str, list]:
 
 
 class Image(pulumi.ComponentResource):
-    """Outputs: `image_name` (repository:tag), `repo_digest`, `ref` (repository:tag@sha256:...)."""
+    """An image built from a directory with BuildKit, tagged by its content, pushed to a registry.
+
+    Takes:
+        name: the build's resource name (and the local push's, `docker.RegistryImage`).
+        settings: the stack's settings (platform, version, image platform, base images, build cache, CA bundle).
+        registry: where the image is pushed (`Registry`).
+        context: the build context, a directory with a Dockerfile.
+        revision: the source's revision, a build argument (`REVISION`).
+        opts: resource options.
+
+    Gives:
+        image_name: `repository:tag`, the tag derived from the content.
+        repo_digest: the pushed image's digest (`sha256:...`).
+        ref: `repository:tag@sha256:...`, the image pinned by that digest.
+    """
 
     def __init__(
         self,
@@ -126,12 +140,22 @@ class Image(pulumi.ComponentResource):
         super().__init__("restdemo:image:Image", name, None, opts)
         args = build_args(settings, revision)
         tag = content_tag(context, args, {"target": TARGET, "platform": settings.image_platform or ""})
-        # Relative to the program's directory, so the inputs are the same on every machine.
-        relative_context = Path(os.path.relpath(context))
         self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")
         local = settings.platform == "local"
-        child = pulumi.ResourceOptions(parent=self)
-        image = docker_build.Image(
+        image = self._build(name, settings, registry, context, args, local)
+        if local:
+            self.repo_digest, self.ref = self._push_from_engine(name, image)
+        else:
+            self.repo_digest = image.digest
+            self.ref = image.ref
+        self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest, "ref": self.ref})
+
+    def _build(
+        self, name: str, settings: Settings, registry: Registry, context: Path, args: dict[str, str], local: bool
+    ) -> docker_build.Image:
+        # Relative to the program's directory, so the inputs are the same on every machine.
+        relative_context = Path(os.path.relpath(context))
+        return docker_build.Image(
             name,
             context=docker_build.BuildContextArgs(location=relative_context.as_posix()),
             dockerfile=docker_build.DockerfileArgs(location=(relative_context / "Dockerfile").as_posix()),
@@ -147,21 +171,21 @@ class Image(pulumi.ComponentResource):
             secrets=build_secrets(settings),
             ignore_secrets_in_diff_calculation=[CA_BUNDLE_SECRET],
             **registry_cache(settings, registry),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        if local:
-            # The provider builds in a BuildKit container (it has no `docker` driver), whose loopback
-            # is not the engine's: it loads the image into the engine, which pushes it to the
-            # registry on the engine's 127.0.0.1.
-            pushed = docker.RegistryImage(
-                name,
-                name=self.image_name,
-                keep_remotely=True,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
-            )
-            self.repo_digest = pushed.sha256_digest
-            self.ref = pulumi.Output.all(self.image_name, pushed.sha256_digest).apply(lambda v: f"{v[0]}@{v[1]}")
-        else:
-            self.repo_digest = image.digest
-            self.ref = image.ref
-        self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest, "ref": self.ref})
+
+    def _push_from_engine(self, name: str, image: docker_build.Image) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The local stack's push: the image's digest and `repository:tag@digest`."""
+        # The provider builds in a BuildKit container (it has no `docker` driver), whose loopback
+        # is not the engine's: it loads the image into the engine, which pushes it to the
+        # registry on the engine's 127.0.0.1.
+        pushed = docker.RegistryImage(
+            name,
+            name=self.image_name,
+            keep_remotely=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[image]),
+        )
+        ref = pulumi.Output.all(image_name=self.image_name, digest=pushed.sha256_digest).apply(
+            lambda v: f"{v['image_name']}@{v['digest']}"
+        )
+        return pushed.sha256_digest, ref

@@ -50,7 +50,23 @@ def ecr_lifecycle_policy(keep: int) -> str:
 
 
 class Registry(pulumi.ComponentResource):
-    """Outputs: `server` (host[:port]), `repository` (server/name), `username`, `password` (secret)."""
+    """Where the stack's images are pushed: an ECR repository, a registry run on 127.0.0.1, or one named in settings.
+
+    Takes:
+        name: the name of the ECR repository and its lifecycle policy, or of the local registry's image, volume and
+            container.
+        settings: the stack's settings (platform, an existing registry's address, the local registry's image and port,
+            how many images ECR keeps).
+        repository: the repository's name (default `restdemo`; on AWS, suffixed with `-<stack>`).
+        opts: resource options.
+
+    Gives:
+        server: the registry's `host[:port]`.
+        repository: `server/name`, what image tags start with.
+        username: ECR's login user; None off AWS.
+        password: ECR's short-lived token (secret); None off AWS.
+        arn: the ECR repository's ARN; None off AWS.
+    """
 
     server: pulumi.Output[str]
     repository: pulumi.Output[str]

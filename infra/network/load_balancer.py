@@ -53,7 +53,20 @@ def listener_ports(settings: Settings) -> list[int]:
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """Outputs: `dns_name`, `url`, `security_group_id`, `target_group_arn`."""
+    """The public ALB in front of the routing mesh: its security group, target group and listeners.
+
+    Takes:
+        name: the name of the security group, ALB and target group, and the prefix of the rules' and listeners'.
+        settings: the stack's settings (the certificate for HTTPS, deletion protection, tags).
+        network: the VPC, its CIDR (the nodes' side) and the public subnets.
+        opts: resource options.
+
+    Gives:
+        dns_name: the ALB's DNS name.
+        url: `https://<dns_name>` with a certificate, else `http://<dns_name>`.
+        security_group_id: the ALB's security group, which the nodes admit on the mesh's port.
+        target_group_arn: the target group every node joins (port 8000, checked on `/health`).
+    """
 
     def __init__(
         self,
@@ -65,12 +78,7 @@ class LoadBalancer(pulumi.ComponentResource):
     ):
         super().__init__("restdemo:loadbalancer:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group = security_group(name, settings, network.vpc_id, "restdemo ALB: listeners from anywhere", child)
-        for port in listener_ports(settings):
-            allow_in(f"{name}-listener-{port}", group, port, f"listener {port}", child, cidr="0.0.0.0/0")
-        allow_out(
-            f"{name}-to-nodes", group, network.vpc_cidr, "the routing mesh on every node", child, port=CONTAINER_PORT
-        )
+        group = self._security_group(name, settings, network, child)
         balancer = public_balancer(
             name,
             "application",
@@ -81,7 +89,30 @@ class LoadBalancer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             idle_timeout=IDLE_TIMEOUT_SECONDS,
         )
-        target_group = aws.lb.TargetGroup(
+        target_group = self._target_group(name, settings, network, child)
+        self._listeners(name, settings, balancer, target_group, child)
+        scheme = "https" if settings.certificate_arn else "http"
+        self.dns_name = balancer.dns_name
+        self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+        self.security_group_id = group.id
+        self.target_group_arn = target_group.arn
+        self.register_outputs({"dns_name": self.dns_name, "url": self.url})
+
+    def _security_group(
+        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+    ) -> aws.ec2.SecurityGroup:
+        group = security_group(name, settings, network.vpc_id, "restdemo ALB: listeners from anywhere", child)
+        for port in listener_ports(settings):
+            allow_in(f"{name}-listener-{port}", group, port, f"listener {port}", child, cidr="0.0.0.0/0")
+        allow_out(
+            f"{name}-to-nodes", group, network.vpc_cidr, "the routing mesh on every node", child, port=CONTAINER_PORT
+        )
+        return group
+
+    def _target_group(
+        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+    ) -> aws.lb.TargetGroup:
+        return aws.lb.TargetGroup(
             name,
             vpc_id=network.vpc_id,
             port=CONTAINER_PORT,
@@ -101,6 +132,16 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags(settings, name),
             opts=child,
         )
+
+    def _listeners(
+        self,
+        name: str,
+        settings: Settings,
+        balancer: aws.lb.LoadBalancer,
+        target_group: aws.lb.TargetGroup,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """HTTP on 80; with a certificate, HTTPS on 443 too, and 80 redirects to it."""
         forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
         if settings.certificate_arn:
             aws.lb.Listener(
@@ -133,9 +174,3 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags(settings, f"{name}-http"),
             opts=child,
         )
-        scheme = "https" if settings.certificate_arn else "http"
-        self.dns_name = balancer.dns_name
-        self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
-        self.security_group_id = group.id
-        self.target_group_arn = target_group.arn
-        self.register_outputs({"dns_name": self.dns_name, "url": self.url})

@@ -114,7 +114,22 @@ def network_options(settings: Settings) -> dict[str, str] | None:
 
 
 class SwarmService(pulumi.ComponentResource):
-    """Outputs: `service_name`, `service_id`, `replicas`, `network_name`."""
+    """The replicated `restdemo` service on a swarm, its overlay network, and the docker provider for that swarm.
+
+    Takes:
+        name: the service's resource name, and the prefix of the provider's and network's (`<name>-swarm`, ...).
+        settings: the stack's settings (platform, version, replicas, published port, update and converge timings).
+        image_ref: the image the service runs, pinned by digest.
+        endpoint: where the swarm's Docker API is, its TLS material and the registry login (`DockerEndpoint`).
+        placement_prefs: spread descriptors for the tasks' placement (`spread_over`); none by default.
+        opts: resource options.
+
+    Gives:
+        service_name: the service's name (`restdemo`).
+        service_id: the service's id.
+        replicas: how many replicas it runs (`settings.replicas`).
+        network_name: the overlay network's name.
+    """
 
     def __init__(
         self,
@@ -127,7 +142,19 @@ class SwarmService(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:service:SwarmService", name, None, opts)
-        provider = docker.Provider(
+        provider = self._swarm_provider(name, endpoint)
+        network = self._overlay_network(name, settings, provider)
+        service = self._service(name, settings, image_ref, placement_prefs or [], network, provider)
+        self.service_name = service.name
+        self.service_id = service.id
+        self.replicas = pulumi.Output.from_input(settings.replicas)
+        self.network_name = network.name
+        self.register_outputs(
+            {"service_name": self.service_name, "service_id": self.service_id, "replicas": self.replicas}
+        )
+
+    def _swarm_provider(self, name: str, endpoint: DockerEndpoint) -> docker.Provider:
+        return docker.Provider(
             f"{name}-swarm",
             host=endpoint.host,
             ca_material=endpoint.ca_pem,
@@ -136,8 +163,9 @@ class SwarmService(pulumi.ComponentResource):
             registry_auth=[endpoint.registry_auth] if endpoint.registry_auth else None,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        on_swarm = pulumi.ResourceOptions(parent=self, provider=provider)
-        network = docker.Network(
+
+    def _overlay_network(self, name: str, settings: Settings, provider: docker.Provider) -> docker.Network:
+        return docker.Network(
             f"{name}-network",
             name=network_name(settings),
             driver="overlay",
@@ -147,10 +175,20 @@ class SwarmService(pulumi.ComponentResource):
             # with ours, every `up` would replace the network. They are set at creation only.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, ignore_changes=["options"]),
         )
-        service = docker.Service(
+
+    def _service(
+        self,
+        name: str,
+        settings: Settings,
+        image_ref: pulumi.Input[str],
+        placement_prefs: list[str],
+        network: docker.Network,
+        provider: docker.Provider,
+    ) -> docker.Service:
+        return docker.Service(
             name,
             name=SERVICE_NAME,
-            task_spec=task_spec(settings, image_ref, network.id, placement_prefs or []),
+            task_spec=task_spec(settings, image_ref, network.id, placement_prefs),
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=settings.replicas)),
             update_config=update_config(settings),
             rollback_config=rollback_config(settings),
@@ -170,12 +208,5 @@ class SwarmService(pulumi.ComponentResource):
             converge_config=docker.ServiceConvergeConfigArgs(
                 delay=CONVERGE_POLL, timeout=docker_duration(settings.converge_timeout)
             ),
-            opts=on_swarm,
-        )
-        self.service_name = service.name
-        self.service_id = service.id
-        self.replicas = pulumi.Output.from_input(settings.replicas)
-        self.network_name = network.name
-        self.register_outputs(
-            {"service_name": self.service_name, "service_id": self.service_id, "replicas": self.replicas}
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
         )

@@ -86,7 +86,21 @@ def termination_hook(target: LifecycleTarget, role: str, heartbeat: int) -> dict
 
 
 class NodeGroup(pulumi.ComponentResource):
-    """Outputs: `group` (the auto scaling group), `name`, `role_name`, `launch_template_id`."""
+    """One role's swarm nodes: their IAM role, launch template, auto scaling group and lifecycle hooks.
+
+    Takes:
+        name: the prefix of every child's name (`<name>-role`, `<name>-template`, `<name>-group`, ...).
+        settings: the stack's settings (tags, region, the nodes' volume size).
+        spec: what differs between the roles (`NodeGroupSpec`): size, instance type, AMI, subnets, user data...
+        lifecycle: where the termination hook notifies, through which role, holding an instance how long.
+        opts: resource options; `opts.parent` (the Swarm) is also the group's former parent, in its alias.
+
+    Gives:
+        group: the auto scaling group.
+        name: the group's name.
+        role_name: the name of the nodes' IAM role.
+        launch_template_id: the launch template's id.
+    """
 
     def __init__(
         self,
@@ -100,6 +114,27 @@ class NodeGroup(pulumi.ComponentResource):
         super().__init__("restdemo:swarm:NodeGroup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         node_tags = tags(settings, spec.role)
+        instance_role, role_policy, profile = self._instance_role(name, settings, spec, node_tags, child)
+        template = self._launch_template(name, settings, spec, profile, node_tags, child)
+        group = self._group(
+            name, settings, spec, lifecycle, template, [role_policy, profile], opts.parent if opts else None
+        )
+        self._lifecycle_hooks(name, spec, lifecycle, group, child)
+        self._target_group_attachments(name, spec, group, child)
+        self.group = group
+        self.name = group.name
+        self.role_name = instance_role.name
+        self.launch_template_id = template.id
+        self.register_outputs({"name": self.name})
+
+    def _instance_role(
+        self,
+        name: str,
+        settings: Settings,
+        spec: NodeGroupSpec,
+        node_tags: dict[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy, aws.iam.InstanceProfile]:
         # Only the role's own statements (Session Manager's included): no AWS-managed policy, whose
         # `ssm:GetParameter` on `*` would read every stack's secrets.
         instance_role = aws.iam.Role(
@@ -111,7 +146,18 @@ class NodeGroup(pulumi.ComponentResource):
         )
         role_policy = aws.iam.RolePolicy(f"{name}-role", role=instance_role.id, policy=spec.role_policy, opts=child)
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=instance_role.name, tags=node_tags, opts=child)
-        template = aws.ec2.LaunchTemplate(
+        return instance_role, role_policy, profile
+
+    def _launch_template(
+        self,
+        name: str,
+        settings: Settings,
+        spec: NodeGroupSpec,
+        profile: aws.iam.InstanceProfile,
+        node_tags: dict[str, str],
+        child: pulumi.ResourceOptions,
+    ) -> aws.ec2.LaunchTemplate:
+        return aws.ec2.LaunchTemplate(
             f"{name}-template",
             image_id=spec.ami_id,
             instance_type=spec.instance_type,
@@ -145,10 +191,21 @@ class NodeGroup(pulumi.ComponentResource):
             tags=node_tags,
             opts=child,
         )
+
+    def _group(
+        self,
+        name: str,
+        settings: Settings,
+        spec: NodeGroupSpec,
+        lifecycle: LifecycleTarget,
+        template: aws.ec2.LaunchTemplate,
+        permissions: list[pulumi.Resource],
+        former_parent: pulumi.Resource | None,
+    ) -> aws.autoscaling.Group:
         # The group's own view of its target groups is only what it was created with when
         # others are attached separately (the provider documents the conflict on Attachment).
         ignored = ["targetGroupArns"] if spec.attach_target_group_arns else []
-        group = aws.autoscaling.Group(
+        return aws.autoscaling.Group(
             f"{name}-group",
             name=spec.group_name,
             min_size=spec.size,
@@ -184,12 +241,21 @@ class NodeGroup(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # A node's first boot needs its role's permissions in place (IAM is eventually consistent).
-                depends_on=[role_policy, profile, *spec.depends_on],
+                depends_on=[*permissions, *spec.depends_on],
                 ignore_changes=ignored,
                 # Named: it was the Swarm's child `swarm-<role>s`; a stack that has it keeps it.
-                aliases=[pulumi.Alias(name=f"swarm-{spec.role}s", parent=opts.parent if opts else None)],
+                aliases=[pulumi.Alias(name=f"swarm-{spec.role}s", parent=former_parent)],
             ),
         )
+
+    def _lifecycle_hooks(
+        self,
+        name: str,
+        spec: NodeGroupSpec,
+        lifecycle: LifecycleTarget,
+        group: aws.autoscaling.Group,
+        child: pulumi.ResourceOptions,
+    ) -> None:
         # The hook's settings, updated in place (PutLifecycleHook) when drainTimeout changes.
         aws.autoscaling.LifecycleHook(
             f"{name}-drain",
@@ -211,6 +277,10 @@ class NodeGroup(pulumi.ComponentResource):
             default_result="ABANDON",
             opts=child,
         )
+
+    def _target_group_attachments(
+        self, name: str, spec: NodeGroupSpec, group: aws.autoscaling.Group, child: pulumi.ResourceOptions
+    ) -> None:
         for index, target_group_arn in enumerate(spec.attach_target_group_arns):
             aws.autoscaling.Attachment(
                 f"{name}-target-{index}",
@@ -218,8 +288,3 @@ class NodeGroup(pulumi.ComponentResource):
                 lb_target_group_arn=target_group_arn,
                 opts=child,
             )
-        self.group = group
-        self.name = group.name
-        self.role_name = instance_role.name
-        self.launch_template_id = template.id
-        self.register_outputs({"name": self.name})

@@ -19,7 +19,18 @@ DELETION_WINDOW_DAYS = 30
 
 
 class SecretsKey(pulumi.ComponentResource):
-    """Outputs: `arn`, `key_id`, `alias`."""
+    """The stack's own KMS key for its SecureStrings, and its alias.
+
+    Takes:
+        name: the key's and the alias's resource name.
+        settings: the stack's settings (region, tags).
+        opts: resource options.
+
+    Gives:
+        arn: the key's ARN.
+        key_id: the key's id.
+        alias: the alias's name (`alias/restdemo-<stack>`).
+    """
 
     def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:swarm:SecretsKey", name, None, opts)

@@ -42,21 +42,51 @@ def session_preferences(log_group: str) -> str:
 
 
 class SwarmState(pulumi.ComponentResource):
-    """Outputs: `table_name`, `table_arn`, `queue_url`, `queue_arn`, `log_group_name`, `log_group_arn`,
-    `hook_role_arn`."""
+    """What the node agents share: the state table, the lifecycle queue and its hook role, the log group.
+
+    Takes:
+        name: the prefix of every child's name (`<name>-table`, `<name>-lifecycle`, `<name>-logs`, ...).
+        settings: the stack's settings (tags, drain timeout, log retention).
+        opts: resource options; `opts.parent` (the Swarm) is the named resources' former parent, in their aliases.
+
+    Gives:
+        table_name: the DynamoDB state table's name.
+        table_arn: the state table's ARN.
+        queue_url: the lifecycle queue's URL.
+        queue_arn: the lifecycle queue's ARN.
+        log_group_name: the stack's CloudWatch log group's name.
+        log_group_arn: the log group's ARN.
+        hook_role_arn: the role Auto Scaling assumes to send to the queue.
+        session_document: the name of the stack's Session Manager document.
+        hook_ready: the hook role and its policy, for a lifecycle hook to depend on.
+    """
 
     def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:swarm:SwarmState", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         swarm = opts.parent if opts else None
-
-        def moved(old_name: str) -> pulumi.ResourceOptions:
-            """Named resources were children of the Swarm as `old_name`: a stack that has them keeps them."""
-            return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=old_name, parent=swarm)])
-
         stack = pulumi.get_stack()
         prefix = f"restdemo-{stack}"
-        table = aws.dynamodb.Table(
+        table = self._table(name, settings, prefix, swarm)
+        queue = self._lifecycle_queue(name, settings, prefix, swarm)
+        log_group = self._log_group(name, settings, stack, swarm)
+        session_document = self._session_document(name, settings, prefix, log_group, child)
+        hook_role, hook_policy = self._hook_role(name, settings, queue, child)
+        self.table_name, self.table_arn = table.name, table.arn
+        self.queue_url, self.queue_arn = queue.url, queue.arn
+        self.log_group_name, self.log_group_arn = log_group.name, log_group.arn
+        self.hook_role_arn = hook_role.arn
+        self.session_document = session_document.name
+        # A hook whose role cannot yet send to the queue fails to create: wait for the policy too.
+        self.hook_ready = [hook_role, hook_policy]
+        self.register_outputs({"table_name": self.table_name, "queue_url": self.queue_url})
+
+    def _moved(self, old_name: str, swarm: pulumi.Resource | None) -> pulumi.ResourceOptions:
+        """Named resources were children of the Swarm as `old_name`: a stack that has them keeps them."""
+        return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=old_name, parent=swarm)])
+
+    def _table(self, name: str, settings: Settings, prefix: str, swarm: pulumi.Resource | None) -> aws.dynamodb.Table:
+        return aws.dynamodb.Table(
             f"{name}-table",
             name=f"{prefix}-state",
             billing_mode="PAY_PER_REQUEST",
@@ -65,9 +95,13 @@ class SwarmState(pulumi.ComponentResource):
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             tags=tags(settings, "state"),
-            opts=moved("swarm-state"),
+            opts=self._moved("swarm-state", swarm),
         )
-        queue = aws.sqs.Queue(
+
+    def _lifecycle_queue(
+        self, name: str, settings: Settings, prefix: str, swarm: pulumi.Resource | None
+    ) -> aws.sqs.Queue:
+        return aws.sqs.Queue(
             f"{name}-lifecycle",
             name=f"{prefix}-lifecycle",
             sqs_managed_sse_enabled=True,
@@ -76,19 +110,32 @@ class SwarmState(pulumi.ComponentResource):
             message_retention_seconds=int(settings.drain_timeout) + 3600,
             receive_wait_time_seconds=RECEIVE_WAIT_SECONDS,
             tags=tags(settings, "lifecycle"),
-            opts=moved("swarm-lifecycle"),
+            opts=self._moved("swarm-lifecycle", swarm),
         )
-        log_group = aws.cloudwatch.LogGroup(
+
+    def _log_group(
+        self, name: str, settings: Settings, stack: str, swarm: pulumi.Resource | None
+    ) -> aws.cloudwatch.LogGroup:
+        return aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/restdemo/{stack}",
             retention_in_days=settings.log_retention_days,
             tags=tags(settings, "logs"),
-            opts=moved("swarm-logs"),
+            opts=self._moved("swarm-logs", swarm),
         )
+
+    def _session_document(
+        self,
+        name: str,
+        settings: Settings,
+        prefix: str,
+        log_group: aws.cloudwatch.LogGroup,
+        child: pulumi.ResourceOptions,
+    ) -> aws.ssm.Document:
         # The stack's own Session Manager document: sessions opened with it (managerShell) stream
         # their input and output to the stack's log group. Not the account-wide preferences
         # (SSM-SessionManagerRunShell), which other stacks in the account share.
-        session_document = aws.ssm.Document(
+        return aws.ssm.Document(
             f"{name}-session",
             name=f"{prefix}-session",
             document_type="Session",
@@ -97,6 +144,11 @@ class SwarmState(pulumi.ComponentResource):
             tags=tags(settings, "session"),
             opts=child,
         )
+
+    def _hook_role(
+        self, name: str, settings: Settings, queue: aws.sqs.Queue, child: pulumi.ResourceOptions
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The role Auto Scaling assumes to notify the lifecycle queue, and its policy."""
         hook_role = aws.iam.Role(
             f"{name}-lifecycle-hook",
             assume_role_policy=assume_role("autoscaling.amazonaws.com"),
@@ -109,11 +161,4 @@ class SwarmState(pulumi.ComponentResource):
             policy=queue.arn.apply(lambda arn: policy(allow(["sqs:GetQueueUrl", "sqs:SendMessage"], [arn]))),
             opts=child,
         )
-        self.table_name, self.table_arn = table.name, table.arn
-        self.queue_url, self.queue_arn = queue.url, queue.arn
-        self.log_group_name, self.log_group_arn = log_group.name, log_group.arn
-        self.hook_role_arn = hook_role.arn
-        self.session_document = session_document.name
-        # A hook whose role cannot yet send to the queue fails to create: wait for the policy too.
-        self.hook_ready = [hook_role, hook_policy]
-        self.register_outputs({"table_name": self.table_name, "queue_url": self.queue_url})
+        return hook_role, hook_policy

@@ -52,8 +52,30 @@ def node_ami(settings: Settings, parent: pulumi.Resource) -> pulumi.Input[str]:
 
 
 class Swarm(pulumi.ComponentResource):
-    """Outputs: `managers`, `workers` (NodeGroups), `log_group_name`, `state_table_name`, `queue_url`,
-    `ssm_prefix`, `node_security_group_id`."""
+    """The cluster: the shared state, the nodes' security groups, and a manager and a worker NodeGroup.
+
+    Takes:
+        name: the prefix of every child's name (`<name>-state`, `<name>-nodes`, `<name>-managers`, ...).
+        settings: the stack's settings (region, node counts and types, AMI, drain timeout, admin CIDRs...).
+        network: the VPC and subnets the nodes run in, and the egress they boot needing.
+        web: the public ALB; its security group reaches the routing mesh, its target group holds the nodes.
+        admin: the Docker API endpoint: its target group, TLS parameters (and their SSM resources), fingerprints.
+        secrets_key: the stack's KMS key for the SecureStrings the nodes read and write.
+        registry_server: the image registry's host, which the nodes log in to.
+        repository_arns: the ECR repositories the nodes may pull from.
+        agent_image: the node agent's image reference.
+        opts: resource options.
+
+    Gives:
+        ssm_prefix: the SSM path of the stack's join tokens and TLS material (`/restdemo/<stack>`).
+        managers: the managers' NodeGroup.
+        workers: the workers' NodeGroup.
+        log_group_name: the stack's CloudWatch log group.
+        session_document: the name of the stack's Session Manager document (sessions logged to that group).
+        state_table_name: the DynamoDB table the agents share.
+        queue_url: the lifecycle queue the termination hooks notify.
+        node_security_group_id: the security group every node is in.
+    """
 
     def __init__(
         self,
@@ -75,106 +97,11 @@ class Swarm(pulumi.ComponentResource):
         state = SwarmState(f"{name}-state", settings=settings, opts=pulumi.ResourceOptions(parent=self))
         groups = self._security_groups(name, settings, network, web.security_group_id)
         group_names = {role: f"restdemo-{stack}-{role}s" for role in ("manager", "worker")}
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        arns = pulumi.Output.all(
-            identity.account_id,
-            state.table_arn,
-            state.queue_arn,
-            state.log_group_arn,
-            secrets_key.arn,
-            *repository_arns,
-        ).apply(
-            lambda v: StackArns(
-                region=settings.aws_region,
-                account=v[0],
-                stack=stack,
-                ssm_prefix=self.ssm_prefix,
-                table=v[1],
-                queue=v[2],
-                log_group=v[3],
-                key=v[4],
-                repositories=list(v[5:]),
-                groups={role: group_arn(settings.aws_region, v[0], g) for role, g in group_names.items()},
-            )
-        )
-
-        def user_data(role: str, tls_parameters: dict[str, str] | None) -> pulumi.Output[str]:
-            # Managers' user data names the Docker API certificate they must find in SSM: a renewed
-            # certificate changes their launch template, and the instance refresh rolls them one by one.
-            manager = tls_parameters is not None
-            fingerprints = admin.certificate_sha256 if manager else {}
-            key = secrets_key.arn if manager else ""
-            return pulumi.Output.all(
-                state.queue_url, state.log_group_name, state.table_name, registry_server, agent_image, fingerprints, key
-            ).apply(
-                lambda v: render(
-                    NodeConfig(
-                        role=role,
-                        stack=stack,
-                        region=settings.aws_region,
-                        state_table=v[2],
-                        ssm_prefix=self.ssm_prefix,
-                        lifecycle_queue_url=v[0],
-                        log_group=v[1],
-                        registry=v[3],
-                        agent_image=v[4],
-                        group_name=group_names[role],
-                        tls_parameters=tls_parameters,
-                        tls_sha256=v[5],
-                        secrets_key=v[6],
-                        prune_interval_seconds=int(settings.prune_interval),
-                    )
-                )
-            )
-
+        arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names)
         ami = node_ami(settings, self)
-        # A node boots needing the internet (packages, ECR), the hook's role and, on managers, the TLS material.
-        boot_needs = [*network.egress, *state.hook_ready]
-        specs = [
-            NodeGroupSpec(
-                role="manager",
-                size=settings.manager_count,
-                instance_type=settings.manager_instance_type,
-                ami_id=ami,
-                subnet_ids=network.node_subnet_ids,
-                security_group_ids=[groups["node"].id, groups["manager"].id],
-                user_data=user_data("manager", admin.tls_parameters),
-                role_policy=arns.apply(lambda a: policy(*role_statements(a, "manager"))),
-                # Created waiting on the admin NLB's readiness check (no service needed yet), then
-                # attached to both: the web target group's check needs the service.
-                create_target_group_arns=[admin.target_group_arn],
-                attach_target_group_arns=[admin.target_group_arn, web.target_group_arn],
-                wait_for_elb_capacity=settings.manager_count,
-                group_name=group_names["manager"],
-                depends_on=[*boot_needs, *admin.parameters],
-            ),
-            NodeGroupSpec(
-                role="worker",
-                size=settings.worker_count,
-                instance_type=settings.worker_instance_type,
-                ami_id=ami,
-                subnet_ids=network.node_subnet_ids,
-                security_group_ids=[groups["node"].id],
-                user_data=user_data("worker", None),
-                role_policy=arns.apply(lambda a: policy(*role_statements(a, "worker"))),
-                create_target_group_arns=[web.target_group_arn],
-                group_name=group_names["worker"],
-                depends_on=boot_needs,
-            ),
-        ]
-        lifecycle = LifecycleTarget(
-            queue_arn=state.queue_arn, role_arn=state.hook_role_arn, heartbeat_seconds=int(settings.drain_timeout)
-        )
-        self.managers, self.workers = (
-            NodeGroup(
-                f"{name}-{spec.role}s",
-                settings=settings,
-                spec=spec,
-                lifecycle=lifecycle,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for spec in specs
-        )
+        user_data = self._user_data(settings, state, admin, secrets_key, registry_server, agent_image, group_names)
+        specs = self._node_specs(settings, network, web, admin, state, groups, group_names, arns, ami, user_data)
+        self.managers, self.workers = self._node_groups(name, settings, state, specs)
         self.log_group_name = state.log_group_name
         self.session_document = state.session_document
         self.state_table_name = state.table_name
@@ -226,3 +153,151 @@ class Swarm(pulumi.ComponentResource):
         for group, label in ((node, "nodes"), (manager, "managers")):
             allow_out(f"{name}-{label}-egress", group, "0.0.0.0/0", "AWS APIs, ECR, package mirrors", child)
         return {"node": node, "manager": manager}
+
+    def _stack_arns(
+        self,
+        settings: Settings,
+        state: SwarmState,
+        secrets_key: SecretsKey,
+        repository_arns: list[pulumi.Input[str]],
+        group_names: dict[str, str],
+    ) -> pulumi.Output[StackArns]:
+        """What the node roles' policies are scoped to."""
+        stack = pulumi.get_stack()
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        return pulumi.Output.all(
+            account=identity.account_id,
+            table=state.table_arn,
+            queue=state.queue_arn,
+            log_group=state.log_group_arn,
+            key=secrets_key.arn,
+            repositories=pulumi.Output.all(*repository_arns),
+        ).apply(
+            lambda v: StackArns(
+                region=settings.aws_region,
+                account=v["account"],
+                stack=stack,
+                ssm_prefix=self.ssm_prefix,
+                table=v["table"],
+                queue=v["queue"],
+                log_group=v["log_group"],
+                key=v["key"],
+                repositories=list(v["repositories"]),
+                groups={role: group_arn(settings.aws_region, v["account"], g) for role, g in group_names.items()},
+            )
+        )
+
+    def _user_data(
+        self,
+        settings: Settings,
+        state: SwarmState,
+        admin: AdminEndpoint,
+        secrets_key: SecretsKey,
+        registry_server: pulumi.Input[str],
+        agent_image: pulumi.Input[str],
+        group_names: dict[str, str],
+    ) -> dict[str, pulumi.Output[str]]:
+        """Each role's rendered cloud-init."""
+        stack = pulumi.get_stack()
+
+        def user_data(role: str, tls_parameters: dict[str, str] | None) -> pulumi.Output[str]:
+            # Managers' user data names the Docker API certificate they must find in SSM: a renewed
+            # certificate changes their launch template, and the instance refresh rolls them one by one.
+            manager = tls_parameters is not None
+            fingerprints = admin.certificate_sha256 if manager else {}
+            key = secrets_key.arn if manager else ""
+            return pulumi.Output.all(
+                queue_url=state.queue_url,
+                log_group=state.log_group_name,
+                table=state.table_name,
+                registry=registry_server,
+                agent_image=agent_image,
+                tls_sha256=fingerprints,
+                secrets_key=key,
+            ).apply(
+                lambda v: render(
+                    NodeConfig(
+                        role=role,
+                        stack=stack,
+                        region=settings.aws_region,
+                        state_table=v["table"],
+                        ssm_prefix=self.ssm_prefix,
+                        lifecycle_queue_url=v["queue_url"],
+                        log_group=v["log_group"],
+                        registry=v["registry"],
+                        agent_image=v["agent_image"],
+                        group_name=group_names[role],
+                        tls_parameters=tls_parameters,
+                        tls_sha256=v["tls_sha256"],
+                        secrets_key=v["secrets_key"],
+                        prune_interval_seconds=int(settings.prune_interval),
+                    )
+                )
+            )
+
+        return {"manager": user_data("manager", admin.tls_parameters), "worker": user_data("worker", None)}
+
+    def _node_specs(
+        self,
+        settings: Settings,
+        network: Network,
+        web: LoadBalancer,
+        admin: AdminEndpoint,
+        state: SwarmState,
+        groups: dict[str, aws.ec2.SecurityGroup],
+        group_names: dict[str, str],
+        arns: pulumi.Output[StackArns],
+        ami: pulumi.Input[str],
+        user_data: dict[str, pulumi.Output[str]],
+    ) -> list[NodeGroupSpec]:
+        # A node boots needing the internet (packages, ECR), the hook's role and, on managers, the TLS material.
+        boot_needs = [*network.egress, *state.hook_ready]
+        return [
+            NodeGroupSpec(
+                role="manager",
+                size=settings.manager_count,
+                instance_type=settings.manager_instance_type,
+                ami_id=ami,
+                subnet_ids=network.node_subnet_ids,
+                security_group_ids=[groups["node"].id, groups["manager"].id],
+                user_data=user_data["manager"],
+                role_policy=arns.apply(lambda a: policy(*role_statements(a, "manager"))),
+                # Created waiting on the admin NLB's readiness check (no service needed yet), then
+                # attached to both: the web target group's check needs the service.
+                create_target_group_arns=[admin.target_group_arn],
+                attach_target_group_arns=[admin.target_group_arn, web.target_group_arn],
+                wait_for_elb_capacity=settings.manager_count,
+                group_name=group_names["manager"],
+                depends_on=[*boot_needs, *admin.parameters],
+            ),
+            NodeGroupSpec(
+                role="worker",
+                size=settings.worker_count,
+                instance_type=settings.worker_instance_type,
+                ami_id=ami,
+                subnet_ids=network.node_subnet_ids,
+                security_group_ids=[groups["node"].id],
+                user_data=user_data["worker"],
+                role_policy=arns.apply(lambda a: policy(*role_statements(a, "worker"))),
+                create_target_group_arns=[web.target_group_arn],
+                group_name=group_names["worker"],
+                depends_on=boot_needs,
+            ),
+        ]
+
+    def _node_groups(
+        self, name: str, settings: Settings, state: SwarmState, specs: list[NodeGroupSpec]
+    ) -> tuple[NodeGroup, ...]:
+        lifecycle = LifecycleTarget(
+            queue_arn=state.queue_arn, role_arn=state.hook_role_arn, heartbeat_seconds=int(settings.drain_timeout)
+        )
+        return tuple(
+            NodeGroup(
+                f"{name}-{spec.role}s",
+                settings=settings,
+                spec=spec,
+                lifecycle=lifecycle,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for spec in specs
+        )
