@@ -14,6 +14,7 @@ from pulumi.runtime.config import CONFIG
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
 from infra.config.settings import Settings, parse_settings
+from infra.image.build_context import context_files
 from infra.image.image import Image
 from infra.image.registry import Registry
 from infra.network.load_balancer import LoadBalancer
@@ -34,8 +35,10 @@ def load_settings() -> Settings:
 
 
 def revision_of(directory: Path, repo: Path = REPO) -> str:
-    """The last commit that touched `directory`: the same source gives the same revision (and tag).
-    "unknown" in a shallow clone, where that commit may be missing (git would name the newest)."""
+    """The last commit that touched the build context in `directory` (its Dockerfile and the files
+    its .dockerignore lets in): the same source gives the same revision (and tag), and a README
+    edit none. "unknown" in a shallow clone, where that commit may be missing (git would name the
+    newest)."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
@@ -43,7 +46,8 @@ def revision_of(directory: Path, repo: Path = REPO) -> str:
     try:
         if git("rev-parse", "--is-shallow-repository") == "true":
             return "unknown"
-        return git("log", "-1", "--format=%H", "--", str(directory.relative_to(repo))) or "unknown"
+        files = [directory / "Dockerfile", *(directory / f for f in context_files(directory, directory / "Dockerfile"))]
+        return git("log", "-1", "--format=%H", "--", *(str(f.relative_to(repo)) for f in files)) or "unknown"
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -28,19 +28,13 @@ import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
 from infra.config.settings import Settings
+from infra.image.build_context import context_files
 from infra.image.registry import MUTABLE_TAG as CACHE_TAG
 from infra.image.registry import Registry
 
 TARGET = "runtime"
 # The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle).
 CA_BUNDLE_SECRET = "ca_bundle"
-
-
-def in_build_context(relative: Path) -> bool:
-    """What app/.dockerignore keeps out: bytecode and packaging leftovers of local installs."""
-    return not any(part == "__pycache__" or part.endswith(".egg-info") for part in relative.parts) and (
-        relative.suffix != ".pyc"
-    )
 
 
 def build_args(settings: Settings, revision: str) -> dict[str, str]:
@@ -54,13 +48,15 @@ def build_args(settings: Settings, revision: str) -> dict[str, str]:
 
 
 def content_tag(context: Path, args: dict[str, str], recipe: dict[str, str] | None = None) -> str:
-    """`<version>-<12 hex>` from every file in the build context (path, permissions, content), the
-    build arguments and the rest of the recipe (target, platform). It covers all the provider's
-    context hash does (provider/internal/context.go hashes each file's mode too): a rebuild the
-    provider would make always comes with a new tag, so no immutable tag is pushed twice."""
+    """`<version>-<12 hex>` from the Dockerfile and every file of the build context (path,
+    permissions, content; what .dockerignore leaves out is not in it), the build arguments and the
+    rest of the recipe (target, platform). It covers all the provider's context hash does
+    (infra/image/build_context.py): a rebuild the provider would make always comes with a new tag,
+    so no immutable tag is pushed twice."""
     digest = hashlib.sha256()
-    files = sorted(p.relative_to(context) for p in context.rglob("*") if p.is_file())
-    for relative in filter(in_build_context, files):
+    dockerfile = context / "Dockerfile"
+    digest.update(b"Dockerfile\0" + hashlib.sha256(dockerfile.read_bytes()).digest())
+    for relative in context_files(context, dockerfile):
         mode = stat.S_IMODE((context / relative).stat().st_mode)
         digest.update(f"{relative.as_posix()}\0{mode:o}\0".encode())
         digest.update(hashlib.sha256((context / relative).read_bytes()).digest())

@@ -147,7 +147,16 @@ def test_what_docker_ignores_does_not_change_the_tag(context):
     (context / "src" / "restdemo" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"x")
     (context / "src" / "restdemo.egg-info").mkdir()
     (context / "src" / "restdemo.egg-info" / "PKG-INFO").write_text("x")
+    (context / "README.md").write_text("# restdemo\n")  # app/.dockerignore lets in only what is built
     assert content_tag(context, args) == before
+
+
+def test_a_new_dockerfile_makes_a_new_tag_though_its_ignore_file_leaves_it_out(context):
+    """The provider hashes the Dockerfile's content apart from the context (context.go hashDockerfile)."""
+    args = {"VERSION": "v3", "REVISION": "abc"}
+    before = content_tag(context, args)
+    (context / "Dockerfile").write_text((context / "Dockerfile").read_text() + "# a comment\n")
+    assert content_tag(context, args) != before
 
 
 def test_what_makes_the_provider_rebuild_makes_a_new_tag(context):
@@ -162,15 +171,37 @@ def test_what_makes_the_provider_rebuild_makes_a_new_tag(context):
     assert content_tag(context, args, {"target": "runtime", "platform": "linux/arm64"}) != after_mode
 
 
-def test_the_revision_is_the_last_commit_touching_app_and_unknown_in_a_shallow_clone(tmp_path):
-    """CI checks out one commit by default: `git log -1 -- app` then names HEAD for every merge,
-    and every merge would roll the service. The workflows fetch the whole history."""
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_revision_is_the_last_commit_touching_what_is_built(tmp_path):
+    """A commit that only edits what the build leaves out (app/README.md) changes neither the
+    revision nor the tag, so it rolls nothing; a commit to the source does."""
     from infra.program import revision_of
 
-    expected = subprocess.run(
-        ["git", "log", "-1", "--format=%H", "--", "app"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert revision_of(REPO / "app") == expected
+    repo = tmp_path / "repo"
+    shutil.copytree(APP, repo / "app", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    git(repo, "init", "-q")
+    commit = ("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m")
+    git(repo, "add", "-A")
+    git(repo, *commit, "source")
+    source = git(repo, "rev-parse", "HEAD")
+    (repo / "app" / "README.md").write_text("# restdemo, documented\n")
+    git(repo, "add", "-A")
+    git(repo, *commit, "docs")
+    assert revision_of(repo / "app", repo=repo) == source
+    (repo / "app" / "src" / "restdemo" / "routes.py").write_text("# changed\n")
+    git(repo, "add", "-A")
+    git(repo, *commit, "code")
+    assert revision_of(repo / "app", repo=repo) == git(repo, "rev-parse", "HEAD")
+
+
+def test_the_revision_is_unknown_in_a_shallow_clone(tmp_path):
+    """CI checks out one commit by default: `git log -1` then names HEAD for every merge, and every
+    merge would roll the service. The workflows fetch the whole history."""
+    from infra.program import revision_of
+
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(shallow)], check=True)
     assert revision_of(shallow / "app", repo=shallow) == "unknown"
