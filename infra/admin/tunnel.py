@@ -66,7 +66,8 @@ def wait_for_tunnel(port: int = TUNNEL_PORT, timeout: float = TUNNEL_WAIT_SECOND
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"nothing listens on {TUNNEL_ADDRESS}:{port} after {timeout:g}s: adminAccess is session-manager, "
-                    "so run `python -m infra.admin.tunnel <stack>` beside `pulumi up` (README: Reaching the Docker API)"
+                    "so run `python -m infra.admin.tunnel <stack>` beside `pulumi up` "
+                    "(docs/operations.md: Reaching the Docker API)"
                 ) from None
             time.sleep(2)
 

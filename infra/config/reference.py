@@ -53,7 +53,8 @@ def config_type(field: FieldInfo) -> str:
 
 
 def wire_default(field: FieldInfo) -> Any:
-    """The default as a stack file writes it: a duration in Go's spelling, unset as empty."""
+    """The default as a stack file writes it: a duration as the docker provider reads it back (`10m`),
+    unset as empty."""
     default = field.get_default(call_default_factory=True)
     if default is None:
         return ""
@@ -122,8 +123,8 @@ def settings_markdown() -> str:
         "problem naming the key and what is allowed.",
         "",
         "- AWS stacks also need `aws:region`, the provider's own setting.",
-        "- Durations are Go durations (`500ms`, `15s`, `1m30s`); they reach Docker in Go's spelling, so a",
-        "  second preview shows no change.",
+        "- Durations are Go durations (`500ms`, `15s`, `1m30s`); they reach Docker in the form the docker",
+        "  provider reads back (`5m`, not `5m0s`), so a second preview shows no change.",
         "- Lists are YAML lists in the stack file.",
         "- (unset) settings are declared with an empty default, which the program reads as unset: the",
         "  Pulumi CLI refuses a stack that leaves a declared key without a default.",

@@ -148,7 +148,7 @@ class Settings(BaseModel):
         "local", "Where the swarm is: local (this machine's Docker engine) or aws.", group=EVERY_STACK
     )
 
-    # The service (docs/ARCHITECTURE.md "The service").
+    # The service (docs/ARCHITECTURE.md "SwarmService").
     version: str = setting(
         "v1",
         "The release deployed: the service's VER and the image's version label; a new one rolls the service.",

@@ -1,5 +1,5 @@
 """SwarmService: the replicated `restdemo` service on a swarm, exactly as docs/ARCHITECTURE.md
-"The service" says, through a docker provider for that swarm's engine.
+"SwarmService" says, through a docker provider for that swarm's engine.
 
 Every field the daemon would otherwise default is set explicitly, in the daemon's own
 spelling, so a second preview shows no changes. No registry password goes into

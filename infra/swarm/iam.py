@@ -1,5 +1,5 @@
 """IAM documents for the swarm's roles and its KMS key, as pure functions of the stack's ARNs
-(tested directly, and evaluated request by request in tests/infra/test_node_access.py).
+(tested directly, and evaluated request by request in tests/infra/swarm/test_iam.py).
 
 Least privilege: each role holds exactly the actions its node calls (the agent, cloud-init,
 the awslogs driver, the SSM agent for Session Manager), on the stack's own ARNs, except the

@@ -1,6 +1,6 @@
 """The real restdemo server, started as its console script on a free loopback port.
 
-With RESTDEMO_APP_IMAGE set to an image (tests/image/test_app_in_container.py sets it), the
+With RESTDEMO_APP_IMAGE set to an image (tests/image/test_pruned_runtime.py sets it), the
 server and every restdemo-cli call run in that image instead, on the host's network: the same
 tests then prove the pruned runtime image lacks nothing they use."""
 

@@ -256,7 +256,7 @@ def test_a_burst_of_idle_connections_leaves_health_checks_answering(tmp_path):
 )
 def test_what_granian_rejects_itself_is_answered_and_closed_and_the_server_serves_on(tmp_path, request_bytes, status):
     """hyper (in granian) answers these before the app sees them, so they have no access-log line:
-    granian drops the connection's error without a hook (README, The service: where to count them)."""
+    granian drops the connection's error without a hook (app/README.md, What granian answers itself)."""
     server = start_server(tmp_path, VER="v5")
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:

@@ -49,7 +49,7 @@ def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(tmp_path):
 
 def test_a_client_that_never_finishes_its_request_does_not_hold_the_exit_past_10_s(tmp_path):
     """A half-sent request that never completes: the server gives up on it and exits within the
-    10 s the README (and the stack's stop grace period check) count on; it took 10.05 s."""
+    10 s app/README.md (and the stack's stop grace period check) count on; it took 10.05 s."""
     server, stuck, sent_at = half_sent_request_then_sigterm(tmp_path)
     try:
         server.process.wait(timeout=10)

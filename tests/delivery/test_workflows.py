@@ -112,12 +112,12 @@ def test_deploys_reach_the_docker_api_through_the_tunnel_not_an_open_cidr():
         assert config["restdemo:adminAccess"] == "session-manager" and "restdemo:adminCidrs" not in config
 
 
-def test_workflow_secrets_are_the_ones_the_readme_lists():
+def test_workflow_secrets_are_the_ones_the_delivery_guide_lists():
     used = {m for w in WORKFLOWS for m in re.findall(r"secrets\.([A-Z_]+)", w.read_text())}
     assert used == {"AWS_PREVIEW_ROLE_ARN", "AWS_DEPLOY_ROLE_ARN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
-    readme = (REPO / "README.md").read_text()
+    guide = (REPO / "docs" / "delivery.md").read_text()
     for secret in used:
-        assert f"`{secret}`" in readme
+        assert f"`{secret}`" in guide
 
 
 def test_only_the_deploy_job_writes_the_build_cache_with_a_builder_that_can():

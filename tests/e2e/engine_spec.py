@@ -145,6 +145,7 @@ def create_service_spec(inputs: dict[str, Any], network_ids: dict[str, str]) -> 
 
 
 def without_ingress(spec: dict[str, Any]) -> dict[str, Any]:
-    """The one adaptation for machines without IPVS (docs/ARCHITECTURE.md, ENVIRONMENT): the routing
-    mesh cannot forward here, so DNS round robin behind the test suite's HAProxy instead."""
+    """The one adaptation for machines without IPVS (docs/testing.md, "Why HAProxy stands in for the
+    routing mesh"): the routing mesh cannot forward here, so DNS round robin behind the test suite's
+    HAProxy instead."""
     return {**spec, "endpoint_spec": {"Mode": "dnsrr"}}

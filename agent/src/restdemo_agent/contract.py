@@ -32,8 +32,8 @@ ROLES = ("manager", "worker")
 # The termination lifecycle hook on both groups; its notifications carry this name.
 TERMINATION_HOOK = "drain"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
-# The launch hook: a new node's agent completes it once the node is a ready member, so an
-# instance refresh moves on only after a real member joined.
+# The launch hook: completed once the new node is a ready member (by the leader, or a new manager
+# by itself), so an instance refresh moves on only after a real member joined.
 LAUNCH_HOOK = "joined"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TLS_FILES = ("ca", "cert", "key")
