@@ -13,6 +13,9 @@ swarm (and the managers' group waits on it when it is created).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
@@ -24,10 +27,15 @@ from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import public_balancer
 from infra.network.network import Network
 from infra.service.service import DockerEndpoint
-from infra.swarm.cloud_init import certificate_sha256
 from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
 
 CERT_VALIDITY_HOURS = 24 * 365
+
+
+def certificate_sha256(pem: str) -> str:
+    """SHA-256 of a PEM certificate's DER (what `openssl x509 -outform DER | sha256sum` prints)."""
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    return hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest()
 
 
 class AdminEndpoint(pulumi.ComponentResource):

@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.config.durations import parse_duration
-from infra.image.image_contract import TIME_TO_HEALTHY_SECONDS
+from infra.config.image_contract import TIME_TO_HEALTHY_SECONDS
 
 NAMESPACE = "restdemo"
 APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM

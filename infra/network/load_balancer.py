@@ -10,9 +10,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.image_contract import CONTAINER_PORT
 from infra.config.settings import Settings
 from infra.config.tags import tags
-from infra.image.image_contract import CONTAINER_PORT
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.network import Network
 

@@ -14,8 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config.durations import docker_duration
-from infra.config.settings import Settings
-from infra.image.image_contract import (
+from infra.config.image_contract import (
     CONTAINER_PORT,
     HEALTH_INTERVAL_SECONDS,
     HEALTH_RETRIES,
@@ -23,6 +22,7 @@ from infra.image.image_contract import (
     HEALTH_TIMEOUT_SECONDS,
     HEALTHCHECK_COMMAND,
 )
+from infra.config.settings import Settings
 
 SERVICE_NAME = "restdemo"
 CONVERGE_POLL = "7s"

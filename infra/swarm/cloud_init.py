@@ -10,8 +10,6 @@ systemd units, so they run at every boot and retry until they succeed (the agent
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -72,12 +70,6 @@ class NodeConfig:
             tls_parameters=tuple(sorted((self.tls_parameters or {}).items())),
             secrets_key=self.secrets_key,
         ).to_environ()
-
-
-def certificate_sha256(pem: str) -> str:
-    """SHA-256 of a PEM certificate's DER (what `openssl x509 -outform DER | sha256sum` prints)."""
-    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
-    return hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest()
 
 
 def daemon_config(node: NodeConfig) -> dict:

@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
+from infra.config.image_contract import CONTAINER_PORT
 from infra.config.settings import Settings
-from infra.image.image_contract import CONTAINER_PORT
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network

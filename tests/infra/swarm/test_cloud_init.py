@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from infra.swarm.cloud_init import USER_DATA_LIMIT, NodeConfig, certificate_sha256, render
+from infra.admin.endpoint import certificate_sha256
+from infra.swarm.cloud_init import USER_DATA_LIMIT, NodeConfig, render
 from infra.swarm.cloud_init import setup_script as render_setup
 from tests.support.agent_env import WORKER_NODE
 from tests.support.docker_engine import require_tool

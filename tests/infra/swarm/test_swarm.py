@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.swarm.cloud_init import certificate_sha256
+from infra.admin.endpoint import certificate_sha256
 from tests.support.aws_stack import AWS_STACKS, GROUP, SG_INGRESS, config, user_data
 from tests.support.pulumi_program import (
     ECR_PASSWORD,
