@@ -1,7 +1,8 @@
 """Every registered resource's identity (type, name, parent) per stack, against a golden list.
 
 Pulumi keys a resource by its URN: project, stack, the parent chain's types, the type and the
-name. Moving code between modules must never change one, or `pulumi up` would delete and
+name. Each entry records the type, the name, the parent (type and name) and the URN the mocks
+give (which names only the immediate parent's type): entry by entry, the parent chain. Moving code between modules must never change one, or `pulumi up` would delete and
 re-create the resource (a new VPC, a new swarm). The lists in `golden/` were written from the
 program before the layout changed; regenerate them only for a deliberate change of identity,
 with an alias for each resource that keeps its old URN (`RESTDEMO_WRITE_GOLDEN=1`).
