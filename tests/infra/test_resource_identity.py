@@ -2,10 +2,12 @@
 
 Pulumi keys a resource by its URN: project, stack, the parent chain's types, the type and the
 name. Each entry records the type, the name, the parent (type and name) and the URN the mocks
-give (which names only the immediate parent's type): entry by entry, the parent chain. Moving code between modules must never change one, or `pulumi up` would delete and
-re-create the resource (a new VPC, a new swarm). The lists in `golden/` were written from the
-program before the layout changed; regenerate them only for a deliberate change of identity,
-with an alias for each resource that keeps its old URN (`RESTDEMO_WRITE_GOLDEN=1`).
+give (which names only the immediate parent's type): entry by entry, the parent chain. Moving
+code between modules must never change one, or `pulumi up` would delete and re-create the
+resource (a new VPC, a new swarm). The lists in `golden/` were written from the program before
+the layout changed. Regenerate them (`RESTDEMO_WRITE_GOLDEN=1`) to add new resources, or for a
+deliberate change of identity, with an alias for each resource that keeps its old URN; the diff
+must then show only the new entries.
 """
 
 from __future__ import annotations
