@@ -16,6 +16,7 @@ Five kinds:
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,84 @@ class Between:
     def problem(self, value: Any) -> str | None:
         number = float(value)
         return None if self.low <= number <= self.high else f"outside {self.low:g}-{self.high:g}"
+
+
+@dataclass(frozen=True)
+class MultipleOf:
+    """A positive whole multiple of `step` (the wire sends numbers as floats: 120.0 counts as 120)."""
+
+    step: int
+
+    def problem(self, value: Any) -> str | None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "not a number"
+        if number <= 0 or not number.is_integer() or int(number) % self.step:
+            return f"not a positive multiple of {self.step}"
+        return None
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Passes when any one of `checks` passes (AWS's "10, 20, 30 or a multiple of 60")."""
+
+    checks: tuple
+
+    def problem(self, value: Any) -> str | None:
+        problems = [check.problem(value) for check in self.checks]
+        return None if None in problems else "; or ".join(problems)
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many items a list holds, or how many entries a map holds."""
+
+    low: int
+    high: int
+
+    def problem(self, value: Any) -> str | None:
+        count = len(value)
+        return None if self.low <= count <= self.high else f"has {count} items, not {self.low}-{self.high}"
+
+
+@dataclass(frozen=True)
+class Inside:
+    """`check` on what `path` (Field's path syntax) names inside the value: a rule on a field of every
+    item of a list whose items do not all have that field (metric queries with a metric or an expression)."""
+
+    path: str
+    check: Any
+
+    def problem(self, value: Any) -> str | None:
+        for where, inner in values_at(value, self.path):
+            if problem := self.check.problem(inner):
+                return f"{where} = {inner!r} {problem}"
+        return None
+
+
+@dataclass(frozen=True)
+class Satisfies:
+    """A rule too particular for the other checks, as a function returning the problem or None."""
+
+    test: Callable[[Any], str | None]
+
+    def problem(self, value: Any) -> str | None:
+        return self.test(value)
+
+
+@dataclass(frozen=True)
+class Json:
+    """A JSON document sent as a string: it must parse, and `test` (on the parsed document) must pass."""
+
+    test: Callable[[Any], str | None]
+
+    def problem(self, value: Any) -> str | None:
+        try:
+            document = json.loads(value)
+        except (TypeError, ValueError) as exc:
+            return f"is not valid JSON ({exc})"
+        return self.test(document)
 
 
 @dataclass(frozen=True)

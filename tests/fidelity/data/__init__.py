@@ -6,7 +6,23 @@ tables tests/fidelity/test_fidelity.py runs; the rule kinds and the checks are i
 
 from __future__ import annotations
 
-from tests.fidelity.data import autoscaling, docker, docker_build, dynamodb, ec2, ecr, elbv2, iam, kms, logs, sqs, ssm
+from tests.fidelity.data import (
+    autoscaling,
+    cloudwatch,
+    docker,
+    docker_build,
+    dynamodb,
+    ec2,
+    ecr,
+    elbv2,
+    events,
+    iam,
+    kms,
+    logs,
+    sns,
+    sqs,
+    ssm,
+)
 
 # Each table keeps the order it had as one list, so test ids and failure lists come out as before.
 FIELDS = [
@@ -24,6 +40,9 @@ FIELDS = [
     *docker.FIELDS,
     *ecr.FIELDS,
     *docker_build.FIELDS,
+    *cloudwatch.FIELDS,
+    *sns.FIELDS,
+    *events.FIELDS,
 ]
 FORCE_NEW = [
     *autoscaling.FORCE_NEW,
@@ -33,6 +52,9 @@ FORCE_NEW = [
     *ssm.FORCE_NEW,
     *ecr.FORCE_NEW,
     *docker.FORCE_NEW,
+    *cloudwatch.FORCE_NEW,
+    *sns.FORCE_NEW,
+    *events.FORCE_NEW,
 ]
 TWO_PLACES = [*autoscaling.TWO_PLACES, *ec2.TWO_PLACES]
 READ_BACK_WIDER = [*docker.READ_BACK_WIDER]
