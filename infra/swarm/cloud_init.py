@@ -18,6 +18,7 @@ from typing import Literal
 import yaml
 
 from restdemo_agent.contract import (
+    DOCKER_ROOT,
     DOCKER_TLS_PORT,
     LABEL_INSTANCE_ID,
     LABEL_ROLE,
@@ -28,6 +29,9 @@ from restdemo_agent.contract import (
 
 USER_DATA_LIMIT = 16 * 1024
 AGENT_CONTAINER = "restdemo-agent"
+# The journals shipped to the log group besides the containers' logs (`journalctl` ORs them with +).
+JOURNALED_UNITS = ("docker.service", "cloud-final.service", "restdemo-node-setup.service")
+ECR_LOGIN_TAG = "restdemo-ecr-login"
 NODE_UNITS = ("restdemo-node-setup.service", "restdemo-agent.service", "restdemo-daemon-logs.service")
 TLS_DIR = "/etc/docker/tls"
 
@@ -152,9 +156,13 @@ def agent_unit(node: NodeConfig) -> str:
         "After=docker.service restdemo-node-setup.service\nRequires=docker.service restdemo-node-setup.service\n\n"
         "[Service]\n"
         f"ExecStartPre=-/usr/bin/docker rm -f {AGENT_CONTAINER}\n"
-        f"ExecStartPre=/bin/sh -c '{login} {q(node.registry)}'\n"
+        # Its output under its own name, which the journal shipper sends to the log group; pipefail
+        # keeps a failed login failing the start.
+        f"ExecStartPre=/bin/bash -o pipefail -c '({login} {q(node.registry)}) 2>&1 | systemd-cat -t {ECR_LOGIN_TAG}'\n"
         f"ExecStart=/usr/bin/docker run --rm --name {AGENT_CONTAINER} --network host "
         "-v /var/run/docker.sock:/var/run/docker.sock "
+        # Read-only, for the disk use of the data root it reports (restdemo_agent.metrics).
+        f"-v {DOCKER_ROOT}:{DOCKER_ROOT}:ro "
         f"--env-file /etc/restdemo/agent.env {q(node.agent_image)} run\n"
         f"ExecStop=/usr/bin/docker stop {AGENT_CONTAINER}\n"
         "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"
@@ -162,14 +170,20 @@ def agent_unit(node: NodeConfig) -> str:
 
 
 def daemon_logs_unit(node: NodeConfig) -> str:
-    """The daemon's own log, shipped through Docker's awslogs driver by a `cat` in the agent image."""
+    """The node's own logs: dockerd's, cloud-init's, the node setup's and every ECR login's journal
+    lines, shipped through Docker's awslogs driver by a `cat` in the agent image. Not the agent's:
+    its container logs through awslogs itself (shipped twice, its metrics would count twice)."""
     q = shlex.quote
+    journals = " + ".join(
+        [*(f"_SYSTEMD_UNIT={unit}" for unit in JOURNALED_UNITS), f"SYSLOG_IDENTIFIER={ECR_LOGIN_TAG}"]
+    )
     return (
-        "[Unit]\nDescription=Ship dockerd's journal to CloudWatch\nAfter=docker.service\nRequires=docker.service\n\n"
+        "[Unit]\nDescription=Ship the node's journals (dockerd, cloud-init, setup, ECR login) to CloudWatch\n"
+        "After=docker.service\nRequires=docker.service\n\n"
         "[Service]\n"
-        "ExecStart=/bin/sh -c 'journalctl -u docker -f -o short-iso | docker run -i --rm --name restdemo-daemon-logs "
+        f"ExecStart=/bin/sh -c 'journalctl -f -o short-iso {journals} | docker run -i --rm --name restdemo-daemon-logs "
         f"--log-driver awslogs --log-opt awslogs-region={q(node.region)} --log-opt awslogs-group={q(node.log_group)} "
-        f"--log-opt tag=dockerd/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}'\n"
+        f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}'\n"
         "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"
     )
 

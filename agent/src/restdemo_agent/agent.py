@@ -4,16 +4,25 @@ engine.py, AWS calls from aws.py; this module only sequences them."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from restdemo_agent.aws import Lifecycle, LifecycleMessage, SwarmState, registry_auth_header, running_instances
-from restdemo_agent.contract import AgentEnvironment
+from restdemo_agent.contract import (
+    AGENT_HEARTBEAT,
+    BOOTSTRAP_FAILURES,
+    BOOTSTRAP_GAVE_UP,
+    DISK_USED_PERCENT,
+    MEMORY_USED_PERCENT,
+    AgentEnvironment,
+)
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
 from restdemo_agent.log import log
+from restdemo_agent.metrics import emf, leader_view, manager_view, memory_used_percent, used_percent
 from restdemo_agent.plan import (
     HANDLE_MINE,
     HANDLE_UNKNOWN,
@@ -74,17 +83,21 @@ def bootstrap_until_member(
     timeout: float,
     stale_after: float = 300.0,
     sleep: Callable[[float], None] = time.sleep,
+    metrics: Callable[[dict[str, float]], None] = lambda values: None,
 ) -> str | None:
     """Retry bootstrap on any error (AWS or Docker, at boot both may not answer yet) with backoff;
-    None when `timeout` passed without success."""
+    None when `timeout` passed without success. Each failed attempt, and the give-up, is counted
+    through `metrics`."""
     deadline, delay = time.monotonic() + timeout, 1.0
     while True:
         try:
             return bootstrap(role, me, engine, state, stale_after=stale_after)
         except Exception as exc:  # every failure is retried; the last one is logged with the give-up
             log("bootstrap-retry", error=f"{type(exc).__name__}: {str(exc)[:300]}", delay=delay)
+            metrics({BOOTSTRAP_FAILURES: 1})
             if time.monotonic() + delay > deadline:
                 log("bootstrap-gave-up", seconds=timeout)
+                metrics({BOOTSTRAP_GAVE_UP: 1})
                 return None
         sleep(delay)
         delay = min(delay * 2, 15.0)
@@ -145,6 +158,8 @@ class Agent:
     retiring: dict[str, list] = field(default_factory=dict)  # instance being drained -> its repeated notices
     retired: bool = False  # this manager left the swarm because its instance is terminating
     lock: threading.Lock = field(default_factory=threading.Lock)
+    metrics_period: int = -1  # the last metrics period (time // period) the agent reported in
+    meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
 
     @property
     def role(self) -> str:
@@ -172,8 +187,12 @@ class Agent:
                     last_prune = time.monotonic()
             except Exception as exc:  # one bad round must not stop the agent; it is logged and retried
                 log("error", message=str(exc)[:500], kind=type(exc).__name__)
+            try:
+                self.report_metrics()
+            except Exception as exc:  # a metric that cannot be read must not stop the healing
+                log("metrics-error", message=str(exc)[:500], kind=type(exc).__name__)
             done += 1
-            time.sleep(ROUND_SECONDS)
+            time.sleep(min(ROUND_SECONDS, self.environment.metrics_period_seconds))
 
     def join_or_give_up(self) -> bool:
         """Become a member; the leader then ends this instance's launch hook (a manager ends its own
@@ -188,6 +207,7 @@ class Agent:
             self.state,
             timeout=env.bootstrap_timeout_seconds,
             stale_after=env.primary_stale_seconds,
+            metrics=self.write_metrics,
         )
         if result is None:
             if self.role == "manager":
@@ -386,3 +406,34 @@ class Agent:
 
     def prune(self) -> None:
         log("pruned", **self.engine.prune())
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def write_metrics(self, values: dict[str, float]) -> None:
+        """One log line that CloudWatch Logs turns into these metrics (metrics.py)."""
+        log("metrics", **emf(self.environment.stack, values, time.time()))
+
+    def report_metrics(self) -> None:
+        """Once a metrics period: every node's heartbeat, disk and memory; a manager's view of the
+        leader; the leader's view of the nodes, the replicas, their updates and the credentials."""
+        now = time.time()
+        period = int(now // self.environment.metrics_period_seconds)
+        if period == self.metrics_period:
+            return
+        self.metrics_period = period
+        disk = shutil.disk_usage(self.environment.docker_root)
+        with open(self.meminfo) as meminfo:
+            memory = memory_used_percent(meminfo.read())
+        values = {
+            AGENT_HEARTBEAT: 1,
+            DISK_USED_PERCENT: used_percent(disk.total, disk.free),
+            MEMORY_USED_PERCENT: memory,
+        }
+        if self.engine.is_manager() and not self.retired:
+            nodes = None if self.engine.swarm_error() else self.engine.nodes()
+            values |= manager_view(nodes)
+            me = next((n for n in nodes or [] if n.id == self.engine.node_id()), None)
+            if me is not None and me.leader:
+                ages = [time.monotonic() - at for at in self.refreshed.values()]
+                values |= leader_view(nodes, self.engine.services(), self.engine.running(), ages)
+        self.write_metrics(values)

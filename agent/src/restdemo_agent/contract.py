@@ -38,6 +38,31 @@ LAUNCH_HOOK = "joined"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TLS_FILES = ("ca", "cert", "key")
 
+# The swarm's health as CloudWatch metrics: the agent writes them in the Embedded Metric Format
+# inside its own JSON log lines (metrics.py), the program's alarms and dashboard read them
+# (infra/monitoring). One namespace, one dimension: the stack.
+METRICS_NAMESPACE = "restdemo"
+METRICS_DIMENSION = "Stack"
+# Every node, once a metrics period: its agent is alive (summed over the stack, the live agents).
+AGENT_HEARTBEAT = "AgentHeartbeat"
+DISK_USED_PERCENT = "DockerDiskUsedPercent"
+MEMORY_USED_PERCENT = "MemoryUsedPercent"
+BOOTSTRAP_FAILURES = "BootstrapFailures"  # attempts that did not make the node a member
+BOOTSTRAP_GAVE_UP = "BootstrapGaveUp"  # 1 when the node asked to be replaced
+# Every manager: whether it sees a leader, and how many managers are reachable.
+LEADER_SEEN = "SwarmLeaderSeen"
+MANAGERS_REACHABLE = "ManagersReachable"
+# The leader: the nodes, the replicas of the replicated services, their updates, the credentials.
+NODES_READY = "NodesReady"
+NODES_DOWN = "NodesDown"
+REPLICAS_RUNNING = "ReplicasRunning"
+REPLICAS_DESIRED = "ReplicasDesired"
+UPDATE_ROLLED_BACK = "ServiceRolledBack"  # 1 while a service's last update was rolled back
+UPDATE_PAUSED = "ServiceUpdatePaused"
+CREDENTIALS_AGE = "RegistryCredentialsAgeSeconds"
+METRICS_PERIOD_SECONDS = 60
+DOCKER_ROOT = "/var/lib/docker"
+
 
 def ssm_prefix(stack: str) -> str:
     """Where a stack's join tokens and TLS material live in SSM Parameter Store."""
@@ -98,6 +123,10 @@ class AgentEnvironment:
     primary_stale_seconds: int = 300
     tls_parameters: tuple[tuple[str, str], ...] = ()
     secrets_key: str = ""  # managers: the KMS key ARN they write the join tokens under
+    # How often the agent writes its metrics (the alarms' period); shorter only in the test lab.
+    metrics_period_seconds: int = METRICS_PERIOD_SECONDS
+    # The Docker data root whose disk use is reported (mounted read-only into the agent's container).
+    docker_root: str = DOCKER_ROOT
 
     def to_environ(self) -> dict[str, str]:
         """The environment file's variables: what `from_environ` reads back."""
@@ -118,6 +147,10 @@ class AgentEnvironment:
         }
         if self.secrets_key:
             env["RESTDEMO_SECRETS_KEY"] = self.secrets_key
+        if self.metrics_period_seconds != METRICS_PERIOD_SECONDS:
+            env["RESTDEMO_METRICS_PERIOD"] = str(self.metrics_period_seconds)
+        if self.docker_root != DOCKER_ROOT:
+            env["RESTDEMO_DOCKER_ROOT"] = self.docker_root
         return env | {f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in self.tls_parameters}
 
     @classmethod
@@ -152,4 +185,6 @@ class AgentEnvironment:
             primary_stale_seconds=int(float(environ.get("RESTDEMO_PRIMARY_STALE_AFTER", "300"))),
             tls_parameters=tls,
             secrets_key=environ.get("RESTDEMO_SECRETS_KEY", ""),
+            metrics_period_seconds=int(float(environ.get("RESTDEMO_METRICS_PERIOD", str(METRICS_PERIOD_SECONDS)))),
+            docker_root=environ.get("RESTDEMO_DOCKER_ROOT", DOCKER_ROOT),
         )

@@ -141,6 +141,14 @@ class Engine:
                 wanted[service.id] = mode["Replicated"].get("Replicas", 0)
         return wanted
 
+    def running(self) -> dict[str, int]:
+        """Tasks running, by service id."""
+        counts: dict[str, int] = {}
+        for task in self.client.api.tasks(filters={"desired-state": "running"}):
+            if task["Status"]["State"] == "running":
+                counts[task["ServiceID"]] = counts.get(task["ServiceID"], 0) + 1
+        return counts
+
     def running_elsewhere(self, node_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for task in self.client.api.tasks(filters={"desired-state": "running"}):

@@ -107,8 +107,8 @@ def test_the_agent_unit_logs_in_to_ecr_and_runs_the_agent_restarted_always():
     lines = unit.splitlines()
     login = next(line for line in lines if "get-login-password" in line)
     run = next(line for line in lines if line.startswith("ExecStart="))
-    assert login.startswith("ExecStartPre=/bin/sh -c 'aws ecr get-login-password --region eu-west-1 | docker login")
-    assert login.endswith("123456789012.dkr.ecr.eu-west-1.amazonaws.com'")
+    assert "aws ecr get-login-password --region eu-west-1 | docker login" in login
+    assert "123456789012.dkr.ecr.eu-west-1.amazonaws.com)" in login
     assert run.endswith(f"--env-file /etc/restdemo/agent.env {image} run")
     assert "--network host -v /var/run/docker.sock:/var/run/docker.sock" in run
     assert "Restart=always" in lines and "WantedBy=multi-user.target" in lines
@@ -147,10 +147,25 @@ def test_the_agent_reads_the_environment_cloud_init_writes():
         assert (agent.role, agent.stack, agent.readiness_port) == (role, "dev", 44554)
 
 
-def test_the_daemons_own_log_is_shipped_too():
+def test_the_daemons_the_boots_and_the_ecr_logins_output_is_shipped_too():
+    """dockerd's, cloud-init's, the node setup's and every ECR login's journal lines, not the
+    agent's own (its container logs through awslogs already: twice would count its metrics twice)."""
     unit = file("worker", "/etc/systemd/system/restdemo-daemon-logs.service")
-    assert "journalctl -u docker -f" in unit
+    shipped = (
+        "journalctl -f -o short-iso _SYSTEMD_UNIT=docker.service + _SYSTEMD_UNIT=cloud-final.service"
+        " + _SYSTEMD_UNIT=restdemo-node-setup.service + SYSLOG_IDENTIFIER=restdemo-ecr-login"
+    )
+    assert shipped in unit
+    assert "restdemo-agent.service" not in unit
     assert "--log-driver awslogs" in unit and "awslogs-group=/restdemo/dev" in unit
+    assert "--log-opt tag=node/{{.ID}}" in unit
+
+
+def test_the_ecr_login_keeps_its_exit_status_and_logs_under_its_own_name():
+    unit = file("worker", "/etc/systemd/system/restdemo-agent.service")
+    login = next(line for line in unit.splitlines() if "get-login-password" in line)
+    assert login.startswith("ExecStartPre=/bin/bash -o pipefail -c '(aws ecr get-login-password")
+    assert login.endswith(") 2>&1 | systemd-cat -t restdemo-ecr-login'")
 
 
 def test_no_secret_and_under_the_user_data_limit():

@@ -1,0 +1,96 @@
+"""The swarm's health as CloudWatch metrics, written in the Embedded Metric Format (EMF).
+
+Each line is one of the agent's JSON log lines with an `_aws` object: CloudWatch Logs extracts
+the metrics from it as it arrives (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
+CloudWatch_Embedded_Metric_Format_Specification.html). The lines reach the stack's log group
+through Docker's awslogs driver, which calls PutLogEvents; the `x-amzn-logs-format: json/emf`
+header is optional there (CloudWatch_Embedded_Metric_Format_Generation_PutLogEvents.html), so no
+new permission and no other shipper is needed. The metrics are custom metrics, one series each
+for the stack (one dimension set), so their cost does not grow with the nodes.
+
+What is measured is decided here from plain values (tested directly); agent.py reads them.
+"""
+
+from __future__ import annotations
+
+from restdemo_agent.contract import (
+    CREDENTIALS_AGE,
+    LEADER_SEEN,
+    MANAGERS_REACHABLE,
+    METRICS_DIMENSION,
+    METRICS_NAMESPACE,
+    NODES_DOWN,
+    NODES_READY,
+    REPLICAS_DESIRED,
+    REPLICAS_RUNNING,
+    UPDATE_PAUSED,
+    UPDATE_ROLLED_BACK,
+)
+from restdemo_agent.plan import Node
+
+ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed"}
+PAUSED = {"paused", "rollback_paused"}
+# CloudWatch's units (StandardUnit), by metric.
+UNITS = {CREDENTIALS_AGE: "Seconds"}
+
+
+def emf(stack: str, metrics: dict[str, float], at: float) -> dict:
+    """One EMF document: the metrics under the stack's dimension, at `at` (seconds since the epoch)."""
+    return {
+        "_aws": {
+            "Timestamp": int(at * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [[METRICS_DIMENSION]],
+                    "Metrics": [
+                        {"Name": name, "Unit": UNITS.get(name, "Percent" if name.endswith("Percent") else "Count")}
+                        for name in metrics
+                    ],
+                }
+            ],
+        },
+        METRICS_DIMENSION: stack,
+        **{name: float(value) for name, value in metrics.items()},
+    }
+
+
+def used_percent(total: float, free: float) -> float:
+    return round(100.0 * (total - free) / total, 1) if total else 0.0
+
+
+def memory_used_percent(meminfo: str) -> float:
+    """From /proc/meminfo: what is not available (MemAvailable) of MemTotal, as `free` counts it."""
+    fields = {line.split(":")[0]: float(line.split()[1]) for line in meminfo.splitlines() if ":" in line}
+    return used_percent(fields.get("MemTotal", 0.0), fields.get("MemAvailable", 0.0))
+
+
+def manager_view(nodes: list[Node] | None) -> dict[str, float]:
+    """A manager's view: whether it sees a leader (none when its swarm reports an error)."""
+    if nodes is None:
+        return {LEADER_SEEN: 0, MANAGERS_REACHABLE: 0}
+    managers = [n for n in nodes if n.role == "manager"]
+    return {
+        LEADER_SEEN: 1 if any(n.leader for n in managers) else 0,
+        MANAGERS_REACHABLE: sum(1 for n in managers if n.reachable and n.state == "ready"),
+    }
+
+
+def leader_view(
+    nodes: list[Node], services: list[dict], running: dict[str, int], credential_ages: list[float]
+) -> dict[str, float]:
+    """The leader's view of the swarm and its replicated services (running: service id -> tasks
+    running); the credentials' age is the oldest service's, none before the first refresh."""
+    replicated = [s for s in services if "Replicated" in s["Spec"].get("Mode", {})]
+    states = [(s.get("UpdateStatus") or {}).get("State") for s in replicated]
+    view = {
+        NODES_READY: sum(1 for n in nodes if n.state == "ready"),
+        NODES_DOWN: sum(1 for n in nodes if n.state == "down"),
+        REPLICAS_RUNNING: sum(running.get(s["ID"], 0) for s in replicated),
+        REPLICAS_DESIRED: sum(s["Spec"]["Mode"]["Replicated"].get("Replicas", 0) for s in replicated),
+        UPDATE_ROLLED_BACK: 1 if any(state in ROLLED_BACK for state in states) else 0,
+        UPDATE_PAUSED: 1 if any(state in PAUSED for state in states) else 0,
+    }
+    if credential_ages:
+        view[CREDENTIALS_AGE] = round(max(credential_ages))
+    return view

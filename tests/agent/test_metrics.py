@@ -1,0 +1,111 @@
+"""agent/src/restdemo_agent/metrics.py: what the agent measures, and the EMF lines it writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from restdemo_agent.metrics import emf, leader_view, manager_view, memory_used_percent, used_percent
+from restdemo_agent.plan import Node
+from tests.support.alarm_eval import from_emf
+
+pytestmark = pytest.mark.unit
+
+MEMINFO = "MemTotal:        2000000 kB\nMemFree:          100000 kB\nMemAvailable:     500000 kB\n"
+
+
+def node(id, role="worker", state="ready", leader=False, reachable=True) -> Node:
+    return Node(
+        id=id, role=role, state=state, availability="active", instance_id=f"i-{id}", leader=leader, reachable=reachable
+    )
+
+
+def service(id, replicas, state=None) -> dict:
+    spec = {"Name": id, "Mode": {"Replicated": {"Replicas": replicas}}}
+    return {"ID": id, "Spec": spec, **({"UpdateStatus": {"State": state}} if state else {})}
+
+
+def test_an_emf_line_is_extracted_as_one_datapoint_per_metric_under_the_stacks_dimension():
+    line = {"time": "2026-12-02T03:00:00Z", "action": "metrics", **emf("dev", {"AgentHeartbeat": 1, "X": 2.5}, 1e9)}
+    points = from_emf([json.dumps(line), "an ordinary log line"])
+    assert [(p.metric, p.value, p.namespace, p.dimensions, p.timestamp) for p in points] == [
+        ("AgentHeartbeat", 1.0, "restdemo", {"Stack": "dev"}, 1e9),
+        ("X", 2.5, "restdemo", {"Stack": "dev"}, 1e9),
+    ]
+    assert line["_aws"]["Timestamp"] == 1_000_000_000_000  # milliseconds
+
+
+def test_units_follow_the_metric():
+    directive = emf("dev", {"DockerDiskUsedPercent": 1, "RegistryCredentialsAgeSeconds": 2, "NodesReady": 3}, 0)
+    units = {m["Name"]: m["Unit"] for m in directive["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units == {
+        "DockerDiskUsedPercent": "Percent",
+        "RegistryCredentialsAgeSeconds": "Seconds",
+        "NodesReady": "Count",
+    }
+
+
+def test_disk_and_memory_in_use():
+    assert used_percent(total=1000, free=150) == 85.0
+    assert used_percent(total=0, free=0) == 0.0
+    assert memory_used_percent(MEMINFO) == 75.0  # what is not available, as `free` counts it
+
+
+def test_a_manager_sees_a_leader_or_reports_none():
+    nodes = [node("a", "manager", leader=True), node("b", "manager"), node("c", "manager", "down", reachable=False)]
+    assert manager_view(nodes) == {"SwarmLeaderSeen": 1, "ManagersReachable": 2}
+    assert manager_view([node("b", "manager"), node("c", "manager")]) == {"SwarmLeaderSeen": 0, "ManagersReachable": 2}
+    assert manager_view(None) == {"SwarmLeaderSeen": 0, "ManagersReachable": 0}  # the swarm reports an error
+
+
+def test_the_leaders_view_of_nodes_replicas_updates_and_credentials():
+    nodes = [node("a", "manager", leader=True), node("b"), node("c", state="down")]
+    services = [
+        service("web", 3, "rollback_completed"),
+        service("lb", 1),
+        {"ID": "g", "Spec": {"Mode": {"Global": {}}}},
+    ]
+    view = leader_view(nodes, services, {"web": 2, "lb": 1, "g": 3}, [120.4, 3600.0])
+    assert view == {
+        "NodesReady": 2,
+        "NodesDown": 1,
+        "ReplicasRunning": 3,  # replicated services only
+        "ReplicasDesired": 4,
+        "ServiceRolledBack": 1,
+        "ServiceUpdatePaused": 0,
+        "RegistryCredentialsAgeSeconds": 3600,
+    }
+
+
+@pytest.mark.parametrize(
+    "state,rolled_back,paused",
+    [
+        (None, 0, 0),
+        ("updating", 0, 0),
+        ("completed", 0, 0),
+        ("paused", 0, 1),
+        ("rollback_started", 1, 0),
+        ("rollback_paused", 1, 1),
+        ("rollback_completed", 1, 0),
+    ],
+)
+def test_update_states_as_moby_names_them(state, rolled_back, paused):
+    view = leader_view([], [service("web", 1, state)], {}, [])
+    assert (view["ServiceRolledBack"], view["ServiceUpdatePaused"]) == (rolled_back, paused)
+    assert "RegistryCredentialsAgeSeconds" not in view  # no refresh yet: no age to report
+
+
+def test_what_the_agent_writes_keeps_the_embedded_metric_formats_rules():
+    from tests.fidelity.data.emf import emf_problems
+
+    everything = {
+        "AgentHeartbeat": 1,
+        "DockerDiskUsedPercent": 41.5,
+        "MemoryUsedPercent": 75.0,
+        **manager_view([node("a", "manager", leader=True)]),
+        **leader_view([node("a", "manager", leader=True)], [service("web", 3)], {"web": 3}, [60.0]),
+    }
+    line = {"time": "2026-12-02T03:00:00Z", "action": "metrics", **emf("dev", everything, 1.7e9)}
+    assert emf_problems(json.loads(json.dumps(line))) == []
+    assert len(line["_aws"]["CloudWatchMetrics"][0]["Metrics"]) == 12
