@@ -17,6 +17,8 @@ from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
 from infra.image.image import Image
 from infra.image.registry import Registry
+from infra.monitoring.alarms import Watched
+from infra.monitoring.monitoring import Monitoring
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.service.service import DockerEndpoint, SwarmService, spread_over
@@ -109,6 +111,18 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         repository_arns=[registry.arn, agent_registry.arn],
         agent_image=agent.ref,
     )
+    monitoring = Monitoring(
+        "monitoring",
+        settings=settings,
+        watched=Watched(
+            stack=pulumi.get_stack(),
+            web_balancer=web.arn_suffix,
+            web_target_group=web.target_group_arn_suffix,
+            admin_balancer=admin.arn_suffix,
+            admin_target_group=admin.target_group_arn_suffix,
+            groups={"manager": swarm.managers.name, "worker": swarm.workers.name},
+        ),
+    )
     docker_host = docker_api_host(settings, admin, swarm)
     service = SwarmService(
         "restdemo",
@@ -137,6 +151,9 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "agentImage": agent.ref,
         "agentRepository": agent_registry.repository,
         "logGroup": swarm.log_group_name,
+        # Where the alarms page, and the stack's dashboard in the CloudWatch console.
+        "alarmTopic": monitoring.topic_arn,
+        "dashboardUrl": monitoring.dashboard_url,
         "adminCertificateExpires": admin.certificate_expires,
         # Sessions through the stack's own document, which logs them to the stack's log group.
         "managerShell": pulumi.Output.all(group=swarm.managers.name, document=swarm.session_document).apply(

@@ -30,6 +30,10 @@ UNTAGGABLE = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:sns/topicPolicy:TopicPolicy",
+    "aws:sns/topicSubscription:TopicSubscription",
+    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:cloudwatch/dashboard:Dashboard",
 }
 OPEN = {"0.0.0.0/0", "::/0"}
 
@@ -236,6 +240,14 @@ def load_balancers_protected_where_required(resource: Resource, config: dict) ->
     return []
 
 
+def alarms_notify(resource: Resource, config: dict) -> list[str]:
+    """An alarm nobody hears is no alarm: it must notify when it fires and when it is OK again."""
+    if resource.type != "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return []
+    missing = [key for key in ("alarmActions", "okActions") if not resource.props.get(key)]
+    return [f"{resource.name}: an alarm needs {' and '.join(missing)}"] if missing else []
+
+
 def aws_resources_are_tagged(resource: Resource, config: dict) -> list[str]:
     if not resource.type.startswith("aws:") or resource.type in UNTAGGABLE:
         return []
@@ -276,6 +288,7 @@ RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
         load_balancers_protected_where_required,
     ),
     "required-tags": ("Every taggable AWS resource carries the required tags.", aws_resources_are_tagged),
+    "alarms-notify": ("Every alarm notifies when it fires and when it is OK again.", alarms_notify),
 }
 
 

@@ -57,6 +57,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         dns_name: the NLB's DNS name.
         host: the Docker API's address through the NLB, `tcp://<dns_name>:2376`.
         target_group_arn: the NLB's target group, which the managers join.
+        arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the NLB and its target group.
         security_group_id: the NLB's security group.
         docker: the client's `DockerEndpoint` (NLB host, CA, client certificate and key).
     """
@@ -87,6 +88,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         self.dns_name = balancer.dns_name
         self.host = balancer.dns_name.apply(lambda dns: f"tcp://{dns}:{DOCKER_TLS_PORT}")
         self.target_group_arn = target_group.arn
+        self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
         self.security_group_id = group.id
         self.docker = DockerEndpoint(
             host=self.host, ca_pem=material["ca"], cert_pem=material["client_cert"], key_pem=material["client_key"]

@@ -291,6 +291,27 @@ class Settings(BaseModel):
         pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
     )
     deletion_protection: bool = setting(False, "Deletion protection on the load balancers.", group=AWS)
+    alarm_email: str | None = setting(
+        None,
+        "An e-mail address subscribed to the stack's alarm topic (AWS mails it a link to confirm first).",
+        group=AWS,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    )
+    alarm_topic_arn: str | None = setting(
+        None,
+        "An existing SNS topic for the alarms instead of the stack's own; its policy must let CloudWatch "
+        "and EventBridge publish.",
+        group=AWS,
+        pattern=r"^arn:aws:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$",
+    )
+    runbook_url: str = setting(
+        "docs/operations.md",
+        "Where the alarms' descriptions send the operator: the address of docs/operations.md as your team "
+        "reads it (a link to this repository's file).",
+        group=AWS,
+        min_length=1,
+        max_length=512,
+    )
     existing_vpc_id: str | None = setting(
         None,
         "Use this VPC instead of creating one; then give existingPublicSubnetIds and existingNodeSubnetIds.",

@@ -66,6 +66,7 @@ class LoadBalancer(pulumi.ComponentResource):
         url: `https://<dns_name>` with a certificate, else `http://<dns_name>`.
         security_group_id: the ALB's security group, which the nodes admit on the mesh's port.
         target_group_arn: the target group every node joins (port 8000, checked on `/health`).
+        arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and its target group.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
         self.security_group_id = group.id
         self.target_group_arn = target_group.arn
+        self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
         self.register_outputs({"dns_name": self.dns_name, "url": self.url})
 
     def _security_group(

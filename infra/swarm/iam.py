@@ -153,6 +153,17 @@ def role_statements(arns: StackArns, role: str) -> list[dict]:
     return [*node_statements(arns), *(manager_statements(arns) if role == "manager" else worker_statements(arns))]
 
 
+def account_administers_the_key(account: str) -> dict:
+    """A key policy's first statement: the account decides through IAM who else may use the key."""
+    return {
+        "Sid": "AccountAdministersTheKey",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
 def key_policy(arns: StackArns) -> str:
     """The stack's KMS key. The account administers it (IAM decides who else, e.g. the deployer
     writing the TLS material); whatever IAM the node roles are given, the key itself denies them
@@ -171,13 +182,7 @@ def key_policy(arns: StackArns) -> str:
         }
 
     return policy(
-        {
-            "Sid": "AccountAdministersTheKey",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{arns.account}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
+        account_administers_the_key(arns.account),
         deny_all
         | {
             "Sid": "NodesOnlyThroughParameterStore",

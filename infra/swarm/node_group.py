@@ -35,6 +35,8 @@ HEALTH_CHECK_GRACE_SECONDS = 300
 JOIN_TIMEOUT_SECONDS = 1200
 INSTANCE_WARMUP_SECONDS = 300
 CAPACITY_TIMEOUT = "20m"
+# Per-minute group metrics (free, AWS/AutoScaling) that the in-service-below-desired alarms watch.
+GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances"]
 
 
 def max_healthy_percentage(size: int) -> int:
@@ -234,6 +236,8 @@ class NodeGroup(pulumi.ComponentResource):
                 )
             ],
             termination_policies=["OldestLaunchTemplate", "OldestInstance"],
+            enabled_metrics=GROUP_METRICS,
+            metrics_granularity="1Minute",
             tags=[
                 aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=False)
                 for k, v in tags(settings, f"{spec.role}s").items()

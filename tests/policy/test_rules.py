@@ -225,6 +225,22 @@ BAD_VARIANTS = [
         "required-tags",
         "missing tags project",
     ),
+    (
+        "prod",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "monitoring-managers-below-quorum",
+        lambda p: p.pop("okActions"),
+        "alarms-notify",
+        "an alarm needs okActions",
+    ),
+    (
+        "dev",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        "monitoring-web-5xx-share",
+        lambda p: p.update(alarmActions=[]),
+        "alarms-notify",
+        "an alarm needs alarmActions",
+    ),
 ]
 
 

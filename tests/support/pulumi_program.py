@@ -100,7 +100,18 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
             "arn": f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{inputs['name']}",
         }
     if typ == "aws:lb/loadBalancer:LoadBalancer":
-        return {"arn": arn, "dnsName": f"{name}-0123456789.{region}.elb.amazonaws.com"}
+        kind = {"application": "app", "network": "net"}[inputs["loadBalancerType"]]
+        return {
+            "arn": arn,
+            "dnsName": f"{name}-0123456789.{region}.elb.amazonaws.com",
+            "arnSuffix": f"{kind}/{name}/0123456789abcdef",
+        }
+    if typ == "aws:lb/targetGroup:TargetGroup":
+        return {"arn": arn, "arnSuffix": f"targetgroup/{name}/fedcba9876543210"}
+    if typ == "aws:sns/topic:Topic":
+        return {"arn": f"arn:aws:sns:{region}:{ACCOUNT}:{inputs['name']}"}
+    if typ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        return {"arn": f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{inputs['name']}"}
     if typ == "aws:sqs/queue:Queue":
         return {
             "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{inputs['name']}",

@@ -22,6 +22,10 @@ def test_every_taggable_aws_resource_carries_project_stack_owner(run):
         "aws:kms/alias:Alias",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        "aws:sns/topicPolicy:TopicPolicy",
+        "aws:sns/topicSubscription:TopicSubscription",
+        "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:cloudwatch/dashboard:Dashboard",
     }
     for resource in run.registered:
         if not resource.type.startswith("aws:") or resource.type in untaggable:

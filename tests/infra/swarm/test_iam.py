@@ -98,7 +98,7 @@ def access_of(stack: str) -> StackAccess:
         role: json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"swarm-{role}s-role").inputs["policy"])
         for role in ("manager", "worker")
     }
-    key_policy = json.loads(run.one("aws:kms/key:Key").inputs["policy"])
+    key_policy = json.loads(run.named("aws:kms/key:Key", "secrets").inputs["policy"])
     return StackAccess(stack, policies, key_policy, kms_key_arn(REGION, "secrets", stack))
 
 

@@ -17,7 +17,7 @@ STACKS_UNDER_TEST = AWS_STACKS
 
 
 def test_one_key_per_stack_rotated_yearly_and_slow_to_delete(run):
-    key = run.one("aws:kms/key:Key")
+    key = run.named("aws:kms/key:Key", "secrets")
     assert key.inputs["enableKeyRotation"] is True
     assert key.inputs["deletionWindowInDays"] == 30  # the most time KMS allows to notice a deletion
     assert key.inputs["description"] == f"restdemo {run.stack}: swarm join tokens and Docker API TLS material"
@@ -30,7 +30,7 @@ def test_one_key_per_stack_rotated_yearly_and_slow_to_delete(run):
 
 
 def test_the_policy_names_this_stacks_node_roles_and_the_account(run):
-    policy = json.loads(run.one("aws:kms/key:Key").inputs["policy"])
+    policy = json.loads(run.named("aws:kms/key:Key", "secrets").inputs["policy"])
     principals = json.dumps(policy)
     assert f"arn:aws:iam::{ACCOUNT}:root" in principals
     for role in ("manager", "worker"):

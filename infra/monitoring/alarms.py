@@ -1,0 +1,315 @@
+"""The stack's alarms as data: what each watches, when it fires, and what its page says to do.
+
+Pure decisions, no calls: `alarm_specs` lists them for a stack, `alarm_args` turns one into the
+inputs of an `aws.cloudwatch.MetricAlarm`. Every alarm notifies the topic when it fires and when
+it is OK again, and its description names what broke, what to do, and the runbook's section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from infra.config.settings import Settings
+from restdemo_agent.contract import (
+    AGENT_HEARTBEAT,
+    BOOTSTRAP_GAVE_UP,
+    CREDENTIALS_AGE,
+    DISK_USED_PERCENT,
+    LEADER_SEEN,
+    METRICS_DIMENSION,
+    METRICS_NAMESPACE,
+    METRICS_PERIOD_SECONDS,
+    REPLICAS_DESIRED,
+    REPLICAS_RUNNING,
+    UPDATE_ROLLED_BACK,
+)
+
+ONE_MINUTE = METRICS_PERIOD_SECONDS  # the agent writes its metrics once a minute
+# The share of answers that may be 5xx (the ALB's own and the targets') before anyone is paged.
+FIVE_XX_PERCENT = 5.0
+# The slowest p99 answer time the service is allowed for five minutes (restdemo answers in ms).
+P99_SECONDS = 1.0
+DISK_PERCENT = 80.0
+# The agent refreshes the swarm's registry credentials every 4 h; an ECR token lasts 12 h.
+CREDENTIALS_HOURS = 6
+
+
+@dataclass(frozen=True)
+class Metric:
+    namespace: str
+    name: str
+    stat: str  # Sum, Average, Minimum, Maximum, SampleCount, or a percentile such as p99
+    dimensions: dict[str, pulumi.Input[str]]
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    key: str  # the name after restdemo-<stack>-
+    broke: str  # the first sentence of the page: what broke
+    action: str  # what to do
+    runbook: str  # the section of docs/operations.md
+    comparison: str
+    threshold: float
+    periods: int  # evaluation periods of `period` seconds
+    datapoints: int  # of which breaching fire the alarm
+    missing: str  # treatMissingData
+    period: int = ONE_MINUTE
+    metric: Metric | None = None
+    # Metric math instead: an expression over `inputs` (their ids), e.g. "100 * m1 / m2".
+    expression: str | None = None
+    inputs: dict[str, Metric] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """The dimensions the alarms watch, as AWS names them (arn suffixes, group names, the stack)."""
+
+    stack: str
+    web_balancer: pulumi.Input[str]
+    web_target_group: pulumi.Input[str]
+    admin_balancer: pulumi.Input[str]
+    admin_target_group: pulumi.Input[str]
+    groups: dict[str, pulumi.Input[str]]  # role -> auto scaling group name
+
+
+def quorum(managers: int) -> int:
+    return managers // 2 + 1
+
+
+def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
+    web = {"LoadBalancer": watched.web_balancer}
+    web_targets = {"TargetGroup": watched.web_target_group, "LoadBalancer": watched.web_balancer}
+    admin_targets = {"TargetGroup": watched.admin_target_group, "LoadBalancer": watched.admin_balancer}
+    alb = "AWS/ApplicationELB"
+    specs = [
+        AlarmSpec(
+            key="web-5xx-share",
+            broke=f"More than {FIVE_XX_PERCENT:g}% of the answers through the load balancer were 5xx "
+            "(the service's own, or the load balancer's when no replica answered).",
+            action="Look at the service's replicas and their logs; a rollout may be failing.",
+            runbook="the-service-answers-5xx",
+            comparison="GreaterThanThreshold",
+            threshold=FIVE_XX_PERCENT,
+            periods=5,
+            datapoints=3,
+            missing="notBreaching",  # no requests, no data: nothing failed
+            expression="100 * (FILL(m1, 0) + FILL(m2, 0)) / m3",
+            inputs={
+                "m1": Metric(alb, "HTTPCode_Target_5XX_Count", "Sum", web),
+                "m2": Metric(alb, "HTTPCode_ELB_5XX_Count", "Sum", web),
+                "m3": Metric(alb, "RequestCount", "Sum", web),
+            },
+        ),
+        AlarmSpec(
+            key="web-unhealthy-hosts",
+            broke="A node has failed the load balancer's /health check for 5 minutes.",
+            action="Find the node (the target group's health); its engine or routing mesh may be down.",
+            runbook="a-node-fails-the-load-balancers-health-check",
+            comparison="GreaterThanThreshold",
+            threshold=0,
+            periods=5,
+            datapoints=5,
+            missing="notBreaching",
+            metric=Metric(alb, "UnHealthyHostCount", "Maximum", web_targets),
+        ),
+        AlarmSpec(
+            key="web-latency-p99",
+            broke=f"The slowest 1% of answers took longer than {P99_SECONDS:g} s for 5 minutes.",
+            action="Look at the nodes' CPU and memory and the replicas' logs; scale out if it is load.",
+            runbook="the-service-is-slow",
+            comparison="GreaterThanThreshold",
+            threshold=P99_SECONDS,
+            periods=5,
+            datapoints=5,
+            missing="notBreaching",
+            metric=Metric(alb, "TargetResponseTime", "p99", web),
+        ),
+        AlarmSpec(
+            key="managers-below-quorum",
+            broke=f"Fewer than {quorum(settings.manager_count)} of {settings.manager_count} managers answer "
+            "the agent's readiness check behind the admin load balancer: the swarm may have lost its quorum.",
+            action="Check the managers' agents; with the instances alive and no leader, recover the quorum.",
+            runbook="a-manager-has-no-quorum",
+            comparison="LessThanThreshold",
+            threshold=quorum(settings.manager_count),
+            periods=2,
+            datapoints=2,
+            missing="breaching",  # the NLB reports every minute; silence is no healthy manager
+            metric=Metric("AWS/NetworkELB", "HealthyHostCount", "Minimum", admin_targets),
+        ),
+    ]
+    for role, group in watched.groups.items():
+        on_group = {"AutoScalingGroupName": group}
+        specs.append(
+            AlarmSpec(
+                key=f"{role}s-below-desired",
+                broke=f"The {role}s' group has had fewer instances in service than desired for 10 minutes.",
+                action="Read the group's activity history: launches failing (capacity, AMI, quota) or "
+                "nodes that never join.",
+                runbook="a-group-stays-below-its-desired-capacity",
+                comparison="GreaterThanThreshold",
+                threshold=0,
+                periods=10,
+                datapoints=10,
+                missing="notBreaching",
+                expression="m1 - m2",
+                inputs={
+                    "m1": Metric("AWS/AutoScaling", "GroupDesiredCapacity", "Maximum", on_group),
+                    "m2": Metric("AWS/AutoScaling", "GroupInServiceInstances", "Minimum", on_group),
+                },
+            )
+        )
+    return specs + swarm_specs(settings, watched.stack)
+
+
+def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
+    """The swarm's own health, from the metrics the node agents write (restdemo_agent.metrics)."""
+
+    def agent(name: str, stat: str) -> Metric:
+        return Metric(METRICS_NAMESPACE, name, stat, {METRICS_DIMENSION: stack})
+
+    nodes = settings.manager_count + settings.worker_count
+    return [
+        AlarmSpec(
+            key="swarm-no-leader",
+            broke="No manager has seen a swarm leader for a minute: the swarm has lost its quorum, or every "
+            "manager's agent is down.",
+            action="Check the managers (docker node ls on one); with their instances alive, recover the quorum.",
+            runbook="a-manager-has-no-quorum",
+            comparison="LessThanThreshold",
+            threshold=1,
+            periods=1,
+            datapoints=1,
+            missing="breaching",  # no manager reporting is no leader known
+            metric=agent(LEADER_SEEN, "Maximum"),
+        ),
+        AlarmSpec(
+            key="replicas-below-desired",
+            broke="The service has run fewer replicas than desired for 5 minutes.",
+            action="docker service ps restdemo: tasks failing to start, no node to place them, or a lost node.",
+            runbook="the-service-runs-fewer-replicas-than-desired",
+            comparison="GreaterThanThreshold",
+            threshold=0,
+            periods=5,
+            datapoints=5,
+            missing="notBreaching",  # no leader reporting: swarm-no-leader pages instead
+            expression="m1 - m2",
+            inputs={"m1": agent(REPLICAS_DESIRED, "Maximum"), "m2": agent(REPLICAS_RUNNING, "Maximum")},
+        ),
+        AlarmSpec(
+            key="service-rolled-back",
+            broke="Swarm rolled the service's last update back: the new version did not turn healthy.",
+            action="The old version still serves. Read the failed tasks' errors, fix, deploy again.",
+            runbook="a-rollout-is-rolled-back",
+            comparison="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            periods=1,
+            datapoints=1,
+            missing="notBreaching",
+            metric=agent(UPDATE_ROLLED_BACK, "Maximum"),
+        ),
+        AlarmSpec(
+            key="registry-credentials-stale",
+            broke=f"The swarm's registry credentials are older than {CREDENTIALS_HOURS} hours: the leader's "
+            "refreshes fail, and new tasks cannot pull once the 12-hour token expires.",
+            action="Read the leader agent's errors (ECR login, permissions); restart it if it is stuck.",
+            runbook="registry-credentials-are-not-refreshed",
+            comparison="GreaterThanThreshold",
+            threshold=CREDENTIALS_HOURS * 3600,
+            periods=1,
+            datapoints=1,
+            missing="notBreaching",
+            metric=agent(CREDENTIALS_AGE, "Maximum"),
+        ),
+        AlarmSpec(
+            key="node-disk-high",
+            broke=f"A node's Docker data root is more than {DISK_PERCENT:g}% full.",
+            action="Prune images on it (docker system prune), or set pruneInterval; grow nodeVolumeGb.",
+            runbook="a-nodes-disk-fills-up",
+            comparison="GreaterThanThreshold",
+            threshold=DISK_PERCENT,
+            periods=2,
+            datapoints=2,
+            missing="notBreaching",
+            metric=agent(DISK_USED_PERCENT, "Maximum"),
+        ),
+        AlarmSpec(
+            key="node-heartbeat-missing",
+            broke=f"Fewer than {nodes} node agents have reported for 5 minutes: a node is dead, or its agent "
+            "crashed or hangs.",
+            action="Find the node whose agent is silent (its log stream); replace its instance if it hangs.",
+            runbook="a-nodes-agent-stops-reporting",
+            comparison="LessThanThreshold",
+            threshold=nodes,
+            periods=5,
+            datapoints=5,
+            missing="breaching",  # silence is exactly what this alarm is for
+            metric=agent(AGENT_HEARTBEAT, "Sum"),
+        ),
+        AlarmSpec(
+            key="node-bootstrap-gave-up",
+            broke="A node gave up joining the swarm and asked to be replaced.",
+            action="Read its bootstrap-retry lines: the cause repeats on every replacement until fixed.",
+            runbook="a-node-cannot-join-the-swarm",
+            comparison="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            periods=1,
+            datapoints=1,
+            missing="notBreaching",
+            metric=agent(BOOTSTRAP_GAVE_UP, "Sum"),
+        ),
+    ]
+
+
+def alarm_name(stack: str, spec: AlarmSpec) -> str:
+    return f"restdemo-{stack}-{spec.key}"
+
+
+def description(spec: AlarmSpec, runbook_url: str) -> str:
+    return f"{spec.broke} {spec.action} Runbook: {runbook_url}#{spec.runbook}"
+
+
+def _metric_stat(metric: Metric, period: int) -> dict:
+    # The provider's metric_query.metric block is flat (tpa cloudwatch/metric_alarm.go).
+    return {
+        "namespace": metric.namespace,
+        "metric_name": metric.name,
+        "dimensions": metric.dimensions,
+        "period": period,
+        "stat": metric.stat,
+    }
+
+
+def alarm_args(stack: str, spec: AlarmSpec, topic_arn: pulumi.Input[str], runbook_url: str) -> dict:
+    """The MetricAlarm inputs for one spec (snake_case, as the Python SDK takes them)."""
+    args = {
+        "name": alarm_name(stack, spec),
+        "alarm_description": description(spec, runbook_url),
+        "comparison_operator": spec.comparison,
+        "threshold": spec.threshold,
+        "evaluation_periods": spec.periods,
+        "datapoints_to_alarm": spec.datapoints,
+        "treat_missing_data": spec.missing,
+        "alarm_actions": [topic_arn],
+        "ok_actions": [topic_arn],
+    }
+    if spec.metric is not None:
+        metric = spec.metric
+        statistic = {"extended_statistic": metric.stat} if metric.stat.startswith("p") else {"statistic": metric.stat}
+        return (
+            args
+            | statistic
+            | {
+                "namespace": metric.namespace,
+                "metric_name": metric.name,
+                "dimensions": metric.dimensions,
+                "period": spec.period,
+            }
+        )
+    queries = [
+        {"id": "e1", "expression": spec.expression, "label": spec.key, "return_data": True},
+        *({"id": i, "metric": _metric_stat(m, spec.period), "return_data": False} for i, m in spec.inputs.items()),
+    ]
+    return args | {"metric_queries": queries}

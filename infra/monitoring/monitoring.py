@@ -1,0 +1,203 @@
+"""Monitoring: every AWS stack's alarm topic, alarms, Auto Scaling event rules and dashboard.
+
+The topic is the stack's own, encrypted under its own KMS key (CloudWatch alarms cannot publish
+to a topic under the AWS-managed aws/sns key), or an existing one (`alarmTopicArn`); an e-mail
+address may be subscribed (`alarmEmail`). Alarms notify it when they fire and when they are OK.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config.settings import Settings
+from infra.config.tags import tags
+from infra.monitoring.alarms import AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs
+from infra.monitoring.dashboard import dashboard_body
+from infra.swarm.iam import account_administers_the_key, policy
+
+# What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
+# instance refresh stopped (Auto Scaling's event reference; instance refresh events).
+AUTOSCALING_FAILURES = [
+    "EC2 Instance Launch Unsuccessful",
+    "EC2 Instance Terminate Unsuccessful",
+    "EC2 Auto Scaling Instance Refresh Failed",
+    "EC2 Auto Scaling Instance Refresh Cancelled",
+]
+# Who publishes to the topic: the service, and how its resources' ARNs begin (alarm:<name>, rule/<name>).
+PUBLISHERS = {"cloudwatch": "alarm:", "events": "rule/"}
+
+
+def event_pattern(group_names: list[str]) -> str:
+    return json.dumps(
+        {
+            "source": ["aws.autoscaling"],
+            "detail-type": AUTOSCALING_FAILURES,
+            "detail": {"AutoScalingGroupName": sorted(group_names)},
+        }
+    )
+
+
+def topic_policy(topic_arn: str, account: str, region: str, stack: str) -> str:
+    """Only this stack's alarms and rules may publish, each service on behalf of this account."""
+    return policy(
+        *(
+            {
+                "Sid": f"{service.capitalize()}Publishes",
+                "Effect": "Allow",
+                "Principal": {"Service": f"{service}.amazonaws.com"},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:{service}:{region}:{account}:{kind}restdemo-{stack}-*"},
+                },
+            }
+            for service, kind in PUBLISHERS.items()
+        )
+    )
+
+
+def topic_key_policy(account: str) -> str:
+    """The account administers the key; CloudWatch and EventBridge may use it to publish, for this account."""
+    return policy(
+        account_administers_the_key(account),
+        {
+            "Sid": "PublishersEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": [f"{service}.amazonaws.com" for service in PUBLISHERS]},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        },
+    )
+
+
+class Monitoring(pulumi.ComponentResource):
+    """The alarm topic, the alarms, the Auto Scaling event rule and the dashboard of an AWS stack.
+
+    Takes:
+        name: the prefix of every child's name.
+        settings: the stack's settings (the topic or e-mail to page, the runbook's address, the manager count).
+        watched: what the alarms watch: the load balancers' and target groups' arn suffixes, the groups' names.
+        opts: resource options.
+
+    Gives:
+        topic_arn: the topic every alarm and rule notifies.
+        alarm_names: the alarms' names.
+        dashboard_url: the dashboard in the CloudWatch console.
+    """
+
+    def __init__(self, name: str, *, settings: Settings, watched: Watched, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("restdemo:monitoring:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        stack = pulumi.get_stack()
+        self.topic_arn = self._topic(name, settings, stack, child)
+        specs = alarm_specs(settings, watched)
+        alarms = [self._alarm(name, settings, stack, spec, child) for spec in specs]
+        self._autoscaling_rule(name, settings, stack, watched, child)
+        dashboard = self._dashboard(name, settings, stack, watched, alarms, child)
+        self.alarm_names = [alarm_name(stack, spec) for spec in specs]
+        self.dashboard_url = dashboard.dashboard_name.apply(
+            lambda dashboard_name: (
+                f"https://{settings.aws_region}.console.aws.amazon.com/cloudwatch/home"
+                f"?region={settings.aws_region}#dashboards:name={dashboard_name}"
+            )
+        )
+        self.register_outputs({"topic_arn": self.topic_arn, "dashboard_url": self.dashboard_url})
+
+    def _topic(self, name: str, settings: Settings, stack: str, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        """The stack's own encrypted topic (and e-mail subscription), or the existing one named."""
+        if settings.alarm_topic_arn:
+            topic_arn = pulumi.Output.from_input(settings.alarm_topic_arn)
+        else:
+            account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+            key = aws.kms.Key(
+                f"{name}-topic-key",
+                description=f"restdemo {stack}: the alarm topic",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                policy=account.apply(topic_key_policy),
+                tags=tags(settings, "alarms"),
+                opts=child,
+            )
+            topic = aws.sns.Topic(
+                f"{name}-topic",
+                name=f"restdemo-{stack}-alarms",
+                kms_master_key_id=key.arn,
+                tags=tags(settings, "alarms"),
+                opts=child,
+            )
+            aws.sns.TopicPolicy(
+                f"{name}-topic",
+                arn=topic.arn,
+                policy=pulumi.Output.all(topic_arn=topic.arn, account=account).apply(
+                    lambda v: topic_policy(v["topic_arn"], v["account"], settings.aws_region, stack)
+                ),
+                opts=child,
+            )
+            topic_arn = topic.arn
+        if settings.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-email", topic=topic_arn, protocol="email", endpoint=settings.alarm_email, opts=child
+            )
+        return topic_arn
+
+    def _alarm(
+        self, name: str, settings: Settings, stack: str, spec: AlarmSpec, child: pulumi.ResourceOptions
+    ) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-{spec.key}",
+            **alarm_args(stack, spec, self.topic_arn, settings.runbook_url),
+            tags=tags(settings, spec.key),
+            opts=child,
+        )
+
+    def _autoscaling_rule(
+        self, name: str, settings: Settings, stack: str, watched: Watched, child: pulumi.ResourceOptions
+    ) -> None:
+        """Failed launches and terminations, failed or cancelled instance refreshes, to the topic."""
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-autoscaling",
+            name=f"restdemo-{stack}-autoscaling-failures",
+            description="A node could not be launched or terminated, or an instance refresh stopped",
+            event_pattern=pulumi.Output.all(**watched.groups).apply(
+                lambda groups: event_pattern(list(groups.values()))
+            ),
+            tags=tags(settings, "autoscaling-failures"),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-autoscaling",
+            rule=rule.name,
+            arn=self.topic_arn,
+            input_transformer={
+                "input_paths": {"type": "$.detail-type", "group": "$.detail.AutoScalingGroupName", "time": "$.time"},
+                "input_template": f"\"restdemo {stack}: <type> in <group> at <time>. Read the group's activity "
+                f'history. Runbook: {settings.runbook_url}#a-group-stays-below-its-desired-capacity"',
+            },
+            opts=child,
+        )
+
+    def _dashboard(
+        self,
+        name: str,
+        settings: Settings,
+        stack: str,
+        watched: Watched,
+        alarms: list[aws.cloudwatch.MetricAlarm],
+        child: pulumi.ResourceOptions,
+    ) -> aws.cloudwatch.Dashboard:
+        body = pulumi.Output.all(
+            web_balancer=watched.web_balancer,
+            web_target_group=watched.web_target_group,
+            admin_balancer=watched.admin_balancer,
+            admin_target_group=watched.admin_target_group,
+            groups=pulumi.Output.all(**watched.groups),
+            alarm_arns=pulumi.Output.all(*(alarm.arn for alarm in alarms)),
+        ).apply(lambda v: dashboard_body(region=settings.aws_region, stack=stack, **v))
+        return aws.cloudwatch.Dashboard(
+            f"{name}-dashboard", dashboard_name=f"restdemo-{stack}", dashboard_body=body, opts=child
+        )

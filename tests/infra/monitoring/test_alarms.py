@@ -1,0 +1,119 @@
+"""infra/monitoring/alarms.py: which alarms a stack has, when each fires, and what its page says."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config.settings import Settings
+from infra.monitoring.alarms import Watched, alarm_args, alarm_specs, description, quorum
+
+pytestmark = pytest.mark.unit
+
+WATCHED = Watched(
+    stack="dev",
+    web_balancer="app/web/1",
+    web_target_group="targetgroup/web/2",
+    admin_balancer="net/admin/3",
+    admin_target_group="targetgroup/admin/4",
+    groups={"manager": "restdemo-dev-managers", "worker": "restdemo-dev-workers"},
+)
+
+
+def specs(**settings):
+    return {spec.key: spec for spec in alarm_specs(Settings(**settings), WATCHED)}
+
+
+def test_every_stack_watches_the_load_balancers_and_both_groups():
+    assert sorted(specs()) == [
+        "managers-below-desired",
+        "managers-below-quorum",
+        "node-bootstrap-gave-up",
+        "node-disk-high",
+        "node-heartbeat-missing",
+        "registry-credentials-stale",
+        "replicas-below-desired",
+        "service-rolled-back",
+        "swarm-no-leader",
+        "web-5xx-share",
+        "web-latency-p99",
+        "web-unhealthy-hosts",
+        "workers-below-desired",
+    ]
+
+
+def test_the_swarms_alarms_read_the_agents_metrics_of_this_stack():
+    for key in ("swarm-no-leader", "node-heartbeat-missing", "service-rolled-back", "node-disk-high"):
+        metric = specs()[key].metric
+        assert (metric.namespace, metric.dimensions) == ("restdemo", {"Stack": "dev"})
+    heartbeat = specs(manager_count=3, worker_count=2)["node-heartbeat-missing"]
+    assert (heartbeat.metric.name, heartbeat.metric.stat, heartbeat.threshold) == ("AgentHeartbeat", "Sum", 5)
+    assert (heartbeat.comparison, heartbeat.missing, heartbeat.periods) == ("LessThanThreshold", "breaching", 5)
+    leader = specs()["swarm-no-leader"]
+    assert (leader.metric.name, leader.threshold, leader.periods, leader.missing) == (
+        "SwarmLeaderSeen",
+        1,
+        1,
+        "breaching",
+    )
+    assert specs()["registry-credentials-stale"].threshold == 6 * 3600
+
+
+@pytest.mark.parametrize("managers,needed", [(1, 1), (3, 2), (5, 3)])
+def test_the_quorum_alarm_fires_below_a_majority_of_the_managers(managers, needed):
+    assert quorum(managers) == needed
+    spec = specs(manager_count=managers)["managers-below-quorum"]
+    assert (spec.comparison, spec.threshold, spec.missing) == ("LessThanThreshold", needed, "breaching")
+    assert spec.metric.dimensions == {"TargetGroup": "targetgroup/admin/4", "LoadBalancer": "net/admin/3"}
+
+
+def test_the_5xx_alarm_is_a_share_of_the_requests_and_quiet_without_traffic():
+    spec = specs()["web-5xx-share"]
+    assert spec.expression == "100 * (FILL(m1, 0) + FILL(m2, 0)) / m3"
+    assert {i: m.name for i, m in spec.inputs.items()} == {
+        "m1": "HTTPCode_Target_5XX_Count",
+        "m2": "HTTPCode_ELB_5XX_Count",
+        "m3": "RequestCount",
+    }
+    assert (spec.threshold, spec.periods, spec.datapoints, spec.missing) == (5.0, 5, 3, "notBreaching")
+
+
+def test_below_desired_is_ten_minutes_of_desired_minus_in_service():
+    spec = specs()["workers-below-desired"]
+    assert spec.expression == "m1 - m2" and (spec.periods, spec.datapoints, spec.period) == (10, 10, 60)
+    assert {m.name for m in spec.inputs.values()} == {"GroupDesiredCapacity", "GroupInServiceInstances"}
+    assert {m.dimensions["AutoScalingGroupName"] for m in spec.inputs.values()} == {"restdemo-dev-workers"}
+
+
+def test_a_single_metric_alarm_and_a_percentile():
+    args = alarm_args("dev", specs()["web-latency-p99"], "arn:topic", "https://runbook")
+    assert args["name"] == "restdemo-dev-web-latency-p99"
+    assert args["extended_statistic"] == "p99" and "statistic" not in args
+    assert (args["alarm_actions"], args["ok_actions"]) == (["arn:topic"], ["arn:topic"])
+    assert (args["namespace"], args["metric_name"], args["period"]) == ("AWS/ApplicationELB", "TargetResponseTime", 60)
+
+
+def test_a_metric_math_alarm_returns_only_the_expression():
+    args = alarm_args("dev", specs()["web-5xx-share"], "arn:topic", "https://runbook")
+    assert "metric_name" not in args and "statistic" not in args
+    assert [(q["id"], q["return_data"]) for q in args["metric_queries"]] == [
+        ("e1", True),
+        ("m1", False),
+        ("m2", False),
+        ("m3", False),
+    ]
+    assert args["metric_queries"][1]["metric"]["stat"] == "Sum"
+
+
+def test_each_description_says_what_broke_what_to_do_and_where_the_runbook_is():
+    for spec in specs().values():
+        text = description(spec, "https://example.com/docs/operations.md")
+        assert text.startswith(spec.broke) and spec.action in text
+        assert text.endswith(f"Runbook: https://example.com/docs/operations.md#{spec.runbook}")
+
+
+def test_every_runbook_link_leads_to_a_section_of_the_operations_guide():
+    from tests.support.pulumi_program import REPO
+    from tests.test_docs import anchors
+
+    sections = anchors((REPO / "docs" / "operations.md").read_text())
+    assert {spec.runbook for spec in specs().values()} <= sections

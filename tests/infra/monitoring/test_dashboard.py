@@ -1,0 +1,76 @@
+"""infra/monitoring/dashboard.py: the dashboard's widgets and their metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.monitoring.dashboard import dashboard_body
+
+pytestmark = pytest.mark.unit
+
+
+def body() -> dict:
+    return json.loads(
+        dashboard_body(
+            region="eu-west-1",
+            stack="dev",
+            web_balancer="app/web/1",
+            web_target_group="targetgroup/web/2",
+            admin_balancer="net/admin/3",
+            admin_target_group="targetgroup/admin/4",
+            groups={"manager": "restdemo-dev-managers", "worker": "restdemo-dev-workers"},
+            alarm_arns=["arn:b", "arn:a"],
+        )
+    )
+
+
+def test_requests_errors_latency_hosts_groups_and_the_alarms():
+    widgets = body()["widgets"]
+    assert [w["properties"]["title"] for w in widgets] == [
+        "Requests",
+        "5xx answers",
+        "Latency (s)",
+        "Healthy hosts",
+        "Instances in service / desired",
+        "Replicas running / desired",
+        "Leader and managers",
+        "Nodes",
+        "Disk and memory in use, fullest node (%)",
+        "Alarms",
+    ]
+    assert widgets[-1] == {
+        "type": "alarm",
+        "x": 12,
+        "y": 24,
+        "width": 12,
+        "height": 6,
+        "properties": {"title": "Alarms", "alarms": ["arn:a", "arn:b"]},
+    }
+
+
+def test_latency_shows_p50_and_p99_of_the_albs_target_response_time():
+    latency = body()["widgets"][2]["properties"]["metrics"]
+    assert latency == [
+        ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", "app/web/1", {"stat": "p50", "label": "p50"}],
+        ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", "app/web/1", {"stat": "p99", "label": "p99"}],
+    ]
+
+
+def test_the_swarm_as_the_agents_report_it():
+    replicas = body()["widgets"][5]["properties"]["metrics"]
+    assert replicas == [
+        ["restdemo", "ReplicasRunning", "Stack", "dev", {"label": "running"}],
+        ["restdemo", "ReplicasDesired", "Stack", "dev", {"label": "desired"}],
+    ]
+
+
+def test_the_groups_in_service_and_desired():
+    groups = body()["widgets"][4]["properties"]["metrics"]
+    assert [m[1:4] for m in groups] == [
+        ["GroupInServiceInstances", "AutoScalingGroupName", "restdemo-dev-managers"],
+        ["GroupDesiredCapacity", "AutoScalingGroupName", "restdemo-dev-managers"],
+        ["GroupInServiceInstances", "AutoScalingGroupName", "restdemo-dev-workers"],
+        ["GroupDesiredCapacity", "AutoScalingGroupName", "restdemo-dev-workers"],
+    ]

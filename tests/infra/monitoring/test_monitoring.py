@@ -1,0 +1,106 @@
+"""infra/monitoring/monitoring.py under mocks: every AWS stack pages through its topic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.aws_stack import AWS_STACKS, GROUP, group
+from tests.support.pulumi_program import ACCOUNT, kms_key_arn, run_program, stack_config
+
+pytestmark = pytest.mark.unit
+# The `run` fixture (tests/infra/conftest.py) runs the program once per stack named here.
+STACKS_UNDER_TEST = AWS_STACKS
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:restdemo-{stack}-alarms"
+
+
+def test_an_encrypted_topic_of_the_stacks_own(run):
+    topic = run.one("aws:sns/topic:Topic").inputs
+    assert topic["name"] == f"restdemo-{run.stack}-alarms"
+    key = run.named("aws:kms/key:Key", "monitoring-topic-key")
+    assert topic["kmsMasterKeyId"] == kms_key_arn("eu-west-1", "monitoring-topic-key", run.stack)
+    key_policy = json.loads(key.inputs["policy"])
+    publishers = next(s for s in key_policy["Statement"] if s["Sid"] == "PublishersEncrypt")
+    assert publishers["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
+    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert run.outputs["alarmTopic"] == TOPIC.format(stack=run.stack)
+
+
+def test_only_this_stacks_alarms_and_rules_may_publish(run):
+    statements = json.loads(run.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
+    assert {s["Principal"]["Service"]: s["Condition"]["ArnLike"]["aws:SourceArn"] for s in statements} == {
+        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:restdemo-{run.stack}-*",
+        "events.amazonaws.com": f"arn:aws:events:eu-west-1:{ACCOUNT}:rule/restdemo-{run.stack}-*",
+    }
+    assert {s["Action"] for s in statements} == {"sns:Publish"}
+
+
+def test_every_alarm_pages_when_it_fires_and_when_it_is_ok_again(run):
+    alarms = run.of_type(ALARM)
+    assert len(alarms) == 13
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"] == alarm.inputs["okActions"] == [TOPIC.format(stack=run.stack)]
+        assert alarm.inputs["name"].startswith(f"restdemo-{run.stack}-")
+        assert "Runbook: docs/operations.md#" in alarm.inputs["alarmDescription"]
+
+
+def test_the_alarms_watch_this_stacks_load_balancers_and_groups(run):
+    quorum = run.named(ALARM, "monitoring-managers-below-quorum").inputs
+    assert quorum["dimensions"] == {
+        "TargetGroup": "targetgroup/admin/fedcba9876543210",
+        "LoadBalancer": "net/admin/0123456789abcdef",
+    }
+    assert quorum["threshold"] == stack_config(run.stack)["restdemo:managerCount"] // 2 + 1
+    workers = run.named(ALARM, "monitoring-workers-below-desired").inputs
+    assert {q["metric"]["dimensions"]["AutoScalingGroupName"] for q in workers["metricQueries"] if "metric" in q} == {
+        group(run, "worker")["name"]
+    }
+
+
+def test_the_groups_publish_the_metrics_those_alarms_watch(run):
+    for resource in run.of_type(GROUP):
+        assert resource.inputs["enabledMetrics"] == ["GroupDesiredCapacity", "GroupInServiceInstances"]
+        assert resource.inputs["metricsGranularity"] == "1Minute"
+
+
+def test_failed_launches_terminations_and_refreshes_reach_the_topic(run):
+    rule = run.one("aws:cloudwatch/eventRule:EventRule").inputs
+    assert rule["name"] == f"restdemo-{run.stack}-autoscaling-failures"
+    pattern = json.loads(rule["eventPattern"])
+    assert pattern["source"] == ["aws.autoscaling"]
+    assert pattern["detail"] == {"AutoScalingGroupName": sorted(group(run, r)["name"] for r in ("manager", "worker"))}
+    assert "EC2 Auto Scaling Instance Refresh Failed" in pattern["detail-type"]
+    target = run.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    assert target["arn"] == TOPIC.format(stack=run.stack)
+    assert target["inputTransformer"]["inputTemplate"].startswith(f'"restdemo {run.stack}: <type> in <group>')
+
+
+def test_the_dashboard_and_its_address(run):
+    dashboard = run.one("aws:cloudwatch/dashboard:Dashboard").inputs
+    assert dashboard["dashboardName"] == f"restdemo-{run.stack}"
+    alarms = json.loads(dashboard["dashboardBody"])["widgets"][-1]["properties"]["alarms"]
+    assert len(alarms) == 13
+    assert run.outputs["dashboardUrl"] == (
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1"
+        f"#dashboards:name=restdemo-{run.stack}"
+    )
+
+
+def test_an_email_is_subscribed_and_an_existing_topic_replaces_the_stacks_own():
+    existing = "arn:aws:sns:eu-west-1:123456789012:oncall"
+    run = run_program(
+        "dev",
+        {**stack_config("dev"), "restdemo:alarmEmail": "oncall@example.com", "restdemo:alarmTopicArn": existing},
+    )
+    assert not run.of_type("aws:sns/topic:Topic") and not run.of_type("aws:sns/topicPolicy:TopicPolicy")
+    assert [k.name for k in run.of_type("aws:kms/key:Key")] == ["secrets"]
+    subscription = run.one("aws:sns/topicSubscription:TopicSubscription").inputs
+    assert subscription == {"topic": existing, "protocol": "email", "endpoint": "oncall@example.com"}
+    assert {a.inputs["alarmActions"][0] for a in run.of_type(ALARM)} == {existing}
+
+
+def test_the_local_stack_has_no_monitoring():
+    run = run_program("local")
+    assert not [r for r in run.registered if r.type.startswith(("aws:cloudwatch", "aws:sns"))]
