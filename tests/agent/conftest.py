@@ -13,7 +13,7 @@ import pytest
 from tests.agent.lab import GATEWAY, LabNode, setup_bridge, teardown_bridge
 from tests.e2e.harness import local_registry
 from tests.support.docker_engine import require_engine, require_tool, unavailable
-from tests.support.lifecycle_model import model_for
+from tests.support.lifecycle_model import LAUNCHING, model_for
 from tests.support.net import free_port
 
 REGION = "eu-west-1"
@@ -156,6 +156,18 @@ def lab_app_image(lab_registry):
 
 
 @pytest.fixture(scope="module")
+def broken_image(lab_registry, lab_app_image):
+    """The app image with a health check that never passes: a rollout to it fails and rolls back."""
+    from tests.e2e.harness import HERE, push
+    from tests.support.docker_engine import build_image
+
+    host = require_engine()
+    name = f"{lab_registry['push']}/restdemo:broken"
+    build_image(HERE, name, dockerfile=HERE / "broken.Dockerfile", build_args={"IMAGE": lab_app_image["push"]})
+    return push(host, name).replace(lab_registry["push"], lab_registry["pull"])
+
+
+@pytest.fixture(scope="module")
 def lab(lab_aws, lab_registry):
     aws(lab_aws["url"], "autoscaling").attach_instances(
         AutoScalingGroupName="restdemo-lab-managers", InstanceIds=lab_aws["instances"][:3]
@@ -175,3 +187,62 @@ def lab(lab_aws, lab_registry):
     finally:
         for node in nodes.values():
             node.destroy()
+
+
+# --- nodes made on demand (the healing scenarios and the alarms' scenarios) -----------------
+
+
+class Nodes:
+    """Lab nodes made on demand, each a fresh dockerd in its own namespace; destroyed at the end."""
+
+    def __init__(self, lab_aws, lab_registry):
+        self.aws, self.registry, self.made = lab_aws, lab_registry, []
+
+    def add(
+        self,
+        name: str,
+        role: str,
+        stack: str,
+        *,
+        launching: bool = False,
+        bootstrap_timeout: int = 90,
+        environment: dict[str, str] | None = None,
+    ):
+        instance = new_instance(self.aws, role, stack)
+        if launching:  # an instance refresh or a replacement: held by the launch hook
+            self.aws["lifecycle"].begin(f"restdemo-{stack}-{role}s", instance, LAUNCHING)
+        node = LabNode(
+            name,
+            10 + len(self.made),
+            role,
+            "lab-a",
+            instance,
+            self.registry["pull"],
+            bootstrap_timeout,
+            stack,
+            extra_environment=environment or {},
+        )
+        self.made.append(node)
+        node.create_namespace()
+        node.start_engine()
+        return node
+
+
+@pytest.fixture(scope="module")
+def nodes(lab_aws, lab_registry):
+    made = Nodes(lab_aws, lab_registry)
+    yield made
+    for node in made.made:
+        node.destroy()
+
+
+def bootstrap(node: LabNode, url: str, queue: str):
+    return node.agent_command("bootstrap", url, queue)
+
+
+def form(members: list[LabNode], url: str, queue: str) -> None:
+    """Every node bootstraps at once, then runs its agent."""
+    processes = [bootstrap(node, url, queue) for node in members]
+    assert [p.wait(120) for p in processes] == [0] * len(members), [n.agent_log()[-1500:] for n in members]
+    for node in members:
+        node.start_agent(url, queue)

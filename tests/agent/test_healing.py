@@ -14,51 +14,12 @@ import urllib.request
 import docker
 import pytest
 
-from tests.agent.conftest import aws, create_stack, create_table, new_instance
+from tests.agent.conftest import aws, bootstrap, create_stack, create_table, form, new_instance
 from tests.agent.lab import LabNode
-from tests.support.lifecycle_model import LAUNCHING, TERMINATING
+from tests.support.lifecycle_model import TERMINATING
 from tests.support.net import wait_until
 
 pytestmark = pytest.mark.agent
-
-
-class Nodes:
-    """Lab nodes made on demand, each a fresh dockerd in its own namespace; destroyed at the end."""
-
-    def __init__(self, lab_aws, lab_registry):
-        self.aws, self.registry, self.made = lab_aws, lab_registry, []
-
-    def add(self, name: str, role: str, stack: str, *, launching: bool = False, bootstrap_timeout: int = 90):
-        instance = new_instance(self.aws, role, stack)
-        if launching:  # an instance refresh or a replacement: held by the launch hook
-            self.aws["lifecycle"].begin(f"restdemo-{stack}-{role}s", instance, LAUNCHING)
-        node = LabNode(
-            name, 10 + len(self.made), role, "lab-a", instance, self.registry["pull"], bootstrap_timeout, stack
-        )
-        self.made.append(node)
-        node.create_namespace()
-        node.start_engine()
-        return node
-
-
-@pytest.fixture(scope="module")
-def nodes(lab_aws, lab_registry):
-    made = Nodes(lab_aws, lab_registry)
-    yield made
-    for node in made.made:
-        node.destroy()
-
-
-def bootstrap(node: LabNode, url: str, queue: str):
-    return node.agent_command("bootstrap", url, queue)
-
-
-def form(members: list[LabNode], url: str, queue: str) -> None:
-    """Every node bootstraps at once, then runs its agent."""
-    processes = [bootstrap(node, url, queue) for node in members]
-    assert [p.wait(120) for p in processes] == [0] * len(members), [n.agent_log()[-1500:] for n in members]
-    for node in members:
-        node.start_agent(url, queue)
 
 
 def actions(node: LabNode, name: str) -> list[dict]:
@@ -400,20 +361,15 @@ def test_drain_timeout_reaches_the_agent_which_heartbeats_and_completes_before_t
         service.remove()
 
 
-def test_refresh_during_rollout_keeps_the_rollback_target(lab_aws, ops, lab_app_image, lab_registry):
+def test_refresh_during_rollout_keeps_the_rollback_target(lab_aws, ops, lab_app_image, broken_image):
     """A registry-credential refresh (a new leader does one at once) during a failing rollout must
     not make swarm roll back to the failing spec."""
     from restdemo_agent.agent import Agent
     from restdemo_agent.contract import AgentEnvironment
     from restdemo_agent.engine import Engine
-    from tests.e2e.harness import HERE, push
-    from tests.support.docker_engine import build_image, require_engine
 
     manager, url, queue = ops["manager"], ops["url"], ops["queue"]
-    host = require_engine()
-    broken_name = f"{lab_registry['push']}/restdemo:broken"
-    build_image(HERE, broken_name, dockerfile=HERE / "broken.Dockerfile", build_args={"IMAGE": lab_app_image["push"]})
-    broken = push(host, broken_name).replace(lab_registry["push"], lab_registry["pull"])
+    broken = broken_image
     good = lab_app_image["pull"]
     client = manager.client
     service = client.services.create(

@@ -1,0 +1,60 @@
+"""The stack's swarm alarms, evaluated over what the lab's agents really log.
+
+The alarms are the program's own (its MetricAlarm inputs under mocks, for a stack of the lab's
+shape), pointed at the lab stack's dimension and time-scaled: the lab's agents write their
+metrics every LAB_METRICS_PERIOD seconds instead of every minute, so each alarm's period is that
+instead of 60 s; thresholds, evaluation periods, datapoints to alarm and missing-data treatment
+are as the program sets them. The evaluator is tests/support/alarm_eval.py (CloudWatch's
+documented semantics, tested on its own); the datapoints are the agents' EMF log lines.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+from tests.agent.lab import LAB_METRICS_PERIOD, LabNode
+from tests.support.alarm_eval import Alarm, first_alarm, from_emf
+from tests.support.pulumi_program import run_program, stack_config
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+PREFIX = "monitoring-"
+
+
+@functools.cache
+def program_alarms(managers: int, workers: int) -> dict[str, dict]:
+    """The swarm alarms the program makes for a stack of this shape (key -> MetricAlarm inputs)."""
+    config = {**stack_config("dev"), "restdemo:managerCount": managers, "restdemo:workerCount": workers}
+    run = run_program("dev", config)
+    found = {}
+    for alarm in run.of_type(ALARM):
+        queries = alarm.inputs.get("metricQueries", [])
+        metrics = [q["metric"] for q in queries if "metric" in q] if queries else [alarm.inputs]
+        if all(m.get("namespace") == "restdemo" for m in metrics):
+            found[alarm.name.removeprefix(PREFIX)] = alarm.inputs
+    return found
+
+
+def lab_alarm(inputs: dict, stack: str) -> Alarm:
+    """One alarm for the lab stack `stack`, its periods LAB_METRICS_PERIOD long."""
+    scaled = copy.deepcopy(inputs)
+    blocks = [scaled] + [q["metric"] for q in scaled.get("metricQueries", []) if "metric" in q]
+    for block in blocks:
+        if "dimensions" in block:
+            block["dimensions"] = {**block["dimensions"], "Stack": stack}
+        if "period" in block:
+            block["period"] = LAB_METRICS_PERIOD
+    return Alarm.from_inputs(scaled)
+
+
+def datapoints(members: list[LabNode]):
+    return from_emf(line for node in members for line in node.agent_log().splitlines())
+
+
+def fired(members: list[LabNode], stack: str, managers: int, workers: int, start: float, end: float) -> dict:
+    """Each swarm alarm's first ALARM time in [start, end] (None: it did not fire)."""
+    points = datapoints(members)
+    return {
+        key: first_alarm(lab_alarm(inputs, stack), points, start, end, step=LAB_METRICS_PERIOD)
+        for key, inputs in program_alarms(managers, workers).items()
+    }
