@@ -13,7 +13,7 @@ import requests
 from infra.config.settings import parse_settings
 from tests.e2e.conftest import report
 from tests.e2e.harness import HERE, build_and_push, capture, push, steady_load
-from tests.support.browser import chromium, read_page
+from tests.support.browser import chromium, read_page, read_timeline
 from tests.support.docker_engine import build_image
 from tests.support.net import wait_until
 from tests.support.pulumi_program import stack_config, wire_config
@@ -127,7 +127,8 @@ def running_containers(deployment) -> dict[str, str]:
 
 def test_the_page_shows_the_replicas_rolling_to_a_new_version(deployment, v1):
     """The seed's demo, through the load balancer: the page shows every replica with its version,
-    then old and new side by side while swarm rolls, then only the new ones."""
+    then old and new side by side while swarm rolls, then only the new ones; its timeline shows
+    the marks of both versions during the rollout, then only v3 among the newest."""
     run = capture(deployment.registry, deployment.client, version="v3")
     ref = build_and_push(deployment.client, run.one("docker-build:index:Image").inputs)
     with chromium() as browser:
@@ -139,16 +140,42 @@ def test_the_page_shows_the_replicas_rolling_to_a_new_version(deployment, v1):
             what="the page showing the 3 running replicas",
         )
         assert len(before) == 3 and "v3" not in before.values()
+        old = set(before.values())
         deployment.apply(run, ref)
         mixed = []
+        on_timeline = []  # the versions of the timeline's marks, at each look during the rollout
 
         def rolled() -> bool:
             shown = replicas_on_page(browser)
             if len(set(shown.values())) > 1:
                 mixed.append(shown)
+            on_timeline.append({m["version"] for m in read_timeline(browser)["marks"] if not m["failure"]})
             running = running_containers(deployment)
             return len(running) == 3 and set(running.values()) == {"v3"} and shown == running
 
         wait_until(rolled, 240, interval=0.5, what="the page showing only the 3 new replicas on v3")
+        running = running_containers(deployment)
+        # Rather than waiting for the old marks to leave (120 s): the last 5 s are v3, from the 3 new.
+        timeline = wait_until(
+            lambda: newest_marks(browser, 5, running), 30, interval=0.5, what="the timeline's newest marks all v3"
+        )
     assert mixed, "the page never showed the old and new versions side by side"
-    assert all(set(shown.values()) <= set(before.values()) | {"v3"} for shown in mixed)
+    assert all(set(shown.values()) <= old | {"v3"} for shown in mixed)
+    assert old | {"v3"} in on_timeline, "the timeline never showed the marks of the old and new versions"
+    assert all(versions <= old | {"v3"} for versions in on_timeline)
+    # The rollout at a glance: the old version's marks still on the left, then v3's.
+    legend = [item["version"] for item in timeline["legend"]]
+    assert set(legend[:-1]) == old and legend[-1] == "v3"
+    old_marks = [m for m in timeline["marks"] if m["version"] in old]
+    assert old_marks and {m["replica"] for m in old_marks} == set(before)
+    failures = [m for m in timeline["marks"] if m["failure"]]
+    report(f"the page's timeline over the rollout to v3: {len(timeline['marks'])} marks, {len(failures)} failed polls")
+
+
+def newest_marks(browser, seconds: float, running: dict[str, str]) -> dict | None:
+    """The timeline once its marks of the last `seconds` are from the `running` replicas, each in
+    its version, and from each of them."""
+    timeline = read_timeline(browser)
+    newest = [m for m in timeline["marks"] if m["at"] > timeline["now"] - seconds * 1000]
+    shown = {(m["replica"], m["version"]) for m in newest}
+    return timeline if shown == set(running.items()) else None

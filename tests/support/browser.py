@@ -61,3 +61,30 @@ return {
 
 def read_page(driver) -> dict:
     return driver.execute_script(READ_PAGE)
+
+
+# The timeline as drawn: the time of the drawing and its span (ms), its rows, every mark with where
+# its right edge is (0 the left edge of the timeline, 1 the right), and the legend; colours as painted.
+READ_TIMELINE = """
+const svg = document.getElementById("timeline");
+const box = svg.getBoundingClientRect();
+return {
+  now: Number(svg.dataset.now), span: Number(svg.dataset.span),
+  rows: [...svg.querySelectorAll(".row")].map(row => ({
+    replica: row.dataset.replica ?? null, failures: row.classList.contains("failures"),
+    label: row.querySelector(".label").firstChild.textContent})),
+  marks: [...svg.querySelectorAll(".mark")].map(mark => ({
+    at: Number(mark.dataset.at), replica: mark.dataset.replica ?? null, version: mark.dataset.version ?? null,
+    failure: mark.dataset.failure ?? null, colour: getComputedStyle(mark).fill,
+    row_replica: mark.closest(".row").dataset.replica ?? null,
+    in_failure_row: mark.closest(".row").classList.contains("failures"),
+    right: (mark.getBoundingClientRect().right - box.left) / box.width})),
+  legend: [...document.querySelectorAll("#timeline-legend li")].map(item => ({
+    version: item.dataset.version, text: item.textContent,
+    colour: getComputedStyle(item.querySelector(".swatch")).backgroundColor})),
+};
+"""
+
+
+def read_timeline(driver) -> dict:
+    return driver.execute_script(READ_TIMELINE)
