@@ -117,3 +117,22 @@ def test_every_runbook_link_leads_to_a_section_of_the_operations_guide():
 
     sections = anchors((REPO / "docs" / "operations.md").read_text())
     assert {spec.runbook for spec in specs().values()} <= sections
+
+
+def test_each_failure_of_the_operations_guide_names_the_alarm_that_reports_it():
+    import re
+
+    from tests.support.pulumi_program import REPO
+
+    guide = (REPO / "docs" / "operations.md").read_text()
+    section = guide[guide.index("### When things go wrong") : guide.index("### By hand, on a manager")]
+    failures = re.split(r"^#### ", section, flags=re.M)[1:]
+    assert len(failures) >= 15
+    known = set(specs()) | {"autoscaling-failures"}
+    for failure in failures:
+        heading = failure.splitlines()[0]
+        alarm_lines = [line for line in failure.splitlines() if line.startswith("- Alarm:")]
+        assert len(alarm_lines) == 1, f"{heading}: no '- Alarm:' line"
+        text = failure[failure.index("- Alarm:") :].split("\n- ")[0]
+        named = {name for name in re.findall(r"`([a-z0-9-]+)`", text) if "-" in name}
+        assert named <= known, f"{heading}: {named - known} are not alarms of the stack"
