@@ -23,7 +23,10 @@ from restdemo_agent.contract import (
     LABEL_INSTANCE_ID,
     LABEL_ROLE,
     LABEL_ZONE,
+    NODE_STATE_DIR,
     READINESS_PORT,
+    SETUP_RUNS,
+    SETUP_SUCCESSES,
     AgentEnvironment,
 )
 
@@ -97,6 +100,12 @@ def daemon_config(node: NodeConfig) -> dict:
     return config
 
 
+def count_setup(counter: str, directory: str = NODE_STATE_DIR) -> list[str]:
+    """Shell lines adding one to a counter file of the node (the agent reports failed setups)."""
+    path = f"{directory}/{counter}"
+    return [f"install -d -m 755 {directory}", f"echo $(( $(cat {path} 2>/dev/null || echo 0) + 1 )) > {path}"]
+
+
 def setup_script(node: NodeConfig) -> str:
     q = shlex.quote
     lines = [
@@ -105,6 +114,7 @@ def setup_script(node: NodeConfig) -> str:
         "# at every boot until it succeeds.",
         "set -euo pipefail",
         f"export AWS_REGION={q(node.region)}",
+        *count_setup(SETUP_RUNS),
     ]
     if node.tls_parameters:
         lines += [f"install -d -m 700 {TLS_DIR}"]
@@ -132,7 +142,7 @@ def setup_script(node: NodeConfig) -> str:
         f'"{LABEL_INSTANCE_ID}=$(imds instance-id)" "{LABEL_ZONE}=$(imds placement/availability-zone)" '
         f"{LABEL_ROLE}={node.role}",
     ]
-    lines += ["systemctl enable --now docker"]
+    lines += ["systemctl enable --now docker", *count_setup(SETUP_SUCCESSES)]
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +172,7 @@ def agent_unit(node: NodeConfig) -> str:
         f"ExecStart=/usr/bin/docker run --rm --name {AGENT_CONTAINER} --network host "
         "-v /var/run/docker.sock:/var/run/docker.sock "
         # Read-only, for the disk use of the data root it reports (restdemo_agent.metrics).
-        f"-v {DOCKER_ROOT}:{DOCKER_ROOT}:ro "
+        f"-v {DOCKER_ROOT}:{DOCKER_ROOT}:ro -v {NODE_STATE_DIR}:{NODE_STATE_DIR} "
         f"--env-file /etc/restdemo/agent.env {q(node.agent_image)} run\n"
         f"ExecStop=/usr/bin/docker stop {AGENT_CONTAINER}\n"
         "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"

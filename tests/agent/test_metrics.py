@@ -109,3 +109,19 @@ def test_what_the_agent_writes_keeps_the_embedded_metric_formats_rules():
     line = {"time": "2026-12-02T03:00:00Z", "action": "metrics", **emf("dev", everything, 1.7e9)}
     assert emf_problems(json.loads(json.dumps(line))) == []
     assert len(line["_aws"]["CloudWatchMetrics"][0]["Metrics"]) == 12
+
+
+def test_failed_node_setups_are_reported_once(tmp_path):
+    from restdemo_agent.agent import Agent
+    from restdemo_agent.contract import AgentEnvironment
+    from restdemo_agent.metrics import setup_failures
+    from tests.support.agent_env import WORKER_ENVIRONMENT
+
+    assert (setup_failures(3, 1, 0), setup_failures(3, 1, 2), setup_failures(1, 1, 0)) == (2, 0, 0)
+    environment = AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, "RESTDEMO_NODE_STATE_DIR": str(tmp_path)})
+    agent = Agent(environment, None, None, None, None, None, None)
+    assert agent.failed_setups() == 0  # no counts on this node: nothing to report
+    (tmp_path / "setup-runs").write_text("4\n")
+    (tmp_path / "setup-successes").write_text("1\n")
+    assert (agent.failed_setups(), agent.failed_setups()) == (3, 0)
+    assert (tmp_path / "setup-failures-reported").read_text() == "3"

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from restdemo_agent.aws import Lifecycle, LifecycleMessage, SwarmState, registry_auth_header, running_instances
 from restdemo_agent.contract import (
@@ -17,12 +18,16 @@ from restdemo_agent.contract import (
     BOOTSTRAP_GAVE_UP,
     DISK_USED_PERCENT,
     MEMORY_USED_PERCENT,
+    NODE_SETUP_FAILURES,
+    SETUP_FAILURES_REPORTED,
+    SETUP_RUNS,
+    SETUP_SUCCESSES,
     AgentEnvironment,
 )
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
 from restdemo_agent.log import log
-from restdemo_agent.metrics import emf, leader_view, manager_view, memory_used_percent, used_percent
+from restdemo_agent.metrics import emf, leader_view, manager_view, memory_used_percent, setup_failures, used_percent
 from restdemo_agent.plan import (
     HANDLE_MINE,
     HANDLE_UNKNOWN,
@@ -436,4 +441,22 @@ class Agent:
             if me is not None and me.leader:
                 ages = [time.monotonic() - at for at in self.refreshed.values()]
                 values |= leader_view(nodes, self.engine.services(), self.engine.running(), ages)
+        failed_setups = self.failed_setups()
+        if failed_setups:
+            values[NODE_SETUP_FAILURES] = failed_setups
         self.write_metrics(values)
+
+    def failed_setups(self) -> int:
+        """The node setups that failed since the last report (none where the setup keeps no count)."""
+        directory = Path(self.environment.node_state_dir)
+
+        def count(name: str) -> int:
+            try:
+                return int((directory / name).read_text().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+
+        new = setup_failures(count(SETUP_RUNS), count(SETUP_SUCCESSES), count(SETUP_FAILURES_REPORTED))
+        if new:
+            (directory / SETUP_FAILURES_REPORTED).write_text(str(count(SETUP_FAILURES_REPORTED) + new))
+        return new

@@ -62,6 +62,11 @@ UPDATE_PAUSED = "ServiceUpdatePaused"
 CREDENTIALS_AGE = "RegistryCredentialsAgeSeconds"
 METRICS_PERIOD_SECONDS = 60
 DOCKER_ROOT = "/var/lib/docker"
+# The node setup counts its runs and its successes here (cloud-init's script); the agent reports
+# the difference, the failed setups, once (NODE_SETUP_FAILURES), and notes what it reported.
+NODE_STATE_DIR = "/var/lib/restdemo"
+SETUP_RUNS, SETUP_SUCCESSES, SETUP_FAILURES_REPORTED = "setup-runs", "setup-successes", "setup-failures-reported"
+NODE_SETUP_FAILURES = "NodeSetupFailures"
 
 
 def ssm_prefix(stack: str) -> str:
@@ -127,6 +132,7 @@ class AgentEnvironment:
     metrics_period_seconds: int = METRICS_PERIOD_SECONDS
     # The Docker data root whose disk use is reported (mounted read-only into the agent's container).
     docker_root: str = DOCKER_ROOT
+    node_state_dir: str = NODE_STATE_DIR
 
     def to_environ(self) -> dict[str, str]:
         """The environment file's variables: what `from_environ` reads back."""
@@ -151,6 +157,8 @@ class AgentEnvironment:
             env["RESTDEMO_METRICS_PERIOD"] = str(self.metrics_period_seconds)
         if self.docker_root != DOCKER_ROOT:
             env["RESTDEMO_DOCKER_ROOT"] = self.docker_root
+        if self.node_state_dir != NODE_STATE_DIR:
+            env["RESTDEMO_NODE_STATE_DIR"] = self.node_state_dir
         return env | {f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in self.tls_parameters}
 
     @classmethod
@@ -187,4 +195,5 @@ class AgentEnvironment:
             secrets_key=environ.get("RESTDEMO_SECRETS_KEY", ""),
             metrics_period_seconds=int(float(environ.get("RESTDEMO_METRICS_PERIOD", str(METRICS_PERIOD_SECONDS)))),
             docker_root=environ.get("RESTDEMO_DOCKER_ROOT", DOCKER_ROOT),
+            node_state_dir=environ.get("RESTDEMO_NODE_STATE_DIR", NODE_STATE_DIR),
         )

@@ -65,6 +65,11 @@ def memory_used_percent(meminfo: str) -> float:
     return used_percent(fields.get("MemTotal", 0.0), fields.get("MemAvailable", 0.0))
 
 
+def setup_failures(runs: int, successes: int, reported: int) -> int:
+    """Failed node setups not reported yet: the setup counts its runs and successes on the node."""
+    return max(0, runs - successes - reported)
+
+
 def manager_view(nodes: list[Node] | None) -> dict[str, float]:
     """A manager's view: whether it sees a leader (none when its swarm reports an error)."""
     if nodes is None:

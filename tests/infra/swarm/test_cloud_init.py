@@ -243,3 +243,20 @@ def test_a_manager_accepts_only_the_certificates_its_launch_template_names(tmp_p
 
 def test_workers_check_no_certificate():
     assert "openssl" not in file("worker", "/usr/local/sbin/restdemo-node-setup")
+
+
+def test_the_setup_counts_its_runs_first_and_its_successes_last(tmp_path):
+    """A failed setup is the difference, which the agent reports (NodeSetupFailures); the lines
+    are the script's own, run here by bash."""
+    from infra.swarm.cloud_init import count_setup
+
+    script = file("worker", "/usr/local/sbin/restdemo-node-setup").splitlines()
+    runs, successes = count_setup("setup-runs"), count_setup("setup-successes")
+    assert script[script.index("set -euo pipefail") + 2 : script.index("set -euo pipefail") + 4] == runs
+    assert script[-2:] == successes
+    assert "-v /var/lib/restdemo:/var/lib/restdemo " in file("worker", "/etc/systemd/system/restdemo-agent.service")
+    for _ in range(3):
+        subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", "\n".join(count_setup("setup-runs", str(tmp_path)))], check=True
+        )
+    assert (tmp_path / "setup-runs").read_text() == "3\n"
