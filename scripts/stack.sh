@@ -84,7 +84,8 @@ show_status() {
   echo "image: $(pulumi stack output image --stack "$stack")"
   echo
   # The swarm at a glance: leader, managers, nodes, replicas by version, the last update (infra/admin/health.py).
-  on_swarm --docker-env -- .venv/bin/python -m infra.admin.health "$service"
+  # Its own one-line error when the swarm does not answer; the rest of the status still follows.
+  on_swarm --docker-env -- .venv/bin/python -m infra.admin.health "$service" || true
   echo
   on_swarm --docker-env -- docker service ps "$service" --filter desired-state=running \
     --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'

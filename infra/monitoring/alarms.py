@@ -60,6 +60,7 @@ class AlarmSpec:
     # Metric math instead: an expression over `inputs` (their ids), e.g. "100 * m1 / m2".
     expression: str | None = None
     inputs: dict[str, Metric] = field(default_factory=dict)
+    low_samples: str | None = None  # evaluateLowSampleCountPercentiles, for percentile alarms
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,9 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
             periods=5,
             datapoints=3,
             missing="notBreaching",  # no requests, no data: nothing failed
-            expression="100 * (FILL(m1, 0) + FILL(m2, 0)) / m3",
+            # Over the larger of the requests and the 5xx: the ALB's own 503s with no target to send
+            # to are not in RequestCount, so a total outage still reads 100 %.
+            expression="100 * (FILL(m1, 0) + FILL(m2, 0)) / MAX([FILL(m3, 0), FILL(m1, 0) + FILL(m2, 0)])",
             inputs={
                 "m1": Metric(alb, "HTTPCode_Target_5XX_Count", "Sum", web),
                 "m2": Metric(alb, "HTTPCode_ELB_5XX_Count", "Sum", web),
@@ -125,6 +128,7 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
             datapoints=5,
             missing="notBreaching",
             metric=Metric(alb, "TargetResponseTime", "p99", web),
+            low_samples="ignore",  # the p99 of a handful of requests is just the slowest one
         ),
         AlarmSpec(
             key="managers-below-quorum",
@@ -174,14 +178,14 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
     return [
         AlarmSpec(
             key="swarm-no-leader",
-            broke="No manager has seen a swarm leader for a minute: the swarm has lost its quorum, or every "
+            broke="No manager has seen a swarm leader for two minutes: the swarm has lost its quorum, or every "
             "manager's agent is down.",
             action="Check the managers (docker node ls on one); with their instances alive, recover the quorum.",
             runbook="a-manager-has-no-quorum",
             comparison="LessThanThreshold",
             threshold=1,
-            periods=1,
-            datapoints=1,
+            periods=3,
+            datapoints=2,  # one late or lost minute of lines does not page
             missing="breaching",  # no manager reporting is no leader known
             metric=agent(LEADER_SEEN, "Maximum"),
         ),
@@ -194,7 +198,7 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             threshold=0,
             periods=5,
             datapoints=5,
-            missing="notBreaching",  # no leader reporting: swarm-no-leader pages instead
+            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
             expression="m1 - m2",
             inputs={"m1": agent(REPLICAS_DESIRED, "Maximum"), "m2": agent(REPLICAS_RUNNING, "Maximum")},
         ),
@@ -207,7 +211,7 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             threshold=1,
             periods=1,
             datapoints=1,
-            missing="notBreaching",
+            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
             metric=agent(UPDATE_ROLLED_BACK, "Maximum"),
         ),
         AlarmSpec(
@@ -220,7 +224,7 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             threshold=CREDENTIALS_HOURS * 3600,
             periods=1,
             datapoints=1,
-            missing="notBreaching",
+            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
             metric=agent(CREDENTIALS_AGE, "Maximum"),
         ),
         AlarmSpec(
@@ -232,7 +236,7 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             threshold=DISK_PERCENT,
             periods=2,
             datapoints=2,
-            missing="notBreaching",
+            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
             metric=agent(DISK_USED_PERCENT, "Maximum"),
         ),
         AlarmSpec(
@@ -295,6 +299,8 @@ def alarm_args(stack: str, spec: AlarmSpec, topic_arn: pulumi.Input[str], runboo
         "alarm_actions": [topic_arn],
         "ok_actions": [topic_arn],
     }
+    if spec.low_samples:
+        args["evaluate_low_sample_count_percentiles"] = spec.low_samples
     if spec.metric is not None:
         metric = spec.metric
         statistic = {"extended_statistic": metric.stat} if metric.stat.startswith("p") else {"statistic": metric.stat}

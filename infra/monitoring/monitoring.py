@@ -26,8 +26,6 @@ AUTOSCALING_FAILURES = [
     "EC2 Auto Scaling Instance Refresh Failed",
     "EC2 Auto Scaling Instance Refresh Cancelled",
 ]
-# Who publishes to the topic: the service, and how its resources' ARNs begin (alarm:<name>, rule/<name>).
-PUBLISHERS = {"cloudwatch": "alarm:", "events": "rule/"}
 
 
 def event_pattern(group_names: list[str]) -> str:
@@ -41,22 +39,28 @@ def event_pattern(group_names: list[str]) -> str:
 
 
 def topic_policy(topic_arn: str, account: str, region: str, stack: str) -> str:
-    """Only this stack's alarms and rules may publish, each service on behalf of this account."""
+    """CloudWatch may publish for this stack's alarms only; EventBridge may publish at all, since
+    "you can't use Condition blocks in Amazon SNS topic policies for EventBridge" (EventBridge
+    User Guide, resource-based policies for Amazon SNS). Only this stack's rule targets the topic."""
     return policy(
-        *(
-            {
-                "Sid": f"{service.capitalize()}Publishes",
-                "Effect": "Allow",
-                "Principal": {"Service": f"{service}.amazonaws.com"},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:{service}:{region}:{account}:{kind}restdemo-{stack}-*"},
-                },
-            }
-            for service, kind in PUBLISHERS.items()
-        )
+        {
+            "Sid": "CloudwatchPublishes",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account}:alarm:restdemo-{stack}-*"},
+            },
+        },
+        {
+            "Sid": "EventsPublishes",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+        },
     )
 
 
@@ -65,12 +69,20 @@ def topic_key_policy(account: str) -> str:
     return policy(
         account_administers_the_key(account),
         {
-            "Sid": "PublishersEncrypt",
+            "Sid": "CloudwatchEncrypts",
             "Effect": "Allow",
-            "Principal": {"Service": [f"{service}.amazonaws.com" for service in PUBLISHERS]},
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
             "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        },
+        {
+            # No source condition: EventBridge's delivery to an encrypted topic does not carry one.
+            "Sid": "EventsEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
         },
     )
 
@@ -110,6 +122,7 @@ class Monitoring(pulumi.ComponentResource):
 
     def _topic(self, name: str, settings: Settings, stack: str, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
         """The stack's own encrypted topic (and e-mail subscription), or the existing one named."""
+        self.topic_policy = None
         if settings.alarm_topic_arn:
             topic_arn = pulumi.Output.from_input(settings.alarm_topic_arn)
         else:
@@ -130,7 +143,7 @@ class Monitoring(pulumi.ComponentResource):
                 tags=tags(settings, "alarms"),
                 opts=child,
             )
-            aws.sns.TopicPolicy(
+            self.topic_policy = aws.sns.TopicPolicy(
                 f"{name}-topic",
                 arn=topic.arn,
                 policy=pulumi.Output.all(topic_arn=topic.arn, account=account).apply(
@@ -145,6 +158,10 @@ class Monitoring(pulumi.ComponentResource):
             )
         return topic_arn
 
+    def _publishing(self) -> pulumi.ResourceOptions:
+        """What notifies the topic waits for its policy, so the first notifications are allowed."""
+        return pulumi.ResourceOptions(parent=self, depends_on=[self.topic_policy] if self.topic_policy else [])
+
     def _alarm(
         self, name: str, settings: Settings, stack: str, spec: AlarmSpec, child: pulumi.ResourceOptions
     ) -> aws.cloudwatch.MetricAlarm:
@@ -152,7 +169,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-{spec.key}",
             **alarm_args(stack, spec, self.topic_arn, settings.runbook_url),
             tags=tags(settings, spec.key),
-            opts=child,
+            opts=self._publishing(),
         )
 
     def _autoscaling_rule(
@@ -171,6 +188,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         aws.cloudwatch.EventTarget(
             f"{name}-autoscaling",
+            opts=self._publishing(),
             rule=rule.name,
             arn=self.topic_arn,
             input_transformer={
@@ -178,7 +196,6 @@ class Monitoring(pulumi.ComponentResource):
                 "input_template": f"\"restdemo {stack}: <type> in <group> at <time>. Read the group's activity "
                 f'history. Runbook: {settings.runbook_url}#a-group-stays-below-its-desired-capacity"',
             },
-            opts=child,
         )
 
     def _dashboard(

@@ -184,9 +184,13 @@ def daemon_logs_unit(node: NodeConfig) -> str:
     lines, shipped through Docker's awslogs driver by a `cat` in the agent image. Not the agent's:
     its container logs through awslogs itself (shipped twice, its metrics would count twice)."""
     q = shlex.quote
-    journals = " + ".join(
-        [*(f"_SYSTEMD_UNIT={unit}" for unit in JOURNALED_UNITS), f"SYSLOG_IDENTIFIER={ECR_LOGIN_TAG}"]
-    )
+    # Each unit's own lines and systemd's about it (UNIT=: "docker.service: Failed ..."), and the ECR
+    # logins'; from where the last run stopped (the cursor), else the whole boot.
+    matches = [
+        *(f"_SYSTEMD_UNIT={unit} + UNIT={unit}" for unit in JOURNALED_UNITS),
+        f"SYSLOG_IDENTIFIER={ECR_LOGIN_TAG}",
+    ]
+    journals = f"-b --cursor-file={NODE_STATE_DIR}/journal.cursor " + " + ".join(matches)
     return (
         "[Unit]\nDescription=Ship the node's journals (dockerd, cloud-init, setup, ECR login) to CloudWatch\n"
         "After=docker.service\nRequires=docker.service\n\n"

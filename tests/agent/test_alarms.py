@@ -17,7 +17,7 @@ import time
 import docker
 import pytest
 
-from tests.agent.alarms import fired
+from tests.agent.alarms import datapoints, fired
 from tests.agent.conftest import create_stack, form
 from tests.agent.lab import LAB_METRICS_PERIOD
 from tests.support.net import wait_until
@@ -157,6 +157,9 @@ def test_alarm_a_manager_has_no_quorum(swarm):
         node.stop_engine(kill=True)
     found = wait_for_alarm(swarm, "swarm-no-leader", start, 12 * LAB_METRICS_PERIOD)
     assert found["swarm-no-leader"] >= start
+    # Not only silence: the survivor itself reports that it sees no leader.
+    said = [p for p in datapoints([survivor]) if p.metric == "SwarmLeaderSeen" and p.timestamp >= start]
+    assert said and said[-1].value == 0.0
 
 
 def test_alarm_a_node_cannot_join_the_swarm(lab_aws, nodes):

@@ -125,3 +125,80 @@ def test_failed_node_setups_are_reported_once(tmp_path):
     (tmp_path / "setup-successes").write_text("1\n")
     assert (agent.failed_setups(), agent.failed_setups()) == (3, 0)
     assert (tmp_path / "setup-failures-reported").read_text() == "3"
+
+
+def agent_with(engine, tmp_path, capsys, **env):
+    from restdemo_agent.agent import Agent
+    from restdemo_agent.contract import AgentEnvironment
+    from tests.support.agent_env import WORKER_ENVIRONMENT
+
+    environment = AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, "RESTDEMO_NODE_STATE_DIR": str(tmp_path), **env})
+    return Agent(environment, None, engine, None, None, None, None)
+
+
+def written(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_a_reading_that_fails_leaves_the_heartbeat_and_the_other_readings(tmp_path, capsys):
+    """A node whose data root cannot be read still says it is alive (else the heartbeat alarm
+    would call a live node dead), and says which reading failed."""
+    agent = agent_with(None, tmp_path, capsys, RESTDEMO_DOCKER_ROOT=str(tmp_path / "gone"))
+    agent.report_metrics()
+    agent.report_metrics()  # the same period: nothing more
+    lines = written(capsys)
+    errors = [line["reading"] for line in lines if line["action"] == "metrics-error"]
+    (metrics,) = [line for line in lines if line["action"] == "metrics"]
+    assert errors == ["node_readings", "swarm_readings"]
+    assert metrics["AgentHeartbeat"] == 1.0 and "DockerDiskUsedPercent" not in metrics
+
+
+class Leader:
+    """The Engine calls the metrics make, answering as a one-node swarm's leader would."""
+
+    def __init__(self, services):
+        self.listed = services
+
+    def is_manager(self):
+        return True
+
+    def swarm_error(self):
+        return ""
+
+    def node_id(self):
+        return "a"
+
+    def nodes(self):
+        return [node("a", "manager", leader=True)]
+
+    def services(self):
+        return self.listed
+
+    def running(self):
+        return {}
+
+
+def ecr_service(id):
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-dev:v1-0123456789ab@sha256:" + "0" * 64
+    return {**service(id, 1), "Spec": {**service(id, 1)["Spec"], "TaskTemplate": {"ContainerSpec": {"Image": image}}}}
+
+
+def test_the_credentials_age_counts_only_services_there_are_and_a_new_leader_from_its_start(tmp_path, capsys):
+    import time
+
+    agent = agent_with(Leader([ecr_service("web")]), tmp_path, capsys)
+    agent.refreshed = {"gone": time.monotonic() - 7 * 3600}  # a removed service's old refresh
+    assert agent.swarm_readings()["RegistryCredentialsAgeSeconds"] == 0  # never refreshed: since it leads
+    assert agent.refreshed == {}
+    agent.leader_since -= 7 * 3600  # seven hours leading, every refresh failed
+    assert agent.swarm_readings()["RegistryCredentialsAgeSeconds"] >= 7 * 3600
+
+
+class LeaderlessManager(Leader):
+    def nodes(self):
+        raise RuntimeError("rpc error: code = Unknown desc = The swarm does not have a leader.")
+
+
+def test_a_manager_that_cannot_list_the_nodes_reports_that_it_sees_no_leader(tmp_path, capsys):
+    agent = agent_with(LeaderlessManager([]), tmp_path, capsys)
+    assert agent.swarm_readings() == {"SwarmLeaderSeen": 0, "ManagersReachable": 0}

@@ -37,6 +37,7 @@ from restdemo_agent.plan import (
     credentials_refresh_due,
     dead_nodes,
     drain_done,
+    ecr_image,
     heartbeat_every,
     leaving_keeps_quorum,
     lifecycle_handler,
@@ -164,6 +165,7 @@ class Agent:
     retired: bool = False  # this manager left the swarm because its instance is terminating
     lock: threading.Lock = field(default_factory=threading.Lock)
     metrics_period: int = -1  # the last metrics period (time // period) the agent reported in
+    leader_since: float | None = None  # monotonic time this manager was first seen leading
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
 
     @property
@@ -415,36 +417,62 @@ class Agent:
     # --- metrics -------------------------------------------------------------------------
 
     def write_metrics(self, values: dict[str, float]) -> None:
-        """One log line that CloudWatch Logs turns into these metrics (metrics.py)."""
-        log("metrics", **emf(self.environment.stack, values, time.time()))
+        """One log line that CloudWatch Logs turns into these metrics (metrics.py); the instance and
+        role ride along as plain fields (no dimension, no cost), to find a node's lines."""
+        instance = {"instance_id": self.me.instance_id} if self.me else {}
+        log("metrics", **instance, role=self.role, **emf(self.environment.stack, values, time.time()))
 
     def report_metrics(self) -> None:
         """Once a metrics period: every node's heartbeat, disk and memory; a manager's view of the
-        leader; the leader's view of the nodes, the replicas, their updates and the credentials."""
-        now = time.time()
-        period = int(now // self.environment.metrics_period_seconds)
+        leader; the leader's view of the nodes, the replicas, their updates and the credentials.
+        Each reading on its own: one that fails is left out of the line, never the heartbeat."""
+        period = int(time.time() // self.environment.metrics_period_seconds)
         if period == self.metrics_period:
             return
+        values: dict[str, float] = {AGENT_HEARTBEAT: 1}
+        for reading in (self.node_readings, self.swarm_readings, self.setup_readings):
+            try:
+                values |= reading()
+            except Exception as exc:  # logged; the rest of the line still goes out
+                log("metrics-error", reading=reading.__name__, message=str(exc)[:300], kind=type(exc).__name__)
+        self.write_metrics(values)
         self.metrics_period = period
+
+    def node_readings(self) -> dict[str, float]:
         disk = shutil.disk_usage(self.environment.docker_root)
         with open(self.meminfo) as meminfo:
             memory = memory_used_percent(meminfo.read())
-        values = {
-            AGENT_HEARTBEAT: 1,
-            DISK_USED_PERCENT: used_percent(disk.total, disk.free),
-            MEMORY_USED_PERCENT: memory,
-        }
-        if self.engine.is_manager() and not self.retired:
+        return {DISK_USED_PERCENT: used_percent(disk.total, disk.free), MEMORY_USED_PERCENT: memory}
+
+    def swarm_readings(self) -> dict[str, float]:
+        if not self.engine.is_manager() or self.retired:
+            return {}
+        try:
             nodes = None if self.engine.swarm_error() else self.engine.nodes()
-            values |= manager_view(nodes)
-            me = next((n for n in nodes or [] if n.id == self.engine.node_id()), None)
-            if me is not None and me.leader:
-                ages = [time.monotonic() - at for at in self.refreshed.values()]
-                values |= leader_view(nodes, self.engine.services(), self.engine.running(), ages)
-        failed_setups = self.failed_setups()
-        if failed_setups:
-            values[NODE_SETUP_FAILURES] = failed_setups
-        self.write_metrics(values)
+        except Exception:  # "The swarm does not have a leader": a manager that cannot list sees none
+            nodes = None
+        values = manager_view(nodes)
+        me = next((n for n in nodes or [] if n.id == self.engine.node_id()), None)
+        if me is None or not me.leader:
+            self.leader_since = None
+            return values
+        now = time.monotonic()
+        self.leader_since = self.leader_since or now
+        services = self.engine.services()
+        # The services that pull from the stack's registry now; one never refreshed by this leader
+        # counts from when it became leader, so a leader whose refreshes all fail still ages.
+        pulling = [
+            s["ID"]
+            for s in services
+            if ecr_image(s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], self.environment.registry)
+        ]
+        self.refreshed = {sid: at for sid, at in self.refreshed.items() if sid in pulling}
+        ages = [now - self.refreshed.get(sid, self.leader_since) for sid in pulling]
+        return values | leader_view(nodes, services, self.engine.running(), ages)
+
+    def setup_readings(self) -> dict[str, float]:
+        failed = self.failed_setups()
+        return {NODE_SETUP_FAILURES: failed} if failed else {}
 
     def failed_setups(self) -> int:
         """The node setups that failed since the last report (none where the setup keeps no count)."""

@@ -22,19 +22,30 @@ def test_an_encrypted_topic_of_the_stacks_own(run):
     key = run.named("aws:kms/key:Key", "monitoring-topic-key")
     assert topic["kmsMasterKeyId"] == kms_key_arn("eu-west-1", "monitoring-topic-key", run.stack)
     key_policy = json.loads(key.inputs["policy"])
-    publishers = next(s for s in key_policy["Statement"] if s["Sid"] == "PublishersEncrypt")
-    assert publishers["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
-    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    statements = {s["Sid"]: s for s in key_policy["Statement"]}
+    assert statements["CloudwatchEncrypts"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert statements["CloudwatchEncrypts"]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert statements["EventsEncrypt"]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "Condition" not in statements["EventsEncrypt"]  # EventBridge's delivery carries no source keys
     assert run.outputs["alarmTopic"] == TOPIC.format(stack=run.stack)
 
 
-def test_only_this_stacks_alarms_and_rules_may_publish(run):
-    statements = json.loads(run.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
-    assert {s["Principal"]["Service"]: s["Condition"]["ArnLike"]["aws:SourceArn"] for s in statements} == {
-        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:restdemo-{run.stack}-*",
-        "events.amazonaws.com": f"arn:aws:events:eu-west-1:{ACCOUNT}:rule/restdemo-{run.stack}-*",
+def test_only_this_stacks_alarms_may_publish_and_eventbridge_without_conditions(run):
+    """EventBridge refuses Condition blocks in an SNS topic policy (its user guide)."""
+    statements = {
+        s["Principal"]["Service"]: s
+        for s in json.loads(run.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
     }
-    assert {s["Action"] for s in statements} == {"sns:Publish"}
+    alarms = statements["cloudwatch.amazonaws.com"]["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert alarms == f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:restdemo-{run.stack}-*"
+    assert "Condition" not in statements["events.amazonaws.com"]
+    assert {s["Action"] for s in statements.values()} == {"sns:Publish"}
+
+
+def test_what_notifies_the_topic_waits_for_its_policy(run):
+    policy = run.one("aws:sns/topicPolicy:TopicPolicy").urn
+    for resource in [*run.of_type(ALARM), run.one("aws:cloudwatch/eventTarget:EventTarget")]:
+        assert policy in resource.dependencies, resource.name
 
 
 def test_every_alarm_pages_when_it_fires_and_when_it_is_ok_again(run):
@@ -104,3 +115,30 @@ def test_an_email_is_subscribed_and_an_existing_topic_replaces_the_stacks_own():
 def test_the_local_stack_has_no_monitoring():
     run = run_program("local")
     assert not [r for r in run.registered if r.type.startswith(("aws:cloudwatch", "aws:sns"))]
+
+
+@pytest.mark.parametrize(
+    "requests,target_5xx,elb_5xx,fires",
+    [
+        (None, 0, 50, True),  # no replica reachable: the ALB's own 503s, no RequestCount at all
+        (1000, 100, 0, True),  # 10 % of the answers
+        (1000, 10, 0, False),  # 1 %
+        (None, None, None, False),  # no traffic
+    ],
+)
+def test_the_5xx_alarm_as_cloudwatch_evaluates_it(run, requests, target_5xx, elb_5xx, fires):
+    from tests.support.alarm_eval import Alarm, Datapoint, first_alarm
+
+    alarm = Alarm.from_inputs(run.named(ALARM, "monitoring-web-5xx-share").inputs)
+    dimensions = {"LoadBalancer": "app/web/0123456789abcdef"}
+    points = [
+        Datapoint(minute * 60 + 30, value, metric, "AWS/ApplicationELB", dimensions)
+        for minute in range(10)
+        for metric, value in (
+            ("RequestCount", requests),
+            ("HTTPCode_Target_5XX_Count", target_5xx),
+            ("HTTPCode_ELB_5XX_Count", elb_5xx),
+        )
+        if value is not None
+    ]
+    assert (first_alarm(alarm, points, 60, 600) is not None) is fires

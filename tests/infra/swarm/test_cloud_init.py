@@ -152,8 +152,10 @@ def test_the_daemons_the_boots_and_the_ecr_logins_output_is_shipped_too():
     agent's own (its container logs through awslogs already: twice would count its metrics twice)."""
     unit = file("worker", "/etc/systemd/system/restdemo-daemon-logs.service")
     shipped = (
-        "journalctl -f -o short-iso _SYSTEMD_UNIT=docker.service + _SYSTEMD_UNIT=cloud-final.service"
-        " + _SYSTEMD_UNIT=restdemo-node-setup.service + SYSLOG_IDENTIFIER=restdemo-ecr-login"
+        "journalctl -f -o short-iso -b --cursor-file=/var/lib/restdemo/journal.cursor"
+        " _SYSTEMD_UNIT=docker.service + UNIT=docker.service + _SYSTEMD_UNIT=cloud-final.service"
+        " + UNIT=cloud-final.service + _SYSTEMD_UNIT=restdemo-node-setup.service + UNIT=restdemo-node-setup.service"
+        " + SYSLOG_IDENTIFIER=restdemo-ecr-login"
     )
     assert shipped in unit
     assert "restdemo-agent.service" not in unit
