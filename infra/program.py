@@ -23,6 +23,7 @@ from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.service.service import DockerEndpoint, SwarmService, spread_over
 from infra.swarm.secrets_key import SecretsKey
+from infra.swarm.state import manager_shell
 from infra.swarm.swarm import Swarm
 from restdemo_agent.contract import LABEL_ZONE, ssm_prefix
 
@@ -157,10 +158,6 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "adminCertificateExpires": admin.certificate_expires,
         # Sessions through the stack's own document, which logs them to the stack's log group.
         "managerShell": pulumi.Output.all(group=swarm.managers.name, document=swarm.session_document).apply(
-            lambda v: (
-                f"aws ssm start-session --region {settings.aws_region} --document-name {v['document']} --target $(aws "
-                f"autoscaling describe-auto-scaling-groups --region {settings.aws_region} --auto-scaling-group-names "
-                f"{v['group']} --query 'AutoScalingGroups[0].Instances[0].InstanceId' --output text)"
-            )
+            lambda v: manager_shell(settings.aws_region, v["document"], v["group"])
         ),
     }

@@ -132,7 +132,12 @@ def manager_statements(arns: StackArns) -> list[dict]:
         allow(["autoscaling:SetInstanceHealth"], [arns.groups["manager"]]),
         # Describe* calls cannot be scoped to resources.
         allow(
-            ["autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"],
+            [
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLifecycleHooks",
+                "ec2:DescribeInstances",
+            ],
             "*",
         ),
     ]

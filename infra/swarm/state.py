@@ -20,6 +20,23 @@ VISIBILITY_TIMEOUT_SECONDS = 60
 RECEIVE_WAIT_SECONDS = 20
 
 
+# The instance a shell opens on unless INSTANCE names one: a manager in service and healthy (the
+# group's first listed may be one being replaced, or one whose engine is dead).
+HEALTHY_MANAGER_QUERY = (
+    "AutoScalingGroups[0].Instances[?LifecycleState=='InService' && HealthStatus=='Healthy'] | [0].InstanceId"
+)
+
+
+def manager_shell(region: str, document: str, group: str) -> str:
+    """The `managerShell` output: a Session Manager shell through the stack's document, on
+    `$INSTANCE` when set, else on an in-service, healthy manager of the group."""
+    healthy = (
+        f"aws autoscaling describe-auto-scaling-groups --region {region} --auto-scaling-group-names {group} "
+        f'--query "{HEALTHY_MANAGER_QUERY}" --output text'
+    )
+    return f"aws ssm start-session --region {region} --document-name {document} --target ${{INSTANCE:-$({healthy})}}"
+
+
 def session_preferences(log_group: str) -> str:
     """A Standard_Stream session document's inputs: stream to CloudWatch Logs (encrypted at rest by
     CloudWatch; `cloudWatchEncryptionEnabled` would need the log group under a KMS key)."""

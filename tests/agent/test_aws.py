@@ -13,7 +13,14 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from restdemo_agent.aws import Lifecycle, LifecycleMessage, SwarmState, registry_auth_header, running_instances
+from restdemo_agent.aws import (
+    Lifecycle,
+    LifecycleMessage,
+    SwarmState,
+    other_members_running,
+    registry_auth_header,
+    running_instances,
+)
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.unit
@@ -188,3 +195,39 @@ def test_registry_auth_header_carries_a_fresh_ecr_login(aws_env):
     auth = json.loads(base64.urlsafe_b64decode(header))
     assert auth["username"] == "AWS" and auth["password"]
     assert auth["serveraddress"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+def test_the_leader_seen_record_is_per_manager_and_absent_until_written(state):
+    assert state.leader_seen("node-a") is None
+    state.note_leader_seen("node-a", "i-a", 1000.4)
+    state.note_leader_seen("node-b", "i-b", 990)
+    assert (state.leader_seen("node-a"), state.leader_seen("node-b")) == (1000.0, 990.0)
+    assert state.primary() is None  # a record of its own: the primary record is untouched
+
+
+def test_other_members_running_leaves_out_itself_the_stopped_and_the_leaving(aws_env):
+    from moto.autoscaling.models import autoscaling_backends
+
+    with mock_aws():
+        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": image})
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName="managers",
+            LaunchTemplate={"LaunchTemplateName": "nodes"},
+            MinSize=0,
+            MaxSize=5,
+            DesiredCapacity=0,
+            AvailabilityZones=[f"{REGION}a"],
+        )
+        me, other, stopped, leaving = (
+            i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=4, MaxCount=4)["Instances"]
+        )
+        autoscaling.attach_instances(AutoScalingGroupName="managers", InstanceIds=[me, other, stopped, leaving])
+        ec2.stop_instances(InstanceIds=[stopped])
+        assert other_members_running(autoscaling, ec2, "managers", me) == sorted([other, leaving])
+        # What a termination hook holds (moto has no hooks: the state is set as AWS would show it).
+        for instance in autoscaling_backends["123456789012"][REGION].autoscaling_groups["managers"].instance_states:
+            if instance.instance.id == leaving:
+                instance.lifecycle_state = "Terminating:Wait"
+        assert other_members_running(autoscaling, ec2, "managers", me) == [other]

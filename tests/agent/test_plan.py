@@ -23,6 +23,7 @@ from restdemo_agent.plan import (
     lifecycle_message_for,
     may_claim,
     primary_is_stale,
+    recovery_survivor,
     should_take_over,
     worker_orphaned,
 )
@@ -180,18 +181,37 @@ def test_a_worker_is_orphaned_when_the_live_record_names_a_manager_it_does_not_k
 
 
 @pytest.mark.parametrize(
-    "primary,answers,claim",
+    "primary,answers,running,claim",
     [
-        (None, False, True),
-        ({"status": "ready", "updated": "990"}, False, False),  # fresh: a live swarm
-        ({"status": "ready", "updated": "100"}, True, False),  # stale record, but its manager answers
-        ({"status": "ready", "updated": "100"}, False, True),  # stale and silent: the swarm is gone
-        ({"status": "initialising", "updated": "100"}, True, True),  # a claim that never finished
-        ({"status": "initialising", "updated": "990"}, False, False),  # a claim in progress
+        (None, False, [], True),
+        (None, False, ["i-2", "i-3"], True),  # a group's first launch: all boot at once, one claim wins
+        ({"status": "ready", "updated": "990"}, False, [], False),  # fresh: a live swarm
+        ({"status": "ready", "updated": "100"}, True, [], False),  # stale record, but its manager answers
+        ({"status": "ready", "updated": "100"}, False, [], True),  # stale and silent, no manager left: gone
+        # Stale and silent, but other managers' instances run: their engines may hold the swarm.
+        ({"status": "ready", "updated": "100"}, False, ["i-2"], False),
+        ({"status": "initialising", "updated": "100"}, True, ["i-2"], True),  # a claim that never finished
+        ({"status": "initialising", "updated": "990"}, False, [], False),  # a claim in progress
     ],
 )
-def test_when_a_booting_manager_may_claim_the_primary_record(primary, answers, claim):
-    assert may_claim(primary, 1000, 300, answers) is claim
+def test_when_a_booting_manager_may_claim_the_primary_record(primary, answers, running, claim):
+    assert may_claim(primary, 1000, 300, answers, running) is claim
+
+
+@pytest.mark.parametrize(
+    "seen,chosen",
+    [
+        ({"me": 100.0, "b": 90.0}, "me"),
+        ({"me": 90.0, "b": 100.0}, "b"),  # b saw the last leader: its raft log is the newest
+        ({"me": 100.0, "b": 100.0}, "me"),  # a tie keeps the manager the command runs on
+        ({"me": None, "b": 50.0}, "b"),
+        ({"me": None, "b": None}, "me"),  # nothing recorded: the operator's choice
+        ({"me": None}, "me"),
+        ({"me": 10.0, "b": 50.0, "a": 50.0}, "a"),  # a tie elsewhere: a stable choice
+    ],
+)
+def test_a_lost_quorum_is_recovered_on_the_manager_that_saw_a_leader_last(seen, chosen):
+    assert recovery_survivor("me", seen) == chosen
 
 
 def test_the_leader_confirms_the_record_three_times_per_staleness_window():

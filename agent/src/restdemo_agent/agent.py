@@ -11,7 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from restdemo_agent.aws import Lifecycle, LifecycleMessage, SwarmState, registry_auth_header, running_instances
+from restdemo_agent.aws import (
+    Lifecycle,
+    LifecycleMessage,
+    SwarmState,
+    other_members_running,
+    registry_auth_header,
+    running_instances,
+)
 from restdemo_agent.contract import (
     AGENT_HEARTBEAT,
     BOOTSTRAP_FAILURES,
@@ -42,6 +49,7 @@ from restdemo_agent.plan import (
     leaving_keeps_quorum,
     lifecycle_handler,
     may_claim,
+    primary_is_stale,
     should_take_over,
     worker_orphaned,
 )
@@ -52,18 +60,35 @@ ORPHANED_ROUNDS = 6
 HIDE_SECONDS = 120
 
 
-def bootstrap(role: str, me: Identity, engine: Engine, state: SwarmState, *, stale_after: float = 300.0) -> str:
+def bootstrap(
+    role: str,
+    me: Identity,
+    engine: Engine,
+    state: SwarmState,
+    *,
+    stale_after: float = 300.0,
+    managers_running: Callable[[], list[str]] = lambda: [],
+) -> str:
     """One attempt to become a member (or form the swarm): idempotent, and safe when many nodes
-    start at once. Raises when this attempt could not finish; the caller retries."""
+    start at once. Raises when this attempt could not finish; the caller retries.
+    `managers_running`: the other instances of this manager's group that run and are not leaving."""
     claimed = None
     if not engine.member() and role == "manager":
         primary = state.primary()
         answers = bool(primary) and engine.manager_answers(primary.get("address", ""))
-        if may_claim(primary, time.time(), stale_after, answers):
+        stale = primary_is_stale(primary, time.time(), stale_after)
+        running = managers_running() if primary and stale and not answers else []
+        if may_claim(primary, time.time(), stale_after, answers, running):
             # No record; or nobody confirmed it lately: its claimant crashed, or its swarm is gone.
             claimed = state.claim_primary(me.address, me.instance_id, time.time(), stale=primary)
             if primary:
                 log("stale-primary", previous=primary.get("instance_id"), claimed=claimed)
+        elif running:
+            log("claim-refused", primary=primary.get("instance_id"), managers_running=running)
+            raise RuntimeError(
+                f"the recorded primary does not answer and managers {', '.join(running)} still run: waiting for "
+                "their swarm to come back, or for `restdemo-agent recover` on one of them"
+            )
     action = bootstrap_action(role, engine.member(), claimed)
     if action == "init":
         tokens = engine.init(me.address)
@@ -90,6 +115,7 @@ def bootstrap_until_member(
     stale_after: float = 300.0,
     sleep: Callable[[float], None] = time.sleep,
     metrics: Callable[[dict[str, float]], None] = lambda values: None,
+    managers_running: Callable[[], list[str]] = lambda: [],
 ) -> str | None:
     """Retry bootstrap on any error (AWS or Docker, at boot both may not answer yet) with backoff;
     None when `timeout` passed without success. Each failed attempt, and the give-up, is counted
@@ -97,7 +123,7 @@ def bootstrap_until_member(
     deadline, delay = time.monotonic() + timeout, 1.0
     while True:
         try:
-            return bootstrap(role, me, engine, state, stale_after=stale_after)
+            return bootstrap(role, me, engine, state, stale_after=stale_after, managers_running=managers_running)
         except Exception as exc:  # every failure is retried; the last one is logged with the give-up
             log("bootstrap-retry", error=f"{type(exc).__name__}: {str(exc)[:300]}", delay=delay)
             metrics({BOOTSTRAP_FAILURES: 1})
@@ -160,6 +186,7 @@ class Agent:
     refreshed: dict[str, float] = field(default_factory=dict)  # service id -> when its credentials were sent
     published_tokens: dict[str, str] = field(default_factory=dict)
     confirmed_at: float = -1e18  # when the leader last confirmed the primary record
+    leader_seen_at: float = -1e18  # when this manager last recorded that it saw a leader
     orphaned_rounds: int = 0  # consecutive rounds a worker saw no manager of the recorded swarm
     retiring: dict[str, list] = field(default_factory=dict)  # instance being drained -> its repeated notices
     retired: bool = False  # this manager left the swarm because its instance is terminating
@@ -215,6 +242,7 @@ class Agent:
             timeout=env.bootstrap_timeout_seconds,
             stale_after=env.primary_stale_seconds,
             metrics=self.write_metrics,
+            managers_running=self.managers_running,
         )
         if result is None:
             if self.role == "manager":
@@ -225,6 +253,10 @@ class Agent:
         if self.role == "manager" and self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
             log("launch-complete", instance_id=self.me.instance_id, group=env.group_name)
         return True
+
+    def managers_running(self) -> list[str]:
+        group = self.environment.group_name
+        return other_members_running(self.lifecycle.autoscaling, self.ec2, group, self.me.instance_id)
 
     def orphaned(self) -> bool:
         """A worker whose managers are gone while the record names a live swarm elsewhere (a
@@ -349,7 +381,12 @@ class Agent:
                 self.engine.update_node(node.id, Role="worker")
             self.engine.remove_node(node.id)
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
-        if me.leader and time.monotonic() - self.confirmed_at > confirm_every(self.environment.primary_stale_seconds):
+        every = confirm_every(self.environment.primary_stale_seconds)
+        if time.monotonic() - self.leader_seen_at > every:
+            # What `recover` compares: the manager that saw a leader last holds the newest raft log.
+            self.state.note_leader_seen(me.id, self.me.instance_id, time.time())
+            self.leader_seen_at = time.monotonic()
+        if me.leader and time.monotonic() - self.confirmed_at > every:
             self.confirm_primary(nodes, me)
             self.confirmed_at = time.monotonic()
         if me.leader:

@@ -60,6 +60,24 @@ class SwarmState:
                 return False
             raise
 
+    def note_leader_seen(self, node_id: str, instance_id: str, now: float) -> None:
+        """This manager saw a leader now (each manager, every few rounds): `recover` picks the
+        survivor that saw one last."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"{LEADER_SEEN_PREFIX}{node_id}"},
+                "instance_id": {"S": instance_id},
+                "updated": {"S": _stamp(now)},
+            },
+        )
+
+    def leader_seen(self, node_id: str) -> float | None:
+        """When this manager last recorded a leader; None when it never did."""
+        key = {"pk": {"S": f"{LEADER_SEEN_PREFIX}{node_id}"}}
+        item = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        return float(item["updated"]["S"]) if item else None
+
     def store_tokens(self, tokens: dict[str, str]) -> None:
         for role, token in tokens.items():
             self.ssm.put_parameter(
@@ -79,6 +97,9 @@ class SwarmState:
                 return None
             raise
         return answer["Parameter"]["Value"]
+
+
+LEADER_SEEN_PREFIX = "leader_seen#"
 
 
 def _stamp(now: float) -> str:
@@ -205,3 +226,15 @@ def running_instances(ec2, instance_ids: list[str]) -> set[str]:
         ]
     )
     return {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]}
+
+
+def other_members_running(autoscaling, ec2, group: str, instance_id: str) -> list[str]:
+    """The group's other instances that run and are not leaving it (no Terminating* state)."""
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    staying = [
+        i["InstanceId"]
+        for g in groups
+        for i in g["Instances"]
+        if i["InstanceId"] != instance_id and not i["LifecycleState"].startswith("Terminat")
+    ]
+    return sorted(running_instances(ec2, staying))

@@ -6,6 +6,9 @@ run        bootstrap (every boot: the container restarts with the engine), serve
            label nodes, keep the primary record, remove dead nodes, let new members' launches
            through and refresh registry credentials (leader); rejoin when orphaned; prune on a
            schedule
+recover    on a surviving manager of a swarm that lost its quorum: force a new cluster from its raft
+           log (the survivor that saw a leader last, unless --here), remove the lost managers and
+           have the group replace them, point the primary record here (docs/operations.md)
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("command", choices=["bootstrap", "run"])
+    parser.add_argument("command", choices=["bootstrap", "run", "recover"])
+    parser.add_argument(
+        "--here", action="store_true", help="recover: keep this manager's raft log even if another survivor's is newer"
+    )
     args = parser.parse_args(argv)
     try:
         environment = AgentEnvironment.from_environ()
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import docker
 
     from restdemo_agent.agent import Agent, bootstrap_until_member
-    from restdemo_agent.aws import Lifecycle, SwarmState
+    from restdemo_agent.aws import Lifecycle, SwarmState, other_members_running
     from restdemo_agent.engine import Engine
     from restdemo_agent.identity import identity
 
@@ -58,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         environment.secrets_key,
     )
     me = identity()
+    lifecycle = Lifecycle(aws["sqs"], aws["autoscaling"], environment.lifecycle_queue_url)
+    if args.command == "recover":
+        return recover_command(me, engine, state, lifecycle, aws["ec2"], here=args.here)
     if args.command == "bootstrap":
         joined = bootstrap_until_member(
             environment.role,
@@ -66,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             state,
             timeout=environment.bootstrap_timeout_seconds,
             stale_after=environment.primary_stale_seconds,
+            managers_running=lambda: other_members_running(
+                aws["autoscaling"], aws["ec2"], environment.group_name, me.instance_id
+            ),
         )
         return 0 if joined else 1
 
@@ -83,10 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         me=me,
         engine=engine,
         state=state,
-        lifecycle=Lifecycle(aws["sqs"], aws["autoscaling"], environment.lifecycle_queue_url),
+        lifecycle=lifecycle,
         ec2=aws["ec2"],
         ecr=aws["ecr"],
     ).run()
+    return 0
+
+
+def recover_command(me, engine, state, lifecycle, ec2, *, here: bool) -> int:
+    """One line for a refusal or a failure (exit 1), never a traceback; 0 once recovered."""
+    from restdemo_agent.recovery import RecoveryRefused, recover
+
+    try:
+        done = recover(me, engine, state, lifecycle, ec2, here=here)
+    except RecoveryRefused as exc:
+        log("recover-refused", message=str(exc))
+        return 1
+    except Exception as exc:  # the operator gets one line; the swarm is as the last step left it
+        log("recover-failed", message=str(exc)[:500], kind=type(exc).__name__)
+        return 1
+    log("recovered", node_id=done["node_id"], removed=done["removed"])
     return 0
 
 

@@ -32,6 +32,22 @@ class Engine:
         self.client.swarm.init(advertise_addr=address, listen_addr=f"{address}:{SWARM_MANAGEMENT_PORT}")
         return self.join_tokens()
 
+    def force_new_cluster(self, address: str) -> None:
+        """`docker swarm init --force-new-cluster` on this manager: a one-manager raft from its own
+        log, with the same cluster, services, networks, secrets and nodes."""
+        # The low-level call: docker-py's swarm.init() reads the swarm back at once, before the
+        # new cluster has elected this manager ("The swarm does not have a leader").
+        self.client.api.init_swarm(
+            advertise_addr=address, listen_addr=f"{address}:{SWARM_MANAGEMENT_PORT}", force_new_cluster=True
+        )
+
+    def leader(self) -> Node | None:
+        """The swarm's leader as this manager sees it; None while it has none (listing nodes needs one)."""
+        try:
+            return next((n for n in self.nodes() if n.leader), None)
+        except APIError:
+            return None
+
     def join_tokens(self) -> dict[str, str]:
         self.client.swarm.reload()
         tokens = self.client.swarm.attrs["JoinTokens"]

@@ -126,15 +126,19 @@ def primary_is_stale(primary: dict | None, now: float, stale_after: float) -> bo
         return True
 
 
-def may_claim(primary: dict | None, now: float, stale_after: float, primary_answers: bool) -> bool:
+def may_claim(
+    primary: dict | None, now: float, stale_after: float, primary_answers: bool, managers_running: list[str]
+) -> bool:
     """May a booting manager claim the primary record (and form a swarm)? When there is none; when
-    a claim was never finished (its claimant crashed); when a ready primary is stale and does not
-    answer on the swarm port (a live one whose record only lapsed must not be replaced)."""
+    a claim was never finished (its claimant crashed); when a ready primary is stale, does not
+    answer on the swarm port and no other manager instance of the group runs. While one runs, its
+    engine may hold the swarm (alive without a quorum, or only slow): a swarm formed now would be a
+    second, empty one beside it, so the new manager waits for it to come back or be recovered."""
     if primary is None:
         return True
     if not primary_is_stale(primary, now, stale_after):
         return False
-    return primary.get("status") != "ready" or not primary_answers
+    return primary.get("status") != "ready" or not (primary_answers or managers_running)
 
 
 def confirm_every(stale_after: float) -> float:
@@ -162,3 +166,14 @@ def worker_orphaned(manager_addresses: list[str], primary: dict | None, now: flo
     if primary is None or primary.get("status") != "ready" or primary_is_stale(primary, now, stale_after):
         return False
     return primary.get("address") not in manager_addresses
+
+
+def recovery_survivor(me: str, leader_seen: dict[str, float | None]) -> str:
+    """Which surviving manager a lost quorum is recovered on (`--force-new-cluster`): the one that
+    saw a leader last, as its agent recorded, so the newest raft log is kept (the Engine API shows
+    no raft index, and the log on disk is encrypted). A tie, or no record at all, keeps `me`, the
+    manager the operator runs the command on."""
+    latest = max(leader_seen.values(), key=lambda seen: -1.0 if seen is None else seen, default=None)
+    if latest is None or leader_seen.get(me) == latest:
+        return me
+    return next(node for node, seen in sorted(leader_seen.items()) if seen == latest)

@@ -37,6 +37,7 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
         "logs:DescribeLogGroups",
         "ecr:GetAuthorizationToken",
         "ec2:DescribeInstances",
+        "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeLifecycleHooks",
     }

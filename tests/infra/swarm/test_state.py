@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
+from infra.swarm.state import manager_shell
 from tests.support.aws_stack import AWS_STACKS, config
 from tests.support.pulumi_program import (
     kms_key_arn,
@@ -23,9 +27,54 @@ def test_session_manager_instead_of_ssh_logged_to_the_stack(run):
     assert (document["name"], document["documentType"]) == (f"restdemo-{run.stack}-session", "Session")
     inputs = json.loads(document["content"])["inputs"]
     assert (inputs["cloudWatchLogGroupName"], inputs["cloudWatchStreamingEnabled"]) == (f"/restdemo/{run.stack}", True)
-    assert run.outputs["managerShell"].startswith(
-        f"aws ssm start-session --region eu-west-1 --document-name restdemo-{run.stack}-session --target $("
-    )
+    assert run.outputs["managerShell"] == manager_shell("eu-west-1", f"restdemo-{run.stack}-session", managers(run))
+
+
+def managers(run) -> str:
+    return run.named("aws:autoscaling/group:Group", "swarm-managers-group").outputs["name"]
+
+
+# An `aws` CLI for the shell command alone: the group as describe-auto-scaling-groups answers, the
+# --query applied with JMESPath (the CLI's own library), --output text; start-session prints its target.
+FAKE_AWS = """#!{python}
+import json, sys, jmespath
+args = sys.argv[1:]
+if args[:2] == ["autoscaling", "describe-auto-scaling-groups"]:
+    answer = {{"AutoScalingGroups": [{{"Instances": {instances}}}]}}
+    print(jmespath.search(args[args.index("--query") + 1], answer))
+elif args[:2] == ["ssm", "start-session"]:
+    print("session on", args[args.index("--target") + 1])
+"""
+
+
+@pytest.mark.parametrize(
+    "instances,environment,target",
+    [
+        # The first listed is leaving and the second unhealthy: the shell opens on the third.
+        (
+            [
+                {"InstanceId": "i-leaving", "LifecycleState": "Terminating:Wait", "HealthStatus": "Healthy"},
+                {"InstanceId": "i-dead", "LifecycleState": "InService", "HealthStatus": "Unhealthy"},
+                {"InstanceId": "i-good", "LifecycleState": "InService", "HealthStatus": "Healthy"},
+            ],
+            {},
+            "i-good",
+        ),
+        (
+            [{"InstanceId": "i-good", "LifecycleState": "InService", "HealthStatus": "Healthy"}],
+            {"INSTANCE": "i-x"},
+            "i-x",
+        ),
+    ],
+)
+def test_the_manager_shell_opens_on_a_healthy_manager_or_the_one_named(tmp_path, instances, environment, target):
+    fake = tmp_path / "aws"
+    fake.write_text(FAKE_AWS.format(python=sys.executable, instances=json.dumps(instances)))
+    fake.chmod(0o755)
+    command = manager_shell("eu-west-1", "restdemo-dev-session", "restdemo-dev-managers")
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", **environment}
+    answer = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, check=True)
+    assert answer.stdout == f"session on {target}\n"
 
 
 def test_state_queue_logs_and_tls_parameters(run):
