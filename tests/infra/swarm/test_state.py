@@ -31,7 +31,7 @@ def test_session_manager_instead_of_ssh_logged_to_the_stack(run):
 
 
 def managers(run) -> str:
-    return run.named("aws:autoscaling/group:Group", "swarm-managers-group").outputs["name"]
+    return run.named("aws:autoscaling/group:Group", "swarm-managers-group").inputs["name"]
 
 
 # An `aws` CLI for the shell command alone: the group as describe-auto-scaling-groups answers, the
