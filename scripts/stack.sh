@@ -95,7 +95,9 @@ show_status() {
 
 case $action in
   # The program waits for the tunnel itself, once it has made the managers (a first up).
-  up) on_swarm --tunnel-wait 0 -- pulumi up --yes --stack "$stack" && show_status ;;
+  # --refresh: what runs is read back first, so a service or network gone from the swarm (a swarm
+  # formed anew) is created again, and a rolled-back spec is applied again (docs/operations.md).
+  up) on_swarm --tunnel-wait 0 -- pulumi up --refresh --yes --stack "$stack" && show_status ;;
   preview) pulumi preview --diff --stack "$stack" ;;
   down) on_swarm -- pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;

@@ -205,6 +205,15 @@ class SwarmService(pulumi.ComponentResource):
                 ],
             ),
             # `pulumi up` waits until every replica runs the new spec, and fails when it does not.
+            # After a rollback that failure still records the new spec as deployed: the provider's
+            # update returns "service rollback completed" without reading the service back
+            # (kreuzwerker/terraform-provider-docker resourceDockerServiceUpdateRefreshFunc); the
+            # SDK hands back the planned state with the error (terraform-plugin-sdk v2 Resource.Apply,
+            # ResourceData.State, no d.Partial); the bridge returns it as a partial failure whose
+            # outputs the engine keeps (pulumi-terraform-bridge Update; pulumi engine
+            # OnResourceStepPost keeps the old inputs, the new outputs). The next plain `up` diffs
+            # against those outputs and sees nothing to do: hence `up --refresh` (scripts/stack.sh,
+            # the deploy workflow), whose read brings back the rolled-back image, so it tries again.
             converge_config=docker.ServiceConvergeConfigArgs(
                 delay=CONVERGE_POLL, timeout=docker_duration(settings.converge_timeout)
             ),

@@ -81,6 +81,7 @@ def test_merges_update_dev_and_people_update_staging_and_prod_one_at_a_time():
     assert job["concurrency"] == {"group": "pulumi-up-${{ inputs.stack || 'dev' }}", "cancel-in-progress": False}
     pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
     assert pulumi["with"]["command"] == "up"
+    assert pulumi["with"]["refresh"] is True  # up converges from what runs (docs/operations.md)
     assert pulumi["with"]["policyPacks"] == "policy"
 
 

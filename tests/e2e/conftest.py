@@ -22,10 +22,24 @@ def report(line: str) -> None:
     print(line)
 
 
+# Whether this test session put the engine in swarm mode (the `swarm` fixture records it).
+SWARM_FORMED_HERE: list[bool] = []
+
+
 @pytest.fixture(scope="session")
 def swarm(docker_client):
+    SWARM_FORMED_HERE.append(docker_client.info()["Swarm"]["LocalNodeState"] != "active")
     with swarm_mode(docker_client) as client:
         yield client
+
+
+@pytest.fixture
+def swarm_of_our_own(swarm):
+    """The engine's swarm, when the test session formed it: a test that leaves and re-forms it must
+    not take a swarm the machine already had."""
+    if SWARM_FORMED_HERE != [True]:
+        pytest.skip("this engine was in swarm mode before the tests: its swarm is not theirs to re-form")
+    return swarm
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,8 @@ from tests.support.pulumi_program import ProgramRun, run_program, stack_config
 
 HERE = Path(__file__).parent
 LOCAL_HAPROXY = "restdemo-base/haproxy:bookworm"
+# The id the mocks give the program's overlay network, which the service's spec refers to.
+NETWORK_ID = "restdemo-network-id"
 
 
 @contextmanager
@@ -132,6 +134,8 @@ class Deployment:
                 "containerSpec": {**inputs["taskSpec"]["containerSpec"], "image": image_ref},
             },
         }
+        if NETWORK_ID not in self.network_ids:  # the program's docker.Network, created first
+            self.network_ids[NETWORK_ID] = self.client.networks.create("restdemo", driver="overlay", attachable=True).id
         spec = without_ingress(create_service_spec(inputs, self.network_ids))
         api = self.client.api
         if not self.service_id:
@@ -139,6 +143,21 @@ class Deployment:
         else:
             service = api.inspect_service(self.service_id)
             api.update_service(self.service_id, version=service["Version"]["Index"], **spec)
+
+    def refresh(self) -> list[str]:
+        """What `pulumi up --refresh` does first, as the docker provider's Read functions do it
+        (kreuzwerker/terraform-provider-docker resourceDockerServiceRead, resourceDockerNetworkRead):
+        a service or network the engine no longer has leaves the state, so `apply` creates it
+        again. Returns what left."""
+        gone = []
+        if self.service_id and not self.client.api.services(filters={"id": self.service_id}):
+            self.service_id = ""
+            gone.append("service")
+        for key, network_id in list(self.network_ids.items()):
+            if not self.client.api.networks(ids=[network_id]):
+                del self.network_ids[key]
+                gone.append("network")
+        return gone
 
     def running_tasks(self) -> list[dict]:
         return [t for t in self.service.tasks({"desired-state": "running"}) if t["Status"]["State"] == "running"]
@@ -207,7 +226,7 @@ def removed(resource) -> bool:
 def deployed(client, registry: str, **load_balancer):
     """The overlay network, the load balancer, and (once applied) the service; removed afterwards."""
     network = client.networks.create("restdemo", driver="overlay", attachable=True)
-    deployment = Deployment(client, registry, {"restdemo-network-id": network.id})
+    deployment = Deployment(client, registry, {NETWORK_ID: network.id})
     lb_url, lb_service, lb_config = start_load_balancer(client, network.id, **load_balancer)
     deployment.lb_url = lb_url
     try:

@@ -75,3 +75,38 @@ def test_the_make_targets_check_for_the_cli_before_building_the_environment():
     for target in ("up", "preview", "down", "status"):
         rule = next(line for line in makefile.splitlines() if line.startswith(f"{target}:"))
         assert "VENV_STAMP" not in rule.split("##")[0], rule
+
+
+FAKE_PULUMI = """#!/bin/sh
+echo "$*" >> "{log}"
+case "$1 $2" in
+  "config --json") echo '{{}}' ;;
+  "stack output") exit 1 ;;
+esac
+"""
+# An engine already in swarm mode, so the script changes nothing on the machine's own.
+FAKE_DOCKER = """#!/bin/sh
+[ "$1" = info ] && echo active
+"""
+
+
+def test_up_refreshes_first_so_what_is_gone_from_the_swarm_is_made_again(tmp_path):
+    """`make up` reads back what runs before it compares (`--refresh`): without it, Pulumi's state
+    still holds a service that a swarm formed anew no longer has, and `up` changes nothing."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_PULUMI.format(log=calls))
+    (fake.parent / "docker").write_text(FAKE_DOCKER)
+    for tool in fake.parent.iterdir():
+        tool.chmod(0o755)
+    env_path = f"{fake.parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        [shutil.which("bash"), str(SCRIPT), "up"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": env_path, "STACK": "local", "MAKE": "true"},
+        timeout=120,
+    )
+    ups = [line for line in calls.read_text().splitlines() if line.startswith("up ")]
+    assert ups == ["up --refresh --yes --stack local"], (result.stdout, result.stderr)
