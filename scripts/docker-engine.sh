@@ -8,11 +8,12 @@ log() { printf 'docker-engine: %s\n' "$*" >&2; }
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1 \
    || ! command -v docker-registry >/dev/null 2>&1 || ! command -v haproxy >/dev/null 2>&1 \
-   || ! command -v cloud-init >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
-  log "installing docker.io, docker-registry, debootstrap, haproxy, cloud-init, wrk from Debian"
+   || ! command -v cloud-init >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 \
+   || ! command -v systemd-analyze >/dev/null 2>&1; then
+  log "installing docker.io, docker-registry, debootstrap, haproxy, cloud-init, wrk, systemd from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    docker.io docker-registry debootstrap haproxy cloud-init wrk hyperfine >/dev/null
+    docker.io docker-registry debootstrap haproxy cloud-init wrk hyperfine systemd >/dev/null
 fi
 
 if docker info >/dev/null 2>&1; then

@@ -110,6 +110,17 @@ def _drain_timeout(seconds: float) -> float:
     return seconds
 
 
+# The watchdog's bound on a silent dockerd: long enough for a restart (seconds) or a busy engine.
+ENGINE_DEAD_AFTER_RANGE = (60.0, 3600.0)
+
+
+def _engine_dead_after(seconds: float) -> float:
+    low, high = ENGINE_DEAD_AFTER_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(f"must be from {low:g}s to {high:g}s (1m to 1h)")
+    return seconds
+
+
 def _ca_bundle(path: str) -> str:
     try:
         text = Path(path).read_text()
@@ -156,6 +167,26 @@ class Settings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
     )
     replicas: int = setting(3, "Replicas of the restdemo service (1-100).", group=EVERY_STACK, ge=1, le=100)
+    # What fits a t3.small (2 vCPUs, 2 GiB) with three replicas and a rollout's extra one beside the
+    # engine and the agent; the app itself needs about 40 MiB.
+    service_memory_limit_mb: int = setting(
+        256,
+        "Memory each replica may use, in MiB; above it the task is killed (6-65536).",
+        group=EVERY_STACK,
+        ge=6,
+        le=65536,
+    )
+    service_memory_reservation_mb: int = setting(
+        64,
+        "Memory each replica is placed with, in MiB: a node without it free runs no new replica (0-65536).",
+        group=EVERY_STACK,
+        ge=0,
+        le=65536,
+    )
+    service_cpu_limit: float = setting(0.5, "CPUs each replica may use (0.01-64).", group=EVERY_STACK, ge=0.01, le=64)
+    service_cpu_reservation: float = setting(
+        0.1, "CPUs each replica is placed with; 0 none (0-64).", group=EVERY_STACK, ge=0, le=64
+    )
     published_port: Port = setting(
         8000,
         "Port the swarm publishes the service on (1-65535); the container listens on 8000.",
@@ -284,6 +315,11 @@ class Settings(BaseModel):
     prune_interval: Duration = setting(
         0.0, "How often each node's agent prunes stopped containers and unused images; 0s never.", group=AWS
     )
+    engine_dead_after: Annotated[float, BeforeValidator(_duration), AfterValidator(_engine_dead_after)] = setting(
+        180.0,
+        "How long a node's Docker engine may not answer before the node's watchdog has it replaced (1m-1h).",
+        group=AWS,
+    )
     certificate_arn: str | None = setting(
         None,
         "ACM certificate for an HTTPS listener on 443 (port 80 then redirects).",
@@ -338,6 +374,15 @@ class Settings(BaseModel):
                 f"{key('converge_timeout')} = {self.converge_timeout:g}s: a rollout of {self.replicas} replicas "
                 f"takes at least {self.swarm_update_seconds():g}s with these settings; allow at least that"
             )
+        for reservation, limit in (
+            ("service_memory_reservation_mb", "service_memory_limit_mb"),
+            ("service_cpu_reservation", "service_cpu_limit"),
+        ):
+            if getattr(self, reservation) > getattr(self, limit):
+                problems.append(
+                    f"{key(reservation)} = {getattr(self, reservation):g}: must not be above "
+                    f"{key(limit)} = {getattr(self, limit):g}"
+                )
         if self.platform == "aws":
             problems += self._aws_problems()
         if problems:
@@ -447,5 +492,6 @@ def parse_settings(config: dict[str, Any]) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors()]
+        # The model's own check reports several problems in one error, a line each.
+        lines = [line for error in exc.errors() for line in _describe(error).splitlines()]
         raise SettingsError("invalid stack settings:\n  " + "\n  ".join(lines)) from None

@@ -76,6 +76,39 @@ def rollback_config(settings: Settings) -> docker.ServiceRollbackConfigArgs:
     )
 
 
+MIB = 1024 * 1024
+NANO = 1_000_000_000
+
+
+def resources(settings: Settings) -> docker.ServiceTaskSpecResourcesArgs:
+    """Reservations place a replica only where it fits; limits keep a busy or leaking one from
+    starving the node's engine (and on a manager, raft): over its memory limit the task is killed."""
+    return docker.ServiceTaskSpecResourcesArgs(
+        limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+            memory_bytes=settings.service_memory_limit_mb * MIB, nano_cpus=round(settings.service_cpu_limit * NANO)
+        ),
+        reservation=docker.ServiceTaskSpecResourcesReservationArgs(
+            memory_bytes=settings.service_memory_reservation_mb * MIB,
+            nano_cpus=round(settings.service_cpu_reservation * NANO),
+        ),
+    )
+
+
+# Workers an AWS stack needs before its service keeps off the managers: with a lone worker, its loss
+# would leave no node to run the service until the group replaced it.
+WORKERS_TO_KEEP_OFF_MANAGERS = 2
+
+
+def placement(settings: Settings, prefs: list[str]) -> docker.ServiceTaskSpecPlacementArgs | None:
+    """Spread as `prefs` say; on an AWS stack with two workers or more, on workers only, so the
+    managers keep their CPU and memory to raft and the swarm's API."""
+    off_managers = settings.platform == "aws" and settings.worker_count >= WORKERS_TO_KEEP_OFF_MANAGERS
+    constraints = ["node.role==worker"] if off_managers else []
+    if not (prefs or constraints):
+        return None
+    return docker.ServiceTaskSpecPlacementArgs(prefs=prefs or None, constraints=constraints or None)
+
+
 def task_spec(
     settings: Settings, image_ref: pulumi.Input[str], network_id: pulumi.Input[str], placement_prefs: list[str]
 ) -> docker.ServiceTaskSpecArgs:
@@ -96,7 +129,8 @@ def task_spec(
         restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
             condition="any", delay="5s", max_attempts=0, window="0s"
         ),
-        placement=docker.ServiceTaskSpecPlacementArgs(prefs=placement_prefs) if placement_prefs else None,
+        resources=resources(settings),
+        placement=placement(settings, placement_prefs),
         networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_id)],
     )
 

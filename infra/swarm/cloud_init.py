@@ -33,9 +33,23 @@ from restdemo_agent.contract import (
 USER_DATA_LIMIT = 16 * 1024
 AGENT_CONTAINER = "restdemo-agent"
 # The journals shipped to the log group besides the containers' logs (`journalctl` ORs them with +).
-JOURNALED_UNITS = ("docker.service", "cloud-final.service", "restdemo-node-setup.service")
+JOURNALED_UNITS = (
+    "docker.service",
+    "cloud-final.service",
+    "restdemo-node-setup.service",
+    "restdemo-engine-watchdog.service",
+)
 ECR_LOGIN_TAG = "restdemo-ecr-login"
-NODE_UNITS = ("restdemo-node-setup.service", "restdemo-agent.service", "restdemo-daemon-logs.service")
+NODE_UNITS = (
+    "restdemo-node-setup.service",
+    "restdemo-agent.service",
+    "restdemo-daemon-logs.service",
+    "restdemo-engine-watchdog.timer",
+)
+WATCHDOG_EVERY_SECONDS = 20
+# Containers' output waits in a buffer this large when CloudWatch Logs is slow, instead of blocking
+# their writes (Docker's default `blocking` mode); what overflows it is dropped.
+LOG_BUFFER = "4m"
 TLS_DIR = "/etc/docker/tls"
 
 
@@ -59,6 +73,7 @@ class NodeConfig:
     tls_sha256: dict[str, str] = field(default_factory=dict)
     secrets_key: str = ""  # managers: the stack's KMS key ARN, for the join tokens they write
     prune_interval_seconds: int = 0
+    engine_dead_after_seconds: int = 180  # the watchdog's bound on a silent dockerd (engineDeadAfter)
 
     def agent_environment(self) -> dict[str, str]:
         """The contract with the node agent (restdemo_agent.contract), as environment variables."""
@@ -86,6 +101,9 @@ def daemon_config(node: NodeConfig) -> dict:
             "awslogs-region": node.region,
             "awslogs-group": node.log_group,
             "tag": "{{.Name}}/{{.ID}}",
+            # A slow CloudWatch Logs or NAT must not stall the service writing to stdout.
+            "mode": "non-blocking",
+            "max-buffer-size": LOG_BUFFER,
         },
         "live-restore": False,  # not supported in swarm mode
     }
@@ -202,6 +220,69 @@ def daemon_logs_unit(node: NodeConfig) -> str:
     )
 
 
+def watchdog_script(node: NodeConfig) -> str:
+    """Outside Docker, so it outlives a dead engine (the agent runs in a container of that engine):
+    once dockerd has not answered for `engine_dead_after_seconds`, the instance is marked unhealthy
+    and its group replaces it; never while the instance is not in service (launching, leaving).
+    RESTDEMO_DOCKER_SOCKET, RESTDEMO_WATCHDOG_STATE and RESTDEMO_INSTANCE_ID override the node's own
+    (the lab runs it against its engines)."""
+    q = shlex.quote
+    return (
+        "\n".join(
+            [
+                "#!/bin/bash",
+                "# restdemo engine watchdog (rendered by infra/swarm/cloud_init.py); restdemo-engine-watchdog.timer",
+                f"# runs it every {WATCHDOG_EVERY_SECONDS} s.",
+                "set -uo pipefail",
+                f"export AWS_REGION={q(node.region)}",
+                f"dead_after={node.engine_dead_after_seconds}",
+                "socket=${RESTDEMO_DOCKER_SOCKET:-/var/run/docker.sock}",
+                # In /run: a boot starts the count afresh.
+                "answered=${RESTDEMO_WATCHDOG_STATE:-/run/restdemo/engine-answered}",
+                'mkdir -p "$(dirname "$answered")"',
+                'if curl -sf --max-time 10 --unix-socket "$socket" http://docker/_ping >/dev/null; then',
+                '  touch "$answered"; exit 0',
+                "fi",
+                '[ -e "$answered" ] || touch "$answered"  # silent since the first look',
+                'silent=$(( $(date +%s) - $(stat -c %Y "$answered") ))',
+                'if [ "$silent" -lt "$dead_after" ]; then echo "engine-silent seconds=$silent"; exit 0; fi',
+                "instance=${RESTDEMO_INSTANCE_ID:-}",
+                'if [ -z "$instance" ]; then',
+                "  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token "
+                "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60')",
+                '  instance=$(curl -sf -H "X-aws-ec2-metadata-token: $token" '
+                "http://169.254.169.254/latest/meta-data/instance-id)",
+                "fi",
+                'state=$(aws autoscaling describe-auto-scaling-instances --instance-ids "$instance" '
+                "--query 'AutoScalingInstances[0].LifecycleState' --output text) || exit 1",
+                'if [ "$state" != InService ]; then',
+                '  echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0',
+                "fi",
+                'aws autoscaling set-instance-health --instance-id "$instance" --health-status Unhealthy '
+                "--no-should-respect-grace-period || exit 1",
+                'echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"',
+            ]
+        )
+        + "\n"
+    )
+
+
+def watchdog_units() -> dict[str, str]:
+    """The watchdog's timer (from a minute after boot, every WATCHDOG_EVERY_SECONDS) and service."""
+    return {
+        "restdemo-engine-watchdog.timer": (
+            "[Unit]\nDescription=restdemo engine watchdog, every few seconds\n\n"
+            f"[Timer]\nOnBootSec=60\nOnUnitActiveSec={WATCHDOG_EVERY_SECONDS}\nAccuracySec=5\n\n"
+            "[Install]\nWantedBy=timers.target\n"
+        ),
+        "restdemo-engine-watchdog.service": (
+            "[Unit]\nDescription=restdemo engine watchdog: the instance replaced when dockerd stops answering\n"
+            "After=restdemo-node-setup.service\n\n"
+            "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/restdemo-engine-watchdog\n"
+        ),
+    }
+
+
 def render(node: NodeConfig) -> str:
     """The node's user data: a #cloud-config document."""
     files = [
@@ -218,6 +299,11 @@ def render(node: NodeConfig) -> str:
         {"path": "/usr/local/sbin/restdemo-node-setup", "permissions": "0755", "content": setup_script(node)},
         {"path": "/etc/systemd/system/restdemo-node-setup.service", "permissions": "0644", "content": setup_unit()},
         {"path": "/etc/systemd/system/restdemo-agent.service", "permissions": "0644", "content": agent_unit(node)},
+        {"path": "/usr/local/sbin/restdemo-engine-watchdog", "permissions": "0755", "content": watchdog_script(node)},
+        *(
+            {"path": f"/etc/systemd/system/{unit}", "permissions": "0644", "content": content}
+            for unit, content in watchdog_units().items()
+        ),
         {
             "path": "/etc/systemd/system/restdemo-daemon-logs.service",
             "permissions": "0644",

@@ -231,6 +231,7 @@ class Swarm(pulumi.ComponentResource):
                         tls_sha256=v["tls_sha256"],
                         secrets_key=v["secrets_key"],
                         prune_interval_seconds=int(settings.prune_interval),
+                        engine_dead_after_seconds=int(settings.engine_dead_after),
                     )
                 )
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config.durations import docker_duration, parse_duration
-from tests.fidelity.rules import Field, ForceNew, OneOf, Pattern, ReadBack, ReadBackWider
+from tests.fidelity.rules import Between, Field, ForceNew, OneOf, Pattern, ReadBack, ReadBackWider, Satisfies
 
 SERVICE = "docker:index/service:Service"
 
@@ -23,6 +23,18 @@ def _one_decimal(value: Any) -> str:
     return str(value) if round(number, 1) == number else f"{number:.1f}"
 
 
+def _swarm_nano_cpus(value: Any) -> str | None:
+    return None if value == 0 or value >= 1e6 else "invalid cpu value: must be at least 0.001 (1e6 nano CPUs)"
+
+
+def _swarm_memory_bytes(value: Any) -> str | None:
+    return None if value == 0 or value >= 4 * 1024 * 1024 else "invalid memory value: must be at least 4MiB"
+
+
+# moby daemon/daemon_unix.go verifyPlatformContainerResources: linuxMinMemory, "Minimum memory limit
+# allowed is 6MB", when the task's container is created (swarm accepted the spec, every task fails).
+CONTAINER_MIN_MEMORY = 6 * 1024 * 1024
+SWARM_RESOURCES = "swarmkit manager/controlapi/service.go validateResources (limits and reservations)"
 DOCKER_DURATION = ReadBack(_short_duration, "tpd resource_docker_service_structures.go shortDur")
 # swarmkit manager/controlapi/common.go validateAnnotations: isValidDNSName, at most 63 characters.
 SWARM_NAME = Pattern(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*", 63)
@@ -44,6 +56,28 @@ FIELDS = [
         "swarmkit manager/scheduler/nodeset.go (*nodeSet).tree skips other descriptors; "
         "tpd stringSetToPlacementPrefs passes the string verbatim",
         "spread=node.labels.availability_zone",
+    ),
+    *(
+        Field(SERVICE, f"taskSpec.resources.{part}.nanoCpus", Satisfies(_swarm_nano_cpus), SWARM_RESOURCES, 1000)
+        for part in ("limits", "reservation")
+    ),
+    *(
+        Field(SERVICE, f"taskSpec.resources.{part}.memoryBytes", Satisfies(_swarm_memory_bytes), SWARM_RESOURCES, 1024)
+        for part in ("limits", "reservation")
+    ),
+    Field(
+        SERVICE,
+        "taskSpec.resources.limits.memoryBytes",
+        Between(CONTAINER_MIN_MEMORY, 2**63 - 1),
+        "moby daemon/daemon_unix.go verifyPlatformContainerResources linuxMinMemory",
+        5 * 1024 * 1024,
+    ),
+    Field(
+        SERVICE,
+        "taskSpec.placement.constraints[]",
+        Pattern(r"[\w.\-]+\s*(==|!=)\s*\S+"),
+        "swarmkit manager/constraint/constraint.go Parse: key, == or !=, value",
+        "node.role=worker",
     ),
     Field(
         SERVICE,

@@ -69,7 +69,7 @@ def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run)
     service = run.one("docker:index/service:Service")
     assert service.provider.startswith(provider.urn + "::")
     # The provider passes the string verbatim as swarm's SpreadDescriptor: no CLI-style `spread=`.
-    assert service.inputs["taskSpec"]["placement"] == {"prefs": ["node.labels.availability_zone"]}
+    assert service.inputs["taskSpec"]["placement"]["prefs"] == ["node.labels.availability_zone"]
     assert service.inputs["mode"]["replicated"]["replicas"] == config(run, "replicas")
     assert "auth" not in service.inputs
 

@@ -61,7 +61,39 @@ def test_service_is_exactly_the_architecture(local):
     # Daemon defaults spelt out, so a second preview shows no diff.
     assert spec["taskSpec"]["restartPolicy"] == {"condition": "any", "delay": "5s", "maxAttempts": 0, "window": "0s"}
     assert spec["taskSpec"]["networksAdvanceds"] == [{"id": "restdemo-network-id"}]
+    assert spec["taskSpec"]["resources"] == {
+        "limits": {"memoryBytes": 256 * 1024 * 1024, "nanoCpus": 500_000_000},
+        "reservation": {"memoryBytes": 64 * 1024 * 1024, "nanoCpus": 100_000_000},
+    }
+    assert "placement" not in spec["taskSpec"]  # one node: nowhere else to go
     assert "auth" not in spec
+
+
+@pytest.mark.parametrize(
+    "stack,constraints", [("dev", None), ("staging", ["node.role==worker"]), ("prod", ["node.role==worker"])]
+)
+def test_with_two_workers_or_more_the_service_keeps_off_the_managers(stack, constraints):
+    """Raft keeps the managers' CPU and memory; dev's lone worker is no redundancy, so its service
+    may still run on the manager when the worker is lost."""
+    placement = run_program(stack).one("docker:index/service:Service").inputs["taskSpec"]["placement"]
+    assert placement.get("constraints") == constraints
+    assert placement["prefs"] == ["node.labels.availability_zone"]
+
+
+def test_a_reservation_above_its_limit_is_refused_before_anything_is_made():
+    from infra.config.settings import SettingsError, parse_settings
+
+    config = {
+        **stack_config("local"),
+        "restdemo:serviceMemoryReservationMb": "512",
+        "restdemo:serviceCpuReservation": "1",
+    }
+    with pytest.raises(SettingsError) as error:
+        parse_settings(config)
+    assert str(error.value).splitlines()[-2:] == [
+        "  restdemo:serviceMemoryReservationMb = 512: must not be above restdemo:serviceMemoryLimitMb = 256",
+        "  restdemo:serviceCpuReservation = 1: must not be above restdemo:serviceCpuLimit = 0.5",
+    ]
 
 
 def test_service_network_is_an_attachable_overlay(local):

@@ -59,6 +59,7 @@ def test_installs_docker_and_starts_units_that_run_at_every_boot():
                 "restdemo-node-setup.service",
                 "restdemo-agent.service",
                 "restdemo-daemon-logs.service",
+                "restdemo-engine-watchdog.timer",
             ],
         ]
         setup = file(role, "/etc/systemd/system/restdemo-node-setup.service")
@@ -73,6 +74,9 @@ def test_containers_log_to_the_stacks_group():
         "awslogs-region": "eu-west-1",
         "awslogs-group": "/restdemo/dev",
         "tag": "{{.Name}}/{{.ID}}",
+        # A slow CloudWatch Logs must not block the containers' writes (tested in the lab).
+        "mode": "non-blocking",
+        "max-buffer-size": "4m",
     }
     assert "hosts" not in daemon and "tlsverify" not in daemon
 
@@ -155,6 +159,7 @@ def test_the_daemons_the_boots_and_the_ecr_logins_output_is_shipped_too():
         "journalctl -f -o short-iso -b --cursor-file=/var/lib/restdemo/journal.cursor"
         " _SYSTEMD_UNIT=docker.service + UNIT=docker.service + _SYSTEMD_UNIT=cloud-final.service"
         " + UNIT=cloud-final.service + _SYSTEMD_UNIT=restdemo-node-setup.service + UNIT=restdemo-node-setup.service"
+        " + _SYSTEMD_UNIT=restdemo-engine-watchdog.service + UNIT=restdemo-engine-watchdog.service"
         " + SYSLOG_IDENTIFIER=restdemo-ecr-login"
     )
     assert shipped in unit
@@ -262,3 +267,30 @@ def test_the_setup_counts_its_runs_first_and_its_successes_last(tmp_path):
             ["bash", "-euo", "pipefail", "-c", "\n".join(count_setup("setup-runs", str(tmp_path)))], check=True
         )
     assert (tmp_path / "setup-runs").read_text() == "3\n"
+
+
+def test_the_engine_watchdog_runs_on_a_timer_outside_docker(tmp_path):
+    """The agent dies with its engine; the watchdog is a systemd timer on the host, which systemd's
+    own verifier accepts, every 20 s from a minute after boot."""
+    for role in ("manager", "worker"):
+        timer = file(role, "/etc/systemd/system/restdemo-engine-watchdog.timer")
+        service = file(role, "/etc/systemd/system/restdemo-engine-watchdog.service")
+        assert "OnBootSec=60\nOnUnitActiveSec=20\n" in timer and "WantedBy=timers.target" in timer
+        assert "ExecStart=/usr/local/sbin/restdemo-engine-watchdog" in service and "docker run" not in service
+        script = file(role, "/usr/local/sbin/restdemo-engine-watchdog")
+        assert "dead_after=180\n" in script and "--unix-socket" in script
+    tool = require_tool("systemd-analyze", "apt-get install systemd")
+    units = tmp_path / "units"
+    units.mkdir()
+    script = tmp_path / "restdemo-engine-watchdog"
+    script.write_text(file("worker", "/usr/local/sbin/restdemo-engine-watchdog"))
+    script.chmod(0o755)
+    for unit in ("restdemo-engine-watchdog.timer", "restdemo-engine-watchdog.service"):
+        text = file("worker", f"/etc/systemd/system/{unit}").replace(
+            "/usr/local/sbin/restdemo-engine-watchdog", str(script)
+        )
+        (units / unit).write_text(text)
+    result = subprocess.run(
+        [tool, "verify", *(str(u) for u in sorted(units.iterdir()))], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
