@@ -234,7 +234,8 @@ def watchdog_script(node: NodeConfig) -> str:
                 "# restdemo engine watchdog (rendered by infra/swarm/cloud_init.py); restdemo-engine-watchdog.timer",
                 f"# runs it every {WATCHDOG_EVERY_SECONDS} s.",
                 "set -uo pipefail",
-                f"export AWS_REGION={q(node.region)}",
+                # --region on each call: the AWS CLI v1 reads AWS_DEFAULT_REGION only, v2 AWS_REGION too.
+                f"region={q(node.region)}",
                 f"dead_after={node.engine_dead_after_seconds}",
                 "socket=${RESTDEMO_DOCKER_SOCKET:-/var/run/docker.sock}",
                 # In /run: a boot starts the count afresh.
@@ -253,12 +254,12 @@ def watchdog_script(node: NodeConfig) -> str:
                 '  instance=$(curl -sf -H "X-aws-ec2-metadata-token: $token" '
                 "http://169.254.169.254/latest/meta-data/instance-id)",
                 "fi",
-                'state=$(aws autoscaling describe-auto-scaling-instances --instance-ids "$instance" '
+                'state=$(aws autoscaling describe-auto-scaling-instances --region "$region" --instance-ids "$instance" '
                 "--query 'AutoScalingInstances[0].LifecycleState' --output text) || exit 1",
                 'if [ "$state" != InService ]; then',
                 '  echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0',
                 "fi",
-                'aws autoscaling set-instance-health --instance-id "$instance" --health-status Unhealthy '
+                'aws autoscaling set-instance-health --region "$region" --instance-id "$instance" --health-status Unhealthy '
                 "--no-should-respect-grace-period || exit 1",
                 'echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"',
             ]

@@ -145,12 +145,15 @@ def manager_statements(arns: StackArns) -> list[dict]:
 
 def worker_statements(arns: StackArns) -> list[dict]:
     """Workers read the primary record and the worker join token, and may ask their own group to
-    replace them; nothing of the swarm's state, queue or lifecycle actions."""
+    replace them (the agent when it cannot join, the watchdog when the engine is dead); nothing of
+    the swarm's state, queue or lifecycle actions."""
     return [
         allow(["dynamodb:GetItem"], [arns.table]),
         allow(["ssm:GetParameter"], arns.secrets("worker")),
         decrypt(arns, ["kms:Decrypt"], arns.secrets("worker")),
         allow(["autoscaling:SetInstanceHealth"], [arns.groups["worker"]]),
+        # The engine watchdog reads its own lifecycle state (a Describe call: no resource scoping).
+        allow(["autoscaling:DescribeAutoScalingInstances"], "*"),
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,6 +256,19 @@ OUTSIDE_THE_AGENT = {
 }
 
 
+def watchdog_calls() -> set[str]:
+    """IAM actions of the engine watchdog's AWS CLI calls (`aws <service> <operation-name>`)."""
+    from infra.swarm.cloud_init import watchdog_script
+    from tests.support.agent_env import WORKER_NODE
+
+    calls = re.findall(r"\baws ([a-z0-9]+) ([a-z-]+)", watchdog_script(WORKER_NODE))
+    return {f"{service}:{''.join(word.title() for word in operation.split('-'))}" for service, operation in calls}
+
+
+def test_the_watchdog_calls_exactly_what_it_is_allowed():
+    assert watchdog_calls() == {"autoscaling:DescribeAutoScalingInstances", "autoscaling:SetInstanceHealth"}
+
+
 def agent_calls() -> set[str]:
     """IAM actions of every AWS call in the agent's source, named through botocore's own mapping."""
     found = set()
@@ -304,8 +318,13 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
 
 def test_a_worker_holds_nothing_its_node_does_not_call(dev):
     worker = actions_of(dev.policies["worker"])
-    assert worker <= agent_calls() | IMPLIED | OUTSIDE_THE_AGENT
-    assert worker - OUTSIDE_THE_AGENT == {"dynamodb:GetItem", "kms:Decrypt", "autoscaling:SetInstanceHealth"}
+    assert worker <= agent_calls() | watchdog_calls() | IMPLIED | OUTSIDE_THE_AGENT
+    assert worker - OUTSIDE_THE_AGENT == {
+        "dynamodb:GetItem",
+        "kms:Decrypt",
+        "autoscaling:SetInstanceHealth",
+        "autoscaling:DescribeAutoScalingInstances",  # the watchdog's
+    }
     assert "ssm:GetParameter" in worker  # its token
 
 
