@@ -24,6 +24,18 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # outlast it; the app closes idle connections after 30 s (restdemo.server.IDLE_KEEPALIVE_SECONDS).
 IDLE_TIMEOUT_SECONDS = 20
 
+# A node that dies still gets new requests until the ALB's checks fail it: at most
+# unhealthy_threshold intervals plus one check's timeout (`dead_target_window_seconds`). The
+# shortest interval and threshold ELBv2 allows; the timeout below the interval, as it requires.
+HEALTH_CHECK_INTERVAL_SECONDS = 5
+HEALTH_CHECK_TIMEOUT_SECONDS = 4
+HEALTH_CHECK_UNHEALTHY_THRESHOLD = 2
+
+
+def dead_target_window_seconds() -> int:
+    """The longest a dead node stays in service behind the ALB (docs/operations.md)."""
+    return HEALTH_CHECK_INTERVAL_SECONDS * HEALTH_CHECK_UNHEALTHY_THRESHOLD + HEALTH_CHECK_TIMEOUT_SECONDS
+
 
 def public_balancer(
     name: str,
@@ -126,10 +138,10 @@ class LoadBalancer(pulumi.ComponentResource):
                 port=str(CONTAINER_PORT),
                 protocol="HTTP",
                 matcher="200",
-                interval=10,
-                timeout=5,
+                interval=HEALTH_CHECK_INTERVAL_SECONDS,
+                timeout=HEALTH_CHECK_TIMEOUT_SECONDS,
                 healthy_threshold=2,
-                unhealthy_threshold=2,
+                unhealthy_threshold=HEALTH_CHECK_UNHEALTHY_THRESHOLD,
             ),
             tags=tags(settings, name),
             opts=child,

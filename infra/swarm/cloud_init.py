@@ -259,8 +259,8 @@ def watchdog_script(node: NodeConfig) -> str:
                 'if [ "$state" != InService ]; then',
                 '  echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0',
                 "fi",
-                'aws autoscaling set-instance-health --region "$region" --instance-id "$instance" --health-status Unhealthy '
-                "--no-should-respect-grace-period || exit 1",
+                'aws autoscaling set-instance-health --region "$region" --instance-id "$instance" '
+                "--health-status Unhealthy --no-should-respect-grace-period || exit 1",
                 'echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"',
             ]
         )

@@ -5,7 +5,14 @@ Sources: terraform-provider-aws (tpa) internal/service/elbv2 and the AWS ELBv2 A
 
 from __future__ import annotations
 
-from tests.fidelity.rules import Between, Field, OneOf, Pattern
+from tests.fidelity.rules import Between, Field, OneOf, Pattern, Satisfies
+
+
+def _timeout_below_interval(check: dict) -> str | None:
+    if "timeout" in check and "interval" in check and not check["timeout"] < check["interval"]:
+        return f"timeout {check['timeout']} must be smaller than the interval {check['interval']}"
+    return None
+
 
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 
@@ -35,6 +42,13 @@ FIELDS = [
     Field(TARGET_GROUP, "deregistrationDelay", Between(0, 3600), "tpa elbv2/target_group.go IntBetween(0, 3600)", 7200),
     Field(TARGET_GROUP, "healthCheck.interval", Between(5, 300), "tpa elbv2/target_group.go IntBetween(5, 300)", 1),
     Field(TARGET_GROUP, "healthCheck.timeout", Between(2, 120), "tpa elbv2/target_group.go IntBetween(2, 120)", 1),
+    Field(
+        TARGET_GROUP,
+        "healthCheck",
+        Satisfies(_timeout_below_interval),
+        "ELBv2 CreateTargetGroup ValidationError: the health check timeout must be smaller than the interval",
+        {"interval": 5, "timeout": 5},
+    ),
     Field(
         TARGET_GROUP, "healthCheck.healthyThreshold", Between(2, 10), "tpa elbv2/target_group.go IntBetween(2, 10)", 1
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.network.load_balancer import dead_target_window_seconds
 from tests.support.aws_stack import AWS_STACKS, SG_INGRESS
 from tests.support.pulumi_program import (
     run_program,
@@ -28,11 +29,12 @@ def test_alb_listens_on_80_and_forwards_to_port_8000_checked_on_health(run):
         "port": "8000",
         "protocol": "HTTP",
         "matcher": "200",
-        "interval": 10,
-        "timeout": 5,
+        "interval": 5,
+        "timeout": 4,
         "healthyThreshold": 2,
         "unhealthyThreshold": 2,
     }
+    assert dead_target_window_seconds() == 14  # the bound docs/operations.md gives
     assert target_group["deregistrationDelay"] == 60
     balancer = run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs
     assert balancer["loadBalancerType"] == "application" and balancer["internal"] is False
