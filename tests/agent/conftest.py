@@ -207,6 +207,8 @@ class Nodes:
         launching: bool = False,
         bootstrap_timeout: int = 90,
         environment: dict[str, str] | None = None,
+        daemon_config: dict | None = None,
+        engine_environment: dict[str, str] | None = None,
     ):
         instance = new_instance(self.aws, role, stack)
         if launching:  # an instance refresh or a replacement: held by the launch hook
@@ -221,6 +223,8 @@ class Nodes:
             bootstrap_timeout,
             stack,
             extra_environment=environment or {},
+            daemon_config=daemon_config,
+            engine_environment=engine_environment or {},
         )
         self.made.append(node)
         node.create_namespace()

@@ -7,6 +7,7 @@ and the registry listen). Engines label themselves at start, as cloud-init does 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -60,6 +61,9 @@ class LabNode:
     bootstrap_timeout: int = 120
     stack: str = "lab"
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # daemon.json for the node's dockerd (what cloud-init writes), and its environment's additions.
+    daemon_config: dict | None = None
+    engine_environment: dict[str, str] = field(default_factory=dict)
     dockerd: subprocess.Popen | None = None
     agent: subprocess.Popen | None = None
     logs: list[Path] = field(default_factory=list)
@@ -117,6 +121,10 @@ class LabNode:
             "--insecure-registry": self.registry,
         }
         labels = {"instance_id": self.instance_id, "availability_zone": self.zone, "role": self.role}
+        if self.daemon_config is not None:
+            config = STATE / f"{self.name}-daemon.json"
+            config.write_text(json.dumps(self.daemon_config))
+            flags["--config-file"] = config
         self.dockerd = subprocess.Popen(
             [
                 *self.enter,
@@ -127,6 +135,7 @@ class LabNode:
             stdout=open(log, "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **self.engine_environment},
         )
         wait_until(lambda: self.client.ping(), 30, what=f"dockerd of {self.name}")
 

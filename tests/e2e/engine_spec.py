@@ -79,9 +79,23 @@ def create_service_advanced_networks(networks: list[dict[str, Any]], network_ids
     return [{"Target": network_ids.get(n.get("id") or n["name"], n.get("id") or n["name"])} for n in networks]
 
 
+def create_resources(resources: dict[str, Any] | None) -> dict[str, Any]:
+    """createResources: `limits` to Limits and `reservation` to Reservations, each NanoCPUs and
+    MemoryBytes as the integers given (generic resources, which the program sets none of, aside)."""
+    resources = resources or {}
+
+    def amounts(block: dict[str, Any] | None) -> dict[str, int]:
+        block = block or {}
+        named = (("NanoCPUs", "nanoCpus"), ("MemoryBytes", "memoryBytes"))
+        return {engine: int(block[wire]) for engine, wire in named if block.get(wire)}
+
+    return {"Limits": amounts(resources.get("limits")), "Reservations": amounts(resources.get("reservation"))}
+
+
 def create_task_spec(task: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
     return {
         "ContainerSpec": create_container_spec(task["containerSpec"]),
+        "Resources": create_resources(task.get("resources")),
         "RestartPolicy": create_restart_policy(task.get("restartPolicy")),
         "Placement": create_placement(task.get("placement")),
         "Networks": create_service_advanced_networks(task.get("networksAdvanceds") or [], network_ids),
