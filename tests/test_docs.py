@@ -55,3 +55,15 @@ def test_the_anchor_rule_is_githubs():
         "certificates-renewal-and-the-ca",
         "the-policy-pack-policy",
     }
+
+
+@pytest.mark.parametrize("document", FOR_USERS)
+def test_every_test_a_document_names_exists(document):
+    """A document that says a behaviour is proven names the test: the test is there, by that name."""
+    defined = {
+        name
+        for path in (REPO / "tests").rglob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M)
+    }
+    named = set(re.findall(r"`(test_\w+)`", (REPO / document).read_text()))
+    assert named <= defined, sorted(named - defined)

@@ -125,3 +125,11 @@ def test_recover_lost_quorum(lost_quorum, lab_aws, nodes):
     }
     assert managers == dict.fromkeys([survivor.instance_id, replacement.instance_id, second.instance_id], "reachable")
     assert client.services.get(lost_quorum["service"]["id"]).attrs["Spec"] == lost_quorum["service"]["spec"]
+
+    # Run again (an operator unsure whether it finished): the leading survivor only re-checks; the
+    # managers that joined since are live and stay. On another manager it refuses.
+    assert finished(survivor.agent_command("recover", url, queue), 120) == 0, survivor.agent_log()[-2000:]
+    assert actions(survivor, "recovered")[-1]["removed"] == [] and len(actions(survivor, "force-new-cluster")) == 1
+    assert finished(second.agent_command("recover", url, queue), 120) == 1
+    assert actions(second, "recover-refused")[-1]["message"].startswith("the swarm has a leader")
+    assert len([n for n in client.nodes.list() if n.attrs["Spec"]["Role"] == "manager"]) == 3
