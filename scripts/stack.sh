@@ -97,7 +97,10 @@ case $action in
   # The program waits for the tunnel itself, once it has made the managers (a first up).
   # --refresh: what runs is read back first, so a service or network gone from the swarm (a swarm
   # formed anew) is created again, and a rolled-back spec is applied again (docs/operations.md).
-  up) on_swarm --tunnel-wait 0 -- pulumi up --refresh --yes --stack "$stack" && show_status ;;
+  # REFRESH=0 skips it: a swarm without a leader cannot be read, and an up mid-incident (a new AMI,
+  # more nodes) must still go through.
+  up) on_swarm --tunnel-wait 0 -- pulumi up $([ "${REFRESH:-1}" = 0 ] || echo --refresh) --yes --stack "$stack" \
+    && show_status ;;
   preview) pulumi preview --diff --stack "$stack" ;;
   down) on_swarm -- pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;

@@ -220,51 +220,58 @@ def daemon_logs_unit(node: NodeConfig) -> str:
     )
 
 
+WATCHDOG_SCRIPT = """#!/bin/bash
+# restdemo engine watchdog (rendered by infra/swarm/cloud_init.py); restdemo-engine-watchdog.timer
+# runs it every {every} s. Outside Docker, so it outlives a dead engine.
+set -uo pipefail
+region={region}  # on each AWS call: the AWS CLI v1 reads AWS_DEFAULT_REGION only
+dead_after={dead_after}
+socket=${{RESTDEMO_DOCKER_SOCKET:-/var/run/docker.sock}}
+answered=${{RESTDEMO_WATCHDOG_STATE:-/run/restdemo/engine-answered}}  # in /run: a boot starts afresh
+restarted="$answered.restarted"
+pause=${{RESTDEMO_WATCHDOG_PAUSE:-/etc/restdemo/watchdog.pause}}  # an operator stopping docker on purpose
+mkdir -p "$(dirname "$answered")"
+if curl -sf --max-time 10 --unix-socket "$socket" http://docker/_ping >/dev/null; then
+  touch "$answered"; rm -f "$restarted"; exit 0
+fi
+if [ -e "$pause" ]; then echo "engine-silent: paused by $pause"; exit 0; fi
+[ -e "$answered" ] || touch "$answered"  # silent since the first look
+silent=$(( $(date +%s) - $(stat -c %Y "$answered") ))
+if [ "$silent" -ge $(( dead_after / 2 )) ] && [ ! -e "$restarted" ]; then
+  touch "$restarted"  # once per silence: a hung dockerd may come back from a restart
+  echo "engine-restart seconds=$silent"
+  timeout 60 ${{RESTDEMO_ENGINE_RESTART:-systemctl restart docker}}
+  exit 0
+fi
+if [ "$silent" -lt "$dead_after" ]; then echo "engine-silent seconds=$silent"; exit 0; fi
+aws_call() {{ aws "$@" --region "$region" --cli-connect-timeout 5 --cli-read-timeout 10; }}
+instance=${{RESTDEMO_INSTANCE_ID:-}}
+if [ -z "$instance" ]; then
+  token=$(curl -sf --max-time 2 -X PUT http://169.254.169.254/latest/api/token \\
+    -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
+  instance=$(curl -sf --max-time 2 -H "X-aws-ec2-metadata-token: $token" \\
+    http://169.254.169.254/latest/meta-data/instance-id) || exit 1
+fi
+state=$(aws_call autoscaling describe-auto-scaling-instances --instance-ids "$instance" \\
+  --query 'AutoScalingInstances[0].LifecycleState' --output text) || exit 1
+if [ "$state" != InService ]; then
+  echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0
+fi
+aws_call autoscaling set-instance-health --instance-id "$instance" --health-status Unhealthy \\
+  --no-should-respect-grace-period || exit 1
+echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"
+"""
+
+
 def watchdog_script(node: NodeConfig) -> str:
     """Outside Docker, so it outlives a dead engine (the agent runs in a container of that engine):
-    once dockerd has not answered for `engine_dead_after_seconds`, the instance is marked unhealthy
-    and its group replaces it; never while the instance is not in service (launching, leaving).
-    RESTDEMO_DOCKER_SOCKET, RESTDEMO_WATCHDOG_STATE and RESTDEMO_INSTANCE_ID override the node's own
-    (the lab runs it against its engines)."""
-    q = shlex.quote
-    return (
-        "\n".join(
-            [
-                "#!/bin/bash",
-                "# restdemo engine watchdog (rendered by infra/swarm/cloud_init.py); restdemo-engine-watchdog.timer",
-                f"# runs it every {WATCHDOG_EVERY_SECONDS} s.",
-                "set -uo pipefail",
-                # --region on each call: the AWS CLI v1 reads AWS_DEFAULT_REGION only, v2 AWS_REGION too.
-                f"region={q(node.region)}",
-                f"dead_after={node.engine_dead_after_seconds}",
-                "socket=${RESTDEMO_DOCKER_SOCKET:-/var/run/docker.sock}",
-                # In /run: a boot starts the count afresh.
-                "answered=${RESTDEMO_WATCHDOG_STATE:-/run/restdemo/engine-answered}",
-                'mkdir -p "$(dirname "$answered")"',
-                'if curl -sf --max-time 10 --unix-socket "$socket" http://docker/_ping >/dev/null; then',
-                '  touch "$answered"; exit 0',
-                "fi",
-                '[ -e "$answered" ] || touch "$answered"  # silent since the first look',
-                'silent=$(( $(date +%s) - $(stat -c %Y "$answered") ))',
-                'if [ "$silent" -lt "$dead_after" ]; then echo "engine-silent seconds=$silent"; exit 0; fi',
-                "instance=${RESTDEMO_INSTANCE_ID:-}",
-                'if [ -z "$instance" ]; then',
-                "  token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token "
-                "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60')",
-                '  instance=$(curl -sf -H "X-aws-ec2-metadata-token: $token" '
-                "http://169.254.169.254/latest/meta-data/instance-id)",
-                "fi",
-                'state=$(aws autoscaling describe-auto-scaling-instances --region "$region" --instance-ids "$instance" '
-                "--query 'AutoScalingInstances[0].LifecycleState' --output text) || exit 1",
-                'if [ "$state" != InService ]; then',
-                '  echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0',
-                "fi",
-                'aws autoscaling set-instance-health --region "$region" --instance-id "$instance" '
-                "--health-status Unhealthy --no-should-respect-grace-period || exit 1",
-                'echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"',
-            ]
-        )
-        + "\n"
+    once dockerd has been silent for half of `engine_dead_after_seconds` it is restarted, once; at
+    the whole bound the instance is marked unhealthy and its group replaces it; never while the
+    instance is not in service (launching, leaving), nor while /etc/restdemo/watchdog.pause exists.
+    RESTDEMO_DOCKER_SOCKET, RESTDEMO_WATCHDOG_STATE, RESTDEMO_WATCHDOG_PAUSE, RESTDEMO_ENGINE_RESTART
+    and RESTDEMO_INSTANCE_ID override the node's own (the lab runs it against its engines)."""
+    return WATCHDOG_SCRIPT.format(
+        every=WATCHDOG_EVERY_SECONDS, region=shlex.quote(node.region), dead_after=node.engine_dead_after_seconds
     )
 
 
@@ -279,7 +286,8 @@ def watchdog_units() -> dict[str, str]:
         "restdemo-engine-watchdog.service": (
             "[Unit]\nDescription=restdemo engine watchdog: the instance replaced when dockerd stops answering\n"
             "After=restdemo-node-setup.service\n\n"
-            "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/restdemo-engine-watchdog\n"
+            # A hung look must not stop the timer: the unit's run is bounded.
+            "[Service]\nType=oneshot\nTimeoutStartSec=90\nExecStart=/usr/local/sbin/restdemo-engine-watchdog\n"
         ),
     }
 

@@ -231,3 +231,14 @@ def test_other_members_running_leaves_out_itself_the_stopped_and_the_leaving(aws
             if instance.instance.id == leaving:
                 instance.lifecycle_state = "Terminating:Wait"
         assert other_members_running(autoscaling, ec2, "managers", me) == [other]
+
+
+def test_one_recovery_at_a_time_whichever_survivor_runs_it(state):
+    assert state.claim_recovery("node-a", 1000, hold_seconds=600) is None
+    assert state.claim_recovery("node-b", 1100, hold_seconds=600) == {
+        "pk": "recovery",
+        "node_id": "node-a",
+        "updated": "1000",
+    }
+    assert state.claim_recovery("node-a", 1200, hold_seconds=600) is None  # its own, run again
+    assert state.claim_recovery("node-b", 1900, hold_seconds=600) is None  # a's claim has lapsed

@@ -23,6 +23,7 @@ from restdemo_agent.plan import (
     lifecycle_message_for,
     may_claim,
     primary_is_stale,
+    quorum_may_live_elsewhere,
     recovery_survivor,
     should_take_over,
     worker_orphaned,
@@ -201,17 +202,23 @@ def test_when_a_booting_manager_may_claim_the_primary_record(primary, answers, r
 @pytest.mark.parametrize(
     "seen,chosen",
     [
-        ({"me": 100.0, "b": 90.0}, "me"),
-        ({"me": 90.0, "b": 100.0}, "b"),  # b saw the last leader: its raft log is the newest
-        ({"me": 100.0, "b": 100.0}, "me"),  # a tie keeps the manager the command runs on
+        ({"me": 100.0, "b": 60.0}, "me"),
+        ({"me": 60.0, "b": 100.0}, "b"),  # b saw the last leader: its raft log is the newest
+        ({"me": 100.0, "b": 95.0}, "b"),  # within one recording period: a tie, the lowest id
         ({"me": None, "b": 50.0}, "b"),
-        ({"me": None, "b": None}, "me"),  # nothing recorded: the operator's choice
+        ({"me": None, "b": None}, "b"),  # nothing recorded: still one answer for every survivor
         ({"me": None}, "me"),
-        ({"me": 10.0, "b": 50.0, "a": 50.0}, "a"),  # a tie elsewhere: a stable choice
+        ({"me": 10.0, "c": 50.0, "a": 50.0}, "a"),
     ],
 )
 def test_a_lost_quorum_is_recovered_on_the_manager_that_saw_a_leader_last(seen, chosen):
-    assert recovery_survivor("me", seen) == chosen
+    assert recovery_survivor(seen, tolerance=30) == chosen
+
+
+def test_a_leader_seen_lately_elsewhere_may_mean_a_partition_not_a_lost_quorum():
+    assert quorum_may_live_elsewhere({"a": 990.0, "b": None}, 1000, within=60) == "a"
+    assert quorum_may_live_elsewhere({"a": 900.0, "b": None}, 1000, within=60) is None
+    assert quorum_may_live_elsewhere({}, 1000, within=60) is None
 
 
 def test_the_leader_confirms_the_record_three_times_per_staleness_window():

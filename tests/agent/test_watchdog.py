@@ -56,7 +56,10 @@ def look(watchdog: Path, node: LabNode, url: str) -> subprocess.CompletedProcess
         "AWS_SECRET_ACCESS_KEY": "testing",
         "RESTDEMO_DOCKER_SOCKET": f"{RUN}/{node.name}.sock",
         "RESTDEMO_WATCHDOG_STATE": f"{RUN}/{node.name}-engine-answered",
+        "RESTDEMO_WATCHDOG_PAUSE": f"{RUN}/{node.name}-watchdog.pause",
         "RESTDEMO_INSTANCE_ID": node.instance_id,
+        # The lab's engines are not systemd's: the restart is only logged.
+        "RESTDEMO_ENGINE_RESTART": "true",
     }
     return subprocess.run([*node.enter, str(watchdog)], env=environment, capture_output=True, text=True, timeout=60)
 
@@ -72,21 +75,30 @@ def test_dead_engine_replaced(lab_aws, nodes, watchdog):
     assert (silent.returncode, silent.stdout.startswith("engine-silent seconds=")) == (0, True), silent
     assert health(url, node.instance_id) == "Healthy"  # within the bound: a restart, a busy engine
     time.sleep(DEAD_AFTER + 1)
+    restart = look(watchdog, node, url)  # half the bound passed: one restart first
+    assert restart.stdout.startswith("engine-restart seconds="), restart
+    assert health(url, node.instance_id) == "Healthy"
     dead = look(watchdog, node, url)
     assert dead.returncode == 0, dead.stderr
     assert dead.stdout.endswith(f"marked {node.instance_id} unhealthy; its group replaces it\n")
     assert health(url, node.instance_id) == "Unhealthy"
 
 
-def test_a_leaving_node_whose_engine_stopped_is_left_alone(lab_aws, nodes, watchdog):
-    """A node being drained and terminated (Terminating:Wait) stops its engine on the way out: the
-    group is already replacing it, and marking it would only add noise."""
+def test_a_leaving_or_paused_node_whose_engine_stopped_is_left_alone(lab_aws, nodes, watchdog):
+    """An operator who stops docker on purpose pauses the watchdog first; a node being drained and
+    terminated (Terminating:Wait) stops its engine on the way out, and the group is already
+    replacing it: neither is marked."""
     url = lab_aws["url"]
     node = nodes.add("wd2", "worker", STACK)
     assert look(watchdog, node, url).returncode == 0
-    lab_aws["lifecycle"].begin(f"restdemo-{STACK}-workers", node.instance_id, TERMINATING)
     node.stop_engine(kill=True)
+    pause = RUN / f"{node.name}-watchdog.pause"
+    pause.touch()
     time.sleep(DEAD_AFTER + 1)
+    assert look(watchdog, node, url).stdout == f"engine-silent: paused by {pause}\n"
+    pause.unlink()
+    lab_aws["lifecycle"].begin(f"restdemo-{STACK}-workers", node.instance_id, TERMINATING)
+    assert look(watchdog, node, url).stdout.startswith("engine-restart seconds=")
     left = look(watchdog, node, url)
     assert left.returncode == 0, left.stderr
     assert left.stdout.strip().endswith("lifecycle=Terminating:Wait: not in service, left alone")

@@ -90,7 +90,10 @@ FAKE_DOCKER = """#!/bin/sh
 """
 
 
-def test_up_refreshes_first_so_what_is_gone_from_the_swarm_is_made_again(tmp_path):
+@pytest.mark.parametrize(
+    "refresh,command", [(None, "up --refresh --yes --stack local"), ("0", "up --yes --stack local")]
+)
+def test_up_refreshes_first_so_what_is_gone_from_the_swarm_is_made_again(tmp_path, refresh, command):
     """`make up` reads back what runs before it compares (`--refresh`): without it, Pulumi's state
     still holds a service that a swarm formed anew no longer has, and `up` changes nothing."""
     calls = tmp_path / "calls"
@@ -105,8 +108,14 @@ def test_up_refreshes_first_so_what_is_gone_from_the_swarm_is_made_again(tmp_pat
         [shutil.which("bash"), str(SCRIPT), "up"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PATH": env_path, "STACK": "local", "MAKE": "true"},
+        env={
+            **os.environ,
+            "PATH": env_path,
+            "STACK": "local",
+            "MAKE": "true",
+            **({"REFRESH": refresh} if refresh else {}),
+        },
         timeout=120,
     )
     ups = [line for line in calls.read_text().splitlines() if line.startswith("up ")]
-    assert ups == ["up --refresh --yes --stack local"], (result.stdout, result.stderr)
+    assert ups == [command], (result.stdout, result.stderr)  # REFRESH=0: the escape during an outage

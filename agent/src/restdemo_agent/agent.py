@@ -378,8 +378,9 @@ class Agent:
         down = [n.instance_id for n in nodes if n.state == "down" and n.instance_id]
         for node in dead_nodes(nodes, running_instances(self.ec2, down)):
             if node.role == "manager":
-                self.engine.update_node(node.id, Role="worker")
-            self.engine.remove_node(node.id)
+                self.engine.demote_and_remove(node)
+            else:
+                self.engine.remove_node(node.id)
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
         every = confirm_every(self.environment.primary_stale_seconds)
         if time.monotonic() - self.leader_seen_at > every:

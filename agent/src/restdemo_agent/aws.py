@@ -78,6 +78,25 @@ class SwarmState:
         item = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         return float(item["updated"]["S"]) if item else None
 
+    def claim_recovery(self, node_id: str, now: float, hold_seconds: float) -> dict | None:
+        """One recovery at a time, whichever survivor runs it: a conditional write of the recovery
+        record. None when claimed (or already this node's); else the record of the one under way."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                # A number, so that the expiry compares as one.
+                Item={"pk": {"S": RECOVERY_KEY}, "node_id": {"S": node_id}, "updated": {"N": _stamp(now)}},
+                ConditionExpression="attribute_not_exists(pk) OR node_id = :me OR #updated < :expired",
+                ExpressionAttributeNames={"#updated": "updated"},
+                ExpressionAttributeValues={":me": {"S": node_id}, ":expired": {"N": _stamp(now - hold_seconds)}},
+            )
+            return None
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": RECOVERY_KEY}}, ConsistentRead=True)
+        return {k: next(iter(v.values())) for k, v in item.get("Item", {}).items()}
+
     def store_tokens(self, tokens: dict[str, str]) -> None:
         for role, token in tokens.items():
             self.ssm.put_parameter(
@@ -100,6 +119,7 @@ class SwarmState:
 
 
 LEADER_SEEN_PREFIX = "leader_seen#"
+RECOVERY_KEY = "recovery"
 
 
 def _stamp(now: float) -> str:
@@ -229,12 +249,15 @@ def running_instances(ec2, instance_ids: list[str]) -> set[str]:
 
 
 def other_members_running(autoscaling, ec2, group: str, instance_id: str) -> list[str]:
-    """The group's other instances that run and are not leaving it (no Terminating* state)."""
+    """The group's other instances that are in service and run: the ones that may hold a swarm.
+    An instance still launching (Pending*) is not a member yet (its launch hook ends only once it
+    joined), and one leaving (Terminating*) will be gone: neither counts, so replacements of a
+    group that lost every manager can form the swarm anew."""
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
-    staying = [
+    in_service = [
         i["InstanceId"]
         for g in groups
         for i in g["Instances"]
-        if i["InstanceId"] != instance_id and not i["LifecycleState"].startswith("Terminat")
+        if i["InstanceId"] != instance_id and i["LifecycleState"] == "InService"
     ]
-    return sorted(running_instances(ec2, staying))
+    return sorted(running_instances(ec2, in_service))

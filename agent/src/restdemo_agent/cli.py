@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from restdemo_agent.aws import Lifecycle, SwarmState, other_members_running
     from restdemo_agent.engine import Engine
     from restdemo_agent.identity import identity
+    from restdemo_agent.plan import confirm_every
 
     aws = clients(environment)
     engine = Engine(docker.from_env())
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     me = identity()
     lifecycle = Lifecycle(aws["sqs"], aws["autoscaling"], environment.lifecycle_queue_url)
     if args.command == "recover":
-        return recover_command(me, engine, state, lifecycle, aws["ec2"], here=args.here)
+        every = confirm_every(environment.primary_stale_seconds)
+        return recover_command(me, engine, state, lifecycle, aws["ec2"], here=args.here, recorded_every=every)
     if args.command == "bootstrap":
         joined = bootstrap_until_member(
             environment.role,
@@ -102,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def recover_command(me, engine, state, lifecycle, ec2, *, here: bool) -> int:
+def recover_command(me, engine, state, lifecycle, ec2, *, here: bool, recorded_every: float) -> int:
     """One line for a refusal or a failure (exit 1), never a traceback; 0 once recovered."""
     from restdemo_agent.recovery import RecoveryRefused, recover
 
     try:
-        done = recover(me, engine, state, lifecycle, ec2, here=here)
+        done = recover(me, engine, state, lifecycle, ec2, here=here, recorded_every=recorded_every)
     except RecoveryRefused as exc:
         log("recover-refused", message=str(exc))
         return 1

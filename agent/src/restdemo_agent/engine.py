@@ -142,6 +142,16 @@ class Engine:
                 labelled.append(node.id)
         return labelled
 
+    def demote_and_remove(self, node: Node) -> None:
+        """A dead manager out of the swarm: demoted first, as swarm requires of a raft member; one no
+        longer in the raft (after --force-new-cluster) cannot be demoted and is removed as it is."""
+        try:
+            self.update_node(node.id, Role="worker")
+        except APIError as exc:
+            if "raft memberlist" not in str(exc):
+                raise
+        self.remove_node(node.id)
+
     def remove_node(self, node_id: str) -> None:
         self.client.api.remove_node(node_id, force=True)
 
@@ -183,7 +193,8 @@ def to_node(attrs: dict) -> Node:
         instance_id=(attrs["Spec"].get("Labels") or {}).get("instance_id")
         or ((attrs.get("Description", {}).get("Engine", {}).get("Labels")) or {}).get("instance_id"),
         leader=bool(manager.get("Leader")),
-        reachable=manager.get("Reachability", "reachable") == "reachable",
+        # A manager with no status is not in the raft (the old managers after --force-new-cluster).
+        reachable=manager.get("Reachability", "reachable" if attrs["Spec"]["Role"] == "worker" else "") == "reachable",
     )
 
 

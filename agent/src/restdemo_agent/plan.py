@@ -168,12 +168,23 @@ def worker_orphaned(manager_addresses: list[str], primary: dict | None, now: flo
     return primary.get("address") not in manager_addresses
 
 
-def recovery_survivor(me: str, leader_seen: dict[str, float | None]) -> str:
+def recovery_survivor(leader_seen: dict[str, float | None], tolerance: float) -> str:
     """Which surviving manager a lost quorum is recovered on (`--force-new-cluster`): the one that
-    saw a leader last, as its agent recorded, so the newest raft log is kept (the Engine API shows
-    no raft index, and the log on disk is encrypted). A tie, or no record at all, keeps `me`, the
-    manager the operator runs the command on."""
-    latest = max(leader_seen.values(), key=lambda seen: -1.0 if seen is None else seen, default=None)
-    if latest is None or leader_seen.get(me) == latest:
-        return me
-    return next(node for node, seen in sorted(leader_seen.items()) if seen == latest)
+    saw a leader last, as its agent recorded (every `tolerance` seconds at most), so the newest
+    raft log is kept (the Engine API shows no raft index, and the log on disk is encrypted).
+    Records within `tolerance` of the latest are a tie, broken by the lowest node id, so every
+    survivor that runs the command names the same one."""
+    latest = max((seen for seen in leader_seen.values() if seen is not None), default=None)
+    tied = [
+        node
+        for node, seen in leader_seen.items()
+        if latest is None or (seen is not None and latest - seen <= tolerance)
+    ]
+    return min(tied)
+
+
+def quorum_may_live_elsewhere(others_seen: dict[str, float | None], now: float, within: float) -> str | None:
+    """A manager that recorded a leader in the last `within` seconds: the quorum may be alive on
+    the other side of a partition, and a new cluster here would be a second swarm. Its node id."""
+    recent = [node for node, seen in others_seen.items() if seen is not None and now - seen <= within]
+    return min(recent) if recent else None

@@ -261,7 +261,7 @@ def watchdog_calls() -> set[str]:
     from infra.swarm.cloud_init import watchdog_script
     from tests.support.agent_env import WORKER_NODE
 
-    calls = re.findall(r"\baws ([a-z0-9]+) ([a-z-]+)", watchdog_script(WORKER_NODE))
+    calls = re.findall(r"\baws(?:_call)? ([a-z0-9]+) ([a-z-]+)", watchdog_script(WORKER_NODE))
     return {f"{service}:{''.join(word.title() for word in operation.split('-'))}" for service, operation in calls}
 
 
