@@ -192,3 +192,17 @@ def test_the_leader_finds_the_launches_a_hook_holds_and_lets_them_in(asg):
     assert lifecycle_state(clients, held) == "InService"
     assert lifecycle.waiting_launches([held, running]) == {}
     assert lifecycle.complete_launch(GROUP, running) is False  # not held: nothing to complete
+
+
+def test_an_instance_the_group_launches_itself_waits_on_the_launch_hook_too(asg):
+    """An instance terminated outside the group: moto replaces it at once (as AWS keeps the desired
+    capacity), and the replacement waits in Pending:Wait like any launch, not InService at once."""
+    clients, (first, second), queue, model, _ = asg
+    clients["ec2"].terminate_instances(InstanceIds=[first])
+    group = clients["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0]
+    states = {i["InstanceId"]: i["LifecycleState"] for i in group["Instances"]}
+    (replacement,) = set(states) - {second}
+    assert states == {second: "InService", replacement: "Pending:Wait"}
+    assert [(b["LifecycleHookName"], b["EC2InstanceId"]) for b in notifications(clients, queue)] == [
+        ("joined", replacement)
+    ]

@@ -12,7 +12,9 @@ Semantics, from the Amazon EC2 Auto Scaling User Guide, "Amazon EC2 Auto Scaling
   state at most 48 hours or 100 heartbeat timeouts, whichever is less (global timeout);
 - when the heartbeat timeout passes, the hook's `DefaultResult` applies;
 - after a launch: `CONTINUE` puts the instance `InService`, `ABANDON` terminates it; after a
-  termination hook the instance terminates whatever the result.
+  termination hook the instance terminates whatever the result;
+- an instance the group launches itself (moto does when one of its instances is terminated, to
+  keep the desired capacity) goes through the launch hook too, like any other launch.
 Time is the model's own clock, so tests can move it; `expire()` applies timeouts, and
 `run_clock()` does it twice a second for a lab.
 """
@@ -26,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from moto.autoscaling.exceptions import ValidationError
-from moto.autoscaling.models import autoscaling_backends
+from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import EmptyResult
 from moto.ec2.models import ec2_backends
@@ -255,6 +257,16 @@ def install() -> None:
         )
         return EmptyResult()
 
+    original_replace = FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+    def replace_autoscaling_group_instances(group, count_needed, propagated_tags):
+        before = {state.instance.id for state in group.instance_states}
+        original_replace(group, count_needed, propagated_tags)
+        for state in list(group.instance_states):
+            if state.instance.id not in before:
+                model_for(group.account_id, group.region).begin(group.name, state.instance.id, LAUNCHING)
+
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook
     AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
     AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
