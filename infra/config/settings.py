@@ -8,6 +8,7 @@ with a message that names the key, the value given and what is allowed.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from ipaddress import IPv4Network
@@ -121,6 +122,23 @@ def _engine_dead_after(seconds: float) -> float:
     return seconds
 
 
+@functools.cache
+def ec2_instance_types() -> tuple[str, ...]:
+    """The EC2 instance types botocore's service model knows (its `InstanceType` enum)."""
+    import botocore.session
+
+    return tuple(botocore.session.get_session().get_service_model("ec2").shape_for("InstanceType").enum)
+
+
+def _instance_type(value: str) -> str:
+    known = ec2_instance_types()
+    if value not in known:
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"is not an EC2 instance type{hint} (the types botocore's EC2 model lists)")
+    return value
+
+
 def _ca_bundle(path: str) -> str:
     try:
         text = Path(path).read_text()
@@ -135,18 +153,28 @@ def _ca_bundle(path: str) -> str:
 EVERY_STACK, IMAGE, LOCAL, AWS = "Every stack", "The image", "The local stack", "AWS stacks"
 
 
-def setting(default: Any, description: str, *, group: str, **rules: Any) -> Any:
+def setting(default: Any, description: str, *, group: str, allowed: str | None = None, **rules: Any) -> Any:
     """A setting's one declaration: its default, what it does and where it applies. Pulumi.yaml's
-    `config:` block and docs/settings.md are generated from these (`make docs`)."""
+    `config:` block and docs/settings.md are generated from these (`make docs`). `allowed` says in
+    words what a value with a `pattern` must look like: the error shows that, never the pattern."""
+    extra = {"group": group} | ({"allowed": allowed} if allowed else {})
     if isinstance(default, list):
-        return Field(default_factory=list, description=description, json_schema_extra={"group": group}, **rules)
-    return Field(default, description=description, json_schema_extra={"group": group}, **rules)
+        return Field(default_factory=list, description=description, json_schema_extra=extra, **rules)
+    return Field(default, description=description, json_schema_extra=extra, **rules)
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
 Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-ImageRef = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", max_length=255)]
+IMAGE_REF_PATTERN = r"^[a-z0-9][a-z0-9._/:@-]*$"
+SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
+ImageRef = Annotated[str, Field(pattern=IMAGE_REF_PATTERN, max_length=255)]
+SubnetId = Annotated[str, Field(pattern=SUBNET_ID_PATTERN)]
+# In words, for the patterns of types several settings share (a setting's own say `allowed`).
+PATTERN_WORDS = {
+    IMAGE_REF_PATTERN: "an image reference in lower case: [registry/]name[:tag][@sha256:digest]",
+    SUBNET_ID_PATTERN: "a subnet id: subnet- and 8 or 17 hexadecimal digits",
+}
 
 
 class Settings(BaseModel):
@@ -165,6 +193,7 @@ class Settings(BaseModel):
         "The release deployed: the service's VER and the image's version label; a new one rolls the service.",
         group=EVERY_STACK,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        allowed="1-64 letters, digits, dots, underscores or hyphens, starting with a letter or digit",
     )
     replicas: int = setting(3, "Replicas of the restdemo service (1-100).", group=EVERY_STACK, ge=1, le=100)
     # What fits a t3.small (2 vCPUs, 2 GiB) with three replicas and a rollout's extra one beside the
@@ -227,6 +256,7 @@ class Settings(BaseModel):
         "Platform to build the image for, linux/amd64 or linux/arm64 (default: the engine's own).",
         group=IMAGE,
         pattern=r"^linux/(amd64|arm64)$",
+        allowed="linux/amd64 or linux/arm64",
     )
     # Only the deploy job writes the cache (the workflow passes read-write): whoever writes it
     # shapes the next build's layers.
@@ -249,12 +279,14 @@ class Settings(BaseModel):
         "Docker API of the local engine.",
         group=LOCAL,
         pattern=r"^(unix|tcp|ssh|npipe)://",
+        allowed="a Docker host URL: unix://, tcp://, ssh:// or npipe://",
     )
     registry_address: str | None = setting(
         None,
         "An existing registry (host:port) to push to instead of the one the local stack runs.",
         group=LOCAL,
         pattern=r"^[A-Za-z0-9.-]+(:\d{1,5})?$",
+        allowed="host or host:port, such as 127.0.0.1:5000",
     )
     local_registry_port: Port = setting(5000, "Port on 127.0.0.1 of the registry the local stack runs.", group=LOCAL)
     local_registry_image: ImageRef = setting(
@@ -294,11 +326,11 @@ class Settings(BaseModel):
     log_retention_days: Annotated[int, AfterValidator(_retention)] = setting(
         30, "Days CloudWatch keeps the stack's logs (one of CloudWatch's allowed values).", group=AWS
     )
-    manager_instance_type: str = setting(
-        "t3.small", "EC2 instance type of the managers.", group=AWS, pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+    manager_instance_type: Annotated[str, AfterValidator(_instance_type)] = setting(
+        "t3.small", "EC2 instance type of the managers.", group=AWS
     )
-    worker_instance_type: str = setting(
-        "t3.small", "EC2 instance type of the workers.", group=AWS, pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+    worker_instance_type: Annotated[str, AfterValidator(_instance_type)] = setting(
+        "t3.small", "EC2 instance type of the workers.", group=AWS
     )
     node_volume_gb: int = setting(
         20, "Size of each node's encrypted gp3 root volume in GB (8-1000).", group=AWS, ge=8, le=1000
@@ -325,6 +357,7 @@ class Settings(BaseModel):
         "ACM certificate for an HTTPS listener on 443 (port 80 then redirects).",
         group=AWS,
         pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+        allowed="an ACM certificate ARN: arn:aws:acm:<region>:<12-digit account>:certificate/<id>",
     )
     deletion_protection: bool = setting(False, "Deletion protection on the load balancers.", group=AWS)
     alarm_email: str | None = setting(
@@ -332,6 +365,7 @@ class Settings(BaseModel):
         "An e-mail address subscribed to the stack's alarm topic (AWS mails it a link to confirm first).",
         group=AWS,
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        allowed="an e-mail address, such as oncall@example.com",
     )
     alarm_topic_arn: str | None = setting(
         None,
@@ -339,6 +373,7 @@ class Settings(BaseModel):
         "and EventBridge publish.",
         group=AWS,
         pattern=r"^arn:aws:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$",
+        allowed="an SNS topic ARN: arn:aws:sns:<region>:<12-digit account>:<topic name>",
     )
     runbook_url: str = setting(
         "docs/operations.md",
@@ -353,11 +388,12 @@ class Settings(BaseModel):
         "Use this VPC instead of creating one; then give existingPublicSubnetIds and existingNodeSubnetIds.",
         group=AWS,
         pattern=r"^vpc-[0-9a-f]{8,17}$",
+        allowed="a VPC id: vpc- and 8 or 17 hexadecimal digits",
     )
-    existing_public_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = setting(
+    existing_public_subnet_ids: list[SubnetId] = setting(
         [], "Public subnets of existingVpcId for the load balancers, in 2 or 3 zones.", group=AWS, max_length=3
     )
-    existing_node_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = setting(
+    existing_node_subnet_ids: list[SubnetId] = setting(
         [], "Subnets of existingVpcId for the nodes, in 2 or 3 zones.", group=AWS, max_length=3
     )
 
@@ -470,7 +506,17 @@ def _describe(error: dict) -> str:
     if error["type"] == "missing":
         return f"{name} is required"
     where = name + "".join(f"[{part}]" for part in location[1:])
-    return f"{where} = {json.dumps(error['input'], default=str)}: {error['msg'].removeprefix('Value error, ')}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch":
+        message = f"must be {_allowed(str(location[0]), error['ctx']['pattern'])}"
+    return f"{where} = {json.dumps(error['input'], default=str)}: {message}"
+
+
+def _allowed(alias: str, pattern: str) -> str:
+    """What a value must look like, in words: the setting's own, else its type's."""
+    field = next((f for name, f in Settings.model_fields.items() if to_camel(name) == alias), None)
+    extra = (field.json_schema_extra or {}) if field else {}
+    return extra.get("allowed") or PATTERN_WORDS[pattern]
 
 
 # Settings that may be left unset. Pulumi.yaml gives them an empty default, since the CLI refuses
@@ -478,20 +524,53 @@ def _describe(error: dict) -> str:
 OPTIONAL = {to_camel(name) for name, field in Settings.model_fields.items() if field.default is None}
 
 
+# The config namespaces a stack file may use besides the project's: the providers the program uses.
+PROVIDER_NAMESPACES = ("aws", "docker", "docker-build", "pulumi", "random", "tls")
+
+
 def parse_settings(config: dict[str, Any]) -> Settings:
     """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError."""
-    values = {}
+    values, problems = {}, []
     for full_key, raw in config.items():
         namespace, _, name = full_key.partition(":")
         if namespace == NAMESPACE and not (raw == "" and name in OPTIONAL):
             values[name] = _decode(raw)
+        elif namespace != NAMESPACE and namespace not in PROVIDER_NAMESPACES:
+            problems.append(_unknown_namespace(namespace, name))
     if "awsRegion" in values:
         raise SettingsError(f"{NAMESPACE}:awsRegion is not a setting of this project; set aws:region instead")
     if config.get("aws:region"):
         values["awsRegion"] = config["aws:region"]
     try:
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
         # The model's own check reports several problems in one error, a line each.
-        lines = [line for error in exc.errors() for line in _describe(error).splitlines()]
-        raise SettingsError("invalid stack settings:\n  " + "\n  ".join(lines)) from None
+        problems += [line for error in exc.errors() for line in _describe(error).splitlines()]
+    else:
+        problems += _not_for_this_platform(settings, values)
+    if problems:
+        raise SettingsError("invalid stack settings:\n  " + "\n  ".join(problems))
+    return settings
+
+
+def _unknown_namespace(namespace: str, name: str) -> str:
+    close = difflib.get_close_matches(namespace, [NAMESPACE, *PROVIDER_NAMESPACES], n=1)
+    hint = f"did you mean {close[0]}:{name}? " if close else ""
+    return (
+        f"{namespace}:{name}: {namespace} is not a namespace this program reads; {hint}"
+        f"settings are {NAMESPACE}:<setting>, besides the providers' ({', '.join(PROVIDER_NAMESPACES)})"
+    )
+
+
+def _not_for_this_platform(settings: Settings, values: dict[str, Any]) -> list[str]:
+    """AWS stacks' settings given to a local stack, which would ignore them silently. Only those
+    that differ from their default: the CLI hands the program Pulumi.yaml's defaults as if set."""
+    if settings.platform != "local":
+        return []
+    return [
+        f"{NAMESPACE}:{to_camel(name)} applies to AWS stacks only (platform aws): the local stack ignores it; remove it"
+        for name, field in Settings.model_fields.items()
+        if (field.json_schema_extra or {}).get("group") == AWS
+        and to_camel(name) in values
+        and getattr(settings, name) != field.get_default(call_default_factory=True)
+    ]

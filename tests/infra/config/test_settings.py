@@ -176,3 +176,45 @@ def test_the_stop_grace_check_counts_on_the_apps_own_drain():
     from restdemo.server import DRAIN_SECONDS
 
     assert APP_DRAIN_SECONDS == DRAIN_SECONDS
+
+
+def test_a_misspelt_namespace_is_refused_with_the_one_meant():
+    """`restdmo:replicas` was ignored and the default used: now refused, naming the one meant."""
+    assert error_of({"restdmo:replicas": "5"}).splitlines()[1] == (
+        "  restdmo:replicas: restdmo is not a namespace this program reads; did you mean restdemo:replicas? "
+        "settings are restdemo:<setting>, besides the providers' (aws, docker, docker-build, pulumi, random, tls)"
+    )
+    assert parse_settings({"aws:region": "eu-west-1", "pulumi:disable-default-providers": "[]"}).platform == "local"
+
+
+def test_instance_types_are_the_ones_ec2_has():
+    """`t3.smal` matched the old pattern; EC2 would refuse the launch template's instances."""
+    assert 'restdemo:managerInstanceType = "t3.smal": is not an EC2 instance type; did you mean t3.small?' in (
+        error_of({**AWS_OK, "restdemo:managerInstanceType": "t3.smal"})
+    )
+    assert parse_settings({**AWS_OK, "restdemo:workerInstanceType": "m7g.large"}).worker_instance_type == "m7g.large"
+
+
+def test_aws_settings_on_the_local_stack_are_refused_unless_left_at_their_default():
+    message = error_of({"restdemo:managerCount": "1", "restdemo:workerCount": "4", "restdemo:alarmEmail": "a@b.io"})
+    assert message.splitlines()[1:] == [
+        "  restdemo:workerCount applies to AWS stacks only (platform aws): the local stack ignores it; remove it",
+        "  restdemo:alarmEmail applies to AWS stacks only (platform aws): the local stack ignores it; remove it",
+    ]  # managerCount 1 is its default: the CLI passes Pulumi.yaml's defaults as if they were set
+
+
+def test_no_message_shows_a_regular_expression():
+    """Every setting with a pattern says in words what it takes."""
+    from infra.config.settings import PATTERN_WORDS
+
+    for name, field in Settings.model_fields.items():
+        patterns = [m.pattern for m in field.metadata if getattr(m, "pattern", None)]
+        allowed = (field.json_schema_extra or {}).get("allowed")
+        assert all(allowed or pattern in PATTERN_WORDS for pattern in patterns), name
+    assert error_of({**AWS_OK, "restdemo:certificateArn": "arn:aws:acm:eu-west-1:123:cert/x"}).endswith(
+        ": must be an ACM certificate ARN: arn:aws:acm:<region>:<12-digit account>:certificate/<id>"
+    )
+    assert "must be a subnet id: subnet- and 8 or 17 hexadecimal digits" in error_of(
+        {**AWS_OK, "restdemo:existingVpcId": "vpc-0123abcd", "restdemo:existingPublicSubnetIds": '["sub-1"]'}
+    )
+    assert "^" not in error_of({"restdemo:version": "-bad", "restdemo:buildBase": "UPPER"})
