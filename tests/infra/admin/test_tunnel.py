@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import importlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from infra.admin.tunnel import TUNNEL_PORT, choose_manager, session_command, tunnel_host, wait_for_tunnel
-from tests.support.pulumi_program import run_program
+from infra.admin.tunnel import (
+    TUNNEL_PORT,
+    choose_manager,
+    session_command,
+    stack_region,
+    tunnel_host,
+    wait_for_tunnel,
+)
+from tests.support.pulumi_program import REPO, run_program
 
 pytestmark = pytest.mark.unit
 
@@ -108,3 +118,43 @@ def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):
         Exception, match=r"nothing listens on 127.0.0.1:23760 after 0.1s: adminAccess is session-manager"
     ):
         run_program("dev", tunnel=False)
+
+
+def run_tunnel(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    """`python -m infra.admin.tunnel` as an operator runs it, without AWS credentials or a region."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {
+        **bare,
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **environment,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "infra.admin.tunnel", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_the_tunnel_takes_the_region_from_the_stack_file_and_says_what_is_missing_in_one_line():
+    """It ended in a NoRegionError traceback although stacks/Pulumi.dev.yaml names eu-west-1, then in
+    a NoCredentialsError one: now the region is the stack file's, and AWS's error is one line."""
+    answer = run_tunnel("dev", "--wait", "1")
+    assert answer.returncode == 1
+    assert answer.stderr == (
+        "tunnel: AWS: Unable to locate credentials (the deploying identity needs "
+        "autoscaling:DescribeAutoScalingGroups)\n"
+    )
+    assert stack_region("dev") == "eu-west-1"
+
+
+def test_a_stack_that_does_not_exist_is_one_line():
+    answer = run_tunnel("prd")
+    assert (answer.returncode, answer.stderr) == (
+        1,
+        "tunnel: no stack 'prd'; the stacks are: dev local prod staging (stacks/Pulumi.<stack>.yaml)\n",
+    )
