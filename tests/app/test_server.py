@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -270,3 +272,21 @@ def test_what_granian_rejects_itself_is_answered_and_closed_and_the_server_serve
         assert response.status == 200 and json.loads(body)["version"] == "v5"
     finally:
         stop_server(server)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_help_and_starts_no_server(flag):
+    """`restdemo --help` started a server on 0.0.0.0:8000."""
+    answer = subprocess.run([sys.executable, "-m", "restdemo.server", flag], capture_output=True, text=True, timeout=20)
+    assert answer.returncode == 0
+    assert answer.stdout.startswith("usage: restdemo [-h]\n") and "PORT  port to listen on" in answer.stdout
+
+
+def test_an_argument_is_refused_in_one_line():
+    answer = subprocess.run(
+        [sys.executable, "-m", "restdemo.server", "--port", "9000"], capture_output=True, text=True, timeout=20
+    )
+    assert (answer.returncode, answer.stderr) == (
+        1,
+        "restdemo: takes no arguments (got --port 9000); see restdemo --help\n",
+    )

@@ -149,8 +149,27 @@ def granian_server(target: str, *, factory: bool):
     )
 
 
-def main() -> None:
+USAGE = """usage: restdemo [-h]
+
+Serve the restdemo HTTP API and page on $HOST:$PORT until SIGTERM or SIGINT (then drain for up to
+10 s). It takes no arguments; the environment sets it up:
+
+  HOST  address to listen on (default 0.0.0.0)
+  PORT  port to listen on, 1-65535 (default 8000)
+  VER   the version it reports on /health (default: the package's version)
+
+The client is restdemo-cli (restdemo-cli --help).
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
     """`restdemo`: serve on $HOST:$PORT (default 0.0.0.0:8000) until SIGTERM or SIGINT."""
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(USAGE, end="")
+        return
+    if args:
+        raise SystemExit(f"restdemo: takes no arguments (got {' '.join(args)}); see restdemo --help")
     granian_server("restdemo.server:create_app", factory=True).serve()
 
 
