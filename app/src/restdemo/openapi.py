@@ -33,9 +33,12 @@ CONNECTION_PARAMETER = {
     "name": "connection",
     "in": "query",
     "required": False,
-    "schema": {"type": "string", "enum": ["close"]},
-    "description": "close: the server closes the connection after this answer (Connection: close), so the "
-    "next request may reach another replica behind a balancer that picks one per connection.",
+    # Any string: the server acts on `close` in any case and ignores other values, as it ignores
+    # other parameters (a cache-busting one, say); an enum would promise an error it never sends.
+    "schema": {"type": "string"},
+    "description": "close (in any case): the server closes the connection after this answer "
+    "(Connection: close), so the next request may reach another replica behind a balancer that picks "
+    "one per connection. Any other value is accepted and ignored.",
 }
 
 
