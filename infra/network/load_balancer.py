@@ -10,7 +10,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.image_contract import CONTAINER_PORT
 from infra.config.settings import Settings
 from infra.config.tags import tags
 from infra.network.firewall import allow_in, allow_out, security_group
@@ -119,7 +118,12 @@ class LoadBalancer(pulumi.ComponentResource):
         for port in listener_ports(settings):
             allow_in(f"{name}-listener-{port}", group, port, f"listener {port}", child, cidr="0.0.0.0/0")
         allow_out(
-            f"{name}-to-nodes", group, network.vpc_cidr, "the routing mesh on every node", child, port=CONTAINER_PORT
+            f"{name}-to-nodes",
+            group,
+            network.vpc_cidr,
+            "the routing mesh on every node",
+            child,
+            port=settings.published_port,
         )
         return group
 
@@ -129,13 +133,14 @@ class LoadBalancer(pulumi.ComponentResource):
         return aws.lb.TargetGroup(
             name,
             vpc_id=network.vpc_id,
-            port=CONTAINER_PORT,
+            # The routing mesh answers on the service's published port on every node.
+            port=settings.published_port,
             protocol="HTTP",
             target_type="instance",
             deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 path="/health",
-                port=str(CONTAINER_PORT),
+                port=str(settings.published_port),
                 protocol="HTTP",
                 matcher="200",
                 interval=HEALTH_CHECK_INTERVAL_SECONDS,

@@ -15,7 +15,6 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
-from infra.config.image_contract import CONTAINER_PORT
 from infra.config.settings import Settings
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import LoadBalancer
@@ -139,9 +138,9 @@ class Swarm(pulumi.ComponentResource):
             "manager-2377", manager, SWARM_MANAGEMENT_PORT, "swarm management, from nodes only", source_group_id=node.id
         )
         rule(
-            "mesh-8000",
+            f"mesh-{settings.published_port}",  # mesh-8000 by default, the name it always had
             node,
-            CONTAINER_PORT,
+            settings.published_port,
             "the routing mesh, from the ALB only",
             source_group_id=alb_security_group_id,
         )

@@ -9,6 +9,7 @@ from tests.support.pulumi_program import STACKS, ProgramRun, stack_config
 
 AWS_STACKS = [s for s in STACKS if stack_config(s)["restdemo:platform"] == "aws"]
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 GROUP = "aws:autoscaling/group:Group"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.network.load_balancer import dead_target_window_seconds
-from tests.support.aws_stack import AWS_STACKS, SG_INGRESS
+from tests.support.aws_stack import AWS_STACKS, SG_EGRESS, SG_INGRESS
 from tests.support.pulumi_program import (
     run_program,
     stack_config,
@@ -63,3 +63,20 @@ def test_a_certificate_adds_443_and_redirects_80():
     opened = sorted(r.inputs["fromPort"] for r in run.of_type(SG_INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0")
     assert opened == [80, 443]
     assert run.outputs["url"].startswith("https://")
+
+
+@pytest.mark.parametrize("stack", AWS_STACKS)
+def test_another_published_port_reaches_the_service_end_to_end(stack):
+    """dev with `publishedPort: 9000`: the service published 9000 while the target group, its health
+    check and the nodes' rule stayed on 8000, so the site was unreachable. All follow the setting."""
+    run = run_program(stack, {**stack_config(stack), "restdemo:publishedPort": "9000"})
+    service = run.one("docker:index/service:Service").inputs
+    assert [(p["targetPort"], p["publishedPort"]) for p in service["endpointSpec"]["ports"]] == [(8000, 9000)]
+    target_group = run.named("aws:lb/targetGroup:TargetGroup", "web").inputs
+    assert (target_group["port"], target_group["healthCheck"]["port"]) == (9000, "9000")
+    rules = {r.name: r.inputs for r in run.of_type(SG_INGRESS)}
+    assert "swarm-mesh-8000" not in rules
+    assert (rules["swarm-mesh-9000"]["fromPort"], rules["swarm-mesh-9000"]["toPort"]) == (9000, 9000)
+    assert rules["swarm-mesh-9000"]["referencedSecurityGroupId"] == "web-id"
+    (to_nodes,) = [r.inputs for r in run.of_type(SG_EGRESS) if r.name == "web-to-nodes"]
+    assert (to_nodes["fromPort"], to_nodes["toPort"]) == (9000, 9000)
