@@ -63,6 +63,10 @@ down: ## pulumi destroy (STACK=local by default)
 status: ## the URL, the replicas with their versions and states
 	PATH="$(CURDIR)/.tools/bin:$$PATH" scripts/stack.sh status
 
+.PHONY: check
+check: $(VENV_STAMP) ## validate stacks/Pulumi.$(STACK).yaml and list what it would create (no Pulumi CLI, no cloud)
+	.venv/bin/python scripts/check.py $(STACK)
+
 .PHONY: bench
 bench: $(VENV_STAMP) ## measure image size, build times, CLI start, req/s (needs Docker, wrk)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)

@@ -1,0 +1,52 @@
+"""`make check STACK=<stack>` (scripts/check.py): a stack file validated and what it would create
+listed, with the program under the project's mocks; problems one line each, exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.pulumi_program import REPO
+
+pytestmark = pytest.mark.unit
+
+
+def check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check.py"), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_valid_stack_lists_what_it_would_create_by_type():
+    answer = check("dev")
+    assert answer.returncode == 0, answer.stderr
+    lines = answer.stdout.splitlines()
+    assert lines[0].startswith("dev: the settings are valid; `pulumi up` would create ")
+    counts = {line.split()[1]: int(line.split()[0]) for line in lines[1:]}
+    assert counts["aws:autoscaling/group:Group"] == 2  # managers and workers
+    assert counts["docker:index/service:Service"] == 1
+    assert int(lines[0].split(" would create ")[1].split()[0]) == sum(counts.values())
+
+
+def test_a_bad_stack_file_is_one_line_per_problem_and_creates_nothing(tmp_path):
+    bad = tmp_path / "Pulumi.local.yaml"
+    bad.write_text("config:\n  restdmo:replicas: 5\n  restdemo:workerCount: 4\n")
+    answer = check("local", "--file", str(bad))
+    assert (answer.returncode, answer.stdout) == (1, "")
+    assert answer.stderr.splitlines() == [
+        "check: local: invalid stack settings:",
+        "  restdmo:replicas: restdmo is not a namespace this program reads; did you mean restdemo:replicas? "
+        "settings are restdemo:<setting>, besides the providers' (aws, docker, docker-build, pulumi, random, tls)",
+        "  restdemo:workerCount applies to AWS stacks only (platform aws): the local stack ignores it; remove it",
+    ]
+
+
+def test_a_missing_or_broken_stack_file_is_one_line(tmp_path):
+    assert check("prd").stderr == f"check: prd: no stack file {REPO}/stacks/Pulumi.prd.yaml\n"
+    broken = tmp_path / "Pulumi.dev.yaml"
+    broken.write_text("config: [\n")
+    answer = check("dev", "--file", str(broken))
+    assert answer.returncode == 1 and len(answer.stderr.splitlines()) == 1
+    assert answer.stderr.startswith(f"check: dev: {broken} is not YAML: ")
