@@ -40,6 +40,22 @@ elif [ "$stack" != local ] && [ "$action" = status ]; then
 elif ! docker info >/dev/null 2>&1; then
   missing+=("a running Docker engine: docker is installed but its engine does not answer; start Docker Desktop or 'sudo systemctl start docker'")
 fi
+# An AWS stack also needs its state backend, AWS credentials (one STS call), the AWS CLI and, to
+# reach the Docker API through Session Manager (adminAccess session-manager, the default), its plugin.
+stack_setting() { sed -n "s/^  $1: *//p" "stacks/Pulumi.$stack.yaml" | tr -d "\"'" | head -1; }
+if [ "$stack" != local ]; then
+  if [ -z "${PULUMI_BACKEND_URL:-}" ] && command -v pulumi >/dev/null 2>&1 && ! pulumi whoami >/dev/null 2>&1; then
+    missing+=("a Pulumi state backend: set PULUMI_BACKEND_URL (for example s3://<bucket>) or run 'pulumi login'")
+  fi
+  if ! command -v aws >/dev/null 2>&1; then
+    missing+=("the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html")
+  elif ! sts=$(aws sts get-caller-identity --region "$(stack_setting aws:region)" --output text 2>&1 >/dev/null); then
+    missing+=("AWS credentials for the account of stack '$stack' (aws sts get-caller-identity: $(echo "$sts" | grep -v '^$' | tail -1))")
+  fi
+  if [ "$(stack_setting restdemo:adminAccess)" != load-balancer ] && ! command -v session-manager-plugin >/dev/null 2>&1; then
+    missing+=("the AWS CLI's Session Manager plugin (adminAccess session-manager): https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html")
+  fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "restdemo: cannot run 'pulumi $pulumi_command' on stack '$stack'; install or start:" >&2
   printf '  - %s\n' "${missing[@]}" >&2

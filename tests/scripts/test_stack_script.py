@@ -119,3 +119,54 @@ def test_up_refreshes_first_so_what_is_gone_from_the_swarm_is_made_again(tmp_pat
     )
     ups = [line for line in calls.read_text().splitlines() if line.startswith("up ")]
     assert ups == [command], (result.stdout, result.stderr)  # REFRESH=0: the escape during an outage
+
+
+def tools(tmp_path, **scripts: str) -> str:
+    """A PATH of the basic tools the script uses and these fakes (name -> shell body)."""
+    path = bare_path(tmp_path)
+    for tool in ("sed", "tr", "grep", "tail"):
+        os.symlink(shutil.which(tool), os.path.join(path, tool))
+    for name, body in scripts.items():
+        fake = tmp_path / "bin" / name
+        fake.write_text(f"#!/bin/sh\n{body}\n")
+        fake.chmod(0o755)
+    return path
+
+
+PULUMI_NOT_LOGGED_IN = (
+    'echo "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions" >&2; exit 1'
+)
+
+
+def test_an_aws_stack_names_the_backend_the_aws_cli_and_its_session_manager_plugin(tmp_path):
+    """`STACK=dev make up` checked only for Pulumi and Docker."""
+    path = tools(tmp_path, pulumi=PULUMI_NOT_LOGGED_IN, docker="exit 0")
+    result = run_with_path(path, "up", stack="dev")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "restdemo: cannot run 'pulumi up' on stack 'dev'; install or start:",
+        "  - a Pulumi state backend: set PULUMI_BACKEND_URL (for example s3://<bucket>) or run 'pulumi login'",
+        "  - the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+        "  - the AWS CLI's Session Manager plugin (adminAccess session-manager): "
+        "https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html",
+    ]
+
+
+def test_an_aws_stack_names_missing_credentials_from_one_sts_call(tmp_path):
+    calls = tmp_path / "aws-calls"
+    refused = 'Unable to locate credentials. You can configure credentials by running \\"aws configure\\".'
+    aws = f'echo "$*" >> {calls}; echo "{refused}" >&2; exit 255'
+    path = tools(tmp_path, pulumi="exit 0", docker="exit 0", aws=aws, **{"session-manager-plugin": "exit 0"})
+    result = subprocess.run(
+        [shutil.which("bash"), str(SCRIPT), "up"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "STACK": "dev", "PULUMI_BACKEND_URL": "s3://state"},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1:] == [
+        "  - AWS credentials for the account of stack 'dev' (aws sts get-caller-identity: Unable to locate "
+        'credentials. You can configure credentials by running "aws configure".)'
+    ]
+    assert calls.read_text() == "sts get-caller-identity --region eu-west-1 --output text\n"  # the stack's region
