@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -290,3 +292,30 @@ def test_an_argument_is_refused_in_one_line():
         1,
         "restdemo: takes no arguments (got --port 9000); see restdemo --help\n",
     )
+
+
+def test_the_service_alone_installs_without_pulumi_or_aws(tmp_path):
+    """`restdemo --help` and running the service needed the whole environment (pulumi-aws, moto...):
+    app/README.md's command installs the service and granian only."""
+    from tests.support.pulumi_program import REPO
+
+    uv = shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
+    environment = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "alone"), "UV_PYTHON": sys.executable}
+    subprocess.run(
+        [uv, "sync", "--package", "restdemo", "--no-dev", "--frozen", "-q"],
+        cwd=REPO,
+        env=environment,
+        check=True,
+        timeout=300,
+    )
+    listed = subprocess.run(
+        [uv, "pip", "list", "--python", str(tmp_path / "alone" / "bin" / "python")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
+    ).stdout
+    installed = {line.split()[0].lower() for line in listed.splitlines()[2:]}
+    assert installed == {"restdemo", "granian", "click"}  # click: granian's own command line
+    answer = subprocess.run([str(tmp_path / "alone" / "bin" / "restdemo"), "--help"], capture_output=True, text=True)
+    assert answer.returncode == 0 and answer.stdout.startswith("usage: restdemo")
