@@ -10,19 +10,22 @@ pytestmark = pytest.mark.app
 @pytest.mark.parametrize(
     "url,expected",
     [
-        ("http://127.0.0.1:8000", ("127.0.0.1", 8000, "")),
-        ("http://localhost", ("localhost", 80, "")),
-        ("http://svc:9000/", ("svc", 9000, "")),
-        ("http://svc:9000/api/v1/", ("svc", 9000, "/api/v1")),
-        ("HTTP://svc:9000", ("svc", 9000, "")),
-        ("http://[::1]:8000", ("::1", 8000, "")),
+        ("http://127.0.0.1:8000", ("http", "127.0.0.1", 8000, "")),
+        ("http://localhost", ("http", "localhost", 80, "")),
+        ("http://svc:9000/", ("http", "svc", 9000, "")),
+        ("http://svc:9000/api/v1/", ("http", "svc", 9000, "/api/v1")),
+        ("HTTP://svc:9000", ("http", "svc", 9000, "")),
+        ("http://[::1]:8000", ("http", "::1", 8000, "")),
+        # A load balancer's HTTPS in front (make up and make status of a stack with a domain).
+        ("https://app.example.com", ("https", "app.example.com", 443, "")),
+        ("HTTPS://app.example.com:8443/", ("https", "app.example.com", 8443, "")),
     ],
 )
 def test_split_url(url, expected):
     assert split_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["https://x", "x:8000", "http://", "http://x:port", "http://:80"])
+@pytest.mark.parametrize("url", ["ftp://x", "x:8000", "http://", "http://x:port", "http://:80", "https://x:0"])
 def test_split_url_rejects_what_it_cannot_reach(url):
     with pytest.raises(UsageError, match="--url must be http://host"):
         split_url(url)
