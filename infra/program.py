@@ -19,6 +19,7 @@ from infra.image.image import Image
 from infra.image.registry import Registry
 from infra.monitoring.alarms import Watched
 from infra.monitoring.monitoring import Monitoring
+from infra.network.certificate import DomainCertificate
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.service.service import DockerEndpoint, SwarmService, spread_over
@@ -88,7 +89,15 @@ def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> p
 def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[SwarmService, dict[str, pulumi.Input]]:
     """The Docker-for-AWS-style swarm, and the service on it through the admin endpoint."""
     network = Network("network", settings=settings)
-    web = LoadBalancer("web", settings=settings, network=network)
+    # Your own certificate (certificateArn) when you give one; else one for your domain.
+    certificate = (
+        DomainCertificate("domain", settings=settings)
+        if settings.domain_name and not settings.certificate_arn
+        else None
+    )
+    web = LoadBalancer(
+        "web", settings=settings, network=network, certificate_arn=certificate.certificate_arn if certificate else None
+    )
     secrets_key = SecretsKey("secrets", settings=settings)
     admin = AdminEndpoint(
         "admin",

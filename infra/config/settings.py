@@ -359,6 +359,22 @@ class Settings(BaseModel):
         pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
         allowed="an ACM certificate ARN: arn:aws:acm:<region>:<12-digit account>:certificate/<id>",
     )
+    domain_name: str | None = setting(
+        None,
+        "Your service's name, such as app.example.com: an ACM certificate for it, validated through "
+        "hostedZoneId, HTTPS on 443 (80 redirects), an alias record for the ALB, and the url output on it.",
+        group=AWS,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        max_length=253,
+        allowed="a DNS name in lower case, such as app.example.com (labels of 1-63 letters, digits or hyphens)",
+    )
+    hosted_zone_id: str | None = setting(
+        None,
+        "The Route 53 public hosted zone of domainName: its validation records and its alias record go there.",
+        group=AWS,
+        pattern=r"^Z[A-Z0-9]{1,31}$",
+        allowed="a Route 53 hosted zone id: Z and up to 31 capital letters or digits",
+    )
     deletion_protection: bool = setting(False, "Deletion protection on the load balancers.", group=AWS)
     alarm_email: str | None = setting(
         None,
@@ -438,6 +454,11 @@ class Settings(BaseModel):
         ):
             if not getattr(self, field):
                 problems.append(f"platform aws needs {what}")
+        if bool(self.domain_name) != bool(self.hosted_zone_id):
+            problems.append(
+                f"{key('domain_name')} and {key('hosted_zone_id')} go together: the certificate is validated "
+                "and the alias record made in that zone"
+            )
         if self.admin_access == "load-balancer" and not self.admin_cidrs:
             problems.append(
                 f"{key('admin_access')} = load-balancer needs {key('admin_cidrs')}: the CIDR blocks allowed to reach "

@@ -59,8 +59,13 @@ def public_balancer(
     )
 
 
+def serves_https(settings: Settings) -> bool:
+    """A certificate of yours (certificateArn), or one for your domain (domainName)."""
+    return bool(settings.certificate_arn or settings.domain_name)
+
+
 def listener_ports(settings: Settings) -> list[int]:
-    return [80, 443] if settings.certificate_arn else [80]
+    return [80, 443] if serves_https(settings) else [80]
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -70,11 +75,13 @@ class LoadBalancer(pulumi.ComponentResource):
         name: the name of the security group, ALB and target group, and the prefix of the rules' and listeners'.
         settings: the stack's settings (the certificate for HTTPS, deletion protection, tags).
         network: the VPC, its CIDR (the nodes' side) and the public subnets.
+        certificate_arn: the HTTPS listener's certificate (a `DomainCertificate`'s); default certificateArn.
         opts: resource options.
 
     Gives:
         dns_name: the ALB's DNS name.
-        url: `https://<dns_name>` with a certificate, else `http://<dns_name>`.
+        url: `https://<domainName>` with a domain (its alias record made), else `https://<dns_name>`
+            with a certificate, else `http://<dns_name>`.
         security_group_id: the ALB's security group, which the nodes admit on the mesh's port.
         target_group_arn: the target group every node joins (port 8000, checked on `/health`).
         arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and its target group.
@@ -86,6 +93,7 @@ class LoadBalancer(pulumi.ComponentResource):
         *,
         settings: Settings,
         network: Network,
+        certificate_arn: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:loadbalancer:LoadBalancer", name, None, opts)
@@ -102,10 +110,14 @@ class LoadBalancer(pulumi.ComponentResource):
             idle_timeout=IDLE_TIMEOUT_SECONDS,
         )
         target_group = self._target_group(name, settings, network, child)
-        self._listeners(name, settings, balancer, target_group, child)
-        scheme = "https" if settings.certificate_arn else "http"
+        self._listeners(name, settings, balancer, target_group, certificate_arn or settings.certificate_arn, child)
         self.dns_name = balancer.dns_name
-        self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+        if settings.domain_name:
+            self._alias(name, settings, balancer, child)
+            self.url = pulumi.Output.from_input(f"https://{settings.domain_name}")
+        else:
+            scheme = "https" if serves_https(settings) else "http"
+            self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
         self.security_group_id = group.id
         self.target_group_arn = target_group.arn
         self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
@@ -158,17 +170,18 @@ class LoadBalancer(pulumi.ComponentResource):
         settings: Settings,
         balancer: aws.lb.LoadBalancer,
         target_group: aws.lb.TargetGroup,
+        certificate_arn: pulumi.Input[str] | None,
         child: pulumi.ResourceOptions,
     ) -> None:
         """HTTP on 80; with a certificate, HTTPS on 443 too, and 80 redirects to it."""
         forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
-        if settings.certificate_arn:
+        if certificate_arn:
             aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=balancer.arn,
                 port=443,
                 protocol="HTTPS",
-                certificate_arn=settings.certificate_arn,
+                certificate_arn=certificate_arn,
                 ssl_policy=TLS_POLICY,
                 default_actions=forward,
                 tags=tags(settings, f"{name}-https"),
@@ -191,5 +204,22 @@ class LoadBalancer(pulumi.ComponentResource):
             protocol="HTTP",
             default_actions=http_actions,
             tags=tags(settings, f"{name}-http"),
+            opts=child,
+        )
+
+    def _alias(
+        self, name: str, settings: Settings, balancer: aws.lb.LoadBalancer, child: pulumi.ResourceOptions
+    ) -> aws.route53.Record:
+        """domainName, in its hosted zone, as an alias of the ALB (answered by Route 53 itself)."""
+        return aws.route53.Record(
+            f"{name}-alias",
+            zone_id=settings.hosted_zone_id,
+            name=settings.domain_name,
+            type="A",
+            aliases=[
+                aws.route53.RecordAliasArgs(
+                    name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
+                )
+            ],
             opts=child,
         )

@@ -46,25 +46,29 @@ AWS_ONLY = {"drainTimeout", "nodeAmi", "instanceTypes", "workerCount", "logReten
 
 # prod as the deploy job runs it: with the config it adds (.github/workflows/deploy.yml).
 DEPLOY_JOB = "prod (deploy job)"
+# prod on a domain of its own: the certificate, its validation and the alias (no stack file sets one).
+DOMAIN_STACK = "prod (a domain)"
+DOMAIN = {"restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "Z0123456789ABC"}
 
 
 @pytest.fixture(scope="module")
 def runs():
     found = {stack: run_program(stack) for stack in STACKS}
     found[DEPLOY_JOB] = run_program("prod", {**stack_config("prod"), "restdemo:buildCache": "read-write"})
+    found[DOMAIN_STACK] = run_program("prod", {**stack_config("prod"), **DOMAIN})
     return found
 
 
 def sample(runs, typ: str) -> Registered:
     """The first resource of `typ` in any run (the deploy job's prod has the most kinds)."""
-    for stack in (DEPLOY_JOB, "prod", *STACKS):
+    for stack in (DEPLOY_JOB, DOMAIN_STACK, "prod", *STACKS):
         found = runs[stack].of_type(typ)
         if found:
             return found[0]
     raise AssertionError(f"no stack registers a {typ}")
 
 
-@pytest.mark.parametrize("stack", [*STACKS, DEPLOY_JOB])
+@pytest.mark.parametrize("stack", [*STACKS, DEPLOY_JOB, DOMAIN_STACK])
 def test_every_value_is_one_aws_and_the_providers_accept(runs, stack):
     problems = [p for rule in FIELDS for p in field_problems(rule, runs[stack].registered)]
     assert problems == []

@@ -105,7 +105,26 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
             "arn": arn,
             "dnsName": f"{name}-0123456789.{region}.elb.amazonaws.com",
             "arnSuffix": f"{kind}/{name}/0123456789abcdef",
+            "zoneId": "Z32O12XQLNTSW2",  # ELB's own hosted zone in eu-west-1
         }
+    if typ == "aws:acm/certificate:Certificate":
+        # What ACM asks for a DNS validation: a CNAME under the domain, the same for every certificate.
+        token = hashlib.sha256(inputs["domainName"].encode()).hexdigest()[:32]
+        return {
+            "arn": f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{name}",
+            "domainValidationOptions": [
+                {
+                    "domainName": inputs["domainName"],
+                    "resourceRecordName": f"_{token}.{inputs['domainName']}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws.",
+                }
+            ],
+        }
+    if typ == "aws:acm/certificateValidation:CertificateValidation":
+        return {"certificateArn": inputs["certificateArn"]}
+    if typ == "aws:route53/record:Record":
+        return {"fqdn": inputs["name"].rstrip(".")}
     if typ == "aws:lb/targetGroup:TargetGroup":
         return {"arn": arn, "arnSuffix": f"targetgroup/{name}/fedcba9876543210"}
     if typ == "aws:sns/topic:Topic":

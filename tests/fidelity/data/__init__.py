@@ -7,6 +7,7 @@ tables tests/fidelity/test_fidelity.py runs; the rule kinds and the checks are i
 from __future__ import annotations
 
 from tests.fidelity.data import (
+    acm,
     autoscaling,
     cloudwatch,
     docker,
@@ -43,6 +44,7 @@ FIELDS = [
     *cloudwatch.FIELDS,
     *sns.FIELDS,
     *events.FIELDS,
+    *acm.FIELDS,
 ]
 FORCE_NEW = [
     *autoscaling.FORCE_NEW,

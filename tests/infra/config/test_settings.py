@@ -218,3 +218,15 @@ def test_no_message_shows_a_regular_expression():
         {**AWS_OK, "restdemo:existingVpcId": "vpc-0123abcd", "restdemo:existingPublicSubnetIds": '["sub-1"]'}
     )
     assert "^" not in error_of({"restdemo:version": "-bad", "restdemo:buildBase": "UPPER"})
+
+
+def test_a_domain_and_its_zone_go_together_and_say_what_they_take():
+    assert "restdemo:domainName and restdemo:hostedZoneId go together" in error_of(
+        {**AWS_OK, "restdemo:domainName": "app.example.com"}
+    )
+    assert 'restdemo:domainName = "App.Example.com": must be a DNS name in lower case' in error_of(
+        {**AWS_OK, "restdemo:domainName": "App.Example.com", "restdemo:hostedZoneId": "Z123"}
+    )
+    assert 'restdemo:hostedZoneId = "/hostedzone/Z123": must be a Route 53 hosted zone id' in error_of(
+        {**AWS_OK, "restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "/hostedzone/Z123"}
+    )

@@ -1,0 +1,73 @@
+"""DomainCertificate: an ACM certificate for the stack's domain, validated through DNS records in its
+Route 53 hosted zone, so the ALB's HTTPS listener serves a certificate that matches the name users
+type (the ALB's own name matches no certificate of yours)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config.settings import Settings
+from infra.config.tags import tags
+
+# Route 53's TTL for the validation records: ACM reads them once, and again at each renewal.
+VALIDATION_TTL_SECONDS = 300
+
+
+class DomainCertificate(pulumi.ComponentResource):
+    """An ACM certificate for `settings.domain_name`, validated by DNS in `settings.hosted_zone_id`.
+
+    Takes:
+        name: the certificate's resource name, and the prefix of its records' and its validation's.
+        settings: the stack's settings (domainName, hostedZoneId, tags).
+        opts: resource options.
+
+    Gives:
+        certificate_arn: the certificate's ARN once ACM has issued it (the validation waited for), for
+            the HTTPS listener.
+    """
+
+    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("restdemo:network:DomainCertificate", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        certificate = aws.acm.Certificate(
+            name,
+            domain_name=settings.domain_name,
+            validation_method="DNS",
+            tags=tags(settings, name),
+            # Another domain replaces it, the new one issued first (Pulumi's create-before-delete), so
+            # the listener always holds a certificate.
+            opts=child,
+        )
+        records = self._validation_records(name, settings, certificate, child)
+        validation = aws.acm.CertificateValidation(
+            name,
+            certificate_arn=certificate.arn,
+            validation_record_fqdns=[record.fqdn for record in records],
+            opts=child,
+        )
+        self.certificate_arn = validation.certificate_arn
+        self.register_outputs({"certificate_arn": self.certificate_arn})
+
+    def _validation_records(
+        self, name: str, settings: Settings, certificate: aws.acm.Certificate, child: pulumi.ResourceOptions
+    ) -> list[aws.route53.Record]:
+        """One CNAME per name on the certificate (here one: the domain), as ACM asks for it."""
+
+        def option(field: str) -> pulumi.Output[str]:
+            return certificate.domain_validation_options.apply(lambda options: options[0][field])
+
+        return [
+            aws.route53.Record(
+                f"{name}-validation",
+                zone_id=settings.hosted_zone_id,
+                name=option("resource_record_name"),
+                type=option("resource_record_type"),
+                records=[option("resource_record_value")],
+                ttl=VALIDATION_TTL_SECONDS,
+                # ACM gives every certificate for a name the same record: one left by an earlier
+                # certificate for this domain is taken over, not a conflict.
+                allow_overwrite=True,
+                opts=child,
+            )
+        ]
