@@ -20,8 +20,9 @@ pytestmark = pytest.mark.app
 
 
 @contextmanager
-def fake_peer(status: int, body: bytes):
-    """A real HTTP server that answers /health wrongly, to prove the CLI notices."""
+def fake_peer(status: int, body: bytes, tls: ssl.SSLContext | None = None):
+    """A real HTTP server that answers every GET with `status` and `body` (wrongly, to prove the CLI
+    notices); with `tls`, over TLS for the name localhost. Yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -34,10 +35,12 @@ def fake_peer(status: int, body: bytes):
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"https://localhost:{httpd.server_address[1]}" if tls else f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
 
@@ -59,24 +62,8 @@ def https_peer(tmp_path, body: bytes):
     openssl(tmp_path, "x509", "-req", "-in", "server.csr", "-days", "1", *signed)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield tmp_path / "ca.pem", f"https://localhost:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
+    with fake_peer(200, body, tls=context) as url:
+        yield tmp_path / "ca.pem", url
 
 
 def test_an_https_url_is_checked_with_its_certificate_verified(tmp_path):
