@@ -133,8 +133,10 @@ def http_get(host: str, port: int, path: str, timeout: float, *, tls: bool = Fal
 
 
 def _tls(connection: socket.socket, host: str) -> socket.socket:
-    import ssl
-
+    try:
+        import ssl
+    except ImportError:  # the pruned image keeps only what the health check loads: plain HTTP
+        raise OSError("no TLS in this restdemo-cli (the image's runtime has no ssl module)") from None
     return ssl.create_default_context().wrap_socket(connection, server_hostname=host)
 
 
