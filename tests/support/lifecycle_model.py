@@ -81,11 +81,14 @@ class LifecycleModel:
             name, group, transition, timeout or 3600, default or "ABANDON", target, metadata
         )
 
+    def hook_for(self, group: str, transition: str) -> Hook | None:
+        return next((h for h in self.hooks.values() if h.group == group and h.transition == transition), None)
+
     def begin(self, group: str, instance_id: str, transition: str) -> Action | None:
         """An instance of `group` starts launching or terminating: held in the wait state by the
         group's hook for `transition` (if any), which notifies its target."""
         with self.lock:
-            hook = next((h for h in self.hooks.values() if h.group == group and h.transition == transition), None)
+            hook = self.hook_for(group, transition)
             if hook is None:
                 self._finish_instance(group, instance_id, transition, "CONTINUE")
                 return None
@@ -262,9 +265,12 @@ def install() -> None:
     def replace_autoscaling_group_instances(group, count_needed, propagated_tags):
         before = {state.instance.id for state in group.instance_states}
         original_replace(group, count_needed, propagated_tags)
+        model = model_for(group.account_id, group.region)
+        if model.hook_for(group.name, LAUNCHING) is None:
+            return  # moto put them InService, as AWS does without a launch hook
         for state in list(group.instance_states):
             if state.instance.id not in before:
-                model_for(group.account_id, group.region).begin(group.name, state.instance.id, LAUNCHING)
+                model.begin(group.name, state.instance.id, LAUNCHING)
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook
