@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
-import subprocess
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,48 +41,6 @@ def fake_peer(status: int, body: bytes, tls: ssl.SSLContext | None = None):
         yield f"https://localhost:{httpd.server_address[1]}" if tls else f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
-
-
-def openssl(directory, *args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
-
-
-@contextmanager
-def https_peer(tmp_path, body: bytes):
-    """An HTTPS server for `localhost` under a CA of its own (to the CLI, what an ALB with an ACM
-    certificate is): yields the CA's file, for SSL_CERT_FILE, and the server's URL."""
-    ca = ("-subj", "/CN=restdemo test CA", "-keyout", "ca.key", "-out", "ca.pem")
-    openssl(tmp_path, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *ca)
-    request = ("-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
-    openssl(tmp_path, "req", "-newkey", "rsa:2048", "-nodes", *request)
-    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost\n")
-    signed = ("-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-extfile", "san.ext")
-    openssl(tmp_path, "x509", "-req", "-in", "server.csr", "-days", "1", *signed)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
-    with fake_peer(200, body, tls=context) as url:
-        yield tmp_path / "ca.pem", url
-
-
-def test_an_https_url_is_checked_with_its_certificate_verified(tmp_path):
-    """`make up` and `make status` of a stack with a domain check https://<domain>: the CLI said
-    `--url must be http://host[:port]`. Now it speaks TLS, and trusts what the system trusts only."""
-    from tests.app.conftest import APP_IMAGE, BIN
-
-    if APP_IMAGE:
-        pytest.skip("the CA file is on the host: this test runs the host's CLI")
-    body = json.dumps({"hostname": "h1", "version": "v9"}).encode()
-    with https_peer(tmp_path, body) as (ca, url):
-
-        def cli(trust: str) -> subprocess.CompletedProcess:
-            command = [str(BIN / "restdemo-cli"), "show", "health", "--url", url]
-            env = {**os.environ, "SSL_CERT_FILE": trust}
-            return subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
-
-        trusted, untrusted = cli(str(ca)), cli(os.devnull)
-    assert (trusted.returncode, json.loads(trusted.stdout)) == (0, {"hostname": "h1", "version": "v9"})
-    assert untrusted.returncode == 1 and "certificate verify failed" in untrusted.stderr
-    assert len(untrusted.stderr.splitlines()) == 1
 
 
 @contextmanager

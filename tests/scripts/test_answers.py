@@ -3,7 +3,11 @@ must fail when nobody does, not print six errors and exit 0."""
 
 from __future__ import annotations
 
+import json
+import os
+import ssl
 import subprocess
+from contextlib import contextmanager
 
 import pytest
 
@@ -33,3 +37,47 @@ def test_no_answer_at_all_fails_with_a_message():
     result = subprocess.run([str(SCRIPT), url, "2"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.strip().endswith(f"restdemo: none of 2 requests to {url}/health was answered healthy")
+
+
+# `make up` and `make status` run the host's restdemo-cli (scripts/answers.sh) against the stack's url.
+from tests.app.test_cli import fake_peer  # noqa: E402
+
+
+def openssl(directory, *args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+
+@contextmanager
+def https_peer(tmp_path, body: bytes):
+    """An HTTPS server for `localhost` under a CA of its own (to the CLI, what an ALB with an ACM
+    certificate is): yields the CA's file, for SSL_CERT_FILE, and the server's URL."""
+    ca = ("-subj", "/CN=restdemo test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    openssl(tmp_path, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *ca)
+    request = ("-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr")
+    openssl(tmp_path, "req", "-newkey", "rsa:2048", "-nodes", *request)
+    (tmp_path / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    signed = ("-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-extfile", "san.ext")
+    openssl(tmp_path, "x509", "-req", "-in", "server.csr", "-days", "1", *signed)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    with fake_peer(200, body, tls=context) as url:
+        yield tmp_path / "ca.pem", url
+
+
+def test_an_https_url_is_checked_with_its_certificate_verified(tmp_path):
+    """`make up` and `make status` of a stack with a domain check https://<domain>: the CLI said
+    `--url must be http://host[:port]`. Now it speaks TLS, and trusts what the system trusts only."""
+    from tests.app.conftest import BIN
+
+    body = json.dumps({"hostname": "h1", "version": "v9"}).encode()
+    with https_peer(tmp_path, body) as (ca, url):
+
+        def cli(trust: str) -> subprocess.CompletedProcess:
+            command = [str(BIN / "restdemo-cli"), "show", "health", "--url", url]
+            env = {**os.environ, "SSL_CERT_FILE": trust}
+            return subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+
+        trusted, untrusted = cli(str(ca)), cli(os.devnull)
+    assert (trusted.returncode, json.loads(trusted.stdout)) == (0, {"hostname": "h1", "version": "v9"})
+    assert untrusted.returncode == 1 and "certificate verify failed" in untrusted.stderr
+    assert len(untrusted.stderr.splitlines()) == 1
