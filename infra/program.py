@@ -15,7 +15,7 @@ from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
-from infra.image.image import Image
+from infra.image.image import AGENT_TARGET, Image
 from infra.image.registry import Registry
 from infra.monitoring.alarms import Watched
 from infra.monitoring.monitoring import Monitoring
@@ -29,7 +29,6 @@ from infra.swarm.swarm import Swarm
 from restdemo_agent.contract import LABEL_ZONE, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
-APP_DIR = REPO / "app"
 AGENT_DIR = REPO / "agent"
 
 
@@ -38,11 +37,12 @@ def load_settings() -> Settings:
     return parse_settings(dict(CONFIG.get()))
 
 
-def revision_of(directory: Path, repo: Path = REPO) -> str:
+def revision_of(directory: Path, repo: Path = REPO, dockerfile: Path | None = None) -> str:
     """The last commit that touched the build context in `directory` (its Dockerfile and the files
     its .dockerignore lets in): the same source gives the same revision (and tag), and a README
     edit none. "unknown" in a shallow clone, where that commit may be missing (git would name the
-    newest)."""
+    newest), or for a context outside the repository."""
+    dockerfile = dockerfile or directory / "Dockerfile"
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
@@ -50,16 +50,24 @@ def revision_of(directory: Path, repo: Path = REPO) -> str:
     try:
         if git("rev-parse", "--is-shallow-repository") == "true":
             return "unknown"
-        files = [directory / "Dockerfile", *(directory / f for f in context_files(directory, directory / "Dockerfile"))]
+        files = [dockerfile, *(directory / f for f in context_files(directory, dockerfile))]
         return git("log", "-1", "--format=%H", "--", *(str(f.relative_to(repo)) for f in files)) or "unknown"
-    except (OSError, subprocess.CalledProcessError):
+    except (OSError, ValueError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def main() -> dict[str, pulumi.Input]:
     settings = load_settings()
-    registry = Registry("registry", settings=settings)
-    image = Image("restdemo", settings=settings, registry=registry, context=APP_DIR, revision=revision_of(APP_DIR))
+    registry = Registry("registry", settings=settings, repository=settings.service_name)
+    image = Image(
+        "restdemo",
+        settings=settings,
+        registry=registry,
+        context=settings.context_path,
+        dockerfile=settings.dockerfile_path,
+        target=settings.build_target,
+        revision=revision_of(settings.context_path, dockerfile=settings.dockerfile_path),
+    )
     outputs: dict[str, pulumi.Input] = {"image": image.ref, "repository": registry.repository}
     if settings.platform == "local":
         service = SwarmService(
@@ -69,7 +77,12 @@ def main() -> dict[str, pulumi.Input]:
     else:
         service, cluster_outputs = aws_cluster(settings, registry, image)
         outputs |= cluster_outputs
-    outputs |= {"serviceName": service.service_name, "replicas": service.replicas}
+    outputs |= {
+        "serviceName": service.service_name,
+        "replicas": service.replicas,
+        # What make up and make status ask at `url` (scripts/answers.sh).
+        "healthCheckPath": settings.health_check_path,
+    }
     for name, value in outputs.items():
         pulumi.export(name, value)
     return outputs
@@ -108,7 +121,13 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
     )
     agent_registry = Registry("agent-registry", settings=settings, repository="restdemo-agent")
     agent = Image(
-        "agent", settings=settings, registry=agent_registry, context=AGENT_DIR, revision=revision_of(AGENT_DIR)
+        "agent",
+        settings=settings,
+        registry=agent_registry,
+        context=AGENT_DIR,
+        dockerfile=AGENT_DIR / "Dockerfile",
+        target=AGENT_TARGET,
+        revision=revision_of(AGENT_DIR),
     )
     swarm = Swarm(
         "swarm",

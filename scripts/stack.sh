@@ -32,7 +32,18 @@ if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
 fi
 
 missing=()
-command -v pulumi >/dev/null 2>&1 || missing+=("the Pulumi CLI: https://www.pulumi.com/docs/install/ (curl -fsSL https://get.pulumi.com | sh)")
+if ! command -v pulumi >/dev/null 2>&1; then
+  # None on PATH: the pinned release into .tools/, its checksum checked (scripts/pulumi_cli.py), as
+  # the Makefile installs a pinned uv.
+  if ! command -v "${PYTHON:-python3}" >/dev/null 2>&1; then
+    missing+=("the Pulumi CLI: https://www.pulumi.com/docs/install/ (make up installs a pinned one with Python 3, not on PATH either)")
+  elif cli_said=$("${PYTHON:-python3}" scripts/pulumi_cli.py .tools 2>&1); then
+    echo "$cli_said"
+    export PATH="$PWD/.tools/bin:$PATH"
+  else
+    missing+=("the Pulumi CLI: ${cli_said#restdemo: the Pulumi CLI: }; or install it yourself: https://www.pulumi.com/docs/install/")
+  fi
+fi
 if ! command -v docker >/dev/null 2>&1; then
   missing+=("Docker: Docker Desktop, or Docker Engine on Linux (https://docs.docker.com/engine/install/)")
 elif [ "$stack" != local ] && [ "$action" = status ]; then
@@ -95,6 +106,8 @@ show_status() {
     exit 1
   fi
   service=$(pulumi stack output serviceName --stack "$stack")
+  # A stack deployed before healthCheckPath was an output is restdemo's: /health.
+  health_path=$(pulumi stack output healthCheckPath --stack "$stack" 2>/dev/null) || health_path=/health
   echo
   echo "restdemo ($stack): $url"
   echo "image: $(pulumi stack output image --stack "$stack")"
@@ -106,7 +119,7 @@ show_status() {
   on_swarm --docker-env -- docker service ps "$service" --filter desired-state=running \
     --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'
   echo
-  scripts/answers.sh "$url" 6
+  scripts/answers.sh "$url" 6 "$health_path"
 }
 
 case $action in

@@ -8,6 +8,7 @@ Run `python -m infra.config.reference` to write them, `--check` to compare only.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import types
 import typing
@@ -102,6 +103,8 @@ def _cell(value: Any) -> str:
         return "(unset)"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`{json.dumps(value)}`"
     return f"`{value}`"
 
 

@@ -27,9 +27,20 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.config.durations import parse_duration
-from infra.config.image_contract import TIME_TO_HEALTHY_SECONDS
+from infra.config.image_contract import (
+    HEALTH_INTERVAL_SECONDS,
+    RESTDEMO_HEALTH_PATH,
+    RESTDEMO_HEALTHCHECK,
+    RESTDEMO_PORT,
+    healthcheck_interval,
+    image_healthcheck,
+    stages,
+    target_stage,
+)
 
 NAMESPACE = "restdemo"
+# Where Pulumi.yaml is: build contexts are relative to it.
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM
 CLOUDWATCH_RETENTION_DAYS = (
     1,
@@ -149,8 +160,56 @@ def _ca_bundle(path: str) -> str:
     return path
 
 
+def _health_check(value: Any) -> list[str]:
+    """Docker's HEALTHCHECK forms (moby daemon/health.go getProbe): CMD with a program and its
+    arguments, CMD-SHELL with one shell command, or [] for the image's own; NONE would leave a
+    rollout nothing to wait for."""
+    if not isinstance(value, list) or not all(isinstance(word, str) for word in value):
+        raise ValueError(
+            'must be a list such as ["CMD", "/bin/check", "--quick"], or [] for the image\'s own HEALTHCHECK'
+        )
+    if not value:
+        return value
+    kind = value[0]
+    if kind == "NONE":
+        raise ValueError("a service needs a health check: a rolling update waits for each new task to turn healthy")
+    if kind == "CMD" and len(value) >= 2 or kind == "CMD-SHELL" and len(value) == 2:
+        return value
+    raise ValueError(
+        "must start with CMD and name a program and its arguments, be CMD-SHELL and one shell command "
+        "(the image needs a shell), or be [] for the image's own HEALTHCHECK"
+    )
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_ENV = {"VER": "version"}
+
+
+def _environment(entries: list[str]) -> list[str]:
+    names = []
+    for entry in entries:
+        name, equals, _ = entry.partition("=")
+        if not equals or not ENV_NAME.fullmatch(name):
+            raise ValueError(
+                f"{json.dumps(entry)} is not NAME=value with a NAME of letters, digits and underscores, "
+                "not starting with a digit"
+            )
+        if name in RESERVED_ENV:
+            raise ValueError(f"{name} is set from {key(RESERVED_ENV[name])}; leave it out")
+        if name in names:
+            raise ValueError(f"{name} is given twice")
+        names.append(name)
+    return entries
+
+
 # The groups docs/settings.md lists the settings in.
-EVERY_STACK, IMAGE, LOCAL, AWS = "Every stack", "The image", "The local stack", "AWS stacks"
+EVERY_STACK, SERVICE, IMAGE, LOCAL, AWS = (
+    "Every stack",
+    "Your service",
+    "The image",
+    "The local stack",
+    "AWS stacks",
+)
 
 
 def setting(default: Any, description: str, *, group: str, allowed: str | None = None, **rules: Any) -> Any:
@@ -159,7 +218,7 @@ def setting(default: Any, description: str, *, group: str, allowed: str | None =
     words what a value with a `pattern` must look like: the error shows that, never the pattern."""
     extra = {"group": group} | ({"allowed": allowed} if allowed else {})
     if isinstance(default, list):
-        return Field(default_factory=list, description=description, json_schema_extra=extra, **rules)
+        return Field(default_factory=lambda: list(default), description=description, json_schema_extra=extra, **rules)
     return Field(default, description=description, json_schema_extra=extra, **rules)
 
 
@@ -195,7 +254,7 @@ class Settings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
         allowed="1-64 letters, digits, dots, underscores or hyphens, starting with a letter or digit",
     )
-    replicas: int = setting(3, "Replicas of the restdemo service (1-100).", group=EVERY_STACK, ge=1, le=100)
+    replicas: int = setting(3, "Replicas of the service (1-100).", group=EVERY_STACK, ge=1, le=100)
     # What fits a t3.small (2 vCPUs, 2 GiB) with three replicas and a rollout's extra one beside the
     # engine and the agent; the app itself needs about 40 MiB.
     service_memory_limit_mb: int = setting(
@@ -218,7 +277,8 @@ class Settings(BaseModel):
     )
     published_port: Port = setting(
         8000,
-        "Port the swarm publishes the service on (1-65535); the container listens on 8000.",
+        "Port the swarm publishes the service on (1-65535); on AWS the load balancer's targets, their "
+        "health check and the nodes' security group use it too.",
         group=EVERY_STACK,
     )
     update_parallelism: int = setting(
@@ -239,6 +299,49 @@ class Settings(BaseModel):
         600.0,
         "How long `pulumi up` waits for the service to converge before failing; at least a whole rollout.",
         group=EVERY_STACK,
+    )
+
+    # Your service: the image contract (docs/your-service.md); restdemo's own by default.
+    service_name: str = setting(
+        "restdemo",
+        "The swarm service's name, and its overlay network's; tasks.<name> resolves to its replicas. "
+        "Renaming a deployed service replaces it.",
+        group=SERVICE,
+        pattern=r"^[a-z]([a-z0-9-]{0,51}[a-z0-9])?$",
+        allowed="1-53 lower-case letters, digits or hyphens, starting with a letter, not ending with a hyphen",
+    )
+    build_context: str = setting(
+        "app",
+        "The directory the service's image is built from, relative to the repository (or absolute).",
+        group=SERVICE,
+        min_length=1,
+    )
+    dockerfile: str = setting("Dockerfile", "The Dockerfile, relative to buildContext.", group=SERVICE, min_length=1)
+    build_target: str = setting(
+        "runtime",
+        "The Dockerfile's stage the image is built to (FROM ... AS <stage>); empty for its last stage.",
+        group=SERVICE,
+    )
+    container_port: Port = setting(RESTDEMO_PORT, "Port the service listens on inside its container.", group=SERVICE)
+    health_check: Annotated[list[str], BeforeValidator(_health_check)] = setting(
+        RESTDEMO_HEALTHCHECK,
+        "The check Docker runs in each task, as a HEALTHCHECK's exec form: [CMD, program, args...] or "
+        "[CMD-SHELL, command]; [] for the image's own HEALTHCHECK. A rollout waits for it.",
+        group=SERVICE,
+    )
+    health_check_path: str = setting(
+        RESTDEMO_HEALTH_PATH,
+        "The path the load balancer checks on every node, answered 200 by a ready service; also what "
+        "make up and make status ask.",
+        group=SERVICE,
+        pattern=r"^/\S{0,1023}$",
+        allowed="a path starting with /, up to 1024 characters, without spaces",
+    )
+    service_environment: Annotated[list[str], AfterValidator(_environment)] = setting(
+        [],
+        "Environment of the service's tasks, as NAME=value entries; VER is set from version. Plain text "
+        "in the stack file and the service spec: no secrets.",
+        group=SERVICE,
     )
 
     # The image.
@@ -415,13 +518,15 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        problems = []
+        # The image's first: a rollout's time depends on its health check.
+        problems = self._image_problems()
+        image_known = not problems
         if self.stop_grace_period <= APP_DRAIN_SECONDS:
             problems.append(
                 f"{key('stop_grace_period')} = {self.stop_grace_period:g}s: must be above {APP_DRAIN_SECONDS}s, "
                 "the time the app may take to drain on SIGTERM"
             )
-        if self.converge_timeout < self.swarm_update_seconds():
+        if image_known and self.converge_timeout < self.swarm_update_seconds():
             problems.append(
                 f"{key('converge_timeout')} = {self.converge_timeout:g}s: a rollout of {self.replicas} replicas "
                 f"takes at least {self.swarm_update_seconds():g}s with these settings; allow at least that"
@@ -484,6 +589,45 @@ class Settings(BaseModel):
         return problems
 
     @property
+    def context_path(self) -> Path:
+        return PROJECT_DIR / self.build_context
+
+    @property
+    def dockerfile_path(self) -> Path:
+        return self.context_path / self.dockerfile
+
+    def _image_problems(self) -> list[str]:
+        """The build context, Dockerfile, target and, for healthCheck [], the image's HEALTHCHECK."""
+        if not self.context_path.is_dir():
+            return [
+                f"{key('build_context')} = {self.build_context}: no such directory in {PROJECT_DIR} "
+                "(the directory your service's image is built from)"
+            ]
+        if not self.dockerfile_path.is_file():
+            return [f"{key('dockerfile')} = {self.dockerfile}: no such file in {self.build_context}"]
+        text = self.dockerfile_path.read_text()
+        where = f"{self.build_context}/{self.dockerfile}"
+        if target_stage(text, self.build_target) is None:
+            named = ", ".join(s.name for s in stages(text) if s.name) or "none"
+            return [
+                f"{key('build_target')} = {self.build_target}: {where} has no stage of that name "
+                f"(its named stages: {named}; empty builds the last)"
+            ]
+        if not self.health_check and image_healthcheck(text, self.build_target) is None:
+            return [
+                f"{key('health_check')} = []: the image built from {where} has no HEALTHCHECK of its own "
+                'to use; add one to the Dockerfile, or give a command such as ["CMD", "/bin/check"]'
+            ]
+        return []
+
+    def time_to_healthy(self) -> float:
+        """Until a new task answers its first probe: one interval, the spec's or the image's own."""
+        if self.health_check:
+            return HEALTH_INTERVAL_SECONDS
+        text = self.dockerfile_path.read_text()
+        return healthcheck_interval(image_healthcheck(text, self.build_target) or "")
+
+    @property
     def private_nodes(self) -> bool:
         return bool(self.private_subnet_cidrs)
 
@@ -492,7 +636,7 @@ class Settings(BaseModel):
 
     def rollout_lower_bound(self) -> float:
         """Until every replica runs the new version: batches x time-to-healthy + (batches - 1) x update delay."""
-        return self._batches() * TIME_TO_HEALTHY_SECONDS + (self._batches() - 1) * self.update_delay
+        return self._batches() * self.time_to_healthy() + (self._batches() - 1) * self.update_delay
 
     def swarm_update_seconds(self) -> float:
         """Until swarm marks the update completed (what convergence waits for): swarm also waits the

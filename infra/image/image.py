@@ -1,6 +1,6 @@
-"""Image: the multi-stage restdemo image, built from app/ and pushed to the stack's registry,
-through pulumi-docker-build (`docker_build.Image`, BuildKit), which Pulumi recommends over
-`docker.Image`.
+"""Image: the service's multi-stage image (restdemo's from app/, or yours: buildContext), built
+and pushed to the stack's registry through pulumi-docker-build (`docker_build.Image`, BuildKit),
+which Pulumi recommends over `docker.Image`.
 
 The tag is derived from the content (the build context's files and the build
 arguments): the same source gives the same tag, so an unchanged app neither rebuilds
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
@@ -32,9 +33,18 @@ from infra.image.build_context import context_files
 from infra.image.registry import MUTABLE_TAG as CACHE_TAG
 from infra.image.registry import Registry
 
-TARGET = "runtime"
+AGENT_TARGET = "runtime"
 # The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle).
 CA_BUNDLE_SECRET = "ca_bundle"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What to build: the context, its Dockerfile, and the stage ("" for the last)."""
+
+    context: Path
+    dockerfile: Path
+    target: str
 
 
 def build_args(settings: Settings, revision: str) -> dict[str, str]:
@@ -47,14 +57,16 @@ def build_args(settings: Settings, revision: str) -> dict[str, str]:
     return args
 
 
-def content_tag(context: Path, args: dict[str, str], recipe: dict[str, str] | None = None) -> str:
+def content_tag(
+    context: Path, args: dict[str, str], recipe: dict[str, str] | None = None, dockerfile: Path | None = None
+) -> str:
     """`<version>-<12 hex>` from the Dockerfile and every file of the build context (path,
     permissions, content; what .dockerignore leaves out is not in it), the build arguments and the
     rest of the recipe (target, platform). It covers all the provider's context hash does
     (infra/image/build_context.py): a rebuild the provider would make always comes with a new tag,
     so no immutable tag is pushed twice."""
     digest = hashlib.sha256()
-    dockerfile = context / "Dockerfile"
+    dockerfile = dockerfile or context / "Dockerfile"
     digest.update(b"Dockerfile\0" + hashlib.sha256(dockerfile.read_bytes()).digest())
     for relative in context_files(context, dockerfile):
         mode = stat.S_IMODE((context / relative).stat().st_mode)
@@ -113,7 +125,9 @@ class Image(pulumi.ComponentResource):
         name: the build's resource name (and the local push's, `docker.RegistryImage`).
         settings: the stack's settings (platform, version, image platform, base images, build cache, CA bundle).
         registry: where the image is pushed (`Registry`).
-        context: the build context, a directory with a Dockerfile.
+        context: the build context, a directory.
+        dockerfile: the Dockerfile (in the context, or elsewhere).
+        target: the stage built to; "" for the last.
         revision: the source's revision, a build argument (`REVISION`).
         opts: resource options.
 
@@ -130,15 +144,18 @@ class Image(pulumi.ComponentResource):
         settings: Settings,
         registry: Registry,
         context: Path,
+        dockerfile: Path,
+        target: str,
         revision: str,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:image:Image", name, None, opts)
         args = build_args(settings, revision)
-        tag = content_tag(context, args, {"target": TARGET, "platform": settings.image_platform or ""})
+        recipe = {"target": target, "platform": settings.image_platform or ""}
+        tag = content_tag(context, args, recipe, dockerfile)
         self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")
         local = settings.platform == "local"
-        image = self._build(name, settings, registry, context, args, local)
+        image = self._build(name, settings, registry, Recipe(context, dockerfile, target), args, local)
         if local:
             self.repo_digest, self.ref = self._push_from_engine(name, image)
         else:
@@ -147,15 +164,14 @@ class Image(pulumi.ComponentResource):
         self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest, "ref": self.ref})
 
     def _build(
-        self, name: str, settings: Settings, registry: Registry, context: Path, args: dict[str, str], local: bool
+        self, name: str, settings: Settings, registry: Registry, recipe: Recipe, args: dict[str, str], local: bool
     ) -> docker_build.Image:
         # Relative to the program's directory, so the inputs are the same on every machine.
-        relative_context = Path(os.path.relpath(context))
         return docker_build.Image(
             name,
-            context=docker_build.BuildContextArgs(location=relative_context.as_posix()),
-            dockerfile=docker_build.DockerfileArgs(location=(relative_context / "Dockerfile").as_posix()),
-            target=TARGET,
+            context=docker_build.BuildContextArgs(location=Path(os.path.relpath(recipe.context)).as_posix()),
+            dockerfile=docker_build.DockerfileArgs(location=Path(os.path.relpath(recipe.dockerfile)).as_posix()),
+            target=recipe.target or None,
             build_args=args,
             platforms=[docker_build.Platform(settings.image_platform)] if settings.image_platform else None,
             tags=[self.image_name],

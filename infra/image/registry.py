@@ -16,7 +16,6 @@ import pulumi_docker as docker
 from infra.config.settings import Settings
 from infra.config.tags import tags
 
-REPOSITORY = "restdemo"
 # The one tag rewritten on every build: the BuildKit cache (infra/image/image.py CACHE_TAG). Every
 # image tag stays immutable.
 MUTABLE_TAG = "buildcache"
@@ -57,7 +56,7 @@ class Registry(pulumi.ComponentResource):
             container.
         settings: the stack's settings (platform, an existing registry's address, the local registry's image and port,
             how many images ECR keeps).
-        repository: the repository's name (default `restdemo`; on AWS, suffixed with `-<stack>`).
+        repository: the repository's name (the service's, or `restdemo-agent`; on AWS, suffixed with `-<stack>`).
         opts: resource options.
 
     Gives:
@@ -78,7 +77,7 @@ class Registry(pulumi.ComponentResource):
         name: str,
         *,
         settings: Settings,
-        repository: str = REPOSITORY,
+        repository: str,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:registry:Registry", name, None, opts)

@@ -107,7 +107,7 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
         ),
         AlarmSpec(
             key="web-unhealthy-hosts",
-            broke="A node has failed the load balancer's /health check for 5 minutes.",
+            broke="A node has failed the load balancer's health check (healthCheckPath) for 5 minutes.",
             action="Find the node (the target group's health); its engine or routing mesh may be down.",
             runbook="a-node-fails-the-load-balancers-health-check",
             comparison="GreaterThanThreshold",

@@ -1,7 +1,7 @@
-"""LoadBalancer: the public ALB in front of every swarm node's port 8000 (the routing mesh).
+"""LoadBalancer: the public ALB in front of every swarm node's published port (the routing mesh).
 
 Its security group is the only one in the stack open to the internet, and only on the
-listener ports. The target group checks `/health` (traffic health); the node groups
+listener ports. The target group checks `healthCheckPath` (traffic health); the node groups
 never use it to decide replacement.
 """
 
@@ -83,7 +83,7 @@ class LoadBalancer(pulumi.ComponentResource):
         url: `https://<domainName>` with a domain (its alias record made), else `https://<dns_name>`
             with a certificate, else `http://<dns_name>`.
         security_group_id: the ALB's security group, which the nodes admit on the mesh's port.
-        target_group_arn: the target group every node joins (port 8000, checked on `/health`).
+        target_group_arn: the target group every node joins (publishedPort, checked on healthCheckPath).
         arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and its target group.
     """
 
@@ -151,7 +151,7 @@ class LoadBalancer(pulumi.ComponentResource):
             target_type="instance",
             deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
-                path="/health",
+                path=settings.health_check_path,
                 port=str(settings.published_port),
                 protocol="HTTP",
                 matcher="200",

@@ -1,4 +1,4 @@
-"""SwarmService: the replicated `restdemo` service on a swarm, exactly as docs/ARCHITECTURE.md
+"""SwarmService: the replicated service (restdemo, or yours: serviceName) on a swarm, exactly as docs/ARCHITECTURE.md
 "SwarmService" says, through a docker provider for that swarm's engine.
 
 Every field the daemon would otherwise default is set explicitly, in the daemon's own
@@ -15,16 +15,13 @@ import pulumi_docker as docker
 
 from infra.config.durations import docker_duration
 from infra.config.image_contract import (
-    CONTAINER_PORT,
     HEALTH_INTERVAL_SECONDS,
     HEALTH_RETRIES,
     HEALTH_START_PERIOD_SECONDS,
     HEALTH_TIMEOUT_SECONDS,
-    HEALTHCHECK_COMMAND,
 )
 from infra.config.settings import Settings
 
-SERVICE_NAME = "restdemo"
 CONVERGE_POLL = "7s"
 
 
@@ -109,20 +106,33 @@ def placement(settings: Settings, prefs: list[str]) -> docker.ServiceTaskSpecPla
     return docker.ServiceTaskSpecPlacementArgs(prefs=prefs or None, constraints=constraints or None)
 
 
+def healthcheck(settings: Settings) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs | None:
+    """The health-check command at the contract's timings; none for the image's own HEALTHCHECK (the
+    provider then sends a zero HealthConfig, and the engine keeps the image's test and timings)."""
+    if not settings.health_check:
+        return None
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+        tests=settings.health_check,
+        interval=docker_duration(HEALTH_INTERVAL_SECONDS),
+        timeout=docker_duration(HEALTH_TIMEOUT_SECONDS),
+        retries=HEALTH_RETRIES,
+        start_period=docker_duration(HEALTH_START_PERIOD_SECONDS),
+    )
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The tasks' environment: serviceEnvironment, and VER, the version the service reports."""
+    return dict(entry.split("=", 1) for entry in settings.service_environment) | {"VER": settings.version}
+
+
 def task_spec(
     settings: Settings, image_ref: pulumi.Input[str], network_id: pulumi.Input[str], placement_prefs: list[str]
 ) -> docker.ServiceTaskSpecArgs:
     return docker.ServiceTaskSpecArgs(
         container_spec=docker.ServiceTaskSpecContainerSpecArgs(
             image=image_ref,
-            env={"VER": settings.version},
-            healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-                tests=HEALTHCHECK_COMMAND,
-                interval=docker_duration(HEALTH_INTERVAL_SECONDS),
-                timeout=docker_duration(HEALTH_TIMEOUT_SECONDS),
-                retries=HEALTH_RETRIES,
-                start_period=docker_duration(HEALTH_START_PERIOD_SECONDS),
-            ),
+            env=environment(settings),
+            healthcheck=healthcheck(settings),
             stop_signal="SIGTERM",
             stop_grace_period=docker_duration(settings.stop_grace_period),
         ),
@@ -138,7 +148,7 @@ def task_spec(
 def network_name(settings: Settings) -> str:
     """A new name for the encrypted network: an unencrypted one of an older stack is replaced (its
     options cannot change in place), created before the old one goes."""
-    return "restdemo-encrypted" if settings.platform == "aws" else "restdemo"
+    return f"{settings.service_name}-encrypted" if settings.platform == "aws" else settings.service_name
 
 
 def network_options(settings: Settings) -> dict[str, str] | None:
@@ -148,18 +158,19 @@ def network_options(settings: Settings) -> dict[str, str] | None:
 
 
 class SwarmService(pulumi.ComponentResource):
-    """The replicated `restdemo` service on a swarm, its overlay network, and the docker provider for that swarm.
+    """The replicated service on a swarm, its overlay network, and the docker provider for that swarm.
 
     Takes:
         name: the service's resource name, and the prefix of the provider's and network's (`<name>-swarm`, ...).
-        settings: the stack's settings (platform, version, replicas, published port, update and converge timings).
+        settings: the stack's settings (platform, version, replicas, the image contract: name, ports, health
+            check, environment; update and converge timings).
         image_ref: the image the service runs, pinned by digest.
         endpoint: where the swarm's Docker API is, its TLS material and the registry login (`DockerEndpoint`).
         placement_prefs: spread descriptors for the tasks' placement (`spread_over`); none by default.
         opts: resource options.
 
     Gives:
-        service_name: the service's name (`restdemo`).
+        service_name: the service's name (`serviceName`, restdemo by default).
         service_id: the service's id.
         replicas: how many replicas it runs (`settings.replicas`).
         network_name: the overlay network's name.
@@ -221,7 +232,7 @@ class SwarmService(pulumi.ComponentResource):
     ) -> docker.Service:
         return docker.Service(
             name,
-            name=SERVICE_NAME,
+            name=settings.service_name,
             task_spec=task_spec(settings, image_ref, network.id, placement_prefs),
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=settings.replicas)),
             update_config=update_config(settings),
@@ -232,7 +243,7 @@ class SwarmService(pulumi.ComponentResource):
                     docker.ServiceEndpointSpecPortArgs(
                         name="http",
                         protocol="tcp",
-                        target_port=CONTAINER_PORT,
+                        target_port=settings.container_port,
                         published_port=settings.published_port,
                         publish_mode="ingress",
                     )

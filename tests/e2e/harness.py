@@ -7,6 +7,7 @@ Used by the e2e tier (tests/e2e) and by the rollout benchmark (scripts/bench.py)
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import threading
 import time
@@ -28,6 +29,27 @@ HERE = Path(__file__).parent
 LOCAL_HAPROXY = "restdemo-base/haproxy:bookworm"
 # The id the mocks give the program's overlay network, which the service's spec refers to.
 NETWORK_ID = "restdemo-network-id"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the load balancer needs of the service: its name (tasks.<name> on the overlay, which has
+    the same name), the port its containers listen on, and the path that answers 200 when ready."""
+
+    service: str = "restdemo"
+    port: int = 8000
+    path: str = "/health"
+
+    @classmethod
+    def of(cls, run: ProgramRun) -> Backend:
+        """As the captured program says: its service's name, target port and healthCheckPath output."""
+        inputs = run.one("docker:index/service:Service").inputs
+        (port,) = inputs["endpointSpec"]["ports"]
+        return cls(inputs["name"], port["targetPort"], run.outputs["healthCheckPath"])
+
+    def haproxy_config(self) -> bytes:
+        template = string.Template((HERE / "haproxy.cfg").read_text())
+        return template.substitute(service=self.service, port=self.port, path=self.path).encode()
 
 
 @contextmanager
@@ -112,6 +134,7 @@ class Deployment:
     client: object
     registry: str
     network_ids: dict[str, str]
+    backend: Backend = field(default_factory=Backend)
     service_id: str = ""
     lb_url: str = ""
     cleanup: list = field(default_factory=list)
@@ -135,7 +158,8 @@ class Deployment:
             },
         }
         if NETWORK_ID not in self.network_ids:  # the program's docker.Network, created first
-            self.network_ids[NETWORK_ID] = self.client.networks.create("restdemo", driver="overlay", attachable=True).id
+            network = self.client.networks.create(self.backend.service, driver="overlay", attachable=True)
+            self.network_ids[NETWORK_ID] = network.id
         spec = without_ingress(create_service_spec(inputs, self.network_ids))
         api = self.client.api
         if not self.service_id:
@@ -178,7 +202,9 @@ class Deployment:
         header = csv[0].lstrip("# ").split(",")
         rows = [dict(zip(header, line.split(","), strict=False)) for line in csv[1:]]
         return sum(
-            1 for r in rows if r["pxname"] == "restdemo" and r["svname"].startswith("task") and r["status"] == "UP"
+            1
+            for r in rows
+            if r["pxname"] == self.backend.service and r["svname"].startswith("task") and r["status"] == "UP"
         )
 
     def wait_converged(self, image_ref: str, timeout: float = 300) -> float:
@@ -190,7 +216,13 @@ class Deployment:
 
 
 def start_load_balancer(
-    client, network_id: str, *, image: str | None = None, host: str = "127.0.0.1", constraints: list[str] | None = None
+    client,
+    network_id: str,
+    *,
+    backend: Backend | None = None,
+    image: str | None = None,
+    host: str = "127.0.0.1",
+    constraints: list[str] | None = None,
 ) -> tuple[str, object, object]:
     """HAProxy as a swarm service on the overlay network, published in host mode on `host`."""
     image = (
@@ -198,7 +230,8 @@ def start_load_balancer(
         or os.environ.get("RESTDEMO_HAPROXY_IMAGE")
         or (LOCAL_HAPROXY if client.images.list(name=LOCAL_HAPROXY) else "haproxy:2.8")
     )
-    config = client.configs.create(name=f"restdemo-lb-{uuid.uuid4().hex[:8]}", data=(HERE / "haproxy.cfg").read_bytes())
+    data = (backend or Backend()).haproxy_config()
+    config = client.configs.create(name=f"restdemo-lb-{uuid.uuid4().hex[:8]}", data=data)
     port = free_port()
     service = client.services.create(
         image,
@@ -223,11 +256,12 @@ def removed(resource) -> bool:
 
 
 @contextmanager
-def deployed(client, registry: str, **load_balancer):
+def deployed(client, registry: str, backend: Backend | None = None, **load_balancer):
     """The overlay network, the load balancer, and (once applied) the service; removed afterwards."""
-    network = client.networks.create("restdemo", driver="overlay", attachable=True)
-    deployment = Deployment(client, registry, {NETWORK_ID: network.id})
-    lb_url, lb_service, lb_config = start_load_balancer(client, network.id, **load_balancer)
+    backend = backend or Backend()
+    network = client.networks.create(backend.service, driver="overlay", attachable=True)
+    deployment = Deployment(client, registry, {NETWORK_ID: network.id}, backend)
+    lb_url, lb_service, lb_config = start_load_balancer(client, network.id, backend=backend, **load_balancer)
     deployment.lb_url = lb_url
     try:
         yield deployment
@@ -252,8 +286,9 @@ class LoadResult:
 
 
 @contextmanager
-def steady_load(url: str, rate: float = 20.0):
-    """GET /health at `rate` per second over fresh connections until the block ends."""
+def steady_load(url: str, rate: float = 20.0, path: str = "/health"):
+    """GET `path` at `rate` per second over fresh connections until the block ends; the answers'
+    JSON names the version and hostname that answered."""
     result = LoadResult()
     stop = threading.Event()
 
@@ -262,7 +297,7 @@ def steady_load(url: str, rate: float = 20.0):
         next_at = time.monotonic()
         while not stop.is_set():
             try:
-                response = requests.get(f"{url}/health", timeout=5, headers={"Connection": "close"})
+                response = requests.get(f"{url}{path}", timeout=5, headers={"Connection": "close"})
                 if response.status_code == 200:
                     body = response.json()
                     result.ok += 1

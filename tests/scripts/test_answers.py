@@ -81,3 +81,38 @@ def test_an_https_url_is_checked_with_its_certificate_verified(tmp_path):
     assert (trusted.returncode, json.loads(trusted.stdout)) == (0, {"hostname": "h1", "version": "v9"})
     assert untrusted.returncode == 1 and "certificate verify failed" in untrusted.stderr
     assert len(untrusted.stderr.splitlines()) == 1
+
+
+def answers(url: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPT), url, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_your_own_service_is_asked_at_its_health_path_and_listed_by_status():
+    """Not restdemo: a service whose ready path answers plain text. It used to be asked for
+    restdemo's /health JSON, and every deploy of it ended in exit 1."""
+    with fake_peer(200, b"ready\n") as url:
+        result = answers(url, "2", "/ready")
+    assert (result.returncode, result.stdout.splitlines()) == (
+        0,
+        [f"answers from {url}/ready:", "  HTTP 200", "  HTTP 200"],
+    )
+
+
+def test_a_service_answering_only_errors_is_not_healthy():
+    with fake_peer(503, b"draining") as url:
+        result = answers(url, "2", "/ready")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"answers from {url}/ready:", "  HTTP 503", "  HTTP 503"]
+    assert result.stderr.strip() == f"restdemo: none of 2 requests to {url}/ready was answered healthy"
+
+
+def test_make_up_checks_an_https_url_with_its_certificate_verified(tmp_path):
+    body = json.dumps({"hostname": "h1", "version": "v9"}).encode()
+    with https_peer(tmp_path, body) as (ca, url):
+        trusted = answers(url, "1", env={**os.environ, "SSL_CERT_FILE": str(ca)})
+        untrusted = answers(url, "1", env={**os.environ, "SSL_CERT_FILE": os.devnull})
+    assert (trusted.returncode, trusted.stdout.splitlines()[1:]) == (0, ["  h1  v9"])
+    assert untrusted.returncode == 1
+    (refused, summary) = untrusted.stderr.splitlines()
+    assert "no answer" in refused and "certificate verify failed" in refused
+    assert summary == f"restdemo: none of 1 requests to {url}/health was answered healthy"

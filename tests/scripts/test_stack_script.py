@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from tests.support.net import free_port
 from tests.support.pulumi_program import REPO
 
 pytestmark = pytest.mark.unit
@@ -15,12 +16,12 @@ pytestmark = pytest.mark.unit
 SCRIPT = REPO / "scripts" / "stack.sh"
 
 
-def run_with_path(path: str, action: str = "up", stack: str = "local") -> subprocess.CompletedProcess:
+def run_with_path(path: str, action: str = "up", stack: str = "local", **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [shutil.which("bash"), str(SCRIPT), action],
         capture_output=True,
         text=True,
-        env={**os.environ, "PATH": path, "STACK": stack},
+        env={**os.environ, "PATH": path, "STACK": stack, **env},
         timeout=60,
     )
 
@@ -51,9 +52,12 @@ def test_with_docker_but_without_pulumi_it_names_only_pulumi(docker_client):
     path = os.pathsep.join(
         d for d in os.environ["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(d, "pulumi"))
     )
-    result = run_with_path(path)
+    # It installs the pinned CLI; here from a release server that does not answer.
+    result = run_with_path(path, PULUMI_RELEASES_URL=f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
-    assert "the Pulumi CLI" in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "the Pulumi CLI" in line]
+    assert line.startswith("  - the Pulumi CLI: could not download http://127.0.0.1:")
+    assert line.endswith("; or install it yourself: https://www.pulumi.com/docs/install/")
     assert "Docker:" not in result.stderr
 
 

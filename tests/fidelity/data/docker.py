@@ -31,6 +31,15 @@ def _swarm_memory_bytes(value: Any) -> str | None:
     return None if value == 0 or value >= 4 * 1024 * 1024 else "invalid memory value: must be at least 4MiB"
 
 
+def _health_test(value: Any) -> str | None:
+    """moby daemon/health.go getProbe: CMD runs the rest as a program, CMD-SHELL its one string in
+    a shell, NONE none; any other first word gives no probe, and the task never turns healthy."""
+    kind = value[0] if value else ""
+    if kind == "CMD" and len(value) >= 2 or kind == "CMD-SHELL" and len(value) == 2 or value == ["NONE"]:
+        return None
+    return "not CMD with a program, CMD-SHELL with one command, or NONE: the engine runs no probe"
+
+
 # moby daemon/daemon_unix.go verifyPlatformContainerResources: linuxMinMemory, "Minimum memory limit
 # allowed is 6MB", when the task's container is created (swarm accepted the spec, every task fails).
 CONTAINER_MIN_MEMORY = 6 * 1024 * 1024
@@ -71,6 +80,27 @@ FIELDS = [
         Between(CONTAINER_MIN_MEMORY, 2**63 - 1),
         "moby daemon/daemon_unix.go verifyPlatformContainerResources linuxMinMemory",
         5 * 1024 * 1024,
+    ),
+    Field(
+        SERVICE,
+        "taskSpec.containerSpec.healthcheck.tests",
+        Satisfies(_health_test),
+        "moby daemon/health.go getProbe (CMD, CMD-SHELL, NONE)",
+        ["restdemo-cli", "show", "health"],
+    ),
+    Field(
+        SERVICE,
+        "taskSpec.containerSpec.env{keys}",
+        Pattern(r"[^=]+"),
+        "tpd mapTypeMapValsToStringSlice sends key=value; the engine splits each entry at its first =",
+        "GREETING=hello",
+    ),
+    Field(
+        SERVICE,
+        "endpointSpec.ports[].targetPort",
+        Between(1, 65535),
+        "moby api/types/swarm PortConfig.TargetPort: a TCP port",
+        0,
     ),
     Field(
         SERVICE,

@@ -43,7 +43,7 @@ def test_types_defaults_and_where_each_setting_applies():
     block = reference.config_block()
     assert block["replicas"] == {
         "type": "integer",
-        "description": "Replicas of the restdemo service (1-100).",
+        "description": "Replicas of the service (1-100).",
         "default": 3,
     }
     assert block["drainTimeout"]["default"] == "10m"  # a duration in Go's spelling, as stack files write it

@@ -230,3 +230,162 @@ def test_a_domain_and_its_zone_go_together_and_say_what_they_take():
     assert 'restdemo:hostedZoneId = "/hostedzone/Z123": must be a Route 53 hosted zone id' in error_of(
         {**AWS_OK, "restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "/hostedzone/Z123"}
     )
+
+
+# Your service: the image contract as settings (docs/your-service.md).
+
+SECOND_APP = "tests/e2e/second_app"
+
+
+def test_restdemo_is_the_default_service():
+    settings = parse_settings({})
+    assert (settings.service_name, settings.build_context, settings.dockerfile, settings.build_target) == (
+        "restdemo",
+        "app",
+        "Dockerfile",
+        "runtime",
+    )
+    assert (settings.container_port, settings.health_check_path, settings.service_environment) == (8000, "/health", [])
+    assert settings.health_check == ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"]
+
+
+def write_dockerfile(directory, text: str, name: str = "Dockerfile") -> str:
+    directory.mkdir(exist_ok=True)
+    (directory / name).write_text(text)
+    return str(directory)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"restdemo:serviceName": "My_App"},
+            'restdemo:serviceName = "My_App": must be 1-53 lower-case letters, digits or hyphens, starting with a '
+            "letter, not ending with a hyphen",
+        ),
+        (
+            {"restdemo:serviceName": "a" * 54},
+            f'restdemo:serviceName = "{"a" * 54}": must be 1-53 lower-case letters',
+        ),
+        ({"restdemo:containerPort": "0"}, 'restdemo:containerPort = "0": Input should be greater than or equal to 1'),
+        (
+            {"restdemo:healthCheck": '["restdemo-cli", "show", "health"]'},
+            'restdemo:healthCheck = ["restdemo-cli", "show", "health"]: must start with CMD and name a program',
+        ),
+        (
+            {"restdemo:healthCheck": '["CMD"]'},
+            'restdemo:healthCheck = ["CMD"]: must start with CMD and name a program',
+        ),
+        (
+            {"restdemo:healthCheck": '["CMD-SHELL", "curl", "-f"]'},
+            "be CMD-SHELL and one shell command",
+        ),
+        (
+            {"restdemo:healthCheck": '["NONE"]'},
+            'restdemo:healthCheck = ["NONE"]: a service needs a health check: a rolling update waits',
+        ),
+        (
+            {"restdemo:healthCheck": "image"},
+            'restdemo:healthCheck = "image": must be a list such as ["CMD", "/bin/check", "--quick"], or []',
+        ),
+        (
+            {"restdemo:healthCheckPath": "health"},
+            'restdemo:healthCheckPath = "health": must be a path starting with /, up to 1024 characters',
+        ),
+        (
+            {"restdemo:healthCheckPath": "/" + "a" * 1024},
+            "must be a path starting with /, up to 1024 characters",
+        ),
+        (
+            {"restdemo:serviceEnvironment": '["LOG_LEVEL"]'},
+            'restdemo:serviceEnvironment = ["LOG_LEVEL"]: "LOG_LEVEL" is not NAME=value',
+        ),
+        (
+            {"restdemo:serviceEnvironment": '["1X=a"]'},
+            '"1X=a" is not NAME=value with a NAME of letters, digits and underscores, not starting with a digit',
+        ),
+        (
+            {"restdemo:serviceEnvironment": '["VER=v9"]'},
+            "VER is set from restdemo:version; leave it out",
+        ),
+        (
+            {"restdemo:serviceEnvironment": '["A=1", "A=2"]'},
+            "A is given twice",
+        ),
+        (
+            {"restdemo:buildContext": "no/such/dir"},
+            "restdemo:buildContext = no/such/dir: no such directory in",
+        ),
+        (
+            {"restdemo:dockerfile": "Containerfile"},
+            "restdemo:dockerfile = Containerfile: no such file in app",
+        ),
+        (
+            {"restdemo:buildTarget": "serve"},
+            "restdemo:buildTarget = serve: app/Dockerfile has no stage of that name "
+            "(its named stages: build, collect, runtime; empty builds the last)",
+        ),
+        (
+            # restdemo's runtime stage has a HEALTHCHECK; its collect stage none.
+            {"restdemo:healthCheck": "[]", "restdemo:buildTarget": "collect"},
+            "restdemo:healthCheck = []: the image built from app/Dockerfile has no HEALTHCHECK of its own",
+        ),
+    ],
+)
+def test_the_service_settings_name_what_is_allowed(config, message):
+    assert message in error_of(config)
+
+
+def test_the_images_own_healthcheck_is_found_through_the_stages_it_is_built_on(tmp_path):
+    context = write_dockerfile(
+        tmp_path / "svc",
+        "FROM python:3.11-slim AS base\n"
+        'HEALTHCHECK --interval=2s \\\n    CMD ["python", "/check.py"]\n'
+        'FROM base AS serve\nCMD ["python", "/serve.py"]\n',
+    )
+    settings = parse_settings(
+        {"restdemo:buildContext": context, "restdemo:buildTarget": "serve", "restdemo:healthCheck": "[]"}
+    )
+    assert settings.health_check == [] and settings.time_to_healthy() == 2.0
+    # 3 replicas, one at a time: 3 x 2 s to healthy, 2 x 15 s between batches.
+    assert settings.rollout_lower_bound() == 36.0
+
+
+def test_a_healthcheck_none_in_the_target_stage_leaves_the_image_without_one(tmp_path):
+    context = write_dockerfile(
+        tmp_path / "svc", 'FROM x AS base\nHEALTHCHECK CMD ["true"]\nFROM base AS serve\nHEALTHCHECK NONE\n'
+    )
+    message = error_of(
+        {"restdemo:buildContext": context, "restdemo:buildTarget": "serve", "restdemo:healthCheck": "[]"}
+    )
+    assert "has no HEALTHCHECK of its own to use" in message
+
+
+def test_an_empty_target_builds_the_last_stage_and_a_dockerfile_elsewhere_in_the_context(tmp_path):
+    context = write_dockerfile(tmp_path / "svc", 'FROM x\nHEALTHCHECK --interval=1m CMD ["true"]\n', "serve.Dockerfile")
+    settings = parse_settings(
+        {
+            "restdemo:buildContext": context,
+            "restdemo:dockerfile": "serve.Dockerfile",
+            "restdemo:buildTarget": "",
+            "restdemo:healthCheck": "[]",
+        }
+    )
+    assert settings.dockerfile_path == tmp_path / "svc" / "serve.Dockerfile"
+    assert settings.time_to_healthy() == 60.0
+
+
+def test_the_second_app_of_the_tests_is_a_valid_service():
+    settings = parse_settings(
+        {
+            "restdemo:serviceName": "second-app",
+            "restdemo:buildContext": SECOND_APP,
+            "restdemo:buildTarget": "serve",
+            "restdemo:containerPort": "9090",
+            "restdemo:healthCheck": "[]",
+            "restdemo:healthCheckPath": "/ready",
+            "restdemo:serviceEnvironment": '["GREETING=hello, swarm", "WORKERS=2"]',
+        }
+    )
+    assert (settings.service_name, settings.container_port, settings.time_to_healthy()) == ("second-app", 9090, 2.0)
+    assert settings.service_environment == ["GREETING=hello, swarm", "WORKERS=2"]

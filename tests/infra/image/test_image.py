@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -205,3 +206,32 @@ def test_the_revision_is_unknown_in_a_shallow_clone(tmp_path):
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{REPO}", str(shallow)], check=True)
     assert revision_of(shallow / "app", repo=shallow) == "unknown"
+
+
+def test_your_own_service_is_built_from_its_context_dockerfile_and_stage_into_its_repository(tmp_path):
+    context = tmp_path / "shop"
+    context.mkdir()
+    (context / "shop.Dockerfile").write_text('FROM x AS base\nFROM base\nHEALTHCHECK CMD ["true"]\n')
+    (context / "main.py").write_text("print('shop')\n")
+    config = {
+        **stack_config("local"),
+        "restdemo:serviceName": "shop",
+        "restdemo:buildContext": str(context),
+        "restdemo:dockerfile": "shop.Dockerfile",
+        "restdemo:buildTarget": "",
+        "restdemo:healthCheck": [],
+    }
+    run = run_program("local", config)
+    image = run.named(DOCKER_BUILD_IMAGE, "restdemo").inputs
+    relative = Path(os.path.relpath(context)).as_posix()
+    assert (image["context"], image["dockerfile"], image.get("target")) == (
+        {"location": relative},
+        {"location": f"{relative}/shop.Dockerfile"},
+        None,
+    )
+    assert run.outputs["repository"] == "127.0.0.1:5000/shop"
+    # Outside the repository: no commit touched it.
+    assert image["buildArgs"]["REVISION"] == "unknown"
+    before = image["tags"][0]
+    (context / "main.py").write_text("print('shop v2')\n")
+    assert run_program("local", config).named(DOCKER_BUILD_IMAGE, "restdemo").inputs["tags"][0] != before

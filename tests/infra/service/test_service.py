@@ -135,3 +135,52 @@ def test_settings_flow_into_the_service():
     assert spec["taskSpec"]["containerSpec"]["stopGracePeriod"] == "30s"
     assert spec["updateConfig"]["delay"] == "1m"  # the provider's read-back form (shortDur)
     assert spec["endpointSpec"]["ports"][0]["publishedPort"] == 8080
+
+
+SECOND_APP = {
+    "restdemo:serviceName": "second-app",
+    "restdemo:buildContext": "tests/e2e/second_app",
+    "restdemo:buildTarget": "serve",
+    "restdemo:containerPort": 9090,
+    "restdemo:healthCheck": [],
+    "restdemo:healthCheckPath": "/ready",
+    "restdemo:serviceEnvironment": ["GREETING=hello", "WORKERS=2"],
+}
+
+
+def test_your_own_service_is_settings_only():
+    """Another app: its name on the service and its network, its port, its environment beside VER,
+    and the image's own HEALTHCHECK (no healthcheck block: the engine keeps the image's)."""
+    run = run_program("local", {**stack_config("local"), **SECOND_APP})
+    spec = run.one("docker:index/service:Service").inputs
+    container = spec["taskSpec"]["containerSpec"]
+    assert spec["name"] == "second-app"
+    assert "healthcheck" not in container
+    assert container["env"] == {"GREETING": "hello", "WORKERS": "2", "VER": "v1"}
+    assert spec["endpointSpec"]["ports"][0] | {} == {
+        "name": "http",
+        "protocol": "tcp",
+        "targetPort": 9090,
+        "publishedPort": 8000,
+        "publishMode": "ingress",
+    }
+    assert run.one("docker:index/network:Network").inputs["name"] == "second-app"
+    assert (run.outputs["serviceName"], run.outputs["healthCheckPath"]) == ("second-app", "/ready")
+
+
+def test_a_health_check_command_of_your_own_runs_at_the_contracts_timings():
+    config = {**stack_config("local"), "restdemo:healthCheck": ["CMD-SHELL", "wget -qO- localhost:8000/ping"]}
+    health = run_program("local", config).one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]
+    assert health["healthcheck"] == {
+        "tests": ["CMD-SHELL", "wget -qO- localhost:8000/ping"],
+        "interval": "5s",
+        "timeout": "5s",
+        "retries": 3,
+        "startPeriod": "10s",
+    }
+
+
+def test_on_aws_your_services_network_is_named_after_it():
+    config = {**stack_config("dev"), "restdemo:serviceName": "shop"}
+    network = run_program("dev", config).one("docker:index/network:Network")
+    assert network.inputs["name"] == "shop-encrypted"
