@@ -39,6 +39,13 @@ ROUTINE_CHANGES = {
     "rollout": {"restdemo:updateDelay": "1m", "restdemo:updateMonitor": "2m", "restdemo:stopGracePeriod": "1m"},
     "logRetentionDays": {"restdemo:logRetentionDays": "90"},
     "pruneInterval": {"restdemo:pruneInterval": "12h"},
+    # Your own service's contract, changed on a deployed stack: rolls the service, replaces nothing.
+    "serviceContract": {
+        "restdemo:containerPort": "9000",
+        "restdemo:healthCheckPath": "/ready",
+        "restdemo:healthCheck": '["CMD", "restdemo-cli", "show", "health", "--timeout", "2"]',
+        "restdemo:serviceEnvironment": '["LOG_LEVEL=debug"]',
+    },
 }
 # Settings the local stack does not read (the program refuses none, but changes nothing for them).
 AWS_ONLY = {"drainTimeout", "nodeAmi", "instanceTypes", "workerCount", "logRetentionDays", "pruneInterval"}
