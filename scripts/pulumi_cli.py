@@ -5,7 +5,8 @@ destination, checked against the SHA-256 pinned in scripts/pulumi-cli.sha256 bef
 unpacked, and only then moved into place: a failed download or a wrong checksum leaves nothing
 behind. Standard library only: it runs before the virtual environment exists.
 
-    python3 scripts/pulumi_cli.py [DEST]    (default .tools; PULUMI_RELEASES_URL for a mirror)
+    python3 scripts/pulumi_cli.py [DEST]    (default .tools; PULUMI_RELEASES_URL for a mirror,
+                                             which serves the same archives: the pins still apply)
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ def download(url: str, into: Path) -> str:
     return digest.hexdigest()
 
 
+def unpack(archive: Path, into: Path) -> None:
+    """Regular files and directories under pulumi/ only: no absolute path, no `..`, no link, no
+    device. Checked here because Debian 12's Python (3.11.2) predates tarfile's extraction filters."""
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        for member in members:
+            parts = Path(member.name).parts
+            if member.name.startswith("/") or ".." in parts or parts[:1] != ("pulumi",):
+                raise tarfile.TarError(f"{member.name} is outside pulumi/")
+            if not (member.isfile() or member.isdir()):
+                raise tarfile.TarError(f"{member.name} is not a file or a directory")
+        options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(into, members=members, **options)
+
+
 def install(dest: Path, releases: str, checksums_text: str, system: str, machine: str) -> Path:
     """The CLI unpacked into dest/pulumi, linked from dest/bin/pulumi; its path."""
     name, expected = pinned(checksums_text, system, machine)
@@ -73,8 +89,7 @@ def install(dest: Path, releases: str, checksums_text: str, system: str, machine
                 "refused, nothing installed"
             )
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(work, filter="data")  # no member outside, no links out, no device
+            unpack(archive, Path(work))
         except (tarfile.TarError, OSError) as error:
             raise InstallError(f"{name} does not unpack ({error}): refused, nothing installed") from None
         unpacked = Path(work) / "pulumi"
@@ -92,11 +107,13 @@ def install(dest: Path, releases: str, checksums_text: str, system: str, machine
 def main(argv: list[str]) -> int:
     dest = Path(argv[1] if len(argv) > 1 else REPO / ".tools")
     releases = os.environ.get("PULUMI_RELEASES_URL") or RELEASES
-    checksums = Path(os.environ.get("PULUMI_CLI_CHECKSUMS") or CHECKSUMS)
     try:
-        link = install(dest, releases, checksums.read_text(), platform.system(), platform.machine())
+        link = install(dest, releases, CHECKSUMS.read_text(), platform.system(), platform.machine())
     except InstallError as error:
         print(f"restdemo: the Pulumi CLI: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # one line at the start of make up, never a traceback
+        print(f"restdemo: the Pulumi CLI: not installed ({type(error).__name__}: {error})", file=sys.stderr)
         return 1
     print(f"restdemo: installed the pinned Pulumi CLI in {link.parent.parent / 'pulumi'} (on PATH for make)")
     return 0

@@ -9,6 +9,7 @@ HTTPS certificates are verified against what the system trusts (SSL_CERT_FILE to
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import ssl
 import sys
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.count):
         try:
             status, body = ask(target)
+        except http.client.HTTPException as error:  # something answered, not in HTTP
+            print(f"  no answer: not HTTP ({type(error).__name__})", file=sys.stderr)
+            continue
         except (OSError, ValueError) as error:  # ValueError: not an http(s) URL
             print(f"  no answer: {reason(error) if isinstance(error, OSError) else error}", file=sys.stderr)
             continue

@@ -2,18 +2,21 @@
 
 restdemo's own contract is the default (app/Dockerfile): it listens on 8000, answers `/health`, and
 `restdemo-cli show health` is its check. Your own service sets its own (docs/your-service.md). A
-health-check command runs at the timings below, restated in the service spec so that nothing
-silently depends on the image; the image's own HEALTHCHECK (`healthCheck: []`) runs at the timings
-its Dockerfile gives, which the settings read to bound a rollout's time.
+health-check command runs at the timings below. With `healthCheck: []` the image's own
+HEALTHCHECK is read from its Dockerfile and restated in the service spec, command and timings:
+the spec never leaves the check to the image (an omitted block would keep the provider's previous
+one, as the block is Optional+Computed), and a rollout's time is bounded by its interval.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from infra.config.durations import parse_duration
 
+RESTDEMO_CONTEXT = "app"
 RESTDEMO_PORT = 8000
 RESTDEMO_HEALTH_PATH = "/health"
 RESTDEMO_HEALTHCHECK = ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"]
@@ -21,8 +24,22 @@ HEALTH_INTERVAL_SECONDS = 5
 HEALTH_TIMEOUT_SECONDS = 5
 HEALTH_RETRIES = 3
 HEALTH_START_PERIOD_SECONDS = 10
-# The Dockerfile reference: HEALTHCHECK --interval defaults to 30s.
-DOCKERFILE_DEFAULT_INTERVAL_SECONDS = 30.0
+
+
+class DockerfileError(ValueError):
+    """A Dockerfile the program cannot read its stages or HEALTHCHECK from."""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A HEALTHCHECK: its test in the Engine API's form and its timings, with the Dockerfile
+    reference's defaults (interval 30s, timeout 30s, start period 0s, 3 retries)."""
+
+    test: list[str]
+    interval: float = 30.0
+    timeout: float = 30.0
+    start_period: float = 0.0
+    retries: int = 3
 
 
 @dataclass(frozen=True)
@@ -35,21 +52,45 @@ class Stage:
     healthcheck: str | None = None
 
 
+ESCAPE_DIRECTIVE = re.compile(r"#\s*escape\s*=\s*([\\`])\s*$", re.I)
+# A heredoc opener: <<EOF, <<-EOF, <<"EOF", <<'EOF' (BuildKit's dockerfile frontend).
+HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+
+
+def _escape_character(lines: list[str]) -> str:
+    """The parser directive `# escape=` (before any instruction), else backslash."""
+    for line in lines:
+        match = ESCAPE_DIRECTIVE.match(line.strip())
+        if match:
+            return match.group(1)
+        if not line.strip().startswith("#"):
+            break
+    return "\\"
+
+
 def _instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with `\\` line continuations joined and comments left out."""
-    instructions, pending = [], ""
-    for line in text.splitlines():
+    """(INSTRUCTION, arguments), with continuation lines joined, and comments, empty lines inside a
+    continuation and heredoc bodies left out."""
+    lines = text.splitlines()
+    escape = _escape_character(lines)
+    instructions: list[tuple[str, str]] = []
+    pending, heredocs = "", []
+    for line in lines:
         stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
+        if heredocs:  # inside a heredoc's body: only its terminator counts
+            strip_tabs, word = heredocs[0]
+            if (line.lstrip("\t") if strip_tabs else line) == word:
+                heredocs.pop(0)
             continue
-        if stripped.startswith("#"):  # a comment inside a continued instruction
+        if not stripped or stripped.startswith("#"):
             continue
-        if stripped.endswith("\\"):
+        if stripped.endswith(escape):
             pending += stripped[:-1].rstrip() + " "
             continue
         word, _, arguments = (pending + stripped).partition(" ")
         instructions.append((word.upper(), arguments.strip()))
         pending = ""
+        heredocs = [(dash == "-", name) for dash, _, name in HEREDOC.findall(arguments)]
     return instructions
 
 
@@ -74,7 +115,7 @@ def target_stage(dockerfile_text: str, target: str) -> Stage | None:
     return next((s for s in all_stages if s.name == target.lower()), None)
 
 
-def image_healthcheck(dockerfile_text: str, target: str) -> str | None:
+def image_healthcheck(dockerfile_text: str, target: str) -> HealthCheck | None:
     """The HEALTHCHECK an image built to `target` has: its stage's own, else that of the stage it is
     built on, and so on (a stage inherits its base's); None when none has one, or it is NONE. A
     check that only an external base image brings is not seen."""
@@ -82,13 +123,44 @@ def image_healthcheck(dockerfile_text: str, target: str) -> str | None:
     stage, seen = target_stage(dockerfile_text, target), set()
     while stage is not None and stage.name not in seen:
         if stage.healthcheck is not None:
-            return None if stage.healthcheck.upper() == "NONE" else stage.healthcheck
+            return parse_healthcheck(stage.healthcheck)
         seen.add(stage.name)
         stage = by_name.get(stage.base.lower())
     return None
 
 
-def healthcheck_interval(arguments: str) -> float:
-    """A HEALTHCHECK's `--interval` in seconds (the Dockerfile's default when it gives none)."""
-    match = re.search(r"--interval[= ](\S+)", arguments)
-    return parse_duration(match.group(1)) if match else DOCKERFILE_DEFAULT_INTERVAL_SECONDS
+HEALTHCHECK_OPTIONS = {"interval", "timeout", "start-period", "start-interval", "retries"}
+
+
+def parse_healthcheck(arguments: str) -> HealthCheck | None:
+    """A HEALTHCHECK's arguments: `NONE`, or options then `CMD` and the exec form (a JSON array) or
+    the shell form (run by /bin/sh -c: CMD-SHELL in the Engine API)."""
+    words = arguments.split(None, 1)
+    options: dict[str, str] = {}
+    while words and words[0].startswith("--"):
+        name, equals, value = words[0][2:].partition("=")
+        if name not in HEALTHCHECK_OPTIONS or not equals:
+            raise DockerfileError(f"HEALTHCHECK option {words[0]} is not one of --{', --'.join(HEALTHCHECK_OPTIONS)}")
+        options[name] = value
+        words = words[1].split(None, 1) if len(words) > 1 else []
+    if words and words[0].upper() == "NONE":
+        return None
+    if not words or words[0].upper() != "CMD" or len(words) < 2:
+        raise DockerfileError("a HEALTHCHECK is NONE, or its options then CMD and a command")
+    command = words[1].strip()
+    try:
+        exec_form = json.loads(command) if command.startswith("[") else None
+    except ValueError:
+        exec_form = None  # not JSON: the shell form, as the Dockerfile frontend reads it
+    is_exec = isinstance(exec_form, list) and exec_form and all(isinstance(w, str) for w in exec_form)
+    test = ["CMD", *exec_form] if is_exec else ["CMD-SHELL", command]
+    try:
+        timings = {
+            field: parse_duration(options[option])
+            for option, field in (("interval", "interval"), ("timeout", "timeout"), ("start-period", "start_period"))
+            if option in options
+        }
+        retries = int(options.get("retries", "3"))
+    except ValueError as exc:
+        raise DockerfileError(f"HEALTHCHECK {arguments}: {exc}") from None
+    return HealthCheck(test=test, retries=retries, **timings)

@@ -29,10 +29,15 @@ from pydantic.alias_generators import to_camel
 from infra.config.durations import parse_duration
 from infra.config.image_contract import (
     HEALTH_INTERVAL_SECONDS,
+    HEALTH_RETRIES,
+    HEALTH_START_PERIOD_SECONDS,
+    HEALTH_TIMEOUT_SECONDS,
+    RESTDEMO_CONTEXT,
     RESTDEMO_HEALTH_PATH,
     RESTDEMO_HEALTHCHECK,
     RESTDEMO_PORT,
-    healthcheck_interval,
+    DockerfileError,
+    HealthCheck,
     image_healthcheck,
     stages,
     target_stage,
@@ -170,6 +175,8 @@ def _health_check(value: Any) -> list[str]:
         )
     if not value:
         return value
+    if not all(word.strip() for word in value):
+        raise ValueError("has an empty word; each is a program, an argument, or the shell command")
     kind = value[0]
     if kind == "NONE":
         raise ValueError("a service needs a health check: a rolling update waits for each new task to turn healthy")
@@ -182,17 +189,36 @@ def _health_check(value: Any) -> list[str]:
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+# Names the program or Docker already uses: the agent's image repository, Docker's own networks
+# (the service's overlay takes the service's name).
+RESERVED_SERVICE_NAMES = ("restdemo-agent", "ingress", "bridge", "host", "none", "docker-gwbridge")
+
+
+def _service_name(name: str) -> str:
+    if name in RESERVED_SERVICE_NAMES:
+        raise ValueError(f"is taken: the program or Docker names {', '.join(RESERVED_SERVICE_NAMES)} already")
+    return name
+
+
+def _name_only(entry: Any) -> str:
+    """An environment entry as an error may show it: its name, never its value (which may be a
+    secret someone put there against the advice)."""
+    return re.match(r"[A-Za-z0-9_]*", str(entry)).group(0) + "=..."
+
+
 RESERVED_ENV = {"VER": "version"}
 
 
 def _environment(entries: list[str]) -> list[str]:
     names = []
-    for entry in entries:
+    for number, entry in enumerate(entries, 1):
         name, equals, _ = entry.partition("=")
         if not equals or not ENV_NAME.fullmatch(name):
             raise ValueError(
-                f"{json.dumps(entry)} is not NAME=value with a NAME of letters, digits and underscores, "
-                "not starting with a digit"
+                f"entry {number} ({_name_only(entry)}) is not NAME=value with a NAME of letters, digits and "
+                "underscores, not starting with a digit"
             )
         if name in RESERVED_ENV:
             raise ValueError(f"{name} is set from {key(RESERVED_ENV[name])}; leave it out")
@@ -302,7 +328,7 @@ class Settings(BaseModel):
     )
 
     # Your service: the image contract (docs/your-service.md); restdemo's own by default.
-    service_name: str = setting(
+    service_name: Annotated[str, AfterValidator(_service_name)] = setting(
         "restdemo",
         "The swarm service's name, and its overlay network's; tasks.<name> resolves to its replicas. "
         "Renaming a deployed service replaces it.",
@@ -311,8 +337,9 @@ class Settings(BaseModel):
         allowed="1-53 lower-case letters, digits or hyphens, starting with a letter, not ending with a hyphen",
     )
     build_context: str = setting(
-        "app",
-        "The directory the service's image is built from, relative to the repository (or absolute).",
+        RESTDEMO_CONTEXT,
+        "The directory the service's image is built from, relative to the repository (or absolute); not "
+        "the repository itself.",
         group=SERVICE,
         min_length=1,
     )
@@ -597,35 +624,66 @@ class Settings(BaseModel):
         return self.context_path / self.dockerfile
 
     def _image_problems(self) -> list[str]:
-        """The build context, Dockerfile, target and, for healthCheck [], the image's HEALTHCHECK."""
-        if not self.context_path.is_dir():
+        """The build context, Dockerfile, target, and the health check that goes with them."""
+        context = self.context_path.resolve()
+        if not context.is_dir():
             return [
                 f"{key('build_context')} = {self.build_context}: no such directory in {PROJECT_DIR} "
                 "(the directory your service's image is built from)"
             ]
-        if not self.dockerfile_path.is_file():
-            return [f"{key('dockerfile')} = {self.dockerfile}: no such file in {self.build_context}"]
-        text = self.dockerfile_path.read_text()
+        if context == PROJECT_DIR or context in PROJECT_DIR.parents:
+            return [
+                f"{key('build_context')} = {self.build_context}: holds the whole project (its .pulumi/ state and "
+                "passphrase, .git, .venv) and would send it to the build; give your service's own directory"
+            ]
         where = f"{self.build_context}/{self.dockerfile}"
+        try:
+            text = self.dockerfile_path.read_text()
+        except FileNotFoundError:
+            return [f"{key('dockerfile')} = {self.dockerfile}: no such file in {self.build_context}"]
+        except (OSError, UnicodeDecodeError) as exc:
+            return [f"{key('dockerfile')} = {self.dockerfile}: {where} cannot be read ({exc.__class__.__name__})"]
         if target_stage(text, self.build_target) is None:
             named = ", ".join(s.name for s in stages(text) if s.name) or "none"
             return [
                 f"{key('build_target')} = {self.build_target}: {where} has no stage of that name "
                 f"(its named stages: {named}; empty builds the last)"
             ]
-        if not self.health_check and image_healthcheck(text, self.build_target) is None:
+        if self.health_check == RESTDEMO_HEALTHCHECK and self.build_context != RESTDEMO_CONTEXT:
             return [
-                f"{key('health_check')} = []: the image built from {where} has no HEALTHCHECK of its own "
-                'to use; add one to the Dockerfile, or give a command such as ["CMD", "/bin/check"]'
+                f"{key('health_check')} is restdemo's own (restdemo-cli), but {key('build_context')} = "
+                f"{self.build_context}: give your service's check, or [] for its image's HEALTHCHECK"
             ]
+        if not self.health_check:
+            try:
+                image_check = image_healthcheck(text, self.build_target)
+            except DockerfileError as exc:
+                return [f"{key('health_check')} = []: {where}: {exc}"]
+            if image_check is None:
+                return [
+                    f"{key('health_check')} = []: the image built from {where} has no HEALTHCHECK of its own "
+                    'to use; add one to the Dockerfile, or give a command such as ["CMD", "/bin/check"]'
+                ]
         return []
 
-    def time_to_healthy(self) -> float:
-        """Until a new task answers its first probe: one interval, the spec's or the image's own."""
+    def container_healthcheck(self) -> HealthCheck:
+        """The check the service spec states: `healthCheck` at the contract's timings, or for [] the
+        image's own HEALTHCHECK as its Dockerfile writes it."""
         if self.health_check:
-            return HEALTH_INTERVAL_SECONDS
-        text = self.dockerfile_path.read_text()
-        return healthcheck_interval(image_healthcheck(text, self.build_target) or "")
+            return HealthCheck(
+                test=self.health_check,
+                interval=HEALTH_INTERVAL_SECONDS,
+                timeout=HEALTH_TIMEOUT_SECONDS,
+                start_period=HEALTH_START_PERIOD_SECONDS,
+                retries=HEALTH_RETRIES,
+            )
+        image_check = image_healthcheck(self.dockerfile_path.read_text(), self.build_target)
+        assert image_check is not None, "validated: the image has a HEALTHCHECK"
+        return image_check
+
+    def time_to_healthy(self) -> float:
+        """Until a new task answers its first probe: one interval of its check."""
+        return self.container_healthcheck().interval
 
     @property
     def private_nodes(self) -> bool:
@@ -674,7 +732,10 @@ def _describe(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "string_pattern_mismatch":
         message = f"must be {_allowed(str(location[0]), error['ctx']['pattern'])}"
-    return f"{where} = {json.dumps(error['input'], default=str)}: {message}"
+    given = error["input"]
+    if location[0] == to_camel("service_environment"):
+        given = [_name_only(e) for e in given] if isinstance(given, list) else _name_only(given)
+    return f"{where} = {json.dumps(given, default=str)}: {message}"
 
 
 def _allowed(alias: str, pattern: str) -> str:

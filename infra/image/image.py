@@ -151,7 +151,14 @@ class Image(pulumi.ComponentResource):
     ):
         super().__init__("restdemo:image:Image", name, None, opts)
         args = build_args(settings, revision)
-        recipe = {"target": target, "platform": settings.image_platform or ""}
+        # Where it is built from is part of the recipe: the same files elsewhere are another build
+        # to the provider (its context and dockerfile inputs), so they must make another tag.
+        recipe = {
+            "target": target,
+            "platform": settings.image_platform or "",
+            "context": Path(os.path.relpath(context)).as_posix(),
+            "dockerfile": Path(os.path.relpath(dockerfile)).as_posix(),
+        }
         tag = content_tag(context, args, recipe, dockerfile)
         self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")
         local = settings.platform == "local"

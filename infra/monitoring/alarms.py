@@ -192,7 +192,8 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
         AlarmSpec(
             key="replicas-below-desired",
             broke="The service has run fewer replicas than desired for 5 minutes.",
-            action="docker service ps restdemo: tasks failing to start, no node to place them, or a lost node.",
+            action=f"docker service ps {settings.service_name}: tasks failing to start, no node to place them, "
+            "or a lost node.",
             runbook="the-service-runs-fewer-replicas-than-desired",
             comparison="GreaterThanThreshold",
             threshold=0,

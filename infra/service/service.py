@@ -14,12 +14,6 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config.durations import docker_duration
-from infra.config.image_contract import (
-    HEALTH_INTERVAL_SECONDS,
-    HEALTH_RETRIES,
-    HEALTH_START_PERIOD_SECONDS,
-    HEALTH_TIMEOUT_SECONDS,
-)
 from infra.config.settings import Settings
 
 CONVERGE_POLL = "7s"
@@ -106,17 +100,17 @@ def placement(settings: Settings, prefs: list[str]) -> docker.ServiceTaskSpecPla
     return docker.ServiceTaskSpecPlacementArgs(prefs=prefs or None, constraints=constraints or None)
 
 
-def healthcheck(settings: Settings) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs | None:
-    """The health-check command at the contract's timings; none for the image's own HEALTHCHECK (the
-    provider then sends a zero HealthConfig, and the engine keeps the image's test and timings)."""
-    if not settings.health_check:
-        return None
+def healthcheck(settings: Settings) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    """Always stated: the command at the contract's timings, or the image's own HEALTHCHECK as its
+    Dockerfile writes it. Left out, the provider would keep the previous check (the block is
+    Optional+Computed: a service moving to the image's check would go on running the old one)."""
+    check = settings.container_healthcheck()
     return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-        tests=settings.health_check,
-        interval=docker_duration(HEALTH_INTERVAL_SECONDS),
-        timeout=docker_duration(HEALTH_TIMEOUT_SECONDS),
-        retries=HEALTH_RETRIES,
-        start_period=docker_duration(HEALTH_START_PERIOD_SECONDS),
+        tests=check.test,
+        interval=docker_duration(check.interval),
+        timeout=docker_duration(check.timeout),
+        retries=check.retries,
+        start_period=docker_duration(check.start_period),
     )
 
 

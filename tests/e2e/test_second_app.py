@@ -71,7 +71,8 @@ def test_its_image_is_its_own_built_by_the_program(deployment, v1):
     assert image.attrs["Config"]["Healthcheck"]["Test"] == ["CMD", "python3", "/srv/check.py"]
     assert "restdemo-cli" not in " ".join(image.attrs["Config"]["Cmd"] + image.attrs["Config"]["Healthcheck"]["Test"])
     service = run.one("docker:index/service:Service").inputs
-    assert "healthcheck" not in service["taskSpec"]["containerSpec"]  # the image's own check runs
+    # The image's own check, restated in the spec from its Dockerfile.
+    assert service["taskSpec"]["containerSpec"]["healthcheck"]["tests"] == ["CMD", "python3", "/srv/check.py"]
     assert service["endpointSpec"]["ports"][0]["targetPort"] == 9090
 
 

@@ -13,9 +13,19 @@ pytestmark = pytest.mark.image
 
 
 DOCKERFILES = [REPO / "app" / "Dockerfile", REPO / "agent" / "Dockerfile"]
+# The e2e tier's second app and the broken variants: what a newcomer copies must lint clean too.
+E2E = REPO / "tests" / "e2e"
+LINTED = [
+    *DOCKERFILES,
+    E2E / "second_app" / "Dockerfile",
+    E2E / "second_app" / "broken.Dockerfile",
+    E2E / "broken.Dockerfile",
+]
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=["app", "agent"])
+@pytest.mark.parametrize(
+    "dockerfile", LINTED, ids=["app", "agent", "second-app", "second-app-broken", "restdemo-broken"]
+)
 def test_hadolint_reports_nothing(dockerfile):
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run([str(hadolint), str(dockerfile)], capture_output=True, text=True)
@@ -40,3 +50,10 @@ def test_dockerfile_ignores_no_rule_silently():
     for number, line in enumerate(lines):
         if "hadolint ignore" in line:
             assert number > 0 and lines[number - 1].startswith("#") and "hadolint" not in lines[number - 1]
+
+
+def test_the_second_app_is_on_the_projects_runtime_base():
+    def runtime_base(dockerfile: Path) -> str:
+        return re.search(r"^ARG RUNTIME_BASE=(\S+)$", dockerfile.read_text(), re.M).group(1)
+
+    assert runtime_base(E2E / "second_app" / "Dockerfile") == runtime_base(REPO / "app" / "Dockerfile")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support.pulumi_program import REPO, STACKS, run_program
+from tests.support.pulumi_program import REPO, STACKS, run_program, stack_config
 
 sys.path.insert(0, str(REPO / "policy"))
 from rules import RULES, Resource, violations  # noqa: E402
@@ -34,6 +34,25 @@ def stack_resources(request):
 def test_every_rule_passes_on_every_stack(stack_resources):
     stack, resources = stack_resources
     assert violations(resources, pack_config(stack)) == []
+
+
+# Your own service by settings (docs/your-service.md), with its image's own HEALTHCHECK.
+SECOND_APP = {
+    "restdemo:serviceName": "second-app",
+    "restdemo:buildContext": "tests/e2e/second_app",
+    "restdemo:buildTarget": "serve",
+    "restdemo:containerPort": "9090",
+    "restdemo:healthCheck": "[]",
+    "restdemo:healthCheckPath": "/ready",
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rule_passes_on_your_own_service(stack):
+    """The pack runs on every pull request and deploy: it refused `healthCheck: []` ("needs a
+    healthcheck") when the spec left the check to the image."""
+    config = {**stack_config(stack), **SECOND_APP}
+    assert violations(resources_of(stack, config), pack_config(stack)) == []
 
 
 def test_every_stack_has_a_policy_config():

@@ -116,3 +116,31 @@ def test_make_up_checks_an_https_url_with_its_certificate_verified(tmp_path):
     (refused, summary) = untrusted.stderr.splitlines()
     assert "no answer" in refused and "certificate verify failed" in refused
     assert summary == f"restdemo: none of 1 requests to {url}/health was answered healthy"
+
+
+def test_a_port_that_answers_something_other_than_http_is_one_line_not_a_traceback():
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def speak_ssh():
+        for _ in range(2):
+            connection, _ = listener.accept()
+            connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            connection.close()
+
+    threading.Thread(target=speak_ssh, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        result = answers(url, "2")
+    finally:
+        listener.close()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "  no answer: not HTTP (BadStatusLine)",
+        "  no answer: not HTTP (BadStatusLine)",
+        f"restdemo: none of 2 requests to {url}/health was answered healthy",
+    ]

@@ -8,12 +8,14 @@ import functools
 import hashlib
 import io
 import os
+import platform
 import subprocess
 import sys
 import tarfile
 import threading
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -67,8 +69,8 @@ def release(tmp_path):
     served.mkdir(parents=True)
     archive = fake_release()
     lines = []
-    for platform in PLATFORMS:
-        name = f"pulumi-v{VERSION}-{platform}.tar.gz"
+    for os_arch in PLATFORMS:
+        name = f"pulumi-v{VERSION}-{os_arch}.tar.gz"
         (served / name).write_bytes(archive)
         lines.append(f"{hashlib.sha256(archive).hexdigest()}  {name}")
     pins = tmp_path / "pins.sha256"
@@ -77,18 +79,26 @@ def release(tmp_path):
         yield url, pins
 
 
-def install(dest, url: str, pins) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PULUMI_RELEASES_URL": url, "PULUMI_CLI_CHECKSUMS": str(pins)}
+def run_script(dest, url: str) -> subprocess.CompletedProcess:
+    """The script as make up runs it, with the repository's own pins."""
+    env = {**os.environ, "PULUMI_RELEASES_URL": url}
     return subprocess.run([sys.executable, str(SCRIPT), str(dest)], capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_a_good_archive_installs_a_cli_that_runs(tmp_path, release):
+def install(dest, url: str, pins) -> Path:
+    """The installer with the fake release's pins (the script itself only ever reads the repository's)."""
+    return pulumi_cli.install(dest, url, pins.read_text(), platform.system(), platform.machine())
+
+
+@pytest.mark.parametrize("extraction_filters", [True, False], ids=["tarfile-filters", "debian-12-python"])
+def test_a_good_archive_installs_a_cli_that_runs(tmp_path, release, monkeypatch, extraction_filters):
     url, pins = release
+    if not extraction_filters:  # Python before 3.11.4, Debian 12's 3.11.2 among them
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
     dest = tmp_path / ".tools"
-    result = install(dest, url, pins)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"restdemo: installed the pinned Pulumi CLI in {dest / 'pulumi'} (on PATH for make)"
-    ran = subprocess.run([str(dest / "bin" / "pulumi")], capture_output=True, text=True, check=True)
+    link = install(dest, url, pins)
+    assert link == dest / "bin" / "pulumi"
+    ran = subprocess.run([str(link)], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == f"v{VERSION}"
     assert sorted(p.name for p in dest.iterdir()) == ["bin", "pulumi"]  # no download left over
 
@@ -96,7 +106,7 @@ def test_a_good_archive_installs_a_cli_that_runs(tmp_path, release):
 def test_a_wrong_checksum_is_refused_and_nothing_is_left_behind(tmp_path, release):
     url, _ = release
     dest = tmp_path / ".tools"
-    result = install(dest, url, pulumi_cli.CHECKSUMS)  # the repository's real pins: the fake does not match
+    result = run_script(dest, url)  # the repository's real pins: the fake does not match
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"restdemo: the Pulumi CLI: pulumi-v{VERSION}-")
@@ -105,9 +115,9 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_left_behind(tmp_path, releas
 
 
 def test_a_missing_archive_is_one_line_and_nothing_is_left_behind(tmp_path, release):
-    url, pins = release
+    url, _ = release
     dest = tmp_path / ".tools"
-    result = install(dest, url.replace("/releases/sdk", "/nowhere"), pins)
+    result = run_script(dest, url.replace("/releases/sdk", "/nowhere"))
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("restdemo: the Pulumi CLI: could not download http://127.0.0.1:")
@@ -115,22 +125,43 @@ def test_a_missing_archive_is_one_line_and_nothing_is_left_behind(tmp_path, rele
     assert list(dest.iterdir()) == []
 
 
-def test_an_archive_with_paths_outside_it_is_not_unpacked_there(tmp_path, release):
+@pytest.mark.parametrize("member", ["../../escaped", "/tmp/escaped", "pulumi/../../escaped", "elsewhere/pulumi"])
+def test_an_archive_with_members_outside_pulumi_is_refused(tmp_path, release, member):
     url, pins = release
-    served = next((tmp_path / "served" / "releases" / "sdk").iterdir()).parent
+    served = tmp_path / "served" / "releases" / "sdk"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("../../escaped")
+        info = tarfile.TarInfo(member)
         info.size = 1
         tar.addfile(info, io.BytesIO(b"x"))
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     for archive in served.iterdir():
         archive.write_bytes(buffer.getvalue())
-    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
     pins.write_text("".join(f"{digest}  {a.name}\n" for a in served.iterdir()))
     dest = tmp_path / "deep" / ".tools"
-    result = install(dest, url, pins)
-    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    with pytest.raises(
+        pulumi_cli.InstallError, match="does not unpack .*outside pulumi/.*: refused, nothing installed"
+    ):
+        install(dest, url, pins)
     assert not (tmp_path / "escaped").exists() and list(dest.iterdir()) == []
+
+
+def test_a_link_in_the_archive_is_refused(tmp_path, release):
+    url, pins = release
+    served = tmp_path / "served" / "releases" / "sdk"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pulumi/pulumi")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+    for archive in served.iterdir():
+        archive.write_bytes(buffer.getvalue())
+    pins.write_text("".join(f"{digest}  {a.name}\n" for a in served.iterdir()))
+    dest = tmp_path / ".tools"
+    with pytest.raises(pulumi_cli.InstallError, match="is not a file or a directory"):
+        install(dest, url, pins)
+    assert list(dest.iterdir()) == []
 
 
 @pytest.mark.parametrize(

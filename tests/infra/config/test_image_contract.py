@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config.image_contract import Stage, healthcheck_interval, image_healthcheck, stages, target_stage
+from infra.config.image_contract import (
+    DockerfileError,
+    HealthCheck,
+    Stage,
+    image_healthcheck,
+    parse_healthcheck,
+    stages,
+    target_stage,
+)
 from tests.support.pulumi_program import REPO
 
 pytestmark = pytest.mark.unit
@@ -39,18 +47,60 @@ def test_the_target_is_found_by_name_in_any_case_and_empty_means_the_last():
 
 
 def test_a_stage_keeps_its_own_health_check_else_its_bases():
-    assert image_healthcheck(DOCKERFILE, "serve").endswith('CMD ["python3", "/check.py"]')
-    assert image_healthcheck("FROM x AS a\nHEALTHCHECK CMD true\nFROM a AS b\n", "b") == "CMD true"
+    assert image_healthcheck(DOCKERFILE, "serve") == HealthCheck(["CMD", "python3", "/check.py"], 90.0, 2.0)
+    assert image_healthcheck("FROM x AS a\nHEALTHCHECK CMD true\nFROM a AS b\n", "b").test == ["CMD-SHELL", "true"]
     assert image_healthcheck(DOCKERFILE, "") is None  # FROM scratch: nothing inherited
     assert image_healthcheck("FROM a AS a\n", "a") is None  # a stage named like its external base
+    assert image_healthcheck("FROM x AS a\nHEALTHCHECK CMD true\nFROM a AS b\nHEALTHCHECK NONE\n", "b") is None
 
 
-def test_the_interval_is_read_or_dockers_default():
-    assert healthcheck_interval("--timeout=2s --interval=1m30s CMD true") == 90.0
-    assert healthcheck_interval("CMD true") == 30.0
+@pytest.mark.parametrize(
+    ("arguments", "check"),
+    [
+        ('CMD ["/check", "--interval=5"]', HealthCheck(["CMD", "/check", "--interval=5"])),
+        (
+            "--interval=2s --timeout=1s --start-period=5s --retries=2 CMD curl -f localhost/ready || exit 1",
+            HealthCheck(["CMD-SHELL", "curl -f localhost/ready || exit 1"], 2.0, 1.0, 5.0, 2),
+        ),
+        ("--start-interval=1s CMD [not json", HealthCheck(["CMD-SHELL", "[not json"])),
+        ("none", None),
+    ],
+)
+def test_a_healthcheck_is_read_as_the_engine_runs_it(arguments, check):
+    """Options only before CMD (a check's own --interval argument is not one); the exec form as
+    JSON, anything else through the shell."""
+    assert parse_healthcheck(arguments) == check
+
+
+@pytest.mark.parametrize("arguments", ["--every=5s CMD true", "--interval=soon CMD true", "--retries=2", "CMD"])
+def test_a_healthcheck_the_engine_would_refuse_is_an_error(arguments):
+    with pytest.raises(DockerfileError):
+        parse_healthcheck(arguments)
+
+
+def test_heredoc_bodies_escape_directives_and_blank_continuation_lines_are_not_instructions():
+    text = (
+        "# escape=`\n"
+        "FROM python AS serve\n"
+        "COPY <<EOF /srv/server.py\n"
+        "from http.server import HTTPServer\n"
+        "HEALTHCHECK NONE\n"
+        "EOF\n"
+        "RUN <<-'SCRIPT' bash\n"
+        "\tfrom x\n"
+        "\tSCRIPT\n"
+        "WORKDIR C:\\app\\\n"
+        "HEALTHCHECK --interval=3s `\n"
+        "\n"
+        '    CMD ["python3", "/srv/check.py"]\n'
+    )
+    assert stages(text) == [Stage("serve", "python", '--interval=3s CMD ["python3", "/srv/check.py"]')]
+    assert image_healthcheck(text, "").interval == 3.0
 
 
 def test_restdemos_own_dockerfile_has_the_check_the_defaults_restate():
     text = (REPO / "app" / "Dockerfile").read_text()
     assert [s.name for s in stages(text)] == ["build", "collect", "runtime"]
-    assert healthcheck_interval(image_healthcheck(text, "runtime")) == 5.0
+    assert image_healthcheck(text, "runtime") == HealthCheck(
+        ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"], 5.0, 5.0, 10.0, 3
+    )

@@ -298,11 +298,11 @@ def write_dockerfile(directory, text: str, name: str = "Dockerfile") -> str:
         ),
         (
             {"restdemo:serviceEnvironment": '["LOG_LEVEL"]'},
-            'restdemo:serviceEnvironment = ["LOG_LEVEL"]: "LOG_LEVEL" is not NAME=value',
+            'restdemo:serviceEnvironment = ["LOG_LEVEL=..."]: entry 1 (LOG_LEVEL=...) is not NAME=value',
         ),
         (
             {"restdemo:serviceEnvironment": '["1X=a"]'},
-            '"1X=a" is not NAME=value with a NAME of letters, digits and underscores, not starting with a digit',
+            "entry 1 (1X=...) is not NAME=value with a NAME of letters, digits and underscores, not starting",
         ),
         (
             {"restdemo:serviceEnvironment": '["VER=v9"]'},
@@ -389,3 +389,47 @@ def test_the_second_app_of_the_tests_is_a_valid_service():
     )
     assert (settings.service_name, settings.container_port, settings.time_to_healthy()) == ("second-app", 9090, 2.0)
     assert settings.service_environment == ["GREETING=hello, swarm", "WORKERS=2"]
+
+
+def test_restdemos_own_check_is_refused_for_another_services_image(tmp_path):
+    """A newcomer who points buildContext at their app and leaves healthCheck: every task failed
+    `exec restdemo-cli`, and up hung until convergeTimeout (10 minutes)."""
+    context = write_dockerfile(tmp_path / "svc", "FROM x AS runtime\n")
+    assert error_of({"restdemo:buildContext": context}) == (
+        "invalid stack settings:\n  restdemo:healthCheck is restdemo's own (restdemo-cli), but "
+        f"restdemo:buildContext = {context}: give your service's check, or [] for its image's HEALTHCHECK"
+    )
+
+
+@pytest.mark.parametrize("context", [".", "..", "app/.."])
+def test_a_build_context_holding_the_project_is_refused(context):
+    """It would send .pulumi/ (the state and the local passphrase), .git and .venv to the build."""
+    assert "holds the whole project (its .pulumi/ state and passphrase" in error_of({"restdemo:buildContext": context})
+
+
+@pytest.mark.parametrize("name", ["restdemo-agent", "ingress", "bridge", "host", "none"])
+def test_names_the_program_or_docker_already_use_are_refused(name):
+    assert f'restdemo:serviceName = "{name}": is taken' in error_of({"restdemo:serviceName": name})
+
+
+def test_an_empty_word_in_the_check_is_refused():
+    assert "has an empty word" in error_of({"restdemo:healthCheck": '["CMD", ""]'})
+
+
+def test_an_environment_error_shows_names_never_values():
+    message = error_of({"restdemo:serviceEnvironment": '["DB_PASSWORD hunter2", "TOKEN=s3cret"]'})
+    assert "hunter2" not in message and "s3cret" not in message
+    assert message.endswith(
+        'restdemo:serviceEnvironment = ["DB_PASSWORD=...", "TOKEN=..."]: entry 1 (DB_PASSWORD=...) is not '
+        "NAME=value with a NAME of letters, digits and underscores, not starting with a digit"
+    )
+
+
+def test_a_dockerfile_whose_healthcheck_does_not_parse_names_the_setting_and_file(tmp_path):
+    context = write_dockerfile(tmp_path / "svc", "FROM x AS serve\nHEALTHCHECK --every=5s CMD true\n")
+    message = error_of(
+        {"restdemo:buildContext": context, "restdemo:buildTarget": "serve", "restdemo:healthCheck": "[]"}
+    )
+    assert message.startswith(
+        f"invalid stack settings:\n  restdemo:healthCheck = []: {context}/Dockerfile: HEALTHCHECK"
+    )

@@ -235,3 +235,21 @@ def test_your_own_service_is_built_from_its_context_dockerfile_and_stage_into_it
     before = image["tags"][0]
     (context / "main.py").write_text("print('shop v2')\n")
     assert run_program("local", config).named(DOCKER_BUILD_IMAGE, "restdemo").inputs["tags"][0] != before
+
+
+def test_the_same_files_built_from_elsewhere_make_another_tag(tmp_path):
+    """The provider's inputs name the context and the Dockerfile: a build moved elsewhere is a new
+    build to it, pushed under a tag of its own (ECR's immutable tags refuse a second push)."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Dockerfile").write_text('FROM x AS runtime\nHEALTHCHECK CMD ["true"]\n')
+
+    def tag_of(name: str) -> str:
+        config = {
+            **stack_config("local"),
+            "restdemo:buildContext": str(tmp_path / name),
+            "restdemo:healthCheck": [],
+        }
+        return run_program("local", config).named(DOCKER_BUILD_IMAGE, "restdemo").inputs["tags"][0]
+
+    assert tag_of("one") != tag_of("two")

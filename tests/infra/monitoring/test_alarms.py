@@ -87,6 +87,12 @@ def test_below_desired_is_ten_minutes_of_desired_minus_in_service():
     assert {m.dimensions["AutoScalingGroupName"] for m in spec.inputs.values()} == {"restdemo-dev-workers"}
 
 
+def test_the_replicas_alarm_names_the_service_to_look_at():
+    assert specs()["replicas-below-desired"].action.startswith("docker service ps restdemo: ")
+    shop = specs(service_name="shop", build_context="tests/e2e/second_app", build_target="serve", health_check=[])
+    assert shop["replicas-below-desired"].action.startswith("docker service ps shop: ")
+
+
 def test_a_single_metric_alarm_and_a_percentile():
     args = alarm_args("dev", specs()["web-latency-p99"], "arn:topic", "https://runbook")
     assert args["name"] == "restdemo-dev-web-latency-p99"

@@ -150,12 +150,18 @@ SECOND_APP = {
 
 def test_your_own_service_is_settings_only():
     """Another app: its name on the service and its network, its port, its environment beside VER,
-    and the image's own HEALTHCHECK (no healthcheck block: the engine keeps the image's)."""
+    and the image's own HEALTHCHECK restated from its Dockerfile (tests/e2e/second_app)."""
     run = run_program("local", {**stack_config("local"), **SECOND_APP})
     spec = run.one("docker:index/service:Service").inputs
     container = spec["taskSpec"]["containerSpec"]
     assert spec["name"] == "second-app"
-    assert "healthcheck" not in container
+    assert container["healthcheck"] == {
+        "tests": ["CMD", "python3", "/srv/check.py"],
+        "interval": "2s",
+        "timeout": "2s",
+        "retries": 2,
+        "startPeriod": "5s",
+    }
     assert container["env"] == {"GREETING": "hello", "WORKERS": "2", "VER": "v1"}
     assert spec["endpointSpec"]["ports"][0] | {} == {
         "name": "http",
@@ -184,3 +190,13 @@ def test_on_aws_your_services_network_is_named_after_it():
     config = {**stack_config("dev"), "restdemo:serviceName": "shop"}
     network = run_program("dev", config).one("docker:index/network:Network")
     assert network.inputs["name"] == "shop-encrypted"
+
+
+def test_moving_to_the_images_own_check_restates_it_never_leaves_the_old_one():
+    """The provider's healthcheck block is Optional+Computed: left out, a plan keeps the previous
+    check (restdemo-cli), which an image without it fails. The new spec states the image's."""
+    before = run_program("local").one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]
+    after = run_program("local", {**stack_config("local"), "restdemo:healthCheck": []})
+    check = after.one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]["healthcheck"]
+    # restdemo's Dockerfile: HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 CMD [...]
+    assert check == before["healthcheck"]
