@@ -1,5 +1,6 @@
 # Task runner. Every target sets up what it needs: a pinned uv (in .tools/ when
-# none is on PATH), then the locked virtual environment in .venv/.
+# none is on PATH), then the locked virtual environment in .venv/; up, preview, down
+# and status also the pinned Pulumi CLI (scripts/stack.sh, scripts/pulumi_cli.py).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
