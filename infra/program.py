@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
-from pulumi.runtime.config import CONFIG
+from pulumi.runtime.config import CONFIG, is_config_secret
 
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
@@ -34,7 +34,8 @@ AGENT_DIR = REPO / "agent"
 
 def load_settings() -> Settings:
     """The only place that reads the stack's config: all of it, so a misspelt key is caught."""
-    return parse_settings(dict(CONFIG.get()))
+    config = dict(CONFIG.get())
+    return parse_settings(config, frozenset(k for k in config if is_config_secret(k)))
 
 
 def revision_of(directory: Path, repo: Path = REPO, dockerfile: Path | None = None) -> str:

@@ -754,9 +754,21 @@ OPTIONAL = {to_camel(name) for name, field in Settings.model_fields.items() if f
 PROVIDER_NAMESPACES = ("aws", "docker", "docker-build", "pulumi", "random", "tls")
 
 
-def parse_settings(config: dict[str, Any]) -> Settings:
-    """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError."""
+# Settings whose values go into the service spec and Pulumi's state as they are: a secret there would
+# be plain text in both, and in `docker service inspect`.
+NEVER_SECRET = ("service_environment",)
+
+
+def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError;
+    `secret_keys`: the keys the stack keeps encrypted (`pulumi config set --secret`)."""
     values, problems = {}, []
+    for field in NEVER_SECRET:
+        if key(field) in secret_keys:
+            problems.append(
+                f"{key(field)} is a secret in the stack file, but its values reach the service spec, Pulumi's state "
+                "and docker service inspect in plain text; keep secrets out of it (docs/your-service.md)"
+            )
     for full_key, raw in config.items():
         namespace, _, name = full_key.partition(":")
         if namespace == NAMESPACE and not (raw == "" and name in OPTIONAL):

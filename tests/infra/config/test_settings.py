@@ -433,3 +433,13 @@ def test_a_dockerfile_whose_healthcheck_does_not_parse_names_the_setting_and_fil
     assert message.startswith(
         f"invalid stack settings:\n  restdemo:healthCheck = []: {context}/Dockerfile: HEALTHCHECK"
     )
+
+
+def test_a_secret_service_environment_is_refused_it_would_be_plain_text_in_the_spec():
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"restdemo:serviceEnvironment": '["TOKEN=x"]'}, frozenset({"restdemo:serviceEnvironment"}))
+    assert str(caught.value) == (
+        "invalid stack settings:\n  restdemo:serviceEnvironment is a secret in the stack file, but its values reach "
+        "the service spec, Pulumi's state and docker service inspect in plain text; keep secrets out of it "
+        "(docs/your-service.md)"
+    )
