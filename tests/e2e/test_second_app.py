@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 import requests
+import yaml
 
 from infra.config.settings import parse_settings
 from tests.e2e.conftest import report
@@ -35,6 +36,17 @@ SETTINGS = {
     "updateMonitor": "10s",
 }
 BACKEND = Backend("second-app", 9090, "/ready")
+
+
+def test_the_documents_example_is_these_settings():
+    """docs/your-service.md shows the second app's settings as a stack file: they are the ones deployed here."""
+    text = (REPO / "docs" / "your-service.md").read_text()
+    example = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])["config"]
+    documented = parse_settings(wire_config(example))
+    deployed = settings_of("v1")
+    for name in ("service_name", "build_context", "build_target", "container_port", "health_check"):
+        assert getattr(documented, name) == getattr(deployed, name), name
+    assert (documented.health_check_path, documented.service_environment) == ("/ready", deployed.service_environment)
 
 
 def settings_of(version: str):
