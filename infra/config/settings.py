@@ -330,7 +330,7 @@ class Settings(BaseModel):
     # Your service: the image contract (docs/your-service.md); restdemo's own by default.
     service_name: Annotated[str, AfterValidator(_service_name)] = setting(
         "restdemo",
-        "The swarm service's name, and its overlay network's; tasks.<name> resolves to its replicas. "
+        "The swarm service's name, and its overlay network's; on it tasks.NAME resolves to the replicas. "
         "Renaming a deployed service replaces it.",
         group=SERVICE,
         pattern=r"^[a-z]([a-z0-9-]{0,51}[a-z0-9])?$",
@@ -346,7 +346,7 @@ class Settings(BaseModel):
     dockerfile: str = setting("Dockerfile", "The Dockerfile, relative to buildContext.", group=SERVICE, min_length=1)
     build_target: str = setting(
         "runtime",
-        "The Dockerfile's stage the image is built to (FROM ... AS <stage>); empty for its last stage.",
+        "The Dockerfile's stage the image is built to (FROM ... AS name); empty for its last stage.",
         group=SERVICE,
     )
     container_port: Port = setting(RESTDEMO_PORT, "Port the service listens on inside its container.", group=SERVICE)
