@@ -207,6 +207,15 @@ class Deployment:
             if r["pxname"] == self.backend.service and r["svname"].startswith("task") and r["status"] == "UP"
         )
 
+    def wait_rolled_back(self, timeout: float = 300) -> None:
+        """Until swarm has rolled a failed update back."""
+        wait_until(
+            lambda: (self.service.attrs.get("UpdateStatus") or {}).get("State") == "rollback_completed",
+            timeout,
+            interval=0.5,
+            what="swarm rolled back",
+        )
+
     def wait_converged(self, image_ref: str, timeout: float = 300) -> float:
         started = time.monotonic()
         wait_until(

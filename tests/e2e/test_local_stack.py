@@ -95,12 +95,7 @@ def test_a_broken_image_is_rolled_back_by_swarm_without_failing_a_request(deploy
     with steady_load(deployment.lb_url, rate=20) as load:
         started = time.monotonic()
         deployment.apply(run, broken_ref)
-        wait_until(
-            lambda: (deployment.service.attrs.get("UpdateStatus") or {}).get("State") == "rollback_completed",
-            300,
-            interval=0.5,
-            what="swarm rolled back",
-        )
+        deployment.wait_rolled_back()
         seconds = time.monotonic() - started
         deployment.wait_converged(good_ref)
     report(f"broken image rolled back by swarm in {seconds:.1f} s; {load.total} requests, {len(load.failures)} failed")

@@ -139,12 +139,7 @@ def test_a_broken_release_is_rolled_back_failing_no_request(deployment, v2):
     with steady_load(deployment.lb_url, rate=20, path="/ready") as load:
         started = time.monotonic()
         deployment.apply(run, broken_ref)
-        wait_until(
-            lambda: (deployment.service.attrs.get("UpdateStatus") or {}).get("State") == "rollback_completed",
-            300,
-            interval=0.5,
-            what="swarm rolled back",
-        )
+        deployment.wait_rolled_back()
         seconds = time.monotonic() - started
         deployment.wait_converged(good_ref)
     report(
