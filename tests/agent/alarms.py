@@ -14,7 +14,7 @@ import copy
 import functools
 
 from tests.agent.lab import LAB_METRICS_PERIOD, LabNode
-from tests.support.alarm_eval import Alarm, first_alarm, from_emf
+from tests.support.alarm_eval import Alarm, evaluate, first_alarm, from_emf
 from tests.support.pulumi_program import run_program, stack_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -58,3 +58,13 @@ def fired(members: list[LabNode], stack: str, managers: int, workers: int, start
         key: first_alarm(lab_alarm(inputs, stack), points, start, end, step=LAB_METRICS_PERIOD)
         for key, inputs in program_alarms(managers, workers).items()
     }
+
+
+def states_of(
+    members: list[LabNode], stack: str, managers: int, workers: int, key: str, since: float, start: float, end: float
+) -> list[tuple[float, str]]:
+    """Alarm `key`'s state at each evaluation in [start, end], evaluated from `since` on, so the
+    state it is in at `start` is the one its history gave it."""
+    alarm = lab_alarm(program_alarms(managers, workers)[key], stack)
+    timeline = evaluate(alarm, datapoints(members), since, end, step=LAB_METRICS_PERIOD)
+    return [(at, state) for at, state in timeline if at >= start]

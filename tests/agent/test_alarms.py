@@ -17,7 +17,7 @@ import time
 import docker
 import pytest
 
-from tests.agent.alarms import datapoints, fired
+from tests.agent.alarms import datapoints, fired, states_of
 from tests.agent.conftest import create_stack, form
 from tests.agent.lab import LAB_METRICS_PERIOD
 from tests.support.net import wait_until
@@ -55,6 +55,8 @@ def swarm(lab_aws, nodes, tmp_path_factory):
         "members": members,
         "disk": disk,
         "client": managers[0].client,
+        "url": url,
+        "queue": queue,
         "ready": time.time(),  # from here the alarms' windows hold a healthy swarm's data only
     }
     subprocess.run(["umount", str(disk)], check=False)
@@ -66,6 +68,11 @@ def metrics_lines(node) -> list[str]:
 
 def alarms_over(swarm, start: float, end: float) -> dict:
     return fired(swarm["members"], STACK, MANAGERS, WORKERS, start, end)
+
+
+def states(swarm, key: str, start: float, end: float) -> list[tuple[float, str]]:
+    """One alarm's state at each evaluation in [start, end], over the whole run's data."""
+    return states_of(swarm["members"], STACK, MANAGERS, WORKERS, key, swarm["ready"], start, end)
 
 
 def wait_for_alarm(swarm, key: str, start: float, seconds: float) -> dict:
@@ -83,7 +90,7 @@ def wait_for_alarm(swarm, key: str, start: float, seconds: float) -> dict:
 def test_a_healthy_swarm_trips_no_alarm(swarm):
     time.sleep(max(0.0, swarm["ready"] + HEALTHY_SECONDS - time.time()))
     found = alarms_over(swarm, swarm["ready"], swarm["ready"] + HEALTHY_SECONDS)
-    assert len(found) == 7  # every swarm alarm was evaluated
+    assert len(found) == 8  # every swarm alarm was evaluated
     assert {key: at for key, at in found.items() if at is not None} == {}
 
 
@@ -125,15 +132,53 @@ def test_alarm_a_rollout_is_rolled_back(swarm, lab_app_image, broken_image):
         ),
         rollback_config=docker.types.RollbackConfig(parallelism=1, order="start-first"),
     )
+    swarm["rolled_back"] = service.id  # for the next scenario, which removes it
+    wait_until(lambda: sum(t["Status"]["State"] == "running" for t in service.tasks()) == 2, 120, what="2 up")
+    start = time.time()
+    service.reload()
+    service.update(image=broken_image)
+    found = wait_for_alarm(swarm, "service-rolled-back", start, 240)
+    state = (client.services.get(service.id).attrs.get("UpdateStatus") or {}).get("State")
+    assert state in ("rollback_started", "rollback_completed")
+    assert found["service-rolled-back"] >= start
+
+
+def test_alarm_rollback_holds_through_a_credential_refresh(swarm):
+    """The leader's agent restarts (as after a leader change) and refreshes every service's registry
+    credentials at once: a spec-preserving update, which clears UpdateStatus. The bad version is
+    still not deployed, so the alarm holds, with no OK mail; a new spec that rolls out clears it."""
+    client = swarm["client"]
+    service = client.services.get(swarm["rolled_back"])
     try:
-        wait_until(lambda: sum(t["Status"]["State"] == "running" for t in service.tasks()) == 2, 120, what="2 up")
-        start = time.time()
+        wait_until(
+            lambda: (
+                (client.services.get(service.id).attrs.get("UpdateStatus") or {}).get("State") == "rollback_completed"
+            ),
+            120,
+            what="the rollback completed",
+        )
+        leader_id = next(n.id for n in client.nodes.list() if (n.attrs.get("ManagerStatus") or {}).get("Leader"))
+        leader = next(m for m in swarm["managers"] if m.client.info()["Swarm"]["NodeID"] == leader_id)
+        restarted = time.time()
+        leader.stop_agent()
+        leader.start_agent(swarm["url"], swarm["queue"])
+        wait_until(
+            lambda: "UpdateStatus" not in client.services.get(service.id).attrs, 60, what="the refresh clearing it"
+        )
+        time.sleep(4 * LAB_METRICS_PERIOD)
+        held = states(swarm, "service-rolled-back", restarted, time.time())
+        assert held and {state for _, state in held} == {"ALARM"}, held
+
+        deployed = time.time()
         service.reload()
-        service.update(image=broken_image)
-        found = wait_for_alarm(swarm, "service-rolled-back", start, 240)
-        state = (client.services.get(service.id).attrs.get("UpdateStatus") or {}).get("State")
-        assert state in ("rollback_started", "rollback_completed")
-        assert found["service-rolled-back"] >= start
+        service.update(env=["VER=fixed"])
+        found = {}
+
+        def cleared() -> bool:
+            found["states"] = states(swarm, "service-rolled-back", deployed, time.time())
+            return found["states"][-1][1] == "OK"
+
+        wait_until(cleared, 180, interval=LAB_METRICS_PERIOD, what="the alarm OK after the next deploy")
     finally:
         service.remove()
 
@@ -157,6 +202,9 @@ def test_alarm_a_manager_has_no_quorum(swarm):
         node.stop_engine(kill=True)
     found = wait_for_alarm(swarm, "swarm-no-leader", start, 12 * LAB_METRICS_PERIOD)
     assert found["swarm-no-leader"] >= start
+    # From the managers' own count: the survivor reports 0 reachable, the others nothing (5 "minutes").
+    found = wait_for_alarm(swarm, "managers-below-quorum", start, 12 * LAB_METRICS_PERIOD)
+    assert start <= found["managers-below-quorum"] <= start + 5 * LAB_METRICS_PERIOD
     # Not only silence: the survivor itself reports that it sees no leader.
     said = [p for p in datapoints([survivor]) if p.metric == "SwarmLeaderSeen" and p.timestamp >= start]
     assert said and said[-1].value == 0.0

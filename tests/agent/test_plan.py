@@ -22,10 +22,13 @@ from restdemo_agent.plan import (
     lifecycle_handler,
     lifecycle_message_for,
     may_claim,
+    may_give_up_instance,
     primary_is_stale,
     quorum_may_live_elsewhere,
     recovery_survivor,
+    rolled_back_services,
     should_take_over,
+    spec_digest,
     worker_orphaned,
 )
 
@@ -223,3 +226,27 @@ def test_a_leader_seen_lately_elsewhere_may_mean_a_partition_not_a_lost_quorum()
 
 def test_the_leader_confirms_the_record_three_times_per_staleness_window():
     assert (confirm_every(300), confirm_every(20)) == (30, 20 / 3)
+
+
+def test_a_rolled_back_service_stays_reported_until_its_spec_changes():
+    """swarmkit's UpdateService clears UpdateStatus on every update, the leader's credential refresh
+    (the same spec sent again) too: the service stays reported until a new spec, or until it is gone."""
+    spec = {"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "web:v1"}}}
+    rolled = {"ID": "s1", "Spec": spec, "UpdateStatus": {"State": "rollback_completed"}}
+    held = rolled_back_services([rolled], {})
+    assert held == {"s1": spec_digest(spec)}
+    refreshed = {"ID": "s1", "Spec": dict(spec)}  # no UpdateStatus any more, the same spec
+    assert rolled_back_services([refreshed], held) == held
+    deployed = {"ID": "s1", "Spec": {**spec, "TaskTemplate": {"ContainerSpec": {"Image": "web:v3"}}}}
+    assert rolled_back_services([deployed], held) == {}
+    assert rolled_back_services([], held) == {}  # removed
+    assert rolled_back_services([{**refreshed, "UpdateStatus": {"State": "completed"}}], {}) == {}
+
+
+@pytest.mark.parametrize(
+    "state,gives_up",
+    [("inactive", True), ("active", False), ("pending", False), ("locked", False), ("error", False), (None, False)],
+)
+def test_only_an_engine_without_swarm_state_gives_its_instance_up(state, gives_up):
+    """A lone survivor of a lost quorum holds the last raft log; an engine that does not answer may too."""
+    assert may_give_up_instance(state) is gives_up

@@ -1,8 +1,9 @@
 """A swarm that lost its quorum with a manager left: no second swarm forms beside it, and one
 command (`restdemo-agent recover` on the survivor) makes it whole, with its services and workers.
 
-One lab for both scenarios, in order: three managers and a worker, a service on them; the primary
-and one more manager lose their engines (their instances run on), a replacement manager boots."""
+One lab for the scenarios, in order: three managers and a worker, a service on them; the primary
+and one more manager lose their engines (their instances run on), a replacement manager boots; the
+survivor's agent and engine restart; then the recovery."""
 
 from __future__ import annotations
 
@@ -79,6 +80,34 @@ def test_no_second_swarm_while_managers_run(lost_quorum):
     assert actions(replacement, "bootstrap") == [] and state_of(replacement) == "inactive"
     assert primary(url, STACK)["instance_id"] == lost_quorum["record"]["instance_id"]  # nobody claimed it
     assert lost_quorum["replacement_bootstrap"].poll() is None  # still waiting, within its bound
+
+
+def test_survivor_agent_restart_keeps_its_raft(lost_quorum):
+    """The lone survivor's agent restarts (a reboot, the watchdog's engine restart), then its engine:
+    it is a member already, so its bootstrap is done without a leader, and past the bootstrap bound
+    its instance is still in service and healthy: the last copy of the raft log stays for `recover`."""
+    survivor, url, queue = lost_quorum["survivor"], lost_quorum["url"], lost_quorum["queue"]
+    bound = 15
+    survivor.extra_environment["RESTDEMO_BOOTSTRAP_TIMEOUT"] = str(bound)
+    survivor.stop_agent()
+    survivor.start_agent(url, queue)
+    time.sleep(5)
+    survivor.stop_agent()
+    survivor.stop_engine()
+    survivor.start_engine()
+    survivor.start_agent(url, queue)
+    time.sleep(bound + 10)
+    assert survivor.agent.poll() is None, survivor.agent_log()[-2000:]
+    assert actions(survivor, "marked-unhealthy") == []
+    assert [a["result"] for a in actions(survivor, "bootstrap")][-2:] == ["stay", "stay"]
+    (group,) = aws(url, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[f"restdemo-{STACK}-managers"]
+    )["AutoScalingGroups"]
+    mine = next(i for i in group["Instances"] if i["InstanceId"] == survivor.instance_id)
+    assert (mine["LifecycleState"], mine["HealthStatus"]) == ("InService", "Healthy")
+    swarm = survivor.client.info()["Swarm"]
+    # Still a manager with its raft; `pending`, as it cannot reach a leader since its engine restarted.
+    assert (swarm["ControlAvailable"], swarm["LocalNodeState"]) == (True, "pending")
 
 
 def test_recover_lost_quorum(lost_quorum, lab_aws, nodes):

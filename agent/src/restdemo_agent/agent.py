@@ -49,7 +49,9 @@ from restdemo_agent.plan import (
     leaving_keeps_quorum,
     lifecycle_handler,
     may_claim,
+    may_give_up_instance,
     primary_is_stale,
+    rolled_back_services,
     should_take_over,
     worker_orphaned,
 )
@@ -99,8 +101,8 @@ def bootstrap(
         if not (primary and primary.get("status") == "ready" and token):
             raise RuntimeError("the swarm is not ready to be joined yet")
         engine.join(primary["address"], token, me.address)
-    if role == "manager":
-        engine.copy_engine_labels()
+    # Nothing here may need a leader: a member (`stay`) is done, even in a swarm that lost its quorum,
+    # whose lone survivor must keep its raft log for `recover` (labels are the leader's, in heal()).
     log("bootstrap", result=action, role=role, node_id=engine.node_id(), instance_id=me.instance_id)
     return action
 
@@ -118,8 +120,7 @@ def bootstrap_until_member(
     managers_running: Callable[[], list[str]] = lambda: [],
 ) -> str | None:
     """Retry bootstrap on any error (AWS or Docker, at boot both may not answer yet) with backoff;
-    None when `timeout` passed without success. Each failed attempt, and the give-up, is counted
-    through `metrics`."""
+    None when `timeout` passed without success. Each failed attempt is counted through `metrics`."""
     deadline, delay = time.monotonic() + timeout, 1.0
     while True:
         try:
@@ -129,7 +130,6 @@ def bootstrap_until_member(
             metrics({BOOTSTRAP_FAILURES: 1})
             if time.monotonic() + delay > deadline:
                 log("bootstrap-gave-up", seconds=timeout)
-                metrics({BOOTSTRAP_GAVE_UP: 1})
                 return None
         sleep(delay)
         delay = min(delay * 2, 15.0)
@@ -193,6 +193,7 @@ class Agent:
     lock: threading.Lock = field(default_factory=threading.Lock)
     metrics_period: int = -1  # the last metrics period (time // period) the agent reported in
     leader_since: float | None = None  # monotonic time this manager was first seen leading
+    rolled_back: dict[str, str] = field(default_factory=dict)  # services held as rolled back -> spec digest
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
 
     @property
@@ -232,7 +233,8 @@ class Agent:
         """Become a member; the leader then ends this instance's launch hook (a manager ends its own
         too: during an upgrade the leader may run an agent that does not). A node that cannot join
         asks its group to replace it; a manager also abandons its launch at once, a worker (no
-        lifecycle permission) lets the hook's default ABANDON do it."""
+        lifecycle permission) lets the hook's default ABANDON do it. Never a node whose engine holds
+        swarm state, or does not say (plan.may_give_up_instance)."""
         env = self.environment
         result = bootstrap_until_member(
             self.role,
@@ -245,9 +247,17 @@ class Agent:
             managers_running=self.managers_running,
         )
         if result is None:
+            local_state = self.engine.swarm_state_or_none()
+            if not may_give_up_instance(local_state):
+                # Its engine may hold swarm state (a manager's raft log): replacing the instance could
+                # throw away the last copy. It stays; the engine watchdog handles a dead engine.
+                reason = f"swarm state {local_state}" if local_state else "the engine does not answer"
+                log("bootstrap-gave-up-kept", instance_id=self.me.instance_id, reason=reason)
+                return True
             if self.role == "manager":
                 self.lifecycle.complete_launch(env.group_name, self.me.instance_id, "ABANDON")
             self.lifecycle.mark_unhealthy(self.me.instance_id)
+            self.write_metrics({BOOTSTRAP_GAVE_UP: 1})
             log("marked-unhealthy", instance_id=self.me.instance_id)
             return False
         if self.role == "manager" and self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
@@ -371,10 +381,19 @@ class Agent:
         join tokens, registry credentials."""
         if not self.engine.is_manager() or self.engine.swarm_error():
             return
-        for node_id in self.engine.copy_engine_labels():
-            log("labelled", node_id=node_id)
         nodes = self.engine.nodes()
         me = next(n for n in nodes if n.id == self.engine.node_id())
+        every = confirm_every(self.environment.primary_stale_seconds)
+        if time.monotonic() - self.leader_seen_at > every:
+            # At once, before any step that may fail: `recover` compares these records (and a
+            # manager that stops writing them would look like one that saw no leader lately).
+            self.state.note_leader_seen(me.id, self.me.instance_id, time.time())
+            self.leader_seen_at = time.monotonic()
+        try:
+            for node_id in self.engine.copy_engine_labels():
+                log("labelled", node_id=node_id)
+        except Exception as exc:  # best effort: placement spreads over labels, nothing else waits on them
+            log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
         down = [n.instance_id for n in nodes if n.state == "down" and n.instance_id]
         for node in dead_nodes(nodes, running_instances(self.ec2, down)):
             if node.role == "manager":
@@ -382,11 +401,6 @@ class Agent:
             else:
                 self.engine.remove_node(node.id)
             log("removed-dead-node", node_id=node.id, instance_id=node.instance_id)
-        every = confirm_every(self.environment.primary_stale_seconds)
-        if time.monotonic() - self.leader_seen_at > every:
-            # What `recover` compares: the manager that saw a leader last holds the newest raft log.
-            self.state.note_leader_seen(me.id, self.me.instance_id, time.time())
-            self.leader_seen_at = time.monotonic()
         if me.leader and time.monotonic() - self.confirmed_at > every:
             self.confirm_primary(nodes, me)
             self.confirmed_at = time.monotonic()
@@ -495,8 +509,15 @@ class Agent:
             self.leader_since = None
             return values
         now = time.monotonic()
-        self.leader_since = self.leader_since or now
         services = self.engine.services()
+        if self.leader_since is None:  # new to leading (or restarted): the last leader's list
+            self.rolled_back = self.state.rolled_back()
+        self.leader_since = self.leader_since or now
+        rolled_back = rolled_back_services(services, self.rolled_back)
+        if rolled_back != self.rolled_back:
+            self.state.store_rolled_back(rolled_back)
+            log("rolled-back-services", services=sorted(rolled_back))
+            self.rolled_back = rolled_back
         # The services that pull from the stack's registry now; one never refreshed by this leader
         # counts from when it became leader, so a leader whose refreshes all fail still ages.
         pulling = [
@@ -506,7 +527,7 @@ class Agent:
         ]
         self.refreshed = {sid: at for sid, at in self.refreshed.items() if sid in pulling}
         ages = [now - self.refreshed.get(sid, self.leader_since) for sid in pulling]
-        return values | leader_view(nodes, services, self.engine.running(), ages)
+        return values | leader_view(nodes, services, self.engine.running(), ages, rolled_back=rolled_back)
 
     def setup_readings(self) -> dict[str, float]:
         failed = self.failed_setups()

@@ -78,6 +78,18 @@ class SwarmState:
         item = self.dynamodb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         return float(item["updated"]["S"]) if item else None
 
+    def rolled_back(self) -> dict[str, str]:
+        """The services held as rolled back (service id -> spec digest), as the last leader stored them."""
+        item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": ROLLED_BACK_KEY}}, ConsistentRead=True)
+        return json.loads(item["Item"]["services"]["S"]) if "Item" in item else {}
+
+    def store_rolled_back(self, services: dict[str, str]) -> None:
+        """Kept in the table so a new leader (or a restarted agent) goes on reporting them."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item={"pk": {"S": ROLLED_BACK_KEY}, "services": {"S": json.dumps(services, sort_keys=True)}},
+        )
+
     def claim_recovery(self, node_id: str, now: float, hold_seconds: float) -> dict | None:
         """One recovery at a time, whichever survivor runs it: a conditional write of the recovery
         record. None when claimed (or already this node's); else the record of the one under way."""
@@ -120,6 +132,7 @@ class SwarmState:
 
 LEADER_SEEN_PREFIX = "leader_seen#"
 RECOVERY_KEY = "recovery"
+ROLLED_BACK_KEY = "rolled_back"
 
 
 def _stamp(now: float) -> str:

@@ -18,6 +18,14 @@ class Engine:
     def swarm(self) -> dict:
         return self.client.info().get("Swarm", {})
 
+    def swarm_state_or_none(self) -> str | None:
+        """`docker info`'s LocalNodeState (inactive, pending, active, error, locked); None when the
+        engine does not answer."""
+        try:
+            return self.swarm().get("LocalNodeState", "")
+        except Exception:  # docker-py raises its own and requests' errors: any of them is "no answer"
+            return None
+
     def member(self) -> bool:
         return self.swarm().get("LocalNodeState") in ("active", "pending")
 

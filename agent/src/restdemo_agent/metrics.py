@@ -13,6 +13,8 @@ What is measured is decided here from plain values (tested directly); agent.py r
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from restdemo_agent.contract import (
     CREDENTIALS_AGE,
     LEADER_SEEN,
@@ -28,7 +30,6 @@ from restdemo_agent.contract import (
 )
 from restdemo_agent.plan import Node
 
-ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed"}
 PAUSED = {"paused", "rollback_paused"}
 # CloudWatch's units (StandardUnit), by metric.
 UNITS = {CREDENTIALS_AGE: "Seconds"}
@@ -82,10 +83,16 @@ def manager_view(nodes: list[Node] | None) -> dict[str, float]:
 
 
 def leader_view(
-    nodes: list[Node], services: list[dict], running: dict[str, int], credential_ages: list[float]
+    nodes: list[Node],
+    services: list[dict],
+    running: dict[str, int],
+    credential_ages: list[float],
+    *,
+    rolled_back: Collection[str] = (),
 ) -> dict[str, float]:
     """The leader's view of the swarm and its replicated services (running: service id -> tasks
-    running); the credentials' age is the oldest service's, none before the first refresh."""
+    running); the credentials' age is the oldest service's, none before the first refresh;
+    `rolled_back`: the services still on the spec a rollback left (plan.rolled_back_services)."""
     replicated = [s for s in services if "Replicated" in s["Spec"].get("Mode", {})]
     states = [(s.get("UpdateStatus") or {}).get("State") for s in replicated]
     view = {
@@ -93,7 +100,7 @@ def leader_view(
         NODES_DOWN: sum(1 for n in nodes if n.state == "down"),
         REPLICAS_RUNNING: sum(running.get(s["ID"], 0) for s in replicated),
         REPLICAS_DESIRED: sum(s["Spec"]["Mode"]["Replicated"].get("Replicas", 0) for s in replicated),
-        UPDATE_ROLLED_BACK: 1 if any(state in ROLLED_BACK for state in states) else 0,
+        UPDATE_ROLLED_BACK: 1 if rolled_back else 0,
         UPDATE_PAUSED: 1 if any(state in PAUSED for state in states) else 0,
     }
     if credential_ages:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from restdemo_agent.contract import TERMINATING
@@ -29,6 +31,14 @@ def bootstrap_action(role: str, already_member: bool, claimed_primary: bool | No
     if role == "manager" and claimed_primary:
         return "init"
     return "join"
+
+
+def may_give_up_instance(local_node_state: str | None) -> bool:
+    """May a node that could not become a member have its instance replaced? Only when its engine
+    answers and holds no swarm state (`inactive`): an engine that is a member, pending, locked or
+    in error may hold the swarm's raft log (the last copy, on a lone survivor), and one that does
+    not answer (None) is the engine watchdog's to judge."""
+    return local_node_state == "inactive"
 
 
 def should_take_over(primary: dict | None, nodes: list[Node], me: Node) -> bool:
@@ -160,6 +170,28 @@ def credentials_refresh_due(service: dict, registry: str, now: float, last: floa
     return last is None or now - last > every
 
 
+ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed"}
+
+
+def spec_digest(spec: dict) -> str:
+    """A service spec's identity: the same spec sent again (the credential refresh) keeps it."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def rolled_back_services(services: list[dict], held: dict[str, str]) -> dict[str, str]:
+    """The services whose last update swarm rolled back, each with the digest of the spec it rolled
+    back to. One stays listed until its spec changes (the next deploy) or it is gone, whatever its
+    UpdateStatus says since: swarmkit's UpdateService clears UpdateStatus on any update, the
+    leader's spec-preserving credential refresh too. `held`: the list as last reported."""
+    found = {}
+    for service in services:
+        digest = spec_digest(service["Spec"])
+        state = (service.get("UpdateStatus") or {}).get("State")
+        if state in ROLLED_BACK or held.get(service["ID"]) == digest:
+            found[service["ID"]] = digest
+    return found
+
+
 def worker_orphaned(manager_addresses: list[str], primary: dict | None, now: float, stale_after: float) -> bool:
     """A worker belongs to a dead swarm when the record names a ready, recently confirmed primary
     that is not among the managers its own swarm knows."""
@@ -170,10 +202,11 @@ def worker_orphaned(manager_addresses: list[str], primary: dict | None, now: flo
 
 def recovery_survivor(leader_seen: dict[str, float | None], tolerance: float) -> str:
     """Which surviving manager a lost quorum is recovered on (`--force-new-cluster`): the one that
-    saw a leader last, as its agent recorded (every `tolerance` seconds at most), so the newest
-    raft log is kept (the Engine API shows no raft index, and the log on disk is encrypted).
-    Records within `tolerance` of the latest are a tie, broken by the lowest node id, so every
-    survivor that runs the command names the same one."""
+    saw a leader last, as its agent recorded (every `tolerance` seconds at most). That tells who
+    stayed in the quorum longest, not whose raft log is newest: the Engine API shows no raft index
+    and the log on disk is encrypted. Records within `tolerance` of the latest are a tie (the
+    managers of the last quorum always tie; each holds every committed entry), broken by the lowest
+    node id, so every survivor that runs the command names the same one."""
     latest = max((seen for seen in leader_seen.values() if seen is not None), default=None)
     tied = [
         node

@@ -67,7 +67,8 @@ def _check_survivor(me: Identity, engine: Engine, state: SwarmState, *, here: bo
     """This node's id, and whether it leads already (a second run); raises RecoveryRefused when
     there is nothing to recover or recovering here would lose something."""
     swarm = engine.swarm()
-    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+    # A manager whose engine restarted without a quorum stays `pending` (it cannot reach a leader).
+    if swarm.get("LocalNodeState") not in ("active", "pending") or not swarm.get("ControlAvailable"):
         raise RecoveryRefused("this node is not a manager of a swarm: run recover on a surviving manager")
     node_id = swarm["NodeID"]
     for look in range(NO_LEADER_LOOKS):
@@ -89,8 +90,8 @@ def _check_survivor(me: Identity, engine: Engine, state: SwarmState, *, here: bo
     chosen = recovery_survivor(survivors, recorded_every)
     if chosen != node_id and not here:
         raise RecoveryRefused(
-            f"recover on manager {chosen}: it survived too and saw a leader last (or ties and comes first), so its "
-            "raft log is kept; --here keeps this manager's instead"
+            f"recover on manager {chosen}: it survived too and saw a leader last (or ties and comes first by node "
+            "id), so its raft log is kept; --here keeps this manager's instead"
         )
     return node_id, False
 

@@ -1,0 +1,149 @@
+"""agent/src/restdemo_agent/agent.py: how the agent sequences its steps, with AWS played by moto
+and an engine that answers as the scenario needs (the lab runs the same code on real engines)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from restdemo_agent.agent import Agent
+from restdemo_agent.aws import Lifecycle, SwarmState
+from restdemo_agent.contract import AgentEnvironment
+from restdemo_agent.identity import Identity
+from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
+from tests.agent.test_metrics import Leader, ecr_service, node, service
+from tests.support.agent_env import WORKER_ENVIRONMENT
+
+pytestmark = pytest.mark.unit
+
+ME = Identity("i-0000000000000000a", f"{REGION}a", "10.0.0.10")
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        clients = {name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "ssm", "ec2", "autoscaling")}
+        make_table(clients["dynamodb"])
+        yield clients
+
+
+def agent_on(engine, aws, role: str = "manager") -> Agent:
+    environment = AgentEnvironment.from_environ(
+        {**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": role, "RESTDEMO_SECRETS_KEY": KEY}
+        | ({"RESTDEMO_TLS_CA_PARAMETER": "ca", "RESTDEMO_TLS_CERT_PARAMETER": "c", "RESTDEMO_TLS_KEY_PARAMETER": "k"})
+    )
+    state = SwarmState(aws["dynamodb"], aws["ssm"], TABLE, PREFIX, KEY)
+    lifecycle = Lifecycle(None, aws["autoscaling"], "")
+    return Agent(environment, ME, engine, state, lifecycle, aws["ec2"], None)
+
+
+def lines(capsys, action: str) -> list[dict]:
+    return [line for line in map(json.loads, capsys.readouterr().out.splitlines()) if line["action"] == action]
+
+
+def rolled_back(spec_image: str, state: str | None) -> dict:
+    base = service("web", 2, state)
+    return {**base, "Spec": {**base["Spec"], "TaskTemplate": {"ContainerSpec": {"Image": spec_image}}}}
+
+
+def test_a_rollback_is_reported_until_a_new_spec_whatever_refreshes_or_new_leaders_do(aws, capsys):
+    """The credential refresh is a service update: swarmkit clears UpdateStatus, the spec stays. A
+    new leader (here: the agent restarted) reads the list the last one stored."""
+    engine = Leader([rolled_back("web:v1", "rollback_completed")])
+    assert agent_on(engine, aws).swarm_readings()["ServiceRolledBack"] == 1
+    engine.listed = [rolled_back("web:v1", None)]  # after the refresh
+    restarted = agent_on(engine, aws)
+    assert restarted.swarm_readings()["ServiceRolledBack"] == 1
+    assert restarted.swarm_readings()["ServiceRolledBack"] == 1
+    engine.listed = [rolled_back("web:v2", "completed")]  # the next deploy
+    assert restarted.swarm_readings()["ServiceRolledBack"] == 0
+    assert agent_on(engine, aws).swarm_readings()["ServiceRolledBack"] == 0
+    assert [line["services"] for line in lines(capsys, "rolled-back-services")] == [["web"], []]
+
+
+def test_the_credentials_age_counts_only_services_there_are_and_a_new_leader_from_its_start(aws):
+    agent = agent_on(Leader([ecr_service("web")]), aws)
+    agent.refreshed = {"gone": time.monotonic() - 7 * 3600}  # a removed service's old refresh
+    assert agent.swarm_readings()["RegistryCredentialsAgeSeconds"] == 0  # never refreshed: since it leads
+    assert agent.refreshed == {}
+    agent.leader_since -= 7 * 3600  # seven hours leading, every refresh failed
+    assert agent.swarm_readings()["RegistryCredentialsAgeSeconds"] >= 7 * 3600
+
+
+class DeadNodeLeader(Leader):
+    """A leader that sees a dead manager whose instance is gone, and cannot remove it."""
+
+    def nodes(self):
+        return [node("a", "manager", leader=True), node("b", "manager", "down", reachable=False)]
+
+    def copy_engine_labels(self):
+        raise RuntimeError("labels: update out of sequence")
+
+    def demote_and_remove(self, node):
+        raise RuntimeError("rpc error: the swarm is busy")
+
+
+def test_leader_seen_is_noted_before_any_healing_step_that_may_fail(aws, capsys):
+    """`recover` compares when each manager last saw a leader: a manager whose healing fails every
+    round must still note it, or it would look like one that saw none lately."""
+    agent = agent_on(DeadNodeLeader([]), aws)
+    with pytest.raises(RuntimeError, match="the swarm is busy"):
+        agent.heal()
+    assert agent.state.leader_seen("a") is not None
+    assert [line["kind"] for line in lines(capsys, "label-error")] == ["RuntimeError"]  # best effort
+
+
+class Engine:
+    """An engine in a given swarm state (None: it does not answer), never becoming a member."""
+
+    def __init__(self, local_node_state: str | None):
+        self.local_node_state = local_node_state
+
+    def swarm(self):
+        if self.local_node_state is None:
+            raise ConnectionError("Cannot connect to the Docker daemon")
+        return {"LocalNodeState": self.local_node_state, "NodeID": "n1"}
+
+    def member(self):
+        if self.local_node_state is None:
+            raise ConnectionError("Cannot connect to the Docker daemon")
+        return False
+
+    def swarm_state_or_none(self):
+        return self.local_node_state
+
+
+@pytest.mark.parametrize("local_node_state,replaced", [("inactive", True), ("error", False), (None, False)])
+def test_a_node_that_cannot_join_gives_its_instance_up_only_without_swarm_state(
+    aws, capsys, local_node_state, replaced
+):
+    ec2, autoscaling = aws["ec2"], aws["autoscaling"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": image})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=WORKER_ENVIRONMENT["RESTDEMO_GROUP_NAME"],
+        LaunchTemplate={"LaunchTemplateName": "nodes"},
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=1,
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    (instance,) = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    agent = agent_on(Engine(local_node_state), aws, role="worker")
+    agent.me = Identity(instance["InstanceId"], f"{REGION}a", "10.0.0.11")
+    agent.environment = dataclasses.replace(agent.environment, bootstrap_timeout_seconds=0)
+    assert agent.join_or_give_up() is not replaced  # a kept node goes on running
+    health = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance["InstanceId"]])
+    # DescribeAutoScalingInstances says UNHEALTHY, moto Unhealthy.
+    assert health["AutoScalingInstances"][0]["HealthStatus"].upper() == ("UNHEALTHY" if replaced else "HEALTHY")
+    written = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    reported = [line for line in written if line["action"] == "metrics" and "BootstrapGaveUp" in line]
+    kept = [line for line in written if line["action"] == "bootstrap-gave-up-kept"]
+    assert (len(reported), len(kept)) == ((1, 0) if replaced else (0, 1))
