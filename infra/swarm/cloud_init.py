@@ -25,6 +25,7 @@ from restdemo_agent.contract import (
     LABEL_ZONE,
     NODE_STATE_DIR,
     READINESS_PORT,
+    REPLACEMENT_LEASE_KEY,
     SETUP_RUNS,
     SETUP_SUCCESSES,
     AgentEnvironment,
@@ -257,10 +258,55 @@ state=$(aws_call autoscaling describe-auto-scaling-instances --instance-ids "$in
 if [ "$state" != InService ]; then
   echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0
 fi
-aws_call autoscaling set-instance-health --instance-id "$instance" --health-status Unhealthy \\
+{replacement_gate}aws_call autoscaling set-instance-health --instance-id "$instance" --health-status Unhealthy \\
   --no-should-respect-grace-period || exit 1
 echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"
 """
+
+
+# Managers are replaced one at a time: Auto Scaling replaces unhealthy instances with no regard for
+# the raft, and a hang common to several engines would otherwise take most managers at once.
+MANAGER_REPLACEMENT_GATE = """# One manager at a time: every other manager of the group in service and healthy, the
+# group at its desired size (a replacement has joined: it is in service only then), and the state
+# table's lease taken with a conditional put. A lease is free when unheld, when its holder left the group, or when
+# its holder is still a healthy member {lease_bound} s on (its engine came back, or it never got marked).
+group={group}
+table={table}
+rows=$(aws_call autoscaling describe-auto-scaling-groups --auto-scaling-group-names "$group" \\
+  --query 'AutoScalingGroups[0].Instances[].[InstanceId,LifecycleState,HealthStatus]' --output text) || exit 1
+desired=$(aws_call autoscaling describe-auto-scaling-groups --auto-scaling-group-names "$group" \\
+  --query 'AutoScalingGroups[0].DesiredCapacity' --output text) || exit 1
+leaving=$(awk -v me="$instance" '$1 != me && ($2 != "InService" || $3 != "Healthy") {{print $1 "/" $2 "/" $3}}' \\
+  <<<"$rows")
+if [ -n "$leaving" ]; then
+  echo "engine-dead seconds=$silent: waiting, another manager is being replaced: $(echo $leaving)"; exit 0
+fi
+if [ "$(grep -c . <<<"$rows")" -lt "$desired" ]; then
+  echo "engine-dead seconds=$silent: waiting, the group has fewer managers than its $desired (one is launching)"; exit 0
+fi
+lease=$(aws_call dynamodb get-item --table-name "$table" --consistent-read --key '{{"pk":{{"S":"{lease_key}"}}}}' \\
+  --query '[Item.instance_id.S,Item.since.N]' --output text) || exit 1
+read -r holder since <<<"$lease"
+now=$(date +%s)
+if [ "$holder" != None ] && [ "$holder" != "$instance" ] \\
+  && awk -v h="$holder" '$1 == h {{f=1}} END {{exit !f}}' <<<"$rows" \\
+  && [ $(( now - ${{since%.*}} )) -lt {lease_bound} ]; then
+  echo "engine-dead seconds=$silent: waiting, manager $holder holds the replacement lease"; exit 0
+fi
+seen=$holder; [ "$seen" != None ] || seen=$instance
+if ! refused=$(aws_call dynamodb put-item --table-name "$table" \\
+  --item '{{"pk":{{"S":"{lease_key}"}},"instance_id":{{"S":"'"$instance"'"}},"since":{{"N":"'"$now"'"}}}}' \\
+  --condition-expression 'attribute_not_exists(pk) OR instance_id = :seen' \\
+  --expression-attribute-values '{{":seen":{{"S":"'"$seen"'"}}}}' 2>&1 >/dev/null); then
+  case $refused in
+    *ConditionalCheckFailed*)
+      echo "engine-dead seconds=$silent: waiting, another manager took the replacement lease"; exit 0 ;;
+    *) echo "engine-dead seconds=$silent: the replacement lease not written: $(tail -1 <<<"$refused")"; exit 1 ;;
+  esac
+fi
+"""
+# A lease held this long by a member still in service and healthy is stale: marking takes seconds.
+REPLACEMENT_LEASE_SECONDS = 600
 
 
 def watchdog_script(node: NodeConfig) -> str:
@@ -270,8 +316,19 @@ def watchdog_script(node: NodeConfig) -> str:
     instance is not in service (launching, leaving), nor while /etc/restdemo/watchdog.pause exists.
     RESTDEMO_DOCKER_SOCKET, RESTDEMO_WATCHDOG_STATE, RESTDEMO_WATCHDOG_PAUSE, RESTDEMO_ENGINE_RESTART
     and RESTDEMO_INSTANCE_ID override the node's own (the lab runs it against its engines)."""
+    gate = ""
+    if node.role == "manager":
+        gate = MANAGER_REPLACEMENT_GATE.format(
+            group=shlex.quote(node.group_name),
+            table=shlex.quote(node.state_table),
+            lease_key=REPLACEMENT_LEASE_KEY,
+            lease_bound=REPLACEMENT_LEASE_SECONDS,
+        )
     return WATCHDOG_SCRIPT.format(
-        every=WATCHDOG_EVERY_SECONDS, region=shlex.quote(node.region), dead_after=node.engine_dead_after_seconds
+        every=WATCHDOG_EVERY_SECONDS,
+        region=shlex.quote(node.region),
+        dead_after=node.engine_dead_after_seconds,
+        replacement_gate=gate,
     )
 
 

@@ -103,6 +103,8 @@ def lab_aws(moto):
     lifecycle.actions.clear()
     lifecycle.events.clear()
     lifecycle.hooks.clear()
+    lifecycle.replacing_groups.clear()
+    lifecycle.health_replacements.clear()
 
 
 def put_hooks(autoscaling, stack: str, role: str, drain_timeout: int) -> None:
@@ -209,10 +211,13 @@ class Nodes:
         environment: dict[str, str] | None = None,
         daemon_config: dict | None = None,
         engine_environment: dict[str, str] | None = None,
+        instance: str | None = None,
     ):
-        instance = new_instance(self.aws, role, stack)
-        if launching:  # an instance refresh or a replacement: held by the launch hook
-            self.aws["lifecycle"].begin(f"restdemo-{stack}-{role}s", instance, LAUNCHING)
+        """`instance`: one the group launched itself (a replacement), already held by its launch hook."""
+        if instance is None:
+            instance = new_instance(self.aws, role, stack)
+            if launching:  # an instance refresh or a replacement: held by the launch hook
+                self.aws["lifecycle"].begin(f"restdemo-{stack}-{role}s", instance, LAUNCHING)
         node = LabNode(
             name,
             10 + len(self.made),

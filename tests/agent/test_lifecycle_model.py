@@ -65,6 +65,8 @@ def asg(monkeypatch):
         model.actions.clear()
         model.events.clear()
         model.hooks.clear()
+        model.replacing_groups.clear()
+        model.health_replacements.clear()
 
 
 def notifications(clients, queue) -> list[dict]:
@@ -203,6 +205,32 @@ def test_an_instance_the_group_launches_itself_waits_on_the_launch_hook_too(asg)
     states = {i["InstanceId"]: i["LifecycleState"] for i in group["Instances"]}
     (replacement,) = set(states) - {second}
     assert states == {second: "InService", replacement: "Pending:Wait"}
+    assert [(b["LifecycleHookName"], b["EC2InstanceId"]) for b in notifications(clients, queue)] == [
+        ("joined", replacement)
+    ]
+
+
+def test_an_unhealthy_instance_is_replaced_through_both_hooks_at_the_same_capacity(asg):
+    """Health replacement, for a group the test names: the instance marked Unhealthy terminates
+    through the termination hook, then its replacement waits on the launch hook; desired stays 2.
+    A group not named replaces nothing (moto does not)."""
+    clients, (sick, healthy), queue, model, clock = asg
+    autoscaling = clients["autoscaling"]
+    autoscaling.set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
+    model.replace_unhealthy()
+    assert lifecycle_state(clients, sick) == "InService"  # not a replacing group yet
+    model.replace_unhealthy_in(GROUP)
+    model.replace_unhealthy()
+    model.replace_unhealthy()  # at most one termination per marked instance
+    assert lifecycle_state(clients, sick) == "Terminating:Wait"
+    assert [(b["LifecycleHookName"], b["EC2InstanceId"]) for b in notifications(clients, queue)] == [("drain", sick)]
+    clock.now += 61  # nobody drains it: the hook's timeout ends the wait
+    model.expire()
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0]
+    states = {i["InstanceId"]: i["LifecycleState"] for i in group["Instances"]}
+    (replacement,) = set(states) - {healthy}
+    assert states == {healthy: "InService", replacement: "Pending:Wait"} and group["DesiredCapacity"] == 2
+    assert ec2_state(clients, sick) == "terminated"
     assert [(b["LifecycleHookName"], b["EC2InstanceId"]) for b in notifications(clients, queue)] == [
         ("joined", replacement)
     ]

@@ -14,7 +14,14 @@ Semantics, from the Amazon EC2 Auto Scaling User Guide, "Amazon EC2 Auto Scaling
 - after a launch: `CONTINUE` puts the instance `InService`, `ABANDON` terminates it; after a
   termination hook the instance terminates whatever the result;
 - an instance the group launches itself (moto does when one of its instances is terminated, to
-  keep the desired capacity) goes through the launch hook too, like any other launch.
+  keep the desired capacity) goes through the launch hook too, like any other launch;
+- health replacement, for the groups a test names (`replace_unhealthy_in`; moto does none): an
+  in-service instance marked Unhealthy (SetInstanceHealth) is terminated, through the termination
+  hook, and a new one launched in its place, through the launch hook, the desired capacity
+  unchanged (User Guide, "Health checks for instances in an Auto Scaling group": "Amazon EC2
+  Auto Scaling ... terminates the unhealthy instance and launches a replacement"; "Replace
+  unhealthy instances": lifecycle hooks apply to it). AWS starts this within a few seconds of
+  the mark; here at the next tick.
 Time is the model's own clock, so tests can move it; `expire()` applies timeouts, and
 `run_clock()` does it twice a second for a lab.
 """
@@ -73,6 +80,8 @@ class LifecycleModel:
     actions: list[Action] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    replacing_groups: set[str] = field(default_factory=set)  # groups whose unhealthy instances are replaced
+    health_replacements: set[str] = field(default_factory=set)  # instances terminating for their health
 
     # --- what Auto Scaling does -----------------------------------------------------------
 
@@ -116,10 +125,27 @@ class LifecycleModel:
                 if now >= min(action.deadline, action.global_deadline):
                     self._end(action, self.hooks[(action.group, action.hook)].default_result, "timeout")
 
+    def replace_unhealthy_in(self, group: str) -> None:
+        """From now on this group replaces its unhealthy instances, as Auto Scaling does."""
+        self.replacing_groups.add(group)
+
+    def replace_unhealthy(self) -> None:
+        """Start terminating every in-service instance marked Unhealthy in the replacing groups."""
+        with self.lock:
+            backend = autoscaling_backends[self.account][self.region]
+            for name in sorted(self.replacing_groups):
+                group = backend.autoscaling_groups.get(name)
+                for state in list(group.instance_states if group else []):
+                    marked = state.health_status == "Unhealthy" and state.lifecycle_state == "InService"
+                    if marked and state.instance.id not in self.health_replacements:
+                        self.health_replacements.add(state.instance.id)
+                        self.begin(name, state.instance.id, TERMINATING)
+
     def run_clock(self, stop: threading.Event, every: float = 0.5) -> threading.Thread:
         def tick():
             while not stop.wait(every):
                 self.expire()
+                self.replace_unhealthy()
 
         thread = threading.Thread(target=tick, daemon=True)
         thread.start()
@@ -183,10 +209,16 @@ class LifecycleModel:
         # ABANDON after a launch, or any result after a termination hook: the instance terminates.
         backend = autoscaling_backends[self.account][self.region]
         owner = backend.autoscaling_groups.get(group)
+        replaced = transition == TERMINATING and instance_id in self.health_replacements
         if owner is not None:
             owner.instance_states = [s for s in owner.instance_states if s.instance.id != instance_id]
-            owner.desired_capacity = len(owner.instance_states)
+            if not replaced:
+                owner.desired_capacity = len(owner.instance_states)
         ec2_backends[self.account][self.region].terminate_instances([instance_id])
+        if replaced and owner is not None:
+            # Its replacement, through the launch hook (install() routes the group's own launches there).
+            owner.replace_autoscaling_group_instances(1, owner.get_propagated_tags())
+            self.events.append(("replaced", instance_id))
 
     def _set_state(self, group: str, instance_id: str, state: str) -> None:
         for instance in autoscaling_backends[self.account][self.region].autoscaling_groups[group].instance_states:

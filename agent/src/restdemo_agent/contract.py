@@ -37,6 +37,9 @@ TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 LAUNCH_HOOK = "joined"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TLS_FILES = ("ca", "cert", "key")
+# The state table's item the managers' engine watchdogs take before one has its instance replaced
+# (infra/swarm/cloud_init.py): one manager at a time.
+REPLACEMENT_LEASE_KEY = "manager_replacement"
 
 # The swarm's health as CloudWatch metrics: the agent writes them in the Embedded Metric Format
 # inside its own JSON log lines (metrics.py), the program's alarms and dashboard read them

@@ -297,3 +297,20 @@ def test_the_engine_watchdog_runs_on_a_timer_outside_docker(tmp_path):
         [tool, "verify", *(str(u) for u in sorted(units.iterdir()))], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_only_a_managers_watchdog_waits_its_turn_and_the_guide_counts_the_units():
+    """Managers are replaced one at a time (the replacement lease, tested in the lab); a worker's
+    watchdog neither reads the group nor writes the table. docs/operations.md lists each unit."""
+    from infra.swarm.cloud_init import NODE_UNITS
+    from tests.support.pulumi_program import REPO
+
+    manager = file("manager", "/usr/local/sbin/restdemo-engine-watchdog")
+    worker = file("worker", "/usr/local/sbin/restdemo-engine-watchdog")
+    assert "group=restdemo-dev-managers\ntable=restdemo-dev-state\n" in manager
+    assert manager.index("dynamodb put-item") < manager.index("set-instance-health")
+    assert "dynamodb" not in worker and "describe-auto-scaling-groups" not in worker
+    guide = (REPO / "docs" / "operations.md").read_text()
+    assert f"installs {['no', 'one', 'two', 'three', 'four', 'five'][len(NODE_UNITS)]} systemd units" in guide
+    section = guide[guide.index("### What runs on each node") : guide.index("The agent writes one JSON line")]
+    assert [unit for unit in NODE_UNITS if f"- `{unit}`" not in section] == []
