@@ -18,6 +18,7 @@ from restdemo_agent.contract import (
     CREDENTIALS_AGE,
     DISK_USED_PERCENT,
     LEADER_SEEN,
+    MANAGERS_REACHABLE,
     METRICS_DIMENSION,
     METRICS_NAMESPACE,
     METRICS_PERIOD_SECONDS,
@@ -29,6 +30,8 @@ from restdemo_agent.contract import (
 ONE_MINUTE = METRICS_PERIOD_SECONDS  # the agent writes its metrics once a minute
 # The share of answers that may be 5xx (the ALB's own and the targets') before anyone is paged.
 FIVE_XX_PERCENT = 5.0
+# ... of at least this many answers in the minute.
+MIN_ANSWERS = 10
 # The slowest p99 answer time the service is allowed for five minutes (restdemo answers in ms).
 P99_SECONDS = 1.0
 DISK_PERCENT = 80.0
@@ -75,6 +78,16 @@ class Watched:
     groups: dict[str, pulumi.Input[str]]  # role -> auto scaling group name
 
 
+def five_xx_share() -> str:
+    """The 5xx share of a minute's answers (m1 the targets' 5xx, m2 the ALB's, m3 the requests), over
+    the larger of the requests and the 5xx: the ALB's own 503s with no target to send to are not in
+    RequestCount, so a total outage still reads 100 %. A minute with fewer than MIN_ANSWERS answers
+    reads 0: one 5xx in each of three quiet minutes is no outage."""
+    errors = "(FILL(m1, 0) + FILL(m2, 0))"
+    answers = f"MAX([FILL(m3, 0), {errors}])"
+    return f"IF({answers} >= {MIN_ANSWERS}, 100 * {errors} / {answers}, 0)"
+
+
 def quorum(managers: int) -> int:
     return managers // 2 + 1
 
@@ -82,7 +95,6 @@ def quorum(managers: int) -> int:
 def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
     web = {"LoadBalancer": watched.web_balancer}
     web_targets = {"TargetGroup": watched.web_target_group, "LoadBalancer": watched.web_balancer}
-    admin_targets = {"TargetGroup": watched.admin_target_group, "LoadBalancer": watched.admin_balancer}
     alb = "AWS/ApplicationELB"
     specs = [
         AlarmSpec(
@@ -96,9 +108,7 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
             periods=5,
             datapoints=3,
             missing="notBreaching",  # no requests, no data: nothing failed
-            # Over the larger of the requests and the 5xx: the ALB's own 503s with no target to send
-            # to are not in RequestCount, so a total outage still reads 100 %.
-            expression="100 * (FILL(m1, 0) + FILL(m2, 0)) / MAX([FILL(m3, 0), FILL(m1, 0) + FILL(m2, 0)])",
+            expression=five_xx_share(),
             inputs={
                 "m1": Metric(alb, "HTTPCode_Target_5XX_Count", "Sum", web),
                 "m2": Metric(alb, "HTTPCode_ELB_5XX_Count", "Sum", web),
@@ -129,19 +139,6 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
             missing="notBreaching",
             metric=Metric(alb, "TargetResponseTime", "p99", web),
             low_samples="ignore",  # the p99 of a handful of requests is just the slowest one
-        ),
-        AlarmSpec(
-            key="managers-below-quorum",
-            broke=f"Fewer than {quorum(settings.manager_count)} of {settings.manager_count} managers answer "
-            "the agent's readiness check behind the admin load balancer: the swarm may have lost its quorum.",
-            action="Check the managers' agents; with the instances alive and no leader, recover the quorum.",
-            runbook="a-manager-has-no-quorum",
-            comparison="LessThanThreshold",
-            threshold=quorum(settings.manager_count),
-            periods=2,
-            datapoints=2,
-            missing="breaching",  # the NLB reports every minute; silence is no healthy manager
-            metric=Metric("AWS/NetworkELB", "HealthyHostCount", "Minimum", admin_targets),
         ),
     ]
     for role, group in watched.groups.items():
@@ -175,7 +172,29 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
         return Metric(METRICS_NAMESPACE, name, stat, {METRICS_DIMENSION: stack})
 
     nodes = settings.manager_count + settings.worker_count
+    needed = quorum(settings.manager_count)
     return [
+        # From the managers' own view, not the admin NLB's HealthyHostCount: ELB reports its metrics
+        # "only when requests are flowing through the load balancer" (none on an idle stack reached
+        # through Session Manager), and its Minimum/Maximum are "the values ... reported by the
+        # individual load balancer nodes", each seeing its own zone's targets with cross-zone load
+        # balancing off (the NLB's default): one manager per zone reads 1 (Network Load Balancers
+        # User Guide, "CloudWatch metrics for your Network Load Balancer"; "Cross-zone load balancing").
+        AlarmSpec(
+            key="managers-below-quorum",
+            broke=f"The managers report fewer than {needed} of {settings.manager_count} managers reachable, or none "
+            "of them reports: the swarm has lost its quorum or is about to.",
+            action="Check the managers (docker node ls on one); with the instances alive and no leader, recover "
+            "the quorum.",
+            runbook="a-manager-has-no-quorum",
+            comparison="LessThanThreshold",
+            threshold=needed,
+            periods=2,
+            datapoints=2,
+            missing="breaching",  # no manager reporting: no quorum anyone knows of
+            # The best view any manager has: one cut off from the others sees fewer, not more.
+            metric=agent(MANAGERS_REACHABLE, "Maximum"),
+        ),
         AlarmSpec(
             key="swarm-no-leader",
             broke="No manager has seen a swarm leader for two minutes: the swarm has lost its quorum, or every "
@@ -272,8 +291,19 @@ def alarm_name(stack: str, spec: AlarmSpec) -> str:
     return f"restdemo-{stack}-{spec.key}"
 
 
-def description(spec: AlarmSpec, runbook_url: str) -> str:
-    return f"{spec.broke} {spec.action} Runbook: {runbook_url}#{spec.runbook}"
+RUNBOOK = "docs/operations.md"
+
+
+def runbook(section: str, runbook_url: str | None) -> str:
+    """Where a page sends the operator: a link to the section (runbookUrl), or the section named, since a
+    relative path is no link any mail client opens."""
+    if runbook_url:
+        return f"Runbook: {runbook_url}#{section}"
+    return f"Runbook: {RUNBOOK}, section #{section} (set restdemo:runbookUrl for a link)"
+
+
+def description(spec: AlarmSpec, runbook_url: str | None) -> str:
+    return f"{spec.broke} {spec.action} {runbook(spec.runbook, runbook_url)}"
 
 
 def _metric_stat(metric: Metric, period: int) -> dict:
@@ -287,7 +317,7 @@ def _metric_stat(metric: Metric, period: int) -> dict:
     }
 
 
-def alarm_args(stack: str, spec: AlarmSpec, topic_arn: pulumi.Input[str], runbook_url: str) -> dict:
+def alarm_args(stack: str, spec: AlarmSpec, topic_arn: pulumi.Input[str], runbook_url: str | None) -> dict:
     """The MetricAlarm inputs for one spec (snake_case, as the Python SDK takes them)."""
     args = {
         "name": alarm_name(stack, spec),

@@ -92,7 +92,9 @@ def dashboard_body(
                     admin_target_group,
                     "LoadBalancer",
                     admin_balancer,
-                    {"label": "admin: managers ready"},
+                    # ELB reports it only while requests flow, and each of its nodes counts its own
+                    # zone's targets (cross-zone off): the managers' own count is the other widget's.
+                    {"label": "admin: ready managers in the fullest zone (while requests flow)", "stat": "Maximum"},
                 ],
             ],
             region=region,

@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from infra.config.settings import Settings
 from infra.config.tags import tags
-from infra.monitoring.alarms import AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs
+from infra.monitoring.alarms import AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs, runbook
 from infra.monitoring.dashboard import dashboard_body
 from infra.swarm.iam import account_administers_the_key, policy
 
@@ -194,7 +194,7 @@ class Monitoring(pulumi.ComponentResource):
             input_transformer={
                 "input_paths": {"type": "$.detail-type", "group": "$.detail.AutoScalingGroupName", "time": "$.time"},
                 "input_template": f"\"restdemo {stack}: <type> in <group> at <time>. Read the group's activity "
-                f'history. Runbook: {settings.runbook_url}#a-group-stays-below-its-desired-capacity"',
+                f'history. {runbook("a-group-stays-below-its-desired-capacity", settings.runbook_url)}"',
             },
         )
 

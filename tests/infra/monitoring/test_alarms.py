@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from infra.config.settings import Settings
 from infra.monitoring.alarms import Watched, alarm_args, alarm_specs, description, quorum
+from tests.support.alarm_eval import OK, Alarm, Datapoint, evaluate, first_alarm
 
 pytestmark = pytest.mark.unit
 
@@ -66,18 +69,112 @@ def test_the_quorum_alarm_fires_below_a_majority_of_the_managers(managers, neede
     assert quorum(managers) == needed
     spec = specs(manager_count=managers)["managers-below-quorum"]
     assert (spec.comparison, spec.threshold, spec.missing) == ("LessThanThreshold", needed, "breaching")
-    assert spec.metric.dimensions == {"TargetGroup": "targetgroup/admin/4", "LoadBalancer": "net/admin/3"}
+    assert (spec.metric.namespace, spec.metric.name, spec.metric.stat) == ("restdemo", "ManagersReachable", "Maximum")
+    assert spec.metric.dimensions == {"Stack": "dev"}
+
+
+# --- the quorum and 5xx alarms, evaluated (tests/support/alarm_eval.py) on the program's own inputs --
+
+T = 1_800_000_000  # a whole minute
+ALARM_TYPE = "aws:cloudwatch/metricAlarm:MetricAlarm"
+# The alarm as it was: the admin NLB's HealthyHostCount (Minimum, no zone), missing data breaching.
+NLB_QUORUM_ALARM = {
+    "comparisonOperator": "LessThanThreshold",
+    "threshold": 2.0,
+    "evaluationPeriods": 2.0,
+    "datapointsToAlarm": 2.0,
+    "treatMissingData": "breaching",
+    "namespace": "AWS/NetworkELB",
+    "metricName": "HealthyHostCount",
+    "dimensions": {"TargetGroup": "targetgroup/admin-0/fedcba9876543210", "LoadBalancer": "net/admin/0123456789abcdef"},
+    "period": 60.0,
+    "statistic": "Minimum",
+}
+
+
+@functools.cache
+def program_alarm(stack: str, key: str) -> Alarm:
+    from tests.support.pulumi_program import run_program
+
+    return Alarm.from_inputs(run_program(stack).named(ALARM_TYPE, f"monitoring-{key}").inputs)
+
+
+def managers_report(stack: str, minutes: range, reachable: list[float]) -> list[Datapoint]:
+    """Each reporting manager's ManagersReachable, once a minute, as its agent writes it."""
+    return [
+        Datapoint(T + m * 60 + 5 + i, value, "ManagersReachable", "restdemo", {"Stack": stack}, "Count")
+        for m in minutes
+        for i, value in enumerate(reachable)
+    ]
+
+
+def nlb_nodes_report(minutes: range, per_node: list[float]) -> list[Datapoint]:
+    """The admin NLB's nodes, one per zone, each counting its own zone's healthy targets (cross-zone
+    off), while requests flow."""
+    dimensions = NLB_QUORUM_ALARM["dimensions"]
+    return [
+        Datapoint(T + m * 60 + 30, value, "HealthyHostCount", "AWS/NetworkELB", dict(dimensions), "Count")
+        for m in minutes
+        for value in per_node
+    ]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("traffic", ["idle", "requests flowing"])
+def test_the_quorum_alarm_is_quiet_on_a_healthy_stack_idle_or_spread_over_zones(stack, traffic):
+    """Three healthy managers, one per zone. ELB reports nothing while no request flows (every stack
+    reaches its API through Session Manager by default), and each NLB node counts its own zone's
+    targets: the NLB-based alarm paged for ever in both cases; the managers' own count does not."""
+    minutes = range(30)
+    nlb = [] if traffic == "idle" else nlb_nodes_report(minutes, [1.0, 1.0, 1.0])
+    data = managers_report(stack, minutes, [3.0, 3.0, 3.0]) + nlb
+    states = evaluate(program_alarm(stack, "managers-below-quorum"), data, T + 300, T + 1800)
+    assert {state for _, state in states} == {OK}
+    assert first_alarm(Alarm.from_inputs(NLB_QUORUM_ALARM), data, T + 300, T + 1800) is not None
+
+
+def test_the_quorum_alarm_pages_within_five_minutes_of_losing_two_managers_of_three():
+    """Two managers' instances die at minute 15: their agents go silent, and the survivor sees no
+    leader and reports 0 reachable (it cannot list the nodes); or every manager goes silent."""
+    lost = T + 15 * 60
+    alarm = program_alarm("prod", "managers-below-quorum")
+    data = managers_report("prod", range(15), [3.0, 3.0, 3.0]) + managers_report("prod", range(15, 30), [0.0])
+    fired = first_alarm(alarm, data, T + 300, T + 1800)
+    assert fired is not None and 0 < fired - lost <= 300
+    silent = managers_report("prod", range(15), [3.0, 3.0, 3.0])
+    fired = first_alarm(alarm, silent, T + 300, T + 1800)
+    assert fired is not None and 0 < fired - lost <= 300
 
 
 def test_the_5xx_alarm_is_a_share_of_the_requests_and_quiet_without_traffic():
     spec = specs()["web-5xx-share"]
-    assert spec.expression == "100 * (FILL(m1, 0) + FILL(m2, 0)) / MAX([FILL(m3, 0), FILL(m1, 0) + FILL(m2, 0)])"
+    answers = "MAX([FILL(m3, 0), (FILL(m1, 0) + FILL(m2, 0))])"
+    assert spec.expression == f"IF({answers} >= 10, 100 * (FILL(m1, 0) + FILL(m2, 0)) / {answers}, 0)"
     assert {i: m.name for i, m in spec.inputs.items()} == {
         "m1": "HTTPCode_Target_5XX_Count",
         "m2": "HTTPCode_ELB_5XX_Count",
         "m3": "RequestCount",
     }
     assert (spec.threshold, spec.periods, spec.datapoints, spec.missing) == (5.0, 5, 3, "notBreaching")
+
+
+def test_the_5xx_alarm_needs_ten_answers_a_minute():
+    """One 5xx in each of three quiet minutes (100 % of one request) pages nobody; an outage of ten
+    answers a minute, all 5xx from the ALB (not counted in RequestCount), still does."""
+    alarm = program_alarm("prod", "web-5xx-share")
+    web = next(q.metric.dimensions for q in alarm.queries if q.metric)
+
+    def minute(m: int, name: str, value: float) -> Datapoint:
+        return Datapoint(T + m * 60 + 7, value, name, "AWS/ApplicationELB", dict(web), "Count")
+
+    quiet = [
+        point
+        for m in (1, 2, 3)
+        for point in (minute(m, "RequestCount", 1.0), minute(m, "HTTPCode_Target_5XX_Count", 1.0))
+    ]
+    assert first_alarm(alarm, quiet, T, T + 600) is None
+    outage = [minute(m, "HTTPCode_ELB_5XX_Count", 10.0) for m in (1, 2, 3)]
+    assert first_alarm(alarm, outage, T, T + 600) == T + 240
 
 
 def test_below_desired_is_ten_minutes_of_desired_minus_in_service():
@@ -145,3 +242,10 @@ def test_each_failure_of_the_operations_guide_names_the_alarm_that_reports_it():
         text = failure[failure.index("- Alarm:") :].split("\n- ")[0]
         named = {name for name in re.findall(r"`([a-z0-9-]+)`", text) if "-" in name}
         assert named <= known, f"{heading}: {named - known} are not alarms of the stack"
+
+
+def test_without_a_runbook_address_a_page_names_the_section_instead_of_a_relative_link():
+    text = description(specs()["swarm-no-leader"], None)
+    assert text.endswith(
+        "Runbook: docs/operations.md, section #a-manager-has-no-quorum (set restdemo:runbookUrl for a link)"
+    )
