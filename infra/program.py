@@ -171,6 +171,8 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
     )
     return service, {
         "url": web.url,
+        # What your DNS points at for domainName when Route 53 does not hold its zone.
+        "loadBalancerDnsName": web.dns_name,
         "adminEndpoint": admin.host,
         # Where the Docker API answers for this stack's adminAccess (`make status` uses it).
         "dockerHost": docker_host,

@@ -8,6 +8,9 @@ Values unknown at preview time (outputs of other resources) are not judged.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import importlib
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,22 +21,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "requireDeletionProtection": False,
     "publicPorts": [80, 443],
     "requiredTags": ["project", "stack", "owner"],
-}
-# AWS resources that take no tags.
-UNTAGGABLE = {
-    "aws:autoscaling/attachment:Attachment",
-    "aws:autoscaling/lifecycleHook:LifecycleHook",
-    "aws:ec2/routeTableAssociation:RouteTableAssociation",
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
-    "aws:kms/alias:Alias",
-    "aws:iam/rolePolicy:RolePolicy",
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-    "aws:sns/topicPolicy:TopicPolicy",
-    "aws:sns/topicSubscription:TopicSubscription",
-    "aws:cloudwatch/eventTarget:EventTarget",
-    "aws:cloudwatch/dashboard:Dashboard",
 }
 OPEN = {"0.0.0.0/0", "::/0"}
 
@@ -248,8 +235,23 @@ def alarms_notify(resource: Resource, config: dict) -> list[str]:
     return [f"{resource.name}: an alarm needs {' and '.join(missing)}"] if missing else []
 
 
+@functools.cache
+def takes_tags(resource_type: str) -> bool:
+    """Does the aws provider's schema give this type a `tags` input? Read from pulumi_aws, which is
+    generated from that schema: each input of a type is a keyword of its resource's constructor.
+    A type the SDK does not know is held to the rule."""
+    package, _, rest = resource_type.partition(":")
+    module, _, name = rest.partition(":")
+    module = module.split("/")[0]
+    try:
+        sdk = importlib.import_module(f"pulumi_{package}" + ("" if module == "index" else f".{module}"))
+        return "tags" in inspect.signature(getattr(sdk, name)._internal_init).parameters
+    except (ImportError, AttributeError):
+        return True
+
+
 def aws_resources_are_tagged(resource: Resource, config: dict) -> list[str]:
-    if not resource.type.startswith("aws:") or resource.type in UNTAGGABLE:
+    if not resource.type.startswith("aws:") or not takes_tags(resource.type):
         return []
     tags = resource.props.get("tags") or {}
     if isinstance(tags, list):  # auto scaling groups: [{key, value, propagateAtLaunch}]

@@ -100,10 +100,19 @@ class AdminEndpoint(pulumi.ComponentResource):
     ) -> aws.ec2.SecurityGroup:
         group = security_group(name, settings, network.vpc_id, "restdemo Docker API: admin CIDRs only", child)
         for index, cidr in enumerate(settings.admin_cidrs):
-            allow_in(f"{name}-admin-{index}", group, DOCKER_TLS_PORT, "Docker API (mutual TLS)", child, cidr=str(cidr))
+            allow_in(
+                f"{name}-admin-{index}",
+                settings,
+                group,
+                DOCKER_TLS_PORT,
+                "Docker API (mutual TLS)",
+                child,
+                cidr=str(cidr),
+            )
         for port in (DOCKER_TLS_PORT, READINESS_PORT):
             allow_out(
                 f"{name}-to-managers-{port}",
+                settings,
                 group,
                 network.vpc_cidr,
                 "manager Docker API and agent readiness",

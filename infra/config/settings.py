@@ -484,15 +484,16 @@ class Settings(BaseModel):
     )
     certificate_arn: str | None = setting(
         None,
-        "ACM certificate for an HTTPS listener on 443 (port 80 then redirects).",
+        "Your own ACM certificate for an HTTPS listener on 443 (port 80 then redirects), instead of one made "
+        "for domainName, which it must cover and which it needs.",
         group=AWS,
         pattern=r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
         allowed="an ACM certificate ARN: arn:aws:acm:<region>:<12-digit account>:certificate/<id>",
     )
     domain_name: str | None = setting(
         None,
-        "Your service's name, such as app.example.com: an ACM certificate for it, validated through "
-        "hostedZoneId, HTTPS on 443 (80 redirects), an alias record for the ALB, and the url output on it.",
+        "Your service's name, such as app.example.com: HTTPS on 443 (80 redirects) and the url output on it; "
+        "with hostedZoneId an ACM certificate for it validated there and an alias record for the ALB.",
         group=AWS,
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
         max_length=253,
@@ -500,7 +501,8 @@ class Settings(BaseModel):
     )
     hosted_zone_id: str | None = setting(
         None,
-        "The Route 53 public hosted zone of domainName: its validation records and its alias record go there.",
+        "The Route 53 public hosted zone of domainName: its certificate's validation record and its alias "
+        "record go there (needed unless certificateArn is given: then your DNS points at the load balancer).",
         group=AWS,
         pattern=r"^Z[A-Z0-9]{1,31}$",
         allowed="a Route 53 hosted zone id: Z and up to 31 capital letters or digits",
@@ -521,13 +523,15 @@ class Settings(BaseModel):
         pattern=r"^arn:aws:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$",
         allowed="an SNS topic ARN: arn:aws:sns:<region>:<12-digit account>:<topic name>",
     )
-    runbook_url: str = setting(
-        "docs/operations.md",
-        "Where the alarms' descriptions send the operator: the address of docs/operations.md as your team "
-        "reads it (a link to this repository's file).",
+    runbook_url: str | None = setting(
+        None,
+        "The address of docs/operations.md as your team reads it (this repository's file on your Git host); "
+        "each page links its section there. Unset, a page names the section instead of a link.",
         group=AWS,
-        min_length=1,
+        pattern=r"^https://[^\s#]+$",
         max_length=512,
+        allowed="an https:// address without a #fragment, such as "
+        "https://github.com/your-org/your-repo/blob/main/docs/operations.md",
     )
     existing_vpc_id: str | None = setting(
         None,
@@ -586,11 +590,19 @@ class Settings(BaseModel):
         ):
             if not getattr(self, field):
                 problems.append(f"platform aws needs {what}")
-        if bool(self.domain_name) != bool(self.hosted_zone_id):
+        if self.certificate_arn and not self.domain_name:
             problems.append(
-                f"{key('domain_name')} and {key('hosted_zone_id')} go together: the certificate is validated "
-                "and the alias record made in that zone"
+                f"{key('certificate_arn')} needs {key('domain_name')}, the name your certificate covers: the url "
+                "output and make up/status use it (the load balancer's own name is not on your certificate); add "
+                f"{key('hosted_zone_id')} for an alias record, or point your DNS at the loadBalancerDnsName output"
             )
+        if self.domain_name and not self.certificate_arn and not self.hosted_zone_id:
+            problems.append(
+                f"{key('domain_name')} needs {key('hosted_zone_id')}, the Route 53 zone its certificate is validated "
+                f"in and its alias record made in (or your own {key('certificate_arn')} for it)"
+            )
+        if self.hosted_zone_id and not self.domain_name:
+            problems.append(f"{key('hosted_zone_id')} goes with {key('domain_name')}: the name to make the records for")
         if self.admin_access == "load-balancer" and not self.admin_cidrs:
             problems.append(
                 f"{key('admin_access')} = load-balancer needs {key('admin_cidrs')}: the CIDR blocks allowed to reach "

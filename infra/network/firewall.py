@@ -18,6 +18,7 @@ def security_group(
 
 def allow_in(
     name: str,
+    settings: Settings,
     group: aws.ec2.SecurityGroup,
     port: int | None,
     description: str,
@@ -37,12 +38,14 @@ def allow_in(
         cidr_ipv4=cidr,
         referenced_security_group_id=source_group_id,
         description=description,
+        tags=tags(settings, name),
         opts=opts,
     )
 
 
 def allow_out(
     name: str,
+    settings: Settings,
     group: aws.ec2.SecurityGroup,
     cidr: pulumi.Input[str],
     description: str,
@@ -53,5 +56,11 @@ def allow_out(
     """To `cidr` on `port` over TCP, or on every port and protocol when no port is given."""
     ports = {"ip_protocol": "tcp", "from_port": port, "to_port": port} if port else {"ip_protocol": "-1"}
     return aws.vpc.SecurityGroupEgressRule(
-        name, security_group_id=group.id, cidr_ipv4=cidr, description=description, opts=opts, **ports
+        name,
+        security_group_id=group.id,
+        cidr_ipv4=cidr,
+        description=description,
+        tags=tags(settings, name),
+        opts=opts,
+        **ports,
     )

@@ -80,8 +80,8 @@ class LoadBalancer(pulumi.ComponentResource):
 
     Gives:
         dns_name: the ALB's DNS name.
-        url: `https://<domainName>` with a domain (its alias record made), else `https://<dns_name>`
-            with a certificate, else `http://<dns_name>`.
+        url: `https://<domainName>` with a domain (its alias record made with hostedZoneId), else
+            `http://<dns_name>`.
         security_group_id: the ALB's security group, which the nodes admit on the mesh's port.
         target_group_arn: the target group every node joins (publishedPort, checked on healthCheckPath).
         arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and its target group.
@@ -112,12 +112,12 @@ class LoadBalancer(pulumi.ComponentResource):
         target_group = self._target_group(name, settings, network, child)
         self._listeners(name, settings, balancer, target_group, certificate_arn or settings.certificate_arn, child)
         self.dns_name = balancer.dns_name
-        if settings.domain_name:
+        if settings.hosted_zone_id:
             self._alias(name, settings, balancer, child)
+        if settings.domain_name:  # every certificate here covers it (settings refuse one without)
             self.url = pulumi.Output.from_input(f"https://{settings.domain_name}")
         else:
-            scheme = "https" if serves_https(settings) else "http"
-            self.url = balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+            self.url = balancer.dns_name.apply(lambda dns: f"http://{dns}")
         self.security_group_id = group.id
         self.target_group_arn = target_group.arn
         self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
@@ -128,9 +128,10 @@ class LoadBalancer(pulumi.ComponentResource):
     ) -> aws.ec2.SecurityGroup:
         group = security_group(name, settings, network.vpc_id, "restdemo ALB: listeners from anywhere", child)
         for port in listener_ports(settings):
-            allow_in(f"{name}-listener-{port}", group, port, f"listener {port}", child, cidr="0.0.0.0/0")
+            allow_in(f"{name}-listener-{port}", settings, group, port, f"listener {port}", child, cidr="0.0.0.0/0")
         allow_out(
             f"{name}-to-nodes",
+            settings,
             group,
             network.vpc_cidr,
             "the routing mesh on every node",

@@ -114,7 +114,7 @@ class Swarm(pulumi.ComponentResource):
         manager = security_group(f"{name}-managers", settings, network.vpc_id, "restdemo swarm managers", child)
 
         def rule(suffix: str, group, port: int, description: str, **source):
-            allow_in(f"{name}-{suffix}", group, port, description, child, **source)
+            allow_in(f"{name}-{suffix}", settings, group, port, description, child, **source)
 
         for protocol, port in SWARM_NODE_PORTS:
             rule(
@@ -150,7 +150,7 @@ class Swarm(pulumi.ComponentResource):
                 f"docker-api-{index}", manager, DOCKER_TLS_PORT, "Docker API (mutual TLS), admin CIDRs", cidr=str(cidr)
             )
         for group, label in ((node, "nodes"), (manager, "managers")):
-            allow_out(f"{name}-{label}-egress", group, "0.0.0.0/0", "AWS APIs, ECR, package mirrors", child)
+            allow_out(f"{name}-{label}-egress", settings, group, "0.0.0.0/0", "AWS APIs, ECR, package mirrors", child)
         return {"node": node, "manager": manager}
 
     def _stack_arns(

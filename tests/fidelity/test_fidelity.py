@@ -25,6 +25,7 @@ from tests.fidelity.rules import (
 )
 from tests.support import pulumi_program
 from tests.support.pulumi_program import STACKS, Registered, run_program, stack_config
+from tests.support.stack_variants import ALL, STACK_VARIANTS, variant_run
 
 pytestmark = pytest.mark.fidelity
 
@@ -53,29 +54,31 @@ AWS_ONLY = {"drainTimeout", "nodeAmi", "instanceTypes", "workerCount", "logReten
 
 # prod as the deploy job runs it: with the config it adds (.github/workflows/deploy.yml).
 DEPLOY_JOB = "prod (deploy job)"
-# prod on a domain of its own: the certificate, its validation and the alias (no stack file sets one).
-DOMAIN_STACK = "prod (a domain)"
-DOMAIN = {"restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "Z0123456789ABC"}
+# Every optional feature, alone and all together, on every AWS stack (no stack file sets one).
+VARIANT_RUNS = [f"{stack} ({variant})" for stack, variant in STACK_VARIANTS]
+EVERY_RUN = [*STACKS, DEPLOY_JOB, *VARIANT_RUNS]
 
 
 @pytest.fixture(scope="module")
 def runs():
     found = {stack: run_program(stack) for stack in STACKS}
     found[DEPLOY_JOB] = run_program("prod", {**stack_config("prod"), "restdemo:buildCache": "read-write"})
-    found[DOMAIN_STACK] = run_program("prod", {**stack_config("prod"), **DOMAIN})
+    for (stack, variant), name in zip(STACK_VARIANTS, VARIANT_RUNS, strict=True):
+        found[name] = variant_run(stack, variant)
     return found
 
 
 def sample(runs, typ: str) -> Registered:
-    """The first resource of `typ` in any run (the deploy job's prod has the most kinds)."""
-    for stack in (DEPLOY_JOB, DOMAIN_STACK, "prod", *STACKS):
+    """The first resource of `typ` in any run (the deploy job's writes the build cache; prod with every
+    feature has the most kinds)."""
+    for stack in (DEPLOY_JOB, f"prod ({ALL})", *runs):
         found = runs[stack].of_type(typ)
         if found:
             return found[0]
     raise AssertionError(f"no stack registers a {typ}")
 
 
-@pytest.mark.parametrize("stack", [*STACKS, DEPLOY_JOB, DOMAIN_STACK])
+@pytest.mark.parametrize("stack", EVERY_RUN)
 def test_every_value_is_one_aws_and_the_providers_accept(runs, stack):
     problems = [p for rule in FIELDS for p in field_problems(rule, runs[stack].registered)]
     assert problems == []
@@ -111,7 +114,7 @@ def test_each_force_new_rule_catches_a_changed_field(runs, rule):
     assert replaced_delete_first(rule, before, after)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EVERY_RUN)
 def test_no_input_is_managed_from_two_places(runs, stack):
     assert [p for rule in TWO_PLACES for p in managed_twice(rule, runs[stack])] == []
 
@@ -128,7 +131,7 @@ def test_each_two_places_rule_catches_an_unignored_field(runs, rule):
     assert managed_twice(rule, run)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EVERY_RUN)
 def test_no_input_read_back_wider_replaces_a_resource_on_every_up(runs, stack):
     assert [p for rule in READ_BACK_WIDER for p in replaced_every_time(rule, runs[stack])] == []
 
@@ -141,7 +144,7 @@ def test_each_read_back_rule_catches_a_compared_field(runs, rule):
     assert replaced_every_time(rule, run)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EVERY_RUN)
 def test_everything_waits_for_what_aws_needs_first(runs, stack):
     assert [p for rule in NEEDS for p in missing_needs(rule, runs[stack])] == []
 

@@ -3,12 +3,16 @@ listed, with the program under the project's mocks; problems one line each, exit
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.support.pulumi_program import REPO
+from tests.support.stack_variants import STACK_VARIANTS, variant_config
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +54,21 @@ def test_a_missing_or_broken_stack_file_is_one_line(tmp_path):
     answer = check("dev", "--file", str(broken))
     assert answer.returncode == 1 and len(answer.stderr.splitlines()) == 1
     assert answer.stderr.startswith(f"check: dev: {broken} is not YAML: ")
+
+
+@pytest.mark.parametrize("stack,variant", STACK_VARIANTS)
+def test_every_optional_feature_passes_the_check(stack, variant, tmp_path, capsys):
+    """Each feature alone and all together, on every AWS stack, as a stack file would set them."""
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump({"config": variant_config(stack, variant)}))
+    assert check_module().main([stack, "--file", str(path)]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith(f"{stack}: the settings are valid; `pulumi up` would create ")
+
+
+@functools.cache
+def check_module():
+    """scripts/check.py in this process: the program's imports are paid once, not per variant."""
+    spec = importlib.util.spec_from_file_location("check", REPO / "scripts" / "check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

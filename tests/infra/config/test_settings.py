@@ -220,16 +220,42 @@ def test_no_message_shows_a_regular_expression():
     assert "^" not in error_of({"restdemo:version": "-bad", "restdemo:buildBase": "UPPER"})
 
 
-def test_a_domain_and_its_zone_go_together_and_say_what_they_take():
-    assert "restdemo:domainName and restdemo:hostedZoneId go together" in error_of(
-        {**AWS_OK, "restdemo:domainName": "app.example.com"}
-    )
+def test_a_certificate_needs_the_domain_it_covers_and_a_domain_needs_a_zone_or_a_certificate():
+    """A url of https://<the ALB's name> is on no certificate of yours: make up and make status would
+    fail the check of every stack with certificateArn alone."""
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
+    assert error_of({**AWS_OK, "restdemo:certificateArn": arn}).splitlines()[1:] == [
+        "  restdemo:certificateArn needs restdemo:domainName, the name your certificate covers: the url output and "
+        "make up/status use it (the load balancer's own name is not on your certificate); add restdemo:hostedZoneId "
+        "for an alias record, or point your DNS at the loadBalancerDnsName output"
+    ]
+    assert error_of({**AWS_OK, "restdemo:domainName": "app.example.com"}).splitlines()[1:] == [
+        "  restdemo:domainName needs restdemo:hostedZoneId, the Route 53 zone its certificate is validated in and its "
+        "alias record made in (or your own restdemo:certificateArn for it)"
+    ]
+    assert error_of({**AWS_OK, "restdemo:hostedZoneId": "Z123"}).splitlines()[1:] == [
+        "  restdemo:hostedZoneId goes with restdemo:domainName: the name to make the records for"
+    ]
+    for fine in (
+        {"restdemo:certificateArn": arn, "restdemo:domainName": "app.example.com"},
+        {"restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "Z123"},
+    ):
+        parse_settings({**AWS_OK, **fine})
     assert 'restdemo:domainName = "App.Example.com": must be a DNS name in lower case' in error_of(
         {**AWS_OK, "restdemo:domainName": "App.Example.com", "restdemo:hostedZoneId": "Z123"}
     )
     assert 'restdemo:hostedZoneId = "/hostedzone/Z123": must be a Route 53 hosted zone id' in error_of(
         {**AWS_OK, "restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "/hostedzone/Z123"}
     )
+
+
+def test_the_runbook_address_is_a_link_a_mail_client_opens():
+    assert error_of({**AWS_OK, "restdemo:runbookUrl": "docs/operations.md"}).splitlines()[1:] == [
+        '  restdemo:runbookUrl = "docs/operations.md": must be an https:// address without a #fragment, such as '
+        "https://github.com/your-org/your-repo/blob/main/docs/operations.md"
+    ]
+    url = "https://github.com/example/restdemo/blob/main/docs/operations.md"
+    assert parse_settings({**AWS_OK, "restdemo:runbookUrl": url}).runbook_url == url
 
 
 # Your service: the image contract as settings (docs/your-service.md).

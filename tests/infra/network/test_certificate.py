@@ -48,12 +48,20 @@ def test_https_on_443_with_that_certificate_80_redirecting_and_the_url_on_the_do
     assert with_domain.outputs["url"] == "https://app.example.com"
 
 
-def test_an_existing_certificate_still_works_and_a_domain_then_only_gets_its_alias():
+def test_your_own_certificate_serves_its_domain_and_the_zone_only_adds_the_alias():
+    """certificateArn with domainName: the url and make status use the name it covers; with the zone
+    as well, the alias record is made there; without it, your DNS points at loadBalancerDnsName."""
     arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
-    alone = run_program("dev", {**stack_config("dev"), "restdemo:certificateArn": arn})
-    assert alone.named("aws:lb/listener:Listener", "web-https").inputs["certificateArn"] == arn
-    assert alone.of_type("aws:acm/certificate:Certificate") == [] and alone.of_type("aws:route53/record:Record") == []
-    assert alone.outputs["url"] == "https://web-0123456789.eu-west-1.elb.amazonaws.com"
+    elsewhere = run_program(
+        "dev", {**stack_config("dev"), "restdemo:certificateArn": arn, "restdemo:domainName": "app.example.com"}
+    )
+    assert elsewhere.named("aws:lb/listener:Listener", "web-https").inputs["certificateArn"] == arn
+    assert (
+        elsewhere.of_type("aws:acm/certificate:Certificate") == []
+        and elsewhere.of_type("aws:route53/record:Record") == []
+    )
+    assert elsewhere.outputs["url"] == "https://app.example.com"
+    assert elsewhere.outputs["loadBalancerDnsName"] == "web-0123456789.eu-west-1.elb.amazonaws.com"
     both = run_program("dev", {**stack_config("dev"), "restdemo:certificateArn": arn, **DOMAIN})
     assert both.of_type("aws:acm/certificate:Certificate") == []
     assert both.named("aws:lb/listener:Listener", "web-https").inputs["certificateArn"] == arn

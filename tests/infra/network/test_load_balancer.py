@@ -52,7 +52,9 @@ def test_the_alb_gives_up_an_idle_connection_before_the_app_does(run):
 
 def test_a_certificate_adds_443_and_redirects_80():
     arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
-    run = run_program("dev", {**stack_config("dev"), "restdemo:certificateArn": arn})
+    run = run_program(
+        "dev", {**stack_config("dev"), "restdemo:certificateArn": arn, "restdemo:domainName": "app.example.com"}
+    )
     https = run.named("aws:lb/listener:Listener", "web-https").inputs
     assert (https["port"], https["protocol"], https["certificateArn"]) == (443, "HTTPS", arn)
     assert https["sslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -62,7 +64,7 @@ def test_a_certificate_adds_443_and_redirects_80():
     ]
     opened = sorted(r.inputs["fromPort"] for r in run.of_type(SG_INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0")
     assert opened == [80, 443]
-    assert run.outputs["url"].startswith("https://")
+    assert run.outputs["url"] == "https://app.example.com"
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)

@@ -1,0 +1,46 @@
+"""Every optional feature of an AWS stack, alone and all together, on every AWS stack: the policy
+pack, the fidelity tier and `make check` run over each, since the committed stack files set none
+of them (a feature no test ran was how `domainName` came to fail the mandatory policy pack)."""
+
+from __future__ import annotations
+
+import functools
+
+from tests.support.aws_stack import AWS_STACKS
+from tests.support.pulumi_program import ProgramRun, run_program, stack_config
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
+# Your own service by settings (docs/your-service.md), with its image's own HEALTHCHECK.
+OWN_SERVICE = {
+    "restdemo:serviceName": "second-app",
+    "restdemo:buildContext": "tests/e2e/second_app",
+    "restdemo:buildTarget": "serve",
+    "restdemo:containerPort": "9090",
+    "restdemo:healthCheck": "[]",
+    "restdemo:healthCheckPath": "/ready",
+}
+FEATURES: dict[str, dict[str, str]] = {
+    "domain": {"restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "Z0123456789ABC"},
+    "certificateArn": {"restdemo:certificateArn": CERTIFICATE, "restdemo:domainName": "app.example.com"},
+    "alarmEmail": {"restdemo:alarmEmail": "oncall@example.com"},
+    "alarmTopicArn": {"restdemo:alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:oncall"},
+    "publishedPort": {"restdemo:publishedPort": "9000"},
+    "ownService": OWN_SERVICE,
+    "runbookUrl": {"restdemo:runbookUrl": "https://github.com/example/restdemo/blob/main/docs/operations.md"},
+}
+ALL = "all together"
+VARIANTS = [*FEATURES, ALL]
+STACK_VARIANTS = [(stack, variant) for stack in AWS_STACKS for variant in VARIANTS]
+
+
+def variant_config(stack: str, variant: str) -> dict[str, str]:
+    """The stack file's config with one feature set, or all of them (a certificate of yours with the
+    domain's zone: the alias record made, no certificate requested)."""
+    features = FEATURES.values() if variant == ALL else [FEATURES[variant]]
+    return {**stack_config(stack), **{k: v for feature in features for k, v in feature.items()}}
+
+
+@functools.cache
+def variant_run(stack: str, variant: str) -> ProgramRun:
+    """The program under mocks for one variant, once per test session (read it, never change it)."""
+    return run_program(stack, variant_config(stack, variant))
