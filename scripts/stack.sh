@@ -32,14 +32,18 @@ if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
 fi
 
 missing=()
+tools=${RESTDEMO_TOOLS_DIR:-$PWD/.tools}
+if ! command -v pulumi >/dev/null 2>&1 && [ -x "$tools/bin/pulumi" ]; then
+  export PATH="$tools/bin:$PATH"  # installed by an earlier run
+fi
 if ! command -v pulumi >/dev/null 2>&1; then
   # None on PATH: the pinned release into .tools/, its checksum checked (scripts/pulumi_cli.py), as
   # the Makefile installs a pinned uv.
   if ! command -v "${PYTHON:-python3}" >/dev/null 2>&1; then
     missing+=("the Pulumi CLI: https://www.pulumi.com/docs/install/ (make up installs a pinned one with Python 3, not on PATH either)")
-  elif cli_said=$("${PYTHON:-python3}" scripts/pulumi_cli.py .tools 2>&1); then
+  elif cli_said=$("${PYTHON:-python3}" scripts/pulumi_cli.py "$tools" 2>&1); then
     echo "$cli_said"
-    export PATH="$PWD/.tools/bin:$PATH"
+    export PATH="$tools/bin:$PATH"
   else
     missing+=("the Pulumi CLI: ${cli_said#restdemo: the Pulumi CLI: }; or install it yourself: https://www.pulumi.com/docs/install/")
   fi

@@ -61,6 +61,21 @@ def test_with_docker_but_without_pulumi_it_names_only_pulumi(docker_client):
     assert "Docker:" not in result.stderr
 
 
+def test_the_pinned_cli_an_earlier_run_installed_is_used_not_downloaded_again(tmp_path):
+    """Run directly, not through make (whose PATH has .tools/bin): the CLI in .tools/bin is found
+    before any download (the release server here does not answer)."""
+    tools = tmp_path / "tools"
+    (tools / "bin").mkdir(parents=True)
+    cli = tools / "bin" / "pulumi"
+    cli.write_text("#!/bin/sh\nexit 0\n")
+    cli.chmod(0o755)
+    result = run_with_path(
+        bare_path(tmp_path), RESTDEMO_TOOLS_DIR=str(tools), PULUMI_RELEASES_URL=f"http://127.0.0.1:{free_port()}"
+    )
+    assert result.returncode == 1
+    assert "the Pulumi CLI" not in result.stderr and "Docker: Docker Desktop" in result.stderr
+
+
 @pytest.mark.parametrize("action", ["up", "preview", "down", "status"])
 def test_a_misspelt_stack_is_refused_not_created(tmp_path, action):
     """`stack select --create` turned `STACK=prd` into a new stack with the local defaults: only
