@@ -528,9 +528,11 @@ class Settings(BaseModel):
         "The address of docs/operations.md as your team reads it (this repository's file on your Git host); "
         "each page links its section there. Unset, a page names the section instead of a link.",
         group=AWS,
-        pattern=r"^https://[^\s#]+$",
+        # No quote, backslash or angle bracket: the address goes into the EventBridge rule's input
+        # template, a JSON string in which <name> is a placeholder.
+        pattern=r"^https://[^\s#\"\\<>]+$",
         max_length=512,
-        allowed="an https:// address without a #fragment, such as "
+        allowed="an https:// address without a #fragment, quotes, backslashes or angle brackets, such as "
         "https://github.com/your-org/your-repo/blob/main/docs/operations.md",
     )
     existing_vpc_id: str | None = setting(

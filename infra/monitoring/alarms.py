@@ -183,7 +183,7 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
         AlarmSpec(
             key="managers-below-quorum",
             broke=f"The managers report fewer than {needed} of {settings.manager_count} managers reachable, or none "
-            "of them reports: the swarm has lost its quorum or is about to.",
+            "of them reports: the swarm has lost its quorum, or every manager's agent is down.",
             action="Check the managers (docker node ls on one); with the instances alive and no leader, recover "
             "the quorum.",
             runbook="a-manager-has-no-quorum",

@@ -36,7 +36,7 @@ def aws(monkeypatch):
 
 def agent_on(engine, aws, role: str = "manager") -> Agent:
     environment = AgentEnvironment.from_environ(
-        {**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": role, "RESTDEMO_SECRETS_KEY": KEY}
+        {**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": role, "RESTDEMO_SECRETS_KEY": KEY, "RESTDEMO_METRICS_PERIOD": "1"}
         | ({"RESTDEMO_TLS_CA_PARAMETER": "ca", "RESTDEMO_TLS_CERT_PARAMETER": "c", "RESTDEMO_TLS_KEY_PARAMETER": "k"})
     )
     state = SwarmState(aws["dynamodb"], aws["ssm"], TABLE, PREFIX, KEY)
@@ -77,11 +77,31 @@ def test_the_credentials_age_counts_only_services_there_are_and_a_new_leader_fro
     assert agent.swarm_readings()["RegistryCredentialsAgeSeconds"] >= 7 * 3600
 
 
+def test_the_state_table_failing_loses_neither_the_readings_nor_the_rollback(aws, capsys):
+    """The table gone (or its key disabled): the leader still reports the leader, the managers and
+    the rollback it knows, and stores the list once the table answers again."""
+    engine = Leader([rolled_back("web:v1", "rollback_completed")])
+    agent = agent_on(engine, aws)
+    aws["dynamodb"].delete_table(TableName=TABLE)
+    readings = agent.swarm_readings()
+    assert (readings["SwarmLeaderSeen"], readings["ManagersReachable"], readings["ServiceRolledBack"]) == (1, 1, 1)
+    engine.listed = [rolled_back("web:v1", None)]  # the credential refresh, meanwhile
+    assert agent.swarm_readings()["ServiceRolledBack"] == 1
+    make_table(aws["dynamodb"])
+    assert agent.swarm_readings()["ServiceRolledBack"] == 1
+    assert list(agent.state.rolled_back()) == ["web"]
+    steps = [line["step"] for line in lines(capsys, "rolled-back-error")]
+    assert steps == ["read", "store", "store"]
+
+
 class DeadNodeLeader(Leader):
     """A leader that sees a dead manager whose instance is gone, and cannot remove it."""
 
     def nodes(self):
         return [node("a", "manager", leader=True), node("b", "manager", "down", reachable=False)]
+
+    def leader(self):
+        return self.nodes()[0]
 
     def copy_engine_labels(self):
         raise RuntimeError("labels: update out of sequence")
@@ -91,13 +111,20 @@ class DeadNodeLeader(Leader):
 
 
 def test_leader_seen_is_noted_before_any_healing_step_that_may_fail(aws, capsys):
-    """`recover` compares when each manager last saw a leader: a manager whose healing fails every
-    round must still note it, or it would look like one that saw none lately."""
+    """`recover` compares when each manager last saw a leader: a manager whose lifecycle handling or
+    healing fails every round must still note it, or it would look like one that saw none lately."""
     agent = agent_on(DeadNodeLeader([]), aws)
-    with pytest.raises(RuntimeError, match="the swarm is busy"):
-        agent.heal()
+    agent.join_or_give_up = lambda: True
+
+    def throttled():
+        raise RuntimeError("Rate exceeded (DescribeAutoScalingInstances)")
+
+    agent.handle_lifecycle = throttled
+    agent.run(rounds=1)
     assert agent.state.leader_seen("a") is not None
-    assert [line["kind"] for line in lines(capsys, "label-error")] == ["RuntimeError"]  # best effort
+    assert [line["message"] for line in lines(capsys, "error")] == ["Rate exceeded (DescribeAutoScalingInstances)"]
+    with pytest.raises(RuntimeError, match="the swarm is busy"):  # healing goes on past the labels
+        agent.heal()
 
 
 class Engine:

@@ -53,3 +53,26 @@ def test_ready_endpoint_answers_200_or_503_over_http():
         assert missing.value.code == 404
     finally:
         server.shutdown()
+
+
+def test_recover_counts_a_manager_alive_only_when_its_agent_answers():
+    """`recover`'s survivors: any HTTP answer on the readiness port (a survivor without a quorum says
+    503); a port where the kernel accepts connections but nobody answers (a hung or stopped agent
+    and engine), or nothing listens, is not alive. A TCP connect alone would count the hung one."""
+    import socket
+
+    from restdemo_agent.recovery import agent_answers
+
+    without_quorum = serve(free_port(), lambda: (False, "swarm error: no leader"))
+    threading.Thread(target=without_quorum.serve_forever, daemon=True).start()
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # the handshake completes in the kernel's backlog; nothing ever reads
+    try:
+        assert agent_answers("127.0.0.1", without_quorum.server_address[1])
+        assert not agent_answers("127.0.0.1", hung.getsockname()[1], timeout=1.0)
+        socket.create_connection(hung.getsockname(), timeout=1).close()  # ... yet TCP connects
+        assert not agent_answers("127.0.0.1", free_port(), timeout=1.0)
+    finally:
+        without_quorum.shutdown()
+        hung.close()

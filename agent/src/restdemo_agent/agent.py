@@ -194,6 +194,7 @@ class Agent:
     metrics_period: int = -1  # the last metrics period (time // period) the agent reported in
     leader_since: float | None = None  # monotonic time this manager was first seen leading
     rolled_back: dict[str, str] = field(default_factory=dict)  # services held as rolled back -> spec digest
+    rolled_back_unsaved: bool = False  # the list changed and the state table has not taken it yet
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
 
     @property
@@ -212,6 +213,7 @@ class Agent:
                 if self.retired:
                     pass  # waiting to be terminated
                 elif self.engine.is_manager():
+                    self.note_leader_seen()
                     self.handle_lifecycle()
                     self.heal()
                 elif not self.engine.member() or self.orphaned():
@@ -254,10 +256,10 @@ class Agent:
                 reason = f"swarm state {local_state}" if local_state else "the engine does not answer"
                 log("bootstrap-gave-up-kept", instance_id=self.me.instance_id, reason=reason)
                 return True
+            self.write_metrics({BOOTSTRAP_GAVE_UP: 1})  # first: it pages even if the calls below fail
             if self.role == "manager":
                 self.lifecycle.complete_launch(env.group_name, self.me.instance_id, "ABANDON")
             self.lifecycle.mark_unhealthy(self.me.instance_id)
-            self.write_metrics({BOOTSTRAP_GAVE_UP: 1})
             log("marked-unhealthy", instance_id=self.me.instance_id)
             return False
         if self.role == "manager" and self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
@@ -384,11 +386,6 @@ class Agent:
         nodes = self.engine.nodes()
         me = next(n for n in nodes if n.id == self.engine.node_id())
         every = confirm_every(self.environment.primary_stale_seconds)
-        if time.monotonic() - self.leader_seen_at > every:
-            # At once, before any step that may fail: `recover` compares these records (and a
-            # manager that stops writing them would look like one that saw no leader lately).
-            self.state.note_leader_seen(me.id, self.me.instance_id, time.time())
-            self.leader_seen_at = time.monotonic()
         try:
             for node_id in self.engine.copy_engine_labels():
                 log("labelled", node_id=node_id)
@@ -408,6 +405,20 @@ class Agent:
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
+
+    def note_leader_seen(self) -> None:
+        """First in a manager's round, on its own: `recover` compares these records, and a manager
+        that stopped writing them (a lifecycle call or a healing step failing every round) would look
+        like one that saw no leader lately. Only when the swarm answers with a leader."""
+        if time.monotonic() - self.leader_seen_at <= confirm_every(self.environment.primary_stale_seconds):
+            return
+        try:
+            if self.engine.swarm_error() or self.engine.leader() is None:
+                return
+            self.state.note_leader_seen(self.engine.node_id(), self.me.instance_id, time.time())
+            self.leader_seen_at = time.monotonic()
+        except Exception as exc:  # logged; the round goes on, healing needs no record
+            log("leader-seen-error", message=str(exc)[:300], kind=type(exc).__name__)
 
     def complete_launches(self, nodes) -> None:
         """The leader vouches for new members: a ready node whose instance a launch hook holds is let
@@ -510,14 +521,8 @@ class Agent:
             return values
         now = time.monotonic()
         services = self.engine.services()
-        if self.leader_since is None:  # new to leading (or restarted): the last leader's list
-            self.rolled_back = self.state.rolled_back()
         self.leader_since = self.leader_since or now
-        rolled_back = rolled_back_services(services, self.rolled_back)
-        if rolled_back != self.rolled_back:
-            self.state.store_rolled_back(rolled_back)
-            log("rolled-back-services", services=sorted(rolled_back))
-            self.rolled_back = rolled_back
+        rolled_back = self.rolled_back_services(services)
         # The services that pull from the stack's registry now; one never refreshed by this leader
         # counts from when it became leader, so a leader whose refreshes all fail still ages.
         pulling = [
@@ -528,6 +533,28 @@ class Agent:
         self.refreshed = {sid: at for sid, at in self.refreshed.items() if sid in pulling}
         ages = [now - self.refreshed.get(sid, self.leader_since) for sid in pulling]
         return values | leader_view(nodes, services, self.engine.running(), ages, rolled_back=rolled_back)
+
+    def rolled_back_services(self, services: list[dict]) -> dict[str, str]:
+        """The services held as rolled back (plan.rolled_back_services), from the list the leaders keep
+        in the state table, read each period (leadership may have moved and back since). The table
+        failing loses nothing: the list in memory is used, and stored until a write succeeds."""
+        if not self.rolled_back_unsaved:
+            try:
+                self.rolled_back = self.state.rolled_back()
+            except Exception as exc:
+                log("rolled-back-error", step="read", message=str(exc)[:300], kind=type(exc).__name__)
+        rolled_back = rolled_back_services(services, self.rolled_back)
+        if rolled_back != self.rolled_back:
+            log("rolled-back-services", services=sorted(rolled_back))
+        if rolled_back != self.rolled_back or self.rolled_back_unsaved:
+            self.rolled_back = rolled_back
+            try:
+                self.state.store_rolled_back(rolled_back)
+                self.rolled_back_unsaved = False
+            except Exception as exc:
+                self.rolled_back_unsaved = True
+                log("rolled-back-error", step="store", message=str(exc)[:300], kind=type(exc).__name__)
+        return rolled_back
 
     def setup_readings(self) -> dict[str, float]:
         failed = self.failed_setups()

@@ -68,7 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle = Lifecycle(aws["sqs"], aws["autoscaling"], environment.lifecycle_queue_url)
     if args.command == "recover":
         every = confirm_every(environment.primary_stale_seconds)
-        return recover_command(me, engine, state, lifecycle, aws["ec2"], here=args.here, recorded_every=every)
+        return recover_command(
+            me,
+            engine,
+            state,
+            lifecycle,
+            aws["ec2"],
+            here=args.here,
+            recorded_every=every,
+            readiness_port=environment.readiness_port,
+        )
     if args.command == "bootstrap":
         joined = bootstrap_until_member(
             environment.role,
@@ -104,12 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def recover_command(me, engine, state, lifecycle, ec2, *, here: bool, recorded_every: float) -> int:
+def recover_command(
+    me, engine, state, lifecycle, ec2, *, here: bool, recorded_every: float, readiness_port: int
+) -> int:
     """One line for a refusal or a failure (exit 1), never a traceback; 0 once recovered."""
     from restdemo_agent.recovery import RecoveryRefused, recover
 
     try:
-        done = recover(me, engine, state, lifecycle, ec2, here=here, recorded_every=recorded_every)
+        done = recover(
+            me, engine, state, lifecycle, ec2, here=here, recorded_every=recorded_every, readiness_port=readiness_port
+        )
     except RecoveryRefused as exc:
         log("recover-refused", message=str(exc))
         return 1

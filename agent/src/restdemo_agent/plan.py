@@ -205,8 +205,8 @@ def recovery_survivor(leader_seen: dict[str, float | None], tolerance: float) ->
     saw a leader last, as its agent recorded (every `tolerance` seconds at most). That tells who
     stayed in the quorum longest, not whose raft log is newest: the Engine API shows no raft index
     and the log on disk is encrypted. Records within `tolerance` of the latest are a tie (the
-    managers of the last quorum always tie; each holds every committed entry), broken by the lowest
-    node id, so every survivor that runs the command names the same one."""
+    managers of the last quorum always tie), broken by the lowest node id, so every survivor that
+    runs the command names the same one."""
     latest = max((seen for seen in leader_seen.values() if seen is not None), default=None)
     tied = [
         node

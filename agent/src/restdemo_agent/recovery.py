@@ -3,9 +3,13 @@ from that manager's raft log (Docker's "Recover from losing the quorum": `--forc
 
 from __future__ import annotations
 
+import http.client
 import time
+import urllib.error
+import urllib.request
 
 from restdemo_agent.aws import Lifecycle, SwarmState, running_instances
+from restdemo_agent.contract import READINESS_PORT
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
 from restdemo_agent.log import log
@@ -31,6 +35,7 @@ def recover(
     ec2,
     *,
     recorded_every: float,
+    readiness_port: int = READINESS_PORT,
     here: bool = False,
     leader_timeout: float = 60.0,
 ) -> dict:
@@ -41,7 +46,9 @@ def recover(
     services stay: they are in the raft log kept. Run again on the manager that now leads (after
     a step failed), it finishes the steps after the new cluster. `recorded_every`: how often each
     agent records that it saw a leader. Returns what was done."""
-    node_id, leading = _check_survivor(me, engine, state, here=here, recorded_every=recorded_every)
+    node_id, leading = _check_survivor(
+        me, engine, state, here=here, recorded_every=recorded_every, readiness_port=readiness_port
+    )
     if (holder := state.claim_recovery(node_id, time.time(), RECOVERY_HOLD_SECONDS)) is not None:
         raise RecoveryRefused(
             f"manager {holder.get('node_id')} is recovering this swarm (since {holder.get('updated')})"
@@ -63,7 +70,23 @@ def recover(
     return {"node_id": node_id, "removed": removed}
 
 
-def _check_survivor(me: Identity, engine: Engine, state: SwarmState, *, here: bool, recorded_every: float):
+def agent_answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    """Do a manager's agent and engine answer (its readiness endpoint, any status: a survivor without
+    a quorum says 503)? Not a TCP connect to 2377: the kernel completes that handshake for a hung or
+    stopped dockerd too, and a hung manager cannot be recovered on."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:{port}/ready", timeout=timeout) as answer:
+            answer.read()
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError, http.client.HTTPException):  # refused, timed out, not HTTP
+        return False
+
+
+def _check_survivor(
+    me: Identity, engine: Engine, state: SwarmState, *, here: bool, recorded_every: float, readiness_port: int
+):
     """This node's id, and whether it leads already (a second run); raises RecoveryRefused when
     there is nothing to recover or recovering here would lose something."""
     swarm = engine.swarm()
@@ -85,7 +108,7 @@ def _check_survivor(me: Identity, engine: Engine, state: SwarmState, *, here: bo
             f"manager {elsewhere} saw a leader in the last {2 * recorded_every:.0f} s: the quorum may be alive "
             "across a partition; run recover once no manager has seen one for that long"
         )
-    alive = {m["NodeID"] for m in others if engine.manager_answers(m.get("Addr", "").rpartition(":")[0])}
+    alive = {m["NodeID"] for m in others if agent_answers(m.get("Addr", "").rpartition(":")[0], readiness_port)}
     survivors = {node: at for node, at in seen.items() if node in alive} | {node_id: state.leader_seen(node_id)}
     chosen = recovery_survivor(survivors, recorded_every)
     if chosen != node_id and not here:

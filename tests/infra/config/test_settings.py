@@ -251,9 +251,11 @@ def test_a_certificate_needs_the_domain_it_covers_and_a_domain_needs_a_zone_or_a
 
 def test_the_runbook_address_is_a_link_a_mail_client_opens():
     assert error_of({**AWS_OK, "restdemo:runbookUrl": "docs/operations.md"}).splitlines()[1:] == [
-        '  restdemo:runbookUrl = "docs/operations.md": must be an https:// address without a #fragment, such as '
-        "https://github.com/your-org/your-repo/blob/main/docs/operations.md"
+        '  restdemo:runbookUrl = "docs/operations.md": must be an https:// address without a #fragment, quotes, '
+        "backslashes or angle brackets, such as https://github.com/your-org/your-repo/blob/main/docs/operations.md"
     ]
+    for bad in ('https://wiki.example.com/"runbook"', "https://wiki.example.com/<team>/runbook"):
+        assert "restdemo:runbookUrl" in error_of({**AWS_OK, "restdemo:runbookUrl": bad})
     url = "https://github.com/example/restdemo/blob/main/docs/operations.md"
     assert parse_settings({**AWS_OK, "restdemo:runbookUrl": url}).runbook_url == url
 
