@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pulumi
-import pulumi_docker as docker
 from pulumi.runtime.config import CONFIG, is_config_secret
 
 from infra.admin.endpoint import AdminEndpoint
@@ -16,6 +15,7 @@ from infra.admin.tunnel import tunnel_host, wait_for_tunnel
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
 from infra.image.image import AGENT_TARGET, Image
+from infra.image.pull import PullCredentials, puller_role_name
 from infra.image.registry import Registry
 from infra.monitoring.alarms import Watched
 from infra.monitoring.monitoring import Monitoring
@@ -23,10 +23,11 @@ from infra.network.certificate import DomainCertificate
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.service.service import DockerEndpoint, SwarmService, spread_over
+from infra.swarm.iam import node_role_name
 from infra.swarm.secrets_key import SecretsKey
 from infra.swarm.state import manager_shell
 from infra.swarm.swarm import Swarm
-from restdemo_agent.contract import LABEL_ZONE, ssm_prefix
+from restdemo_agent.contract import LABEL_ZONE, ROLES, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT_DIR = REPO / "agent"
@@ -57,9 +58,20 @@ def revision_of(directory: Path, repo: Path = REPO, dockerfile: Path | None = No
         return "unknown"
 
 
+def node_roles(settings: Settings) -> list[str]:
+    """The roles that may pull the stack's images and never write one (by name: they are made after
+    the registries): the swarm nodes' and the pull-only role whose login swarm stores. A node taken
+    over must not write what the next deploy runs."""
+    if settings.platform != "aws":
+        return []
+    stack = pulumi.get_stack()
+    roles = [node_role_name(stack, settings.aws_region, role) for role in ROLES]
+    return [f"arn:aws:iam::*:role/{name}" for name in [*roles, puller_role_name(stack, settings.aws_region)]]
+
+
 def main() -> dict[str, pulumi.Input]:
     settings = load_settings()
-    registry = Registry("registry", settings=settings, repository=settings.service_name)
+    registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=node_roles(settings))
     image = Image(
         "restdemo",
         settings=settings,
@@ -120,7 +132,9 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         ssm_prefix=ssm_prefix(pulumi.get_stack()),
         secrets_key_id=secrets_key.key_id,
     )
-    agent_registry = Registry("agent-registry", settings=settings, repository="restdemo-agent")
+    agent_registry = Registry(
+        "agent-registry", settings=settings, repository="restdemo-agent", pull_only=node_roles(settings)
+    )
     agent = Image(
         "agent",
         settings=settings,
@@ -141,6 +155,12 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         repository_arns=[registry.arn, agent_registry.arn],
         agent_image=agent.ref,
     )
+    pull = PullCredentials(
+        "pull",
+        settings=settings,
+        repository_arns=[registry.arn, agent_registry.arn],
+        server=registry.server,
+    )
     monitoring = Monitoring(
         "monitoring",
         settings=settings,
@@ -158,13 +178,8 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "restdemo",
         settings=settings,
         image_ref=image.ref,
-        endpoint=dataclasses.replace(
-            admin.docker,
-            host=docker_host,
-            registry_auth=docker.ProviderRegistryAuthArgs(
-                address=registry.server, username=registry.username, password=registry.password
-            ),
-        ),
+        # A pull-only role's login: swarm hands it to every node that runs a replica.
+        endpoint=dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
         placement_prefs=[spread_over(LABEL_ZONE)],
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),

@@ -48,6 +48,37 @@ def ecr_lifecycle_policy(keep: int) -> str:
     )  # fmt: skip
 
 
+# What changes a repository's images or tags (ECR's push and delete actions, and its tag rules).
+WRITES = [
+    "ecr:BatchDeleteImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:PutImageTagMutability",
+    "ecr:UploadLayerPart",
+]
+
+
+def deny_writes(principals: list[str]) -> str:
+    """A repository policy: these roles may never write to it, whatever their own policies say. By
+    aws:PrincipalArn, since a Principal element must name roles that exist, and the nodes' come later."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "NodesOnlyPull",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": WRITES,
+                    "Condition": {"ArnLike": {"aws:PrincipalArn": sorted(principals)}},
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
 class Registry(pulumi.ComponentResource):
     """Where the stack's images are pushed: an ECR repository, a registry run on 127.0.0.1, or one named in settings.
 
@@ -57,6 +88,7 @@ class Registry(pulumi.ComponentResource):
         settings: the stack's settings (platform, an existing registry's address, the local registry's image and port,
             how many images ECR keeps).
         repository: the repository's name (the service's, or `restdemo-agent`; on AWS, suffixed with `-<stack>`).
+        pull_only: ARN patterns of the roles the ECR repository's policy denies every write (the nodes').
         opts: resource options.
 
     Gives:
@@ -78,12 +110,13 @@ class Registry(pulumi.ComponentResource):
         *,
         settings: Settings,
         repository: str,
+        pull_only: list[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:registry:Registry", name, None, opts)
         self.username = self.password = self.arn = None
         if settings.platform == "aws":
-            self._ecr(name, settings, repository)
+            self._ecr(name, settings, repository, pull_only or [])
         elif settings.registry_address:
             self.server = pulumi.Output.from_input(settings.registry_address)
             self.repository = pulumi.Output.from_input(f"{settings.registry_address}/{repository}")
@@ -91,7 +124,7 @@ class Registry(pulumi.ComponentResource):
             self._local(name, settings, repository)
         self.register_outputs({"server": self.server, "repository": self.repository})
 
-    def _ecr(self, name: str, settings: Settings, repository_name: str) -> None:
+    def _ecr(self, name: str, settings: Settings, repository_name: str, pull_only: list[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(
             name,
@@ -108,6 +141,8 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             name, repository=repository.name, policy=ecr_lifecycle_policy(settings.ecr_keep_images), opts=child
         )
+        if pull_only:
+            aws.ecr.RepositoryPolicy(name, repository=repository.name, policy=deny_writes(pull_only), opts=child)
         token = aws.ecr.get_authorization_token_output(
             registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )

@@ -2,8 +2,10 @@
 "SwarmService" says, through a docker provider for that swarm's engine.
 
 Every field the daemon would otherwise default is set explicitly, in the daemon's own
-spelling, so a second preview shows no changes. No registry password goes into
-`docker.Service.auth`: it would replace the service whenever the password changes.
+spelling, so a second preview shows no changes. The registry login that goes with the service
+(the provider's `registry_auth`; never `docker.Service.auth`, which would replace the service
+whenever the password changes) is a pull-only role's: swarm stores it for every node that runs a
+replica (infra/image/pull.py).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class DockerEndpoint:
     ca_pem: pulumi.Input[str] | None = None
     cert_pem: pulumi.Input[str] | None = None
     key_pem: pulumi.Input[str] | None = None
-    # Registry login the provider sends with the service (`--with-registry-auth`), so the
-    # nodes can pull from a private registry. Never in docker.Service.auth (see above).
+    # The login the provider sends with the service (`--with-registry-auth`): swarm stores it for its
+    # nodes' pulls. A pull-only one (`PullCredentials`); never in docker.Service.auth (see above).
     registry_auth: docker.ProviderRegistryAuthArgs | None = None
 
 
@@ -159,7 +161,7 @@ class SwarmService(pulumi.ComponentResource):
         settings: the stack's settings (platform, version, replicas, the image contract: name, ports, health
             check, environment; update and converge timings).
         image_ref: the image the service runs, pinned by digest.
-        endpoint: where the swarm's Docker API is, its TLS material and the registry login (`DockerEndpoint`).
+        endpoint: where the swarm's Docker API is, its TLS material and the pull-only registry login (`DockerEndpoint`).
         placement_prefs: spread descriptors for the tasks' placement (`spread_over`); none by default.
         opts: resource options.
 

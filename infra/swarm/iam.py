@@ -25,6 +25,16 @@ def allow(actions: list[str], resources: list[str] | str) -> dict:
     return {"Effect": "Allow", "Action": sorted(actions), "Resource": resources}
 
 
+def account_trusts(account: str) -> dict:
+    """Trust policy: principals of `account` may assume the role, as their own IAM policies allow."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+
+
 def assume_role(service: str) -> str:
     """Trust policy: only `service` (ec2.amazonaws.com, autoscaling.amazonaws.com) assumes the role."""
     return policy({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})

@@ -173,6 +173,13 @@ def test_credentials_are_never_refreshed_during_a_rollout():
         assert not credentials_refresh_due(service(state), registry, 100, None, 3600)
     assert not credentials_refresh_due(service(), registry, 100, 50, 3600)  # not due yet
     assert not credentials_refresh_due(service(image="haproxy:2.8"), registry, 100, None, 3600)
+    # A deploy since the last refresh (its version moved on): its own, shorter-lived login is replaced.
+    deployed = {**service("completed"), "Version": {"Index": 812}}
+    assert credentials_refresh_due(deployed, registry, 100, 50, 3600, last_version=790)
+    assert not credentials_refresh_due(deployed, registry, 100, 50, 3600, last_version=812)
+    assert not credentials_refresh_due(
+        {**deployed, "UpdateStatus": {"State": "updating"}}, registry, 100, 50, 3600, 790
+    )
 
 
 def test_a_worker_is_orphaned_when_the_live_record_names_a_manager_it_does_not_know():

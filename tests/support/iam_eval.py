@@ -125,3 +125,18 @@ def kms_allows(key_policy: dict, policies: list[dict], request: Request) -> bool
         return False
     allows = {kind for s, kind in key if s["Effect"] == "Allow"}
     return "direct" in allows or ("account" in allows and any(s["Effect"] == "Allow" for s in identity))
+
+
+def resource_allows(resource_policy: dict | None, policies: list[dict], request: Request) -> bool:
+    """A request to a resource with a resource-based policy, within one account (IAM User Guide,
+    "Policy evaluation logic", "Resource-based policies"): an explicit Deny in either policy wins;
+    otherwise an Allow in the identity policies, or in the resource policy for the caller itself
+    (its ARN, or `*`), is enough. A statement naming the account root delegates to IAM."""
+    identity = [s for p in policies for s in _listed(p["Statement"]) if _applies(s, request)]
+    named = [(s, principal_kind(s, request)) for s in _listed((resource_policy or {}).get("Statement", []))]
+    resource = [(s, kind) for s, kind in named if kind and _applies(s, request)]
+    if any(s["Effect"] == "Deny" for s in identity) or any(s["Effect"] == "Deny" for s, _ in resource):
+        return False
+    return any(s["Effect"] == "Allow" for s in identity) or any(
+        s["Effect"] == "Allow" and kind == "direct" for s, kind in resource
+    )

@@ -215,6 +215,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.region = region
         self.registered: list[Registered] = []
         self.calls: list[tuple[str, dict]] = []
+        self.call_providers: list[tuple[str, str]] = []  # (token, the provider reference it went through)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         secrets: list[str] = []
@@ -226,6 +227,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.calls.append((args.token, dict(args.args)))
+        self.call_providers.append((args.token, args.provider or ""))
         if args.token in INVOKES:
             return INVOKES[args.token](self.region)
         raise NotImplementedError(f"the program invoked {args.token}, which these mocks do not know")
@@ -259,6 +261,7 @@ class ProgramRun:
     outputs: dict[str, Any]
     secret_outputs: list[str]
     calls: list[tuple[str, dict]] = field(default_factory=list)
+    call_providers: list[tuple[str, str]] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.registered if r.type == typ]
@@ -352,4 +355,4 @@ def _run(stack: str, config: dict[str, Any] | None, preview: bool, main) -> Prog
         return pulumi.Output.all(*exported.values())
 
     program()
-    return ProgramRun(stack, mocks.registered, outputs, secret_outputs, mocks.calls)
+    return ProgramRun(stack, mocks.registered, outputs, secret_outputs, mocks.calls, mocks.call_providers)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.support.aws_stack import AWS_STACKS, GROUP
+from tests.support.pulumi_program import REPO
+
+sys.path.insert(0, str(REPO / "policy"))
+from rules import takes_tags  # noqa: E402
 
 pytestmark = pytest.mark.unit
 # The `run` fixture (tests/infra/conftest.py) runs the program once per stack named here.
@@ -12,23 +18,9 @@ STACKS_UNDER_TEST = AWS_STACKS
 
 
 def test_every_taggable_aws_resource_carries_project_stack_owner(run):
-    untaggable = {
-        "aws:ec2/routeTableAssociation:RouteTableAssociation",
-        "aws:iam/rolePolicy:RolePolicy",
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-        "aws:ecr/lifecyclePolicy:LifecyclePolicy",
-        "aws:autoscaling/attachment:Attachment",
-        "aws:autoscaling/lifecycleHook:LifecycleHook",
-        "aws:kms/alias:Alias",
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-        "aws:sns/topicPolicy:TopicPolicy",
-        "aws:sns/topicSubscription:TopicSubscription",
-        "aws:cloudwatch/eventTarget:EventTarget",
-        "aws:cloudwatch/dashboard:Dashboard",
-    }
+    """Taggable as the aws provider's schema says (the policy pack's rule reads it the same way)."""
     for resource in run.registered:
-        if not resource.type.startswith("aws:") or resource.type in untaggable:
+        if not resource.type.startswith("aws:") or not takes_tags(resource.type):
             continue
         if resource.type == GROUP:
             found = {t["key"]: t["value"] for t in resource.inputs["tags"]}

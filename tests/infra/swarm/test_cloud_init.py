@@ -311,6 +311,7 @@ def test_only_a_managers_watchdog_waits_its_turn_and_the_guide_counts_the_units(
     assert manager.index("dynamodb put-item") < manager.index("set-instance-health")
     assert "dynamodb" not in worker and "describe-auto-scaling-groups" not in worker
     guide = (REPO / "docs" / "operations.md").read_text()
-    assert f"installs {['no', 'one', 'two', 'three', 'four', 'five'][len(NODE_UNITS)]} systemd units" in guide
+    count = ["no", "one", "two", "three", "four", "five"][len(NODE_UNITS)]
+    assert f"installs and enables {count} systemd units" in guide
     section = guide[guide.index("### What runs on each node") : guide.index("The agent writes one JSON line")]
     assert [unit for unit in NODE_UNITS if f"- `{unit}`" not in section] == []

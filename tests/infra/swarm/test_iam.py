@@ -18,7 +18,7 @@ import pytest
 
 from infra.swarm.iam import SESSION_MANAGER_ACTIONS
 from tests.support.aws_stack import AWS_STACKS, policy_of
-from tests.support.iam_eval import Request, identity_allows, kms_allows
+from tests.support.iam_eval import Request, identity_allows, kms_allows, resource_allows
 from tests.support.pulumi_program import (
     ACCOUNT,
     REPO,
@@ -173,6 +173,33 @@ def test_the_evaluator_applies_awss_rules():
     assert not kms_allows({"Statement": []}, [iam], decrypt)
     with pytest.raises(ValueError, match="condition operator DateGreaterThan is not evaluated here"):
         identity_allows([{"Statement": [needs | {"Condition": {"DateGreaterThan": {}}}]}], Request(role, "a:b", "*"))
+
+
+def test_the_evaluator_applies_resource_policies():
+    """Within one account an Allow in either the identity or the resource policy is enough; a Deny in
+    either wins; a resource policy naming the account root leaves it to IAM."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/r"
+    repository = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/x"
+    push = Request(role, "ecr:PutImage", repository)
+    iam = {"Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}
+    names_role = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": role}, "Action": "ecr:PutImage"}]}
+    names_account = {
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "ecr:*"}]
+    }
+    deny = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "ecr:PutImage",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::*:role/{role.rpartition('/')[2]}"}},
+            }
+        ]
+    }
+    assert resource_allows(None, [iam], push) and resource_allows(names_role, [], push)
+    assert not resource_allows(names_account, [], push) and resource_allows(names_account, [iam], push)
+    assert not resource_allows(deny, [iam], push)
+    assert resource_allows(deny, [iam], Request(f"arn:aws:iam::{ACCOUNT}:role/other", "ecr:PutImage", repository))
 
 
 def test_a_worker_is_denied_the_manager_token(dev):
