@@ -25,6 +25,7 @@ from restdemo_agent.contract import (
     LABEL_ZONE,
     NODE_STATE_DIR,
     READINESS_PORT,
+    REPLACE_REQUEST,
     REPLACEMENT_LEASE_KEY,
     SETUP_RUNS,
     SETUP_SUCCESSES,
@@ -46,6 +47,7 @@ NODE_UNITS = (
     "restdemo-agent.service",
     "restdemo-daemon-logs.service",
     "restdemo-engine-watchdog.timer",
+    "restdemo-replace-me.path",
 )
 WATCHDOG_EVERY_SECONDS = 20
 # Containers' output waits in a buffer this large when CloudWatch Logs is slow, instead of blocking
@@ -258,9 +260,8 @@ state=$(aws_call autoscaling describe-auto-scaling-instances --instance-ids "$in
 if [ "$state" != InService ]; then
   echo "engine-dead seconds=$silent lifecycle=$state: not in service, left alone"; exit 0
 fi
-{replacement_gate}aws_call autoscaling set-instance-health --instance-id "$instance" --health-status Unhealthy \\
-  --no-should-respect-grace-period || exit 1
-echo "engine-dead seconds=$silent: marked $instance unhealthy; its group replaces it"
+{replacement_gate}echo "engine-dead seconds=$silent: replacing $instance"
+exec {replace_me} "the engine watchdog: dockerd silent $silent s"
 """
 
 
@@ -329,7 +330,42 @@ def watchdog_script(node: NodeConfig) -> str:
         region=shlex.quote(node.region),
         dead_after=node.engine_dead_after_seconds,
         replacement_gate=gate,
+        replace_me="${RESTDEMO_REPLACE_ME:-" + REPLACE_ME + "}",
     )
+
+
+# A node replaces itself by powering off: EC2 Auto Scaling treats an instance in any state but
+# `running` as unhealthy at once and replaces it ("Health checks for instances in an Auto Scaling
+# group"). No node needs SetInstanceHealth, which IAM cannot limit to the caller's own instance
+# (its only resource is the group, its only condition keys the group's tags): a worker holding it
+# could have every other worker replaced.
+REPLACE_ME = "/usr/local/sbin/restdemo-replace-me"
+REPLACE_ME_SCRIPT = """#!/bin/bash
+# restdemo: replace this node (rendered by infra/swarm/cloud_init.py). Run by the engine watchdog,
+# and by restdemo-replace-me.path when the node agent asks ({request}). Powering off is enough: its
+# group replaces an instance that is not running. No AWS call, so no permission over other nodes.
+set -u
+reason=${{1:-$(cat {request} 2>/dev/null || echo "asked")}}
+echo "replacing this node: $reason"
+rm -f {request}  # a node started again by hand is not powered off again for an old request
+sync
+${{RESTDEMO_POWEROFF:-systemctl poweroff --force}}
+"""
+
+
+def replace_me_units() -> dict[str, str]:
+    """The agent runs in a container: it asks the host to replace the node by writing the request
+    file into the node's state directory (mounted into its container), which this path unit watches."""
+    return {
+        "restdemo-replace-me.path": (
+            "[Unit]\nDescription=restdemo: replace this node when its agent asks\n\n"
+            f"[Path]\nPathExists={NODE_STATE_DIR}/{REPLACE_REQUEST}\n\n[Install]\nWantedBy=multi-user.target\n"
+        ),
+        "restdemo-replace-me.service": (
+            "[Unit]\nDescription=restdemo: power this node off, so that its group replaces it\n\n"
+            f"[Service]\nType=oneshot\nExecStart={REPLACE_ME}\n"
+        ),
+    }
 
 
 def watchdog_units() -> dict[str, str]:
@@ -368,8 +404,13 @@ def render(node: NodeConfig) -> str:
         {"path": "/usr/local/sbin/restdemo-engine-watchdog", "permissions": "0755", "content": watchdog_script(node)},
         *(
             {"path": f"/etc/systemd/system/{unit}", "permissions": "0644", "content": content}
-            for unit, content in watchdog_units().items()
+            for unit, content in (watchdog_units() | replace_me_units()).items()
         ),
+        {
+            "path": REPLACE_ME,
+            "permissions": "0755",
+            "content": REPLACE_ME_SCRIPT.format(request=f"{NODE_STATE_DIR}/{REPLACE_REQUEST}"),
+        },
         {
             "path": "/etc/systemd/system/restdemo-daemon-logs.service",
             "permissions": "0644",

@@ -139,6 +139,7 @@ def manager_statements(arns: StackArns) -> list[dict]:
             ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
             sorted(arns.groups.values()),
         ),
+        # `recover`: the lost managers' instances replaced (a node replaces itself by powering off).
         allow(["autoscaling:SetInstanceHealth"], [arns.groups["manager"]]),
         # Describe* calls cannot be scoped to resources.
         allow(
@@ -154,14 +155,12 @@ def manager_statements(arns: StackArns) -> list[dict]:
 
 
 def worker_statements(arns: StackArns) -> list[dict]:
-    """Workers read the primary record and the worker join token, and may ask their own group to
-    replace them (the agent when it cannot join, the watchdog when the engine is dead); nothing of
-    the swarm's state, queue or lifecycle actions."""
+    """Workers read the primary record and the worker join token; nothing of the swarm's state, queue
+    or lifecycle actions, and no instance's health: a worker that must go powers itself off."""
     return [
         allow(["dynamodb:GetItem"], [arns.table]),
         allow(["ssm:GetParameter"], arns.secrets("worker")),
         decrypt(arns, ["kms:Decrypt"], arns.secrets("worker")),
-        allow(["autoscaling:SetInstanceHealth"], [arns.groups["worker"]]),
         # The engine watchdog reads its own lifecycle state (a Describe call: no resource scoping).
         allow(["autoscaling:DescribeAutoScalingInstances"], "*"),
     ]

@@ -234,3 +234,18 @@ def test_an_unhealthy_instance_is_replaced_through_both_hooks_at_the_same_capaci
     assert [(b["LifecycleHookName"], b["EC2InstanceId"]) for b in notifications(clients, queue)] == [
         ("joined", replacement)
     ]
+
+
+def test_a_stopped_instance_is_unhealthy_and_replaced_like_a_marked_one(asg):
+    """The EC2 health check: an instance not `running` is unhealthy at once (a node that powered
+    itself off, as the engine watchdog and the agent have it do)."""
+    clients, (stopped, healthy), _, model, clock = asg
+    model.replace_unhealthy_in(GROUP)
+    clients["ec2"].stop_instances(InstanceIds=[stopped])
+    model.replace_unhealthy()
+    group = clients["autoscaling"].describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"][0]
+    assert {i["InstanceId"]: i["HealthStatus"] for i in group["Instances"]} == {
+        stopped: "Unhealthy",
+        healthy: "Healthy",
+    }
+    assert lifecycle_state(clients, stopped) == "Terminating:Wait"

@@ -1,9 +1,9 @@
 """The engine watchdog (infra/swarm/cloud_init.py watchdog_script) on a lab node: the script the
 nodes' timer runs, with the AWS CLI, against the node's own dockerd and the lab's moto. A dead
-engine gets its instance marked unhealthy, which Auto Scaling replaces (moto keeps the mark and
-replaces nothing; the lifecycle model replaces it for the groups a test names, as "Health checks
-for instances in an Auto Scaling group" documents); a node that is leaving is left alone; managers
-go one at a time."""
+engine has its node power itself off (the node's replace-me script; its power-off stands for what
+EC2 then reports, an instance stopped), which Auto Scaling replaces (moto does not; the lifecycle
+model does for the groups a test names, as "Health checks for instances in an Auto Scaling group"
+documents); a node that is leaving is left alone; managers go one at a time."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.swarm.cloud_init import watchdog_script
+from infra.swarm.cloud_init import REPLACE_ME_SCRIPT, watchdog_script
 from tests.agent.conftest import aws, create_stack, form
 from tests.agent.lab import RUN, LabNode
 from tests.agent.test_healing import LeaderProbe
@@ -39,8 +39,18 @@ def members(url: str, group: str) -> dict[str, tuple[str, str]]:
     return {i["InstanceId"]: (i["LifecycleState"], i["HealthStatus"]) for i in found["Instances"]}
 
 
-def health(url: str, instance_id: str, group: str = f"restdemo-{STACK}-workers") -> str:
-    return members(url, group)[instance_id][1]
+def replace_me_script(watchdog: Path) -> Path:
+    """cloud-init's restdemo-replace-me, beside the rendered watchdog."""
+    path = watchdog.parent / "restdemo-replace-me"
+    if not path.exists():
+        path.write_text(REPLACE_ME_SCRIPT.format(request=f"{watchdog.parent}/replace-me"))
+        path.chmod(0o755)
+    return path
+
+
+def ec2_state(url: str, instance_id: str) -> str:
+    (reservation,) = aws(url, "ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return reservation["Instances"][0]["State"]["Name"]
 
 
 def rendered(directory: Path, node) -> Path:
@@ -72,6 +82,9 @@ def look(watchdog: Path, node: LabNode, url: str) -> subprocess.CompletedProcess
         "RESTDEMO_INSTANCE_ID": node.instance_id,
         # The lab's engines are not systemd's: the restart is only logged.
         "RESTDEMO_ENGINE_RESTART": "true",
+        # The node's own replace-me script, its power-off standing for what EC2 then reports: stopped.
+        "RESTDEMO_REPLACE_ME": str(replace_me_script(watchdog)),
+        "RESTDEMO_POWEROFF": f"aws ec2 stop-instances --region eu-west-1 --instance-ids {node.instance_id}",
     }
     return subprocess.run([*node.enter, str(watchdog)], env=environment, capture_output=True, text=True, timeout=60)
 
@@ -81,19 +94,20 @@ def test_dead_engine_replaced(lab_aws, nodes, watchdog):
     create_stack(url, STACK)
     node = nodes.add("wd1", "worker", STACK)
     assert look(watchdog, node, url).returncode == 0
-    assert health(url, node.instance_id) == "Healthy"
     node.stop_engine(kill=True)
     silent = look(watchdog, node, url)
     assert (silent.returncode, silent.stdout.startswith("engine-silent seconds=")) == (0, True), silent
-    assert health(url, node.instance_id) == "Healthy"  # within the bound: a restart, a busy engine
+    assert ec2_state(url, node.instance_id) == "running"  # within the bound: a restart, a busy engine
     time.sleep(DEAD_AFTER + 1)
     restart = look(watchdog, node, url)  # half the bound passed: one restart first
     assert restart.stdout.startswith("engine-restart seconds="), restart
-    assert health(url, node.instance_id) == "Healthy"
+    assert ec2_state(url, node.instance_id) == "running"
     dead = look(watchdog, node, url)
     assert dead.returncode == 0, dead.stderr
-    assert dead.stdout.endswith(f"marked {node.instance_id} unhealthy; its group replaces it\n")
-    assert health(url, node.instance_id) == "Unhealthy"
+    assert dead.stdout.startswith("engine-dead seconds=") and f"replacing {node.instance_id}\n" in dead.stdout
+    assert "replacing this node: the engine watchdog: dockerd silent" in dead.stdout
+    # It powered itself off: its group sees an instance that is not running (no AWS call of its own).
+    assert ec2_state(url, node.instance_id) in ("stopping", "stopped")
 
 
 def test_a_leaving_or_paused_node_whose_engine_stopped_is_left_alone(lab_aws, nodes, watchdog):
@@ -114,7 +128,7 @@ def test_a_leaving_or_paused_node_whose_engine_stopped_is_left_alone(lab_aws, no
     left = look(watchdog, node, url)
     assert left.returncode == 0, left.stderr
     assert left.stdout.strip().endswith("lifecycle=Terminating:Wait: not in service, left alone")
-    assert health(url, node.instance_id) == "Healthy"
+    assert ec2_state(url, node.instance_id) == "running"
 
 
 MANAGERS_STACK = "watchq"
@@ -166,7 +180,7 @@ def test_watchdog_replaces_one_manager_at_a_time(lab_aws, nodes, tmp_path):
             with ThreadPoolExecutor(2) as looks:  # then both decide at the same moment
                 outputs = list(looks.map(lambda n: look(script, n, url).stdout, hung))
             said = {n.name: out for n, out in zip(hung, outputs, strict=True)}
-            marked = [n for n in hung if health(url, n.instance_id, MANAGERS_GROUP) == "Unhealthy"]
+            marked = [n for n in hung if ec2_state(url, n.instance_id) != "running"]
             assert len(marked) == 1, said
             (first,) = marked
             (second,) = [n for n in hung if n is not first]
@@ -188,7 +202,8 @@ def test_watchdog_replaces_one_manager_at_a_time(lab_aws, nodes, tmp_path):
 
             # Now the second goes: the lease's holder has left and the group is whole again.
             gone = look(script, second, url)
-            assert gone.stdout.endswith(f"marked {second.instance_id} unhealthy; its group replaces it\n"), gone
+            assert f"replacing {second.instance_id}\n" in gone.stdout, gone
+            assert ec2_state(url, second.instance_id) != "running"
         assert probe.leaderless == []
         reachable = [
             n

@@ -16,7 +16,8 @@ Semantics, from the Amazon EC2 Auto Scaling User Guide, "Amazon EC2 Auto Scaling
 - an instance the group launches itself (moto does when one of its instances is terminated, to
   keep the desired capacity) goes through the launch hook too, like any other launch;
 - health replacement, for the groups a test names (`replace_unhealthy_in`; moto does none): an
-  in-service instance marked Unhealthy (SetInstanceHealth) is terminated, through the termination
+  in-service instance marked Unhealthy (SetInstanceHealth), or not `running` (stopped: the EC2
+  health check "immediately marks the instance as unhealthy"), is terminated, through the termination
   hook, and a new one launched in its place, through the launch hook, the desired capacity
   unchanged (User Guide, "Health checks for instances in an Auto Scaling group": "Amazon EC2
   Auto Scaling ... terminates the unhealthy instance and launches a replacement"; "Replace
@@ -136,6 +137,8 @@ class LifecycleModel:
             for name in sorted(self.replacing_groups):
                 group = backend.autoscaling_groups.get(name)
                 for state in list(group.instance_states if group else []):
+                    if state.instance.state != "running":  # the EC2 health check: unhealthy at once
+                        state.health_status = "Unhealthy"
                     marked = state.health_status == "Unhealthy" and state.lifecycle_state == "InService"
                     if marked and state.instance.id not in self.health_replacements:
                         self.health_replacements.add(state.instance.id)

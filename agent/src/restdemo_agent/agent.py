@@ -26,6 +26,7 @@ from restdemo_agent.contract import (
     DISK_USED_PERCENT,
     MEMORY_USED_PERCENT,
     NODE_SETUP_FAILURES,
+    REPLACE_REQUEST,
     SETUP_FAILURES_REPORTED,
     SETUP_RUNS,
     SETUP_SUCCESSES,
@@ -184,6 +185,7 @@ class Agent:
     ecr: object
     refresh_every: float = 4 * 3600.0
     refreshed: dict[str, float] = field(default_factory=dict)  # service id -> when its credentials were sent
+    refreshed_versions: dict[str, int] = field(default_factory=dict)  # service id -> its version after that
     published_tokens: dict[str, str] = field(default_factory=dict)
     confirmed_at: float = -1e18  # when the leader last confirmed the primary record
     leader_seen_at: float = -1e18  # when this manager last recorded that it saw a leader
@@ -234,9 +236,8 @@ class Agent:
     def join_or_give_up(self) -> bool:
         """Become a member; the leader then ends this instance's launch hook (a manager ends its own
         too: during an upgrade the leader may run an agent that does not). A node that cannot join
-        asks its group to replace it; a manager also abandons its launch at once, a worker (no
-        lifecycle permission) lets the hook's default ABANDON do it. Never a node whose engine holds
-        swarm state, or does not say (plan.may_give_up_instance)."""
+        has itself replaced (request_replacement); a manager also abandons its launch at once.
+        Never a node whose engine holds swarm state, or does not say (plan.may_give_up_instance)."""
         env = self.environment
         result = bootstrap_until_member(
             self.role,
@@ -256,15 +257,20 @@ class Agent:
                 reason = f"swarm state {local_state}" if local_state else "the engine does not answer"
                 log("bootstrap-gave-up-kept", instance_id=self.me.instance_id, reason=reason)
                 return True
-            self.write_metrics({BOOTSTRAP_GAVE_UP: 1})  # first: it pages even if the calls below fail
+            self.write_metrics({BOOTSTRAP_GAVE_UP: 1})  # first: it pages even if what follows fails
             if self.role == "manager":
                 self.lifecycle.complete_launch(env.group_name, self.me.instance_id, "ABANDON")
-            self.lifecycle.mark_unhealthy(self.me.instance_id)
-            log("marked-unhealthy", instance_id=self.me.instance_id)
+            self.request_replacement(f"bootstrap gave up after {env.bootstrap_timeout_seconds} s")
             return False
         if self.role == "manager" and self.lifecycle.complete_launch(env.group_name, self.me.instance_id):
             log("launch-complete", instance_id=self.me.instance_id, group=env.group_name)
         return True
+
+    def request_replacement(self, reason: str) -> None:
+        """Ask the host to power the node off (cloud-init's restdemo-replace-me.path), so that its group
+        replaces it: no AWS call, so no node holds a permission over others (SetInstanceHealth)."""
+        (Path(self.environment.node_state_dir) / REPLACE_REQUEST).write_text(reason + "\n")
+        log("replacement-requested", instance_id=self.me.instance_id, reason=reason)
 
     def managers_running(self) -> list[str]:
         group = self.environment.group_name
@@ -457,14 +463,17 @@ class Agent:
         self.published_tokens = tokens
 
     def refresh_registry_credentials(self) -> None:
-        """Hand swarm fresh ECR credentials for services pulling from it, without restarting tasks
-        and never during a rollout (plan.credentials_refresh_due)."""
+        """Hand swarm fresh ECR credentials (the managers' own, pull-only) for services pulling from it,
+        without restarting tasks and never during a rollout; soon after a deploy too, whose login (a
+        pull-only role's, an hour's) they replace (plan.credentials_refresh_due)."""
         now = time.monotonic()
         registry = self.environment.registry
         due = [
             s
             for s in self.engine.services()
-            if credentials_refresh_due(s, registry, now, self.refreshed.get(s["ID"]), self.refresh_every)
+            if credentials_refresh_due(
+                s, registry, now, self.refreshed.get(s["ID"]), self.refresh_every, self.refreshed_versions.get(s["ID"])
+            )
         ]
         if not due:
             return
@@ -472,6 +481,8 @@ class Agent:
         for service in due:
             self.engine.send_registry_auth(service, header)
             self.refreshed[service["ID"]] = now
+            # Its version after this update: a later one is someone else's (a deploy's own login).
+            self.refreshed_versions[service["ID"]] = self.engine.service_version(service["ID"])
             log("registry-credentials-refreshed", service=service["Spec"]["Name"])
 
     def prune(self) -> None:

@@ -69,6 +69,9 @@ DOCKER_ROOT = "/var/lib/docker"
 # the difference, the failed setups, once (NODE_SETUP_FAILURES), and notes what it reported.
 NODE_STATE_DIR = "/var/lib/restdemo"
 SETUP_RUNS, SETUP_SUCCESSES, SETUP_FAILURES_REPORTED = "setup-runs", "setup-successes", "setup-failures-reported"
+# The agent asks the host to replace the node by writing this file there (with its reason): a
+# systemd path unit powers the node off, and its group replaces an instance that is not running.
+REPLACE_REQUEST = "replace-me"
 NODE_SETUP_FAILURES = "NodeSetupFailures"
 
 

@@ -107,6 +107,9 @@ class Engine:
             headers={"X-Registry-Auth": header},
         ).raise_for_status()
 
+    def service_version(self, service_id: str) -> int:
+        return self.client.api.inspect_service(service_id)["Version"]["Index"]
+
     def services(self) -> list[dict]:
         return self.client.api.services()
 

@@ -159,15 +159,21 @@ def confirm_every(stale_after: float) -> float:
 UPDATING = {"updating", "paused", "rollback_started", "rollback_paused"}
 
 
-def credentials_refresh_due(service: dict, registry: str, now: float, last: float | None, every: float) -> bool:
+def credentials_refresh_due(
+    service: dict, registry: str, now: float, last: float | None, every: float, last_version: int | None = None
+) -> bool:
     """Send a service fresh registry credentials (a spec-preserving update) only when it pulls from
     this registry, it is not mid-update or mid-rollback (the update would replace PreviousSpec and
-    clear UpdateStatus, so a failing rollout would roll back to itself), and it is due."""
+    clear UpdateStatus, so a failing rollout would roll back to itself), and it is due: never sent,
+    sent `every` ago, or the service was updated by someone else since (`last_version`: its version
+    after the last refresh): a deploy stores its own, shorter-lived login."""
     if not ecr_image(service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], registry):
         return False
     if (service.get("UpdateStatus") or {}).get("State") in UPDATING:
         return False
-    return last is None or now - last > every
+    if last is None or now - last > every:
+        return True
+    return last_version is not None and (service.get("Version") or {}).get("Index") != last_version
 
 
 ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed"}

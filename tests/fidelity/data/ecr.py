@@ -22,6 +22,7 @@ def _repository_policy(document) -> str | None:
             return f"statement {statement.get('Sid')} has an action that is not ECR's"
     return None
 
+
 FIELDS = [
     Field(
         "aws:ecr/repositoryPolicy:RepositoryPolicy",

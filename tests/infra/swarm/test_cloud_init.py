@@ -60,6 +60,7 @@ def test_installs_docker_and_starts_units_that_run_at_every_boot():
                 "restdemo-agent.service",
                 "restdemo-daemon-logs.service",
                 "restdemo-engine-watchdog.timer",
+                "restdemo-replace-me.path",
             ],
         ]
         setup = file(role, "/etc/systemd/system/restdemo-node-setup.service")
@@ -271,7 +272,8 @@ def test_the_setup_counts_its_runs_first_and_its_successes_last(tmp_path):
 
 def test_the_engine_watchdog_runs_on_a_timer_outside_docker(tmp_path):
     """The agent dies with its engine; the watchdog is a systemd timer on the host, which systemd's
-    own verifier accepts, every 20 s from a minute after boot."""
+    own verifier accepts, every 20 s from a minute after boot. The node replaces itself by powering
+    off, when the watchdog runs restdemo-replace-me or the agent writes its request file (a path unit)."""
     for role in ("manager", "worker"):
         timer = file(role, "/etc/systemd/system/restdemo-engine-watchdog.timer")
         service = file(role, "/etc/systemd/system/restdemo-engine-watchdog.service")
@@ -280,6 +282,9 @@ def test_the_engine_watchdog_runs_on_a_timer_outside_docker(tmp_path):
         assert "TimeoutStartSec=90" in service  # a hung look does not stop the timer
         script = file(role, "/usr/local/sbin/restdemo-engine-watchdog")
         assert "dead_after=180\n" in script and "--unix-socket" in script
+        assert "PathExists=/var/lib/restdemo/replace-me" in file(role, "/etc/systemd/system/restdemo-replace-me.path")
+        replace_me = file(role, "/usr/local/sbin/restdemo-replace-me")
+        assert "systemctl poweroff --force" in replace_me and "aws " not in replace_me
         # Its count lives in /run, a tmpfs: a boot starts it afresh.
         assert "answered=${RESTDEMO_WATCHDOG_STATE:-/run/restdemo/engine-answered}  # in /run" in script
     tool = require_tool("systemd-analyze", "apt-get install systemd")
@@ -288,10 +293,18 @@ def test_the_engine_watchdog_runs_on_a_timer_outside_docker(tmp_path):
     script = tmp_path / "restdemo-engine-watchdog"
     script.write_text(file("worker", "/usr/local/sbin/restdemo-engine-watchdog"))
     script.chmod(0o755)
-    for unit in ("restdemo-engine-watchdog.timer", "restdemo-engine-watchdog.service"):
-        text = file("worker", f"/etc/systemd/system/{unit}").replace(
-            "/usr/local/sbin/restdemo-engine-watchdog", str(script)
-        )
+    replace_me = tmp_path / "restdemo-replace-me"
+    replace_me.write_text(file("worker", "/usr/local/sbin/restdemo-replace-me"))
+    replace_me.chmod(0o755)
+    for unit in (
+        "restdemo-engine-watchdog.timer",
+        "restdemo-engine-watchdog.service",
+        "restdemo-replace-me.path",
+        "restdemo-replace-me.service",
+    ):
+        text = file("worker", f"/etc/systemd/system/{unit}")
+        text = text.replace("/usr/local/sbin/restdemo-engine-watchdog", str(script))
+        text = text.replace("/usr/local/sbin/restdemo-replace-me", str(replace_me))
         (units / unit).write_text(text)
     result = subprocess.run(
         [tool, "verify", *(str(u) for u in sorted(units.iterdir()))], capture_output=True, text=True
@@ -308,7 +321,7 @@ def test_only_a_managers_watchdog_waits_its_turn_and_the_guide_counts_the_units(
     manager = file("manager", "/usr/local/sbin/restdemo-engine-watchdog")
     worker = file("worker", "/usr/local/sbin/restdemo-engine-watchdog")
     assert "group=restdemo-dev-managers\ntable=restdemo-dev-state\n" in manager
-    assert manager.index("dynamodb put-item") < manager.index("set-instance-health")
+    assert manager.index("dynamodb put-item") < manager.index("restdemo-replace-me")
     assert "dynamodb" not in worker and "describe-auto-scaling-groups" not in worker
     guide = (REPO / "docs" / "operations.md").read_text()
     count = ["no", "one", "two", "three", "four", "five"][len(NODE_UNITS)]

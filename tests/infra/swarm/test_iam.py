@@ -232,9 +232,32 @@ def test_a_worker_cannot_write_the_state_or_the_tokens(dev):
     assert not writes(dev, "worker", "join-token/worker")
 
 
-def test_a_worker_may_ask_only_its_own_group_to_replace_it(dev):
-    assert can(dev, "worker", "autoscaling:SetInstanceHealth", dev.group("worker"))
-    assert not can(dev, "worker", "autoscaling:SetInstanceHealth", dev.group("manager"))
+# SetInstanceHealth's only resource is the group, its only condition keys the group's tags (Service
+# Authorization Reference, EC2 Auto Scaling): a worker allowed it on its own group could have every
+# other worker of it replaced. The worker role as it was, for the contrast.
+WORKER_MARKING_ITS_GROUP = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["autoscaling:SetInstanceHealth"],
+            "Resource": [
+                f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/restdemo-dev-workers"
+            ],
+        }
+    ]
+}
+
+
+def test_worker_cannot_mark_another_unhealthy(dev):
+    """No node marks another unhealthy: a worker replaces itself by powering off (cloud-init's
+    restdemo-replace-me), so it holds no SetInstanceHealth at all; managers hold it on their own
+    group for `recover` only."""
+    for group in ("worker", "manager"):
+        assert not can(dev, "worker", "autoscaling:SetInstanceHealth", dev.group(group))
+    before = StackAccess("dev", {"worker": WORKER_MARKING_ITS_GROUP}, dev.key_policy, dev.key)
+    assert can(before, "worker", "autoscaling:SetInstanceHealth", dev.group("worker"))  # any worker of the group
+    assert can(dev, "manager", "autoscaling:SetInstanceHealth", dev.group("manager"))
+    assert not can(dev, "manager", "autoscaling:SetInstanceHealth", dev.group("worker"))
 
 
 def test_broader_iam_on_a_worker_still_gets_nothing_but_its_token_from_the_key(dev):
@@ -283,17 +306,29 @@ OUTSIDE_THE_AGENT = {
 }
 
 
-def watchdog_calls() -> set[str]:
-    """IAM actions of the engine watchdog's AWS CLI calls (`aws <service> <operation-name>`)."""
+def watchdog_calls(role: str = "worker") -> set[str]:
+    """IAM actions of a role's engine watchdog's AWS CLI calls (`aws <service> <operation-name>`)."""
+    from dataclasses import replace
+
     from infra.swarm.cloud_init import watchdog_script
     from tests.support.agent_env import WORKER_NODE
 
-    calls = re.findall(r"\baws(?:_call)? ([a-z0-9]+) ([a-z-]+)", watchdog_script(WORKER_NODE))
+    script = watchdog_script(replace(WORKER_NODE, role=role))
+    calls = re.findall(r"\baws(?:_call)? ([a-z0-9]+) ([a-z-]+)", script)
     return {f"{service}:{''.join(word.title() for word in operation.split('-'))}" for service, operation in calls}
 
 
-def test_the_watchdog_calls_exactly_what_it_is_allowed():
-    assert watchdog_calls() == {"autoscaling:DescribeAutoScalingInstances", "autoscaling:SetInstanceHealth"}
+def test_the_watchdog_calls_exactly_what_it_is_allowed(dev):
+    """A worker's: its own lifecycle state; a manager's also the group and the replacement lease. The
+    replacement itself is a power-off, no AWS call."""
+    assert watchdog_calls() == {"autoscaling:DescribeAutoScalingInstances"}
+    assert watchdog_calls("manager") == {
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeAutoScalingGroups",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    }
+    assert watchdog_calls("manager") <= actions_of(dev.policies["manager"])
 
 
 def agent_calls() -> set[str]:
@@ -335,7 +370,7 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
         "ssm": [dev.parameter("join-token/worker"), dev.parameter("join-token/manager")],
         "autoscaling:CompleteLifecycleAction": [dev.group("manager"), dev.group("worker")],
         "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
-        "autoscaling:SetInstanceHealth": [dev.group("manager")],
+        "autoscaling:SetInstanceHealth": [dev.group("manager")],  # recover: the lost managers
     }
     for action in agent_calls():
         for resource in targets.get(action, targets.get(action.split(":")[0], ["*"])):
@@ -349,7 +384,6 @@ def test_a_worker_holds_nothing_its_node_does_not_call(dev):
     assert worker - OUTSIDE_THE_AGENT == {
         "dynamodb:GetItem",
         "kms:Decrypt",
-        "autoscaling:SetInstanceHealth",
         "autoscaling:DescribeAutoScalingInstances",  # the watchdog's
     }
     assert "ssm:GetParameter" in worker  # its token
