@@ -19,9 +19,9 @@ VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml app/pyproject.tom
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-.tools/bin/uv:
+.tools/bin/uv: scripts/uv-requirements.txt
 	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+	.tools/bin/pip install --quiet --require-hashes --only-binary :all: -r scripts/uv-requirements.txt
 
 $(VENV_STAMP): uv.lock pyproject.toml app/pyproject.toml | $(UV)
 	$(UV) sync --locked

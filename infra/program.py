@@ -202,6 +202,8 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         "alarmTopic": monitoring.topic_arn,
         "dashboardUrl": monitoring.dashboard_url,
         "adminCertificateExpires": admin.certificate_expires,
+        # When the CA that signs now expires: rotate before (docs/operations.md, Certificates).
+        "adminCaExpires": admin.ca_expires,
         # Sessions through the stack's own document, which logs them to the stack's log group.
         "managerShell": pulumi.Output.all(group=swarm.managers.name, document=swarm.session_document).apply(
             lambda v: manager_shell(settings.aws_region, v["document"], v["group"])

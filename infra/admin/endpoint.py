@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -30,12 +32,40 @@ from infra.service.service import DockerEndpoint
 from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
 
 CERT_VALIDITY_HOURS = 24 * 365
+# A CA lasts a year at most: dockerd has no revocation list, so a CA key's reach ends only when it
+# expires or leaves the managers' trust bundle.
+CA_VALIDITY_HOURS = 24 * 365
 
 
 def certificate_sha256(pem: str) -> str:
     """SHA-256 of a PEM certificate's DER (what `openssl x509 -outform DER | sha256sum` prints)."""
     body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
     return hashlib.sha256(base64.b64decode(body, validate=True)).hexdigest()
+
+
+def pem_sha256(pems: str) -> str:
+    """Each certificate's SHA-256 in a PEM file of one or more, comma-separated in order: what the
+    managers' setup checks (cloud-init's pem_sha256)."""
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", pems, flags=re.S)
+    return ",".join(certificate_sha256(block) for block in blocks)
+
+
+@dataclass(frozen=True)
+class CaPlan:
+    """The Docker API's two certificate authorities at one step of their rotation: each slot's
+    generation (a new generation is a new key and certificate), and the one that signs the server's
+    and the client's certificates. Both are in every trust bundle."""
+
+    generations: dict[str, int]
+    active: str
+
+
+def ca_plan(rotation: int) -> CaPlan:
+    """Step `rotation` (dockerApiCaRotation) of the rotation, one `up` (and its managers' roll) each:
+    an odd step renews the standby CA (the managers learn to trust it), the next even one makes it
+    sign (the client and the servers move to it, each trusted by the other side throughout):
+    0: A0 signs; 1: B1 made; 2: B1 signs; 3: A1 made; 4: A1 signs; 5: B2 made; ..."""
+    return CaPlan(generations={"a": (rotation + 1) // 4, "b": (rotation + 3) // 4}, active="ab"[rotation // 2 % 2])
 
 
 class AdminEndpoint(pulumi.ComponentResource):
@@ -54,6 +84,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         parameters: the SSM parameters holding the CA and the server's certificate and key.
         certificate_sha256: the SHA-256 fingerprints of the CA and the server certificate ("ca", "cert").
         certificate_expires: when the server certificate expires.
+        ca_expires: when the CA that signs now expires.
         dns_name: the NLB's DNS name.
         host: the Docker API's address through the NLB, `tcp://<dns_name>:2376`.
         target_group_arn: the NLB's target group, which the managers join.
@@ -78,13 +109,14 @@ class AdminEndpoint(pulumi.ComponentResource):
         balancer = public_balancer(name, "network", settings, network, group, child)
         target_group = self._target_group(name, settings, network, child)
         self._listener(name, settings, balancer, target_group, child)
-        material = self._certificates(name, balancer.dns_name, child)
+        material = self._certificates(name, settings, balancer.dns_name, child)
         self.tls_parameters = {tls_file: tls_parameter(ssm_prefix, tls_file) for tls_file in TLS_FILES}
         self.parameters = self._server_parameters(name, settings, self.tls_parameters, secrets_key_id, material, child)
         self.certificate_sha256 = pulumi.Output.all(ca=material["ca"], cert=material["server_cert"]).apply(
-            lambda pems: {tls_file: certificate_sha256(pem) for tls_file, pem in pems.items()}
+            lambda pems: {tls_file: pem_sha256(pem) for tls_file, pem in pems.items()}
         )
         self.certificate_expires = material["server_expires"]
+        self.ca_expires = material["ca_expires"]
         self.dns_name = balancer.dns_name
         self.host = balancer.dns_name.apply(lambda dns: f"tcp://{dns}:{DOCKER_TLS_PORT}")
         self.target_group_arn = target_group.arn
@@ -163,20 +195,14 @@ class AdminEndpoint(pulumi.ComponentResource):
             opts=child,
         )
 
-    def _certificates(self, name: str, dns_name: pulumi.Output[str], child) -> dict[str, pulumi.Output[str]]:
-        subject = tls.SelfSignedCertSubjectArgs(
-            organization="restdemo", common_name=f"restdemo {pulumi.get_stack()} CA"
-        )
-        ca_key = tls.PrivateKey(f"{name}-ca", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        ca = tls.SelfSignedCert(
-            f"{name}-ca",
-            private_key_pem=ca_key.private_key_pem,
-            is_ca_certificate=True,
-            subject=subject,
-            validity_period_hours=CERT_VALIDITY_HOURS * 5,
-            allowed_uses=["cert_signing", "crl_signing"],
-            opts=child,
-        )
+    def _certificates(
+        self, name: str, settings: Settings, dns_name: pulumi.Output[str], child
+    ) -> dict[str, pulumi.Output[str]]:
+        """Two CAs (slots a and b, both trusted), the active one signing the server's and the client's
+        certificates; each CA a year at most, rotated by dockerApiCaRotation (docs/operations.md)."""
+        plan = ca_plan(settings.docker_api_ca_rotation)
+        cas = {slot: self._ca(name, slot, generation, child) for slot, generation in plan.generations.items()}
+        ca_key, ca = cas[plan.active]
 
         def signed(role: str, uses: list[str], dns_names=None, ip_addresses=None):
             key = tls.PrivateKey(f"{name}-{role}", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
@@ -203,15 +229,38 @@ class AdminEndpoint(pulumi.ComponentResource):
         # The NLB's name, and the local end of a Session Manager port forward (infra/admin/tunnel.py).
         server, server_key = signed("server", ["server_auth"], dns_names=[dns_name], ip_addresses=[TUNNEL_ADDRESS])
         client, client_key = signed("client", ["client_auth"])
-        server_cert, client_cert = server.cert_pem, client.cert_pem
+        bundle = pulumi.Output.all(*(cas[slot][1].cert_pem for slot in sorted(cas))).apply("".join)
         return {
-            "ca": ca.cert_pem,
-            "server_cert": server_cert,
+            "ca": bundle,
+            "server_cert": server.cert_pem,
             "server_key": server_key,
-            "client_cert": client_cert,
+            "client_cert": client.cert_pem,
             "client_key": client_key,
             "server_expires": server.validity_end_time,
+            "ca_expires": ca.validity_end_time,
         }
+
+    def _ca(self, name: str, slot: str, generation: int, child) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+        """One CA: a key and a self-signed certificate for a year, made anew for each generation (its
+        replacement trigger). Slot a keeps the names of the one CA there was, so a stack's stays; a
+        CA made before this kept its five years (validity is ignored after creation) until rotated."""
+        resource = f"{name}-ca" if slot == "a" else f"{name}-ca-{slot}"
+        trigger = pulumi.ResourceOptions(parent=self, replacement_trigger=f"{slot}{generation}" if generation else None)
+        key = tls.PrivateKey(resource, algorithm="ECDSA", ecdsa_curve="P256", opts=trigger)
+        # Slot a's first CA keeps the subject the one CA had (a change of subject would replace it).
+        common_name = f"restdemo {pulumi.get_stack()} CA" + (
+            f" {slot}{generation}" if slot != "a" or generation else ""
+        )
+        certificate = tls.SelfSignedCert(
+            resource,
+            private_key_pem=key.private_key_pem,
+            is_ca_certificate=True,
+            subject=tls.SelfSignedCertSubjectArgs(organization="restdemo", common_name=common_name),
+            validity_period_hours=CA_VALIDITY_HOURS,
+            allowed_uses=["cert_signing", "crl_signing"],
+            opts=pulumi.ResourceOptions.merge(trigger, pulumi.ResourceOptions(ignore_changes=["validityPeriodHours"])),
+        )
+        return key, certificate
 
     def _server_parameters(
         self,

@@ -507,6 +507,14 @@ class Settings(BaseModel):
         pattern=r"^Z[A-Z0-9]{1,31}$",
         allowed="a Route 53 hosted zone id: Z and up to 31 capital letters or digits",
     )
+    docker_api_ca_rotation: int = setting(
+        0,
+        "The step of the Docker API's CA rotation: raise it by one per up, after the managers' roll "
+        "(docs/operations.md, Certificates); each odd step makes a new CA, each even one signs with it.",
+        group=AWS,
+        ge=0,
+        le=1000,
+    )
     deletion_protection: bool = setting(False, "Deletion protection on the load balancers.", group=AWS)
     alarm_email: str | None = setting(
         None,

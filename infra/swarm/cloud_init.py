@@ -72,7 +72,8 @@ class NodeConfig:
     group_name: str  # the node's own auto scaling group (its launch hook, its health)
     # SSM parameter names of the Docker API's CA, server certificate and key (managers).
     tls_parameters: dict[str, str] | None = None
-    # SHA-256 of the DER of the CA and server certificates ("ca", "cert") the manager must find there.
+    # SHA-256 of the DER of each certificate the manager must find in the CA bundle and the server
+    # certificate ("ca", "cert"), comma-separated in the files' order (endpoint.pem_sha256).
     tls_sha256: dict[str, str] = field(default_factory=dict)
     secrets_key: str = ""  # managers: the stack's KMS key ARN, for the join tokens they write
     prune_interval_seconds: int = 0
@@ -147,11 +148,14 @@ def setup_script(node: NodeConfig) -> str:
         lines.append(f"chmod 600 {TLS_DIR}/key.pem")
         # Only the certificates this launch template names: a stale read (or an old template) fails
         # setup, which retries, rather than serving a certificate about to expire.
+        # Each file's certificates, in order (the CA file is the trust bundle: two CAs, for rotation).
+        lines.append(
+            'pem_sha256() { rm -f "$1".part-*; awk -v out="$1.part-" \'/^-----BEGIN/ {n++} n {print > (out n)}\' '
+            '"$1"; for part in "$1".part-*; do openssl x509 -in "$part" -outform DER | sha256sum | cut -d" " -f1; '
+            'done | paste -sd, -; rm -f "$1".part-*; }'
+        )
         for name, digest in sorted(node.tls_sha256.items()):
-            lines.append(
-                f'test "$(openssl x509 -in {TLS_DIR}/{name}.pem -outform DER | sha256sum | cut -d" " -f1)" '
-                f"= {q(digest)}"
-            )
+            lines.append(f'test "$(pem_sha256 {TLS_DIR}/{name}.pem)" = {q(digest)}')
     # The engine labels itself (zone, instance, role); managers copy them to node labels,
     # which the service's placement preference spreads over.
     lines += [

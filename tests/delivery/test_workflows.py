@@ -59,17 +59,86 @@ def test_permissions_are_minimal():
             assert job["permissions"]["contents"] == "read"
 
 
-def test_pull_requests_preview_every_stack_with_the_policy_pack_but_not_from_forks():
+def test_pull_requests_preview_every_stack_but_not_from_forks():
+    """The AWS stacks under mocks (`make check`), the local stack for real with the policy pack."""
     preview = load("pull-request.yml")["jobs"]["preview"]
     assert preview["needs"] == "test"
     assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
     assert preview["strategy"]["matrix"]["stack"] == sorted(STACKS, key=["local", "dev", "staging", "prod"].index)
+    check = next(s for s in preview["steps"] if "make check" in s.get("run", ""))
+    assert check["if"] == "matrix.stack != 'local'"
     pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["if"] == "matrix.stack == 'local'"
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["policyPacks"] == "policy"
-    assert pulumi["with"]["policyPackConfigs"] == "policy/config.${{ matrix.stack }}.json"
+    assert pulumi["with"]["policyPackConfigs"] == "policy/config.local.json"
     assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["edit-pr-comment"] is True
     assert load("pull-request.yml")["jobs"]["test"]["steps"][-1]["run"].endswith("bash .ci/run")
+
+
+def test_no_pull_request_job_can_decrypt_a_stacks_state():
+    """Pull request code runs inside the Pulumi program: whatever its job can decrypt, it can read
+    (an AWS stack's state holds the Docker API's TLS keys). No passphrase, no cloud role; a preview
+    that needs a secret fails closed with one line saying why."""
+    workflow = load("pull-request.yml")
+    text = (REPO / ".github" / "workflows" / "pull-request.yml").read_text()
+    assert "secrets.PULUMI_CONFIG_PASSPHRASE" not in text and "ROLE_ARN" not in text
+    assert "configure-aws-credentials" not in text
+    preview = workflow["jobs"]["preview"]
+    assert preview["permissions"] == {"contents": "read", "pull-requests": "write"}  # no id-token: no role
+    pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["env"] == {"PULUMI_CONFIG_PASSPHRASE": ""}
+    failed = preview["steps"][-1]
+    assert failed["if"] == "failure() && matrix.stack == 'local'"
+    assert failed["run"].startswith('echo "::error::the preview of local needs a secret of its state')
+
+
+# What a step may not take by a name that can move: the Pulumi CLI, BuildKit, uv.
+PULUMI_CLI_VERSION = re.search(r"pulumi-v([\d.]+)-", (REPO / "scripts" / "pulumi-cli.sha256").read_text()).group(1)
+
+
+def moving_references(workflow: dict) -> list[str]:
+    """Each step of `workflow` that runs a tool by a reference that can move under it."""
+    found = []
+    for name, job in workflow["jobs"].items():
+        steps = job["steps"]
+        for index, step in enumerate(steps):
+            uses, run, given = step.get("uses", ""), step.get("run", ""), step.get("with") or {}
+            if uses.startswith("pulumi/actions@"):
+                installed = any("scripts/pulumi_cli.py" in s.get("run", "") for s in steps[:index])
+                if given.get("pulumi-version") != PULUMI_CLI_VERSION or not installed:
+                    found.append(f"{name}: pulumi/actions without the pinned, checksummed CLI")
+            if uses.startswith("docker/setup-buildx-action@"):
+                if not re.search(r"image=[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", given.get("driver-opts", "")):
+                    found.append(f"{name}: BuildKit's image not by digest")
+            if "make venv" in run and "UV=.tools/bin/uv" not in run:
+                found.append(f"{name}: uv from the runner's PATH, not by hash")
+            if re.search(r"pip install(?!.*--require-hashes)", run):
+                found.append(f"{name}: pip install without hashes")
+    return found
+
+
+def test_ci_runs_no_tool_by_a_moving_reference():
+    """The deploy job holds the deploy role: its Pulumi CLI is the repository's pinned one (checksum
+    checked), BuildKit's image is by digest, uv by hash; the pull request workflow likewise."""
+    for workflow in ("deploy.yml", "pull-request.yml"):
+        assert moving_references(load(workflow)) == [], workflow
+    makefile = (REPO / "Makefile").read_text()
+    version = re.search(r"^UV_VERSION := (\S+)$", makefile, re.M).group(1)
+    requirements = (REPO / "scripts" / "uv-requirements.txt").read_text()
+    assert f"uv=={version} " in requirements and requirements.count("--hash=sha256:") >= 2
+    assert "pip install --quiet --require-hashes --only-binary :all: -r scripts/uv-requirements.txt" in makefile
+    # The check catches each moving reference.
+    bad = load("deploy.yml")
+    steps = bad["jobs"]["up"]["steps"]
+    for step in steps:
+        if step.get("uses", "").startswith("docker/setup-buildx-action@"):
+            step["with"] = {"driver-opts": "image=moby/buildkit:buildx-stable-1"}
+        if step.get("uses", "").startswith("pulumi/actions@"):
+            step["with"].pop("pulumi-version")
+        if step.get("run") == "make venv UV=.tools/bin/uv":
+            step["run"] = "pip install uv==0.13.8 && make venv"
+    assert len(moving_references(bad)) == 4
 
 
 def test_merges_update_dev_and_people_update_staging_and_prod_one_at_a_time():
@@ -87,13 +156,11 @@ def test_merges_update_dev_and_people_update_staging_and_prod_one_at_a_time():
 
 def test_state_secrets_reach_only_jobs_in_the_stacks_own_environment():
     """A job that can decrypt a stack's secrets (the passphrase) runs in that stack's environment,
-    whose secrets are that stack's only; pull-request previews in preview-<stack>."""
-    for workflow, stack_expression in (("pull-request.yml", "matrix.stack"), ("deploy.yml", "inputs.stack")):
-        for name, job in load(workflow)["jobs"].items():
-            text = yaml.safe_dump(job)
-            if "PULUMI_CONFIG_PASSPHRASE" in text or "ROLE_ARN" in text:
-                assert stack_expression in job.get("environment", ""), (workflow, name)
-    assert load("pull-request.yml")["jobs"]["preview"]["environment"] == "preview-${{ matrix.stack }}"
+    whose secrets are that stack's only: the deploy job, never a pull request's."""
+    for name, job in load("deploy.yml")["jobs"].items():
+        text = yaml.safe_dump(job)
+        if "PULUMI_CONFIG_PASSPHRASE" in text or "ROLE_ARN" in text:
+            assert "inputs.stack" in job.get("environment", ""), name
     assert load("pull-request.yml")["on"] == {"pull_request": {"branches": ["main"]}}  # not pull_request_target
 
 
@@ -115,7 +182,7 @@ def test_deploys_reach_the_docker_api_through_the_tunnel_not_an_open_cidr():
 
 def test_workflow_secrets_are_the_ones_the_delivery_guide_lists():
     used = {m for w in WORKFLOWS for m in re.findall(r"secrets\.([A-Z_]+)", w.read_text())}
-    assert used == {"AWS_PREVIEW_ROLE_ARN", "AWS_DEPLOY_ROLE_ARN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
+    assert used == {"AWS_DEPLOY_ROLE_ARN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
     guide = (REPO / "docs" / "delivery.md").read_text()
     for secret in used:
         assert f"`{secret}`" in guide

@@ -19,6 +19,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
@@ -51,6 +52,8 @@ class Registered:
     ignore_changes: list[str] = field(default_factory=list)
     # Former identities: (name, parent URN) of each alias, or (urn, "") for a URN alias.
     aliases: list[tuple[str, str]] = field(default_factory=list)
+    # The replacement trigger (a change of it replaces the resource), as the engine receives it.
+    replacement_trigger: Any = None
 
 
 def unwrap(value: Any, path: str = "", secrets: list[str] | None = None) -> Any:
@@ -251,6 +254,8 @@ class RecordingMonitor(MockMonitor):
             entry.aliases = [
                 (a.spec.name, a.spec.parentUrn) if a.HasField("spec") else (a.urn, "") for a in request.aliases
             ]
+            if request.HasField("replacement_trigger"):
+                entry.replacement_trigger = unwrap(json_format.MessageToDict(request.replacement_trigger))
         return response
 
 

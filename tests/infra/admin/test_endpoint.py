@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from infra.admin.endpoint import ca_plan, certificate_sha256
 from tests.support.aws_stack import AWS_STACKS, SG_INGRESS, config
 from tests.support.pulumi_program import (
     ECR_PASSWORD,
@@ -57,7 +58,7 @@ def test_with_load_balancer_access_2376_only_from_the_admin_cidrs():
 
 def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run):
     provider = run.one("pulumi:providers:docker")
-    assert provider.inputs["caMaterial"] == certificate_pem("admin-ca")
+    assert provider.inputs["caMaterial"] == certificate_pem("admin-ca") + certificate_pem("admin-ca-b")  # both trusted
     assert provider.inputs["certMaterial"] == certificate_pem("admin-client")
     assert "admin-client-private-key" in provider.inputs["keyMaterial"]
     assert "keyMaterial" in provider.secret_paths
@@ -81,3 +82,69 @@ def test_server_certificate_is_for_the_nlb_name(run):
     server = run.named("tls:index/locallySignedCert:LocallySignedCert", "admin-server").inputs
     client = run.named("tls:index/locallySignedCert:LocallySignedCert", "admin-client").inputs
     assert "server_auth" in server["allowedUses"] and "client_auth" in client["allowedUses"]
+
+
+# --- the Docker API's CA: two slots, rotated a step per up (docs/operations.md, Certificates) -------
+
+
+def accepts(trusted: set, signer) -> bool:
+    return signer in trusted
+
+
+def step(rotation: int) -> tuple[set, tuple]:
+    """At a step: the CAs every party trusts (slot, generation), and the one signing the certificates."""
+    plan = ca_plan(rotation)
+    return set(plan.generations.items()), (plan.active, plan.generations[plan.active])
+
+
+def test_each_rotation_step_keeps_every_manager_and_the_client_trusting_each_other():
+    """A step's up re-issues the client certificate at once, while the managers roll one by one: a
+    manager of the step before must accept the new client, and the client accept its server. One
+    step at a time holds that; skipping one (an odd step's new CA signing at once) breaks it."""
+    assert [(ca_plan(r).active, ca_plan(r).generations) for r in range(6)] == [
+        ("a", {"a": 0, "b": 0}),
+        ("a", {"a": 0, "b": 1}),
+        ("b", {"a": 0, "b": 1}),
+        ("b", {"a": 1, "b": 1}),
+        ("a", {"a": 1, "b": 1}),
+        ("a", {"a": 1, "b": 2}),
+    ]
+    for rotation in range(12):
+        old_trust, old_signer = step(rotation)
+        new_trust, new_signer = step(rotation + 1)
+        assert accepts(old_trust, new_signer) and accepts(new_trust, old_signer), rotation
+    # Renewing the CA that signs, in one up (what a single five-year CA renewed in place does): the
+    # managers that have not rolled yet reject the new client certificate.
+    old_trust, _ = step(0)
+    assert not accepts(old_trust, ("a", 1))
+
+
+def test_the_cas_last_a_year_and_a_new_generation_replaces_key_and_certificate():
+    first = run_program("dev")
+    for name in ("admin-ca", "admin-ca-b"):
+        ca = first.named("tls:index/selfSignedCert:SelfSignedCert", name)
+        assert ca.inputs["validityPeriodHours"] == 24 * 365 and "validityPeriodHours" in ca.ignore_changes
+        assert ca.replacement_trigger is None  # generation 0: the stack's CA stays as it was
+    assert first.named("tls:index/selfSignedCert:SelfSignedCert", "admin-ca").inputs["subject"]["commonName"] == (
+        "restdemo dev CA"
+    )
+    signer = first.named("tls:index/locallySignedCert:LocallySignedCert", "admin-client").inputs
+    assert signer["caCertPem"] == certificate_pem("admin-ca")
+    staged = run_program("dev", {**stack_config("dev"), "restdemo:dockerApiCaRotation": "1"})
+    for typ in ("tls:index/privateKey:PrivateKey", "tls:index/selfSignedCert:SelfSignedCert"):
+        assert staged.named(typ, "admin-ca-b").replacement_trigger == "b1"
+        assert staged.named(typ, "admin-ca").replacement_trigger is None
+    switched = run_program("dev", {**stack_config("dev"), "restdemo:dockerApiCaRotation": "2"})
+    for role in ("client", "server"):
+        signed = switched.named("tls:index/locallySignedCert:LocallySignedCert", f"admin-{role}").inputs
+        assert signed["caCertPem"] == certificate_pem("admin-ca-b")
+    assert switched.outputs["adminCaExpires"] == "2027-11-28T12:00:00Z"
+
+
+def test_the_managers_check_every_certificate_of_the_trust_bundle(run):
+    from infra.admin.endpoint import pem_sha256
+    from tests.support.aws_stack import user_data
+
+    bundle = certificate_pem("admin-ca") + certificate_pem("admin-ca-b")
+    assert pem_sha256(bundle) == ",".join(certificate_sha256(certificate_pem(n)) for n in ("admin-ca", "admin-ca-b"))
+    assert pem_sha256(bundle) in user_data(run, "manager")

@@ -235,16 +235,24 @@ def real_certificate(directory, name: str) -> str:
 
 def test_a_manager_accepts_only_the_certificates_its_launch_template_names(tmp_path):
     """The setup script's check, run for real with openssl: the files as `aws ssm get-parameter
-    --output text` writes them (a newline added) pass when they are the named certificates, and a
-    stale certificate (the one before a renewal) fails setup, which then retries."""
-    ca, cert, old = (real_certificate(tmp_path, n) for n in ("ca", "server", "old-server"))
-    config = replace(node("manager"), tls_sha256={"ca": certificate_sha256(ca), "cert": certificate_sha256(cert)})
-    lines = [x for x in render_setup(config).splitlines() if x.startswith('test "$(openssl')]
-    assert len(lines) == 2
+    --output text` writes them (a newline added) pass when they hold the named certificates, every
+    one of the CA bundle in order, and a stale certificate (the one before a renewal) or a bundle
+    missing a CA fails setup, which then retries."""
+    from infra.admin.endpoint import pem_sha256
+
+    ca, next_ca, cert, old = (real_certificate(tmp_path, n) for n in ("ca", "ca-b", "server", "old-server"))
+    config = replace(node("manager"), tls_sha256={"ca": pem_sha256(ca + next_ca), "cert": pem_sha256(cert)})
+    script = render_setup(config).splitlines()
+    lines = [x for x in script if x.startswith("pem_sha256() ") or x.startswith('test "$(pem_sha256')]
+    assert len(lines) == 3
     check = "\n".join(lines).replace("/etc/docker/tls", str(tmp_path))
-    (tmp_path / "ca.pem").write_text(ca + "\n")
+    (tmp_path / "ca.pem").write_text(ca + next_ca + "\n")
     (tmp_path / "cert.pem").write_text(cert + "\n")
     assert subprocess.run(["bash", "-euc", check]).returncode == 0
+    assert sorted(p.name for p in tmp_path.glob("*.part-*")) == []  # no leftovers
+    (tmp_path / "ca.pem").write_text(ca + "\n")
+    assert subprocess.run(["bash", "-euc", check]).returncode != 0
+    (tmp_path / "ca.pem").write_text(ca + next_ca + "\n")
     (tmp_path / "cert.pem").write_text(old + "\n")
     assert subprocess.run(["bash", "-euc", check]).returncode != 0
 
