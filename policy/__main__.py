@@ -9,6 +9,7 @@ CONFIG_SCHEMA = PolicyConfigSchema(
         "requireDeletionProtection": {"type": "boolean", "default": DEFAULT_CONFIG["requireDeletionProtection"]},
         "publicPorts": {"type": "array", "items": {"type": "integer"}, "default": DEFAULT_CONFIG["publicPorts"]},
         "requiredTags": {"type": "array", "items": {"type": "string"}, "default": DEFAULT_CONFIG["requiredTags"]},
+        "requireHttps": {"type": "boolean", "default": DEFAULT_CONFIG["requireHttps"]},
     }
 )
 

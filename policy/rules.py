@@ -21,6 +21,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "requireDeletionProtection": False,
     "publicPorts": [80, 443],
     "requiredTags": ["project", "stack", "owner"],
+    "requireHttps": False,
 }
 OPEN = {"0.0.0.0/0", "::/0"}
 
@@ -227,6 +228,24 @@ def load_balancers_protected_where_required(resource: Resource, config: dict) ->
     return []
 
 
+def web_traffic_is_https_where_required(resource: Resource, config: dict) -> list[str]:
+    """Where the stack requires it, no listener serves HTTP: port 80 only redirects to HTTPS (with a
+    certificate: domainName, or certificateArn and domainName)."""
+    if resource.type != "aws:lb/listener:Listener" or not config["requireHttps"]:
+        return []
+    if resource.props.get("protocol") != "HTTP":
+        return []
+    actions = resource.props.get("defaultActions") or []
+    redirects = [
+        a for a in actions if a.get("type") == "redirect" and (a.get("redirect") or {}).get("protocol") == "HTTPS"
+    ]
+    if len(redirects) != len(actions) or not actions:
+        return [
+            f"{resource.name}: serves plain HTTP; this stack requires HTTPS (set restdemo:domainName and hostedZoneId)"
+        ]
+    return []
+
+
 def alarms_notify(resource: Resource, config: dict) -> list[str]:
     """An alarm nobody hears is no alarm: it must notify when it fires and when it is OK again."""
     if resource.type != "aws:cloudwatch/metricAlarm:MetricAlarm":
@@ -288,6 +307,10 @@ RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
     "deletion-protection": (
         "Load balancers have deletion protection where the stack requires it.",
         load_balancers_protected_where_required,
+    ),
+    "https": (
+        "Where the stack requires it, listeners serve HTTPS only (port 80 redirects).",
+        web_traffic_is_https_where_required,
     ),
     "required-tags": ("Every taggable AWS resource carries the required tags.", aws_resources_are_tagged),
     "alarms-notify": ("Every alarm notifies when it fires and when it is OK again.", alarms_notify),

@@ -139,6 +139,24 @@ def _engine_dead_after(seconds: float) -> float:
 
 
 @functools.cache
+def aws_regions() -> frozenset[str]:
+    """The regions botocore's endpoint data lists for EC2 in the `aws` partition: the program writes
+    `arn:aws:` ARNs (China's and GovCloud's partitions would need theirs)."""
+    import botocore.session
+
+    return frozenset(botocore.session.get_session().get_available_regions("ec2", partition_name="aws"))
+
+
+def _aws_region(value: str) -> str:
+    """A region AWS has: it goes into user data, unit files and the AWS CLI's arguments."""
+    if value not in aws_regions():
+        close = difflib.get_close_matches(value, sorted(aws_regions()), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"is not an AWS region{hint} (the aws partition's, as botocore's endpoint data lists them)")
+    return value
+
+
+@functools.cache
 def ec2_instance_types() -> tuple[str, ...]:
     """The EC2 instance types botocore's service model knows (its `InstanceType` enum)."""
     import botocore.session
@@ -424,7 +442,7 @@ class Settings(BaseModel):
     )
 
     # AWS stacks.
-    aws_region: str | None = None  # from aws:region, not from this namespace
+    aws_region: Annotated[str, AfterValidator(_aws_region)] | None = None  # from aws:region, not this namespace
     owner: str | None = setting(
         None, "Who owns the stack's AWS resources (the owner tag); required.", group=AWS, min_length=1, max_length=128
     )
@@ -658,6 +676,15 @@ class Settings(BaseModel):
                 f"{key('build_context')} = {self.build_context}: holds the whole project (its .pulumi/ state and "
                 "passphrase, .git, .venv) and would send it to the build; give your service's own directory"
             ]
+        if context.is_relative_to(PROJECT_DIR):
+            hidden = next((part for part in context.relative_to(PROJECT_DIR).parts if part.startswith(".")), None)
+            if hidden or (context / ".pulumi").exists():
+                where = hidden or f"{self.build_context}/.pulumi"
+                return [
+                    f"{key('build_context')} = {self.build_context}: is or holds {where}, a dot-directory of the "
+                    "repository (the project's state and passphrase in .pulumi/, .git, .venv, .tools) and would send "
+                    "it to the build; give your service's own directory"
+                ]
         where = f"{self.build_context}/{self.dockerfile}"
         try:
             text = self.dockerfile_path.read_text()
@@ -750,6 +777,8 @@ def _describe(error: dict) -> str:
         return f"{name} is not a setting of this project; {hint}settings are: {', '.join(sorted(known))}"
     if error["type"] == "missing":
         return f"{name} is required"
+    if location[0] == "awsRegion":  # read from the aws provider's namespace
+        name = "aws:region"
     where = name + "".join(f"[{part}]" for part in location[1:])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "string_pattern_mismatch":

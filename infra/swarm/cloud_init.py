@@ -181,19 +181,33 @@ def setup_unit() -> str:
     )
 
 
+ECR_LOGIN = "/usr/local/sbin/restdemo-ecr-login"
+SHIP_JOURNAL = "/usr/local/sbin/restdemo-ship-journal"
+
+
+def ecr_login_script(node: NodeConfig) -> str:
+    """The node's docker login to the stack's registry (its own role), its output in the journal under
+    its own name; pipefail keeps a failed login failing the agent's start. A script file: no value
+    is quoted inside another command's quotes."""
+    q = shlex.quote
+    return (
+        "#!/bin/bash\n# restdemo: log the node's docker in to the stack's registry (infra/swarm/cloud_init.py)\n"
+        "set -o pipefail\n"
+        f"aws ecr get-login-password --region {q(node.region)} | docker login --username AWS --password-stdin "
+        f"{q(node.registry)} 2>&1 | systemd-cat -t {ECR_LOGIN_TAG}\n"
+    )
+
+
 def agent_unit(node: NodeConfig) -> str:
     """The node agent on every boot, restarted whenever it stops: `run` bootstraps (retrying) first,
     so a failed bootstrap is never permanent. Logging in to ECR is part of each start."""
     q = shlex.quote
-    login = f"aws ecr get-login-password --region {q(node.region)} | docker login --username AWS --password-stdin"
     return (
         "[Unit]\nDescription=restdemo node agent\n"
         "After=docker.service restdemo-node-setup.service\nRequires=docker.service restdemo-node-setup.service\n\n"
         "[Service]\n"
         f"ExecStartPre=-/usr/bin/docker rm -f {AGENT_CONTAINER}\n"
-        # Its output under its own name, which the journal shipper sends to the log group; pipefail
-        # keeps a failed login failing the start.
-        f"ExecStartPre=/bin/bash -o pipefail -c '({login} {q(node.registry)}) 2>&1 | systemd-cat -t {ECR_LOGIN_TAG}'\n"
+        f"ExecStartPre={ECR_LOGIN}\n"
         f"ExecStart=/usr/bin/docker run --rm --name {AGENT_CONTAINER} --network host "
         "-v /var/run/docker.sock:/var/run/docker.sock "
         # Read-only, for the disk use of the data root it reports (restdemo_agent.metrics).
@@ -204,7 +218,7 @@ def agent_unit(node: NodeConfig) -> str:
     )
 
 
-def daemon_logs_unit(node: NodeConfig) -> str:
+def ship_journal_script(node: NodeConfig) -> str:
     """The node's own logs: dockerd's, cloud-init's, the node setup's and every ECR login's journal
     lines, shipped through Docker's awslogs driver by a `cat` in the agent image. Not the agent's:
     its container logs through awslogs itself (shipped twice, its metrics would count twice)."""
@@ -217,12 +231,19 @@ def daemon_logs_unit(node: NodeConfig) -> str:
     ]
     journals = f"-b --cursor-file={NODE_STATE_DIR}/journal.cursor " + " + ".join(matches)
     return (
+        "#!/bin/bash\n# restdemo: ship the node's journals to the stack's log group (infra/swarm/cloud_init.py)\n"
+        "set -o pipefail\n"
+        f"journalctl -f -o short-iso {journals} | docker run -i --rm --name restdemo-daemon-logs "
+        f"--log-driver awslogs --log-opt awslogs-region={q(node.region)} --log-opt awslogs-group={q(node.log_group)} "
+        f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}\n"
+    )
+
+
+def daemon_logs_unit() -> str:
+    return (
         "[Unit]\nDescription=Ship the node's journals (dockerd, cloud-init, setup, ECR login) to CloudWatch\n"
         "After=docker.service\nRequires=docker.service\n\n"
-        "[Service]\n"
-        f"ExecStart=/bin/sh -c 'journalctl -f -o short-iso {journals} | docker run -i --rm --name restdemo-daemon-logs "
-        f"--log-driver awslogs --log-opt awslogs-region={q(node.region)} --log-opt awslogs-group={q(node.log_group)} "
-        f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}'\n"
+        f"[Service]\nExecStart={SHIP_JOURNAL}\n"
         "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"
     )
 
@@ -418,8 +439,10 @@ def render(node: NodeConfig) -> str:
         {
             "path": "/etc/systemd/system/restdemo-daemon-logs.service",
             "permissions": "0644",
-            "content": daemon_logs_unit(node),
+            "content": daemon_logs_unit(),
         },
+        {"path": ECR_LOGIN, "permissions": "0755", "content": ecr_login_script(node)},
+        {"path": SHIP_JOURNAL, "permissions": "0755", "content": ship_journal_script(node)},
     ]
     if node.role == "manager":
         # Amazon Linux's unit passes -H fd://, which conflicts with "hosts" in daemon.json.

@@ -94,7 +94,7 @@ class Swarm(pulumi.ComponentResource):
         stack = pulumi.get_stack()
         self.ssm_prefix = ssm_prefix(stack)
         state = SwarmState(f"{name}-state", settings=settings, opts=pulumi.ResourceOptions(parent=self))
-        groups = self._security_groups(name, settings, network, web.security_group_id)
+        groups = self._security_groups(name, settings, network, web.security_group_id, admin.security_group_id)
         group_names = {role: f"restdemo-{stack}-{role}s" for role in ("manager", "worker")}
         arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names)
         ami = node_ami(settings, self)
@@ -108,7 +108,7 @@ class Swarm(pulumi.ComponentResource):
         self.node_security_group_id = groups["node"].id
         self.register_outputs({"log_group_name": self.log_group_name, "managers": self.managers.name})
 
-    def _security_groups(self, name, settings, network, alb_security_group_id):
+    def _security_groups(self, name, settings, network, alb_security_group_id, admin_security_group_id):
         child = pulumi.ResourceOptions(parent=self)
         node = security_group(f"{name}-nodes", settings, network.vpc_id, "restdemo swarm nodes", child)
         manager = security_group(f"{name}-managers", settings, network.vpc_id, "restdemo swarm managers", child)
@@ -144,7 +144,22 @@ class Swarm(pulumi.ComponentResource):
             "the routing mesh, from the ALB only",
             source_group_id=alb_security_group_id,
         )
-        rule("readiness", node, READINESS_PORT, "agent readiness check, from the VPC only", cidr=network.vpc_cidr)
+        # The agent's readiness endpoint: the admin NLB's health check and `recover` on another manager.
+        # Not the VPC: an idle connection from any container could hold its threads.
+        rule(
+            "readiness",
+            manager,
+            READINESS_PORT,
+            "agent readiness, from the admin NLB only",
+            source_group_id=admin_security_group_id,
+        )
+        rule(
+            "readiness-managers",
+            manager,
+            READINESS_PORT,
+            "agent readiness, from the managers (recover)",
+            source_group_id=manager.id,
+        )
         for index, cidr in enumerate(settings.admin_cidrs):
             rule(
                 f"docker-api-{index}", manager, DOCKER_TLS_PORT, "Docker API (mutual TLS), admin CIDRs", cidr=str(cidr)

@@ -76,3 +76,36 @@ def test_recover_counts_a_manager_alive_only_when_its_agent_answers():
     finally:
         without_quorum.shutdown()
         hung.close()
+
+
+def test_idle_connections_neither_pile_up_threads_nor_starve_the_check():
+    """Connections that send nothing (from anything the security group still admits) are bounded:
+    at most MAX_CONNECTIONS at once, each closed after REQUEST_SECONDS; the next /ready answers
+    within that bound, and the server never holds more threads."""
+    import socket
+    import time
+
+    from restdemo_agent.readiness import MAX_CONNECTIONS, REQUEST_SECONDS
+
+    server = serve(free_port(), lambda: (True, "active"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3 * MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() - before <= MAX_CONNECTIONS
+        started = time.monotonic()
+        answered = None
+        while answered is None and time.monotonic() - started < 4 * REQUEST_SECONDS:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as answer:
+                    answered = answer.status
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        assert answered == 200
+        assert time.monotonic() - started <= 2 * REQUEST_SECONDS + 1
+    finally:
+        for connection in idle:
+            connection.close()
+        server.shutdown()

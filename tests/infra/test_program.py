@@ -44,7 +44,10 @@ def test_aws_outputs_hold_no_plain_secret(stack):
     for secret in (ECR_PASSWORD, "PRIVATE KEY", "private-key"):
         assert secret not in text
     assert run.outputs["adminEndpoint"] == "tcp://admin-0123456789.eu-west-1.elb.amazonaws.com:2376"
-    assert run.outputs["url"] == "http://web-0123456789.eu-west-1.elb.amazonaws.com"
+    domain = stack_config(stack).get("restdemo:domainName")
+    assert run.outputs["url"] == (
+        f"https://{domain}" if domain else "http://web-0123456789.eu-west-1.elb.amazonaws.com"
+    )
     assert run.outputs["logGroup"] == f"/restdemo/{run.stack}"
     assert run.outputs["agentImage"].startswith(
         f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-{run.stack}:"

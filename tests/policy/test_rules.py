@@ -83,6 +83,14 @@ def ingress(props, port=22, cidr="0.0.0.0/0"):
 BAD_VARIANTS = [
     (
         "prod",
+        "aws:lb/listener:Listener",
+        "web-http",
+        lambda p: p.update(defaultActions=[{"type": "forward", "targetGroupArn": "arn:tg"}]),
+        "https",
+        "web-http: serves plain HTTP; this stack requires HTTPS",
+    ),
+    (
+        "prod",
         "aws:autoscaling/group:Group",
         "swarm-managers-group",
         lambda p: p.update(desiredCapacity=2),

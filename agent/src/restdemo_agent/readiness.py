@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -19,10 +20,40 @@ def readiness(swarm_info: dict, role: str) -> tuple[bool, str]:
     return True, "active"
 
 
+# A connection gets this long to send its request and read the answer; this many are served at once,
+# and one more is closed at once: idle connections cannot pile up threads or starve the health check.
+REQUEST_SECONDS = 2.0
+MAX_CONNECTIONS = 16
+
+
+class BoundedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most MAX_CONNECTIONS connections in handling at once."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: closed at once, not queued behind idle ones
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def serve(port: int, probe) -> ThreadingHTTPServer:
     """probe() -> (ready, reason). Returns the server; the caller runs serve_forever()."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_SECONDS  # StreamRequestHandler: the connection's socket timeout
+
         def do_GET(self):
             if self.path != "/ready":
                 self.send_error(404)
@@ -38,4 +69,4 @@ def serve(port: int, probe) -> ThreadingHTTPServer:
         def log_message(self, *args):  # one line per action is logged by the agent, not per probe
             pass
 
-    return ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    return BoundedServer(("0.0.0.0", port), Handler)

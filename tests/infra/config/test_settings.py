@@ -249,6 +249,46 @@ def test_a_certificate_needs_the_domain_it_covers_and_a_domain_needs_a_zone_or_a
     )
 
 
+@pytest.mark.parametrize("context", [".pulumi", ".git", ".venv/lib", "app/../.git/refs"])
+def test_a_build_context_inside_a_dot_directory_of_the_repository_is_refused(context):
+    """Its files go to BuildKit: the project's state and its passphrase (.pulumi/), .git, .venv."""
+    from infra.config.settings import PROJECT_DIR
+
+    (PROJECT_DIR / context).mkdir(parents=True, exist_ok=True) if context == ".pulumi" else None
+    message = error_of({"restdemo:buildContext": context, "restdemo:healthCheck": "[]"})
+    assert f"restdemo:buildContext = {context}: is or holds ." in message
+    assert "a dot-directory of the repository" in message
+
+
+def test_a_context_holding_the_state_is_refused_and_one_outside_the_repository_is_not(tmp_path):
+    from infra.config.settings import PROJECT_DIR
+
+    outside = tmp_path / "shop"
+    outside.mkdir()
+    (outside / ".git").mkdir()  # its own repository: fine
+    (outside / "Dockerfile").write_text('FROM scratch\nHEALTHCHECK CMD ["/check"]\n')
+    parse_settings({"restdemo:buildContext": str(outside), "restdemo:healthCheck": "[]", "restdemo:buildTarget": ""})
+    holding = PROJECT_DIR / "tests" / "e2e" / "second_app" / ".pulumi"
+    holding.mkdir()
+    try:
+        assert "is or holds tests/e2e/second_app/.pulumi" in error_of(
+            {"restdemo:buildContext": "tests/e2e/second_app", "restdemo:healthCheck": "[]"}
+        )
+    finally:
+        holding.rmdir()
+
+
+def test_the_region_is_one_aws_has():
+    """It goes into user data, unit files and AWS CLI arguments: a crafted one would run commands."""
+    assert error_of({**AWS_OK, "aws:region": "eu-west-1'; touch /tmp/owned; '"}).splitlines()[1:] == [
+        "  aws:region = \"eu-west-1'; touch /tmp/owned; '\": is not an AWS region (the aws partition's, as "
+        "botocore's endpoint data lists them)"
+    ]
+    assert "did you mean eu-west-1?" in error_of({**AWS_OK, "aws:region": "eu-wset-1"})
+    assert parse_settings({**AWS_OK, "aws:region": "us-east-2"}).aws_region == "us-east-2"
+    assert "is not an AWS region" in error_of({**AWS_OK, "aws:region": "cn-north-1"})  # arn:aws-cn: ARNs
+
+
 def test_the_runbook_address_is_a_link_a_mail_client_opens():
     assert error_of({**AWS_OK, "restdemo:runbookUrl": "docs/operations.md"}).splitlines()[1:] == [
         '  restdemo:runbookUrl = "docs/operations.md": must be an https:// address without a #fragment, quotes, '

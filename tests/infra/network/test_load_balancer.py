@@ -17,8 +17,12 @@ STACKS_UNDER_TEST = AWS_STACKS
 
 
 def test_alb_listens_on_80_and_forwards_to_port_8000_checked_on_health(run):
+    """On 80 it forwards, or with HTTPS (staging and prod) redirects and 443 forwards."""
     listener = run.named("aws:lb/listener:Listener", "web-http").inputs
     assert (listener["port"], listener["protocol"]) == (80, "HTTP")
+    if run.of_type("aws:acm/certificate:Certificate"):
+        assert listener["defaultActions"][0]["type"] == "redirect"
+        listener = run.named("aws:lb/listener:Listener", "web-https").inputs
     assert listener["defaultActions"] == [
         {"type": "forward", "targetGroupArn": listener["defaultActions"][0]["targetGroupArn"]}
     ]

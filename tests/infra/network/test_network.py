@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.aws_stack import AWS_STACKS, SG_INGRESS, group
+from tests.support.aws_stack import AWS_STACKS, SG_EGRESS, group
 from tests.support.pulumi_program import (
     run_program,
     stack_config,
@@ -36,5 +36,5 @@ def test_an_existing_vpc_replaces_the_network():
         run.named("aws:lb/loadBalancer:LoadBalancer", "web").inputs["subnets"]
         == existing["restdemo:existingPublicSubnetIds"]
     )
-    readiness = run.named(SG_INGRESS, "swarm-readiness").inputs
-    assert readiness["cidrIpv4"] == "172.31.0.0/16"
+    to_nodes = run.named(SG_EGRESS, "web-to-nodes").inputs  # the ALB reaches the nodes in that VPC
+    assert to_nodes["cidrIpv4"] == "172.31.0.0/16"

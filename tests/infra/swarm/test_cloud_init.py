@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from infra.admin.endpoint import certificate_sha256
 from infra.swarm.cloud_init import USER_DATA_LIMIT, NodeConfig, render
 from infra.swarm.cloud_init import setup_script as render_setup
 from tests.support.agent_env import WORKER_NODE
@@ -110,10 +109,11 @@ def test_the_agent_unit_logs_in_to_ecr_and_runs_the_agent_restarted_always():
     unit = file("worker", "/etc/systemd/system/restdemo-agent.service")
     image = node("worker").agent_image
     lines = unit.splitlines()
-    login = next(line for line in lines if "get-login-password" in line)
+    login = file("worker", "/usr/local/sbin/restdemo-ecr-login")
     run = next(line for line in lines if line.startswith("ExecStart="))
+    assert "ExecStartPre=/usr/local/sbin/restdemo-ecr-login" in lines
     assert "aws ecr get-login-password --region eu-west-1 | docker login" in login
-    assert "123456789012.dkr.ecr.eu-west-1.amazonaws.com)" in login
+    assert "--password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com 2>&1" in login
     assert run.endswith(f"--env-file /etc/restdemo/agent.env {image} run")
     assert "--network host -v /var/run/docker.sock:/var/run/docker.sock" in run
     assert "Restart=always" in lines and "WantedBy=multi-user.target" in lines
@@ -155,7 +155,10 @@ def test_the_agent_reads_the_environment_cloud_init_writes():
 def test_the_daemons_the_boots_and_the_ecr_logins_output_is_shipped_too():
     """dockerd's, cloud-init's, the node setup's and every ECR login's journal lines, not the
     agent's own (its container logs through awslogs already: twice would count its metrics twice)."""
-    unit = file("worker", "/etc/systemd/system/restdemo-daemon-logs.service")
+    assert "ExecStart=/usr/local/sbin/restdemo-ship-journal" in file(
+        "worker", "/etc/systemd/system/restdemo-daemon-logs.service"
+    )
+    unit = file("worker", "/usr/local/sbin/restdemo-ship-journal")
     shipped = (
         "journalctl -f -o short-iso -b --cursor-file=/var/lib/restdemo/journal.cursor"
         " _SYSTEMD_UNIT=docker.service + UNIT=docker.service + _SYSTEMD_UNIT=cloud-final.service"
@@ -169,11 +172,24 @@ def test_the_daemons_the_boots_and_the_ecr_logins_output_is_shipped_too():
     assert "--log-opt tag=node/{{.ID}}" in unit
 
 
-def test_the_ecr_login_keeps_its_exit_status_and_logs_under_its_own_name():
-    unit = file("worker", "/etc/systemd/system/restdemo-agent.service")
-    login = next(line for line in unit.splitlines() if "get-login-password" in line)
-    assert login.startswith("ExecStartPre=/bin/bash -o pipefail -c '(aws ecr get-login-password")
-    assert login.endswith(") 2>&1 | systemd-cat -t restdemo-ecr-login'")
+def test_the_ecr_login_keeps_its_exit_status_and_logs_under_its_own_name(tmp_path):
+    """A script file, run for real with stand-ins for aws and docker: a failed login fails it
+    (pipefail), and no value sits inside another command's quotes (a unit's `bash -c '...'`)."""
+    login = file("worker", "/usr/local/sbin/restdemo-ecr-login")
+    assert login.startswith("#!/bin/bash\n") and "set -o pipefail\n" in login
+    assert login.rstrip().endswith("2>&1 | systemd-cat -t restdemo-ecr-login")
+    assert "bash -c" not in file("worker", "/etc/systemd/system/restdemo-agent.service")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, code in (("aws", 0), ("docker", 1), ("systemd-cat", 0)):
+        (bin_dir / tool).write_text(f"#!/bin/sh\ncat >/dev/null; exit {code}\n")
+        (bin_dir / tool).chmod(0o755)
+    script = tmp_path / "login"
+    script.write_text(login)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert subprocess.run(["bash", str(script)], env=env).returncode == 1  # docker login failed
+    (bin_dir / "docker").write_text("#!/bin/sh\ncat >/dev/null; exit 0\n")
+    assert subprocess.run(["bash", str(script)], env=env).returncode == 0
 
 
 def test_no_secret_and_under_the_user_data_limit():

@@ -53,8 +53,14 @@ def test_swarm_ports_only_between_nodes_and_8000_only_from_the_alb(run):
     for name in ("swarm-swarm-tcp-7946", "swarm-swarm-udp-7946", "swarm-swarm-udp-4789", "swarm-manager-2377"):
         assert rules[name]["referencedSecurityGroupId"] == "swarm-nodes-id"
     assert rules["swarm-mesh-8000"]["referencedSecurityGroupId"] == "web-id"
-    assert rules["swarm-readiness"]["fromPort"] == 44554
-    assert rules["swarm-readiness"]["cidrIpv4"] == str(config(run, "vpcCidr"))
+    # The agents' readiness: on managers only, from the admin NLB and the managers (recover), not
+    # from the VPC, where any container could open idle connections to it.
+    readiness = {n: r for n, r in rules.items() if r.get("fromPort") == 44554}
+    assert {n: (r["securityGroupId"], r["referencedSecurityGroupId"]) for n, r in readiness.items()} == {
+        "swarm-readiness": ("swarm-managers-id", "admin-id"),
+        "swarm-readiness-managers": ("swarm-managers-id", "swarm-managers-id"),
+    }
+    assert not [r for r in rules.values() if r.get("cidrIpv4") == str(config(run, "vpcCidr"))]
 
 
 @pytest.mark.parametrize("role", ["manager", "worker"])
