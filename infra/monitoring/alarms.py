@@ -25,6 +25,7 @@ from restdemo_agent.contract import (
     REPLICAS_DESIRED,
     REPLICAS_RUNNING,
     UPDATE_ROLLED_BACK,
+    WORKER_METRICS_NAMESPACE,
 )
 
 ONE_MINUTE = METRICS_PERIOD_SECONDS  # the agent writes its metrics once a minute
@@ -168,8 +169,13 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
 def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
     """The swarm's own health, from the metrics the node agents write (restdemo_agent.metrics)."""
 
-    def agent(name: str, stat: str) -> Metric:
-        return Metric(METRICS_NAMESPACE, name, stat, {METRICS_DIMENSION: stack})
+    def agent(name: str, stat: str, namespace: str = METRICS_NAMESPACE) -> Metric:
+        return Metric(namespace, name, stat, {METRICS_DIMENSION: stack})
+
+    def every_node(name: str, stat: str) -> dict[str, Metric]:
+        """A node metric of the managers' (EMF in the swarm's log group) and of the workers' (their
+        namespace, PutMetricData): the swarm-level metrics come from the managers only."""
+        return {"m1": agent(name, stat), "m2": agent(name, stat, WORKER_METRICS_NAMESPACE)}
 
     nodes = settings.manager_count + settings.worker_count
     needed = quorum(settings.manager_count)
@@ -257,7 +263,8 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             periods=2,
             datapoints=2,
             missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
-            metric=agent(DISK_USED_PERCENT, "Maximum"),
+            expression="MAX([m1, m2])",
+            inputs=every_node(DISK_USED_PERCENT, "Maximum"),
         ),
         AlarmSpec(
             key="node-heartbeat-missing",
@@ -270,7 +277,8 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             periods=5,
             datapoints=5,
             missing="breaching",  # silence is exactly what this alarm is for
-            metric=agent(AGENT_HEARTBEAT, "Sum"),
+            expression="FILL(m1, 0) + FILL(m2, 0)",
+            inputs=every_node(AGENT_HEARTBEAT, "Sum"),
         ),
         AlarmSpec(
             key="node-bootstrap-gave-up",
@@ -282,7 +290,8 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             periods=1,
             datapoints=1,
             missing="notBreaching",
-            metric=agent(BOOTSTRAP_GAVE_UP, "Sum"),
+            expression="FILL(m1, 0) + FILL(m2, 0)",
+            inputs=every_node(BOOTSTRAP_GAVE_UP, "Sum"),
         ),
     ]
 

@@ -19,6 +19,7 @@ from restdemo_agent.contract import (
     NODES_READY,
     REPLICAS_DESIRED,
     REPLICAS_RUNNING,
+    WORKER_METRICS_NAMESPACE,
 )
 
 WIDTH, HEIGHT = 12, 6
@@ -57,6 +58,9 @@ def dashboard_body(
 
     def swarm(name: str, label: str) -> list:
         return [METRICS_NAMESPACE, name, METRICS_DIMENSION, stack, {"label": label}]
+
+    def workers(name: str, label: str) -> list:
+        return [WORKER_METRICS_NAMESPACE, name, METRICS_DIMENSION, stack, {"label": label}]
 
     targets = ["TargetGroup", web_target_group, "LoadBalancer", web_balancer]
     widgets = [
@@ -140,7 +144,12 @@ def dashboard_body(
         ),
         _widget(
             "Disk and memory in use, fullest node (%)",
-            [swarm(DISK_USED_PERCENT, "Docker data root"), swarm(MEMORY_USED_PERCENT, "memory")],
+            [
+                swarm(DISK_USED_PERCENT, "managers: Docker data root"),
+                swarm(MEMORY_USED_PERCENT, "managers: memory"),
+                workers(DISK_USED_PERCENT, "workers: Docker data root"),
+                workers(MEMORY_USED_PERCENT, "workers: memory"),
+            ],
             region=region,
             stat="Maximum",
             x=0,

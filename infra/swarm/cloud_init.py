@@ -66,7 +66,7 @@ class NodeConfig:
     state_table: str
     ssm_prefix: str
     lifecycle_queue_url: str
-    log_group: str
+    log_group: str  # the role's group: its containers' and its journals' lines (Infrequent Access)
     registry: str
     agent_image: str
     group_name: str  # the node's own auto scaling group (its launch hook, its health)
@@ -78,6 +78,9 @@ class NodeConfig:
     secrets_key: str = ""  # managers: the stack's KMS key ARN, for the join tokens they write
     prune_interval_seconds: int = 0
     engine_dead_after_seconds: int = 180  # the watchdog's bound on a silent dockerd (engineDeadAfter)
+    # The agent's own lines, when not the role's group: the managers' go to the swarm's group, the one
+    # CloudWatch Logs extracts the swarm's metrics from.
+    agent_log_group: str = ""
 
     def agent_environment(self) -> dict[str, str]:
         """The contract with the node agent (restdemo_agent.contract), as environment variables."""
@@ -88,7 +91,7 @@ class NodeConfig:
             state_table=self.state_table,
             ssm_prefix=self.ssm_prefix,
             lifecycle_queue_url=self.lifecycle_queue_url,
-            log_group=self.log_group,
+            log_group=self.agent_log_group or self.log_group,
             registry=self.registry,
             readiness_port=READINESS_PORT,
             group_name=self.group_name,
@@ -209,7 +212,8 @@ def agent_unit(node: NodeConfig) -> str:
         f"ExecStartPre=-/usr/bin/docker rm -f {AGENT_CONTAINER}\n"
         f"ExecStartPre={ECR_LOGIN}\n"
         f"ExecStart=/usr/bin/docker run --rm --name {AGENT_CONTAINER} --network host "
-        "-v /var/run/docker.sock:/var/run/docker.sock "
+        + (f"--log-opt awslogs-group={q(node.agent_log_group)} " if node.agent_log_group else "")
+        + "-v /var/run/docker.sock:/var/run/docker.sock "
         # Read-only, for the disk use of the data root it reports (restdemo_agent.metrics).
         f"-v {DOCKER_ROOT}:{DOCKER_ROOT}:ro -v {NODE_STATE_DIR}:{NODE_STATE_DIR} "
         f"--env-file /etc/restdemo/agent.env {q(node.agent_image)} run\n"

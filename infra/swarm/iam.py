@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from restdemo_agent.contract import ROLES, TLS_FILES, tls_parameter, token_parameter
+from restdemo_agent.contract import ROLES, TLS_FILES, WORKER_METRICS_NAMESPACE, tls_parameter, token_parameter
 
 
 def policy(*statements: dict) -> str:
@@ -50,7 +50,7 @@ class StackArns:
     ssm_prefix: str
     table: str = ""
     queue: str = ""
-    log_group: str = ""
+    log_groups: dict[str, list[str]] = field(default_factory=dict)  # role -> the ARNs of the groups it writes
     repositories: list[str] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)  # role -> its auto scaling group's ARN
     key: str = ""  # the stack's KMS key
@@ -98,9 +98,9 @@ SESSION_MANAGER_ACTIONS = [
 ]
 
 
-def node_statements(arns: StackArns) -> list[dict]:
+def node_statements(arns: StackArns, role: str) -> list[dict]:
     """What every node does: pull images (dockerd, after cloud-init's ECR login), ship container,
-    daemon and Session Manager logs to the stack's log group, and answer Session Manager."""
+    daemon and Session Manager logs to its role's log groups, and answer Session Manager."""
     return [
         allow(["ecr:GetAuthorizationToken"], "*"),  # AWS allows no narrower resource
         allow(
@@ -108,7 +108,7 @@ def node_statements(arns: StackArns) -> list[dict]:
         ),
         allow(
             ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            [arns.log_group, f"{arns.log_group}:*"],
+            [arn for group in arns.log_groups[role] for arn in (group, f"{group}:*")],
         ),
         # Session Manager looks its log group up before streaming a session to it; a list call.
         allow(["logs:DescribeLogGroups", *SESSION_MANAGER_ACTIONS], "*"),
@@ -159,6 +159,11 @@ def worker_statements(arns: StackArns) -> list[dict]:
     or lifecycle actions, and no instance's health: a worker that must go powers itself off."""
     return [
         allow(["dynamodb:GetItem"], [arns.table]),
+        # Its own metrics, in the workers' namespace only: its logs go to a group that extracts none.
+        {
+            **allow(["cloudwatch:PutMetricData"], "*"),
+            "Condition": {"StringEquals": {"cloudwatch:namespace": WORKER_METRICS_NAMESPACE}},
+        },
         allow(["ssm:GetParameter"], arns.secrets("worker")),
         decrypt(arns, ["kms:Decrypt"], arns.secrets("worker")),
         # The engine watchdog reads its own lifecycle state (a Describe call: no resource scoping).
@@ -167,7 +172,8 @@ def worker_statements(arns: StackArns) -> list[dict]:
 
 
 def role_statements(arns: StackArns, role: str) -> list[dict]:
-    return [*node_statements(arns), *(manager_statements(arns) if role == "manager" else worker_statements(arns))]
+    own = manager_statements(arns) if role == "manager" else worker_statements(arns)
+    return [*node_statements(arns, role), *own]
 
 
 def account_administers_the_key(account: str) -> dict:

@@ -37,6 +37,28 @@ def manager_shell(region: str, document: str, group: str) -> str:
     return f"aws ssm start-session --region {region} --document-name {document} --target ${{INSTANCE:-$({healthy})}}"
 
 
+# The stack's log groups, by what writes them. Only the managers' agents write the swarm's group, the
+# one CloudWatch Logs extracts metrics from (EMF): the swarm's alarms read those. Everything else goes
+# to its role's groups in the Infrequent Access class, which extracts no metrics ("Log classes",
+# CloudWatch Logs User Guide): a worker taken over can write no metric through its logs, and no
+# line into a manager's logs or sessions.
+SWARM_LOGS = "swarm"
+LOG_GROUPS = (SWARM_LOGS, "managers", "workers", "sessions/managers", "sessions/workers")
+INFREQUENT_ACCESS = "INFREQUENT_ACCESS"
+
+
+def log_group_name(stack: str, which: str) -> str:
+    """`/restdemo/<stack>` for the swarm's (the name the stack's one group had), else below it."""
+    return f"/restdemo/{stack}" if which == SWARM_LOGS else f"/restdemo/{stack}/{which}"
+
+
+def role_log_groups(role: str) -> list[str]:
+    """The groups a node of `role` writes: its own containers' and journals', its sessions'; the
+    managers' agents the swarm's too."""
+    own = [f"{role}s", f"sessions/{role}s"]
+    return [SWARM_LOGS, *own] if role == "manager" else own
+
+
 def session_preferences(log_group: str) -> str:
     """A Standard_Stream session document's inputs: stream to CloudWatch Logs (encrypted at rest by
     CloudWatch; `cloudWatchEncryptionEnabled` would need the log group under a KMS key)."""
@@ -59,7 +81,7 @@ def session_preferences(log_group: str) -> str:
 
 
 class SwarmState(pulumi.ComponentResource):
-    """What the node agents share: the state table, the lifecycle queue and its hook role, the log group.
+    """What the node agents share: the state table, the lifecycle queue and its hook role, the log groups.
 
     Takes:
         name: the prefix of every child's name (`<name>-table`, `<name>-lifecycle`, `<name>-logs`, ...).
@@ -71,10 +93,12 @@ class SwarmState(pulumi.ComponentResource):
         table_arn: the state table's ARN.
         queue_url: the lifecycle queue's URL.
         queue_arn: the lifecycle queue's ARN.
-        log_group_name: the stack's CloudWatch log group's name.
-        log_group_arn: the log group's ARN.
+        log_group_name: the swarm's log group (`/restdemo/<stack>`: the managers' agents, the metrics).
+        log_group_arn: its ARN.
+        log_group_names, log_group_arns: every log group, by what writes it (LOG_GROUPS).
         hook_role_arn: the role Auto Scaling assumes to send to the queue.
-        session_document: the name of the stack's Session Manager document.
+        session_document: the name of the managers' Session Manager document.
+        worker_session_document: the workers' one.
         hook_ready: the hook role and its policy, for a lifecycle hook to depend on.
     """
 
@@ -86,14 +110,20 @@ class SwarmState(pulumi.ComponentResource):
         prefix = f"restdemo-{stack}"
         table = self._table(name, settings, prefix, swarm)
         queue = self._lifecycle_queue(name, settings, prefix, swarm)
-        log_group = self._log_group(name, settings, stack, swarm)
-        session_document = self._session_document(name, settings, prefix, log_group, child)
+        log_groups = {which: self._log_group(name, settings, stack, which, swarm) for which in LOG_GROUPS}
+        sessions = {
+            role: self._session_document(name, settings, prefix, role, log_groups[f"sessions/{role}s"], child)
+            for role in ("manager", "worker")
+        }
         hook_role, hook_policy = self._hook_role(name, settings, queue, child)
         self.table_name, self.table_arn = table.name, table.arn
         self.queue_url, self.queue_arn = queue.url, queue.arn
-        self.log_group_name, self.log_group_arn = log_group.name, log_group.arn
+        self.log_group_name, self.log_group_arn = log_groups[SWARM_LOGS].name, log_groups[SWARM_LOGS].arn
+        self.log_group_names = {which: group.name for which, group in log_groups.items()}
+        self.log_group_arns = {which: group.arn for which, group in log_groups.items()}
         self.hook_role_arn = hook_role.arn
-        self.session_document = session_document.name
+        self.session_document = sessions["manager"].name
+        self.worker_session_document = sessions["worker"].name
         # A hook whose role cannot yet send to the queue fails to create: wait for the policy too.
         self.hook_ready = [hook_role, hook_policy]
         self.register_outputs({"table_name": self.table_name, "queue_url": self.queue_url})
@@ -131,14 +161,24 @@ class SwarmState(pulumi.ComponentResource):
         )
 
     def _log_group(
-        self, name: str, settings: Settings, stack: str, swarm: pulumi.Resource | None
+        self, name: str, settings: Settings, stack: str, which: str, swarm: pulumi.Resource | None
     ) -> aws.cloudwatch.LogGroup:
+        if which == SWARM_LOGS:  # the stack's one group as it was: same name, same resource
+            return aws.cloudwatch.LogGroup(
+                f"{name}-logs",
+                name=log_group_name(stack, which),
+                retention_in_days=settings.log_retention_days,
+                tags=tags(settings, "logs"),
+                opts=self._moved("swarm-logs", swarm),
+            )
+        label = which.replace("/", "-")
         return aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/restdemo/{stack}",
+            f"{name}-logs-{label}",
+            name=log_group_name(stack, which),
+            log_group_class=INFREQUENT_ACCESS,
             retention_in_days=settings.log_retention_days,
-            tags=tags(settings, "logs"),
-            opts=self._moved("swarm-logs", swarm),
+            tags=tags(settings, f"logs-{label}"),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _session_document(
@@ -146,19 +186,21 @@ class SwarmState(pulumi.ComponentResource):
         name: str,
         settings: Settings,
         prefix: str,
+        role: str,
         log_group: aws.cloudwatch.LogGroup,
         child: pulumi.ResourceOptions,
     ) -> aws.ssm.Document:
-        # The stack's own Session Manager document: sessions opened with it (managerShell) stream
-        # their input and output to the stack's log group. Not the account-wide preferences
-        # (SSM-SessionManagerRunShell), which other stacks in the account share.
+        # The stack's own Session Manager documents, one per role: a session opened with one
+        # (managerShell) streams its input and output to its role's session log group. Not the
+        # account-wide preferences (SSM-SessionManagerRunShell), which other stacks in the account share.
+        suffix = "session" if role == "manager" else f"{role}-session"  # the managers' kept its name
         return aws.ssm.Document(
-            f"{name}-session",
-            name=f"{prefix}-session",
+            f"{name}-session" if role == "manager" else f"{name}-{role}-session",
+            name=f"{prefix}-{suffix}",
             document_type="Session",
             document_format="JSON",
             content=log_group.name.apply(session_preferences),
-            tags=tags(settings, "session"),
+            tags=tags(settings, suffix),
             opts=child,
         )
 

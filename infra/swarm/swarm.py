@@ -23,7 +23,7 @@ from infra.swarm.cloud_init import NodeConfig, render
 from infra.swarm.iam import StackArns, group_arn, policy, role_statements
 from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
 from infra.swarm.secrets_key import SecretsKey
-from infra.swarm.state import SwarmState
+from infra.swarm.state import SwarmState, role_log_groups
 from restdemo_agent.contract import (
     DOCKER_TLS_PORT,
     ESP_PROTOCOL,
@@ -183,7 +183,7 @@ class Swarm(pulumi.ComponentResource):
             account=identity.account_id,
             table=state.table_arn,
             queue=state.queue_arn,
-            log_group=state.log_group_arn,
+            log_groups=pulumi.Output.all(**{w.replace("/", "_"): arn for w, arn in state.log_group_arns.items()}),
             key=secrets_key.arn,
             repositories=pulumi.Output.all(*repository_arns),
         ).apply(
@@ -194,7 +194,10 @@ class Swarm(pulumi.ComponentResource):
                 ssm_prefix=self.ssm_prefix,
                 table=v["table"],
                 queue=v["queue"],
-                log_group=v["log_group"],
+                log_groups={
+                    role: [v["log_groups"][which.replace("/", "_")] for which in role_log_groups(role)]
+                    for role in ("manager", "worker")
+                },
                 key=v["key"],
                 repositories=list(v["repositories"]),
                 groups={role: group_arn(settings.aws_region, v["account"], g) for role, g in group_names.items()},
@@ -222,7 +225,8 @@ class Swarm(pulumi.ComponentResource):
             key = secrets_key.arn if manager else ""
             return pulumi.Output.all(
                 queue_url=state.queue_url,
-                log_group=state.log_group_name,
+                log_group=state.log_group_names[f"{role}s"],
+                agent_log_group=state.log_group_name if manager else "",
                 table=state.table_name,
                 registry=registry_server,
                 agent_image=agent_image,
@@ -238,6 +242,7 @@ class Swarm(pulumi.ComponentResource):
                         ssm_prefix=self.ssm_prefix,
                         lifecycle_queue_url=v["queue_url"],
                         log_group=v["log_group"],
+                        agent_log_group=v["agent_log_group"],
                         registry=v["registry"],
                         agent_image=v["agent_image"],
                         group_name=group_names[role],

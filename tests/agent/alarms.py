@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import functools
+from datetime import UTC
 
 from tests.agent.lab import LAB_METRICS_PERIOD, LabNode
-from tests.support.alarm_eval import Alarm, evaluate, first_alarm, from_emf
+from tests.support.alarm_eval import Alarm, Datapoint, evaluate, first_alarm, from_emf
 from tests.support.pulumi_program import run_program, stack_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -30,7 +31,7 @@ def program_alarms(managers: int, workers: int) -> dict[str, dict]:
     for alarm in run.of_type(ALARM):
         queries = alarm.inputs.get("metricQueries", [])
         metrics = [q["metric"] for q in queries if "metric" in q] if queries else [alarm.inputs]
-        if all(m.get("namespace") == "restdemo" for m in metrics):
+        if all(m.get("namespace") in ("restdemo", "restdemo/workers") for m in metrics):
             found[alarm.name.removeprefix(PREFIX)] = alarm.inputs
     return found
 
@@ -47,8 +48,29 @@ def lab_alarm(inputs: dict, stack: str) -> Alarm:
     return Alarm.from_inputs(scaled)
 
 
-def datapoints(members: list[LabNode]):
-    return from_emf(line for node in members for line in node.agent_log().splitlines())
+def datapoints(members: list[LabNode]) -> list[Datapoint]:
+    """What CloudWatch would make of the lab's nodes: the managers' agents' EMF lines (they go to the
+    swarm's log group, of the Standard class), and the workers' metrics as they sent them with
+    PutMetricData, from the lab's moto (a worker's log group extracts no EMF)."""
+    from moto.cloudwatch.models import MetricDatum, cloudwatch_backends
+
+    from tests.agent.conftest import ACCOUNT, REGION
+
+    managers = from_emf(line for node in members if node.role == "manager" for line in node.agent_log().splitlines())
+    stacks = {node.stack for node in members if node.role == "worker"}
+    sent = [
+        Datapoint(
+            timestamp=(datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=UTC)).timestamp(),
+            value=float(datum.value),
+            metric=datum.name,
+            namespace=datum.namespace,
+            dimensions={d.name: d.value for d in datum.dimensions},
+            unit=datum.unit,
+        )
+        for datum in cloudwatch_backends[ACCOUNT][REGION].metric_data
+        if isinstance(datum, MetricDatum) and {d.value for d in datum.dimensions} & stacks
+    ]
+    return managers + sent
 
 
 def fired(members: list[LabNode], stack: str, managers: int, workers: int, start: float, end: float) -> dict:

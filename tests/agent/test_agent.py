@@ -29,7 +29,8 @@ def aws(monkeypatch):
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(name, value)
     with mock_aws():
-        clients = {name: boto3.client(name, region_name=REGION) for name in ("dynamodb", "ssm", "ec2", "autoscaling")}
+        names = ("dynamodb", "ssm", "ec2", "autoscaling", "cloudwatch")
+        clients = {name: boto3.client(name, region_name=REGION) for name in names}
         make_table(clients["dynamodb"])
         yield clients
 
@@ -41,7 +42,7 @@ def agent_on(engine, aws, role: str = "manager") -> Agent:
     )
     state = SwarmState(aws["dynamodb"], aws["ssm"], TABLE, PREFIX, KEY)
     lifecycle = Lifecycle(None, aws["autoscaling"], "")
-    return Agent(environment, ME, engine, state, lifecycle, aws["ec2"], None)
+    return Agent(environment, ME, engine, state, lifecycle, aws["ec2"], None, cloudwatch=aws["cloudwatch"])
 
 
 def lines(capsys, action: str) -> list[dict]:
@@ -166,3 +167,11 @@ def test_a_node_that_cannot_join_gives_its_instance_up_only_without_swarm_state(
     reported = [line for line in written if line["action"] == "metrics" and "BootstrapGaveUp" in line]
     kept = [line for line in written if line["action"] == "bootstrap-gave-up-kept"]
     assert (len(reported), len(kept)) == ((1, 0) if replaced else (0, 1))
+    # A worker's metrics reach CloudWatch through PutMetricData, in the workers' namespace (not EMF:
+    # its log group extracts none).
+    assert all("_aws" not in line for line in written if line["action"] == "metrics")
+    sent = aws["cloudwatch"].list_metrics(Namespace="restdemo/workers")["Metrics"]
+    assert {m["MetricName"] for m in sent} == (
+        {"BootstrapFailures", "BootstrapGaveUp"} if replaced else {"BootstrapFailures"}
+    )
+    assert all(m["Dimensions"] == [{"Name": "Stack", "Value": "dev"}] for m in sent)

@@ -145,14 +145,23 @@ def written(capsys) -> list[dict]:
 def test_a_reading_that_fails_leaves_the_heartbeat_and_the_other_readings(tmp_path, capsys):
     """A node whose data root cannot be read still says it is alive (else the heartbeat alarm
     would call a live node dead), and says which reading failed."""
+    import boto3
+    from moto import mock_aws
+
     agent = agent_with(None, tmp_path, capsys, RESTDEMO_DOCKER_ROOT=str(tmp_path / "gone"))
-    agent.report_metrics()
-    agent.report_metrics()  # the same period: nothing more
+    with mock_aws():
+        agent.cloudwatch = boto3.client(
+            "cloudwatch", region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        agent.report_metrics()
+        agent.report_metrics()  # the same period: nothing more
+        sent = agent.cloudwatch.list_metrics(Namespace="restdemo/workers")["Metrics"]
     lines = written(capsys)
     errors = [line["reading"] for line in lines if line["action"] == "metrics-error"]
     (metrics,) = [line for line in lines if line["action"] == "metrics"]
     assert errors == ["node_readings", "swarm_readings"]
     assert metrics["AgentHeartbeat"] == 1.0 and "DockerDiskUsedPercent" not in metrics
+    assert [m["MetricName"] for m in sent] == ["AgentHeartbeat"]
 
 
 class Leader:

@@ -30,12 +30,21 @@ from restdemo_agent.contract import (
     SETUP_FAILURES_REPORTED,
     SETUP_RUNS,
     SETUP_SUCCESSES,
+    WORKER_METRICS_NAMESPACE,
     AgentEnvironment,
 )
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
 from restdemo_agent.log import log
-from restdemo_agent.metrics import emf, leader_view, manager_view, memory_used_percent, setup_failures, used_percent
+from restdemo_agent.metrics import (
+    emf,
+    leader_view,
+    manager_view,
+    memory_used_percent,
+    metric_data,
+    setup_failures,
+    used_percent,
+)
 from restdemo_agent.plan import (
     HANDLE_MINE,
     HANDLE_UNKNOWN,
@@ -198,6 +207,7 @@ class Agent:
     rolled_back: dict[str, str] = field(default_factory=dict)  # services held as rolled back -> spec digest
     rolled_back_unsaved: bool = False  # the list changed and the state table has not taken it yet
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
+    cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
 
     @property
     def role(self) -> str:
@@ -491,10 +501,19 @@ class Agent:
     # --- metrics -------------------------------------------------------------------------
 
     def write_metrics(self, values: dict[str, float]) -> None:
-        """One log line that CloudWatch Logs turns into these metrics (metrics.py); the instance and
-        role ride along as plain fields (no dimension, no cost), to find a node's lines."""
+        """A manager: one log line that CloudWatch Logs turns into these metrics (EMF, metrics.py) in
+        the swarm's log group. A worker: the line without EMF (its group extracts none) and the
+        metrics sent with PutMetricData, in the workers' namespace (the only one its role may write).
+        The instance and role ride along as plain fields, to find a node's lines."""
         instance = {"instance_id": self.me.instance_id} if self.me else {}
-        log("metrics", **instance, role=self.role, **emf(self.environment.stack, values, time.time()))
+        now = time.time()
+        if self.role == "manager":
+            log("metrics", **instance, role=self.role, **emf(self.environment.stack, values, now))
+            return
+        log("metrics", **instance, role=self.role, **{name: float(value) for name, value in values.items()})
+        self.cloudwatch.put_metric_data(
+            Namespace=WORKER_METRICS_NAMESPACE, MetricData=metric_data(self.environment.stack, values, now)
+        )
 
     def report_metrics(self) -> None:
         """Once a metrics period: every node's heartbeat, disk and memory; a manager's view of the
@@ -509,7 +528,10 @@ class Agent:
                 values |= reading()
             except Exception as exc:  # logged; the rest of the line still goes out
                 log("metrics-error", reading=reading.__name__, message=str(exc)[:300], kind=type(exc).__name__)
-        self.write_metrics(values)
+        try:
+            self.write_metrics(values)
+        except Exception as exc:  # CloudWatch not answering: the next period tries again
+            log("metrics-error", reading="write", message=str(exc)[:300], kind=type(exc).__name__)
         self.metrics_period = period
 
     def node_readings(self) -> dict[str, float]:

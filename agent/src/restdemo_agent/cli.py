@@ -26,7 +26,8 @@ def clients(environment: AgentEnvironment):
     import boto3
 
     session = boto3.session.Session(region_name=environment.region)
-    return {name: session.client(name) for name in ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr")}
+    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch")
+    return {name: session.client(name) for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         lifecycle=lifecycle,
         ec2=aws["ec2"],
         ecr=aws["ecr"],
+        cloudwatch=aws["cloudwatch"],
     ).run()
     return 0
 

@@ -21,8 +21,9 @@ SWARM_NODE_PORTS = (("tcp", 7946), ("udp", 7946), ("udp", 4789))
 # An encrypted overlay's IPsec traffic (IP protocol 50), between nodes too.
 ESP_PROTOCOL = "50"
 
-# Engine labels each node sets at boot (cloud-init, from IMDSv2); managers copy them to node
-# labels, which placement preferences and constraints use as `node.labels.<name>`.
+# Node labels the leader sets once on each new node, from what AWS says of the instance at the node's
+# address (never from engine labels, which root on the node writes); placement preferences and
+# constraints use them as `node.labels.<name>`.
 LABEL_INSTANCE_ID = "instance_id"
 LABEL_ZONE = "availability_zone"
 LABEL_ROLE = "role"
@@ -46,6 +47,10 @@ REPLACEMENT_LEASE_KEY = "manager_replacement"
 # (infra/monitoring). One namespace, one dimension: the stack.
 METRICS_NAMESPACE = "restdemo"
 METRICS_DIMENSION = "Stack"
+# The workers' own metrics (heartbeat, disk, memory, setup and bootstrap failures): sent with
+# PutMetricData, which their role may call for this namespace only; their logs go to a group that
+# extracts no metrics, so no worker can write the swarm's.
+WORKER_METRICS_NAMESPACE = "restdemo/workers"
 # Every node, once a metrics period: its agent is alive (summed over the stack, the live agents).
 AGENT_HEARTBEAT = "AgentHeartbeat"
 DISK_USED_PERCENT = "DockerDiskUsedPercent"
@@ -73,6 +78,11 @@ SETUP_RUNS, SETUP_SUCCESSES, SETUP_FAILURES_REPORTED = "setup-runs", "setup-succ
 # systemd path unit powers the node off, and its group replaces an instance that is not running.
 REPLACE_REQUEST = "replace-me"
 NODE_SETUP_FAILURES = "NodeSetupFailures"
+
+
+def group_name(stack: str, role: str) -> str:
+    """A role's auto scaling group."""
+    return f"restdemo-{stack}-{role}s"
 
 
 def ssm_prefix(stack: str) -> str:

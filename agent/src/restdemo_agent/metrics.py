@@ -56,6 +56,21 @@ def emf(stack: str, metrics: dict[str, float], at: float) -> dict:
     }
 
 
+def metric_data(stack: str, metrics: dict[str, float], at: float) -> list[dict]:
+    """The same metrics as PutMetricData's MetricData, for a worker (WORKER_METRICS_NAMESPACE):
+    its logs go to a group that extracts no EMF, so it sends them itself, under the stack's dimension."""
+    return [
+        {
+            "MetricName": name,
+            "Dimensions": [{"Name": METRICS_DIMENSION, "Value": stack}],
+            "Timestamp": at,
+            "Value": float(value),
+            "Unit": UNITS.get(name, "Percent" if name.endswith("Percent") else "Count"),
+        }
+        for name, value in metrics.items()
+    ]
+
+
 def used_percent(total: float, free: float) -> float:
     return round(100.0 * (total - free) / total, 1) if total else 0.0
 

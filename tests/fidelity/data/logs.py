@@ -24,9 +24,21 @@ FIELDS = [
         "tpa logs/group.go IntInSlice",
         10,
     ),
+    Field(
+        "aws:cloudwatch/logGroup:LogGroup",
+        "logGroupClass",
+        OneOf(("STANDARD", "INFREQUENT_ACCESS", "DELIVERY")),
+        "CloudWatch Logs API CreateLogGroup logGroupClass; tpa logs/group.go log_group_class (StringInSlice)",
+        "INFREQUENT",
+    ),
 ]
 
 
 FORCE_NEW = [
-    ForceNew("aws:cloudwatch/logGroup:LogGroup", ("name",), "tpa logs/group.go: name ForceNew"),
+    ForceNew(
+        "aws:cloudwatch/logGroup:LogGroup",
+        ("name", "logGroupClass"),
+        "tpa logs/group.go: name ForceNew; log_group_class ForceNew (CreateLogGroup: \"can't be changed after a log "
+        'group is created")',
+    ),
 ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 
 from infra.config.settings import Settings
 from infra.monitoring.alarms import Watched, alarm_args, alarm_specs, description, quorum
-from tests.support.alarm_eval import OK, Alarm, Datapoint, evaluate, first_alarm
+from tests.support.alarm_eval import OK, Alarm, Datapoint, evaluate, first_alarm, from_emf
 
 pytestmark = pytest.mark.unit
 
@@ -45,12 +46,30 @@ def test_every_stack_watches_the_load_balancers_and_both_groups():
 
 
 def test_the_swarms_alarms_read_the_agents_metrics_of_this_stack():
-    for key in ("swarm-no-leader", "node-heartbeat-missing", "service-rolled-back", "node-disk-high"):
+    """The swarm-level ones from the managers' only (EMF in the swarm's log group); the node ones from
+    the managers' and the workers' namespace (PutMetricData) together."""
+    for key in ("swarm-no-leader", "service-rolled-back", "managers-below-quorum"):
         metric = specs()[key].metric
         assert (metric.namespace, metric.dimensions) == ("restdemo", {"Stack": "dev"})
+    for key in ("replicas-below-desired",):
+        assert {(m.namespace, m.dimensions["Stack"]) for m in specs()[key].inputs.values()} == {("restdemo", "dev")}
     heartbeat = specs(manager_count=3, worker_count=2)["node-heartbeat-missing"]
-    assert (heartbeat.metric.name, heartbeat.metric.stat, heartbeat.threshold) == ("AgentHeartbeat", "Sum", 5)
-    assert (heartbeat.comparison, heartbeat.missing, heartbeat.periods) == ("LessThanThreshold", "breaching", 5)
+    assert heartbeat.expression == "FILL(m1, 0) + FILL(m2, 0)"
+    assert {(m.namespace, m.name, m.stat) for m in heartbeat.inputs.values()} == {
+        ("restdemo", "AgentHeartbeat", "Sum"),
+        ("restdemo/workers", "AgentHeartbeat", "Sum"),
+    }
+    assert (heartbeat.threshold, heartbeat.comparison, heartbeat.missing, heartbeat.periods) == (
+        5,
+        "LessThanThreshold",
+        "breaching",
+        5,
+    )
+    disk = specs()["node-disk-high"]
+    assert disk.expression == "MAX([m1, m2])" and {m.namespace for m in disk.inputs.values()} == {
+        "restdemo",
+        "restdemo/workers",
+    }
     leader = specs()["swarm-no-leader"]
     assert (leader.metric.name, leader.threshold, leader.periods, leader.datapoints, leader.missing) == (
         "SwarmLeaderSeen",
@@ -249,3 +268,87 @@ def test_without_a_runbook_address_a_page_names_the_section_instead_of_a_relativ
     assert text.endswith(
         "Runbook: docs/operations.md, section #a-manager-has-no-quorum (set restdemo:runbookUrl for a link)"
     )
+
+
+# --- what a worker taken over can write, and what CloudWatch makes of it ---------------------------
+
+
+def emf_line(stack: str, at: float, **metrics: float) -> str:
+    from restdemo_agent.metrics import emf
+
+    return json.dumps({"action": "metrics", **emf(stack, metrics, at)})
+
+
+def ingested(run, writes: list[tuple], classes: dict[str, str], policies: dict[str, dict]) -> list[Datapoint]:
+    """The datapoints CloudWatch makes of what nodes write: an EMF line counts only when its writer's
+    role may write to that log group and the group is of the Standard class (Infrequent Access
+    extracts no metrics: CloudWatch Logs "Log classes"); a PutMetricData only when its writer's role
+    may put that namespace (IAM's `cloudwatch:namespace`). `writes`: (role, "log", group, line) or
+    (role, "put", namespace, datapoints)."""
+    from tests.support.iam_eval import Request, identity_allows
+
+    points = []
+    for role, kind, target, payload in writes:
+        principal = f"arn:aws:iam::123456789012:role/restdemo-{run.stack}-eu-west-1-{role}"
+        if kind == "log":
+            stream = f"arn:aws:logs:eu-west-1:123456789012:log-group:{target}:log-stream:x"
+            allowed = identity_allows([policies[role]], Request(principal, "logs:PutLogEvents", stream))
+            if allowed and classes.get(target) == "STANDARD":
+                points += from_emf([payload])
+        else:
+            request = Request(principal, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": target})
+            if identity_allows([policies[role]], request):
+                points += payload
+    return points
+
+
+def test_forged_worker_metrics_do_not_mask_the_swarm_alarms():
+    """Two failures from minute 10, each on its own: the swarm loses its quorum (the managers report
+    no leader), or its service runs 3 of 6 replicas (the leader's view). A worker taken over writes,
+    every minute, what would keep both alarms quiet (a leader seen, 999 replicas running) into every
+    log group and namespace it can name. With the groups and roles the program makes, none of it
+    becomes a metric the swarm's alarms read: each pages. With the one Standard group every node
+    wrote before, the same stream kept them quiet."""
+    from tests.support.aws_stack import policy_of
+    from tests.support.pulumi_program import run_program
+
+    run = run_program("prod")
+    stack, swarm_group = run.stack, f"/restdemo/{run.stack}"
+    policies = {role: policy_of(run, role) for role in ("manager", "worker")}
+    log_groups = run.of_type("aws:cloudwatch/logGroup:LogGroup")
+    classes = {r.inputs["name"]: r.inputs.get("logGroupClass", "STANDARD") for r in log_groups}
+
+    def scenario(failing: dict[str, float], healthy: dict[str, float]) -> list[tuple]:
+        writes = []
+        for minute in range(30):
+            at = T + minute * 60 + 5
+            writes.append(("manager", "log", swarm_group, emf_line(stack, at, **(healthy if minute < 10 else failing))))
+            forged = emf_line(stack, at + 1, SwarmLeaderSeen=1, ReplicasRunning=999, ReplicasDesired=1)
+            writes += [("worker", "log", group, forged) for group in classes]
+            for namespace in ("restdemo", "restdemo/workers"):
+                points = from_emf([forged.replace('"restdemo"', f'"{namespace}"', 1)])
+                writes.append(("worker", "put", namespace, points))
+        return writes
+
+    lost_quorum = scenario({"SwarmLeaderSeen": 0}, {"SwarmLeaderSeen": 1})
+    short = scenario(
+        {"SwarmLeaderSeen": 1, "ReplicasDesired": 6, "ReplicasRunning": 3},
+        {"SwarmLeaderSeen": 1, "ReplicasDesired": 6, "ReplicasRunning": 6},
+    )
+    cases = (("swarm-no-leader", lost_quorum), ("replicas-below-desired", short))
+    everyone = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:PutLogEvents"],
+                "Resource": f"arn:aws:logs:eu-west-1:123456789012:log-group:{swarm_group}:*",
+            }
+        ]
+    }
+    for key, writes in cases:
+        alarm = program_alarm("prod", key)
+        now = ingested(run, writes, classes, policies)
+        assert first_alarm(alarm, now, T + 600, T + 1800) is not None, key
+        # Before: one Standard group, every node allowed to write it.
+        before = ingested(run, writes, {swarm_group: "STANDARD"}, {"manager": everyone, "worker": everyone})
+        assert first_alarm(alarm, before, T + 600, T + 1800) is None, key

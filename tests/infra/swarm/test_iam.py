@@ -41,6 +41,7 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeLifecycleHooks",
+        "cloudwatch:PutMetricData",  # no resource to scope: its condition is the namespace
     }
     for statement in policy_of(run, role)["Statement"]:
         if statement["Resource"] == "*":
@@ -114,9 +115,18 @@ def prod() -> StackAccess:
     return access_of("prod")
 
 
-def can(access: StackAccess, role: str, action: str, resource: str, *, as_stack: StackAccess | None = None) -> bool:
+def can(
+    access: StackAccess,
+    role: str,
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+    *,
+    as_stack: StackAccess | None = None,
+) -> bool:
     """`role` of `access`'s stack calls `action` on `resource` (IAM alone decides: no resource policy)."""
-    return identity_allows([access.policies[role]], Request((as_stack or access).role(role), action, resource))
+    principal = (as_stack or access).role(role)
+    return identity_allows([access.policies[role]], Request(principal, action, resource, context or {}))
 
 
 def reads(caller: StackAccess, role: str, owner: StackAccess, path: str, policies: list[dict] | None = None) -> bool:
@@ -248,6 +258,21 @@ WORKER_MARKING_ITS_GROUP = {
 }
 
 
+def test_a_worker_writes_metrics_in_the_workers_namespace_only_and_no_managers_log(dev):
+    """What a taken-over worker cannot forge: the swarm's metrics (namespace restdemo, EMF from the
+    managers' agents in the swarm's log group) and the managers' logs and sessions."""
+    put = "cloudwatch:PutMetricData"
+    assert can(dev, "worker", put, "*", {"cloudwatch:namespace": "restdemo/workers"})
+    for namespace in ("restdemo", "restdemo/managers", "AWS/EC2"):
+        assert not can(dev, "worker", put, "*", {"cloudwatch:namespace": namespace}), namespace
+    assert not can(dev, "manager", put, "*", {"cloudwatch:namespace": "restdemo"})  # managers: EMF
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/restdemo/dev"
+    for group in ("", "/managers", "/sessions/managers"):
+        assert not can(dev, "worker", "logs:PutLogEvents", f"{logs}{group}:log-stream:x"), group
+        assert can(dev, "manager", "logs:PutLogEvents", f"{logs}{group}:log-stream:x"), group
+    assert can(dev, "worker", "logs:PutLogEvents", f"{logs}/workers:log-stream:x")
+
+
 def test_worker_cannot_mark_another_unhealthy(dev):
     """No node marks another unhealthy: a worker replaces itself by powering off (cloud-init's
     restdemo-replace-me), so it holds no SetInstanceHealth at all; managers hold it on their own
@@ -282,7 +307,9 @@ def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_to
 AGENT_SOURCE = REPO / "agent" / "src" / "restdemo_agent"
 
 
-CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb"}
+CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch"}
+# Calls only a worker's agent makes: its metrics (a manager's go out as EMF in its log lines).
+WORKERS_ONLY = {"cloudwatch:PutMetricData"}
 
 
 # Implied by the agent's calls: SecureString reads decrypt, writes encrypt (through SSM).
@@ -358,7 +385,7 @@ def test_the_agent_calls_are_the_ones_found():
 
 
 def test_a_manager_holds_exactly_what_its_node_calls(dev):
-    assert actions_of(dev.policies["manager"]) == agent_calls() | IMPLIED | OUTSIDE_THE_AGENT
+    assert actions_of(dev.policies["manager"]) == (agent_calls() - WORKERS_ONLY) | IMPLIED | OUTSIDE_THE_AGENT
 
 
 def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
@@ -372,7 +399,7 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
         "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
         "autoscaling:SetInstanceHealth": [dev.group("manager")],  # recover: the lost managers
     }
-    for action in agent_calls():
+    for action in agent_calls() - WORKERS_ONLY:
         for resource in targets.get(action, targets.get(action.split(":")[0], ["*"])):
             assert can(dev, "manager", action, resource), (action, resource)
     assert not can(dev, "manager", "dynamodb:PutItem", table.replace("restdemo-dev", "restdemo-prod"))
@@ -385,6 +412,7 @@ def test_a_worker_holds_nothing_its_node_does_not_call(dev):
         "dynamodb:GetItem",
         "kms:Decrypt",
         "autoscaling:DescribeAutoScalingInstances",  # the watchdog's
+        "cloudwatch:PutMetricData",  # its own metrics, in the workers' namespace only
     }
     assert "ssm:GetParameter" in worker  # its token
 

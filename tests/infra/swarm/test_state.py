@@ -16,6 +16,7 @@ from tests.support.pulumi_program import (
 )
 
 pytestmark = pytest.mark.unit
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 # The `run` fixture (tests/infra/conftest.py) runs the program once per stack named here.
 STACKS_UNDER_TEST = AWS_STACKS
 
@@ -23,10 +24,19 @@ STACKS_UNDER_TEST = AWS_STACKS
 def test_session_manager_instead_of_ssh_logged_to_the_stack(run):
     # No AWS-managed policy on node roles: AmazonSSMManagedInstanceCore reads every parameter.
     assert run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
-    document = run.named("aws:ssm/document:Document", "swarm-state-session").inputs
-    assert (document["name"], document["documentType"]) == (f"restdemo-{run.stack}-session", "Session")
-    inputs = json.loads(document["content"])["inputs"]
-    assert (inputs["cloudWatchLogGroupName"], inputs["cloudWatchStreamingEnabled"]) == (f"/restdemo/{run.stack}", True)
+    # One document per role, each logging to its role's sessions group: a worker writes no line into a
+    # manager's session.
+    for name, suffix, group in (
+        ("swarm-state-session", "session", "sessions/managers"),
+        ("swarm-state-worker-session", "worker-session", "sessions/workers"),
+    ):
+        document = run.named("aws:ssm/document:Document", name).inputs
+        assert (document["name"], document["documentType"]) == (f"restdemo-{run.stack}-{suffix}", "Session")
+        inputs = json.loads(document["content"])["inputs"]
+        assert (inputs["cloudWatchLogGroupName"], inputs["cloudWatchStreamingEnabled"]) == (
+            f"/restdemo/{run.stack}/{group}",
+            True,
+        )
     assert run.outputs["managerShell"] == manager_shell("eu-west-1", f"restdemo-{run.stack}-session", managers(run))
 
 
@@ -91,3 +101,18 @@ def test_state_queue_logs_and_tls_parameters(run):
         kms_key_arn("eu-west-1", "secrets", run.stack).rpartition("/")[2]
     }
     assert "value" in parameters[f"/restdemo/{run.stack}/tls/key"].secret_paths
+
+
+def test_only_the_swarms_log_group_extracts_metrics(run):
+    """The swarm's group (/restdemo/<stack>, the managers' agents) is Standard; the others are
+    Infrequent Access, which extracts no EMF and runs no metric filter (CloudWatch Logs "Log
+    classes"): what a worker writes there becomes no metric."""
+    classes = {r.inputs["name"]: r.inputs.get("logGroupClass", "STANDARD") for r in run.of_type(LOG_GROUP)}
+    stack = run.stack
+    assert classes == {
+        f"/restdemo/{stack}": "STANDARD",
+        f"/restdemo/{stack}/managers": "INFREQUENT_ACCESS",
+        f"/restdemo/{stack}/workers": "INFREQUENT_ACCESS",
+        f"/restdemo/{stack}/sessions/managers": "INFREQUENT_ACCESS",
+        f"/restdemo/{stack}/sessions/workers": "INFREQUENT_ACCESS",
+    }
