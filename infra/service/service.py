@@ -17,6 +17,7 @@ import pulumi_docker as docker
 
 from infra.config.durations import docker_duration
 from infra.config.settings import Settings
+from restdemo_agent.contract import LABEL_ROLE
 
 CONVERGE_POLL = "7s"
 
@@ -94,9 +95,11 @@ WORKERS_TO_KEEP_OFF_MANAGERS = 2
 
 def placement(settings: Settings, prefs: list[str]) -> docker.ServiceTaskSpecPlacementArgs | None:
     """Spread as `prefs` say; on an AWS stack with two workers or more, on workers only, so the
-    managers keep their CPU and memory to raft and the swarm's API."""
+    managers keep their CPU and memory to raft and the swarm's API, and only on workers a manager
+    identified from AWS (the `role` node label, which no node can set on itself): an engine joined
+    with the worker token runs no replica, not even in the seconds before it is drained."""
     off_managers = settings.platform == "aws" and settings.worker_count >= WORKERS_TO_KEEP_OFF_MANAGERS
-    constraints = ["node.role==worker"] if off_managers else []
+    constraints = ["node.role==worker", f"node.labels.{LABEL_ROLE}==worker"] if off_managers else []
     if not (prefs or constraints):
         return None
     return docker.ServiceTaskSpecPlacementArgs(prefs=prefs or None, constraints=constraints or None)
@@ -142,9 +145,18 @@ def task_spec(
 
 
 def network_name(settings: Settings) -> str:
-    """A new name for the encrypted network: an unencrypted one of an older stack is replaced (its
-    options cannot change in place), created before the old one goes."""
-    return f"{settings.service_name}-encrypted" if settings.platform == "aws" else settings.service_name
+    """On AWS a new name whenever the network's definition changes (every argument is ForceNew): the
+    new network is created, the service moved to it, then the old one removed. `-encrypted` was the
+    encrypted, attachable one; `-internal` is encrypted and not attachable."""
+    return f"{settings.service_name}-internal" if settings.platform == "aws" else settings.service_name
+
+
+def network_attachable(settings: Settings) -> bool:
+    """Only on a laptop may any container join the service's network (`docker run --network`, to
+    debug). On AWS only the service's own tasks join it: any other container reaches the replicas
+    through the published port, as a client does (root on a node that runs a replica is not held by
+    this: ADR 0026)."""
+    return settings.platform == "local"
 
 
 def network_options(settings: Settings) -> dict[str, str] | None:
@@ -210,7 +222,7 @@ class SwarmService(pulumi.ComponentResource):
             f"{name}-network",
             name=network_name(settings),
             driver="overlay",
-            attachable=True,
+            attachable=network_attachable(settings),
             options=network_options(settings),
             # Options are ForceNew and read back with what the driver adds (vxlanid_list): compared
             # with ours, every `up` would replace the network. They are set at creation only.

@@ -20,9 +20,6 @@ import yaml
 from restdemo_agent.contract import (
     DOCKER_ROOT,
     DOCKER_TLS_PORT,
-    LABEL_INSTANCE_ID,
-    LABEL_ROLE,
-    LABEL_ZONE,
     NODE_STATE_DIR,
     READINESS_PORT,
     REPLACE_REQUEST,
@@ -159,17 +156,6 @@ def setup_script(node: NodeConfig) -> str:
         )
         for name, digest in sorted(node.tls_sha256.items()):
             lines.append(f'test "$(pem_sha256 {TLS_DIR}/{name}.pem)" = {q(digest)}')
-    # The engine labels itself (zone, instance, role); managers copy them to node labels,
-    # which the service's placement preference spreads over.
-    lines += [
-        "TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token "
-        "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
-        'imds() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }',
-        'python3 -c \'import json, sys; path = "/etc/docker/daemon.json"; config = json.load(open(path)); '
-        'config["labels"] = sys.argv[1:]; json.dump(config, open(path, "w"), indent=2)\' '
-        f'"{LABEL_INSTANCE_ID}=$(imds instance-id)" "{LABEL_ZONE}=$(imds placement/availability-zone)" '
-        f"{LABEL_ROLE}={node.role}",
-    ]
     lines += ["systemctl enable --now docker", *count_setup(SETUP_SUCCESSES)]
     return "\n".join(lines) + "\n"
 
@@ -177,7 +163,7 @@ def setup_script(node: NodeConfig) -> str:
 def setup_unit() -> str:
     """The node's setup, until it succeeds (IMDS, SSM or the package mirror may not answer at boot)."""
     return (
-        "[Unit]\nDescription=restdemo node setup: engine labels, Docker API TLS, the engine\n"
+        "[Unit]\nDescription=restdemo node setup: Docker API TLS, the engine\n"
         "After=network-online.target\nWants=network-online.target\nBefore=restdemo-agent.service\n\n"
         "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/restdemo-node-setup\n"
         "Restart=on-failure\nRestartSec=15\n\n[Install]\nWantedBy=multi-user.target\n"

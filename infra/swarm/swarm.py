@@ -30,6 +30,7 @@ from restdemo_agent.contract import (
     READINESS_PORT,
     SWARM_MANAGEMENT_PORT,
     SWARM_NODE_PORTS,
+    group_name,
     ssm_prefix,
 )
 
@@ -95,7 +96,7 @@ class Swarm(pulumi.ComponentResource):
         self.ssm_prefix = ssm_prefix(stack)
         state = SwarmState(f"{name}-state", settings=settings, opts=pulumi.ResourceOptions(parent=self))
         groups = self._security_groups(name, settings, network, web.security_group_id, admin.security_group_id)
-        group_names = {role: f"restdemo-{stack}-{role}s" for role in ("manager", "worker")}
+        group_names = {role: group_name(stack, role) for role in ("manager", "worker")}
         arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names)
         ami = node_ami(settings, self)
         user_data = self._user_data(settings, state, admin, secrets_key, registry_server, agent_image, group_names)

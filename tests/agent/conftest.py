@@ -14,15 +14,20 @@ from tests.agent.lab import GATEWAY, LabNode, setup_bridge, teardown_bridge
 from tests.e2e.harness import local_registry
 from tests.support.docker_engine import require_engine, require_tool, unavailable
 from tests.support.lifecycle_model import LAUNCHING, model_for
+from tests.support.moto_groups import empty_group
 from tests.support.net import free_port
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 # The termination hook's heartbeat timeout in the lab (drainTimeout).
 DRAIN_TIMEOUT = 120
+# The lab's VPC is its bridge (tests/agent/lab.py): one subnet per zone.
+LAB_VPC = "10.77.0.0/24"
+LAB_SUBNETS = {f"{REGION}a": "10.77.0.0/25", f"{REGION}b": "10.77.0.128/25"}
+ZONE_A, ZONE_B = LAB_SUBNETS
 # Two zones of unequal size: spreading over zones (2 + 2 replicas of 4) and spreading over nodes
 # (1 on each) then place tasks differently, so the placement test can tell which one swarm did.
-NODES = [("m1", "manager", "lab-a"), ("m2", "manager", "lab-a"), ("m3", "manager", "lab-a"), ("w1", "worker", "lab-b")]
+NODES = [("m1", "manager", ZONE_A), ("m2", "manager", ZONE_A), ("m3", "manager", ZONE_A), ("w1", "worker", ZONE_B)]
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +68,26 @@ def create_stack(url: str, stack: str, *, drain_timeout: int = DRAIN_TIMEOUT, ta
         create_table(url, stack)
     queue = aws(url, "sqs").create_queue(QueueName=f"restdemo-{stack}-lifecycle")["QueueUrl"]
     ec2, autoscaling = aws(url, "ec2"), aws(url, "autoscaling")
-    if not ec2.describe_launch_templates()["LaunchTemplates"]:
-        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        ec2.create_launch_template(LaunchTemplateName="lab", LaunchTemplateData={"ImageId": image})
+    subnets = lab_subnets(url)
     for role in ("manager", "worker"):
-        group = f"restdemo-{stack}-{role}s"
-        autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=group,
-            LaunchTemplate={"LaunchTemplateName": "lab"},
-            MinSize=0,
-            MaxSize=20,
-            DesiredCapacity=0,
-            AvailabilityZones=[f"{REGION}a"],
-        )
+        # The group's own launches (replacements) get an address in the lab's subnets too.
+        empty_group(ec2, autoscaling, f"restdemo-{stack}-{role}s", VPCZoneIdentifier=",".join(subnets.values()))
         put_hooks(autoscaling, stack, role, drain_timeout)
     return queue
+
+
+def lab_subnets(url: str) -> dict[str, str]:
+    """The lab's VPC in moto (once per account): zone -> subnet id. moto hands out a subnet's
+    addresses in order, the first three reserved as AWS does (10.77.0.1 is the bridge's own)."""
+    ec2 = aws(url, "ec2")
+    found = [s for s in ec2.describe_subnets()["Subnets"] if s["CidrBlock"] in LAB_SUBNETS.values()]
+    if not found:
+        vpc = ec2.create_vpc(CidrBlock=LAB_VPC)["Vpc"]["VpcId"]
+        found = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]
+            for zone, cidr in LAB_SUBNETS.items()
+        ]
+    return {subnet["AvailabilityZone"]: subnet["SubnetId"] for subnet in found}
 
 
 def create_table(url: str, stack: str) -> None:
@@ -92,13 +102,11 @@ def create_table(url: str, stack: str) -> None:
 @pytest.fixture(scope="module")
 def lab_aws(moto):
     queue = create_stack(moto, "lab")
-    ec2 = aws(moto, "ec2")
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instances = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=5, MaxCount=5)["Instances"]]
+    image = aws(moto, "ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     stop = threading.Event()
     lifecycle = model_for(ACCOUNT, REGION)
     lifecycle.run_clock(stop)
-    yield {"url": moto, "queue": queue, "instances": instances, "image": image, "lifecycle": lifecycle}
+    yield {"url": moto, "queue": queue, "image": image, "lifecycle": lifecycle}
     stop.set()
     lifecycle.actions.clear()
     lifecycle.events.clear()
@@ -129,13 +137,23 @@ def put_hooks(autoscaling, stack: str, role: str, drain_timeout: int) -> None:
     )
 
 
-def new_instance(lab_aws, node_role: str, stack: str = "lab") -> str:
-    """A fresh instance in the role's group, InService (the group's first launch: no hook held it)."""
+def new_instance(lab_aws, node_role: str, stack: str = "lab", zone: str = ZONE_A) -> tuple[str, str]:
+    """A fresh instance in the role's group, InService (the group's first launch: no hook held it):
+    its id and its private address, which the lab node takes."""
     ec2, autoscaling = aws(lab_aws["url"], "ec2"), aws(lab_aws["url"], "autoscaling")
-    answer = ec2.run_instances(ImageId=lab_aws["image"], MinCount=1, MaxCount=1)
-    instance = answer["Instances"][0]["InstanceId"]
-    autoscaling.attach_instances(AutoScalingGroupName=f"restdemo-{stack}-{node_role}s", InstanceIds=[instance])
-    return instance
+    subnet = lab_subnets(lab_aws["url"])[zone]
+    instance = ec2.run_instances(ImageId=lab_aws["image"], MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+    autoscaling.attach_instances(
+        AutoScalingGroupName=f"restdemo-{stack}-{node_role}s", InstanceIds=[instance["InstanceId"]]
+    )
+    return instance["InstanceId"], instance["PrivateIpAddress"]
+
+
+def instance_placement(lab_aws, instance: str) -> tuple[str, str]:
+    """An instance's private address and zone, as moto gave them (one its group launched itself)."""
+    (reservation,) = aws(lab_aws["url"], "ec2").describe_instances(InstanceIds=[instance])["Reservations"]
+    (described,) = reservation["Instances"]
+    return described["PrivateIpAddress"], described["Placement"]["AvailabilityZone"]
 
 
 @pytest.fixture(scope="module")
@@ -171,16 +189,10 @@ def broken_image(lab_registry, lab_app_image):
 
 @pytest.fixture(scope="module")
 def lab(lab_aws, lab_registry):
-    aws(lab_aws["url"], "autoscaling").attach_instances(
-        AutoScalingGroupName="restdemo-lab-managers", InstanceIds=lab_aws["instances"][:3]
-    )
-    aws(lab_aws["url"], "autoscaling").attach_instances(
-        AutoScalingGroupName="restdemo-lab-workers", InstanceIds=lab_aws["instances"][3:4]
-    )
-    nodes = {
-        name: LabNode(name, index, role, zone, lab_aws["instances"][index], lab_registry["pull"])
-        for index, (name, role, zone) in enumerate(NODES)
-    }
+    nodes = {}
+    for name, role, zone in NODES:
+        instance, address = new_instance(lab_aws, role, zone=zone)
+        nodes[name] = LabNode(name, address, role, zone, instance, lab_registry["pull"])
     try:
         for node in nodes.values():
             node.create_namespace()
@@ -215,14 +227,17 @@ class Nodes:
     ):
         """`instance`: one the group launched itself (a replacement), already held by its launch hook."""
         if instance is None:
-            instance = new_instance(self.aws, role, stack)
+            zone = ZONE_A
+            instance, address = new_instance(self.aws, role, stack, zone)
             if launching:  # an instance refresh or a replacement: held by the launch hook
                 self.aws["lifecycle"].begin(f"restdemo-{stack}-{role}s", instance, LAUNCHING)
+        else:
+            address, zone = instance_placement(self.aws, instance)
         node = LabNode(
             name,
-            10 + len(self.made),
+            address,
             role,
-            "lab-a",
+            zone,
             instance,
             self.registry["pull"],
             bootstrap_timeout,

@@ -1,8 +1,11 @@
 """A swarm lab on one machine: each node its own dockerd in its own network namespace, joined by
 a Linux bridge, every node's agent running inside its namespace against one moto server.
 
-Node i gets 10.77.0.(10+i) on the bridge `rdlab0` (10.77.0.1 in the root namespace, where moto
-and the registry listen). Engines label themselves at start, as cloud-init does on AWS.
+The bridge `rdlab0` is the lab's VPC, 10.77.0.0/24, with one subnet per zone in moto (conftest); a
+node takes the address moto gave its instance, as an EC2 instance takes its private address, so
+the leader finds the node's instance by address as it does on AWS. 10.77.0.1, in the root
+namespace, is where moto and the registry listen (the subnet's router address, which AWS reserves).
+Engines carry no labels: the leader labels nodes from what moto says.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ LAB_METRICS_PERIOD = 10
 @dataclass
 class LabNode:
     name: str
-    index: int
+    address: str  # its instance's private address (moto's)
     role: str
     zone: str
     instance_id: str
@@ -79,10 +82,6 @@ class LabNode:
         return ["nsenter", f"--net=/run/netns/{self.netns}"]
 
     @property
-    def address(self) -> str:
-        return f"10.77.0.{10 + self.index}"
-
-    @property
     def socket(self) -> str:
         return f"unix://{RUN}/{self.name}.sock"
 
@@ -93,6 +92,9 @@ class LabNode:
     def create_namespace(self) -> None:
         for log in ("dockerd", "agent"):  # a lab's logs start empty
             (STATE / f"{self.name}-{log}.log").unlink(missing_ok=True)
+        # So does its engine: a data root left by an interrupted lab holds another swarm's state.
+        shutil.rmtree(STATE / self.name, ignore_errors=True)
+        shutil.rmtree(RUN / self.name, ignore_errors=True)
         # A pid file left by an earlier lab (killed dockerd) makes dockerd refuse to start when
         # its pid has been reused since.
         (RUN / f"{self.name}.pid").unlink(missing_ok=True)
@@ -120,7 +122,6 @@ class LabNode:
             "-H": self.socket,
             "--insecure-registry": self.registry,
         }
-        labels = {"instance_id": self.instance_id, "availability_zone": self.zone, "role": self.role}
         if self.daemon_config is not None:
             config = STATE / f"{self.name}-daemon.json"
             config.write_text(json.dumps(self.daemon_config))
@@ -130,7 +131,6 @@ class LabNode:
                 *self.enter,
                 "dockerd",
                 *(str(x) for pair in flags.items() for x in pair),
-                *(x for k, v in labels.items() for x in ("--label", f"{k}={v}")),
             ],
             stdout=open(log, "ab"),
             stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ from restdemo_agent.identity import Identity
 from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
 from tests.agent.test_metrics import Leader, ecr_service, node, service
 from tests.support.agent_env import WORKER_ENVIRONMENT
+from tests.support.moto_groups import empty_group
 
 pytestmark = pytest.mark.unit
 
@@ -95,6 +96,40 @@ def test_the_state_table_failing_loses_neither_the_readings_nor_the_rollback(aws
     assert steps == ["read", "store", "store"]
 
 
+class Refreshing(Leader):
+    """A leader whose service swarm has just rolled back; a credential refresh, like any update,
+    clears UpdateStatus and moves the version on."""
+
+    def send_registry_auth(self, service, header):
+        self.listed = [{k: v for k, v in s.items() if k != "UpdateStatus"} for s in self.listed]
+        for listed in self.listed:
+            listed["Version"] = {"Index": listed["Version"]["Index"] + 1}
+
+    def service_version(self, service_id):
+        return next(s["Version"]["Index"] for s in self.listed if s["ID"] == service_id)
+
+
+def test_a_rollback_is_noted_before_the_refresh_that_follows_it_clears_it(aws, capsys):
+    """The rollback is swarm's update of the service, so the leader owes it fresh credentials at once;
+    that refresh clears UpdateStatus before the next metrics period could read it. The rollback is
+    held first, with swarm's reason logged while swarm still says it."""
+    service = {
+        **ecr_service("web"),
+        "Version": {"Index": 7},
+        "UpdateStatus": {"State": "rollback_completed", "Message": "rollback completed: task unhealthy"},
+    }
+    engine = Refreshing([service])
+    agent = agent_on(engine, aws)
+    agent.ecr = boto3.client("ecr", region_name=REGION)
+    agent.refreshed, agent.refreshed_versions = {"web": time.monotonic()}, {"web": 5}  # refreshed before the deploy
+    agent.refresh_registry_credentials()
+    assert "UpdateStatus" not in engine.listed[0]  # the refresh went out
+    assert agent.swarm_readings()["ServiceRolledBack"] == 1
+    assert [(line["service"], line["reason"]) for line in lines(capsys, "service-rolled-back")] == [
+        ("web", "rollback completed: task unhealthy")
+    ]
+
+
 class DeadNodeLeader(Leader):
     """A leader that sees a dead manager whose instance is gone, and cannot remove it."""
 
@@ -103,9 +138,6 @@ class DeadNodeLeader(Leader):
 
     def leader(self):
         return self.nodes()[0]
-
-    def copy_engine_labels(self):
-        raise RuntimeError("labels: update out of sequence")
 
     def demote_and_remove(self, node):
         raise RuntimeError("rpc error: the swarm is busy")
@@ -124,8 +156,123 @@ def test_leader_seen_is_noted_before_any_healing_step_that_may_fail(aws, capsys)
     agent.run(rounds=1)
     assert agent.state.leader_seen("a") is not None
     assert [line["message"] for line in lines(capsys, "error")] == ["Rate exceeded (DescribeAutoScalingInstances)"]
-    with pytest.raises(RuntimeError, match="the swarm is busy"):  # healing goes on past the labels
+    with pytest.raises(RuntimeError, match="the swarm is busy"):
         agent.heal()
+
+
+class Labelling(Leader):
+    """A leader that records the node labels it is asked to set, the nodes drained and removed."""
+
+    def __init__(self):
+        super().__init__([])
+        self.labelled = {}
+        self.removed = []
+
+    def label_node(self, node_id, labels, *, release=False):
+        self.labelled[node_id] = (labels, release)
+
+    def quarantine(self, node_id):
+        self.labelled[node_id] = "drained"
+
+    def remove_node(self, node_id):
+        self.removed.append(node_id)
+
+
+def worker_instance(aws) -> dict:
+    """A running instance of the dev stack's workers' group, as AWS describes it."""
+    ec2, autoscaling = aws["ec2"], aws["autoscaling"]
+    image = empty_group(ec2, autoscaling, "restdemo-dev-workers")
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    autoscaling.attach_instances(AutoScalingGroupName="restdemo-dev-workers", InstanceIds=[instance["InstanceId"]])
+    return instance
+
+
+def unlabelled(id, address, **changes):
+    return dataclasses.replace(node(id), instance_id=None, address=address, **changes)
+
+
+def test_managers_label_new_nodes_once_from_the_instance_at_their_address_and_drain_the_rest(aws, capsys):
+    from restdemo_agent.agent import LOOKUP_SECONDS
+
+    instance = worker_instance(aws)
+    engine = Labelling()
+    agent = agent_on(engine, aws)
+    leader, stray = node("a", "manager", leader=True), unlabelled("x1", "10.99.0.1")
+    identified = agent.identify_nodes([leader, unlabelled("w1", instance["PrivateIpAddress"]), stray])
+    labels = {
+        "instance_id": instance["InstanceId"],
+        "availability_zone": instance["Placement"]["AvailabilityZone"],
+        "role": "worker",
+    }
+    assert engine.labelled == {"w1": (labels, False), "x1": "drained"}
+    assert [n.instance_id for n in identified] == ["i-a", instance["InstanceId"], None]
+    assert [line["node_id"] for line in lines(capsys, "unidentified-node-drained")] == ["x1"]
+    # The stray, drained and marked: not looked up again within LOOKUP_SECONDS, then reported once.
+    engine.labelled.clear()
+    quarantined = dataclasses.replace(stray, availability="drain", quarantined=True)
+    agent.identify_nodes([leader, quarantined])
+    assert engine.labelled == {} and capsys.readouterr().out == ""
+    agent.looked_up = {k: v - LOOKUP_SECONDS for k, v in agent.looked_up.items()}
+    agent.identify_nodes([leader, quarantined])
+    assert engine.labelled == {} and lines(capsys, "unidentified-node") == []
+    # Identified later (its instance in the group at last): labelled and made active again.
+    agent.looked_up.clear()
+    agent.identify_nodes([leader, dataclasses.replace(quarantined, address=instance["PrivateIpAddress"])])
+    assert engine.labelled == {"x1": (labels, True)}
+    assert [line["released"] for line in lines(capsys, "labelled")] == [True]
+
+
+class Throttled:
+    def describe_auto_scaling_groups(self, **request):
+        raise RuntimeError("Rate exceeded")
+
+
+def test_while_aws_does_not_answer_every_new_worker_is_drained(aws, capsys):
+    """Fail closed: no replica on a node nobody could identify; a manager is only reported."""
+    engine = Labelling()
+    agent = agent_on(engine, aws)
+    agent.lifecycle.autoscaling = Throttled()
+    new_manager = dataclasses.replace(unlabelled("m2", "10.0.0.11"), role="manager")
+    nodes = [node("a", "manager", leader=True), unlabelled("w1", "10.0.1.10"), new_manager]
+    assert [n.instance_id for n in agent.identify_nodes(nodes)] == ["i-a", None, None]
+    assert engine.labelled == {"w1": "drained"}
+    assert [line["message"] for line in lines(capsys, "label-error")] == ["Rate exceeded"]
+
+
+def test_a_worker_unidentified_for_long_is_removed_a_manager_never(aws, capsys):
+    """Anyone with the worker token can make node records (each one every manager keeps): a worker
+    with no identity after STRAY_SECONDS goes, whatever its state; a manager is left to the operator."""
+    from restdemo_agent.agent import STRAY_SECONDS
+
+    engine = Labelling()
+    agent = agent_on(engine, aws)
+    stray = unlabelled("x1", "10.99.0.1", state="unknown")
+    lone_manager = dataclasses.replace(unlabelled("m9", "10.99.0.2", state="unknown"), role="manager")
+    nodes = [node("a", "manager", leader=True), stray, lone_manager]
+    agent.identify_nodes(nodes)
+    assert engine.removed == []
+    agent.unidentified_since = {k: v - STRAY_SECONDS for k, v in agent.unidentified_since.items()}
+    agent.identify_nodes(nodes)
+    assert engine.removed == ["x1"]
+    assert [line["node_id"] for line in lines(capsys, "unidentified-node-removed")] == ["x1"]
+
+
+class JustFormed(Labelling):
+    """The leader a moment after `swarm init`: its own node not labelled yet (no group lists it)."""
+
+    def nodes(self):
+        return [dataclasses.replace(node("a", "manager", leader=True), instance_id=None, address="10.0.0.10")]
+
+
+def test_a_notice_for_its_own_instance_is_its_own_before_any_label(aws):
+    """A manager told to terminate before the leader labelled its node (itself, here, with AWS
+    silent) must drain and demote, never complete the action as for an instance that never joined."""
+    from restdemo_agent.plan import HANDLE_MINE, lifecycle_handler
+
+    agent = agent_on(JustFormed(), aws)
+    nodes, me = agent.known_nodes()
+    assert me.instance_id == ME.instance_id
+    assert lifecycle_handler(ME.instance_id, nodes, me) == HANDLE_MINE
 
 
 class Engine:
@@ -175,3 +322,22 @@ def test_a_node_that_cannot_join_gives_its_instance_up_only_without_swarm_state(
         {"BootstrapFailures", "BootstrapGaveUp"} if replaced else {"BootstrapFailures"}
     )
     assert all(m["Dimensions"] == [{"Name": "Stack", "Value": "dev"}] for m in sent)
+
+
+class Unreachable:
+    """CloudWatch as a booting node may meet it: no route, no credentials yet, or throttled."""
+
+    def put_metric_data(self, **request):
+        raise ConnectionError("Could not connect to the endpoint URL: monitoring.eu-west-1.amazonaws.com")
+
+
+def test_a_worker_gives_up_and_is_replaced_even_when_cloudwatch_does_not_answer(aws, capsys, tmp_path):
+    agent = agent_on(Engine("inactive"), aws, role="worker")
+    agent.cloudwatch = Unreachable()
+    agent.environment = dataclasses.replace(
+        agent.environment, bootstrap_timeout_seconds=0, node_state_dir=str(tmp_path)
+    )
+    assert agent.join_or_give_up() is False
+    assert (tmp_path / "replace-me").exists()
+    errors = lines(capsys, "metrics-error")
+    assert errors and all(line["kind"] == "ConnectionError" for line in errors)

@@ -9,6 +9,7 @@ joining meanwhile. Each scenario reads the alarms over its own window only.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -138,32 +139,41 @@ def test_alarm_a_rollout_is_rolled_back(swarm, lab_app_image, broken_image):
     service.reload()
     service.update(image=broken_image)
     found = wait_for_alarm(swarm, "service-rolled-back", start, 240)
-    state = (client.services.get(service.id).attrs.get("UpdateStatus") or {}).get("State")
-    assert state in ("rollback_started", "rollback_completed")
     assert found["service-rolled-back"] >= start
+    # Swarm's reason, logged by the leader while UpdateStatus still had it (its credential refresh,
+    # which follows a rollback at once, clears it).
+    noted = [
+        json.loads(line)
+        for manager in swarm["managers"]
+        for line in manager.agent_log().splitlines()
+        if '"action": "service-rolled-back"' in line
+    ]
+    assert [line["service"] for line in noted] == ["rolling"] and noted[0]["reason"]
 
 
 def test_alarm_rollback_holds_through_a_credential_refresh(swarm):
-    """The leader's agent restarts (as after a leader change) and refreshes every service's registry
-    credentials at once: a spec-preserving update, which clears UpdateStatus. The bad version is
+    """Once the rollback ends, the leader re-sends the service's registry credentials (swarm's
+    rollback was an update it did not make), and its agent restarts (as after a leader change) and
+    re-sends them all again: spec-preserving updates, which clear UpdateStatus. The bad version is
     still not deployed, so the alarm holds, with no OK mail; a new spec that rolls out clears it."""
     client = swarm["client"]
     service = client.services.get(swarm["rolled_back"])
     try:
         wait_until(
-            lambda: (
-                (client.services.get(service.id).attrs.get("UpdateStatus") or {}).get("State") == "rollback_completed"
-            ),
+            lambda: "UpdateStatus" not in client.services.get(service.id).attrs,
             120,
-            what="the rollback completed",
+            what="the leader's refresh after the rollback",
         )
         leader_id = next(n.id for n in client.nodes.list() if (n.attrs.get("ManagerStatus") or {}).get("Leader"))
         leader = next(m for m in swarm["managers"] if m.client.info()["Swarm"]["NodeID"] == leader_id)
+        refreshes = leader.agent_log().count('"action": "registry-credentials-refreshed"')
         restarted = time.time()
         leader.stop_agent()
         leader.start_agent(swarm["url"], swarm["queue"])
         wait_until(
-            lambda: "UpdateStatus" not in client.services.get(service.id).attrs, 60, what="the refresh clearing it"
+            lambda: leader.agent_log().count('"action": "registry-credentials-refreshed"') > refreshes,
+            60,
+            what="the restarted leader's refresh",
         )
         time.sleep(4 * LAB_METRICS_PERIOD)
         held = states(swarm, "service-rolled-back", restarted, time.time())

@@ -20,7 +20,9 @@ from restdemo_agent.aws import (
     other_members_running,
     registry_auth_header,
     running_instances,
+    stack_instances,
 )
+from tests.support.moto_groups import empty_group
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.unit
@@ -210,16 +212,7 @@ def test_other_members_running_leaves_out_itself_the_stopped_and_the_leaving(aws
 
     with mock_aws():
         ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
-        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": image})
-        autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName="managers",
-            LaunchTemplate={"LaunchTemplateName": "nodes"},
-            MinSize=0,
-            MaxSize=5,
-            DesiredCapacity=0,
-            AvailabilityZones=[f"{REGION}a"],
-        )
+        image = empty_group(ec2, autoscaling, "managers")
         me, other, stopped, leaving = (
             i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=4, MaxCount=4)["Instances"]
         )
@@ -242,3 +235,29 @@ def test_one_recovery_at_a_time_whichever_survivor_runs_it(state):
     }
     assert state.claim_recovery("node-a", 1200, hold_seconds=600) is None  # its own, run again
     assert state.claim_recovery("node-b", 1900, hold_seconds=600) is None  # a's claim has lapsed
+
+
+def test_stack_instances_are_the_running_members_of_the_stacks_groups_by_address(aws_env):
+    with mock_aws():
+        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
+        for group in ("restdemo-dev-managers", "restdemo-dev-workers", "someone-elses"):
+            image = empty_group(ec2, autoscaling, group)
+
+        def launch(group):
+            instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+            autoscaling.attach_instances(AutoScalingGroupName=group, InstanceIds=[instance["InstanceId"]])
+            return instance["InstanceId"], instance["PrivateIpAddress"], instance["Placement"]["AvailabilityZone"]
+
+        manager, worker, stopped, foreign = (
+            launch(g)
+            for g in ("restdemo-dev-managers", "restdemo-dev-workers", "restdemo-dev-workers", "someone-elses")
+        )
+        ec2.stop_instances(InstanceIds=[stopped[0]])
+        found = stack_instances(
+            autoscaling, ec2, {"manager": "restdemo-dev-managers", "worker": "restdemo-dev-workers"}
+        )
+    assert found == {
+        manager[1]: {"instance_id": manager[0], "zone": manager[2], "role": "manager"},
+        worker[1]: {"instance_id": worker[0], "zone": worker[2], "role": "worker"},
+    }
+    assert foreign[1] not in found and stopped[1] not in found

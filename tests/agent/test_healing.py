@@ -191,7 +191,7 @@ def test_single_manager_replacement_keeps_a_manager_and_its_quorum(lab_aws, node
     (action,) = lifecycle.ended(old.instance_id)
     assert (action.result, action.ended_by) == ("CONTINUE", "complete")
     managers = [n for n in new.client.nodes.list() if n.attrs["Spec"]["Role"] == "manager"]
-    assert [m.attrs["Description"]["Engine"]["Labels"]["instance_id"] for m in managers] == [new.instance_id]
+    assert [m.attrs["Status"]["Addr"] for m in managers] == [new.address]
     single["manager"] = new
 
 
@@ -209,8 +209,8 @@ def test_single_manager_replacement_after_the_manager_is_gone_for_good(lab_aws, 
     assert [a["result"] for a in actions(new, "bootstrap")] == ["init"]
 
     def worker_joined() -> bool:
-        seen = {n.attrs["Description"]["Engine"]["Labels"].get("instance_id"): n for n in new.client.nodes.list()}
-        return worker.instance_id in seen and seen[worker.instance_id].attrs["Status"]["State"] == "ready"
+        seen = {n.attrs["Status"]["Addr"]: n for n in new.client.nodes.list()}
+        return worker.address in seen and seen[worker.address].attrs["Status"]["State"] == "ready"
 
     wait_until(worker_joined, 150, interval=2, what="the orphaned worker in the new swarm")
     assert actions(worker, "orphaned")
@@ -305,7 +305,7 @@ def test_never_joined_instance_is_completed_at_once(lab_aws, ops):
     """A node terminated before it joined has nothing to drain: the leader completes its action
     instead of leaving the group to wait out the hook."""
     lifecycle = lab_aws["lifecycle"]
-    instance = new_instance(lab_aws, "worker", "ops")
+    instance, _ = new_instance(lab_aws, "worker", "ops")
     lifecycle.begin("restdemo-ops-workers", instance, TERMINATING)
     wait_until(lambda: lifecycle.ended(instance), 30, interval=1, what="the action completed")
     (action,) = lifecycle.ended(instance)

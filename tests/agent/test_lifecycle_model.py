@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tests.support.lifecycle_model import LAUNCHING, TERMINATING, LifecycleModel, install, model_for
+from tests.support.moto_groups import empty_group
 
 pytestmark = pytest.mark.unit
 
@@ -34,16 +35,7 @@ def asg(monkeypatch):
     with mock_aws():
         clients = {s: boto3.client(s, region_name=REGION) for s in ("autoscaling", "ec2", "sqs")}
         ec2 = clients["ec2"]
-        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        ec2.create_launch_template(LaunchTemplateName="nodes", LaunchTemplateData={"ImageId": image})
-        clients["autoscaling"].create_auto_scaling_group(
-            AutoScalingGroupName=GROUP,
-            LaunchTemplate={"LaunchTemplateName": "nodes"},
-            MinSize=0,
-            MaxSize=5,
-            DesiredCapacity=0,
-            AvailabilityZones=[f"{REGION}a"],
-        )
+        image = empty_group(ec2, clients["autoscaling"], GROUP)
         instances = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2)["Instances"]]
         clients["autoscaling"].attach_instances(AutoScalingGroupName=GROUP, InstanceIds=instances)
         queue = clients["sqs"].create_queue(QueueName="restdemo-dev-lifecycle")["QueueUrl"]

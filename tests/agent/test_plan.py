@@ -18,6 +18,7 @@ from restdemo_agent.plan import (
     drain_done,
     ecr_image,
     heartbeat_every,
+    identities,
     leaving_keeps_quorum,
     lifecycle_handler,
     lifecycle_message_for,
@@ -29,6 +30,9 @@ from restdemo_agent.plan import (
     rolled_back_services,
     should_take_over,
     spec_digest,
+    strays,
+    superseded,
+    to_quarantine,
     worker_orphaned,
 )
 
@@ -128,6 +132,12 @@ def test_who_handles_a_termination_notice():
     assert lifecycle_handler("i-w1", nodes, follower) == HANDLE_OTHERS
     assert lifecycle_handler("i-never-joined", nodes, leader) == HANDLE_UNKNOWN
     assert lifecycle_handler("i-never-joined", nodes, follower) == HANDLE_OTHERS
+    # A ready node nobody has identified yet may be that instance: the notice waits. A drained one
+    # (quarantined) runs no replica: nothing to drain, so the notice is completed.
+    waiting = Node("n9", "manager", "ready", "active", None, address="10.0.2.9")
+    assert lifecycle_handler("i-never-joined", [*nodes, waiting], leader) == HANDLE_OTHERS
+    drained = Node("n8", "worker", "ready", "drain", None, address="10.0.1.8", quarantined=True)
+    assert lifecycle_handler("i-never-joined", [*nodes, drained], leader) == HANDLE_UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -257,3 +267,61 @@ def test_a_rolled_back_service_stays_reported_until_its_spec_changes():
 def test_only_an_engine_without_swarm_state_gives_its_instance_up(state, gives_up):
     """A lone survivor of a lost quorum holds the last raft log; an engine that does not answer may too."""
     assert may_give_up_instance(state) is gives_up
+
+
+def unlabelled(id, address, role="worker"):
+    return Node(id, role, "ready", "active", None, address=address)
+
+
+AWS_SAYS = {
+    "10.0.1.10": {"instance_id": "i-worker", "zone": "eu-west-1a", "role": "worker"},
+    "10.0.2.20": {"instance_id": "i-manager", "zone": "eu-west-1b", "role": "manager"},
+}
+
+
+def test_a_node_is_named_after_the_instance_at_its_address():
+    assert identities([unlabelled("n1", "10.0.1.10")], AWS_SAYS, set()) == {
+        "n1": {"instance_id": "i-worker", "availability_zone": "eu-west-1a", "role": "worker"}
+    }
+
+
+@pytest.mark.parametrize(
+    "nodes,labelled,why",
+    [
+        ([unlabelled("n1", "10.9.9.9")], set(), "no instance of the stack's groups at that address"),
+        ([unlabelled("n1", "10.0.1.10"), unlabelled("n2", "10.0.1.10")], set(), "two engines on one host"),
+        ([unlabelled("n2", "10.0.1.10")], {"i-worker"}, "another node carries that instance already"),
+        ([unlabelled("n1", "10.0.1.10", role="manager")], set(), "a worker's instance whose engine is a manager"),
+        ([unlabelled("n1", "10.0.2.20", role="worker")], set(), "a manager's instance whose engine is a worker"),
+        ([unlabelled("n1", "")], set(), "no address recorded"),
+    ],
+)
+def test_a_node_no_manager_can_tell_apart_gets_no_identity(nodes, labelled, why):
+    assert identities(nodes, AWS_SAYS, labelled) == {}, why
+
+
+def test_only_active_workers_no_manager_can_identify_are_quarantined():
+    stray, known = unlabelled("x1", "10.9.9.9"), unlabelled("w1", "10.0.1.10")
+    manager = unlabelled("m9", "10.9.9.8", role="manager")
+    drained = Node("x2", "worker", "ready", "drain", None, address="10.9.9.7")
+    found = identities([stray, known, manager, drained], AWS_SAYS, set())
+    assert [n.id for n in to_quarantine([stray, known, manager, drained], found)] == ["x1"]
+
+
+def test_an_instance_that_joins_again_under_a_new_node_id_keeps_its_identity():
+    """Its engine lost its swarm state: the old record is down and holds the instance; the new node
+    at the instance's address gets it, and the old record goes."""
+    old = Node("w1-old", "worker", "down", "active", "i-worker")
+    again = unlabelled("w1-new", "10.0.1.10")
+    live = {n.instance_id for n in [old] if n.state != "down"}
+    found = identities([again], AWS_SAYS, live)
+    assert found["w1-new"]["instance_id"] == "i-worker"
+    assert superseded([old, again], found) == [old]
+    # While the old one is up, the instance is its: the new node gets nothing.
+    assert identities([again], AWS_SAYS, {"i-worker"}) == {}
+
+
+def test_only_workers_unidentified_for_long_are_strays():
+    since = {"x1": 0.0, "x2": 100.0, "m9": 0.0}
+    nodes = [unlabelled("x1", "10.9.9.1"), unlabelled("x2", "10.9.9.2"), unlabelled("m9", "10.9.9.3", role="manager")]
+    assert [n.id for n in strays(nodes, since, now=900.0, after=900.0)] == ["x1"]

@@ -129,8 +129,8 @@ def test_recover_lost_quorum(lost_quorum, lab_aws, nodes):
         what="the worker ready in the recovered swarm",
     )
     assert lost_quorum["worker"].client.info()["Swarm"]["NodeID"] == lost_quorum["worker_id"]
-    listed = {n.attrs["Description"]["Engine"]["Labels"].get("instance_id") for n in client.nodes.list()}
-    assert not listed & {m.instance_id for m in lost_quorum["dead"]}
+    listed = {n.attrs["Status"]["Addr"] for n in client.nodes.list()}
+    assert not listed & {m.address for m in lost_quorum["dead"]}
     groups = aws(url, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[f"restdemo-{STACK}-managers"])
     (group,) = groups["AutoScalingGroups"]
     health = {i["InstanceId"]: i["HealthStatus"] for i in group["Instances"]}
@@ -148,11 +148,11 @@ def test_recover_lost_quorum(lost_quorum, lab_aws, nodes):
         time.sleep(3)
     assert probe.leaderless == []
     managers = {
-        n.attrs["Description"]["Engine"]["Labels"]["instance_id"]: n.attrs["ManagerStatus"]["Reachability"]
+        n.attrs["Status"]["Addr"]: n.attrs["ManagerStatus"]["Reachability"]
         for n in client.nodes.list()
         if n.attrs["Spec"]["Role"] == "manager"
     }
-    assert managers == dict.fromkeys([survivor.instance_id, replacement.instance_id, second.instance_id], "reachable")
+    assert managers == dict.fromkeys([survivor.address, replacement.address, second.address], "reachable")
     assert client.services.get(lost_quorum["service"]["id"]).attrs["Spec"] == lost_quorum["service"]["spec"]
 
     # Run again (an operator unsure whether it finished): the leading survivor only re-checks; the

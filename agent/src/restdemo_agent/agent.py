@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from restdemo_agent.aws import (
@@ -18,12 +18,14 @@ from restdemo_agent.aws import (
     other_members_running,
     registry_auth_header,
     running_instances,
+    stack_instances,
 )
 from restdemo_agent.contract import (
     AGENT_HEARTBEAT,
     BOOTSTRAP_FAILURES,
     BOOTSTRAP_GAVE_UP,
     DISK_USED_PERCENT,
+    LABEL_INSTANCE_ID,
     MEMORY_USED_PERCENT,
     NODE_SETUP_FAILURES,
     REPLACE_REQUEST,
@@ -32,6 +34,7 @@ from restdemo_agent.contract import (
     SETUP_SUCCESSES,
     WORKER_METRICS_NAMESPACE,
     AgentEnvironment,
+    group_name,
 )
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
@@ -49,6 +52,8 @@ from restdemo_agent.plan import (
     HANDLE_MINE,
     HANDLE_UNKNOWN,
     HANDLE_WORKER,
+    ROLLED_BACK,
+    Node,
     bootstrap_action,
     confirm_every,
     credentials_refresh_due,
@@ -56,6 +61,7 @@ from restdemo_agent.plan import (
     drain_done,
     ecr_image,
     heartbeat_every,
+    identities,
     leaving_keeps_quorum,
     lifecycle_handler,
     may_claim,
@@ -63,10 +69,17 @@ from restdemo_agent.plan import (
     primary_is_stale,
     rolled_back_services,
     should_take_over,
+    strays,
+    superseded,
+    to_quarantine,
     worker_orphaned,
 )
 
 ROUND_SECONDS = 5.0
+# An unidentified node is looked up in AWS again at most this often; a worker that stays
+# unidentified this long is removed from the swarm.
+LOOKUP_SECONDS = 60.0
+STRAY_SECONDS = 900.0
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
 HIDE_SECONDS = 120
@@ -208,6 +221,9 @@ class Agent:
     rolled_back_unsaved: bool = False  # the list changed and the state table has not taken it yet
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
     cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
+    unidentified: set[str] = field(default_factory=set)  # nodes reported as matching no instance of the stack
+    unidentified_since: dict[str, float] = field(default_factory=dict)  # node id -> monotonic time first seen so
+    looked_up: dict[str, float] = field(default_factory=dict)  # node id -> when last looked up in AWS
 
     @property
     def role(self) -> str:
@@ -315,8 +331,7 @@ class Agent:
                 log("lifecycle-stale-message", instance_id=target)
                 self.lifecycle.done(message)
                 continue
-            nodes = self.engine.nodes()
-            me = next(n for n in nodes if n.id == self.engine.node_id())
+            nodes, me = self.known_nodes()
             handler = lifecycle_handler(target, nodes, me)
             if handler == HANDLE_UNKNOWN:
                 self.finish(message, target, reason="never joined")
@@ -395,18 +410,12 @@ class Agent:
     # --- healing ------------------------------------------------------------------------
 
     def heal(self) -> None:
-        """On managers: labels, dead nodes; on the leader: the primary record (confirmed every round),
-        join tokens, registry credentials."""
+        """On managers: dead nodes; on the leader: new nodes' identities, the primary record (confirmed
+        every round), join tokens, registry credentials."""
         if not self.engine.is_manager() or self.engine.swarm_error():
             return
-        nodes = self.engine.nodes()
-        me = next(n for n in nodes if n.id == self.engine.node_id())
+        nodes, me = self.known_nodes()
         every = confirm_every(self.environment.primary_stale_seconds)
-        try:
-            for node_id in self.engine.copy_engine_labels():
-                log("labelled", node_id=node_id)
-        except Exception as exc:  # best effort: placement spreads over labels, nothing else waits on them
-            log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
         down = [n.instance_id for n in nodes if n.state == "down" and n.instance_id]
         for node in dead_nodes(nodes, running_instances(self.ec2, down)):
             if node.role == "manager":
@@ -421,6 +430,68 @@ class Agent:
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
+
+    def known_nodes(self) -> tuple[list[Node], Node]:
+        """The swarm's nodes as this manager knows them, and its own: new nodes identified first, so
+        that a termination notice for a node that joined a moment ago is not taken for one that never
+        joined; and its own instance (from IMDS) on its own node, labelled or not yet, so that a notice
+        for it is its own to handle."""
+        my_id = self.engine.node_id()
+        nodes = self.identify_nodes(self.engine.nodes())
+        nodes = [replace(n, instance_id=n.instance_id or self.me.instance_id) if n.id == my_id else n for n in nodes]
+        return nodes, next(n for n in nodes if n.id == my_id)
+
+    def identify_nodes(self, nodes: list[Node]) -> list[Node]:
+        """Every manager labels each new node once, from the instance AWS has at the node's address
+        (plan.identities); engine labels are never read. Every manager, not only the leader: during an
+        upgrade the leader may run an agent that does not. Until labelled, a node is no instance's: a
+        worker's launch hook is not completed, it is never removed as dead, and a worker is drained
+        (plan.to_quarantine), also while AWS does not answer; a worker unidentified for STRAY_SECONDS is
+        removed (plan.strays). A node is looked up again at most every LOOKUP_SECONDS. Returns the
+        nodes as labelled."""
+        now = time.monotonic()
+        unlabelled = [n for n in nodes if not n.instance_id]
+        self.unidentified_since = {n.id: self.unidentified_since.get(n.id, now) for n in unlabelled}
+        self.looked_up = {k: v for k, v in self.looked_up.items() if k in self.unidentified_since}
+        ready = [n for n in unlabelled if n.state == "ready"]
+        found: dict[str, dict] = {}
+        try:
+            if any(now - self.looked_up.get(n.id, -1e18) >= LOOKUP_SECONDS for n in ready):
+                found = self.label_from_aws(nodes, ready, now)
+            for node in strays(unlabelled, self.unidentified_since, now, STRAY_SECONDS):
+                self.engine.remove_node(node.id)
+                log("unidentified-node-removed", node_id=node.id, address=node.address, state=node.state)
+        except Exception as exc:  # retried next round
+            log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
+        return [replace(n, instance_id=found[n.id][LABEL_INSTANCE_ID]) if n.id in found else n for n in nodes]
+
+    def label_from_aws(self, nodes: list[Node], ready: list[Node], now: float) -> dict[str, dict]:
+        """Look the ready unlabelled nodes up; label those found, drain the workers that are not
+        (all of them when AWS does not answer), drop the old record of an instance that joined again."""
+        for node in ready:
+            self.looked_up[node.id] = now
+        try:
+            groups = {role: group_name(self.environment.stack, role) for role in ("manager", "worker")}
+            instances = stack_instances(self.lifecycle.autoscaling, self.ec2, groups)
+        except Exception as exc:  # fail closed: no replica on a node nobody could identify
+            log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
+            instances = {}
+        live = {n.instance_id for n in nodes if n.instance_id and n.state != "down"}
+        found = identities(ready, instances, live)
+        for node in ready:
+            if node.id in found:
+                self.engine.label_node(node.id, found[node.id], release=node.quarantined)
+                log("labelled", node_id=node.id, released=node.quarantined, **found[node.id])
+            elif node.id not in self.unidentified:
+                log("unidentified-node", node_id=node.id, address=node.address, role=node.role)
+        self.unidentified = {n.id for n in ready if n.id not in found}
+        for node in to_quarantine(ready, found):
+            self.engine.quarantine(node.id)
+            log("unidentified-node-drained", node_id=node.id, address=node.address)
+        for node in superseded(nodes, found):
+            self.engine.remove_node(node.id)
+            log("removed-superseded-node", node_id=node.id, instance_id=node.instance_id)
+        return found
 
     def note_leader_seen(self) -> None:
         """First in a manager's round, on its own: `recover` compares these records, and a manager
@@ -478,15 +549,19 @@ class Agent:
         pull-only role's, an hour's) they replace (plan.credentials_refresh_due)."""
         now = time.monotonic()
         registry = self.environment.registry
+        services = self.engine.services()
         due = [
             s
-            for s in self.engine.services()
+            for s in services
             if credentials_refresh_due(
                 s, registry, now, self.refreshed.get(s["ID"]), self.refresh_every, self.refreshed_versions.get(s["ID"])
             )
         ]
         if not due:
             return
+        if any((s.get("UpdateStatus") or {}).get("State") in ROLLED_BACK for s in due):
+            # A rollback just ended (swarm's update, so due): note it first, the refresh clears UpdateStatus.
+            self.rolled_back_services(services)
         header = registry_auth_header(self.ecr, registry)
         for service in due:
             self.engine.send_registry_auth(service, header)
@@ -504,16 +579,19 @@ class Agent:
         """A manager: one log line that CloudWatch Logs turns into these metrics (EMF, metrics.py) in
         the swarm's log group. A worker: the line without EMF (its group extracts none) and the
         metrics sent with PutMetricData, in the workers' namespace (the only one its role may write).
-        The instance and role ride along as plain fields, to find a node's lines."""
+        The instance and role ride along as plain fields, to find a node's lines. Never raises."""
         instance = {"instance_id": self.me.instance_id} if self.me else {}
         now = time.time()
         if self.role == "manager":
             log("metrics", **instance, role=self.role, **emf(self.environment.stack, values, now))
             return
         log("metrics", **instance, role=self.role, **{name: float(value) for name, value in values.items()})
-        self.cloudwatch.put_metric_data(
-            Namespace=WORKER_METRICS_NAMESPACE, MetricData=metric_data(self.environment.stack, values, now)
-        )
+        try:
+            self.cloudwatch.put_metric_data(
+                Namespace=WORKER_METRICS_NAMESPACE, MetricData=metric_data(self.environment.stack, values, now)
+            )
+        except Exception as exc:  # CloudWatch not answering: never stops a bootstrap or a give-up
+            log("metrics-error", reading="write", message=str(exc)[:300], kind=type(exc).__name__)
 
     def report_metrics(self) -> None:
         """Once a metrics period: every node's heartbeat, disk and memory; a manager's view of the
@@ -528,10 +606,7 @@ class Agent:
                 values |= reading()
             except Exception as exc:  # logged; the rest of the line still goes out
                 log("metrics-error", reading=reading.__name__, message=str(exc)[:300], kind=type(exc).__name__)
-        try:
-            self.write_metrics(values)
-        except Exception as exc:  # CloudWatch not answering: the next period tries again
-            log("metrics-error", reading="write", message=str(exc)[:300], kind=type(exc).__name__)
+        self.write_metrics(values)  # a failed write is logged; the next period tries again
         self.metrics_period = period
 
     def node_readings(self) -> dict[str, float]:
@@ -579,6 +654,11 @@ class Agent:
         rolled_back = rolled_back_services(services, self.rolled_back)
         if rolled_back != self.rolled_back:
             log("rolled-back-services", services=sorted(rolled_back))
+            for service in services:
+                if service["ID"] in rolled_back and service["ID"] not in self.rolled_back:
+                    # Why, while swarm still says: the next credential refresh clears UpdateStatus.
+                    status = service.get("UpdateStatus") or {}
+                    log("service-rolled-back", service=service["Spec"]["Name"], reason=status.get("Message", ""))
         if rolled_back != self.rolled_back or self.rolled_back_unsaved:
             self.rolled_back = rolled_back
             try:

@@ -274,3 +274,34 @@ def other_members_running(autoscaling, ec2, group: str, instance_id: str) -> lis
         if i["InstanceId"] != instance_id and i["LifecycleState"] == "InService"
     ]
     return sorted(running_instances(ec2, in_service))
+
+
+def stack_instances(autoscaling, ec2, groups: dict[str, str]) -> dict[str, dict]:
+    """The running instances of the stack's groups (role -> group name), by private address:
+    {instance_id, zone, role}, as AWS says."""
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(groups.values()))
+    role_of = {
+        instance["InstanceId"]: role
+        for group in found["AutoScalingGroups"]
+        for role, name in groups.items()
+        if group["AutoScalingGroupName"] == name
+        for instance in group["Instances"]
+    }
+    if not role_of:
+        return {}
+    answer = ec2.describe_instances(
+        Filters=[
+            {"Name": "instance-id", "Values": sorted(role_of)},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )
+    return {
+        instance["PrivateIpAddress"]: {
+            "instance_id": instance["InstanceId"],
+            "zone": instance["Placement"]["AvailabilityZone"],
+            "role": role_of[instance["InstanceId"]],
+        }
+        for reservation in answer["Reservations"]
+        for instance in reservation["Instances"]
+        if instance.get("PrivateIpAddress")
+    }

@@ -27,7 +27,10 @@ ESP_PROTOCOL = "50"
 LABEL_INSTANCE_ID = "instance_id"
 LABEL_ZONE = "availability_zone"
 LABEL_ROLE = "role"
-NODE_LABELS = (LABEL_ZONE, LABEL_INSTANCE_ID, LABEL_ROLE)
+# On a worker the leader could not identify, with its availability set to drain: swarm places no
+# replica on an engine that is no instance of the stack (one more engine joined with the worker
+# token, say). Both go when it is identified.
+LABEL_UNIDENTIFIED = "restdemo.unidentified"
 
 ROLES = ("manager", "worker")
 # The termination lifecycle hook on both groups; its notifications carry this name.

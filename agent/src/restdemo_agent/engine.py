@@ -7,7 +7,7 @@ import socket
 import docker
 from docker.errors import APIError
 
-from restdemo_agent.contract import NODE_LABELS, SWARM_MANAGEMENT_PORT
+from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SWARM_MANAGEMENT_PORT
 from restdemo_agent.plan import Node
 
 
@@ -126,32 +126,33 @@ class Engine:
     def nodes(self) -> list[Node]:
         return [to_node(n.attrs) for n in self.client.nodes.list()]
 
-    def update_node(self, node_id: str, *, attempts: int = 5, **changes) -> None:
-        """Change a node's spec (Availability, Role, Labels added), re-reading it on a version conflict;
-        raises when every attempt conflicted, so no caller carries on as if it had changed."""
-        added_labels = changes.pop("Labels", {})
+    def update_node(self, node_id: str, *, attempts: int = 5, replace_labels: bool = False, **changes) -> None:
+        """Change a node's spec (Availability, Role, Labels added, or replaced), re-reading it on a
+        version conflict; raises when every attempt conflicted, so no caller carries on as if it had changed."""
+        new_labels = changes.pop("Labels", {})
         for _ in range(attempts):
             node = self.client.nodes.get(node_id)
             spec = node.attrs["Spec"]
+            labels = new_labels if replace_labels else {**spec.get("Labels", {}), **new_labels}
             try:
-                node.update({**spec, **changes, "Labels": {**spec.get("Labels", {}), **added_labels}})
+                node.update({**spec, **changes, "Labels": labels})
                 return
             except APIError as exc:
                 if "update out of sequence" not in str(exc):
                     raise
         raise RuntimeError(f"node {node_id} changed under every one of {attempts} updates; not updated")
 
-    def copy_engine_labels(self) -> list[str]:
-        """Nodes label their engine at boot (availability zone, instance id, role); managers copy
-        those into node labels, which placement preferences spread over. Returns the nodes labelled."""
-        labelled = []
-        for node in self.client.nodes.list():
-            engine = node.attrs.get("Description", {}).get("Engine", {}).get("Labels", {}) or {}
-            wanted = {k: engine[k] for k in NODE_LABELS if k in engine}
-            if wanted and any(node.attrs["Spec"].get("Labels", {}).get(k) != v for k, v in wanted.items()):
-                self.update_node(node.id, Labels=wanted)
-                labelled.append(node.id)
-        return labelled
+    def label_node(self, node_id: str, labels: dict[str, str], *, release: bool = False) -> None:
+        """Set a node's identity labels (the leader, once, from AWS: plan.identities); `release`: the
+        node was quarantined, and is made active again, its quarantine label gone."""
+        if release:
+            self.update_node(node_id, replace_labels=True, Labels=labels, Availability="active")
+        else:
+            self.update_node(node_id, Labels=labels)
+
+    def quarantine(self, node_id: str) -> None:
+        """Drain a worker the leader cannot identify, and say why (plan.to_quarantine)."""
+        self.update_node(node_id, Labels={LABEL_UNIDENTIFIED: "drained"}, Availability="drain")
 
     def demote_and_remove(self, node: Node) -> None:
         """A dead manager out of the swarm: demoted first, as swarm requires of a raft member; one no
@@ -201,11 +202,13 @@ def to_node(attrs: dict) -> Node:
         role=attrs["Spec"]["Role"],
         state=attrs["Status"]["State"],
         availability=attrs["Spec"]["Availability"],
-        instance_id=(attrs["Spec"].get("Labels") or {}).get("instance_id")
-        or ((attrs.get("Description", {}).get("Engine", {}).get("Labels")) or {}).get("instance_id"),
+        # The node label only: an engine label is whatever root on that node wrote.
+        instance_id=(attrs["Spec"].get("Labels") or {}).get(LABEL_INSTANCE_ID),
         leader=bool(manager.get("Leader")),
         # A manager with no status is not in the raft (the old managers after --force-new-cluster).
         reachable=manager.get("Reachability", "reachable" if attrs["Spec"]["Role"] == "worker" else "") == "reachable",
+        address=(attrs.get("Status") or {}).get("Addr", ""),
+        quarantined=LABEL_UNIDENTIFIED in (attrs["Spec"].get("Labels") or {}),
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 
-from restdemo_agent.contract import TERMINATING
+from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_ROLE, LABEL_ZONE, TERMINATING
 
 PRIMARY_KEY = "primary_manager"
 
@@ -19,9 +20,11 @@ class Node:
     role: str  # manager | worker
     state: str  # ready | down | unknown | disconnected
     availability: str  # active | pause | drain
-    instance_id: str | None  # node label set at join
+    instance_id: str | None  # its node label, set once by the leader from what AWS says (identities)
     leader: bool = False
     reachable: bool = True  # managers: ManagerStatus.Reachability == reachable
+    address: str = ""  # Status.Addr: where the swarm's managers see its session come from
+    quarantined: bool = False  # drained by the leader as unidentified (LABEL_UNIDENTIFIED)
 
 
 def bootstrap_action(role: str, already_member: bool, claimed_primary: bool | None) -> str:
@@ -39,6 +42,54 @@ def may_give_up_instance(local_node_state: str | None) -> bool:
     in error may hold the swarm's raft log (the last copy, on a lone survivor), and one that does
     not answer (None) is the engine watchdog's to judge."""
     return local_node_state == "inactive"
+
+
+def identities(unlabelled: list[Node], instances: dict[str, dict], labelled: set[str]) -> dict[str, dict[str, str]]:
+    """The labels the managers set, once, on nodes that have none: from the instance of the stack's
+    groups whose private address is the node's own (Status.Addr: swarmkit records the address a node's
+    session comes from, which the node cannot choose in a VPC), its zone, and its group's role.
+    Never from the engine's labels, which root on any node writes. `instances`: address -> {instance_id,
+    zone, role}; `labelled`: the instance ids live nodes carry (a down node's record does not hold its
+    instance: the same instance may join again under a new node id). A node gets none when another
+    unlabelled node has its address (extra engines on one host), its instance is another live node's,
+    or its swarm role is not its group's (a worker's engine joined as a manager)."""
+    sharing = Counter(node.address for node in unlabelled)
+    taken = set(labelled)
+    found = {}
+    for node in unlabelled:
+        instance = instances.get(node.address)
+        if instance is None or sharing[node.address] > 1 or instance["instance_id"] in taken:
+            continue
+        if instance["role"] != node.role:
+            continue
+        taken.add(instance["instance_id"])
+        found[node.id] = {
+            LABEL_INSTANCE_ID: instance["instance_id"],
+            LABEL_ZONE: instance["zone"],
+            LABEL_ROLE: instance["role"],
+        }
+    return found
+
+
+def to_quarantine(unlabelled: list[Node], identified: dict[str, dict]) -> list[Node]:
+    """The active workers no manager could identify (AWS not answering included): drained until they
+    are, so that no replica runs on an engine that is no instance of the stack. Managers are left
+    alone: none joins without the manager token, and draining one would move the tasks of a stack
+    that runs them there."""
+    return [n for n in unlabelled if n.id not in identified and n.role == "worker" and n.availability == "active"]
+
+
+def superseded(nodes: list[Node], identified: dict[str, dict]) -> list[Node]:
+    """Down workers whose instance a new node now carries: the same instance joined again under a new
+    node id (its engine lost its swarm state); the old record goes."""
+    instances = {labels[LABEL_INSTANCE_ID] for labels in identified.values()}
+    return [n for n in nodes if n.state == "down" and n.role == "worker" and n.instance_id in instances]
+
+
+def strays(unlabelled: list[Node], unidentified_since: dict[str, float], now: float, after: float) -> list[Node]:
+    """Workers without an identity for `after` seconds, in any state (one that never even registered
+    too): removed. Anyone holding the worker token can make nodes, each a record every manager keeps."""
+    return [n for n in unlabelled if n.role == "worker" and now - unidentified_since.get(n.id, now) >= after]
 
 
 def should_take_over(primary: dict | None, nodes: list[Node], me: Node) -> bool:
@@ -100,10 +151,13 @@ HANDLE_OTHERS = "leave-for-others"
 
 
 def lifecycle_handler(target_instance: str, nodes: list[Node], me: Node) -> str:
-    """Which manager acts on a termination notice for `target_instance`, and how."""
+    """Which manager acts on a termination notice for `target_instance`, and how. No node carries the
+    instance: it never joined, unless a ready node is still unidentified and not drained (it may be
+    that one): then the notice waits for a later round."""
     target = next((n for n in nodes if n.instance_id == target_instance), None)
     if target is None:
-        return HANDLE_UNKNOWN if me.leader else HANDLE_OTHERS
+        unsure = any(not n.instance_id and n.state == "ready" and not n.quarantined for n in nodes)
+        return HANDLE_UNKNOWN if me.leader and not unsure else HANDLE_OTHERS
     if target.role == "manager":
         return HANDLE_MINE if target.id == me.id else HANDLE_OTHERS
     return HANDLE_WORKER if me.leader else HANDLE_OTHERS

@@ -70,7 +70,12 @@ def test_service_is_exactly_the_architecture(local):
 
 
 @pytest.mark.parametrize(
-    "stack,constraints", [("dev", None), ("staging", ["node.role==worker"]), ("prod", ["node.role==worker"])]
+    "stack,constraints",
+    [
+        ("dev", None),
+        ("staging", ["node.role==worker", "node.labels.role==worker"]),
+        ("prod", ["node.role==worker", "node.labels.role==worker"]),
+    ],
 )
 def test_with_two_workers_or_more_the_service_keeps_off_the_managers(stack, constraints):
     """Raft keeps the managers' CPU and memory; dev's lone worker is no redundancy, so its service
@@ -103,9 +108,11 @@ def test_service_network_is_an_attachable_overlay(local):
     assert network.ignore_changes == ["options"]
 
 
-def test_on_aws_the_service_network_is_encrypted():
+def test_on_aws_the_service_network_is_encrypted_and_only_the_services():
     network = run_program("dev").one("docker:index/network:Network")
-    assert (network.inputs["name"], network.inputs["options"]) == ("restdemo-encrypted", {"encrypted": ""})
+    assert (network.inputs["name"], network.inputs["options"]) == ("restdemo-internal", {"encrypted": ""})
+    # No other container may join it (a taken-over node's): the replicas only through the published port.
+    assert network.inputs["attachable"] is False
 
 
 def test_service_healthcheck_is_the_images_own(local):
@@ -189,7 +196,7 @@ def test_a_health_check_command_of_your_own_runs_at_the_contracts_timings():
 def test_on_aws_your_services_network_is_named_after_it():
     config = {**stack_config("dev"), "restdemo:serviceName": "shop"}
     network = run_program("dev", config).one("docker:index/network:Network")
-    assert network.inputs["name"] == "shop-encrypted"
+    assert network.inputs["name"] == "shop-internal"
 
 
 def test_moving_to_the_images_own_check_restates_it_never_leaves_the_old_one():
