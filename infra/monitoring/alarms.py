@@ -177,7 +177,6 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
         namespace, PutMetricData): the swarm-level metrics come from the managers only."""
         return {"m1": agent(name, stat), "m2": agent(name, stat, WORKER_METRICS_NAMESPACE)}
 
-    nodes = settings.manager_count + settings.worker_count
     needed = quorum(settings.manager_count)
     return [
         # From the managers' own view, not the admin NLB's HealthyHostCount: ELB reports its metrics
@@ -266,18 +265,20 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             expression="MAX([m1, m2])",
             inputs=every_node(DISK_USED_PERCENT, "Maximum"),
         ),
+        # Each role against its own count: a worker may write any heartbeat to the workers' namespace,
+        # so a sum over both would let it hide a silent manager.
         AlarmSpec(
             key="node-heartbeat-missing",
-            broke=f"Fewer than {nodes} node agents have reported for 5 minutes: a node is dead, or its agent "
-            "crashed or hangs.",
+            broke=f"Fewer than {settings.manager_count} manager agents, or fewer than {settings.worker_count} "
+            "worker agents, have reported for 5 minutes: a node is dead, or its agent crashed or hangs.",
             action="Find the node whose agent is silent (its log stream); replace its instance if it hangs.",
             runbook="a-nodes-agent-stops-reporting",
-            comparison="LessThanThreshold",
-            threshold=nodes,
+            comparison="GreaterThanOrEqualToThreshold",
+            threshold=1,
             periods=5,
             datapoints=5,
             missing="breaching",  # silence is exactly what this alarm is for
-            expression="FILL(m1, 0) + FILL(m2, 0)",
+            expression=f"IF(FILL(m1, 0) < {settings.manager_count} OR FILL(m2, 0) < {settings.worker_count}, 1, 0)",
             inputs=every_node(AGENT_HEARTBEAT, "Sum"),
         ),
         AlarmSpec(

@@ -109,3 +109,47 @@ def test_idle_connections_neither_pile_up_threads_nor_starve_the_check():
         for connection in idle:
             connection.close()
         server.shutdown()
+
+
+def test_a_trickling_sender_is_cut_at_the_deadline_and_one_address_takes_few_slots():
+    """A sender that keeps a connection busy a byte at a time (a read timeout never fires) is cut
+    at REQUEST_SECONDS in all; one address holds at most MAX_PER_ADDRESS connections, so a check from
+    another address (the load balancer's) is answered while it trickles on every slot it can get."""
+    import socket
+    import time
+
+    from restdemo_agent.readiness import MAX_CONNECTIONS, MAX_PER_ADDRESS, REQUEST_SECONDS
+
+    server = serve(free_port(), lambda: (True, "active"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    stop = threading.Event()
+    cut_after = []
+
+    def trickle():
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            opened = time.monotonic()
+            try:
+                while not stop.is_set():
+                    connection.sendall(b"G")
+                    time.sleep(0.3)
+            except OSError:  # the server shut the connection
+                cut_after.append(time.monotonic() - opened)
+
+    senders = [threading.Thread(target=trickle, daemon=True) for _ in range(MAX_CONNECTIONS)]
+    for sender in senders:
+        sender.start()
+    try:
+        time.sleep(0.5)
+        checker = socket.create_connection(("127.0.0.1", port), timeout=1, source_address=("127.0.0.2", 0))
+        checker.sendall(b"GET /ready HTTP/1.0\r\n\r\n")
+        assert checker.recv(64).startswith(b"HTTP/1.0 200")
+        checker.close()
+        time.sleep(3 * REQUEST_SECONDS)
+        # Every trickler was cut (the refused ones at once, the admitted ones at the deadline).
+        assert len(cut_after) == MAX_CONNECTIONS
+        assert sum(after > REQUEST_SECONDS / 2 for after in cut_after) <= MAX_PER_ADDRESS
+        assert max(cut_after) < 2 * REQUEST_SECONDS
+    finally:
+        stop.set()
+        server.shutdown()

@@ -201,16 +201,25 @@ INVOKES = {
         "arn": "arn",
         "default": False,
     },
-    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda region: {
+}
+
+ECR_LOGIN = "aws:ecr/getAuthorizationToken:getAuthorizationToken"
+# ECR's token is the caller's: through the pull-only role's provider it is another password than
+# the deploy identity's (the default provider), so a test can tell which one went where.
+PULL_PASSWORD = f"{ECR_PASSWORD}-pull-only"
+
+
+def ecr_login(region: str, provider: str) -> dict:
+    password = ECR_PASSWORD if ECR_TOKEN_GENERATION == 1 else f"{ECR_PASSWORD}-{ECR_TOKEN_GENERATION}"
+    return {
         "id": region,
         "userName": "AWS",
-        "password": ECR_PASSWORD if ECR_TOKEN_GENERATION == 1 else f"{ECR_PASSWORD}-{ECR_TOKEN_GENERATION}",
+        "password": PULL_PASSWORD if "::pull-provider::" in provider else password,
         "authorizationToken": "QVdTOmVjci1wYXNzd29yZA==",
         "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
         "expiresAt": "2026-11-28T12:00:00Z",
         "registryId": ACCOUNT,
-    },
-}
+    }
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -231,6 +240,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.calls.append((args.token, dict(args.args)))
         self.call_providers.append((args.token, args.provider or ""))
+        if args.token == ECR_LOGIN:
+            return ecr_login(self.region, args.provider or "")
         if args.token in INVOKES:
             return INVOKES[args.token](self.region)
         raise NotImplementedError(f"the program invoked {args.token}, which these mocks do not know")

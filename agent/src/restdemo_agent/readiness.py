@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -20,32 +22,59 @@ def readiness(swarm_info: dict, role: str) -> tuple[bool, str]:
     return True, "active"
 
 
-# A connection gets this long to send its request and read the answer; this many are served at once,
-# and one more is closed at once: idle connections cannot pile up threads or starve the health check.
+# A connection gets this long, in all, to send its request and read the answer (a deadline, not a
+# read timeout: a sender trickling a byte at a time is cut too); this many are served at once, this
+# many from one address, and one more is closed at once: slow or idle connections cannot pile up
+# threads or starve the health check.
 REQUEST_SECONDS = 2.0
 MAX_CONNECTIONS = 16
+MAX_PER_ADDRESS = 4
 
 
 class BoundedServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with at most MAX_CONNECTIONS connections in handling at once."""
+    """ThreadingHTTPServer with at most MAX_CONNECTIONS connections in handling at once, at most
+    MAX_PER_ADDRESS from one address, each cut at REQUEST_SECONDS."""
 
     daemon_threads = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.lock = threading.Lock()
+        self.per_address: Counter[str] = Counter()
 
     def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
+        address = client_address[0]
+        with self.lock:
+            admitted = self.per_address[address] < MAX_PER_ADDRESS and self.slots.acquire(blocking=False)
+            if admitted:
+                self.per_address[address] += 1
+        if not admitted:
             self.shutdown_request(request)  # full: closed at once, not queued behind idle ones
             return
         super().process_request(request, client_address)
 
     def process_request_thread(self, request, client_address):
+        deadline = threading.Timer(REQUEST_SECONDS, cut, args=(request,))
+        deadline.daemon = True
+        deadline.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            deadline.cancel()
+            with self.lock:
+                self.per_address[client_address[0]] -= 1
+                if not self.per_address[client_address[0]]:
+                    del self.per_address[client_address[0]]
             self.slots.release()
+
+
+def cut(request: socket.socket) -> None:
+    """End a connection past its deadline: the handler's pending read or write returns."""
+    try:
+        request.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
 
 
 def serve(port: int, probe) -> ThreadingHTTPServer:

@@ -9,7 +9,7 @@ import pytest
 from infra.admin.endpoint import ca_plan, certificate_sha256
 from tests.support.aws_stack import AWS_STACKS, SG_INGRESS, config
 from tests.support.pulumi_program import (
-    ECR_PASSWORD,
+    PULL_PASSWORD,
     certificate_pem,
     run_program,
     stack_config,
@@ -65,7 +65,7 @@ def test_service_provider_is_the_admin_endpoint_with_the_client_certificate(run)
     # ECR credentials go with the provider (sent as --with-registry-auth), never in the service's auth.
     (login,) = json.loads(provider.inputs["registryAuth"])  # provider inputs arrive as JSON text
     assert login["address"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    assert (login["username"], login["password"]) == ("AWS", ECR_PASSWORD)
+    assert (login["username"], login["password"]) == ("AWS", PULL_PASSWORD)
     assert "registryAuth" in provider.secret_paths
     service = run.one("docker:index/service:Service")
     assert service.provider.startswith(provider.urn + "::")

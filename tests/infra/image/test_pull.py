@@ -9,7 +9,7 @@ import pytest
 from infra.image.registry import WRITES
 from tests.support.aws_stack import AWS_STACKS, policy_of
 from tests.support.iam_eval import Request, resource_allows
-from tests.support.pulumi_program import ACCOUNT, ECR_PASSWORD, run_program
+from tests.support.pulumi_program import ACCOUNT, PULL_PASSWORD, run_program
 
 pytestmark = pytest.mark.unit
 # The `run` fixture (tests/infra/conftest.py) runs the program once per stack named here.
@@ -36,7 +36,7 @@ def test_the_login_sent_with_the_service_is_the_pull_only_roles(run):
     assert (login["address"], login["username"], login["password"]) == (
         f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
         "AWS",
-        ECR_PASSWORD,
+        PULL_PASSWORD,
     )
     assert "registryAuth" in run.one("pulumi:providers:docker").secret_paths
 

@@ -54,14 +54,15 @@ def test_the_swarms_alarms_read_the_agents_metrics_of_this_stack():
     for key in ("replicas-below-desired",):
         assert {(m.namespace, m.dimensions["Stack"]) for m in specs()[key].inputs.values()} == {("restdemo", "dev")}
     heartbeat = specs(manager_count=3, worker_count=2)["node-heartbeat-missing"]
-    assert heartbeat.expression == "FILL(m1, 0) + FILL(m2, 0)"
+    # Each role against its own count: a worker's forged heartbeats cannot cover a silent manager.
+    assert heartbeat.expression == "IF(FILL(m1, 0) < 3 OR FILL(m2, 0) < 2, 1, 0)"
     assert {(m.namespace, m.name, m.stat) for m in heartbeat.inputs.values()} == {
         ("restdemo", "AgentHeartbeat", "Sum"),
         ("restdemo/workers", "AgentHeartbeat", "Sum"),
     }
     assert (heartbeat.threshold, heartbeat.comparison, heartbeat.missing, heartbeat.periods) == (
-        5,
-        "LessThanThreshold",
+        1,
+        "GreaterThanOrEqualToThreshold",
         "breaching",
         5,
     )
@@ -303,12 +304,13 @@ def ingested(run, writes: list[tuple], classes: dict[str, str], policies: dict[s
 
 
 def test_forged_worker_metrics_do_not_mask_the_swarm_alarms():
-    """Two failures from minute 10, each on its own: the swarm loses its quorum (the managers report
-    no leader), or its service runs 3 of 6 replicas (the leader's view). A worker taken over writes,
-    every minute, what would keep both alarms quiet (a leader seen, 999 replicas running) into every
-    log group and namespace it can name. With the groups and roles the program makes, none of it
-    becomes a metric the swarm's alarms read: each pages. With the one Standard group every node
-    wrote before, the same stream kept them quiet."""
+    """Four failures from minute 10, each on its own: the swarm loses its leader, or its service runs
+    3 of 6 replicas, or the managers see 1 of 3 reachable (the leader's and the managers' view), or
+    one manager's agent hangs (its heartbeat stops). A worker taken over writes, every minute, what
+    would keep every one of those alarms quiet (a leader seen, 999 replicas running, 3 managers
+    reachable, 99 heartbeats) into every log group and namespace it can name. With the groups and
+    roles the program makes, none of it reaches what those alarms read: each pages. With the one
+    Standard group every node wrote before, the same stream kept them quiet."""
     from tests.support.aws_stack import policy_of
     from tests.support.pulumi_program import run_program
 
@@ -317,32 +319,61 @@ def test_forged_worker_metrics_do_not_mask_the_swarm_alarms():
     policies = {role: policy_of(run, role) for role in ("manager", "worker")}
     log_groups = run.of_type("aws:cloudwatch/logGroup:LogGroup")
     classes = {r.inputs["name"]: r.inputs.get("logGroupClass", "STANDARD") for r in log_groups}
+    forged_values = {
+        "SwarmLeaderSeen": 1,
+        "ReplicasRunning": 999,
+        "ReplicasDesired": 1,
+        "ManagersReachable": 3,
+        "AgentHeartbeat": 99,
+    }
 
-    def scenario(failing: dict[str, float], healthy: dict[str, float]) -> list[tuple]:
-        writes = []
-        for minute in range(30):
-            at = T + minute * 60 + 5
-            writes.append(("manager", "log", swarm_group, emf_line(stack, at, **(healthy if minute < 10 else failing))))
-            forged = emf_line(stack, at + 1, SwarmLeaderSeen=1, ReplicasRunning=999, ReplicasDesired=1)
-            writes += [("worker", "log", group, forged) for group in classes]
-            for namespace in ("restdemo", "restdemo/workers"):
-                points = from_emf([forged.replace('"restdemo"', f'"{namespace}"', 1)])
-                writes.append(("worker", "put", namespace, points))
-        return writes
+    def in_namespace(line: str, namespace: str) -> list[Datapoint]:
+        return from_emf([line.replace('"restdemo"', f'"{namespace}"', 1)])
 
-    lost_quorum = scenario({"SwarmLeaderSeen": 0}, {"SwarmLeaderSeen": 1})
-    short = scenario(
-        {"SwarmLeaderSeen": 1, "ReplicasDesired": 6, "ReplicasRunning": 3},
-        {"SwarmLeaderSeen": 1, "ReplicasDesired": 6, "ReplicasRunning": 6},
+    def forgeries(at: float) -> list[tuple]:
+        forged = emf_line(stack, at + 1, **forged_values)
+        writes = [("worker", "log", group, forged) for group in classes]
+        return writes + [("worker", "put", ns, in_namespace(forged, ns)) for ns in ("restdemo", "restdemo/workers")]
+
+    def scenario(genuine) -> list[tuple]:
+        """`genuine(minute, at)`: what the healthy nodes write that minute; the forger adds its own."""
+        return [
+            w for minute in range(30) for w in (*genuine(minute, T + minute * 60 + 5), *forgeries(T + minute * 60 + 5))
+        ]
+
+    def managers_say(healthy: dict, failing: dict):
+        return lambda minute, at: [
+            ("manager", "log", swarm_group, emf_line(stack, at, **(healthy if minute < 10 else failing)))
+        ]
+
+    def heartbeats(minute: int, at: float) -> list[tuple]:
+        """prod's 3 managers (the first one's agent hangs at minute 10) and 3 workers."""
+        beat = emf_line(stack, at, AgentHeartbeat=1)
+        writes = [("manager", "log", swarm_group, beat) for index in range(3) if index or minute < 10]
+        return writes + [("worker", "put", "restdemo/workers", in_namespace(beat, "restdemo/workers"))] * 3
+
+    cases = (
+        ("swarm-no-leader", scenario(managers_say({"SwarmLeaderSeen": 1}, {"SwarmLeaderSeen": 0}))),
+        (
+            "replicas-below-desired",
+            scenario(
+                managers_say(
+                    {"SwarmLeaderSeen": 1, "ReplicasDesired": 6, "ReplicasRunning": 6},
+                    {"SwarmLeaderSeen": 1, "ReplicasDesired": 6, "ReplicasRunning": 3},
+                )
+            ),
+        ),
+        ("managers-below-quorum", scenario(managers_say({"ManagersReachable": 3}, {"ManagersReachable": 1}))),
+        ("node-heartbeat-missing", scenario(heartbeats)),
     )
-    cases = (("swarm-no-leader", lost_quorum), ("replicas-below-desired", short))
     everyone = {
         "Statement": [
             {
                 "Effect": "Allow",
                 "Action": ["logs:PutLogEvents"],
                 "Resource": f"arn:aws:logs:eu-west-1:123456789012:log-group:{swarm_group}:*",
-            }
+            },
+            {"Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*"},
         ]
     }
     for key, writes in cases:
