@@ -278,7 +278,8 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             periods=5,
             datapoints=5,
             missing="breaching",  # silence is exactly what this alarm is for
-            expression=f"IF(FILL(m1, 0) < {settings.manager_count} OR FILL(m2, 0) < {settings.worker_count}, 1, 0)",
+            # Parenthesised: CloudWatch's metric math documents no precedence between < and OR.
+            expression=f"IF((FILL(m1, 0) < {settings.manager_count}) OR (FILL(m2, 0) < {settings.worker_count}), 1, 0)",
             inputs=every_node(AGENT_HEARTBEAT, "Sum"),
         ),
         AlarmSpec(

@@ -161,100 +161,39 @@ def test_leader_seen_is_noted_before_any_healing_step_that_may_fail(aws, capsys)
 
 
 class Labelling(Leader):
-    """A leader that records the node labels it is asked to set, the nodes drained and removed."""
+    """A leader that records the node labels it is asked to set."""
 
     def __init__(self):
         super().__init__([])
         self.labelled = {}
-        self.removed = []
 
-    def label_node(self, node_id, labels, *, release=False):
-        self.labelled[node_id] = (labels, release)
+    def label_node(self, node_id, labels):
+        self.labelled[node_id] = labels
 
     def quarantine(self, node_id):
         self.labelled[node_id] = "drained"
-
-    def remove_node(self, node_id):
-        self.removed.append(node_id)
+        return True
 
 
-def worker_instance(aws) -> dict:
-    """A running instance of the dev stack's workers' group, as AWS describes it."""
+def test_each_manager_labels_new_nodes_from_the_stacks_groups_in_aws(aws):
+    """The wiring: a new node's labels come from the instance the stack's groups have at its address
+    (the decisions themselves: tests/agent/test_labelling.py)."""
     ec2, autoscaling = aws["ec2"], aws["autoscaling"]
     image = empty_group(ec2, autoscaling, "restdemo-dev-workers")
     instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
     autoscaling.attach_instances(AutoScalingGroupName="restdemo-dev-workers", InstanceIds=[instance["InstanceId"]])
-    return instance
-
-
-def unlabelled(id, address, **changes):
-    return dataclasses.replace(node(id), instance_id=None, address=address, **changes)
-
-
-def test_managers_label_new_nodes_once_from_the_instance_at_their_address_and_drain_the_rest(aws, capsys):
-    from restdemo_agent.agent import LOOKUP_SECONDS
-
-    instance = worker_instance(aws)
+    new = dataclasses.replace(node("w1"), instance_id=None, address=instance["PrivateIpAddress"])
     engine = Labelling()
-    agent = agent_on(engine, aws)
-    leader, stray = node("a", "manager", leader=True), unlabelled("x1", "10.99.0.1")
-    identified = agent.identify_nodes([leader, unlabelled("w1", instance["PrivateIpAddress"]), stray])
-    labels = {
-        "instance_id": instance["InstanceId"],
-        "availability_zone": instance["Placement"]["AvailabilityZone"],
-        "role": "worker",
+    engine.nodes = lambda: [node("a", "manager", leader=True), new]
+    nodes, _ = agent_on(engine, aws).known_nodes()
+    assert engine.labelled == {
+        "w1": {
+            "instance_id": instance["InstanceId"],
+            "availability_zone": instance["Placement"]["AvailabilityZone"],
+            "role": "worker",
+        }
     }
-    assert engine.labelled == {"w1": (labels, False), "x1": "drained"}
-    assert [n.instance_id for n in identified] == ["i-a", instance["InstanceId"], None]
-    assert [line["node_id"] for line in lines(capsys, "unidentified-node-drained")] == ["x1"]
-    # The stray, drained and marked: not looked up again within LOOKUP_SECONDS, then reported once.
-    engine.labelled.clear()
-    quarantined = dataclasses.replace(stray, availability="drain", quarantined=True)
-    agent.identify_nodes([leader, quarantined])
-    assert engine.labelled == {} and capsys.readouterr().out == ""
-    agent.looked_up = {k: v - LOOKUP_SECONDS for k, v in agent.looked_up.items()}
-    agent.identify_nodes([leader, quarantined])
-    assert engine.labelled == {} and lines(capsys, "unidentified-node") == []
-    # Identified later (its instance in the group at last): labelled and made active again.
-    agent.looked_up.clear()
-    agent.identify_nodes([leader, dataclasses.replace(quarantined, address=instance["PrivateIpAddress"])])
-    assert engine.labelled == {"x1": (labels, True)}
-    assert [line["released"] for line in lines(capsys, "labelled")] == [True]
-
-
-class Throttled:
-    def describe_auto_scaling_groups(self, **request):
-        raise RuntimeError("Rate exceeded")
-
-
-def test_while_aws_does_not_answer_every_new_worker_is_drained(aws, capsys):
-    """Fail closed: no replica on a node nobody could identify; a manager is only reported."""
-    engine = Labelling()
-    agent = agent_on(engine, aws)
-    agent.lifecycle.autoscaling = Throttled()
-    new_manager = dataclasses.replace(unlabelled("m2", "10.0.0.11"), role="manager")
-    nodes = [node("a", "manager", leader=True), unlabelled("w1", "10.0.1.10"), new_manager]
-    assert [n.instance_id for n in agent.identify_nodes(nodes)] == ["i-a", None, None]
-    assert engine.labelled == {"w1": "drained"}
-    assert [line["message"] for line in lines(capsys, "label-error")] == ["Rate exceeded"]
-
-
-def test_a_worker_unidentified_for_long_is_removed_a_manager_never(aws, capsys):
-    """Anyone with the worker token can make node records (each one every manager keeps): a worker
-    with no identity after STRAY_SECONDS goes, whatever its state; a manager is left to the operator."""
-    from restdemo_agent.agent import STRAY_SECONDS
-
-    engine = Labelling()
-    agent = agent_on(engine, aws)
-    stray = unlabelled("x1", "10.99.0.1", state="unknown")
-    lone_manager = dataclasses.replace(unlabelled("m9", "10.99.0.2", state="unknown"), role="manager")
-    nodes = [node("a", "manager", leader=True), stray, lone_manager]
-    agent.identify_nodes(nodes)
-    assert engine.removed == []
-    agent.unidentified_since = {k: v - STRAY_SECONDS for k, v in agent.unidentified_since.items()}
-    agent.identify_nodes(nodes)
-    assert engine.removed == ["x1"]
-    assert [line["node_id"] for line in lines(capsys, "unidentified-node-removed")] == ["x1"]
+    assert [n.instance_id for n in nodes] == ["i-a", instance["InstanceId"]]
 
 
 class JustFormed(Labelling):

@@ -208,7 +208,7 @@ def test_an_engine_of_no_instance_of_the_stack_is_drained_until_identified(forme
         stray.destroy()
         ec2.terminate_instances(InstanceIds=[outside["InstanceId"]])
         gone = nodes_seen_by(leader).get(stray.address)
-        if gone:  # no agent removes a node that is no instance's: the operator does, as here
+        if gone:  # the managers remove it after 15 minutes (labelling.STRAY_SECONDS); the lab does not wait
             leader.client.api.remove_node(gone["ID"], force=True)
 
 

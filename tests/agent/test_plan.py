@@ -24,6 +24,7 @@ from restdemo_agent.plan import (
     lifecycle_message_for,
     may_claim,
     may_give_up_instance,
+    mismatched,
     primary_is_stale,
     quorum_may_live_elsewhere,
     recovery_survivor,
@@ -325,3 +326,21 @@ def test_only_workers_unidentified_for_long_are_strays():
     since = {"x1": 0.0, "x2": 100.0, "m9": 0.0}
     nodes = [unlabelled("x1", "10.9.9.1"), unlabelled("x2", "10.9.9.2"), unlabelled("m9", "10.9.9.3", role="manager")]
     assert [n.id for n in strays(nodes, since, now=900.0, after=900.0)] == ["x1"]
+
+
+def test_a_notice_goes_to_the_live_node_of_an_instance_not_its_old_record():
+    """A manager that joined again under a new node id: its old, down record carries the instance too."""
+    old = Node("m1-old", "manager", "down", "active", "i-m1", reachable=False)
+    me = Node("m1-new", "manager", "ready", "active", "i-m1")
+    leader = node("m2", "manager", leader=True)
+    assert lifecycle_handler("i-m1", [old, me, leader], me) == HANDLE_MINE
+    assert lifecycle_handler("i-m1", [old, me, leader], leader) == HANDLE_OTHERS
+
+
+def test_labels_aws_does_not_confirm_are_mismatched():
+    right = Node("w1", "worker", "ready", "active", "i-worker", address="10.0.1.10")
+    twin = Node("w1-twin", "worker", "ready", "active", "i-worker", address="10.0.1.10")
+    elsewhere = Node("w2", "worker", "ready", "active", "i-worker", address="10.9.9.9")
+    assert mismatched([right], AWS_SAYS) == []
+    assert mismatched([right, twin], AWS_SAYS) == [right, twin]  # one instance, two nodes: neither is trusted
+    assert mismatched([elsewhere], AWS_SAYS) == [elsewhere]

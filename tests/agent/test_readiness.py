@@ -153,3 +153,25 @@ def test_a_trickling_sender_is_cut_at_the_deadline_and_one_address_takes_few_slo
     finally:
         stop.set()
         server.shutdown()
+
+
+def test_an_answer_that_waits_on_a_slow_engine_is_not_cut():
+    """The deadline is for sending the request: `docker info` on a manager whose leader is gone may
+    take longer, and the load balancer's check (and `recover`'s) must still get the answer."""
+    import time
+
+    from restdemo_agent.readiness import REQUEST_SECONDS
+
+    def slow_probe():
+        time.sleep(REQUEST_SECONDS + 0.5)
+        return False, "swarm error: rpc error: code = Unknown desc = The swarm does not have a leader."
+
+    server = serve(free_port(), slow_probe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/ready"
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(url, timeout=3 * REQUEST_SECONDS)
+        assert answer.value.code == 503
+    finally:
+        server.shutdown()

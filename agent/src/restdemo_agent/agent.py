@@ -25,7 +25,6 @@ from restdemo_agent.contract import (
     BOOTSTRAP_FAILURES,
     BOOTSTRAP_GAVE_UP,
     DISK_USED_PERCENT,
-    LABEL_INSTANCE_ID,
     MEMORY_USED_PERCENT,
     NODE_SETUP_FAILURES,
     REPLACE_REQUEST,
@@ -38,6 +37,7 @@ from restdemo_agent.contract import (
 )
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity
+from restdemo_agent.labelling import NodeLabeller
 from restdemo_agent.log import log
 from restdemo_agent.metrics import (
     emf,
@@ -61,7 +61,6 @@ from restdemo_agent.plan import (
     drain_done,
     ecr_image,
     heartbeat_every,
-    identities,
     leaving_keeps_quorum,
     lifecycle_handler,
     may_claim,
@@ -69,17 +68,10 @@ from restdemo_agent.plan import (
     primary_is_stale,
     rolled_back_services,
     should_take_over,
-    strays,
-    superseded,
-    to_quarantine,
     worker_orphaned,
 )
 
 ROUND_SECONDS = 5.0
-# An unidentified node is looked up in AWS again at most this often; a worker that stays
-# unidentified this long is removed from the swarm.
-LOOKUP_SECONDS = 60.0
-STRAY_SECONDS = 900.0
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
 HIDE_SECONDS = 120
@@ -221,9 +213,7 @@ class Agent:
     rolled_back_unsaved: bool = False  # the list changed and the state table has not taken it yet
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
     cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
-    unidentified: set[str] = field(default_factory=set)  # nodes reported as matching no instance of the stack
-    unidentified_since: dict[str, float] = field(default_factory=dict)  # node id -> monotonic time first seen so
-    looked_up: dict[str, float] = field(default_factory=dict)  # node id -> when last looked up in AWS
+    labeller: NodeLabeller | None = None  # made on first use, with the stack's groups
 
     @property
     def role(self) -> str:
@@ -437,61 +427,15 @@ class Agent:
         joined; and its own instance (from IMDS) on its own node, labelled or not yet, so that a notice
         for it is its own to handle."""
         my_id = self.engine.node_id()
-        nodes = self.identify_nodes(self.engine.nodes())
+        if self.labeller is None:
+            groups = {role: group_name(self.environment.stack, role) for role in ("manager", "worker")}
+            self.labeller = NodeLabeller(
+                self.engine, lambda: stack_instances(self.lifecycle.autoscaling, self.ec2, groups)
+            )
+        # Every manager, not only the leader: during an upgrade the leader may run an older agent.
+        nodes = self.labeller.run(self.engine.nodes())
         nodes = [replace(n, instance_id=n.instance_id or self.me.instance_id) if n.id == my_id else n for n in nodes]
         return nodes, next(n for n in nodes if n.id == my_id)
-
-    def identify_nodes(self, nodes: list[Node]) -> list[Node]:
-        """Every manager labels each new node once, from the instance AWS has at the node's address
-        (plan.identities); engine labels are never read. Every manager, not only the leader: during an
-        upgrade the leader may run an agent that does not. Until labelled, a node is no instance's: a
-        worker's launch hook is not completed, it is never removed as dead, and a worker is drained
-        (plan.to_quarantine), also while AWS does not answer; a worker unidentified for STRAY_SECONDS is
-        removed (plan.strays). A node is looked up again at most every LOOKUP_SECONDS. Returns the
-        nodes as labelled."""
-        now = time.monotonic()
-        unlabelled = [n for n in nodes if not n.instance_id]
-        self.unidentified_since = {n.id: self.unidentified_since.get(n.id, now) for n in unlabelled}
-        self.looked_up = {k: v for k, v in self.looked_up.items() if k in self.unidentified_since}
-        ready = [n for n in unlabelled if n.state == "ready"]
-        found: dict[str, dict] = {}
-        try:
-            if any(now - self.looked_up.get(n.id, -1e18) >= LOOKUP_SECONDS for n in ready):
-                found = self.label_from_aws(nodes, ready, now)
-            for node in strays(unlabelled, self.unidentified_since, now, STRAY_SECONDS):
-                self.engine.remove_node(node.id)
-                log("unidentified-node-removed", node_id=node.id, address=node.address, state=node.state)
-        except Exception as exc:  # retried next round
-            log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
-        return [replace(n, instance_id=found[n.id][LABEL_INSTANCE_ID]) if n.id in found else n for n in nodes]
-
-    def label_from_aws(self, nodes: list[Node], ready: list[Node], now: float) -> dict[str, dict]:
-        """Look the ready unlabelled nodes up; label those found, drain the workers that are not
-        (all of them when AWS does not answer), drop the old record of an instance that joined again."""
-        for node in ready:
-            self.looked_up[node.id] = now
-        try:
-            groups = {role: group_name(self.environment.stack, role) for role in ("manager", "worker")}
-            instances = stack_instances(self.lifecycle.autoscaling, self.ec2, groups)
-        except Exception as exc:  # fail closed: no replica on a node nobody could identify
-            log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
-            instances = {}
-        live = {n.instance_id for n in nodes if n.instance_id and n.state != "down"}
-        found = identities(ready, instances, live)
-        for node in ready:
-            if node.id in found:
-                self.engine.label_node(node.id, found[node.id], release=node.quarantined)
-                log("labelled", node_id=node.id, released=node.quarantined, **found[node.id])
-            elif node.id not in self.unidentified:
-                log("unidentified-node", node_id=node.id, address=node.address, role=node.role)
-        self.unidentified = {n.id for n in ready if n.id not in found}
-        for node in to_quarantine(ready, found):
-            self.engine.quarantine(node.id)
-            log("unidentified-node-drained", node_id=node.id, address=node.address)
-        for node in superseded(nodes, found):
-            self.engine.remove_node(node.id)
-            log("removed-superseded-node", node_id=node.id, instance_id=node.instance_id)
-        return found
 
     def note_leader_seen(self) -> None:
         """First in a manager's round, on its own: `recover` compares these records, and a manager

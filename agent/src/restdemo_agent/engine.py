@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import docker
-from docker.errors import APIError
+from docker.errors import APIError, NotFound
 
 from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SWARM_MANAGEMENT_PORT
-from restdemo_agent.plan import Node
+from restdemo_agent.plan import Node, labelled_spec, quarantined_spec, unlabelled_spec
 
 
 class Engine:
@@ -126,33 +126,48 @@ class Engine:
     def nodes(self) -> list[Node]:
         return [to_node(n.attrs) for n in self.client.nodes.list()]
 
-    def update_node(self, node_id: str, *, attempts: int = 5, replace_labels: bool = False, **changes) -> None:
-        """Change a node's spec (Availability, Role, Labels added, or replaced), re-reading it on a
-        version conflict; raises when every attempt conflicted, so no caller carries on as if it had changed."""
-        new_labels = changes.pop("Labels", {})
+    def update_node(self, node_id: str, *, attempts: int = 5, **changes) -> None:
+        """Change a node's spec (Availability, Role, Labels added), re-reading it on a version conflict;
+        raises when every attempt conflicted, so no caller carries on as if it had changed."""
+        added_labels = changes.pop("Labels", {})
+        self.edit_node(
+            node_id,
+            lambda spec: {**spec, **changes, "Labels": {**(spec.get("Labels") or {}), **added_labels}},
+            attempts=attempts,
+        )
+
+    def edit_node(self, node_id: str, edit, *, attempts: int = 5) -> bool:
+        """Update a node's spec to `edit(spec)`, decided on the spec as read each attempt; `edit` returns
+        None to leave it. Returns whether it changed; raises when every attempt conflicted."""
         for _ in range(attempts):
             node = self.client.nodes.get(node_id)
-            spec = node.attrs["Spec"]
-            labels = new_labels if replace_labels else {**spec.get("Labels", {}), **new_labels}
+            changed = edit(node.attrs["Spec"])
+            if changed is None:
+                return False
             try:
-                node.update({**spec, **changes, "Labels": labels})
-                return
+                node.update(changed)
+                return True
             except APIError as exc:
                 if "update out of sequence" not in str(exc):
                     raise
         raise RuntimeError(f"node {node_id} changed under every one of {attempts} updates; not updated")
 
-    def label_node(self, node_id: str, labels: dict[str, str], *, release: bool = False) -> None:
-        """Set a node's identity labels (the leader, once, from AWS: plan.identities); `release`: the
-        node was quarantined, and is made active again, its quarantine label gone."""
-        if release:
-            self.update_node(node_id, replace_labels=True, Labels=labels, Availability="active")
-        else:
-            self.update_node(node_id, Labels=labels)
+    def label_node(self, node_id: str, labels: dict[str, str]) -> None:
+        """Set a node's identity labels (plan.identities), releasing it if it was quarantined."""
+        self.edit_node(node_id, lambda spec: labelled_spec(spec, labels))
 
-    def quarantine(self, node_id: str) -> None:
-        """Drain a worker the leader cannot identify, and say why (plan.to_quarantine)."""
-        self.update_node(node_id, Labels={LABEL_UNIDENTIFIED: "drained"}, Availability="drain")
+    def quarantine(self, node_id: str) -> bool:
+        """Drain a worker no manager could identify, and say why (plan.to_quarantine); not one that
+        another manager has identified meanwhile. Returns whether it drained it."""
+        return self.edit_node(node_id, quarantined_spec)
+
+    def release(self, node_id: str) -> None:
+        """A labelled node still quarantined (two managers crossed): active again, its label gone."""
+        self.edit_node(node_id, lambda spec: labelled_spec(spec, {}))
+
+    def unlabel(self, node_id: str) -> None:
+        """Strip an identity AWS does not confirm, and quarantine the node until it is identified again."""
+        self.edit_node(node_id, unlabelled_spec)
 
     def demote_and_remove(self, node: Node) -> None:
         """A dead manager out of the swarm: demoted first, as swarm requires of a raft member; one no
@@ -165,7 +180,11 @@ class Engine:
         self.remove_node(node.id)
 
     def remove_node(self, node_id: str) -> None:
-        self.client.api.remove_node(node_id, force=True)
+        """Remove a node from the swarm; one already gone (another manager removed it) is no error."""
+        try:
+            self.client.api.remove_node(node_id, force=True)
+        except NotFound:
+            pass
 
     def tasks_on(self, node_id: str) -> list[dict]:
         return self.client.api.tasks(filters={"node": node_id, "desired-state": "running"})

@@ -7,7 +7,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_ROLE, LABEL_ZONE, TERMINATING
+from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_ROLE, LABEL_UNIDENTIFIED, LABEL_ZONE, TERMINATING
+
+IDENTITY_LABELS = (LABEL_INSTANCE_ID, LABEL_ZONE, LABEL_ROLE)
 
 PRIMARY_KEY = "primary_manager"
 
@@ -80,10 +82,50 @@ def to_quarantine(unlabelled: list[Node], identified: dict[str, dict]) -> list[N
 
 
 def superseded(nodes: list[Node], identified: dict[str, dict]) -> list[Node]:
-    """Down workers whose instance a new node now carries: the same instance joined again under a new
-    node id (its engine lost its swarm state); the old record goes."""
+    """Down nodes whose instance a new node now carries: the same instance joined again under a new
+    node id (its engine lost its swarm state); the old record goes, a manager's only while the
+    reachable managers keep a quorum (removable)."""
     instances = {labels[LABEL_INSTANCE_ID] for labels in identified.values()}
-    return [n for n in nodes if n.state == "down" and n.role == "worker" and n.instance_id in instances]
+    return removable([n for n in nodes if n.state == "down" and n.instance_id in instances], nodes)
+
+
+def mismatched(labelled: list[Node], instances: dict[str, dict]) -> list[Node]:
+    """Ready labelled nodes AWS does not confirm: no instance of the stack's groups at their address,
+    another instance there, or their instance carried by another of them too. Labels an older agent
+    copied from engine labels (which root on the node writes), checked once per agent start.
+    `instances`: as for identities."""
+    carried = Counter(node.instance_id for node in labelled)
+    wrong = []
+    for node in labelled:
+        instance = instances.get(node.address)
+        if instance is None or instance["instance_id"] != node.instance_id or carried[node.instance_id] > 1:
+            wrong.append(node)
+    return wrong
+
+
+def labelled_spec(spec: dict, labels: dict[str, str]) -> dict:
+    """A node's spec with these identity labels; one that was quarantined made active again, only its
+    quarantine label dropped. Decided on the spec as read just before the update, so a manager's
+    stale view never undoes another's."""
+    current = dict(spec.get("Labels") or {})
+    was_quarantined = current.pop(LABEL_UNIDENTIFIED, None) is not None
+    changed = {**spec, "Labels": {**current, **labels}}
+    return {**changed, "Availability": "active"} if was_quarantined else changed
+
+
+def quarantined_spec(spec: dict) -> dict | None:
+    """A node's spec drained, with the quarantine label; None when it carries an identity by now
+    (another manager identified it since this one looked)."""
+    labels = spec.get("Labels") or {}
+    if LABEL_INSTANCE_ID in labels:
+        return None
+    return {**spec, "Availability": "drain", "Labels": {**labels, LABEL_UNIDENTIFIED: "drained"}}
+
+
+def unlabelled_spec(spec: dict) -> dict:
+    """A node's spec without its identity (a mismatch): quarantined, to be identified again from AWS."""
+    labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k not in IDENTITY_LABELS}
+    return {**spec, "Availability": "drain", "Labels": {**labels, LABEL_UNIDENTIFIED: "drained"}}
 
 
 def strays(unlabelled: list[Node], unidentified_since: dict[str, float], now: float, after: float) -> list[Node]:
@@ -110,6 +152,12 @@ def dead_nodes(nodes: list[Node], running_instances: set[str]) -> list[Node]:
     (its instance still runs, or we cannot tell which instance it is) is never removed, and
     a removal that would leave the reachable managers without a quorum is not made."""
     candidates = [n for n in nodes if n.state == "down" and n.instance_id and n.instance_id not in running_instances]
+    return removable(candidates, nodes)
+
+
+def removable(candidates: list[Node], nodes: list[Node]) -> list[Node]:
+    """The candidates that may be removed: every worker; a manager only while the reachable managers
+    that stay still make a quorum of those that stay."""
     managers = [n for n in nodes if n.role == "manager"]
     reachable = [n for n in managers if n.reachable and n.state != "down"]
     removable = []
@@ -154,7 +202,11 @@ def lifecycle_handler(target_instance: str, nodes: list[Node], me: Node) -> str:
     """Which manager acts on a termination notice for `target_instance`, and how. No node carries the
     instance: it never joined, unless a ready node is still unidentified and not drained (it may be
     that one): then the notice waits for a later round."""
-    target = next((n for n in nodes if n.instance_id == target_instance), None)
+    # Its own node first, then a live one: a down record may carry the same instance (joined again).
+    carrying = sorted(
+        (n for n in nodes if n.instance_id == target_instance), key=lambda n: (n.id != me.id, n.state == "down")
+    )
+    target = carrying[0] if carrying else None
     if target is None:
         unsure = any(not n.instance_id and n.state == "ready" and not n.quarantined for n in nodes)
         return HANDLE_UNKNOWN if me.leader and not unsure else HANDLE_OTHERS

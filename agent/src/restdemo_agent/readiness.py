@@ -22,10 +22,10 @@ def readiness(swarm_info: dict, role: str) -> tuple[bool, str]:
     return True, "active"
 
 
-# A connection gets this long, in all, to send its request and read the answer (a deadline, not a
-# read timeout: a sender trickling a byte at a time is cut too); this many are served at once, this
-# many from one address, and one more is closed at once: slow or idle connections cannot pile up
-# threads or starve the health check.
+# A connection gets this long, in all, to send its request (a deadline, not a read timeout: a
+# sender trickling a byte at a time is cut too; the answer, which waits on the engine, is not cut);
+# this many are served at once, this many from one address, and one more is closed at once: slow or
+# idle connections cannot pile up threads or starve the health check.
 REQUEST_SECONDS = 2.0
 MAX_CONNECTIONS = 16
 MAX_PER_ADDRESS = 4
@@ -33,7 +33,7 @@ MAX_PER_ADDRESS = 4
 
 class BoundedServer(ThreadingHTTPServer):
     """ThreadingHTTPServer with at most MAX_CONNECTIONS connections in handling at once, at most
-    MAX_PER_ADDRESS from one address, each cut at REQUEST_SECONDS."""
+    MAX_PER_ADDRESS from one address, each cut when its request is not in REQUEST_SECONDS after it opened."""
 
     daemon_threads = True
 
@@ -42,6 +42,13 @@ class BoundedServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.lock = threading.Lock()
         self.per_address: Counter[str] = Counter()
+        self.deadlines: dict[int, threading.Timer] = {}
+
+    def request_read(self, request) -> None:
+        """The request is in (or the connection over): its deadline no longer applies."""
+        deadline = self.deadlines.pop(id(request), None)
+        if deadline is not None:
+            deadline.cancel()
 
     def process_request(self, request, client_address):
         address = client_address[0]
@@ -57,11 +64,12 @@ class BoundedServer(ThreadingHTTPServer):
     def process_request_thread(self, request, client_address):
         deadline = threading.Timer(REQUEST_SECONDS, cut, args=(request,))
         deadline.daemon = True
+        self.deadlines[id(request)] = deadline
         deadline.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
-            deadline.cancel()
+            self.request_read(request)
             with self.lock:
                 self.per_address[client_address[0]] -= 1
                 if not self.per_address[client_address[0]]:
@@ -82,6 +90,11 @@ def serve(port: int, probe) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_SECONDS  # StreamRequestHandler: the connection's socket timeout
+
+        def parse_request(self):
+            parsed = super().parse_request()
+            self.server.request_read(self.request)
+            return parsed
 
         def do_GET(self):
             if self.path != "/ready":

@@ -55,7 +55,7 @@ def test_the_swarms_alarms_read_the_agents_metrics_of_this_stack():
         assert {(m.namespace, m.dimensions["Stack"]) for m in specs()[key].inputs.values()} == {("restdemo", "dev")}
     heartbeat = specs(manager_count=3, worker_count=2)["node-heartbeat-missing"]
     # Each role against its own count: a worker's forged heartbeats cannot cover a silent manager.
-    assert heartbeat.expression == "IF(FILL(m1, 0) < 3 OR FILL(m2, 0) < 2, 1, 0)"
+    assert heartbeat.expression == "IF((FILL(m1, 0) < 3) OR (FILL(m2, 0) < 2), 1, 0)"
     assert {(m.namespace, m.name, m.stat) for m in heartbeat.inputs.values()} == {
         ("restdemo", "AgentHeartbeat", "Sum"),
         ("restdemo/workers", "AgentHeartbeat", "Sum"),
