@@ -78,7 +78,7 @@ def main() -> dict[str, pulumi.Input]:
         registry=registry,
         context=settings.context_path,
         dockerfile=settings.dockerfile_path,
-        target=settings.build_target,
+        target=settings.image_target,
         revision=revision_of(settings.context_path, dockerfile=settings.dockerfile_path),
     )
     outputs: dict[str, pulumi.Input] = {"image": image.ref, "repository": registry.repository}

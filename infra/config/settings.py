@@ -38,9 +38,11 @@ from infra.config.image_contract import (
     RESTDEMO_PORT,
     DockerfileError,
     HealthCheck,
+    exposed_ports,
     image_healthcheck,
     stages,
     target_stage,
+    unset_args,
 )
 
 NAMESPACE = "restdemo"
@@ -198,6 +200,12 @@ def _health_check(value: Any) -> list[str]:
     kind = value[0]
     if kind == "NONE":
         raise ValueError("a service needs a health check: a rolling update waits for each new task to turn healthy")
+    if kind == "CMD" and len(value) == 2 and len(value[1].split()) > 1:
+        words = value[1].split()
+        raise ValueError(
+            f'the exec form runs a program named "{value[1]}"; give each word on its own, '
+            f"{json.dumps(['CMD', *words])}, or the shell form, {json.dumps(['CMD-SHELL', value[1]])}"
+        )
     if kind == "CMD" and len(value) >= 2 or kind == "CMD-SHELL" and len(value) == 2:
         return value
     raise ValueError(
@@ -226,10 +234,8 @@ def _name_only(entry: Any) -> str:
     return re.match(r"[A-Za-z0-9_]*", str(entry)).group(0) + "=..."
 
 
-RESERVED_ENV = {"VER": "version"}
-
-
-def _environment(entries: list[str]) -> list[str]:
+def _named_entries(entries: list[str], reserved: dict[str, str]) -> list[str]:
+    """NAME=value entries, each NAME once and none the program sets (reserved: name -> where from)."""
     names = []
     for number, entry in enumerate(entries, 1):
         name, equals, _ = entry.partition("=")
@@ -238,12 +244,30 @@ def _environment(entries: list[str]) -> list[str]:
                 f"entry {number} ({_name_only(entry)}) is not NAME=value with a NAME of letters, digits and "
                 "underscores, not starting with a digit"
             )
-        if name in RESERVED_ENV:
-            raise ValueError(f"{name} is set from {key(RESERVED_ENV[name])}; leave it out")
+        if name in reserved:
+            raise ValueError(f"{name} {reserved[name]}; leave it out")
         if name in names:
             raise ValueError(f"{name} is given twice")
         names.append(name)
     return entries
+
+
+# What the program sets itself: the tasks' VER, and the build arguments infra/image/image.py passes.
+RESERVED_ENVIRONMENT = {"VER": f"is set from {NAMESPACE}:version"}
+PROGRAM_BUILD_ARGS = {
+    "VERSION": f"is set by the program from {NAMESPACE}:version",
+    "REVISION": "is set by the program (the commit)",
+    "BUILD_BASE": f"is set from {NAMESPACE}:buildBase",
+    "RUNTIME_BASE": f"is set from {NAMESPACE}:runtimeBase",
+}
+
+
+def _environment(entries: list[str]) -> list[str]:
+    return _named_entries(entries, RESERVED_ENVIRONMENT)
+
+
+def _build_arguments(entries: list[str]) -> list[str]:
+    return _named_entries(entries, PROGRAM_BUILD_ARGS)
 
 
 # The groups docs/settings.md lists the settings in.
@@ -363,8 +387,14 @@ class Settings(BaseModel):
     )
     dockerfile: str = setting("Dockerfile", "The Dockerfile, relative to buildContext.", group=SERVICE, min_length=1)
     build_target: str = setting(
-        "runtime",
+        "",
         "The Dockerfile's stage the image is built to (FROM ... AS name); empty for its last stage.",
+        group=SERVICE,
+    )
+    build_args: Annotated[list[str], AfterValidator(_build_arguments)] = setting(
+        [],
+        "Build arguments (--build-arg) for the Dockerfile's ARGs, as NAME=value entries. They stay in the "
+        "image's history: no secrets. VERSION and REVISION are set by the program.",
         group=SERVICE,
     )
     container_port: Port = setting(RESTDEMO_PORT, "Port the service listens on inside its container.", group=SERVICE)
@@ -665,8 +695,12 @@ class Settings(BaseModel):
 
     def _image_problems(self) -> list[str]:
         """The build context, Dockerfile, target, and the health check that goes with them."""
-        context = self.context_path.resolve()
-        if not context.is_dir():
+        try:
+            context = self.context_path.resolve()
+            is_directory = context.is_dir()
+        except OSError:  # a name too long for the file system
+            is_directory = False
+        if not is_directory:
             return [
                 f"{key('build_context')} = {self.build_context}: no such directory in {PROJECT_DIR} "
                 "(the directory your service's image is built from)"
@@ -698,22 +732,50 @@ class Settings(BaseModel):
                 f"{key('build_target')} = {self.build_target}: {where} has no stage of that name "
                 f"(its named stages: {named}; empty builds the last)"
             ]
+        problems = []
         if self.health_check == RESTDEMO_HEALTHCHECK and self.build_context != RESTDEMO_CONTEXT:
-            return [
+            problems.append(
                 f"{key('health_check')} is restdemo's own (restdemo-cli), but {key('build_context')} = "
                 f"{self.build_context}: give your service's check, or [] for its image's HEALTHCHECK"
-            ]
-        if not self.health_check:
+            )
+        elif not self.health_check:
             try:
                 image_check = image_healthcheck(text, self.build_target)
             except DockerfileError as exc:
-                return [f"{key('health_check')} = []: {where}: {exc}"]
-            if image_check is None:
-                return [
-                    f"{key('health_check')} = []: the image built from {where} has no HEALTHCHECK of its own "
-                    'to use; add one to the Dockerfile, or give a command such as ["CMD", "/bin/check"]'
-                ]
-        return []
+                problems.append(f"{key('health_check')} = []: {where}: {exc}")
+            else:
+                if image_check is None:
+                    problems.append(
+                        f"{key('health_check')} = []: the image built from {where} has no HEALTHCHECK of its own "
+                        'to use; add one to the Dockerfile, or give a command such as ["CMD", "/bin/check"]'
+                    )
+        exposed = exposed_ports(text, self.build_target)
+        if exposed and self.container_port not in exposed:
+            problems.append(
+                f"{key('container_port')} = {self.container_port}: the image built from {where} EXPOSEs "
+                f"{', '.join(map(str, sorted(exposed)))} only; set containerPort to the port your service listens on"
+            )
+        for name in unset_args(text, self.build_target, self._build_arguments_given()):
+            problems.append(
+                f"{key('build_args')}: {where} declares ARG {name} with no default and nothing sets it (the build "
+                f"would see it empty); set it in {key('build_args')} ({name}=...) or give it a default"
+            )
+        return problems
+
+    def _build_arguments_given(self) -> set[str]:
+        """The build arguments a build gets: the stack's and the program's own (infra/image/image.py)."""
+        bases = {"BUILD_BASE": self.build_base, "RUNTIME_BASE": self.runtime_base}
+        stacks = (entry.partition("=")[0] for entry in self.build_args)
+        return {*PROGRAM_BUILD_ARGS, *stacks} - {name for name, base in bases.items() if not base}
+
+    @property
+    def image_target(self) -> str:
+        """The stage the build is told: buildTarget, else the last stage's name when it has one (empty
+        builds the last stage either way; naming it keeps a deployed restdemo's build as it was)."""
+        if self.build_target:
+            return self.build_target
+        last = target_stage(self.dockerfile_path.read_text(), "")
+        return last.name or "" if last else ""
 
     def container_healthcheck(self) -> HealthCheck:
         """The check the service spec states: `healthCheck` at the contract's timings, or for [] the
@@ -773,20 +835,59 @@ def _describe(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         known = [to_camel(f) for f in Settings.model_fields if f != "aws_region"]
         close = difflib.get_close_matches(str(location[0]), known, n=1)
-        hint = f"did you mean {NAMESPACE}:{close[0]}? " if close else ""
-        return f"{name} is not a setting of this project; {hint}settings are: {', '.join(sorted(known))}"
+        where = "the settings are in docs/settings.md"
+        hint = f"did you mean {NAMESPACE}:{close[0]}? ({where})" if close else where
+        return f"{name} is not a setting of this project; {hint}"
     if error["type"] == "missing":
         return f"{name} is required"
-    if location[0] == "awsRegion":  # read from the aws provider's namespace
-        name = "aws:region"
+    name = _shown_as(str(location[0]))
     where = name + "".join(f"[{part}]" for part in location[1:])
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "string_pattern_mismatch":
-        message = f"must be {_allowed(str(location[0]), error['ctx']['pattern'])}"
+    message = _in_words(error, str(location[0]))
     given = error["input"]
-    if location[0] == to_camel("service_environment"):
+    if location[0] in (to_camel("service_environment"), to_camel("build_args")):  # names, never values
+        if not isinstance(given, (list, str)):
+            return f"{where}: {message}"
         given = [_name_only(e) for e in given] if isinstance(given, list) else _name_only(given)
     return f"{where} = {json.dumps(given, default=str)}: {message}"
+
+
+def _shown_as(alias: str) -> str:
+    """A setting's key as the stack file writes it: the region is read from the aws provider's namespace."""
+    return "aws:region" if alias == "awsRegion" else f"{NAMESPACE}:{alias}"
+
+
+def _in_words(error: dict, alias: str) -> str:
+    """What a value must be, in this project's words: pydantic's own are for programmers."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        return f"must be {_allowed(alias, context['pattern'])}"
+    if kind == "literal_error":
+        return f"must be {context['expected'].replace(chr(39), '')}"
+    words = {
+        "greater_than_equal": "must be at least {ge}",
+        "less_than_equal": "must be at most {le}",
+        "greater_than": "must be above {gt}",
+        "less_than": "must be below {lt}",
+        "string_too_short": "must have at least {min_length} characters",
+        "string_too_long": "must have at most {max_length} characters",
+        "too_short": "must have at least {min_length} entries",
+        "too_long": "must have at most {max_length} entries",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "int_type": "must be a whole number",
+        "float_parsing": "must be a number",
+        "float_type": "must be a number",
+        "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
+        "list_type": 'must be a list, such as ["a", "b"]',
+        "dict_type": "must be a map of name: value",
+        "string_type": "must be text",
+    }
+    if kind == "string_too_short" and context.get("min_length") == 1:
+        return "must not be empty"
+    return words.get(kind, "is not a value this setting takes (docs/settings.md)").format(**context)
 
 
 def _allowed(alias: str, pattern: str) -> str:
@@ -805,21 +906,22 @@ OPTIONAL = {to_camel(name) for name, field in Settings.model_fields.items() if f
 PROVIDER_NAMESPACES = ("aws", "docker", "docker-build", "pulumi", "random", "tls")
 
 
-# Settings whose values go into the service spec and Pulumi's state as they are: a secret there would
-# be plain text in both, and in `docker service inspect`.
-NEVER_SECRET = ("service_environment",)
+# Settings whose values go where a secret would be plain text, and where.
+NEVER_SECRET = {
+    "service_environment": "its values reach the service spec, Pulumi's state and docker service inspect in plain "
+    "text; keep secrets out of it (docs/your-service.md)",
+    "build_args": "build arguments stay in the image's history and Pulumi's state in plain text; keep secrets "
+    "out of them (docs/your-service.md)",
+}
 
 
 def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
     """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError;
     `secret_keys`: the keys the stack keeps encrypted (`pulumi config set --secret`)."""
     values, problems = {}, []
-    for field in NEVER_SECRET:
+    for field, why in NEVER_SECRET.items():
         if key(field) in secret_keys:
-            problems.append(
-                f"{key(field)} is a secret in the stack file, but its values reach the service spec, Pulumi's state "
-                "and docker service inspect in plain text; keep secrets out of it (docs/your-service.md)"
-            )
+            problems.append(f"{key(field)} is a secret in the stack file, but {why}")
     for full_key, raw in config.items():
         namespace, _, name = full_key.partition(":")
         if namespace == NAMESPACE and not (raw == "" and name in OPTIONAL):
@@ -833,13 +935,32 @@ def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozens
     try:
         settings = Settings.model_validate(values)
     except ValidationError as exc:
-        # The model's own check reports several problems in one error, a line each.
-        problems += [line for error in exc.errors() for line in _describe(error).splitlines()]
+        problems += _problems(exc, values)
     else:
         problems += _not_for_this_platform(settings, values)
     if problems:
         raise SettingsError("invalid stack settings:\n  " + "\n  ".join(problems))
     return settings
+
+
+def _problems(exc: ValidationError, values: dict[str, Any]) -> list[str]:
+    """Each problem a line (the model's own check reports several in one error), every one in one run:
+    pydantic checks across settings only once each setting is valid, so they are checked again with
+    the invalid ones left out, keeping what does not name those."""
+    lines = [line for error in exc.errors() for line in _describe(error).splitlines()]
+    invalid = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+    if invalid:
+        try:
+            Settings.model_validate({k: v for k, v in values.items() if k not in invalid})
+        except ValidationError as rest:
+            lines += [
+                line
+                for error in rest.errors()
+                if not error["loc"]
+                for line in _describe(error).splitlines()
+                if not any(_shown_as(name) in line for name in invalid)
+            ]
+    return lines
 
 
 def _unknown_namespace(namespace: str, name: str) -> str:

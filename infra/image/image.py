@@ -48,8 +48,10 @@ class Recipe:
 
 
 def build_args(settings: Settings, revision: str) -> dict[str, str]:
-    """What goes to `docker build --build-arg`: labels, and base images when set."""
-    args = {"VERSION": settings.version, "REVISION": revision}
+    """What goes to `docker build --build-arg`: the stack's buildArgs, labels, and base images when set
+    (the settings refuse buildArgs that name the program's own)."""
+    stacks = dict(entry.split("=", 1) for entry in settings.build_args)
+    args = {**stacks, "VERSION": settings.version, "REVISION": revision}
     if settings.build_base:
         args["BUILD_BASE"] = settings.build_base
     if settings.runtime_base:

@@ -41,11 +41,15 @@ ROUTINE_CHANGES = {
     "logRetentionDays": {"restdemo:logRetentionDays": "90"},
     "pruneInterval": {"restdemo:pruneInterval": "12h"},
     # Your own service's contract, changed on a deployed stack: rolls the service, replaces nothing.
+    # Another image (the second app's, which EXPOSEs 9090) under the same service name.
     "serviceContract": {
-        "restdemo:containerPort": "9000",
+        "restdemo:buildContext": "tests/e2e/second_app",
+        "restdemo:buildTarget": "serve",
+        "restdemo:containerPort": "9090",
         "restdemo:healthCheckPath": "/ready",
-        "restdemo:healthCheck": '["CMD", "restdemo-cli", "show", "health", "--timeout", "2"]',
+        "restdemo:healthCheck": "[]",
         "restdemo:serviceEnvironment": '["LOG_LEVEL=debug"]',
+        "restdemo:buildArgs": '["LOG_FORMAT=json"]',
     },
 }
 # Settings the local stack does not read (the program refuses none, but changes nothing for them).

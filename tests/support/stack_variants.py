@@ -18,6 +18,7 @@ OWN_SERVICE = {
     "restdemo:containerPort": "9090",
     "restdemo:healthCheck": "[]",
     "restdemo:healthCheckPath": "/ready",
+    "restdemo:buildArgs": '["LOG_FORMAT=json"]',
 }
 FEATURES: dict[str, dict[str, str]] = {
     "domain": {"restdemo:domainName": "app.example.com", "restdemo:hostedZoneId": "Z0123456789ABC"},

@@ -34,4 +34,12 @@ FIELDS = [
         "pulumi-docker-build provider/internal/platform.go (the two the nodes run)",
         "linux/x86_64",
     ),
+    Field(
+        DOCKER_BUILD_IMAGE,
+        "buildArgs{keys}",
+        Pattern(r"[^=\s]+"),
+        "BuildKit takes build arguments as build-arg:KEY=VALUE attributes, and docker/cli's --build-arg splits "
+        "KEY=VALUE at the first = (opts ConvertKVStringsToMapWithNil): a key is not empty and holds no =",
+        "LOG=LEVEL",
+    ),
 ]

@@ -8,10 +8,13 @@ from infra.config.image_contract import (
     DockerfileError,
     HealthCheck,
     Stage,
+    exposed_ports,
     image_healthcheck,
+    needed_stages,
     parse_healthcheck,
     stages,
     target_stage,
+    unset_args,
 )
 from tests.support.pulumi_program import REPO
 
@@ -104,3 +107,60 @@ def test_restdemos_own_dockerfile_has_the_check_the_defaults_restate():
     assert image_healthcheck(text, "runtime") == HealthCheck(
         ["CMD", "restdemo-cli", "show", "health", "--timeout", "4"], 5.0, 5.0, 10.0, 3
     )
+
+
+# A Dockerfile as third-party apps write them: a global ARG for the base, build and test stages, the
+# runtime reading the build's output.
+MULTI_STAGE = """\
+ARG GO_VERSION
+ARG ALPINE=alpine:3.20
+FROM golang:${GO_VERSION} AS builder
+ARG TARGETOS TARGETARCH
+ARG REVISION
+RUN go build -ldflags "-X main.rev=$REVISION" -o /podinfo
+FROM builder AS test
+ARG TEST_FLAGS
+RUN go test $TEST_FLAGS
+FROM ${ALPINE} AS base
+EXPOSE 9797/udp 9898
+FROM base
+ARG ALPINE
+ARG BUILDKIT_SBOM_SCAN_STAGE
+COPY --from=builder /podinfo /podinfo
+RUN --mount=type=cache,target=/root,from=cache true
+EXPOSE 9999/tcp
+"""
+
+
+def test_a_stage_records_its_ports_arguments_and_the_stages_it_reads():
+    last = stages(MULTI_STAGE)[-1]
+    assert (last.exposed, last.args, last.reads) == (
+        ("9999/tcp",),
+        (("ALPINE", False), ("BUILDKIT_SBOM_SCAN_STAGE", False)),
+        ("builder", "cache"),
+    )
+    assert stages(MULTI_STAGE)[0].args == (("TARGETOS", False), ("TARGETARCH", False), ("REVISION", False))
+
+
+def test_a_build_runs_only_the_stages_its_target_needs():
+    assert [s.name for s in needed_stages(MULTI_STAGE, "")] == ["builder", "base", None]
+    assert [s.name for s in needed_stages(MULTI_STAGE, "test")] == ["builder", "test"]
+    assert [s.name for s in needed_stages(MULTI_STAGE, "base")] == ["base"]
+
+
+def test_the_exposed_tcp_ports_are_the_stages_and_its_bases():
+    assert exposed_ports(MULTI_STAGE, "") == {9898, 9999}
+    assert exposed_ports(MULTI_STAGE, "builder") == set()
+    assert exposed_ports("FROM x\nARG PORT=1\nEXPOSE $PORT\n", "") is None
+    assert exposed_ports("FROM x\nEXPOSE 8000-8010\n", "") is None
+    assert exposed_ports((REPO / "app" / "Dockerfile").read_text(), "runtime") == {8000}
+
+
+def test_arguments_without_a_default_that_nothing_sets_are_found_in_the_stages_built():
+    # GO_VERSION reaches a FROM with no default; REVISION is declared bare; the platform ARGs, the
+    # global ALPINE's default and BUILDKIT_* are set by BuildKit or the global scope.
+    assert unset_args(MULTI_STAGE, "", set()) == ["GO_VERSION", "REVISION"]
+    assert unset_args(MULTI_STAGE, "", {"GO_VERSION", "REVISION"}) == []
+    assert unset_args(MULTI_STAGE, "test", {"GO_VERSION", "REVISION"}) == ["TEST_FLAGS"]
+    assert unset_args(MULTI_STAGE, "base", set()) == []  # builder is not built
+    assert unset_args((REPO / "app" / "Dockerfile").read_text(), "runtime", set()) == []

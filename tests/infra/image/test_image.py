@@ -118,6 +118,11 @@ def test_build_args_carry_version_revision_and_bases_when_set():
     settings = Settings(build_base="local/build:1", runtime_base="local/run:1")
     assert build_args(settings, "abc")["BUILD_BASE"] == "local/build:1"
     assert build_args(settings, "abc")["RUNTIME_BASE"] == "local/run:1"
+    assert build_args(Settings(version="v3", build_args=["LOG_FORMAT=json"]), "abc") == {
+        "LOG_FORMAT": "json",
+        "VERSION": "v3",
+        "REVISION": "abc",
+    }
 
 
 def test_same_source_same_tag(context):

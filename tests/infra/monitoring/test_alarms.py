@@ -206,7 +206,8 @@ def test_below_desired_is_ten_minutes_of_desired_minus_in_service():
 
 def test_the_replicas_alarm_names_the_service_to_look_at():
     assert specs()["replicas-below-desired"].action.startswith("docker service ps restdemo: ")
-    shop = specs(service_name="shop", build_context="tests/e2e/second_app", build_target="serve", health_check=[])
+    second_app = {"build_context": "tests/e2e/second_app", "build_target": "serve", "container_port": 9090}
+    shop = specs(service_name="shop", health_check=[], **second_app)
     assert shop["replicas-below-desired"].action.startswith("docker service ps shop: ")
 
 
