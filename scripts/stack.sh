@@ -151,6 +151,8 @@ case $action in
   up) on_swarm --tunnel-wait 0 -- pulumi up $([ "${REFRESH:-1}" = 0 ] || echo --refresh) --yes --stack "$stack" \
     && show_status ;;
   preview) pulumi preview --diff --stack "$stack" ;;
-  down) on_swarm -- pulumi destroy --yes --stack "$stack" ;;
+  # Through infra/admin/teardown.py: stops before anything on deletion protection, empties the
+  # stack's ECR repositories first (AWS deletes only empty ones), then says what stays.
+  down) on_swarm -- .venv/bin/python -m infra.admin.teardown "$stack" -- pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;
 esac

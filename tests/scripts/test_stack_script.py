@@ -102,6 +102,7 @@ echo "$*" >> "{log}"
 case "$1 $2" in
   "config --json") echo '{{}}' ;;
   "stack output") exit 1 ;;
+  "stack export") echo '{{"deployment": {{"resources": []}}}}' ;;
 esac
 """
 # An engine already in swarm mode, so the script changes nothing on the machine's own.
@@ -139,6 +140,31 @@ def test_up_refreshes_first_so_what_is_gone_from_the_swarm_is_made_again(tmp_pat
     )
     ups = [line for line in calls.read_text().splitlines() if line.startswith("up ")]
     assert ups == [command], (result.stdout, result.stderr)  # REFRESH=0: the escape during an outage
+
+
+def test_down_goes_through_the_teardown_and_says_what_stays(tmp_path):
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_PULUMI.format(log=calls))
+    (fake.parent / "docker").write_text(FAKE_DOCKER)
+    for tool in fake.parent.iterdir():
+        tool.chmod(0o755)
+    result = subprocess.run(
+        [shutil.which("bash"), str(SCRIPT), "down"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "STACK": "local", "MAKE": "true"},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = calls.read_text().splitlines()
+    assert lines[lines.index("stack export --stack local") + 1] == "destroy --yes --stack local"
+    assert result.stdout.splitlines()[-2:] == [
+        "restdemo: stack 'local' is down; it leaves:",
+        "  - the state of stack 'local' (its history, no resources) in .pulumi/ (this machine): "
+        "'pulumi stack rm local' removes it",
+    ]
 
 
 def tools(tmp_path, **scripts: str) -> str:

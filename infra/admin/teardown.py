@@ -1,0 +1,156 @@
+"""`make down`: what `pulumi destroy` needs done first, and what it leaves, said.
+
+Read from the stack's state (`pulumi stack export`) before anything is deleted:
+
+- load balancers with deletion protection on (`restdemo:deletionProtection`): AWS refuses to
+  delete them, so the destroy would stop halfway; it stops before anything, saying how.
+- the stack's ECR repositories are emptied: AWS deletes a repository only when it holds no
+  image, and the program sets no force-delete (a `pulumi up` must never lose an image).
+
+After the destroy it names what stays: the stack's state in its backend, and each KMS key, which
+AWS keeps pending deletion for its window (`aws kms cancel-key-deletion` brings one back).
+
+    python -m infra.admin.teardown STACK -- pulumi destroy --yes --stack STACK
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
+KMS_KEY = "aws:kms/key:Key"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+# BatchDeleteImage takes at most 100 image ids a call (Amazon ECR API reference).
+DELETE_BATCH = 100
+# aws_kms_key's deletion_window_in_days when the program sets none (terraform-provider-aws).
+KMS_DEFAULT_WINDOW_DAYS = 30
+
+
+class TeardownError(Exception):
+    """Why nothing, or nothing more, was deleted: one line."""
+
+
+@dataclass(frozen=True)
+class Teardown:
+    """What a stack's state says a destroy meets: repositories to empty (name, region), protected
+    load balancers (names) and KMS keys (id, days pending deletion)."""
+
+    repositories: list[tuple[str, str]]
+    protected: list[str]
+    keys: list[tuple[str, int]]
+
+
+def plan(exported: dict) -> Teardown:
+    """The teardown of a state as `pulumi stack export` prints it."""
+    resources = [r for r in (exported.get("deployment") or {}).get("resources") or [] if r.get("outputs")]
+
+    def of(kind: str) -> list[dict]:
+        return [r["outputs"] for r in resources if r.get("type") == kind]
+
+    return Teardown(
+        repositories=[(o["name"], o["arn"].split(":")[3]) for o in of(ECR_REPOSITORY)],
+        protected=[o.get("name") or o.get("arn", "") for o in of(LOAD_BALANCER) if o.get("enableDeletionProtection")],
+        keys=[(o["keyId"], int(o.get("deletionWindowInDays") or KMS_DEFAULT_WINDOW_DAYS)) for o in of(KMS_KEY)],
+    )
+
+
+def refusal(stack: str, teardown: Teardown) -> str | None:
+    if not teardown.protected:
+        return None
+    return (
+        f"stack '{stack}' has deletion protection on its load balancers ({', '.join(teardown.protected)}), which "
+        f"AWS refuses to delete: set restdemo:deletionProtection: false in stacks/Pulumi.{stack}.yaml, run "
+        f"'STACK={stack} make up', then make down again; nothing was deleted"
+    )
+
+
+def leftovers(stack: str, teardown: Teardown, backend: str) -> list[str]:
+    """What stays after the destroy, a line each."""
+    where = (
+        ".pulumi/ (this machine)" if backend.startswith("file://") else f"your backend ({backend or 'pulumi login'})"
+    )
+    lines = [
+        f"the state of stack '{stack}' (its history, no resources) in {where}: 'pulumi stack rm {stack}' removes it"
+        + ("" if backend.startswith("file://") else "; the state bucket is yours to keep or delete")
+    ]
+    lines += [
+        f"KMS key {key_id}, pending deletion for {days} days (AWS deletes it then; "
+        f"'aws kms cancel-key-deletion --key-id {key_id}' brings it back)"
+        for key_id, days in teardown.keys
+    ]
+    return lines
+
+
+def _aws(arguments: list[str]) -> str:
+    try:
+        result = subprocess.run(["aws", *arguments], capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise TeardownError("the AWS CLI is not on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise TeardownError(f"aws {' '.join(arguments[:2])} did not answer within 120 s") from None
+    if result.returncode != 0:
+        said = [line for line in result.stderr.splitlines() if line.strip()]
+        raise TeardownError(f"aws {' '.join(arguments[:2])}: {said[-1] if said else f'exit {result.returncode}'}")
+    return result.stdout
+
+
+def empty_repository(name: str, region: str) -> int:
+    """Delete every image of an ECR repository; how many there were."""
+    common = ["--repository-name", name, "--region", region, "--output", "json"]
+    images = json.loads(_aws(["ecr", "list-images", *common, "--query", "imageIds"]) or "[]") or []
+    for start in range(0, len(images), DELETE_BATCH):
+        batch = images[start : start + DELETE_BATCH]
+        answer = json.loads(_aws(["ecr", "batch-delete-image", *common, "--image-ids", json.dumps(batch)]))
+        failures = answer.get("failures") or []
+        if failures:
+            first = failures[0]
+            raise TeardownError(
+                f"ECR repository {name}: {len(failures)} images not deleted ({first.get('failureCode')}: "
+                f"{first.get('failureReason')})"
+            )
+    return len(images)
+
+
+def export_state(stack: str) -> dict:
+    result = subprocess.run(["pulumi", "stack", "export", "--stack", stack], capture_output=True, text=True)
+    if result.returncode != 0:
+        said = [line for line in result.stderr.splitlines() if line.strip()]
+        raise TeardownError(f"pulumi stack export: {said[-1] if said else f'exit {result.returncode}'}")
+    return json.loads(result.stdout)
+
+
+def run(stack: str, destroy: list[str]) -> int:
+    teardown = plan(export_state(stack))
+    refused = refusal(stack, teardown)
+    if refused:
+        raise TeardownError(refused)
+    for name, region in teardown.repositories:
+        count = empty_repository(name, region)
+        print(f"restdemo: emptied ECR repository {name} ({count} images), which AWS deletes only when empty")
+    code = subprocess.run(destroy, check=False).returncode
+    if code != 0:
+        return code
+    print(f"restdemo: stack '{stack}' is down; it leaves:")
+    for line in leftovers(stack, teardown, os.environ.get("PULUMI_BACKEND_URL", "")):
+        print(f"  - {line}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) < 3 or arguments[1] != "--":
+        print("usage: python -m infra.admin.teardown STACK -- COMMAND ...", file=sys.stderr)
+        return 2
+    try:
+        return run(arguments[0], arguments[2:])
+    except TeardownError as error:
+        print(f"restdemo: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
