@@ -90,8 +90,9 @@ bench: test-venv ## measure image size, build times, CLI start, req/s (needs Doc
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)
 
 .PHONY: docs
-docs: $(VENV_STAMP) ## write Pulumi.yaml's config block and docs/settings.md from infra/config/settings.py
+docs: $(VENV_STAMP) ## write Pulumi.yaml's config block, docs/settings.md and docs/deployer-policy.json
 	.venv/bin/python -m infra.config.reference
+	.venv/bin/python -m infra.config.deployer_permissions
 
 .PHONY: lint
 lint: test-venv ## hadolint the Dockerfile
