@@ -624,3 +624,19 @@ def test_build_arguments_name_what_is_wrong(build_args, message):
 def test_build_arguments_are_never_a_secret_they_stay_in_the_images_history():
     with pytest.raises(SettingsError, match=r"restdemo:buildArgs is a secret in the stack file, but build arguments"):
         parse_settings({"restdemo:buildArgs": '["TOKEN=x"]'}, frozenset({"restdemo:buildArgs"}))
+
+
+def test_a_prebuilt_image_goes_through_a_one_line_dockerfile_with_its_check_and_port_given(tmp_path):
+    """docs/your-service.md: what the base image brings (HEALTHCHECK, EXPOSE) is not read, so the
+    check must be given and the port is not compared."""
+    context = write_dockerfile(tmp_path / "podinfo", "FROM ghcr.io/stefanprodan/podinfo:6.7.0\n")
+    given = {
+        "restdemo:serviceName": "podinfo",
+        "restdemo:buildContext": context,
+        "restdemo:containerPort": "9898",
+        "restdemo:healthCheck": '["CMD", "podcli", "check", "http", "localhost:9898/healthz"]',
+        "restdemo:healthCheckPath": "/healthz",
+    }
+    settings = parse_settings(given)
+    assert (settings.image_target, settings.container_port) == ("", 9898)
+    assert "has no HEALTHCHECK of its own to use" in error_of(given | {"restdemo:healthCheck": "[]"})
