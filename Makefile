@@ -26,9 +26,10 @@ help: ## list the targets
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --require-hashes --only-binary :all: -r scripts/uv-requirements.txt
 
-# --inexact: the program's environment leaves the test group alone when make test added it.
+# Exact: what a lock no longer names (another branch's packages) is removed before make up runs
+# with your credentials; make test adds its group back (test-venv).
 $(VENV_STAMP): uv.lock pyproject.toml app/pyproject.toml | $(UV)
-	$(UV) sync --locked --inexact
+	$(UV) sync --locked
 	rm -f .venv/.synced-*; touch $@
 
 .PHONY: venv test-venv

@@ -33,9 +33,9 @@ if [ ! -f "stacks/Pulumi.$stack.yaml" ]; then
 fi
 
 # A setting of the stack file's config (its first line, quotes and a trailing comment dropped), in
-# bash alone: it runs before the tools are checked.
+# bash alone: it runs before the tools are checked. Any indentation, the key quoted or not.
 stack_setting() {
-  local line value pattern="^  $1: *(.*)$"
+  local line value pattern="^[[:space:]]+[\"']?$1[\"']?:[[:space:]]*(.*)$"
   while IFS= read -r line || [ -n "$line" ]; do
     if [[ $line =~ $pattern ]]; then
       value=${BASH_REMATCH[1]%%[[:space:]]#*}
@@ -46,6 +46,17 @@ stack_setting() {
   done <"stacks/Pulumi.$stack.yaml"
 }
 platform=$(stack_setting restdemo:platform)
+# A platform misread would put an AWS stack's state in .pulumi/ and deploy it on this machine: a
+# line this cannot read stops it (make check reads the file as YAML and says what is wrong).
+# Once only: YAML would take one of two, and not necessarily the first.
+count=0
+while IFS= read -r line || [ -n "$line" ]; do
+  if [[ $line == *restdemo:platform* ]]; then count=$((count + 1)); fi
+done <"stacks/Pulumi.$stack.yaml"
+if [ "$count" -gt 1 ] || { [ -z "$platform" ] && [ "$count" -gt 0 ]; } || [[ ! ${platform:-local} =~ ^(local|aws)$ ]]; then
+  echo "restdemo: cannot read restdemo:platform in stacks/Pulumi.$stack.yaml: write it as '  restdemo:platform: local' or '  restdemo:platform: aws' under config:" >&2
+  exit 2
+fi
 platform=${platform:-local}
 
 missing=()

@@ -1,11 +1,13 @@
 """`make down`: what `pulumi destroy` needs done first, and what it leaves, said.
 
-Read from the stack's state (`pulumi stack export`) before anything is deleted:
+Read from the stack's state (`pulumi stack export`):
 
-- load balancers with deletion protection on (`restdemo:deletionProtection`): AWS refuses to
-  delete them, so the destroy would stop halfway; it stops before anything, saying how.
-- the stack's ECR repositories are emptied: AWS deletes a repository only when it holds no
-  image, and the program sets no force-delete (a `pulumi up` must never lose an image).
+- before anything: load balancers with deletion protection on (`restdemo:deletionProtection`).
+  AWS refuses to delete them, so the destroy would stop halfway; it stops first, saying how.
+- the stack's ECR repositories: AWS deletes a repository only when it holds no image, and the
+  program sets no force-delete (a `pulumi up` must never lose an image). So the destroy stops at
+  them; only then, when nothing that pulls from them is left (no service, no node group), are
+  they emptied and the destroy run again. A destroy that fails earlier leaves every image.
 
 After the destroy it names what stays: the stack's state in its backend, and each KMS key, which
 AWS keeps pending deletion for its window (`aws kms cancel-key-deletion` brings one back).
@@ -21,11 +23,18 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from infra.admin.client import run_command
+
+# What pulls from the repositories: while one is left, no image may go.
+PULLERS = ("docker:index/service:Service", "aws:autoscaling/group:Group")
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 KMS_KEY = "aws:kms/key:Key"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 # BatchDeleteImage takes at most 100 image ids a call (Amazon ECR API reference).
 DELETE_BATCH = 100
+# An image an index (a multi-platform image, attestations) refers to is deleted only after the index:
+# BatchDeleteImage answers ImageReferencedByManifestList for it, so it is tried again next pass.
+DELETE_PASSES = 3
 # aws_kms_key's deletion_window_in_days when the program sets none (terraform-provider-aws).
 KMS_DEFAULT_WINDOW_DAYS = 30
 
@@ -36,12 +45,13 @@ class TeardownError(Exception):
 
 @dataclass(frozen=True)
 class Teardown:
-    """What a stack's state says a destroy meets: repositories to empty (name, region), protected
-    load balancers (names) and KMS keys (id, days pending deletion)."""
+    """What a stack's state says a destroy meets: repositories to empty (name, region, account),
+    protected load balancers (names), KMS keys (id, days pending deletion) and what still pulls (types)."""
 
-    repositories: list[tuple[str, str]]
+    repositories: list[tuple[str, str, str]]
     protected: list[str]
     keys: list[tuple[str, int]]
+    pullers: list[str]
 
 
 def plan(exported: dict) -> Teardown:
@@ -52,9 +62,17 @@ def plan(exported: dict) -> Teardown:
         return [r["outputs"] for r in resources if r.get("type") == kind]
 
     return Teardown(
-        repositories=[(o["name"], o["arn"].split(":")[3]) for o in of(ECR_REPOSITORY)],
+        # arn:aws:ecr:<region>:<account>:repository/<name>; one without (never created) has nothing in it.
+        repositories=[
+            (o["name"], *o["arn"].split(":")[3:5]) for o in of(ECR_REPOSITORY) if o.get("name") and o.get("arn")
+        ],
         protected=[o.get("name") or o.get("arn", "") for o in of(LOAD_BALANCER) if o.get("enableDeletionProtection")],
-        keys=[(o["keyId"], int(o.get("deletionWindowInDays") or KMS_DEFAULT_WINDOW_DAYS)) for o in of(KMS_KEY)],
+        keys=[
+            (o["keyId"], int(o.get("deletionWindowInDays") or KMS_DEFAULT_WINDOW_DAYS))
+            for o in of(KMS_KEY)
+            if o.get("keyId")
+        ],
+        pullers=sorted({r["type"] for r in resources if r.get("type") in PULLERS}),
     )
 
 
@@ -68,14 +86,19 @@ def refusal(stack: str, teardown: Teardown) -> str | None:
     )
 
 
+# Backends whose state lives in a bucket of the user's.
+BUCKET_BACKENDS = ("s3://", "gs://", "azblob://")
+
+
 def leftovers(stack: str, teardown: Teardown, backend: str) -> list[str]:
     """What stays after the destroy, a line each."""
-    where = (
-        ".pulumi/ (this machine)" if backend.startswith("file://") else f"your backend ({backend or 'pulumi login'})"
-    )
+    if backend.startswith("file://"):
+        where = f"{backend.removeprefix('file://')} (this machine)"
+    else:
+        where = f"your Pulumi backend ({backend or 'the one pulumi login chose'})"
     lines = [
         f"the state of stack '{stack}' (its history, no resources) in {where}: 'pulumi stack rm {stack}' removes it"
-        + ("" if backend.startswith("file://") else "; the state bucket is yours to keep or delete")
+        + ("; the state bucket is yours to keep or delete" if backend.startswith(BUCKET_BACKENDS) else "")
     ]
     lines += [
         f"KMS key {key_id}, pending deletion for {days} days (AWS deletes it then; "
@@ -98,20 +121,32 @@ def _aws(arguments: list[str]) -> str:
     return result.stdout
 
 
-def empty_repository(name: str, region: str) -> int:
-    """Delete every image of an ECR repository; how many there were."""
-    common = ["--repository-name", name, "--region", region, "--output", "json"]
-    images = json.loads(_aws(["ecr", "list-images", *common, "--query", "imageIds"]) or "[]") or []
-    for start in range(0, len(images), DELETE_BATCH):
-        batch = images[start : start + DELETE_BATCH]
-        answer = json.loads(_aws(["ecr", "batch-delete-image", *common, "--image-ids", json.dumps(batch)]))
-        failures = answer.get("failures") or []
-        if failures:
-            first = failures[0]
-            raise TeardownError(
-                f"ECR repository {name}: {len(failures)} images not deleted ({first.get('failureCode')}: "
-                f"{first.get('failureReason')})"
-            )
+def empty_repository(name: str, region: str, account: str) -> int:
+    """Delete every image of an ECR repository; how many there were (0 for one already gone). The
+    account is the state's: credentials for another one never touch its repository of that name."""
+    common = ["--repository-name", name, "--registry-id", account, "--region", region, "--output", "json"]
+    try:
+        images = json.loads(_aws(["ecr", "list-images", *common, "--query", "imageIds"]) or "[]") or []
+    except TeardownError as error:
+        if "RepositoryNotFoundException" in str(error):
+            return 0
+        raise
+    pending, failures = images, []
+    for _ in range(DELETE_PASSES):
+        failures = []
+        for start in range(0, len(pending), DELETE_BATCH):
+            batch = pending[start : start + DELETE_BATCH]
+            answer = json.loads(_aws(["ecr", "batch-delete-image", *common, "--image-ids", json.dumps(batch)]))
+            failures += answer.get("failures") or []
+        pending = [f["imageId"] for f in failures if f.get("failureCode") == "ImageReferencedByManifestList"]
+        if not pending:
+            break
+    if failures:
+        first = failures[0]
+        raise TeardownError(
+            f"ECR repository {name}: {len(failures)} images not deleted ({first.get('failureCode')}: "
+            f"{first.get('failureReason')})"
+        )
     return len(images)
 
 
@@ -128,12 +163,24 @@ def run(stack: str, destroy: list[str]) -> int:
     refused = refusal(stack, teardown)
     if refused:
         raise TeardownError(refused)
-    for name, region in teardown.repositories:
-        count = empty_repository(name, region)
-        print(f"restdemo: emptied ECR repository {name} ({count} images), which AWS deletes only when empty")
-    code = subprocess.run(destroy, check=False).returncode
+    code = run_command(destroy, dict(os.environ))
     if code != 0:
-        return code
+        left = plan(export_state(stack))
+        if not left.repositories:
+            return code
+        if left.pullers:
+            print(
+                f"restdemo: the destroy stopped while {', '.join(left.pullers)} still pull from the stack's ECR "
+                "repositories: they keep their images",
+                file=sys.stderr,
+            )
+            return code
+        for name, region, account in left.repositories:
+            count = empty_repository(name, region, account)
+            print(f"restdemo: emptied ECR repository {name} ({count} images): AWS deletes only an empty one")
+        code = run_command(destroy, dict(os.environ))
+        if code != 0:
+            return code
     print(f"restdemo: stack '{stack}' is down; it leaves:")
     for line in leftovers(stack, teardown, os.environ.get("PULUMI_BACKEND_URL", "")):
         print(f"  - {line}")

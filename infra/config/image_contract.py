@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from infra.config.durations import parse_duration
 
@@ -46,7 +48,8 @@ class HealthCheck:
 class Stage:
     """One `FROM` of a Dockerfile: its name (lower case, as BuildKit compares them), what it is
     built on, the arguments of its last HEALTHCHECK if it has one, the ports it EXPOSEs, the ARGs
-    it declares (name, has a default) and the other stages its COPY/RUN read (`--from=`)."""
+    it declares (name, has a default), the other stages its COPY/RUN read (`--from=`), and the
+    arguments of all its instructions after FROM (where variables are used)."""
 
     name: str | None
     base: str
@@ -54,6 +57,7 @@ class Stage:
     exposed: tuple[str, ...] = ()
     args: tuple[tuple[str, bool], ...] = ()
     reads: tuple[str, ...] = ()
+    body: tuple[str, ...] = ()
 
 
 ESCAPE_DIRECTIVE = re.compile(r"#\s*escape\s*=\s*([\\`])\s*$", re.I)
@@ -94,38 +98,74 @@ def _instructions(text: str) -> list[tuple[str, str]]:
         word, _, arguments = (pending + stripped).partition(" ")
         instructions.append((word.upper(), arguments.strip()))
         pending = ""
-        heredocs = [(dash == "-", name) for dash, _, name in HEREDOC.findall(arguments)]
+        # Only these take heredocs (BuildKit's dockerfile frontend); elsewhere << is text.
+        opens = word.upper() in ("RUN", "COPY", "ADD")
+        heredocs = [(dash == "-", name) for dash, _, name in HEREDOC.findall(arguments)] if opens else []
     return instructions
 
 
 def _declared_args(arguments: str) -> list[tuple[str, bool]]:
-    """`ARG NAME[=default] ...`: each name and whether it has a default."""
-    return [(word.partition("=")[0], "=" in word) for word in arguments.split() if word.partition("=")[0]]
+    """`ARG NAME[=default] ...`: each name and whether it has a default, words split as a shell
+    would (`ARG GREETING="hello world"` is one)."""
+    try:
+        words = shlex.split(arguments, comments=False, posix=True)
+    except ValueError:  # an unbalanced quote: BuildKit refuses the file; read what can be read
+        words = arguments.split()
+    return [(word.partition("=")[0], "=" in word) for word in words if word.partition("=")[0]]
 
 
-# `COPY --from=<stage>`, `RUN --mount=type=...,from=<stage>`: other stages a stage reads from.
-READS_FROM = re.compile(r"--(?:from=|mount=\S*?\bfrom=)([^\s,]+)")
+def _use(name: str, texts: Iterable[str]) -> str:
+    """How instructions use a variable: "required" ($NAME, ${NAME}, ${NAME:?...}), "optional" (only
+    ${NAME:-...}, ${NAME:+...} and their forms without the colon) or "none" in the text (a script a
+    RUN calls may still read it from the environment)."""
+    escaped = re.escape(name)
+    required = re.compile(rf"\$(?:{escaped}(?![A-Za-z0-9_])|\{{{escaped}(?:\}}|:?\?))")
+    optional = re.compile(rf"\$\{{{escaped}:?[-+]")
+    joined = "\n".join(texts)
+    if required.search(joined):
+        return "required"
+    return "optional" if optional.search(joined) else "none"
+
+
+def _reads_from(arguments: str) -> list[str]:
+    """`COPY --from=<stage>`, `RUN --mount=type=...,from=<stage>`: the other stages an instruction
+    reads from (its flags come first; split, never matched by a pattern, in linear time)."""
+    found = []
+    for word in arguments.split():
+        if not word.startswith("--"):
+            break
+        if word.startswith("--from="):
+            found.append(word.removeprefix("--from="))
+        elif word.startswith("--mount="):
+            options = dict(o.partition("=")[::2] for o in word.removeprefix("--mount=").split(","))
+            if options.get("from"):
+                found.append(options["from"])
+    return found
 
 
 def stages(dockerfile_text: str) -> list[Stage]:
     """The Dockerfile's stages in order."""
-    found: list[Stage] = []
+    found: list[dict] = []
     for instruction, arguments in _instructions(dockerfile_text):
         if instruction == "FROM":
             words = [w for w in arguments.split() if not w.startswith("--")]
             name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else None
-            found.append(Stage(name=name, base=words[0] if words else ""))
-        elif not found:
+            found.append({"name": name, "base": words[0] if words else "", "healthcheck": None, "exposed": [],
+                          "args": [], "reads": [], "body": []})  # fmt: skip
+            continue
+        if not found:
             continue  # before the first FROM: only global ARGs (global_args)
-        elif instruction == "HEALTHCHECK":
-            found[-1] = replace(found[-1], healthcheck=arguments)
+        stage = found[-1]
+        stage["body"].append(arguments)
+        if instruction == "HEALTHCHECK":
+            stage["healthcheck"] = arguments
         elif instruction == "EXPOSE":
-            found[-1] = replace(found[-1], exposed=found[-1].exposed + tuple(arguments.split()))
+            stage["exposed"] += arguments.split()
         elif instruction == "ARG":
-            found[-1] = replace(found[-1], args=found[-1].args + tuple(_declared_args(arguments)))
+            stage["args"] += _declared_args(arguments)
         elif instruction in ("COPY", "RUN", "ADD"):
-            found[-1] = replace(found[-1], reads=found[-1].reads + tuple(READS_FROM.findall(arguments)))
-    return found
+            stage["reads"] += _reads_from(arguments)
+    return [Stage(**{k: tuple(v) if isinstance(v, list) else v for k, v in stage.items()}) for stage in found]
 
 
 def global_args(dockerfile_text: str) -> dict[str, bool]:
@@ -192,20 +232,36 @@ def parse_healthcheck(arguments: str) -> HealthCheck | None:
     return HealthCheck(test=test, retries=retries, **timings)
 
 
-def _stage_by_reference(all_stages: list[Stage], reference: str) -> Stage | None:
-    """A stage named in FROM or --from=: by name, or by its index."""
-    if reference.isdigit():
-        return all_stages[int(reference)] if int(reference) < len(all_stages) else None
-    return next((s for s in all_stages if s.name == reference.lower()), None)
+def _stage_numbers(all_stages: list[Stage]) -> Callable[[str], int | None]:
+    """Where a stage named in FROM or --from= is: by name (BuildKit compares them in lower case), or
+    by its index; None for an image."""
+    by_name = {s.name: i for i, s in reversed(list(enumerate(all_stages))) if s.name}
+
+    def number(reference: str) -> int | None:
+        if reference.isdigit():
+            return int(reference) if int(reference) < len(all_stages) else None
+        return by_name.get(reference.lower())
+
+    return number
+
+
+def _target_number(all_stages: list[Stage], target: str) -> int | None:
+    """Where target_stage's stage is."""
+    if not target:
+        return len(all_stages) - 1 if all_stages else None
+    return next((i for i, s in enumerate(all_stages) if s.name == target.lower()), None)
 
 
 def _base_chain(dockerfile_text: str, target: str) -> list[Stage]:
     """The target stage, the stage it is built on, and so on: what its image inherits."""
-    all_stages, chain = stages(dockerfile_text), []
-    stage = target_stage(dockerfile_text, target)
-    while stage is not None and stage not in chain:
-        chain.append(stage)
-        stage = _stage_by_reference(all_stages, stage.base)
+    all_stages = stages(dockerfile_text)
+    number_of = _stage_numbers(all_stages)
+    chain, seen = [], set()
+    number = _target_number(all_stages, target)
+    while number is not None and number not in seen:
+        seen.add(number)
+        chain.append(all_stages[number])
+        number = number_of(all_stages[number].base)
     return chain
 
 
@@ -213,16 +269,20 @@ def needed_stages(dockerfile_text: str, target: str) -> list[Stage]:
     """The stages a build of `target` runs (BuildKit builds only these): the target and every stage
     it is built on or reads files from, in the Dockerfile's order."""
     all_stages = stages(dockerfile_text)
-    start = target_stage(dockerfile_text, target)
-    needed, pending = [], [start] if start else []
+    number_of = _stage_numbers(all_stages)
+    needed: set[int] = set()
+    start = _target_number(all_stages, target)
+    pending = [start] if start is not None else []
     while pending:
-        stage = pending.pop()
-        if stage in needed:
+        number = pending.pop()
+        if number in needed:
             continue
-        needed.append(stage)
-        references = (stage.base, *stage.reads)
-        pending += [s for s in (_stage_by_reference(all_stages, r) for r in references) if s is not None]
-    return [s for s in all_stages if s in needed]
+        needed.add(number)
+        for reference in (all_stages[number].base, *all_stages[number].reads):
+            found = number_of(reference)
+            if found is not None:
+                pending.append(found)
+    return [all_stages[i] for i in sorted(needed)]
 
 
 def exposed_ports(dockerfile_text: str, target: str) -> set[int] | None:
@@ -256,19 +316,20 @@ PREDEFINED_ARGS = frozenset(
 def unset_args(dockerfile_text: str, target: str, given: set[str]) -> list[str]:
     """The ARGs a build of `target` declares with no default and that neither `given` (the build
     arguments passed) nor BuildKit sets: each would be empty. A stage's `ARG NAME` takes the global
-    ARG's default; a global ARG counts only where a FROM of a needed stage uses it."""
+    ARG's default; a global ARG counts only where a FROM of a needed stage uses it. One used only
+    as ${NAME:-default} or ${NAME:+...} is optional by its writer's choice."""
     defaults = global_args(dockerfile_text)
     unset: list[str] = []
     needed = needed_stages(dockerfile_text, target)
     for name, has_default in defaults.items():
-        used = any(re.search(rf"\$\{{?{re.escape(name)}\b", stage.base) for stage in needed)
-        if used and not has_default and name not in given and name not in PREDEFINED_ARGS:
+        in_from = _use(name, (stage.base for stage in needed)) == "required"
+        if in_from and not has_default and name not in given and name not in PREDEFINED_ARGS:
             unset.append(name)
     for stage in needed:
         for name, has_default in stage.args:
             if has_default or defaults.get(name) or name in given or name in PREDEFINED_ARGS:
                 continue
-            if name.startswith("BUILDKIT_") or name in unset:
+            if name.startswith("BUILDKIT_") or name in unset or _use(name, stage.body) == "optional":
                 continue
             unset.append(name)
     return unset

@@ -32,6 +32,7 @@ from infra.config.image_contract import (
     HEALTH_RETRIES,
     HEALTH_START_PERIOD_SECONDS,
     HEALTH_TIMEOUT_SECONDS,
+    PREDEFINED_ARGS,
     RESTDEMO_CONTEXT,
     RESTDEMO_HEALTH_PATH,
     RESTDEMO_HEALTHCHECK,
@@ -48,7 +49,11 @@ from infra.config.image_contract import (
 NAMESPACE = "restdemo"
 # Where Pulumi.yaml is: build contexts are relative to it.
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM
+APP_DRAIN_SECONDS = 10
+# restdemo's last stage (app/Dockerfile), which its build is told by name.
+RESTDEMO_TARGET = "runtime"
+# Read whole to check it: a Dockerfile is a few KiB; a device or a huge file is refused unread.
+DOCKERFILE_MAX_BYTES = 1 << 20  # the app finishes requests in flight within 10 s of SIGTERM
 CLOUDWATCH_RETENTION_DAYS = (
     1,
     3,
@@ -185,6 +190,10 @@ def _ca_bundle(path: str) -> str:
     return path
 
 
+# What only a shell gives meaning to: split into exec-form words, it would be passed as arguments.
+SHELL_SYNTAX = re.compile(r"[|&;<>()$`'\"\\*?~]")
+
+
 def _health_check(value: Any) -> list[str]:
     """Docker's HEALTHCHECK forms (moby daemon/health.go getProbe): CMD with a program and its
     arguments, CMD-SHELL with one shell command, or [] for the image's own; NONE would leave a
@@ -201,10 +210,13 @@ def _health_check(value: Any) -> list[str]:
     if kind == "NONE":
         raise ValueError("a service needs a health check: a rolling update waits for each new task to turn healthy")
     if kind == "CMD" and len(value) == 2 and len(value[1].split()) > 1:
-        words = value[1].split()
+        shell = json.dumps(["CMD-SHELL", value[1]])
+        if SHELL_SYNTAX.search(value[1]):  # quotes, pipes, ||: only a shell reads them
+            raise ValueError(f'the exec form runs a program named "{value[1]}"; write it in the shell form, {shell}')
+        words = json.dumps(["CMD", *value[1].split()])
         raise ValueError(
-            f'the exec form runs a program named "{value[1]}"; give each word on its own, '
-            f"{json.dumps(['CMD', *words])}, or the shell form, {json.dumps(['CMD-SHELL', value[1]])}"
+            f'the exec form runs a program named "{value[1]}"; give each word on its own, {words}, '
+            f"or the shell form, {shell}"
         )
     if kind == "CMD" and len(value) >= 2 or kind == "CMD-SHELL" and len(value) == 2:
         return value
@@ -231,7 +243,8 @@ def _service_name(name: str) -> str:
 def _name_only(entry: Any) -> str:
     """An environment entry as an error may show it: its name, never its value (which may be a
     secret someone put there against the advice)."""
-    return re.match(r"[A-Za-z0-9_]*", str(entry)).group(0) + "=..."
+    name, equals, _ = str(entry).partition("=")
+    return f"{name}=..." if equals and ENV_NAME.fullmatch(name) else "(not NAME=value)"
 
 
 def _named_entries(entries: list[str], reserved: dict[str, str]) -> list[str]:
@@ -267,7 +280,13 @@ def _environment(entries: list[str]) -> list[str]:
 
 
 def _build_arguments(entries: list[str]) -> list[str]:
-    return _named_entries(entries, PROGRAM_BUILD_ARGS)
+    _named_entries(entries, PROGRAM_BUILD_ARGS)
+    for entry in entries:
+        name = entry.partition("=")[0]
+        # BUILDKIT_SYNTAX would swap the Dockerfile's frontend for any image; the others are BuildKit's.
+        if name.startswith("BUILDKIT_") or name in PREDEFINED_ARGS:
+            raise ValueError(f"{name} is BuildKit's own (it configures the build, or BuildKit sets it); leave it out")
+    return entries
 
 
 # The groups docs/settings.md lists the settings in.
@@ -721,6 +740,10 @@ class Settings(BaseModel):
                 ]
         where = f"{self.build_context}/{self.dockerfile}"
         try:
+            if not self.dockerfile_path.is_file():
+                raise FileNotFoundError
+            if self.dockerfile_path.stat().st_size > DOCKERFILE_MAX_BYTES:
+                return [f"{key('dockerfile')} = {self.dockerfile}: {where} is over 1 MiB, which no Dockerfile needs"]
             text = self.dockerfile_path.read_text()
         except FileNotFoundError:
             return [f"{key('dockerfile')} = {self.dockerfile}: no such file in {self.build_context}"]
@@ -750,10 +773,13 @@ class Settings(BaseModel):
                         'to use; add one to the Dockerfile, or give a command such as ["CMD", "/bin/check"]'
                     )
         exposed = exposed_ports(text, self.build_target)
-        if exposed and self.container_port not in exposed:
+        # PORT in the environment (restdemo's, and many frameworks') says where the service listens.
+        port_set = f"PORT={self.container_port}" in self.service_environment
+        if exposed and self.container_port not in exposed and not port_set:
             problems.append(
                 f"{key('container_port')} = {self.container_port}: the image built from {where} EXPOSEs "
-                f"{', '.join(map(str, sorted(exposed)))} only; set containerPort to the port your service listens on"
+                f"{', '.join(map(str, sorted(exposed)))} only; set containerPort to the port your service listens on "
+                f"(or PORT={self.container_port} in {key('service_environment')}, when that is how it is told)"
             )
         for name in unset_args(text, self.build_target, self._build_arguments_given()):
             problems.append(
@@ -770,12 +796,12 @@ class Settings(BaseModel):
 
     @property
     def image_target(self) -> str:
-        """The stage the build is told: buildTarget, else the last stage's name when it has one (empty
-        builds the last stage either way; naming it keeps a deployed restdemo's build as it was)."""
-        if self.build_target:
-            return self.build_target
-        last = target_stage(self.dockerfile_path.read_text(), "")
-        return last.name or "" if last else ""
+        """The stage the build is told: buildTarget; empty leaves it to BuildKit (the last stage), but
+        for restdemo's own context, whose build was always told `runtime` (a deployed stack's image
+        and tag stay as they were)."""
+        if not self.build_target and self.build_context == RESTDEMO_CONTEXT:
+            return RESTDEMO_TARGET
+        return self.build_target
 
     def container_healthcheck(self) -> HealthCheck:
         """The check the service spec states: `healthCheck` at the contract's timings, or for [] the
@@ -943,12 +969,32 @@ def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozens
     return settings
 
 
+# The checks across settings that work a figure out of others: the setting each names, and the
+# settings its figure comes from.
+DERIVED = {
+    "converge_timeout": (
+        "replicas",
+        "update_delay",
+        "update_parallelism",
+        "update_monitor",
+        "health_check",
+        "build_context",
+        "dockerfile",
+        "build_target",
+    ),
+}
+
+
 def _problems(exc: ValidationError, values: dict[str, Any]) -> list[str]:
     """Each problem a line (the model's own check reports several in one error), every one in one run:
     pydantic checks across settings only once each setting is valid, so they are checked again with
     the invalid ones left out, keeping what does not name those."""
     lines = [line for error in exc.errors() for line in _describe(error).splitlines()]
     invalid = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+    # A check worked out from a setting left at its default would speak of values nobody wrote.
+    derived_from_invalid = {
+        _shown_as(to_camel(derived)) for derived, inputs in DERIVED.items() if invalid & {to_camel(i) for i in inputs}
+    }
     if invalid:
         try:
             Settings.model_validate({k: v for k, v in values.items() if k not in invalid})
@@ -959,6 +1005,7 @@ def _problems(exc: ValidationError, values: dict[str, Any]) -> list[str]:
                 if not error["loc"]
                 for line in _describe(error).splitlines()
                 if not any(_shown_as(name) in line for name in invalid)
+                and not any(derived in line for derived in derived_from_invalid)
             ]
     return lines
 

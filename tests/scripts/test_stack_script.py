@@ -162,7 +162,7 @@ def test_down_goes_through_the_teardown_and_says_what_stays(tmp_path):
     assert lines[lines.index("stack export --stack local") + 1] == "destroy --yes --stack local"
     assert result.stdout.splitlines()[-2:] == [
         "restdemo: stack 'local' is down; it leaves:",
-        "  - the state of stack 'local' (its history, no resources) in .pulumi/ (this machine): "
+        f"  - the state of stack 'local' (its history, no resources) in {REPO}/.pulumi (this machine): "
         "'pulumi stack rm local' removes it",
     ]
 
@@ -276,3 +276,53 @@ def test_a_stack_of_your_own_on_aws_is_checked_as_an_aws_one(tmp_path):
         "  - a Pulumi state backend: set PULUMI_BACKEND_URL (for example s3://<bucket>) or run 'pulumi login'",
         "  - the AWS CLI: https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html",
     ]
+
+
+@pytest.mark.parametrize(
+    "platform_line", ["    restdemo:platform: aws", '  "restdemo:platform": aws', "  'restdemo:platform': 'aws'"]
+)
+def test_an_aws_platform_written_any_yaml_way_is_read_as_aws(tmp_path, platform_line):
+    """Four spaces or a quoted key: YAML (and so Pulumi) reads aws; read as local, the stack's state
+    would go to .pulumi/ and its deploy to this machine."""
+    repo = repository_with_stack(tmp_path, "shop", f"config:\n  aws:region: eu-west-1\n{platform_line}\n")
+    path = tools(tmp_path, pulumi=PULUMI_NOT_LOGGED_IN, docker="exit 0")
+    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
+        if not os.path.exists(os.path.join(path, tool)):
+            os.symlink(shutil.which(tool), os.path.join(path, tool))
+    result = subprocess.run(
+        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "down"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "STACK": "shop"},
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "a Pulumi state backend" in result.stderr and not (repo / ".pulumi").exists()
+
+
+@pytest.mark.parametrize(
+    "platform_line",
+    [
+        "  restdemo:platform: gcp",
+        "  restdemo:platform: [aws]",
+        "restdemo:platform: aws",
+        "  restdemo:platform:\n    aws",
+        "  restdemo:platform: local\n  restdemo:platform: aws",
+        "  other: {restdemo:platform: aws}",
+    ],
+)
+def test_a_platform_it_cannot_read_stops_it_before_anything(tmp_path, platform_line):
+    repo = repository_with_stack(tmp_path, "odd", f"config:\n{platform_line}\n")
+    result = subprocess.run(
+        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "up"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STACK": "odd"},
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "restdemo: cannot read restdemo:platform in stacks/Pulumi.odd.yaml: write it as '  restdemo:platform: local' "
+        "or '  restdemo:platform: aws' under config:\n",
+    )
+    assert not (repo / ".pulumi").exists()

@@ -7,7 +7,6 @@ import pytest
 from infra.config.image_contract import (
     DockerfileError,
     HealthCheck,
-    Stage,
     exposed_ports,
     image_healthcheck,
     needed_stages,
@@ -36,11 +35,12 @@ FROM scratch
 
 
 def test_stages_are_read_with_their_names_bases_and_health_checks():
-    assert stages(DOCKERFILE) == [
-        Stage("build", "${BASE}", 'CMD ["false"]'),
-        Stage("serve", "build", '--timeout=2s --interval=1m30s CMD ["python3", "/check.py"]'),
-        Stage(None, "scratch"),
+    assert [(s.name, s.base, s.healthcheck) for s in stages(DOCKERFILE)] == [
+        ("build", "${BASE}", 'CMD ["false"]'),
+        ("serve", "build", '--timeout=2s --interval=1m30s CMD ["python3", "/check.py"]'),
+        (None, "scratch", None),
     ]
+    assert stages(DOCKERFILE)[0].body == ("make && make install", 'CMD ["false"]')
 
 
 def test_the_target_is_found_by_name_in_any_case_and_empty_means_the_last():
@@ -97,7 +97,15 @@ def test_heredoc_bodies_escape_directives_and_blank_continuation_lines_are_not_i
         "\n"
         '    CMD ["python3", "/srv/check.py"]\n'
     )
-    assert stages(text) == [Stage("serve", "python", '--interval=3s CMD ["python3", "/srv/check.py"]')]
+    assert [(s.name, s.base, s.healthcheck) for s in stages(text)] == [
+        ("serve", "python", '--interval=3s CMD ["python3", "/srv/check.py"]')
+    ]
+    assert stages(text)[0].body == (
+        "<<EOF /srv/server.py",
+        "<<-'SCRIPT' bash",
+        "C:\\app\\",
+        '--interval=3s CMD ["python3", "/srv/check.py"]',
+    )
     assert image_healthcheck(text, "").interval == 3.0
 
 
@@ -164,3 +172,21 @@ def test_arguments_without_a_default_that_nothing_sets_are_found_in_the_stages_b
     assert unset_args(MULTI_STAGE, "test", {"GO_VERSION", "REVISION"}) == ["TEST_FLAGS"]
     assert unset_args(MULTI_STAGE, "base", set()) == []  # builder is not built
     assert unset_args((REPO / "app" / "Dockerfile").read_text(), "runtime", set()) == []
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "unset"),
+    [
+        ('FROM x\nARG GREETING="hello world"\nRUN echo "$GREETING"\n', []),  # quoted: one word, a default
+        ("FROM x\nARG EXTRA\nRUN pip install ${EXTRA:+--extra-index-url $EXTRA} app\n", ["EXTRA"]),
+        ("FROM x\nARG EXTRA\nRUN pip install ${EXTRA:+--extra-index-url} app\n", []),  # optional by choice
+        ("FROM x\nARG MODE\nRUN test ${MODE-dev}\n", []),
+        ("FROM x\nARG TOKEN\nRUN ./build.sh\n", ["TOKEN"]),  # a script may read it: not known optional
+        ("FROM x\nARG NAME\nRUN test ${NAME:?set NAME}\n", ["NAME"]),
+        ("ARG PY\nFROM python:${PY:-3.12}\n", []),
+        ("ARG PY\nFROM python:$PY\n", ["PY"]),
+        ("ARG PY\nFROM python:3.12\nARG PYTHON\nRUN echo $PYTHON\n", ["PYTHON"]),  # $PY is not $PYTHON
+    ],
+)
+def test_an_argument_is_unset_only_where_the_dockerfile_needs_it(dockerfile, unset):
+    assert unset_args(dockerfile, "", set()) == unset

@@ -401,11 +401,11 @@ def write_dockerfile(directory, text: str, name: str = "Dockerfile") -> str:
         ),
         (
             {"restdemo:serviceEnvironment": '["LOG_LEVEL"]'},
-            'restdemo:serviceEnvironment = ["LOG_LEVEL=..."]: entry 1 (LOG_LEVEL=...) is not NAME=value',
+            'restdemo:serviceEnvironment = ["(not NAME=value)"]: entry 1 ((not NAME=value)) is not NAME=value',
         ),
         (
             {"restdemo:serviceEnvironment": '["1X=a"]'},
-            "entry 1 (1X=...) is not NAME=value with a NAME of letters, digits and underscores, not starting",
+            "entry 1 ((not NAME=value)) is not NAME=value with a NAME of letters, digits and underscores, not starting",
         ),
         (
             {"restdemo:serviceEnvironment": '["VER=v9"]'},
@@ -523,7 +523,7 @@ def test_an_environment_error_shows_names_never_values():
     message = error_of({"restdemo:serviceEnvironment": '["DB_PASSWORD hunter2", "TOKEN=s3cret"]'})
     assert "hunter2" not in message and "s3cret" not in message
     assert message.endswith(
-        'restdemo:serviceEnvironment = ["DB_PASSWORD=...", "TOKEN=..."]: entry 1 (DB_PASSWORD=...) is not '
+        'restdemo:serviceEnvironment = ["(not NAME=value)", "TOKEN=..."]: entry 1 ((not NAME=value)) is not '
         "NAME=value with a NAME of letters, digits and underscores, not starting with a digit"
     )
 
@@ -584,7 +584,8 @@ def test_a_third_party_dockerfile_builds_its_last_stage_by_default(tmp_path):
 def test_a_container_port_the_image_does_not_expose_is_refused(tmp_path):
     assert error_of(podinfo(tmp_path, **{"restdemo:containerPort": "8080"})).splitlines()[1:] == [
         f"  restdemo:containerPort = 8080: the image built from {tmp_path}/podinfo/Dockerfile EXPOSEs 9898 only; "
-        "set containerPort to the port your service listens on"
+        "set containerPort to the port your service listens on (or PORT=8080 in restdemo:serviceEnvironment, when "
+        "that is how it is told)"
     ]
 
 
@@ -612,7 +613,7 @@ def test_an_argument_nothing_sets_is_refused_one_line_each(tmp_path):
         ('["VERSION=2"]', 'restdemo:buildArgs = ["VERSION=..."]: VERSION is set by the program from restdemo:version'),
         ('["REVISION=x"]', "REVISION is set by the program (the commit); leave it out"),
         ('["BUILD_BASE=x"]', "BUILD_BASE is set from restdemo:buildBase; leave it out"),
-        ('["1X=x"]', "entry 1 (1X=...) is not NAME=value with a NAME of letters, digits and underscores"),
+        ('["1X=x"]', "entry 1 ((not NAME=value)) is not NAME=value with a NAME of letters, digits and underscores"),
         ('["A=1", "A=2"]', "A is given twice"),
         ('{"A": "1"}', 'restdemo:buildArgs: must be a list, such as ["a", "b"]'),
     ],
@@ -640,3 +641,62 @@ def test_a_prebuilt_image_goes_through_a_one_line_dockerfile_with_its_check_and_
     settings = parse_settings(given)
     assert (settings.image_target, settings.container_port) == ("", 9898)
     assert "has no HEALTHCHECK of its own to use" in error_of(given | {"restdemo:healthCheck": "[]"})
+
+
+def test_no_check_across_settings_speaks_of_a_default_that_stood_in_for_an_invalid_value():
+    """replicas: six is invalid; a rollout's time worked out from the default 3 would be a figure nobody wrote."""
+    assert error_of({"restdemo:replicas": "six", "restdemo:convergeTimeout": "30s"}).splitlines() == [
+        "invalid stack settings:",
+        '  restdemo:replicas = "six": must be a whole number',
+    ]
+
+
+def test_a_one_string_check_with_shell_syntax_is_offered_the_shell_form_only():
+    check = '["CMD", "curl -f http://localhost:8000/health || exit 1"]'
+    assert error_of({"restdemo:healthCheck": check}).splitlines()[1] == (
+        '  restdemo:healthCheck = ["CMD", "curl -f http://localhost:8000/health || exit 1"]: the exec form runs a '
+        'program named "curl -f http://localhost:8000/health || exit 1"; write it in the shell form, '
+        '["CMD-SHELL", "curl -f http://localhost:8000/health || exit 1"]'
+    )
+
+
+def test_a_port_told_by_the_environment_is_not_held_to_expose():
+    """restdemo reads PORT: EXPOSE 8000 is documentation, PORT=9000 is where it listens."""
+    settings = parse_settings({"restdemo:containerPort": "9000", "restdemo:serviceEnvironment": '["PORT=9000"]'})
+    assert settings.container_port == 9000
+    assert "EXPOSEs 8000 only" in error_of({"restdemo:containerPort": "9000"})
+
+
+@pytest.mark.parametrize("name", ["BUILDKIT_SYNTAX", "BUILDKIT_INLINE_CACHE", "TARGETPLATFORM", "HTTPS_PROXY"])
+def test_build_arguments_buildkit_reads_itself_are_refused(name):
+    """BUILDKIT_SYNTAX=<image> would hand the build to a frontend a stack file names."""
+    assert f"{name} is BuildKit's own (it configures the build, or BuildKit sets it); leave it out" in error_of(
+        {"restdemo:buildArgs": f'["{name}=x"]'}
+    )
+
+
+@pytest.mark.parametrize("field", ["buildArgs", "serviceEnvironment"])
+def test_an_entry_without_equals_is_never_shown_it_may_be_a_token(field):
+    text = error_of({f"restdemo:{field}": '["ghp_R3alT0kenValue0123456789abcdefABCD"]'})
+    assert "R3alT0ken" not in text
+    assert f'restdemo:{field} = ["(not NAME=value)"]: entry 1 ((not NAME=value)) is not NAME=value' in text
+
+
+def test_a_dockerfile_that_is_a_device_or_huge_is_refused_unread(tmp_path):
+    assert "restdemo:dockerfile = zero: no such file in /dev" in error_of(
+        {"restdemo:buildContext": "/dev", "restdemo:dockerfile": "zero"}
+    )
+    big = write_dockerfile(tmp_path / "big", "FROM x\n" + "RUN true\n" * 200_000)
+    assert "is over 1 MiB, which no Dockerfile needs" in error_of({"restdemo:buildContext": big})
+
+
+def test_only_restdemos_own_build_is_told_its_last_stage_by_name(tmp_path):
+    """Another Dockerfile's empty target is left to BuildKit: a stage name the parser misread (a
+    << outside RUN, COPY, ADD) must not pick the stage that is built."""
+    context = write_dockerfile(
+        tmp_path / "svc",
+        'FROM alpine AS debug\nLABEL note="see <<EOF"\nFROM alpine AS runtime\nHEALTHCHECK CMD ["true"]\n',
+    )
+    settings = parse_settings({"restdemo:buildContext": context, "restdemo:healthCheck": "[]"})
+    assert (settings.build_target, settings.image_target) == ("", "")
+    assert settings.container_healthcheck().test == ["CMD", "true"]  # the runtime stage's, not debug's
