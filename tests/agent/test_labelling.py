@@ -210,3 +210,27 @@ def test_an_instance_that_joined_again_keeps_its_identity_and_its_old_record_goe
     assert swarm.specs["new"]["Labels"] == labels
     assert swarm.removed == ["old"] and swarm.demoted == (["old"] if role == "manager" else [])
     assert "old" not in [n.id for n in nodes]
+
+
+def test_a_node_that_joins_after_aws_was_asked_is_looked_up_afresh_not_drained(capsys):
+    """AWS's answer is kept 30 s; an instance launched and joined within them is not in it. Read from
+    the kept answer, a new worker was drained as a stranger, and one that died before the next look
+    was never identified: its record outlived its instance by STRAY_SECONDS."""
+    swarm = Swarm()
+    swarm.add("w1", "10.0.1.10")
+    running, calls = dict(AWS_SAYS), []
+
+    def lookup():  # each answer a new one, as AWS's
+        calls.append(1)
+        return dict(running)
+
+    labeller = NodeLabeller(swarm, lookup)
+    labeller.run(swarm.nodes())
+    running["10.0.1.11"] = {"instance_id": "i-new", "zone": "eu-west-1b", "role": "worker"}
+    swarm.add("w2", "10.0.1.11")
+    labeller.run(swarm.nodes())
+    assert len(calls) == 2
+    assert swarm.specs["w2"]["Labels"]["instance_id"] == "i-new" and swarm.specs["w2"]["Availability"] == "active"
+    assert lines(capsys, "unidentified-node-drained") == []
+    labeller.run(swarm.nodes())  # nothing new: the kept answer serves
+    assert len(calls) == 2

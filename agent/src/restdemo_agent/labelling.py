@@ -75,8 +75,12 @@ class NodeLabeller:
         the labels found at start. Returns (labels set, nodes drained, nodes removed)."""
         for node in ready:
             self.looked_up[node.id] = now
+        # A node first seen after AWS's answer was kept may be on an instance that answer predates.
+        seen_last = max(
+            (self.unidentified_since.get(n.id, now) for n in ready if n.id not in self.reported), default=None
+        )
         try:
-            instances = self.instances_now(now)
+            instances = self.instances_now(now, newer_than=seen_last)
         except Exception as exc:  # fail closed: no replica on a node nobody could identify
             log("label-error", message=str(exc)[:300], kind=type(exc).__name__)
             instances = None
@@ -117,7 +121,9 @@ class NodeLabeller:
                 self.engine.unlabel(node.id)
         self.audited = True
 
-    def instances_now(self, now: float) -> dict[str, dict]:
-        if self.instances is None or now - self.instances_at >= INSTANCES_SECONDS:
+    def instances_now(self, now: float, newer_than: float | None = None) -> dict[str, dict]:
+        """AWS's answer, kept INSTANCES_SECONDS, or asked again when it is older than `newer_than`."""
+        stale = newer_than is not None and self.instances_at < newer_than
+        if self.instances is None or stale or now - self.instances_at >= INSTANCES_SECONDS:
             self.instances, self.instances_at = self.lookup(), now
         return self.instances
