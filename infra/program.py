@@ -12,6 +12,7 @@ from pulumi.runtime.config import CONFIG, is_config_secret
 
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
+from infra.config.names import AGENT_REPOSITORY
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
 from infra.image.image import AGENT_TARGET, Image
@@ -133,7 +134,7 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         secrets_key_id=secrets_key.key_id,
     )
     agent_registry = Registry(
-        "agent-registry", settings=settings, repository="restdemo-agent", pull_only=node_roles(settings)
+        "agent-registry", settings=settings, repository=AGENT_REPOSITORY, pull_only=node_roles(settings)
     )
     agent = Image(
         "agent",

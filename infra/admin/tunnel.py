@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from restdemo_agent.contract import DOCKER_TLS_PORT
+from restdemo_agent.contract import DOCKER_TLS_PORT, group_name
 
 TUNNEL_ADDRESS = "127.0.0.1"
 TUNNEL_PORT = 23760
@@ -119,7 +119,7 @@ def forward(stack: str, region: str | None, port: int, wait: float) -> int:
 
     autoscaling = boto3.client("autoscaling", region_name=region)
     region = autoscaling.meta.region_name
-    name = f"restdemo-{stack}-managers"
+    name = group_name(stack, "manager")
     deadline, short = time.monotonic() + wait, 0
     while time.monotonic() < deadline:
         found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]

@@ -45,6 +45,7 @@ from infra.config.image_contract import (
     target_stage,
     unset_args,
 )
+from infra.config.names import AGENT_REPOSITORY
 
 NAMESPACE = "restdemo"
 # Where Pulumi.yaml is: build contexts are relative to it.
@@ -231,7 +232,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Names the program or Docker already uses: the agent's image repository, Docker's own networks
 # (the service's overlay takes the service's name).
-RESERVED_SERVICE_NAMES = ("restdemo-agent", "ingress", "bridge", "host", "none", "docker-gwbridge")
+RESERVED_SERVICE_NAMES = (AGENT_REPOSITORY, "ingress", "bridge", "host", "none", "docker-gwbridge")
 
 
 def _service_name(name: str) -> str:

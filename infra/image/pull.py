@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from infra.config.names import regional_name
 from infra.config.settings import Settings
 from infra.config.tags import tags
 from infra.swarm.iam import account_trusts, allow, policy
@@ -28,7 +29,7 @@ PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownload
 
 def puller_role_name(stack: str, region: str) -> str:
     """Named, so the repositories' policies can keep it from writing before it exists."""
-    return f"restdemo-{stack}-{region}-puller"
+    return regional_name(stack, region, "puller")
 
 
 def puller_policy(repository_arns: list[str]) -> str:

@@ -13,6 +13,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from infra.config.names import LOCAL_REGISTRY
+from infra.config.names import repository_name as ecr_repository_name
 from infra.config.settings import Settings
 from infra.config.tags import tags
 
@@ -128,7 +130,7 @@ class Registry(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(
             name,
-            name=f"{repository_name}-{pulumi.get_stack()}",
+            name=ecr_repository_name(repository_name, pulumi.get_stack()),
             image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
             image_tag_mutability_exclusion_filters=[
                 aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(filter=MUTABLE_TAG, filter_type="WILDCARD")
@@ -156,10 +158,10 @@ class Registry(pulumi.ComponentResource):
         """registry:2 on 127.0.0.1 only (loopback is an insecure registry by default)."""
         child = pulumi.ResourceOptions(parent=self)
         image = docker.RemoteImage(name, name=settings.local_registry_image, keep_locally=True, opts=child)
-        storage = docker.Volume(name, name="restdemo-registry", opts=child)
+        storage = docker.Volume(name, name=LOCAL_REGISTRY, opts=child)
         container = docker.Container(
             name,
-            name="restdemo-registry",
+            name=LOCAL_REGISTRY,
             image=image.image_id,
             restart="always",
             ports=[docker.ContainerPortArgs(internal=5000, external=settings.local_registry_port, ip="127.0.0.1")],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from infra.config.names import resource_name
 from infra.config.settings import Settings
 from restdemo_agent.contract import (
     AGENT_HEARTBEAT,
@@ -299,7 +300,7 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
 
 
 def alarm_name(stack: str, spec: AlarmSpec) -> str:
-    return f"restdemo-{stack}-{spec.key}"
+    return resource_name(stack, spec.key)
 
 
 RUNBOOK = "docs/operations.md"

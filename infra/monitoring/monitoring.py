@@ -12,6 +12,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.names import resource_name, stack_prefix
 from infra.config.settings import Settings
 from infra.config.tags import tags
 from infra.monitoring.alarms import AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs, runbook
@@ -51,7 +52,9 @@ def topic_policy(topic_arn: str, account: str, region: str, stack: str) -> str:
             "Resource": topic_arn,
             "Condition": {
                 "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account}:alarm:restdemo-{stack}-*"},
+                "ArnLike": {
+                    "aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{resource_name(stack, '*')}"
+                },
             },
         },
         {
@@ -138,7 +141,7 @@ class Monitoring(pulumi.ComponentResource):
             )
             topic = aws.sns.Topic(
                 f"{name}-topic",
-                name=f"restdemo-{stack}-alarms",
+                name=resource_name(stack, "alarms"),
                 kms_master_key_id=key.arn,
                 tags=tags(settings, "alarms"),
                 opts=child,
@@ -178,7 +181,7 @@ class Monitoring(pulumi.ComponentResource):
         """Failed launches and terminations, failed or cancelled instance refreshes, to the topic."""
         rule = aws.cloudwatch.EventRule(
             f"{name}-autoscaling",
-            name=f"restdemo-{stack}-autoscaling-failures",
+            name=resource_name(stack, "autoscaling-failures"),
             description="A node could not be launched or terminated, or an instance refresh stopped",
             event_pattern=pulumi.Output.all(**watched.groups).apply(
                 lambda groups: event_pattern(list(groups.values()))
@@ -216,5 +219,5 @@ class Monitoring(pulumi.ComponentResource):
             alarm_arns=pulumi.Output.all(*(alarm.arn for alarm in alarms)),
         ).apply(lambda v: dashboard_body(region=settings.aws_region, stack=stack, **v))
         return aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=f"restdemo-{stack}", dashboard_body=body, opts=child
+            f"{name}-dashboard", dashboard_name=stack_prefix(stack), dashboard_body=body, opts=child
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from infra.config.names import regional_name
 from restdemo_agent.contract import ROLES, TLS_FILES, WORKER_METRICS_NAMESPACE, tls_parameter, token_parameter
 
 
@@ -79,7 +80,7 @@ class StackArns:
 def node_role_name(stack: str, region: str, role: str) -> str:
     """Named, so the KMS key's policy can name the role before the role exists; with the region,
     since IAM names are account-wide and a stack name may be used in two regions."""
-    return f"restdemo-{stack}-{region}-{role}"
+    return regional_name(stack, region, role)
 
 
 def group_arn(region: str, account: str, group_name: str) -> str:

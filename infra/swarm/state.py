@@ -10,6 +10,8 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from infra.config import names
+from infra.config.names import stack_prefix
 from infra.config.settings import Settings
 from infra.config.tags import tags
 from infra.swarm.iam import allow, assume_role, policy
@@ -49,7 +51,7 @@ INFREQUENT_ACCESS = "INFREQUENT_ACCESS"
 
 def log_group_name(stack: str, which: str) -> str:
     """`/restdemo/<stack>` for the swarm's (the name the stack's one group had), else below it."""
-    return f"/restdemo/{stack}" if which == SWARM_LOGS else f"/restdemo/{stack}/{which}"
+    return names.log_group_name(stack, None if which == SWARM_LOGS else which)
 
 
 def role_log_groups(role: str) -> list[str]:
@@ -107,7 +109,7 @@ class SwarmState(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         swarm = opts.parent if opts else None
         stack = pulumi.get_stack()
-        prefix = f"restdemo-{stack}"
+        prefix = stack_prefix(stack)
         table = self._table(name, settings, prefix, swarm)
         queue = self._lifecycle_queue(name, settings, prefix, swarm)
         log_groups = {which: self._log_group(name, settings, stack, which, swarm) for which in LOG_GROUPS}

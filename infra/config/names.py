@@ -1,0 +1,39 @@
+"""Every physical name the program gives what it makes, in one place.
+
+A stack's AWS resources are `restdemo-<stack>-<what>`; IAM names, which are account-wide, carry the
+region too (a stack name may be used in two regions); ECR repositories are `<repository>-<stack>`;
+log groups live under `/restdemo/<stack>`. The names the node agent must find are its contract's
+(restdemo_agent.contract: the groups, the SSM prefix, the secrets key's alias) and used from there.
+"""
+
+from __future__ import annotations
+
+PROJECT = "restdemo"
+# The local stack's own registry: one per machine (the local stacks share it, and its port).
+LOCAL_REGISTRY = f"{PROJECT}-registry"
+AGENT_REPOSITORY = f"{PROJECT}-agent"
+
+
+def stack_prefix(stack: str) -> str:
+    """`restdemo-<stack>`: the dashboard's name, and the start of every other."""
+    return f"{PROJECT}-{stack}"
+
+
+def resource_name(stack: str, what: str) -> str:
+    """`restdemo-<stack>-<what>`: tables, queues, topics, rules, alarms, documents, the Name tag."""
+    return f"{stack_prefix(stack)}-{what}"
+
+
+def regional_name(stack: str, region: str, what: str) -> str:
+    """`restdemo-<stack>-<region>-<what>`: IAM roles, whose names are account-wide."""
+    return f"{stack_prefix(stack)}-{region}-{what}"
+
+
+def repository_name(repository: str, stack: str) -> str:
+    """An ECR repository: `<repository>-<stack>`."""
+    return f"{repository}-{stack}"
+
+
+def log_group_name(stack: str, below: str | None = None) -> str:
+    """`/restdemo/<stack>` (the swarm's), or a group below it."""
+    return f"/{PROJECT}/{stack}" + (f"/{below}" if below else "")
