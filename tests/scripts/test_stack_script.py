@@ -218,6 +218,17 @@ def test_an_aws_stack_names_missing_credentials_from_one_sts_call(tmp_path):
     assert calls.read_text() == "sts get-caller-identity --region eu-west-1 --output text\n"  # the stack's region
 
 
+def run_in(repo: Path, action: str, stack: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """The copied repository's stack.sh, as `STACK=<stack> make <action>` runs it."""
+    return subprocess.run(
+        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), action],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STACK": stack, **env},
+        timeout=timeout,
+    )
+
+
 def repository_with_stack(tmp_path, name: str, stack_file: str) -> Path:
     """This repository's script, program and stacks, with one more stack file (stacks/ stays as it is)."""
     repo = tmp_path / "repo"
@@ -240,16 +251,7 @@ def test_a_stack_of_your_own_on_the_local_platform_runs_as_the_local_one_does(tm
     repo = repository_with_stack(tmp_path, "podinfo", f"config:\n{platform_line}\n  restdemo:replicas: 2")
     calls = tmp_path / "calls"
     path = tools(tmp_path, pulumi=FAKE_PULUMI.format(log=calls).split("\n", 1)[1], docker=FAKE_DOCKER.split("\n", 1)[1])
-    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
-        if not os.path.exists(os.path.join(path, tool)):
-            os.symlink(shutil.which(tool), os.path.join(path, tool))
-    result = subprocess.run(
-        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "up"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": path, "STACK": "podinfo", "MAKE": "true"},
-        timeout=120,
-    )
+    result = run_in(repo, "up", "podinfo", timeout=120, PATH=path, MAKE="true")
     assert "AWS" not in result.stderr, result.stderr
     lines = calls.read_text().splitlines()
     assert lines[0] == "stack select --create podinfo --non-interactive", (result.stdout, result.stderr)
@@ -260,16 +262,7 @@ def test_a_stack_of_your_own_on_the_local_platform_runs_as_the_local_one_does(tm
 def test_a_stack_of_your_own_on_aws_is_checked_as_an_aws_one(tmp_path):
     repo = repository_with_stack(tmp_path, "shop", "config:\n  aws:region: eu-west-1\n  restdemo:platform: aws\n")
     path = tools(tmp_path, pulumi=PULUMI_NOT_LOGGED_IN, docker="exit 0")
-    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
-        if not os.path.exists(os.path.join(path, tool)):
-            os.symlink(shutil.which(tool), os.path.join(path, tool))
-    result = subprocess.run(
-        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "preview"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": path, "STACK": "shop"},
-        timeout=60,
-    )
+    result = run_in(repo, "preview", "shop", PATH=path)
     assert result.returncode == 1
     assert result.stderr.splitlines()[:3] == [
         "restdemo: cannot run 'pulumi preview' on stack 'shop'; install or start:",
@@ -286,16 +279,7 @@ def test_an_aws_platform_written_any_yaml_way_is_read_as_aws(tmp_path, platform_
     would go to .pulumi/ and its deploy to this machine."""
     repo = repository_with_stack(tmp_path, "shop", f"config:\n  aws:region: eu-west-1\n{platform_line}\n")
     path = tools(tmp_path, pulumi=PULUMI_NOT_LOGGED_IN, docker="exit 0")
-    for tool in ("dirname", "mkdir", "head", "base64", "cat"):
-        if not os.path.exists(os.path.join(path, tool)):
-            os.symlink(shutil.which(tool), os.path.join(path, tool))
-    result = subprocess.run(
-        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "down"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": path, "STACK": "shop"},
-        timeout=60,
-    )
+    result = run_in(repo, "down", "shop", PATH=path)
     assert result.returncode == 1
     assert "a Pulumi state backend" in result.stderr and not (repo / ".pulumi").exists()
 
@@ -313,13 +297,7 @@ def test_an_aws_platform_written_any_yaml_way_is_read_as_aws(tmp_path, platform_
 )
 def test_a_platform_it_cannot_read_stops_it_before_anything(tmp_path, platform_line):
     repo = repository_with_stack(tmp_path, "odd", f"config:\n{platform_line}\n")
-    result = subprocess.run(
-        [shutil.which("bash"), str(repo / "scripts" / "stack.sh"), "up"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "STACK": "odd"},
-        timeout=60,
-    )
+    result = run_in(repo, "up", "odd")
     assert (result.returncode, result.stderr) == (
         2,
         "restdemo: cannot read restdemo:platform in stacks/Pulumi.odd.yaml: write it as '  restdemo:platform: local' "
