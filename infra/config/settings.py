@@ -50,11 +50,11 @@ from infra.config.names import AGENT_REPOSITORY
 NAMESPACE = "restdemo"
 # Where Pulumi.yaml is: build contexts are relative to it.
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-APP_DRAIN_SECONDS = 10
+APP_DRAIN_SECONDS = 10  # the app finishes requests in flight within 10 s of SIGTERM
 # restdemo's last stage (app/Dockerfile), which its build is told by name.
 RESTDEMO_TARGET = "runtime"
 # Read whole to check it: a Dockerfile is a few KiB; a device or a huge file is refused unread.
-DOCKERFILE_MAX_BYTES = 1 << 20  # the app finishes requests in flight within 10 s of SIGTERM
+DOCKERFILE_MAX_BYTES = 1 << 20
 CLOUDWATCH_RETENTION_DAYS = (
     1,
     3,
