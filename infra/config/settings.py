@@ -11,6 +11,7 @@ import difflib
 import functools
 import json
 import re
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app
 from infra.config.durations import parse_duration
 from infra.config.image_contract import (
     HEALTH_INTERVAL_SECONDS,
@@ -280,6 +282,14 @@ def _environment(entries: list[str]) -> list[str]:
     return _named_entries(entries, RESERVED_ENVIRONMENT)
 
 
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _secret_entries(entries: list[str]) -> list[str]:
+    return _named_entries(entries, {})
+
+
 def _build_arguments(entries: list[str]) -> list[str]:
     _named_entries(entries, PROGRAM_BUILD_ARGS)
     for entry in entries:
@@ -322,6 +332,116 @@ PATTERN_WORDS = {
     IMAGE_REF_PATTERN: "an image reference in lower case: [registry/]name[:tag][@sha256:digest]",
     SUBNET_ID_PATTERN: "a subnet id: subnet- and 8 or 17 hexadecimal digits",
 }
+
+
+@dataclass(frozen=True)
+class BuildLabels:
+    """How a build's problems name its parts: the stack's settings, or a Compose service's `build`."""
+
+    context: str
+    dockerfile: str
+    target: str
+    args: str
+
+
+def build_problems(
+    labels: BuildLabels, shown_context: str, context_path: Path, dockerfile: str, target: str, args_given: set[str]
+) -> tuple[str | None, list[str]]:
+    """A build's context, Dockerfile, target and ARGs: the Dockerfile's text once it can be built
+    from (None before), and the problems, each naming the setting or Compose key it is about."""
+    try:
+        context = context_path.resolve()
+        is_directory = context.is_dir()
+    except OSError:  # a name too long for the file system
+        is_directory = False
+    if not is_directory:
+        return None, [
+            f"{labels.context}: no such directory in {PROJECT_DIR} (the directory your service's image is built from)"
+        ]
+    if context == PROJECT_DIR or context in PROJECT_DIR.parents:
+        return None, [
+            f"{labels.context}: holds the whole project (its .pulumi/ state and passphrase, .git, .venv) and would "
+            "send it to the build; give your service's own directory"
+        ]
+    if context.is_relative_to(PROJECT_DIR):
+        hidden = next((part for part in context.relative_to(PROJECT_DIR).parts if part.startswith(".")), None)
+        if hidden or (context / ".pulumi").exists():
+            where = hidden or f"{shown_context}/.pulumi"
+            return None, [
+                f"{labels.context}: is or holds {where}, a dot-directory of the repository (the project's state "
+                "and passphrase in .pulumi/, .git, .venv, .tools) and would send it to the build; give your "
+                "service's own directory"
+            ]
+    where = f"{shown_context}/{dockerfile}"
+    path = context_path / dockerfile
+    try:
+        if not path.is_file():
+            raise FileNotFoundError
+        if path.stat().st_size > DOCKERFILE_MAX_BYTES:
+            return None, [f"{labels.dockerfile}: {where} is over 1 MiB, which no Dockerfile needs"]
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, [f"{labels.dockerfile}: no such file in {shown_context}"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{labels.dockerfile}: {where} cannot be read ({exc.__class__.__name__})"]
+    if target_stage(text, target) is None:
+        named = ", ".join(s.name for s in stages(text) if s.name) or "none"
+        return None, [
+            f"{labels.target}: {where} has no stage of that name (its named stages: {named}; empty builds the last)"
+        ]
+    return text, [
+        f"{labels.args}: {where} declares ARG {name} with no default and nothing sets it (the build would see it "
+        f"empty); set it in {labels.args} ({name}=...) or give it a default"
+        for name in unset_args(text, target, args_given)
+    ]
+
+
+# The settings of the single service, and where a Compose file says the same of each of its services.
+COMPOSE_REPLACES = {
+    "replicas": "deploy.replicas",
+    "build_context": "build.context",
+    "dockerfile": "build.dockerfile",
+    "build_target": "build.target",
+    "build_args": "build.args",
+    "container_port": "ports",
+    "published_port": "ports",
+    "health_check": "healthcheck",
+    "service_environment": "environment",
+}
+
+
+def _service_problems(service: ComposeService) -> list[str]:
+    """A Compose service's health check and build, checked as the single service's settings are."""
+    where = f"services.{service.name}"
+    problems = []
+    if service.healthcheck and service.healthcheck.test != ["NONE"]:
+        try:
+            _health_check(service.healthcheck.test)
+        except ValueError as exc:
+            problems.append(f"{where}.healthcheck.test {exc}")
+    if not service.build:
+        return problems
+    build = service.build
+    shown = (
+        str(build.context.relative_to(PROJECT_DIR)) if build.context.is_relative_to(PROJECT_DIR) else str(build.context)
+    )
+    labels = BuildLabels(
+        context=f"{where}.build.context = {shown}",
+        dockerfile=f"{where}.build.dockerfile = {build.dockerfile}",
+        target=f"{where}.build.target = {build.target}",
+        args=f"{where}.build.args",
+    )
+    text, arg_problems = build_problems(labels, shown, build.context, build.dockerfile, build.target, set(build.args))
+    if text is not None:
+        exposed = exposed_ports(text, build.target)
+        for port in service.ports:
+            if exposed and port.target not in exposed and service.environment.get("PORT") != str(port.target):
+                problems.append(
+                    f"{where}.ports: {port.target}: the image built from {shown}/{build.dockerfile} EXPOSEs "
+                    f"{', '.join(map(str, sorted(exposed)))} only; publish the port the service listens on "
+                    f"(or set PORT={port.target} in its environment, when that is how it is told)"
+                )
+    return problems + arg_problems
 
 
 class Settings(BaseModel):
@@ -397,6 +517,19 @@ class Settings(BaseModel):
         group=SERVICE,
         pattern=r"^[a-z]([a-z0-9-]{0,51}[a-z0-9])?$",
         allowed="1-53 lower-case letters, digits or hyphens, starting with a letter, not ending with a hyphen",
+    )
+    compose_file: Annotated[list[str], BeforeValidator(_one_or_many)] = setting(
+        [],
+        "Compose files that describe the stack's services, relative to the repository; later ones overlay "
+        "earlier ones, merged and interpolated as `docker stack deploy -c a -c b` does (docs/your-app.md). "
+        "Empty: one service, from the settings of this group.",
+        group=SERVICE,
+    )
+    secrets: Annotated[list[str], AfterValidator(_secret_entries)] = setting(
+        [],
+        "The stack's secrets, NAME=value, set with `pulumi config set --secret`: what a Compose file's "
+        "`external: true` secrets are, by name.",
+        group=SERVICE,
     )
     build_context: str = setting(
         RESTDEMO_CONTEXT,
@@ -627,9 +760,13 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        # The image's first: a rollout's time depends on its health check.
-        problems = self._image_problems()
-        image_known = not problems
+        if self.compose_file:
+            problems = self._compose_problems()
+            image_known = False  # each service's rollout is its own (docs/your-app.md)
+        else:
+            # The image's first: a rollout's time depends on its health check.
+            problems = self._image_problems()
+            image_known = not problems
         if self.stop_grace_period <= APP_DRAIN_SECONDS:
             problems.append(
                 f"{key('stop_grace_period')} = {self.stop_grace_period:g}s: must be above {APP_DRAIN_SECONDS}s, "
@@ -654,6 +791,40 @@ class Settings(BaseModel):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _compose_problems(self) -> list[str]:
+        """The Compose files, read as `docker stack deploy` would, and what the stack gives them."""
+        problems = [
+            f"{key(name)} describes the single service; with {key('compose_file')} set {instead} in the Compose "
+            "file's services instead"
+            for name, instead in COMPOSE_REPLACES.items()
+            if getattr(self, name) != Settings.model_fields[name].get_default(call_default_factory=True)
+        ]
+        if self.platform == "aws":
+            problems.append(
+                f"{key('compose_file')}: not yet on AWS stacks (a route per service through the load balancer comes "
+                "first); deploy the Compose file on a stack with platform local"
+            )
+        try:
+            app = load_app([PROJECT_DIR / path for path in self.compose_file])
+        except ComposeError as exc:
+            return problems + [f"{key('compose_file')}: {line}" for line in exc.problems]
+        stack_secrets = {entry.partition("=")[0] for entry in self.secrets}
+        for name, source in app.secrets.items():
+            if source.file is None and source.name not in stack_secrets:
+                problems.append(
+                    f"{key('compose_file')}: secrets.{name} is external, but {key('secrets')} has no {source.name}; "
+                    f"add it: pulumi config set --secret --path '{key('secrets')}[0]' '{source.name}=...'"
+                )
+        for service in app.services:
+            problems += [f"{key('compose_file')}: {line}" for line in _service_problems(service)]
+        object.__setattr__(self, "_app", app)
+        return problems
+
+    @property
+    def app(self) -> ComposeApp | None:
+        """The stack's Compose services, read and checked with the settings; None for the single service."""
+        return getattr(self, "_app", None)
 
     def _aws_problems(self) -> list[str]:
         problems = []
@@ -715,47 +886,23 @@ class Settings(BaseModel):
 
     def _image_problems(self) -> list[str]:
         """The build context, Dockerfile, target, and the health check that goes with them."""
-        try:
-            context = self.context_path.resolve()
-            is_directory = context.is_dir()
-        except OSError:  # a name too long for the file system
-            is_directory = False
-        if not is_directory:
-            return [
-                f"{key('build_context')} = {self.build_context}: no such directory in {PROJECT_DIR} "
-                "(the directory your service's image is built from)"
-            ]
-        if context == PROJECT_DIR or context in PROJECT_DIR.parents:
-            return [
-                f"{key('build_context')} = {self.build_context}: holds the whole project (its .pulumi/ state and "
-                "passphrase, .git, .venv) and would send it to the build; give your service's own directory"
-            ]
-        if context.is_relative_to(PROJECT_DIR):
-            hidden = next((part for part in context.relative_to(PROJECT_DIR).parts if part.startswith(".")), None)
-            if hidden or (context / ".pulumi").exists():
-                where = hidden or f"{self.build_context}/.pulumi"
-                return [
-                    f"{key('build_context')} = {self.build_context}: is or holds {where}, a dot-directory of the "
-                    "repository (the project's state and passphrase in .pulumi/, .git, .venv, .tools) and would send "
-                    "it to the build; give your service's own directory"
-                ]
+        labels = BuildLabels(
+            context=f"{key('build_context')} = {self.build_context}",
+            dockerfile=f"{key('dockerfile')} = {self.dockerfile}",
+            target=f"{key('build_target')} = {self.build_target}",
+            args=key("build_args"),
+        )
+        text, arg_problems = build_problems(
+            labels,
+            self.build_context,
+            self.context_path,
+            self.dockerfile,
+            self.build_target,
+            self._build_arguments_given(),
+        )
+        if text is None:
+            return arg_problems
         where = f"{self.build_context}/{self.dockerfile}"
-        try:
-            if not self.dockerfile_path.is_file():
-                raise FileNotFoundError
-            if self.dockerfile_path.stat().st_size > DOCKERFILE_MAX_BYTES:
-                return [f"{key('dockerfile')} = {self.dockerfile}: {where} is over 1 MiB, which no Dockerfile needs"]
-            text = self.dockerfile_path.read_text()
-        except FileNotFoundError:
-            return [f"{key('dockerfile')} = {self.dockerfile}: no such file in {self.build_context}"]
-        except (OSError, UnicodeDecodeError) as exc:
-            return [f"{key('dockerfile')} = {self.dockerfile}: {where} cannot be read ({exc.__class__.__name__})"]
-        if target_stage(text, self.build_target) is None:
-            named = ", ".join(s.name for s in stages(text) if s.name) or "none"
-            return [
-                f"{key('build_target')} = {self.build_target}: {where} has no stage of that name "
-                f"(its named stages: {named}; empty builds the last)"
-            ]
         problems = []
         if self.health_check == RESTDEMO_HEALTHCHECK and self.build_context != RESTDEMO_CONTEXT:
             problems.append(
@@ -782,12 +929,7 @@ class Settings(BaseModel):
                 f"{', '.join(map(str, sorted(exposed)))} only; set containerPort to the port your service listens on "
                 f"(or PORT={self.container_port} in {key('service_environment')}, when that is how it is told)"
             )
-        for name in unset_args(text, self.build_target, self._build_arguments_given()):
-            problems.append(
-                f"{key('build_args')}: {where} declares ARG {name} with no default and nothing sets it (the build "
-                f"would see it empty); set it in {key('build_args')} ({name}=...) or give it a default"
-            )
-        return problems
+        return problems + arg_problems
 
     def _build_arguments_given(self) -> set[str]:
         """The build arguments a build gets: the stack's and the program's own (infra/image/image.py)."""
@@ -949,6 +1091,11 @@ def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozens
     for field, why in NEVER_SECRET.items():
         if key(field) in secret_keys:
             problems.append(f"{key(field)} is a secret in the stack file, but {why}")
+    if config.get(key("secrets")) not in (None, "", "[]") and key("secrets") not in secret_keys:
+        problems.append(
+            f"{key('secrets')} is in the stack file in plain text; set each with pulumi config set --secret "
+            f"--path '{key('secrets')}[N]' 'NAME=value' (and rotate any value that was in plain text)"
+        )
     for full_key, raw in config.items():
         namespace, _, name = full_key.partition(":")
         if namespace == NAMESPACE and not (raw == "" and name in OPTIONAL):

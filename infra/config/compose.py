@@ -1,0 +1,506 @@
+"""A stack's services from its Compose files (`restdemo:composeFile`), read as `docker stack deploy` reads them.
+
+The Docker CLI's own loader (`docker stack config`, no daemon needed) merges the files by Compose's
+rules, interpolates `${VAR}` from the environment and validates them against its schema; what it
+prints is the file `docker stack deploy` would deploy. Before it, each file is checked here against
+the subset this program deploys, so every key it would not honour is named, one line each, with what
+to do instead, in one run (the loader stops at its first problem, so of its own problems one is
+reported a run). After it, the merged file becomes `ComposeApp`, typed: the only thing the rest of
+the program reads. The loader's messages are put in this program's words (`loader_problem`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config.durations import parse_duration
+
+# What the program deploys of a service, of its `deploy` and `build`, and of the file; `x-` extension
+# fields are allowed anywhere (YAML anchors live there) and ignored.
+SERVICE_KEYS = frozenset(
+    {
+        "image",
+        "build",
+        "command",
+        "entrypoint",
+        "environment",
+        "env_file",
+        "ports",
+        "healthcheck",
+        "deploy",
+        "secrets",
+        "configs",
+        "networks",
+        "stop_grace_period",
+        "labels",
+    }
+)
+DEPLOY_KEYS = frozenset(
+    {"replicas", "update_config", "rollback_config", "resources", "placement", "restart_policy", "labels"}
+)
+BUILD_KEYS = frozenset({"context", "dockerfile", "target", "args"})
+RESOURCE_KEYS = frozenset({"cpus", "memory"})
+TOP_KEYS = frozenset({"version", "services", "networks", "secrets", "configs"})
+NETWORK_KEYS = frozenset({"driver", "internal", "labels"})
+SOURCE_KEYS = {"secrets": frozenset({"file", "external", "name"}), "configs": frozenset({"file"})}
+
+# What to do instead, for the keys people write most; any other gets GENERIC.
+INSTEAD = {
+    "volumes": "not yet: a task's files go with it; keep data in a database or object store for now",
+    "deploy.mode": "not yet: every service is replicated (deploy.replicas); a global service is not deployed",
+    "deploy.endpoint_mode": "not supported: every service gets a virtual IP its name resolves to; remove it",
+    "build.secrets": "not yet: build secrets other than restdemo:buildCaBundle; keep secrets out of the build",
+    "container_name": "not supported: swarm names each task itself; remove it",
+    "depends_on": (
+        "not supported: swarm starts services in any order (docker stack deploy ignores it); make the service "
+        "retry until what it needs answers, and remove it"
+    ),
+    "restart": "not supported on a swarm; use deploy.restart_policy",
+    "links": "not needed: services reach each other by name on their networks; remove it",
+    "expose": "not needed: a service's ports are reachable on its networks; remove it",
+    "privileged": "refused: a service with the host's privileges would hand the node to whoever controls its image",
+    "cap_add": "refused: extra kernel capabilities would widen what a compromised task can do to its node",
+    "devices": "refused: a task gets no device of its node",
+    "network_mode": "refused: a task joins its stack's overlay networks only (networks)",
+    "pid": "refused: a task does not share its node's process namespace",
+    "ipc": "refused: a task does not share its node's IPC namespace",
+    "userns_mode": "refused: a task does not leave the engine's user namespace setting",
+    "security_opt": "refused: a task keeps the engine's default seccomp and AppArmor profiles",
+    "logging": "not supported: the stack's logging is the platform's (docs/operations.md); remove it",
+    "extra_hosts": "not supported: services reach each other by name; remove it",
+    "profiles": "not supported: docker stack deploy deploys every service; split the file into overlays instead",
+}
+GENERIC = (
+    "not supported: this program deploys image or build, command, entrypoint, environment, env_file, ports, "
+    "healthcheck, deploy, secrets, configs, networks, stop_grace_period and labels; remove it"
+)
+
+SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
+# Docker's limit for a secret's or config's data (moby daemon/cluster/convert: MaxSecretSize).
+MAX_FILE_BYTES = 500 * 1024
+LOADER_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Build:
+    context: Path
+    dockerfile: str
+    target: str
+    args: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Port:
+    target: int
+    published: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """A Compose `healthcheck`: its test, and the timings Compose gives (None: Docker's default)."""
+
+    test: list[str]
+    interval: float | None = None
+    timeout: float | None = None
+    start_period: float | None = None
+    retries: int | None = None
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """`update_config` or `rollback_config`, as given (None: the stack's setting applies)."""
+
+    parallelism: int | None = None
+    delay: float | None = None
+    failure_action: str | None = None
+    monitor: float | None = None
+    max_failure_ratio: float | None = None
+    order: str | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A secret or config a service mounts: `/run/secrets/<source>` unless a target is given."""
+
+    source: str
+    target: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
+class Source:
+    """A top-level secret or config: from a file, or (`external`) from the stack's `restdemo:secrets`."""
+
+    name: str
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ComposeService:
+    name: str
+    image: str | None
+    build: Build | None
+    command: list[str] | None
+    entrypoint: list[str] | None
+    environment: dict[str, str]
+    ports: list[Port]
+    healthcheck: Health | None
+    replicas: int
+    update: Rollout
+    rollback: Rollout
+    cpu_limit: float | None
+    memory_limit: int | None
+    cpu_reservation: float | None
+    memory_reservation: int | None
+    constraints: list[str]
+    preferences: list[str]
+    restart_condition: str
+    secrets: list[Mount]
+    configs: list[Mount]
+    # network -> the extra aliases the service has on it (its own name always)
+    networks: dict[str, list[str]]
+    stop_grace_period: float | None
+    labels: dict[str, str]
+    service_labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ComposeApp:
+    services: list[ComposeService]
+    networks: dict[str, bool] = field(default_factory=dict)  # name -> internal
+    secrets: dict[str, Source] = field(default_factory=dict)
+    configs: dict[str, Source] = field(default_factory=dict)
+
+
+class ComposeError(ValueError):
+    """The problems with a stack's Compose files, one line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_app(paths: list[Path]) -> ComposeApp:
+    """The files merged, interpolated and validated as `docker stack deploy` would, as `ComposeApp`;
+    or ComposeError with every problem found."""
+    problems = [line for path in paths for line in file_problems(path)]
+    merged = None
+    if not problems:
+        merged, loader_error = run_loader(paths)
+        if loader_error:
+            problems.append(loader_error)
+    if problems:
+        raise ComposeError(problems)
+    return app_of(merged or {}, paths[0].resolve().parent)
+
+
+def file_problems(path: Path) -> list[str]:
+    """One file's keys against the subset deployed, and what the loader cannot say for us."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        return [f"{path.name}: no such file"]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [f"{path.name}: cannot be read ({exc.__class__.__name__})"]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        return [f"{path.name}: not valid YAML{where}"]
+    if not isinstance(document, dict):
+        return [f"{path.name}: must be a mapping of services, networks, secrets and configs"]
+    lines = _unknown(document, TOP_KEYS, "")
+    for name, service in _mapping(document.get("services")).items():
+        where = f"services.{name}"
+        if not SERVICE_NAME.fullmatch(str(name)):
+            lines.append(
+                f"{where}: a service name is 1-31 lower-case letters, digits and '-', starting with a letter or digit"
+            )
+        service = _mapping(service)
+        lines += _unknown(service, SERVICE_KEYS, where)
+        lines += _unknown(_mapping(service.get("build")), BUILD_KEYS, f"{where}.build")
+        deploy = _mapping(service.get("deploy"))
+        lines += _unknown(deploy, DEPLOY_KEYS, f"{where}.deploy")
+        for kind in ("limits", "reservations"):
+            lines += _unknown(
+                _mapping(_mapping(deploy.get("resources")).get(kind)), RESOURCE_KEYS, f"{where}.deploy.resources.{kind}"
+            )
+        for number, port in enumerate(service.get("ports") or []):
+            if isinstance(port, dict) and port.get("mode", "ingress") != "ingress":
+                lines.append(
+                    f"{where}.ports[{number}]: mode {port['mode']} is not supported: ports are published on the "
+                    "routing mesh (mode ingress), where every node answers for them"
+                )
+    for name, network in _mapping(document.get("networks")).items():
+        network = _mapping(network)
+        lines += _unknown(network, NETWORK_KEYS, f"networks.{name}")
+        if network.get("driver", "overlay") != "overlay":
+            lines.append(f"networks.{name}.driver: a stack's networks are overlay networks; remove it or write overlay")
+    for kind, allowed in SOURCE_KEYS.items():
+        for name, source in _mapping(document.get(kind)).items():
+            lines += _unknown(_mapping(source), allowed, f"{kind}.{name}")
+    return [f"{path.name}: {line}" for line in lines]
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _unknown(section: dict, allowed: frozenset[str], where: str) -> list[str]:
+    lines = []
+    for name in section:
+        if str(name).startswith("x-") or name in allowed:
+            continue
+        path = f"{where}.{name}" if where else str(name)
+        # The hint for `deploy.mode` is keyed without the service: `services.web.deploy.mode` -> `deploy.mode`.
+        short = path.split(".", 2)[2] if path.startswith("services.") and path.count(".") >= 2 else path
+        lines.append(f"{path}: {INSTEAD.get(short) or INSTEAD.get(str(name)) or GENERIC}")
+    return lines
+
+
+def run_loader(paths: list[Path]) -> tuple[dict | None, str | None]:
+    """`docker stack config -c a -c b` from the first file's directory (Compose's project directory,
+    which relative paths start from): the merged file, or the loader's problem in our words."""
+    docker = shutil.which("docker")
+    if not docker:
+        return None, (
+            "needs the docker CLI, whose loader reads the file as docker stack deploy does; install Docker "
+            "(docs/your-app.md)"
+        )
+    command = [docker, "stack", "config"]
+    for path in paths:
+        command += ["-c", str(path.resolve())]
+    try:
+        result = subprocess.run(
+            command,
+            cwd=paths[0].resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=LOADER_TIMEOUT_SECONDS,
+            env=os.environ.copy(),
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"docker stack config did not answer in {LOADER_TIMEOUT_SECONDS}s"
+    if result.returncode != 0:
+        return None, loader_problem(result.stderr)
+    return yaml.safe_load(result.stdout) or {}, None
+
+
+LOADER_MESSAGES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(?P<path>\S+) must be a (?P<type>\w+)"), "{path}: must be {article} {type}"),
+    (
+        re.compile(r"^(?P<path>\S+) Does not match format '(?P<format>\w+)'"),
+        "{path}: not {format_words}",
+    ),
+    (
+        re.compile(r'^invalid interpolation format for (?P<path>[^\s:]+): "required variable (?P<var>\w+) is missing'),
+        "{path}: needs {var} set in the environment (${{{var}:?...}} requires it)",
+    ),
+    (
+        re.compile(r"^invalid interpolation format for (?P<path>[^\s:]+)"),
+        "{path}: a $ that starts no ${{VAR}} reference; write $$ for a literal $",
+    ),
+    (re.compile(r"^open (?P<file>.+): no such file or directory"), "{file}: no such file"),
+    (re.compile(r"^yaml: line (?P<line>\d+)"), "not valid YAML at line {line}"),
+    (
+        re.compile(r"error decoding '(?P<path>[\w.]+)': invalid suffix"),
+        "{snake}: not a size (a number of bytes, or with b, k, m or g: 512m)",
+    ),
+    (re.compile(r"^(?P<path>\S+) (?P<what>.+)$"), "{path}: {what}"),
+]
+FORMAT_WORDS = {
+    "duration": "a duration (such as 30s, 1m30s)",
+    "ports": "a port (published:target, such as 8080:80)",
+    "expose": "a port",
+}
+
+
+def loader_problem(stderr: str) -> str:
+    """The loader's first problem (it stops there), in this program's words."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = next((line for line in lines if "error decoding" in line), lines[0] if lines else "no reason given")
+    for pattern, words in LOADER_MESSAGES:
+        match = pattern.search(text)
+        if match:
+            found = match.groupdict()
+            kind = found.get("type", "")
+            return words.format(
+                **found,
+                article="an" if kind[:1] in "aeiou" else "a",
+                format_words=FORMAT_WORDS.get(found.get("format", ""), "valid"),
+                snake=_snake(found.get("path", "")),
+            )
+    return text
+
+
+def _snake(decoder_path: str) -> str:
+    """`Deploy.Resources.Limits.memory` (the loader's Go field names) -> `deploy.resources.limits.memory`."""
+    return re.sub(r"(?<!^)(?<![.])([A-Z])", r"_\1", decoder_path).lower()
+
+
+def app_of(merged: dict, project_dir: Path) -> ComposeApp:
+    """The merged file (validated by the loader and `file_problems`), typed, its build contexts from
+    `project_dir` (the first file's directory, as Compose's); references checked."""
+    declared = _mapping(merged.get("networks"))
+    networks = {str(name): bool(_mapping(net).get("internal")) for name, net in declared.items()}
+    sources = {kind: _sources(_mapping(merged.get(kind))) for kind in SOURCE_KEYS}
+    services = [
+        _service(str(name), _mapping(spec), project_dir)
+        for name, spec in sorted(_mapping(merged.get("services")).items())
+    ]
+    problems = []
+    published: dict[int, str] = {}
+    for service in services:
+        where = f"services.{service.name}"
+        if not service.image and not service.build:
+            problems.append(f"{where}: needs image (a prebuilt image) or build (a directory with a Dockerfile)")
+        for kind, mounts in (("secrets", service.secrets), ("configs", service.configs)):
+            for mount in mounts:
+                if mount.source not in sources[kind]:
+                    problems.append(f"{where}.{kind}: {mount.source} is not declared under the top-level {kind}")
+        for network in service.networks:
+            if network != "default" and network not in networks:
+                problems.append(f"{where}.networks: {network} is not declared under the top-level networks")
+        for port in service.ports:
+            if not port.published:
+                problems.append(f"{where}.ports: {port.target} needs a published port (published:target)")
+            elif port.published in published:
+                problems.append(
+                    f"{where}.ports: {port.published} is published by services.{published[port.published]} already"
+                )
+            else:
+                published[port.published] = service.name
+    for kind, named in sources.items():
+        for name, source in named.items():
+            problems += _source_problems(f"{kind}.{name}", source)
+    if not services:
+        problems.append("services: the file describes no service")
+    if problems:
+        raise ComposeError(problems)
+    return ComposeApp(services=services, networks=networks, **sources)
+
+
+def _sources(section: dict) -> dict[str, Source]:
+    named = {}
+    for name, spec in section.items():
+        spec = _mapping(spec)
+        file = spec.get("file")
+        named[str(name)] = Source(name=str(spec.get("name") or name), file=Path(file) if file else None)
+    return named
+
+
+def _source_problems(where: str, source: Source) -> list[str]:
+    if source.file is None:
+        return []
+    try:
+        size = source.file.stat().st_size
+    except OSError:
+        return [f"{where}.file: {source.file} does not exist"]
+    if size > MAX_FILE_BYTES:
+        return [f"{where}.file: {source.file} is over 500 KiB, Docker's limit for a secret or config"]
+    return []
+
+
+def _seconds(value: Any) -> float | None:
+    return parse_duration(str(value)) if value is not None else None
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): "" if v is None else str(v) for k, v in _mapping(value).items()}
+
+
+def _rollout(spec: dict) -> Rollout:
+    ratio = spec.get("max_failure_ratio")
+    return Rollout(
+        parallelism=spec.get("parallelism"),
+        delay=_seconds(spec.get("delay")),
+        failure_action=spec.get("failure_action"),
+        monitor=_seconds(spec.get("monitor")),
+        max_failure_ratio=float(ratio) if ratio is not None else None,
+        order=spec.get("order"),
+    )
+
+
+def _mounts(entries: list, prefix: str) -> list[Mount]:
+    mounts = []
+    for entry in entries or []:
+        entry = entry if isinstance(entry, dict) else {"source": entry}
+        source = str(entry["source"])
+        target = str(entry.get("target") or source)
+        mounts.append(
+            Mount(
+                source=source,
+                target=target if target.startswith("/") else f"{prefix}/{target}",
+                uid=str(entry.get("uid", "0")),
+                gid=str(entry.get("gid", "0")),
+                mode=int(entry.get("mode", 0o444)),
+            )
+        )
+    return mounts
+
+
+def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
+    deploy = _mapping(spec.get("deploy"))
+    resources = _mapping(deploy.get("resources"))
+    limits, reservations = _mapping(resources.get("limits")), _mapping(resources.get("reservations"))
+    build = spec.get("build")
+    if isinstance(build, str):
+        build = {"context": build}
+    health = _mapping(spec.get("healthcheck"))
+    networks = spec.get("networks") or {"default": None}
+    if isinstance(networks, list):
+        networks = dict.fromkeys(networks)
+    return ComposeService(
+        name=name,
+        image=spec.get("image"),
+        build=Build(
+            context=project_dir / build["context"],
+            dockerfile=str(build.get("dockerfile") or "Dockerfile"),
+            target=str(build.get("target") or ""),
+            args=_strings(build.get("args")),
+        )
+        if build
+        else None,
+        command=spec.get("command"),
+        entrypoint=spec.get("entrypoint"),
+        environment=_strings(spec.get("environment")),
+        ports=[
+            Port(target=int(p["target"]), published=int(p.get("published") or 0), protocol=p.get("protocol", "tcp"))
+            for p in spec.get("ports") or []
+        ],
+        healthcheck=None
+        if not health
+        else Health(
+            test=["NONE"] if health.get("disable") else list(health.get("test") or []),
+            interval=_seconds(health.get("interval")),
+            timeout=_seconds(health.get("timeout")),
+            start_period=_seconds(health.get("start_period")),
+            retries=health.get("retries"),
+        ),
+        replicas=int(deploy.get("replicas", 1)),
+        update=_rollout(_mapping(deploy.get("update_config"))),
+        rollback=_rollout(_mapping(deploy.get("rollback_config"))),
+        cpu_limit=float(limits["cpus"]) if "cpus" in limits else None,
+        memory_limit=int(limits["memory"]) if "memory" in limits else None,
+        cpu_reservation=float(reservations["cpus"]) if "cpus" in reservations else None,
+        memory_reservation=int(reservations["memory"]) if "memory" in reservations else None,
+        constraints=list(_mapping(deploy.get("placement")).get("constraints") or []),
+        preferences=[p["spread"] for p in _mapping(deploy.get("placement")).get("preferences") or []],
+        restart_condition=str(_mapping(deploy.get("restart_policy")).get("condition", "any")),
+        secrets=_mounts(spec.get("secrets"), "/run/secrets"),
+        configs=_mounts(spec.get("configs"), ""),
+        networks={str(net): list(_mapping(opts).get("aliases") or []) for net, opts in networks.items()},
+        stop_grace_period=_seconds(spec.get("stop_grace_period")),
+        labels=_strings(spec.get("labels")),
+        service_labels=_strings(deploy.get("labels")),
+    )

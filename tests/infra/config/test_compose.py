@@ -1,0 +1,269 @@
+"""A stack's Compose files, read by the Docker CLI's own loader: the subset deployed, every other key
+refused in one run with what to do instead, the loader's problems in our words, the typed app."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from infra.config.compose import ComposeError, Health, Mount, Port, Rollout, load_app
+from infra.config.settings import PROJECT_DIR, SettingsError, parse_settings
+
+pytestmark = pytest.mark.unit
+
+TEST_APP = PROJECT_DIR / "tests" / "e2e" / "compose_app"
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems_of(*paths: Path) -> list[str]:
+    with pytest.raises(ComposeError) as caught:
+        load_app(list(paths))
+    return caught.value.problems
+
+
+def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_path):
+    compose = write(
+        tmp_path,
+        "compose.yaml",
+        """\
+        services:
+          web:
+            image: nginx
+            container_name: web
+            depends_on: [db]
+            privileged: true
+            frobnicate: 1
+            ports: [{target: 80, published: 80, mode: host}]
+            build: {context: ., secrets: [token]}
+            deploy: {mode: global, resources: {limits: {pids: 10}}}
+            x-anything: allowed
+          db:
+            image: postgres
+            volumes: [data:/var/lib/postgresql/data]
+        volumes: {data: {}}
+        networks: {front: {driver: bridge}}
+        secrets: {token: {environment: TOKEN}}
+        x-common: &common {}
+        """,
+    )
+    assert problems_of(compose) == [
+        "compose.yaml: volumes: not yet: a task's files go with it; keep data in a database or object store for now",
+        "compose.yaml: services.web.container_name: not supported: swarm names each task itself; remove it",
+        "compose.yaml: services.web.depends_on: not supported: swarm starts services in any order (docker stack "
+        "deploy ignores it); make the service retry until what it needs answers, and remove it",
+        "compose.yaml: services.web.privileged: refused: a service with the host's privileges would hand the node "
+        "to whoever controls its image",
+        "compose.yaml: services.web.frobnicate: not supported: this program deploys image or build, command, "
+        "entrypoint, environment, env_file, ports, healthcheck, deploy, secrets, configs, networks, "
+        "stop_grace_period and labels; remove it",
+        "compose.yaml: services.web.build.secrets: not yet: build secrets other than restdemo:buildCaBundle; keep "
+        "secrets out of the build",
+        "compose.yaml: services.web.deploy.mode: not yet: every service is replicated (deploy.replicas); a global "
+        "service is not deployed",
+        "compose.yaml: services.web.deploy.resources.limits.pids: not supported: this program deploys image or "
+        "build, command, entrypoint, environment, env_file, ports, healthcheck, deploy, secrets, configs, "
+        "networks, stop_grace_period and labels; remove it",
+        "compose.yaml: services.web.ports[0]: mode host is not supported: ports are published on the routing mesh "
+        "(mode ingress), where every node answers for them",
+        "compose.yaml: services.db.volumes: not yet: a task's files go with it; keep data in a database or object "
+        "store for now",
+        "compose.yaml: networks.front.driver: a stack's networks are overlay networks; remove it or write overlay",
+        "compose.yaml: secrets.token.environment: not supported: this program deploys image or build, command, "
+        "entrypoint, environment, env_file, ports, healthcheck, deploy, secrets, configs, networks, "
+        "stop_grace_period and labels; remove it",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("service", "message"),
+    [
+        ("{image: x, deploy: {replicas: two}}", "services.web.deploy.replicas: must be an integer"),
+        (
+            "{image: x, healthcheck: {interval: 5parsecs}}",
+            "services.web.healthcheck.interval: not a duration (such as 30s, 1m30s)",
+        ),
+        ("{image: x, ports: [abc]}", "services.web.ports.0: not a port (published:target, such as 8080:80)"),
+        ('{image: "${X"}', "services.web.image: a $ that starts no ${VAR} reference; write $$ for a literal $"),
+        (
+            '{image: "${RESTDEMO_TEST_UNSET:?set it}"}',
+            "services.web.image: needs RESTDEMO_TEST_UNSET set in the environment (${RESTDEMO_TEST_UNSET:?...} "
+            "requires it)",
+        ),
+        (
+            "{image: x, deploy: {resources: {limits: {memory: 12qq}}}}",
+            "deploy.resources.limits.memory: not a size (a number of bytes, or with b, k, m or g: 512m)",
+        ),
+    ],
+)
+def test_the_loaders_problem_comes_in_our_words(tmp_path, service, message):
+    compose = write(tmp_path, "compose.yaml", f"services:\n  web: {service}\n")
+    assert problems_of(compose) == [message]
+
+
+def test_a_missing_env_file_and_bad_yaml_are_named(tmp_path):
+    compose = write(tmp_path, "compose.yaml", "services:\n  web: {image: x, env_file: app.env}\n")
+    assert problems_of(compose) == [f"{tmp_path}/app.env: no such file"]
+    broken = write(tmp_path, "broken.yaml", "services: [1\n")
+    assert problems_of(broken) == ["broken.yaml: not valid YAML at line 2"]
+
+
+def test_references_and_ports_are_checked_after_the_loader(tmp_path):
+    compose = write(
+        tmp_path,
+        "compose.yaml",
+        """\
+        services:
+          web:
+            image: x
+            ports: ["8080:80", "9000"]
+            secrets: [nope]
+            configs: [missing]
+            networks: [back]
+          api:
+            ports: ["8080:80"]
+            secrets: [key]
+        secrets: {key: {file: ./key.txt}}
+        """,
+    )
+    assert problems_of(compose) == [
+        "services.api: needs image (a prebuilt image) or build (a directory with a Dockerfile)",
+        "services.web.secrets: nope is not declared under the top-level secrets",
+        "services.web.configs: missing is not declared under the top-level configs",
+        "services.web.networks: back is not declared under the top-level networks",
+        "services.web.ports: 8080 is published by services.api already",
+        "services.web.ports: 9000 needs a published port (published:target)",
+        f"secrets.key.file: {tmp_path}/key.txt does not exist",
+    ]
+
+
+def test_an_overlay_changes_what_it_names_and_keeps_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setenv("API_IMAGE", "127.0.0.1:5000/tests/api:1")
+    overlay = write(tmp_path, "more.yaml", "services:\n  web:\n    deploy: {replicas: 5}\n")
+    app = load_app([TEST_APP / "compose.yaml", overlay])
+    assert {s.name: s.replicas for s in app.services} == {"admin": 2, "api": 1, "web": 5}
+
+
+def test_the_test_app_is_typed_as_docker_stack_deploy_reads_it(monkeypatch):
+    monkeypatch.setenv("API_IMAGE", "127.0.0.1:5000/tests/api:1")
+    monkeypatch.delenv("RELEASE", raising=False)
+    app = load_app([TEST_APP / "compose.yaml"])
+    web = {s.name: s for s in app.services}["web"]
+    api = {s.name: s for s in app.services}["api"]
+    assert [s.name for s in app.services] == ["admin", "api", "web"]
+    assert (web.build.context, web.build.dockerfile, web.build.target) == (TEST_APP / "app", "Dockerfile", "")
+    assert web.environment == {"ROLE": "web", "RELEASE": "1", "UPSTREAM": "api:8080"}
+    assert web.ports == [Port(target=8080, published=8081, protocol="tcp")]
+    assert web.secrets == [Mount(source="greeting", target="/run/secrets/greeting")]
+    assert web.update == Rollout(parallelism=1, delay=1.0, failure_action="rollback", monitor=5.0, order="start-first")
+    assert (web.replicas, web.stop_grace_period, web.networks, web.healthcheck) == (2, 10.0, {"default": []}, None)
+    assert (api.image, api.build, api.ports) == ("127.0.0.1:5000/tests/api:1", None, [])
+    assert app.secrets["greeting"].file is None and app.secrets["greeting"].name == "greeting"
+
+
+def test_a_healthcheck_string_becomes_the_shell_form(tmp_path):
+    compose = write(
+        tmp_path, "compose.yaml", "services:\n  web: {image: x, healthcheck: {test: curl -f localhost, interval: 5s}}\n"
+    )
+    web = load_app([compose]).services[0]
+    assert web.healthcheck == Health(test=["CMD-SHELL", "curl -f localhost"], interval=5.0)
+
+
+# --- with the stack's settings (make check) ---
+
+
+def compose_stack(path: Path, **more: str) -> dict[str, str]:
+    return {"restdemo:composeFile": json.dumps([str(path)]), **more}
+
+
+def settings_error(config: dict, secret_keys: frozenset[str] = frozenset()) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(config, secret_keys)
+    return str(caught.value).splitlines()[1:]
+
+
+SECRET = frozenset({"restdemo:secrets"})
+
+
+def test_a_compose_stack_reads_its_app_with_the_settings(monkeypatch):
+    monkeypatch.setenv("API_IMAGE", "127.0.0.1:5000/tests/api:1")
+    settings = parse_settings(
+        compose_stack(TEST_APP / "compose.yaml", **{"restdemo:secrets": '["greeting=hello"]'}), SECRET
+    )
+    assert [s.name for s in settings.app.services] == ["admin", "api", "web"]
+    assert parse_settings({}).app is None
+
+
+def test_the_single_services_settings_and_aws_and_a_missing_secret_are_named_in_one_run(monkeypatch):
+    monkeypatch.setenv("API_IMAGE", "127.0.0.1:5000/tests/api:1")
+    config = compose_stack(TEST_APP / "compose.yaml", **{"restdemo:replicas": "2", "restdemo:containerPort": "9000"})
+    assert [line.strip() for line in settings_error(config)] == [
+        "restdemo:replicas describes the single service; with restdemo:composeFile set deploy.replicas in the "
+        "Compose file's services instead",
+        "restdemo:containerPort describes the single service; with restdemo:composeFile set ports in the Compose "
+        "file's services instead",
+        "restdemo:composeFile: secrets.greeting is external, but restdemo:secrets has no greeting; add it: pulumi "
+        "config set --secret --path 'restdemo:secrets[0]' 'greeting=...'",
+    ]
+
+
+def test_secrets_in_plain_text_are_refused_without_their_value():
+    lines = settings_error({"restdemo:secrets": '["token=hunter2"]'})
+    assert [line.strip() for line in lines] == [
+        "restdemo:secrets is in the stack file in plain text; set each with pulumi config set --secret --path "
+        "'restdemo:secrets[N]' 'NAME=value' (and rotate any value that was in plain text)"
+    ]
+    assert "hunter2" not in "".join(lines)
+
+
+def test_a_compose_build_and_health_check_are_checked_as_the_single_services(tmp_path):
+    (tmp_path / "svc").mkdir()
+    write(tmp_path / "svc", "Dockerfile", "FROM scratch AS one\nARG TOKEN\nEXPOSE 80\nRUN echo $TOKEN\n")
+    compose = write(
+        tmp_path,
+        "compose.yaml",
+        """\
+        services:
+          web:
+            build: {context: ./svc, target: two}
+          api:
+            build: {context: ./svc}
+            ports: ["8080:8080"]
+            healthcheck: {test: ["CMD", "curl -f localhost"]}
+          gone:
+            build: {context: ./nope}
+        """,
+    )
+    assert [line.strip() for line in settings_error(compose_stack(compose))] == [
+        'restdemo:composeFile: services.api.healthcheck.test the exec form runs a program named "curl -f '
+        'localhost"; give each word on its own, ["CMD", "curl", "-f", "localhost"], or the shell form, '
+        '["CMD-SHELL", "curl -f localhost"]',
+        f"restdemo:composeFile: services.api.ports: 8080: the image built from {tmp_path}/svc/Dockerfile EXPOSEs "
+        "80 only; publish the port the service listens on (or set PORT=8080 in its environment, when that is "
+        "how it is told)",
+        f"restdemo:composeFile: services.api.build.args: {tmp_path}/svc/Dockerfile declares ARG TOKEN with no "
+        "default and nothing sets it (the build would see it empty); set it in services.api.build.args "
+        "(TOKEN=...) or give it a default",
+        f"restdemo:composeFile: services.gone.build.context = {tmp_path}/nope: no such directory in {PROJECT_DIR} "
+        "(the directory your service's image is built from)",
+        f"restdemo:composeFile: services.web.build.target = two: {tmp_path}/svc/Dockerfile has no stage of that "
+        "name (its named stages: one; empty builds the last)",
+    ]
+
+
+def test_compose_on_aws_is_refused_for_now(monkeypatch):
+    from tests.infra.config.test_settings import AWS_OK
+
+    monkeypatch.setenv("API_IMAGE", "x")
+    config = {**AWS_OK, **compose_stack(TEST_APP / "compose.yaml", **{"restdemo:secrets": '["greeting=a"]'})}
+    assert [line.strip() for line in settings_error(config, SECRET)] == [
+        "restdemo:composeFile: not yet on AWS stacks (a route per service through the load balancer comes first); "
+        "deploy the Compose file on a stack with platform local"
+    ]
