@@ -8,10 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pulumi
+import pulumi_docker as docker
 from pulumi.runtime.config import CONFIG, is_config_secret
 
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
+from infra.config.compose import ComposeApp
 from infra.config.names import AGENT_REPOSITORY
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
@@ -23,7 +25,15 @@ from infra.monitoring.monitoring import Monitoring
 from infra.network.certificate import DomainCertificate
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
-from infra.service.service import DockerEndpoint, SwarmService, spread_over
+from infra.service.service import (
+    DockerEndpoint,
+    SwarmService,
+    compose_name,
+    compose_service,
+    single_service,
+    spread_over,
+    stored_contents,
+)
 from infra.swarm.iam import node_role_name
 from infra.swarm.secrets_key import SecretsKey
 from infra.swarm.state import manager_shell
@@ -72,6 +82,8 @@ def node_roles(settings: Settings) -> list[str]:
 
 def main() -> dict[str, pulumi.Input]:
     settings = load_settings()
+    if settings.app:
+        return export(compose_stack(settings, settings.app))
     registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=node_roles(settings))
     image = Image(
         "restdemo",
@@ -85,21 +97,82 @@ def main() -> dict[str, pulumi.Input]:
     outputs: dict[str, pulumi.Input] = {"image": image.ref, "repository": registry.repository}
     if settings.platform == "local":
         service = SwarmService(
-            "restdemo", settings=settings, image_ref=image.ref, endpoint=DockerEndpoint(host=settings.docker_host)
+            "restdemo",
+            settings=settings,
+            services=[single_service("restdemo", settings, image.ref, [])],
+            endpoint=DockerEndpoint(host=settings.docker_host),
         )
         outputs |= {"url": f"http://localhost:{settings.published_port}", "dockerHost": settings.docker_host}
     else:
         service, cluster_outputs = aws_cluster(settings, registry, image)
         outputs |= cluster_outputs
-    outputs |= {
-        "serviceName": service.service_name,
-        "replicas": service.replicas,
-        # What make up and make status ask at `url` (scripts/answers.sh).
-        "healthCheckPath": settings.health_check_path,
-    }
+    return export(
+        outputs
+        | {
+            "serviceName": service.service_name,
+            "replicas": service.replicas,
+            # What make up and make status ask at `url` (scripts/answers.sh).
+            "healthCheckPath": settings.health_check_path,
+        }
+    )
+
+
+def export(outputs: dict[str, pulumi.Input]) -> dict[str, pulumi.Input]:
     for name, value in outputs.items():
         pulumi.export(name, value)
     return outputs
+
+
+def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input]:
+    """The Compose file's services on the local swarm: each built service's image pushed to the stack's
+    registry, each prebuilt one pinned by the digest its registry gives now."""
+    registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=[])
+    units = []
+    for service in app.services:
+        if service.build:
+            image = Image(
+                f"image-{service.name}",
+                settings=settings,
+                registry=registry,
+                repository=registry.repository_named(compose_name(settings, service.name)),
+                context=service.build.context,
+                dockerfile=service.build.context / service.build.dockerfile,
+                target=service.build.target,
+                revision=revision_of(
+                    service.build.context, dockerfile=service.build.context / service.build.dockerfile
+                ),
+                stack_args=service.build.args,
+            )
+            ref = image.ref
+        else:
+            ref = pinned(service.image)
+        units.append(compose_service("restdemo", settings, service, ref, []))
+    stack = SwarmService(
+        "restdemo",
+        settings=settings,
+        services=units,
+        endpoint=DockerEndpoint(host=settings.docker_host),
+        networks=app.networks,
+        contents=stored_contents(settings, app),
+    )
+    # Each service that publishes a port, at its first; `url` (what make up asks) the first by name.
+    urls = {unit.short_name: f"http://localhost:{unit.ports[0].published}" for unit in units if unit.ports}
+    return {
+        "url": next(iter(urls.values()), ""),
+        "urls": urls,
+        "dockerHost": settings.docker_host,
+        "serviceName": stack.service_name,
+        "services": stack.service_names,
+        "replicas": stack.replicas,
+        "healthCheckPath": settings.health_check_path,
+    }
+
+
+def pinned(image: str) -> pulumi.Output[str]:
+    """A prebuilt image by the digest its registry gives at deploy (`docker.get_registry_image`):
+    every replica runs the same image, and a tag moved later changes nothing until the next `up`."""
+    found = docker.get_registry_image_output(name=image)
+    return found.sha256_digest.apply(lambda digest: f"{image}@{digest}")
 
 
 def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> pulumi.Output[str]:
@@ -178,10 +251,9 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
     service = SwarmService(
         "restdemo",
         settings=settings,
-        image_ref=image.ref,
+        services=[single_service("restdemo", settings, image.ref, [spread_over(LABEL_ZONE)])],
         # A pull-only role's login: swarm hands it to every node that runs a replica.
         endpoint=dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
-        placement_prefs=[spread_over(LABEL_ZONE)],
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
     )

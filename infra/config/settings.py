@@ -414,11 +414,16 @@ def _service_problems(service: ComposeService) -> list[str]:
     """A Compose service's health check and build, checked as the single service's settings are."""
     where = f"services.{service.name}"
     problems = []
-    if service.healthcheck and service.healthcheck.test != ["NONE"]:
+    if service.healthcheck:
         try:
             _health_check(service.healthcheck.test)
         except ValueError as exc:
             problems.append(f"{where}.healthcheck.test {exc}")
+    elif not service.build:
+        problems.append(
+            f"{where}: a prebuilt image needs a healthcheck in the Compose file (the program cannot read the "
+            "image's own; a rolling update waits for each new task to turn healthy)"
+        )
     if not service.build:
         return problems
     build = service.build
@@ -432,6 +437,15 @@ def _service_problems(service: ComposeService) -> list[str]:
         args=f"{where}.build.args",
     )
     text, arg_problems = build_problems(labels, shown, build.context, build.dockerfile, build.target, set(build.args))
+    if text is not None and not service.healthcheck:
+        try:
+            if image_healthcheck(text, build.target) is None:
+                problems.append(
+                    f"{where}: needs a healthcheck: the image built from {shown}/{build.dockerfile} has no "
+                    "HEALTHCHECK of its own (a rolling update waits for each new task to turn healthy)"
+                )
+        except DockerfileError as exc:
+            problems.append(f"{where}: {shown}/{build.dockerfile}: {exc}")
     if text is not None:
         exposed = exposed_ports(text, build.target)
         for port in service.ports:

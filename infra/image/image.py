@@ -47,10 +47,11 @@ class Recipe:
     target: str
 
 
-def build_args(settings: Settings, revision: str) -> dict[str, str]:
-    """What goes to `docker build --build-arg`: the stack's buildArgs, labels, and base images when set
-    (the settings refuse buildArgs that name the program's own)."""
-    stacks = dict(entry.split("=", 1) for entry in settings.build_args)
+def build_args(settings: Settings, revision: str, given: dict[str, str] | None = None) -> dict[str, str]:
+    """What goes to `docker build --build-arg`: the stack's buildArgs (or a Compose service's
+    `build.args`, `given`), labels, and base images when set (the settings refuse buildArgs that name
+    the program's own)."""
+    stacks = dict(entry.split("=", 1) for entry in settings.build_args) if given is None else given
     args = {**stacks, "VERSION": settings.version, "REVISION": revision}
     if settings.build_base:
         args["BUILD_BASE"] = settings.build_base
@@ -131,6 +132,8 @@ class Image(pulumi.ComponentResource):
         dockerfile: the Dockerfile (in the context, or elsewhere).
         target: the stage built to; "" for the last.
         revision: the source's revision, a build argument (`REVISION`).
+        repository: where in the registry it goes, when not the registry's own repository (a Compose service's).
+        stack_args: its build arguments, when not the stack's buildArgs (a Compose service's `build.args`).
         opts: resource options.
 
     Gives:
@@ -149,10 +152,12 @@ class Image(pulumi.ComponentResource):
         dockerfile: Path,
         target: str,
         revision: str,
+        repository: pulumi.Output[str] | None = None,
+        stack_args: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:image:Image", name, None, opts)
-        args = build_args(settings, revision)
+        args = build_args(settings, revision, stack_args)
         # Where it is built from is part of the recipe: the same files elsewhere are another build
         # to the provider (its context and dockerfile inputs), so they must make another tag.
         recipe = {
@@ -162,7 +167,7 @@ class Image(pulumi.ComponentResource):
             "dockerfile": Path(os.path.relpath(dockerfile)).as_posix(),
         }
         tag = content_tag(context, args, recipe, dockerfile)
-        self.image_name = registry.repository.apply(lambda repository: f"{repository}:{tag}")
+        self.image_name = (repository or registry.repository).apply(lambda repository: f"{repository}:{tag}")
         local = settings.platform == "local"
         image = self._build(name, settings, registry, Recipe(context, dockerfile, target), args, local)
         if local:

@@ -126,6 +126,11 @@ class Registry(pulumi.ComponentResource):
             self._local(name, settings, repository)
         self.register_outputs({"server": self.server, "repository": self.repository})
 
+    def repository_named(self, name: str) -> pulumi.Output[str]:
+        """`server/name`: another repository in a local or named registry (each Compose service's)."""
+        assert self.arn is None, "an ECR registry holds one repository"
+        return self.server.apply(lambda server: f"{server}/{name}")
+
     def _ecr(self, name: str, settings: Settings, repository_name: str, pull_only: list[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(

@@ -10,12 +10,16 @@ replica (infra/image/pull.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import hashlib
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
 
+from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout
 from infra.config.durations import docker_duration
+from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.settings import Settings
 from restdemo_agent.contract import LABEL_ROLE
 
@@ -46,44 +50,55 @@ class DockerEndpoint:
     registry_auth: docker.ProviderRegistryAuthArgs | None = None
 
 
-def update_config(settings: Settings) -> docker.ServiceUpdateConfigArgs:
-    """Rolling update: one batch at a time, new task healthy before the old one stops, roll back on failure."""
+# A Compose service that gives no update_config or rollback_config: the stack's settings throughout.
+STACK_ROLLOUT = Rollout()
+
+
+def update_config(settings: Settings, given: Rollout = STACK_ROLLOUT) -> docker.ServiceUpdateConfigArgs:
+    """Rolling update: one batch at a time, new task healthy before the old one stops, roll back on
+    failure; what a Compose service's `update_config` gives instead."""
     return docker.ServiceUpdateConfigArgs(
-        parallelism=settings.update_parallelism,
-        delay=docker_duration(settings.update_delay),
-        order="start-first",
-        failure_action="rollback",
-        monitor=docker_duration(settings.update_monitor),
-        max_failure_ratio="0",
+        parallelism=_given(given.parallelism, settings.update_parallelism),
+        delay=docker_duration(_given(given.delay, settings.update_delay)),
+        order=given.order or "start-first",
+        failure_action=given.failure_action or "rollback",
+        monitor=docker_duration(_given(given.monitor, settings.update_monitor)),
+        max_failure_ratio=str(_given(given.max_failure_ratio, 0)),
     )
 
 
-def rollback_config(settings: Settings) -> docker.ServiceRollbackConfigArgs:
+def rollback_config(settings: Settings, given: Rollout = STACK_ROLLOUT) -> docker.ServiceRollbackConfigArgs:
     """Rolling back is urgent: no delay, but still start-first and watched."""
     return docker.ServiceRollbackConfigArgs(
-        parallelism=settings.update_parallelism,
-        delay="0s",
-        order="start-first",
-        failure_action="pause",
-        monitor=docker_duration(settings.update_monitor),
-        max_failure_ratio="0",
+        parallelism=_given(given.parallelism, settings.update_parallelism),
+        delay=docker_duration(_given(given.delay, 0)),
+        order=given.order or "start-first",
+        failure_action=given.failure_action or "pause",
+        monitor=docker_duration(_given(given.monitor, settings.update_monitor)),
+        max_failure_ratio=str(_given(given.max_failure_ratio, 0)),
     )
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 MIB = 1024 * 1024
 NANO = 1_000_000_000
 
 
-def resources(settings: Settings) -> docker.ServiceTaskSpecResourcesArgs:
+def resources(settings: Settings, service: ComposeService | None = None) -> docker.ServiceTaskSpecResourcesArgs:
     """Reservations place a replica only where it fits; limits keep a busy or leaking one from
-    starving the node's engine (and on a manager, raft): over its memory limit the task is killed."""
+    starving the node's engine (and on a manager, raft): over its memory limit the task is killed.
+    A Compose service's own figures where it gives them, the stack's otherwise."""
+    memory_limit = (service and service.memory_limit) or settings.service_memory_limit_mb * MIB
+    memory_reservation = (service and service.memory_reservation) or settings.service_memory_reservation_mb * MIB
+    cpu_limit = (service and service.cpu_limit) or settings.service_cpu_limit
+    cpu_reservation = (service and service.cpu_reservation) or settings.service_cpu_reservation
     return docker.ServiceTaskSpecResourcesArgs(
-        limits=docker.ServiceTaskSpecResourcesLimitsArgs(
-            memory_bytes=settings.service_memory_limit_mb * MIB, nano_cpus=round(settings.service_cpu_limit * NANO)
-        ),
+        limits=docker.ServiceTaskSpecResourcesLimitsArgs(memory_bytes=memory_limit, nano_cpus=round(cpu_limit * NANO)),
         reservation=docker.ServiceTaskSpecResourcesReservationArgs(
-            memory_bytes=settings.service_memory_reservation_mb * MIB,
-            nano_cpus=round(settings.service_cpu_reservation * NANO),
+            memory_bytes=min(memory_reservation, memory_limit), nano_cpus=round(min(cpu_reservation, cpu_limit) * NANO)
         ),
     )
 
@@ -93,23 +108,30 @@ def resources(settings: Settings) -> docker.ServiceTaskSpecResourcesArgs:
 WORKERS_TO_KEEP_OFF_MANAGERS = 2
 
 
-def placement(settings: Settings, prefs: list[str]) -> docker.ServiceTaskSpecPlacementArgs | None:
+def placement(
+    settings: Settings, prefs: list[str], constraints: list[str] | None = None
+) -> docker.ServiceTaskSpecPlacementArgs | None:
     """Spread as `prefs` say; on an AWS stack with two workers or more, on workers only, so the
     managers keep their CPU and memory to raft and the swarm's API, and only on workers a manager
     identified from AWS (the `role` node label, which no node can set on itself): an engine joined
-    with the worker token runs no replica, not even in the seconds before it is drained."""
+    with the worker token runs no replica, not even in the seconds before it is drained. A Compose
+    service's own constraints come after."""
     off_managers = settings.platform == "aws" and settings.worker_count >= WORKERS_TO_KEEP_OFF_MANAGERS
-    constraints = ["node.role==worker", f"node.labels.{LABEL_ROLE}==worker"] if off_managers else []
+    constraints = [
+        *(["node.role==worker", f"node.labels.{LABEL_ROLE}==worker"] if off_managers else []),
+        *(constraints or []),
+    ]
     if not (prefs or constraints):
         return None
     return docker.ServiceTaskSpecPlacementArgs(prefs=prefs or None, constraints=constraints or None)
 
 
-def healthcheck(settings: Settings) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
-    """Always stated: the command at the contract's timings, or the image's own HEALTHCHECK as its
-    Dockerfile writes it. Left out, the provider would keep the previous check (the block is
-    Optional+Computed: a service moving to the image's check would go on running the old one)."""
-    check = settings.container_healthcheck()
+def healthcheck(check: HealthCheck | None) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    """Always stated: the command at its timings, or (None) the image's own HEALTHCHECK, an empty
+    test. Left out, the provider would keep the previous check (the block is Optional+Computed: a
+    service moving to the image's check would go on running the old one)."""
+    if check is None:
+        return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(tests=[])
     return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
         tests=check.test,
         interval=docker_duration(check.interval),
@@ -124,24 +146,203 @@ def environment(settings: Settings) -> dict[str, str]:
     return dict(entry.split("=", 1) for entry in settings.service_environment) | {"VER": settings.version}
 
 
+@dataclass(frozen=True)
+class PublishedPort:
+    target: int
+    published: int
+    protocol: str = "tcp"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceUnit:
+    """One swarm service as the program deploys it: the stack's single service (`single_service`),
+    or one of its Compose file's (`compose_service`), every choice made."""
+
+    resource: str  # its resource name
+    name: str  # its name in the swarm
+    image: pulumi.Input[str]
+    replicas: int
+    env: dict[str, str]
+    healthcheck: HealthCheck | None  # None: the image's own
+    ports: list[PublishedPort]
+    update: docker.ServiceUpdateConfigArgs
+    rollback: docker.ServiceRollbackConfigArgs
+    resources: docker.ServiceTaskSpecResourcesArgs
+    placement: docker.ServiceTaskSpecPlacementArgs | None
+    stop_grace_period: float
+    restart_condition: str = "any"
+    entrypoint: list[str] | None = None
+    args: list[str] | None = None
+    # network (its Compose name; `default` the stack's own) -> its names there beside the service's
+    networks: dict[str, list[str]] = field(default_factory=lambda: {DEFAULT_NETWORK: []})
+    aliases: bool = False  # the service's Compose name resolves on its networks
+    secrets: list[Mount] = field(default_factory=list)
+    configs: list[Mount] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    container_labels: dict[str, str] = field(default_factory=dict)
+    short_name: str = ""
+
+
+DEFAULT_NETWORK = "default"
+
+
+def single_service(
+    name: str, settings: Settings, image_ref: pulumi.Input[str], placement_prefs: list[str]
+) -> ServiceUnit:
+    """The stack's one service from its flat settings (restdemo's by default)."""
+    return ServiceUnit(
+        resource=name,
+        name=settings.service_name,
+        image=image_ref,
+        replicas=settings.replicas,
+        env=environment(settings),
+        healthcheck=settings.container_healthcheck(),
+        ports=[PublishedPort(settings.container_port, settings.published_port, name="http")],
+        update=update_config(settings),
+        rollback=rollback_config(settings),
+        resources=resources(settings),
+        placement=placement(settings, placement_prefs),
+        stop_grace_period=settings.stop_grace_period,
+    )
+
+
+def compose_service(
+    name: str, settings: Settings, service: ComposeService, image_ref: pulumi.Input[str], placement_prefs: list[str]
+) -> ServiceUnit:
+    """A Compose service, as `docker stack deploy <serviceName>` would make it (docker/cli
+    cli/compose/convert: `<stack>_<service>`, reachable by its short name on its networks), with the
+    stack's settings where the file gives nothing (rollout timings, resources, stop grace)."""
+    return ServiceUnit(
+        resource=f"{name}-{service.name}",
+        name=compose_name(settings, service.name),
+        short_name=service.name,
+        image=image_ref,
+        replicas=service.replicas,
+        env=service.environment,
+        healthcheck=compose_healthcheck(service),
+        ports=[PublishedPort(p.target, p.published, p.protocol) for p in service.ports],
+        update=update_config(settings, service.update),
+        rollback=rollback_config(settings, service.rollback),
+        resources=resources(settings, service),
+        placement=placement(settings, [*placement_prefs, *service.preferences], service.constraints),
+        stop_grace_period=_given(service.stop_grace_period, settings.stop_grace_period),
+        restart_condition=service.restart_condition,
+        entrypoint=service.entrypoint,
+        args=service.command,
+        networks=service.networks,
+        aliases=True,
+        secrets=service.secrets,
+        configs=service.configs,
+        labels=service.service_labels,
+        container_labels=service.labels,
+    )
+
+
+def compose_healthcheck(service: ComposeService) -> HealthCheck:
+    """The Compose file's check at Docker's defaults for what it leaves out (30s, 30s, 0s, 3 retries),
+    or a built image's own HEALTHCHECK as its Dockerfile writes it (the settings require one of them)."""
+    check = service.healthcheck
+    if check is None:
+        assert service.build, "validated: a prebuilt image's service has a healthcheck"
+        found = image_healthcheck((service.build.context / service.build.dockerfile).read_text(), service.build.target)
+        assert found, "validated: the image has a HEALTHCHECK"
+        return found
+    return HealthCheck(
+        test=check.test,
+        interval=_given(check.interval, 30.0),
+        timeout=_given(check.timeout, 30.0),
+        start_period=_given(check.start_period, 0.0),
+        retries=_given(check.retries, 3),
+    )
+
+
+def compose_name(settings: Settings, name: str) -> str:
+    """`<serviceName>_<name>`: a Compose service's, network's, secret's or config's name in the swarm."""
+    return f"{settings.service_name}_{name}"
+
+
 def task_spec(
-    settings: Settings, image_ref: pulumi.Input[str], network_id: pulumi.Input[str], placement_prefs: list[str]
+    unit: ServiceUnit, networks: dict[str, pulumi.Input[str]], stored: dict[str, dict[str, StoredObject]]
 ) -> docker.ServiceTaskSpecArgs:
     return docker.ServiceTaskSpecArgs(
         container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-            image=image_ref,
-            env=environment(settings),
-            healthcheck=healthcheck(settings),
+            image=unit.image,
+            env=unit.env,
+            commands=unit.entrypoint,
+            args=unit.args,
+            labels=[
+                docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v) for k, v in unit.container_labels.items()
+            ]
+            or None,
+            healthcheck=healthcheck(unit.healthcheck),
             stop_signal="SIGTERM",
-            stop_grace_period=docker_duration(settings.stop_grace_period),
+            stop_grace_period=docker_duration(unit.stop_grace_period),
+            secrets=[
+                docker.ServiceTaskSpecContainerSpecSecretArgs(
+                    secret_id=stored["secrets"][m.source].id,
+                    secret_name=stored["secrets"][m.source].name,
+                    file_name=m.target,
+                    file_uid=m.uid,
+                    file_gid=m.gid,
+                    file_mode=m.mode,
+                )
+                for m in unit.secrets
+            ]
+            or None,
+            configs=[
+                docker.ServiceTaskSpecContainerSpecConfigArgs(
+                    config_id=stored["configs"][m.source].id,
+                    config_name=stored["configs"][m.source].name,
+                    file_name=m.target,
+                    file_uid=m.uid,
+                    file_gid=m.gid,
+                    file_mode=m.mode,
+                )
+                for m in unit.configs
+            ]
+            or None,
         ),
         restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
-            condition="any", delay="5s", max_attempts=0, window="0s"
+            condition=unit.restart_condition, delay="5s", max_attempts=0, window="0s"
         ),
-        resources=resources(settings),
-        placement=placement(settings, placement_prefs),
-        networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_id)],
+        resources=unit.resources,
+        placement=unit.placement,
+        networks_advanceds=[
+            docker.ServiceTaskSpecNetworksAdvancedArgs(
+                id=networks[network], aliases=[unit.short_name, *aliases] if unit.aliases else None
+            )
+            for network, aliases in unit.networks.items()
+        ],
     )
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A Docker secret or config the program made: its id and its name (which carries its content's hash)."""
+
+    id: pulumi.Input[str]
+    name: pulumi.Input[str]
+
+
+def content_name(settings: Settings, key: str, content: bytes) -> str:
+    """`<serviceName>_<key>_<12 hex of the content's SHA-256>`: a new value is a new object, which the
+    services that mount it roll to (start-first); the old one goes once no service names it."""
+    return f"{compose_name(settings, key)}_{hashlib.sha256(content).hexdigest()[:12]}"
+
+
+def stored_contents(settings: Settings, app: ComposeApp) -> dict[str, dict[str, bytes]]:
+    """What each secret and config the services mount holds: a file's bytes, or the stack's secret."""
+    stack_secrets = {name: value for name, _, value in (entry.partition("=") for entry in settings.secrets)}
+    used = {kind: {m.source for s in app.services for m in getattr(s, kind)} for kind in ("secrets", "configs")}
+    return {
+        kind: {
+            key: source.file.read_bytes() if source.file else stack_secrets[source.name].encode()
+            for key, source in getattr(app, kind).items()
+            if key in used[kind]
+        }
+        for kind in ("secrets", "configs")
+    }
 
 
 def network_name(settings: Settings) -> str:
@@ -166,22 +367,24 @@ def network_options(settings: Settings) -> dict[str, str] | None:
 
 
 class SwarmService(pulumi.ComponentResource):
-    """The replicated service on a swarm, its overlay network, and the docker provider for that swarm.
+    """The stack's services on a swarm, their overlay networks, secrets and configs, and the docker
+    provider for that swarm.
 
     Takes:
-        name: the service's resource name, and the prefix of the provider's and network's (`<name>-swarm`, ...).
-        settings: the stack's settings (platform, version, replicas, the image contract: name, ports, health
-            check, environment; update and converge timings).
-        image_ref: the image the service runs, pinned by digest.
+        name: the component's resource name, and the prefix of the provider's and networks' (`<name>-swarm`, ...).
+        settings: the stack's settings (platform and serviceName, for the networks' names and options; the
+            converge timeout).
+        services: what to deploy (`ServiceUnit`s: `single_service`, or one `compose_service` per Compose service).
         endpoint: where the swarm's Docker API is, its TLS material and the pull-only registry login (`DockerEndpoint`).
-        placement_prefs: spread descriptors for the tasks' placement (`spread_over`); none by default.
+        networks: the Compose file's networks (name -> internal) besides the stack's own, `default`.
+        contents: the secrets' and configs' contents by kind and name (`stored_contents`); kept as secrets.
         opts: resource options.
 
     Gives:
-        service_name: the service's name (`serviceName`, restdemo by default).
-        service_id: the service's id.
-        replicas: how many replicas it runs (`settings.replicas`).
-        network_name: the overlay network's name.
+        service_name: the first service's name in the swarm (`serviceName` for the single one).
+        service_names: every service's, by its resource name.
+        replicas: how many replicas the first runs.
+        network_name: the stack's own overlay network's name.
     """
 
     def __init__(
@@ -189,19 +392,26 @@ class SwarmService(pulumi.ComponentResource):
         name: str,
         *,
         settings: Settings,
-        image_ref: pulumi.Input[str],
+        services: list[ServiceUnit],
         endpoint: DockerEndpoint,
-        placement_prefs: list[str] | None = None,
+        networks: dict[str, bool] | None = None,
+        contents: dict[str, dict[str, bytes]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:service:SwarmService", name, None, opts)
         provider = self._swarm_provider(name, endpoint)
-        network = self._overlay_network(name, settings, provider)
-        service = self._service(name, settings, image_ref, placement_prefs or [], network, provider)
-        self.service_name = service.name
-        self.service_id = service.id
-        self.replicas = pulumi.Output.from_input(settings.replicas)
-        self.network_name = network.name
+        made = {DEFAULT_NETWORK: self._overlay_network(name, settings, provider)}
+        for network, internal in (networks or {}).items():
+            made[network] = self._overlay_network(f"{name}-network-{network}", settings, provider, network, internal)
+        stored = self._stored(name, settings, contents or {}, provider)
+        deployed = [
+            self._service(unit, settings, {k: v.id for k, v in made.items()}, stored, provider) for unit in services
+        ]
+        self.service_name = deployed[0].name
+        self.service_id = deployed[0].id
+        self.service_names = {unit.resource: service.name for unit, service in zip(services, deployed, strict=True)}
+        self.replicas = pulumi.Output.from_input(services[0].replicas)
+        self.network_name = made[DEFAULT_NETWORK].name
         self.register_outputs(
             {"service_name": self.service_name, "service_id": self.service_id, "replicas": self.replicas}
         )
@@ -217,11 +427,19 @@ class SwarmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _overlay_network(self, name: str, settings: Settings, provider: docker.Provider) -> docker.Network:
+    def _overlay_network(
+        self,
+        name: str,
+        settings: Settings,
+        provider: docker.Provider,
+        compose: str | None = None,
+        internal: bool = False,
+    ) -> docker.Network:
         return docker.Network(
-            f"{name}-network",
-            name=network_name(settings),
+            f"{name}-network" if compose is None else name,
+            name=network_name(settings) if compose is None else compose_name(settings, compose),
             driver="overlay",
+            internal=internal or None,
             attachable=network_attachable(settings),
             options=network_options(settings),
             # Options are ForceNew and read back with what the driver adds (vxlanid_list): compared
@@ -229,33 +447,59 @@ class SwarmService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=provider, ignore_changes=["options"]),
         )
 
+    def _stored(
+        self, name: str, settings: Settings, contents: dict[str, dict[str, bytes]], provider: docker.Provider
+    ) -> dict[str, dict[str, StoredObject]]:
+        """A Docker secret or config per content, named by its hash: a new value is created before the
+        services move to it, and the old one deleted after (Pulumi replaces create-before-delete)."""
+        stored: dict[str, dict[str, StoredObject]] = {"secrets": {}, "configs": {}}
+        for key, content in contents.get("secrets", {}).items():
+            secret = docker.Secret(
+                f"{name}-secret-{key}",
+                name=content_name(settings, key, content),
+                data=pulumi.Output.secret(base64.b64encode(content).decode()),
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            stored["secrets"][key] = StoredObject(secret.id, secret.name)
+        for key, content in contents.get("configs", {}).items():
+            config = docker.ServiceConfig(
+                f"{name}-config-{key}",
+                name=content_name(settings, key, content),
+                data=base64.b64encode(content).decode(),
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+            stored["configs"][key] = StoredObject(config.id, config.name)
+        return stored
+
     def _service(
         self,
-        name: str,
+        unit: ServiceUnit,
         settings: Settings,
-        image_ref: pulumi.Input[str],
-        placement_prefs: list[str],
-        network: docker.Network,
+        networks: dict[str, pulumi.Input[str]],
+        stored: dict[str, dict[str, StoredObject]],
         provider: docker.Provider,
     ) -> docker.Service:
         return docker.Service(
-            name,
-            name=settings.service_name,
-            task_spec=task_spec(settings, image_ref, network.id, placement_prefs),
-            mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=settings.replicas)),
-            update_config=update_config(settings),
-            rollback_config=rollback_config(settings),
+            unit.resource,
+            name=unit.name,
+            task_spec=task_spec(unit, networks, stored),
+            mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=unit.replicas)),
+            update_config=unit.update,
+            rollback_config=unit.rollback,
+            labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in unit.labels.items()] or None,
             endpoint_spec=docker.ServiceEndpointSpecArgs(
                 mode="vip",
                 ports=[
                     docker.ServiceEndpointSpecPortArgs(
-                        name="http",
-                        protocol="tcp",
-                        target_port=settings.container_port,
-                        published_port=settings.published_port,
+                        name=port.name,
+                        protocol=port.protocol,
+                        target_port=port.target,
+                        published_port=port.published,
                         publish_mode="ingress",
                     )
-                ],
+                    for port in unit.ports
+                ]
+                or None,
             ),
             # `pulumi up` waits until every replica runs the new spec, and fails when it does not.
             # After a rollback that failure still records the new spec as deployed: the provider's

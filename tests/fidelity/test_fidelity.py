@@ -25,7 +25,7 @@ from tests.fidelity.rules import (
 )
 from tests.support import pulumi_program
 from tests.support.pulumi_program import STACKS, Registered, run_program, stack_config
-from tests.support.stack_variants import ALL, STACK_VARIANTS, variant_run
+from tests.support.stack_variants import ALL, COMPOSE_APP, STACK_VARIANTS, compose_app_run, variant_run
 
 pytestmark = pytest.mark.fidelity
 
@@ -60,7 +60,7 @@ AWS_ONLY = {"drainTimeout", "nodeAmi", "instanceTypes", "workerCount", "logReten
 DEPLOY_JOB = "prod (deploy job)"
 # Every optional feature, alone and all together, on every AWS stack (no stack file sets one).
 VARIANT_RUNS = [f"{stack} ({variant})" for stack, variant in STACK_VARIANTS]
-EVERY_RUN = [*STACKS, DEPLOY_JOB, *VARIANT_RUNS]
+EVERY_RUN = [*STACKS, DEPLOY_JOB, *VARIANT_RUNS, COMPOSE_APP]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,7 @@ def runs():
     found[DEPLOY_JOB] = run_program("prod", {**stack_config("prod"), "restdemo:buildCache": "read-write"})
     for (stack, variant), name in zip(STACK_VARIANTS, VARIANT_RUNS, strict=True):
         found[name] = variant_run(stack, variant)
+    found[COMPOSE_APP] = compose_app_run()
     return found
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.support.pulumi_program import REPO, STACKS, run_program
-from tests.support.stack_variants import STACK_VARIANTS, variant_run
+from tests.support.stack_variants import STACK_VARIANTS, compose_app_run, variant_run
 
 sys.path.insert(0, str(REPO / "policy"))
 from rules import RULES, Resource, violations  # noqa: E402
@@ -45,6 +45,14 @@ def test_every_rule_passes_with_every_optional_feature(stack, variant):
     run = variant_run(stack, variant)
     resources = [Resource(r.type, r.name, copy.deepcopy(r.inputs)) for r in run.registered if r.custom]
     assert violations(resources, pack_config(stack)) == []
+
+
+def test_every_rule_passes_on_a_compose_app():
+    """Several services from a Compose file, a prebuilt image, a Docker secret: the local stack's pack."""
+    run = compose_app_run()
+    resources = [Resource(r.type, r.name, copy.deepcopy(r.inputs)) for r in run.registered if r.custom]
+    assert {r.type for r in resources} >= {"docker:index/secret:Secret", "docker:index/service:Service"}
+    assert violations(resources, pack_config("local")) == []
 
 
 def test_which_types_take_tags_comes_from_the_providers_schema():

@@ -167,6 +167,11 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
 
 
 INVOKES = {
+    # A registry's answer for a prebuilt image: a digest that follows from the reference.
+    "docker:index/getRegistryImage:getRegistryImage": lambda region, name="": {
+        "name": name,
+        "sha256Digest": "sha256:" + hashlib.sha256(name.encode()).hexdigest(),
+    },
     "aws:index/getAvailabilityZones:getAvailabilityZones": lambda region: {
         "id": region,
         "names": [f"{region}a", f"{region}b", f"{region}c"],
@@ -243,7 +248,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == ECR_LOGIN:
             return ecr_login(self.region, args.provider or "")
         if args.token in INVOKES:
-            return INVOKES[args.token](self.region)
+            return INVOKES[args.token](self.region, **({"name": args.args["name"]} if "name" in args.args else {}))
         raise NotImplementedError(f"the program invoked {args.token}, which these mocks do not know")
 
 
@@ -336,23 +341,29 @@ def open_tunnel(port: int):
 
 
 def run_program(
-    stack: str, config: dict[str, Any] | None = None, *, preview: bool = False, tunnel: bool = True
+    stack: str,
+    config: dict[str, Any] | None = None,
+    *,
+    preview: bool = False,
+    tunnel: bool = True,
+    secret_keys: list[str] | None = None,
 ) -> ProgramRun:
-    """Run infra/program.py afresh for `stack` with `config` (default: its stack file); with `tunnel`,
-    as beside an open Session Manager tunnel."""
+    """Run infra/program.py afresh for `stack` with `config` (default: its stack file), of which
+    `secret_keys` are set with --secret; with `tunnel`, as beside an open Session Manager tunnel."""
     from infra.admin.tunnel import TUNNEL_PORT
     from infra.program import main
 
     with open_tunnel(TUNNEL_PORT) if tunnel else contextlib.nullcontext():
-        return _run(stack, config, preview, main)
+        return _run(stack, config, preview, main, secret_keys)
 
 
-def _run(stack: str, config: dict[str, Any] | None, preview: bool, main) -> ProgramRun:
-
+def _run(
+    stack: str, config: dict[str, Any] | None, preview: bool, main, secret_keys: list[str] | None = None
+) -> ProgramRun:
     config = stack_config(stack) if config is None else config
     mocks = RecordingMocks(region=str(config.get("aws:region", "us-east-1")))
     pulumi.runtime.set_mocks(mocks, project="restdemo", stack=stack, preview=preview, monitor=RecordingMonitor(mocks))
-    pulumi.runtime.set_all_config(wire_config(config))
+    pulumi.runtime.set_all_config(wire_config(config), secret_keys)
     outputs: dict[str, Any] = {}
     secret_outputs: list[str] = []
 

@@ -5,6 +5,7 @@ of them (a feature no test ran was how `domainName` came to fail the mandatory p
 from __future__ import annotations
 
 import functools
+import os
 
 from tests.support.aws_stack import AWS_STACKS
 from tests.support.pulumi_program import ProgramRun, run_program, stack_config
@@ -45,3 +46,31 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
 def variant_run(stack: str, variant: str) -> ProgramRun:
     """The program under mocks for one variant, once per test session (read it, never change it)."""
     return run_program(stack, variant_config(stack, variant))
+
+
+# The tests' multi-service app from its Compose file on the local stack (docs/your-app.md): built and
+# prebuilt images, a secret from the stack's secrets.
+COMPOSE_APP = "local (compose app)"
+COMPOSE_FILE = "tests/e2e/compose_app/compose.yaml"
+COMPOSE_API_IMAGE = "127.0.0.1:5000/tests/api:1"
+
+
+@functools.cache
+def compose_app_run() -> ProgramRun:
+    config = {
+        **stack_config("local"),
+        "restdemo:composeFile": [COMPOSE_FILE],
+        "restdemo:secrets": ["greeting=hello"],
+        "restdemo:healthCheckPath": "/ready",
+    }
+    for setting in ("replicas", "healthCheck"):
+        config.pop(f"restdemo:{setting}", None)
+    before = os.environ.get("API_IMAGE")
+    os.environ["API_IMAGE"] = COMPOSE_API_IMAGE
+    try:
+        return run_program("local", config, secret_keys=["restdemo:secrets"])
+    finally:
+        if before is None:
+            del os.environ["API_IMAGE"]
+        else:
+            os.environ["API_IMAGE"] = before

@@ -33,9 +33,11 @@ def _swarm_memory_bytes(value: Any) -> str | None:
 
 def _health_test(value: Any) -> str | None:
     """moby daemon/health.go getProbe: CMD runs the rest as a program, CMD-SHELL its one string in
-    a shell, NONE none; any other first word gives no probe, and the task never turns healthy."""
+    a shell, NONE none; any other first word gives no probe, and the task never turns healthy. An
+    empty test takes the image's own (moby daemon/commit.go merge: a user's Healthcheck with no Test
+    gets the image's Test and each timing it leaves at zero)."""
     kind = value[0] if value else ""
-    if kind == "CMD" and len(value) >= 2 or kind == "CMD-SHELL" and len(value) == 2 or value == ["NONE"]:
+    if not value or kind == "CMD" and len(value) >= 2 or kind == "CMD-SHELL" and len(value) == 2 or value == ["NONE"]:
         return None
     return "not CMD with a program, CMD-SHELL with one command, or NONE: the engine runs no probe"
 
@@ -49,7 +51,18 @@ DOCKER_DURATION = ReadBack(_short_duration, "tpd resource_docker_service_structu
 SWARM_NAME = Pattern(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*", 63)
 
 
+# swarmkit manager/controlapi/common.go validateConfigOrSecretAnnotations: at most 64 characters of
+# letters, digits, -, _ and ., starting and ending with a letter or digit.
+STORED_NAME = Pattern(r"[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?", 64)
+STORED_NAME_SOURCE = "swarmkit manager/controlapi/common.go validateConfigOrSecretAnnotations"
+# tpd resource_docker_secret.go and resource_docker_config.go: data ValidateFunc validateStringIsBase64Encoded
+# (base64.StdEncoding.DecodeString).
+BASE64 = Pattern(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
 FIELDS = [
+    Field("docker:index/secret:Secret", "name", STORED_NAME, STORED_NAME_SOURCE, "restdemo_greeting_" + "0" * 50),
+    Field("docker:index/secret:Secret", "data", BASE64, "tpd validateStringIsBase64Encoded", "hello"),
     Field(SERVICE, "name", SWARM_NAME, "swarmkit manager/controlapi/common.go validateAnnotations", "restdemo.web"),
     Field(
         "docker:index/network:Network",
@@ -85,7 +98,7 @@ FIELDS = [
         SERVICE,
         "taskSpec.containerSpec.healthcheck.tests",
         Satisfies(_health_test),
-        "moby daemon/health.go getProbe (CMD, CMD-SHELL, NONE)",
+        "moby daemon/health.go getProbe (CMD, CMD-SHELL, NONE); daemon/commit.go merge ([])",
         ["restdemo-cli", "show", "health"],
     ),
     Field(

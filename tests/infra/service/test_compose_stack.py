@@ -1,0 +1,126 @@
+"""A Compose file's services on the local stack: each a swarm service as `docker stack deploy <serviceName>`
+would make it, built ones pushed to the stack's registry, prebuilt ones pinned by digest, secrets named
+by their content and never in clear text."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.config.settings import PROJECT_DIR
+from tests.support.pulumi_program import run_program
+
+pytestmark = pytest.mark.unit
+
+COMPOSE = PROJECT_DIR / "tests" / "e2e" / "compose_app" / "compose.yaml"
+API_IMAGE = "127.0.0.1:5000/tests/api:1"
+READY = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/ready', timeout=1)"
+GREETING = "hello from the stack's secrets"
+
+
+def compose_run(greeting: str = GREETING, **more: str):
+    config = {
+        "restdemo:composeFile": [str(COMPOSE)],
+        "restdemo:secrets": [f"greeting={greeting}"],
+        "restdemo:healthCheckPath": "/ready",
+        **more,
+    }
+    return run_program("local", config, secret_keys=["restdemo:secrets"])
+
+
+@pytest.fixture(autouse=True)
+def api_image(monkeypatch):
+    monkeypatch.setenv("API_IMAGE", API_IMAGE)
+    monkeypatch.delenv("RELEASE", raising=False)
+
+
+def services(run) -> dict[str, dict]:
+    return {r.inputs["name"]: r.inputs for r in run.registered if r.type == "docker:index/service:Service"}
+
+
+def test_each_compose_service_is_a_swarm_service_named_as_docker_stack_deploy_would():
+    run = compose_run()
+    found = services(run)
+    assert sorted(found) == ["restdemo_admin", "restdemo_api", "restdemo_web"]
+    web = found["restdemo_web"]
+    container = web["taskSpec"]["containerSpec"]
+    assert container["image"].startswith("127.0.0.1:5000/restdemo_web:") and "@sha256:" in container["image"]
+    assert container["env"] == {"ROLE": "web", "RELEASE": "1", "UPSTREAM": "api:8080"}
+    assert web["endpointSpec"]["ports"] == [
+        {"protocol": "tcp", "publishMode": "ingress", "publishedPort": 8081, "targetPort": 8080}
+    ]
+    assert web["mode"] == {"replicated": {"replicas": 2}}
+    assert web["updateConfig"] == {
+        "delay": "1s",
+        "failureAction": "rollback",
+        "maxFailureRatio": "0",
+        "monitor": "5s",
+        "order": "start-first",
+        "parallelism": 1,
+    }
+    assert container["stopGracePeriod"] == "10s"
+    # The image's own HEALTHCHECK, as its Dockerfile writes it: stated, so a previous check is not kept.
+    assert container["healthcheck"] == {
+        "interval": "2s",
+        "retries": 2,
+        "startPeriod": "5s",
+        "tests": ["CMD", "python3", "-c", READY],
+        "timeout": "2s",
+    }
+    network = next(r for r in run.registered if r.type == "docker:index/network:Network")
+    assert network.inputs["name"] == "restdemo" and network.inputs["attachable"] is True
+    assert web["taskSpec"]["networksAdvanceds"] == [{"aliases": ["web"], "id": "restdemo-network-id"}]
+    assert run.outputs["urls"] == {"admin": "http://localhost:8082", "web": "http://localhost:8081"}
+    assert run.outputs["url"] == "http://localhost:8082"
+    assert run.outputs["services"] == {
+        "restdemo-admin": "restdemo_admin",
+        "restdemo-api": "restdemo_api",
+        "restdemo-web": "restdemo_web",
+    }
+
+
+def test_a_prebuilt_image_is_pinned_by_the_digest_its_registry_gives():
+    run = compose_run()
+    api = services(run)["restdemo_api"]["taskSpec"]["containerSpec"]
+    asked = [args for token, args in run.calls if token == "docker:index/getRegistryImage:getRegistryImage"]
+    assert [a["name"] for a in asked] == [API_IMAGE]
+    assert api["image"] == f"{API_IMAGE}@sha256:" + __import__("hashlib").sha256(API_IMAGE.encode()).hexdigest()
+    builds = sorted(r.name for r in run.registered if r.type == "docker-build:index:Image")
+    assert builds == ["image-admin", "image-web"]
+
+
+def test_a_secret_is_named_by_its_content_mounted_where_compose_says_and_never_in_clear_text():
+    run = compose_run()
+    secret = next(r for r in run.registered if r.type == "docker:index/secret:Secret")
+    digest = __import__("hashlib").sha256(GREETING.encode()).hexdigest()[:12]
+    assert secret.inputs["name"] == f"restdemo_greeting_{digest}"
+    assert "data" in secret.secret_paths
+    mounted = services(run)["restdemo_web"]["taskSpec"]["containerSpec"]["secrets"]
+    assert mounted == [
+        {
+            "fileGid": "0",
+            "fileMode": 292,
+            "fileName": "/run/secrets/greeting",
+            "fileUid": "0",
+            "secretId": "restdemo-secret-greeting-id",
+            "secretName": f"restdemo_greeting_{digest}",
+        }
+    ]
+    clear = [r.name for r in run.registered if GREETING in json.dumps(r.inputs) and not r.secret_paths]
+    assert clear == []
+    assert GREETING not in json.dumps(run.outputs)
+
+
+def test_a_new_secret_value_changes_the_services_that_mount_it_and_no_other():
+    before, after = services(compose_run()), services(compose_run(greeting="a new greeting"))
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert changed == ["restdemo_web"]
+
+
+def test_a_change_to_one_service_in_an_overlay_leaves_the_others_as_they_were(tmp_path):
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text("services:\n  admin:\n    environment: {RELEASE: '2'}\n")
+    before = services(compose_run())
+    after = services(compose_run(**{"restdemo:composeFile": [str(COMPOSE), str(overlay)]}))
+    assert sorted(name for name in before if before[name] != after[name]) == ["restdemo_admin"]
