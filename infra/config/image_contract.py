@@ -1,7 +1,7 @@
 """What the program relies on in the service's image, and what it reads from its Dockerfile.
 
 restdemo's own contract is the default (app/Dockerfile): it listens on 8000, answers `/health`, and
-`restdemo-cli show health` is its check. Your own service sets its own (docs/your-service.md). A
+`restdemo-cli show health` is its check. Your own service sets its own (docs/your-app.md). A
 health-check command runs at the timings below. With `healthCheck: []` the image's own
 HEALTHCHECK is read from its Dockerfile and restated in the service spec, command and timings:
 the spec never leaves the check to the image (an omitted block would keep the provider's previous

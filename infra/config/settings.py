@@ -523,7 +523,7 @@ class Settings(BaseModel):
         group=EVERY_STACK,
     )
 
-    # Your service: the image contract (docs/your-service.md); restdemo's own by default.
+    # Your service: the image contract (docs/your-app.md); restdemo's own by default.
     service_name: Annotated[str, AfterValidator(_service_name)] = setting(
         "restdemo",
         "The swarm service's name, and its overlay network's; on it tasks.NAME resolves to the replicas. "
@@ -1092,9 +1092,9 @@ PROVIDER_NAMESPACES = ("aws", "docker", "docker-build", "pulumi", "random", "tls
 # Settings whose values go where a secret would be plain text, and where.
 NEVER_SECRET = {
     "service_environment": "its values reach the service spec, Pulumi's state and docker service inspect in plain "
-    "text; keep secrets out of it (docs/your-service.md)",
+    "text; keep secrets out of it (docs/your-app.md)",
     "build_args": "build arguments stay in the image's history and Pulumi's state in plain text; keep secrets "
-    "out of them (docs/your-service.md)",
+    "out of them (docs/your-app.md)",
 }
 
 

@@ -39,8 +39,8 @@ BACKEND = Backend("second-app", 9090, "/ready")
 
 
 def test_the_documents_example_is_these_settings():
-    """docs/your-service.md shows the second app's settings as a stack file: they are the ones deployed here."""
-    text = (REPO / "docs" / "your-service.md").read_text()
+    """docs/your-app.md shows the second app's settings as a stack file: they are the ones deployed here."""
+    text = (REPO / "docs" / "your-app.md").read_text()
     example = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])["config"]
     documented = parse_settings(wire_config(example))
     deployed = settings_of("v1")

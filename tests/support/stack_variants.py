@@ -11,7 +11,7 @@ from tests.support.aws_stack import AWS_STACKS
 from tests.support.pulumi_program import ProgramRun, run_program, stack_config
 
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-0000-4000-8000-000000000000"
-# Your own service by settings (docs/your-service.md), with its image's own HEALTHCHECK.
+# Your own service by settings (docs/your-app.md), with its image's own HEALTHCHECK.
 OWN_SERVICE = {
     "restdemo:serviceName": "second-app",
     "restdemo:buildContext": "tests/e2e/second_app",

@@ -333,7 +333,7 @@ def test_the_runbook_address_is_a_link_a_mail_client_opens():
     assert parse_settings({**AWS_OK, "restdemo:runbookUrl": url}).runbook_url == url
 
 
-# Your service: the image contract as settings (docs/your-service.md).
+# Your service: the image contract as settings (docs/your-app.md).
 
 SECOND_APP = "tests/e2e/second_app"
 
@@ -544,7 +544,7 @@ def test_a_secret_service_environment_is_refused_it_would_be_plain_text_in_the_s
     assert str(caught.value) == (
         "invalid stack settings:\n  restdemo:serviceEnvironment is a secret in the stack file, but its values reach "
         "the service spec, Pulumi's state and docker service inspect in plain text; keep secrets out of it "
-        "(docs/your-service.md)"
+        "(docs/your-app.md)"
     )
 
 
@@ -628,7 +628,7 @@ def test_build_arguments_are_never_a_secret_they_stay_in_the_images_history():
 
 
 def test_a_prebuilt_image_goes_through_a_one_line_dockerfile_with_its_check_and_port_given(tmp_path):
-    """docs/your-service.md: what the base image brings (HEALTHCHECK, EXPOSE) is not read, so the
+    """docs/your-app.md: what the base image brings (HEALTHCHECK, EXPOSE) is not read, so the
     check must be given and the port is not compared."""
     context = write_dockerfile(tmp_path / "podinfo", "FROM ghcr.io/stefanprodan/podinfo:6.7.0\n")
     given = {
