@@ -171,6 +171,8 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
 def pinned(image: str) -> pulumi.Output[str]:
     """A prebuilt image by the digest its registry gives at deploy (`docker.get_registry_image`):
     every replica runs the same image, and a tag moved later changes nothing until the next `up`."""
+    if "@sha256:" in image:
+        return pulumi.Output.from_input(image)
     found = docker.get_registry_image_output(name=image)
     return found.sha256_digest.apply(lambda digest: f"{image}@{digest}")
 

@@ -87,6 +87,17 @@ SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 # Docker's limit for a secret's or config's data (moby daemon/cluster/convert: MaxSecretSize).
 MAX_FILE_BYTES = 500 * 1024
 LOADER_TIMEOUT_SECONDS = 60
+# What `${VAR}` may not read from the deployer's environment: its credentials (Pulumi's passphrase
+# and config, cloud keys, tokens). They are neither handed to the loader nor may a file name them.
+WITHHELD = re.compile(
+    r"(?i)^(PULUMI_|AWS_|ARM_|GOOGLE_|ACTIONS_|RUNNER_)|SECRET|PASSWORD|PASSPHRASE|TOKEN|CREDENTIAL|_KEY$"
+)
+REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def loader_environment() -> dict[str, str]:
+    """The deployer's environment without what WITHHELD names."""
+    return {name: value for name, value in os.environ.items() if not WITHHELD.search(name)}
 
 
 @dataclass(frozen=True)
@@ -219,7 +230,14 @@ def file_problems(path: Path) -> list[str]:
         return [f"{path.name}: not valid YAML{where}"]
     if not isinstance(document, dict):
         return [f"{path.name}: must be a mapping of services, networks, secrets and configs"]
-    lines = _unknown(document, TOP_KEYS, "")
+    text = path.read_text()
+    lines = [
+        f"${{{name}}}: names the deployer's credentials, which a Compose file may not read; give the value another name"
+        for name in sorted({m.group(1) for m in REFERENCE.finditer(text.replace("$$", ""))})
+        if WITHHELD.search(name)
+    ]
+    project = path.resolve().parent
+    lines += _unknown(document, TOP_KEYS, "")
     for name, service in _mapping(document.get("services")).items():
         where = f"services.{name}"
         if not SERVICE_NAME.fullmatch(str(name)):
@@ -235,6 +253,10 @@ def file_problems(path: Path) -> list[str]:
             lines += _unknown(
                 _mapping(_mapping(deploy.get("resources")).get(kind)), RESOURCE_KEYS, f"{where}.deploy.resources.{kind}"
             )
+        env_files = service.get("env_file") or []
+        for entry in [env_files] if isinstance(env_files, (str, dict)) else env_files:
+            file = entry.get("path") if isinstance(entry, dict) else entry
+            lines += _outside(f"{where}.env_file", project, str(file))
         for number, port in enumerate(service.get("ports") or []):
             if isinstance(port, dict) and port.get("mode", "ingress") != "ingress":
                 lines.append(
@@ -249,7 +271,37 @@ def file_problems(path: Path) -> list[str]:
     for kind, allowed in SOURCE_KEYS.items():
         for name, source in _mapping(document.get(kind)).items():
             lines += _unknown(_mapping(source), allowed, f"{kind}.{name}")
+            if "file" in _mapping(source):
+                lines += _outside(f"{kind}.{name}.file", project, str(source["file"]))
+    for name, service in _mapping(document.get("services")).items():
+        build = _mapping(service).get("build") if isinstance(service, dict) else None
+        build = {"context": build} if isinstance(build, str) else _mapping(build)
+        if "context" in build:
+            lines += _outside(f"services.{name}.build.context", project, str(build["context"]))
+            context = project / str(build["context"])
+            lines += _outside(
+                f"services.{name}.build.dockerfile", context, str(build.get("dockerfile") or "Dockerfile")
+            )
     return [f"{path.name}: {line}" for line in lines]
+
+
+def _outside(where: str, directory: Path, given: str) -> list[str]:
+    """A path a file names must stay in `directory` (the Compose file's own, or a build's context) and
+    out of dot-directories: the deployer's credentials, the project's state and passphrase and any
+    host file are not the app's to read."""
+    try:
+        resolved = (directory / given).resolve()
+        inside = resolved.is_relative_to(directory.resolve())
+        hidden = inside and any(part.startswith(".") for part in resolved.relative_to(directory.resolve()).parts)
+    except (OSError, ValueError):
+        inside, hidden = False, False
+    if not inside:
+        return [f"{where}: {given} is outside {directory.resolve()}; keep what the app reads beside its Compose file"]
+    if hidden:
+        return [
+            f"{where}: {given} is in a dot-directory (.git, .pulumi, .aws ...); keep what the app reads out of them"
+        ]
+    return []
 
 
 def _mapping(value: Any) -> dict:
@@ -287,7 +339,7 @@ def run_loader(paths: list[Path]) -> tuple[dict | None, str | None]:
             capture_output=True,
             text=True,
             timeout=LOADER_TIMEOUT_SECONDS,
-            env=os.environ.copy(),
+            env=loader_environment(),
         )
     except subprocess.TimeoutExpired:
         return None, f"docker stack config did not answer in {LOADER_TIMEOUT_SECONDS}s"
@@ -316,7 +368,10 @@ LOADER_MESSAGES: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"error decoding '(?P<path>[\w.]+)': invalid suffix"),
         "{snake}: not a size (a number of bytes, or with b, k, m or g: 512m)",
     ),
-    (re.compile(r"^(?P<path>\S+) (?P<what>.+)$"), "{path}: {what}"),
+    (
+        re.compile(r"^(?P<path>services\.\S+|networks\.\S+|secrets\.\S+|configs\.\S+) "),
+        "{path}: not accepted by Compose's schema (docker stack config -c <file> says why)",
+    ),
 ]
 FORMAT_WORDS = {
     "duration": "a duration (such as 30s, 1m30s)",
@@ -340,7 +395,8 @@ def loader_problem(stderr: str) -> str:
                 format_words=FORMAT_WORDS.get(found.get("format", ""), "valid"),
                 snake=_snake(found.get("path", "")),
             )
-    return text
+    # Not echoed: the loader quotes what it read (an env_file's line may be a password).
+    return "docker stack config refused the files; run docker stack config -c <file> to see why"
 
 
 def _snake(decoder_path: str) -> str:
@@ -359,7 +415,7 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
         for name, spec in sorted(_mapping(merged.get("services")).items())
     ]
     problems = []
-    published: dict[int, str] = {}
+    published: dict[tuple[int, str], str] = {}
     for service in services:
         where = f"services.{service.name}"
         if not service.image and not service.build:
@@ -374,12 +430,13 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
         for port in service.ports:
             if not port.published:
                 problems.append(f"{where}.ports: {port.target} needs a published port (published:target)")
-            elif port.published in published:
+            elif (port.published, port.protocol) in published:
                 problems.append(
-                    f"{where}.ports: {port.published} is published by services.{published[port.published]} already"
+                    f"{where}.ports: {port.published}/{port.protocol} is published by "
+                    f"services.{published[port.published, port.protocol]} already"
                 )
             else:
-                published[port.published] = service.name
+                published[port.published, port.protocol] = service.name
     for kind, named in sources.items():
         for name, source in named.items():
             problems += _source_problems(f"{kind}.{name}", source)
@@ -404,6 +461,10 @@ def _source_problems(where: str, source: Source) -> list[str]:
         return []
     try:
         size = source.file.stat().st_size
+        if not source.file.is_file() or not os.access(source.file, os.R_OK):
+            raise PermissionError
+    except PermissionError:
+        return [f"{where}.file: {source.file} is not a file the deployer can read"]
     except OSError:
         return [f"{where}.file: {source.file} does not exist"]
     if size > MAX_FILE_BYTES:

@@ -414,7 +414,12 @@ def _service_problems(service: ComposeService) -> list[str]:
     """A Compose service's health check and build, checked as the single service's settings are."""
     where = f"services.{service.name}"
     problems = []
-    if service.healthcheck:
+    if service.healthcheck and not service.healthcheck.test and not service.build:
+        problems.append(
+            f"{where}.healthcheck: a prebuilt image needs a test here (the program cannot read the image's own; "
+            "a rolling update waits for each new task to turn healthy)"
+        )
+    elif service.healthcheck:
         try:
             _health_check(service.healthcheck.test)
         except ValueError as exc:
@@ -437,7 +442,7 @@ def _service_problems(service: ComposeService) -> list[str]:
         args=f"{where}.build.args",
     )
     text, arg_problems = build_problems(labels, shown, build.context, build.dockerfile, build.target, set(build.args))
-    if text is not None and not service.healthcheck:
+    if text is not None and not (service.healthcheck and service.healthcheck.test):
         try:
             if image_healthcheck(text, build.target) is None:
                 problems.append(
@@ -828,7 +833,8 @@ class Settings(BaseModel):
             if source.file is None and source.name not in stack_secrets:
                 problems.append(
                     f"{key('compose_file')}: secrets.{name} is external, but {key('secrets')} has no {source.name}; "
-                    f"add it: pulumi config set --secret --path '{key('secrets')}[0]' '{source.name}=...'"
+                    f"add it: pulumi config set --secret --path '{key('secrets')}[{len(self.secrets)}]' "
+                    f"'{source.name}=...'"
                 )
         for service in app.services:
             problems += [f"{key('compose_file')}: {line}" for line in _service_problems(service)]
@@ -1027,7 +1033,7 @@ def _describe(error: dict) -> str:
     where = name + "".join(f"[{part}]" for part in location[1:])
     message = _in_words(error, str(location[0]))
     given = error["input"]
-    if location[0] in (to_camel("service_environment"), to_camel("build_args")):  # names, never values
+    if location[0] in (to_camel("service_environment"), to_camel("build_args"), "secrets"):  # names, never values
         if not isinstance(given, (list, str)):
             return f"{where}: {message}"
         given = [_name_only(e) for e in given] if isinstance(given, list) else _name_only(given)

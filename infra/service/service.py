@@ -243,7 +243,7 @@ def compose_healthcheck(service: ComposeService) -> HealthCheck:
     """The Compose file's check at Docker's defaults for what it leaves out (30s, 30s, 0s, 3 retries),
     or a built image's own HEALTHCHECK as its Dockerfile writes it (the settings require one of them)."""
     check = service.healthcheck
-    if check is None:
+    if check is None or not check.test:
         assert service.build, "validated: a prebuilt image's service has a healthcheck"
         found = image_healthcheck((service.build.context / service.build.dockerfile).read_text(), service.build.target)
         assert found, "validated: the image has a HEALTHCHECK"

@@ -138,7 +138,7 @@ def test_references_and_ports_are_checked_after_the_loader(tmp_path):
         "services.web.secrets: nope is not declared under the top-level secrets",
         "services.web.configs: missing is not declared under the top-level configs",
         "services.web.networks: back is not declared under the top-level networks",
-        "services.web.ports: 8080 is published by services.api already",
+        "services.web.ports: 8080/tcp is published by services.api already",
         "services.web.ports: 9000 needs a published port (published:target)",
         f"secrets.key.file: {tmp_path}/key.txt does not exist",
     ]
@@ -266,4 +266,46 @@ def test_compose_on_aws_is_refused_for_now(monkeypatch):
     assert [line.strip() for line in settings_error(config, SECRET)] == [
         "restdemo:composeFile: not yet on AWS stacks (a route per service through the load balancer comes first); "
         "deploy the Compose file on a stack with platform local"
+    ]
+
+
+def test_a_file_may_not_read_the_deployers_credentials_or_files_outside_its_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "do-not-leak")
+    (tmp_path / "app").mkdir()
+    compose = write(
+        tmp_path / "app",
+        "compose.yaml",
+        """\
+        services:
+          web:
+            image: x
+            environment: {K: "${AWS_SECRET_ACCESS_KEY}"}
+            env_file: /root/.netrc
+            secrets: [pp]
+        secrets: {pp: {file: ../../.pulumi/passphrase}}
+        """,
+    )
+    problems = problems_of(compose)
+    assert problems == [
+        "compose.yaml: ${AWS_SECRET_ACCESS_KEY}: names the deployer's credentials, which a Compose file may not read; "
+        "give the value another name",
+        f"compose.yaml: services.web.env_file: /root/.netrc is outside {tmp_path}/app; keep what the app reads beside "
+        "its Compose file",
+        f"compose.yaml: secrets.pp.file: ../../.pulumi/passphrase is outside {tmp_path}/app; keep what the app reads "
+        "beside its Compose file",
+    ]
+    assert "do-not-leak" not in "".join(problems)
+
+
+def test_a_malformed_secrets_setting_never_shows_a_value():
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"restdemo:secrets": '["DB=hunter2", "DB=other"]'}, SECRET)
+    assert "hunter2" not in str(caught.value) and "DB=..." in str(caught.value)
+
+
+def test_a_prebuilt_image_needs_a_test_not_just_timings(tmp_path):
+    compose = write(tmp_path, "compose.yaml", "services:\n  db: {image: postgres, healthcheck: {interval: 5s}}\n")
+    assert [line.strip() for line in settings_error(compose_stack(compose))] == [
+        "restdemo:composeFile: services.db.healthcheck: a prebuilt image needs a test here (the program cannot read "
+        "the image's own; a rolling update waits for each new task to turn healthy)"
     ]
