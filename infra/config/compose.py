@@ -48,8 +48,27 @@ DEPLOY_KEYS = frozenset(
 )
 BUILD_KEYS = frozenset({"context", "dockerfile", "target", "args"})
 RESOURCE_KEYS = frozenset({"cpus", "memory"})
+ROLLOUT_KEYS = frozenset({"parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"})
+# The nested sections a service may have, below `services.<name>.`, and what each takes.
+NESTED_KEYS = {
+    "deploy.placement": frozenset({"constraints", "preferences", "max_replicas_per_node"}),
+    "deploy.restart_policy": frozenset({"condition", "delay", "max_attempts", "window"}),
+    "deploy.update_config": ROLLOUT_KEYS,
+    "deploy.rollback_config": ROLLOUT_KEYS,
+    "deploy.resources": frozenset({"limits", "reservations"}),
+    "deploy.resources.limits": RESOURCE_KEYS,
+    "deploy.resources.reservations": RESOURCE_KEYS,
+    "healthcheck": frozenset({"test", "interval", "timeout", "retries", "start_period", "disable"}),
+}
+# The long forms of a service's list entries, and what each takes.
+ENTRY_KEYS = {
+    "ports": frozenset({"target", "published", "protocol", "mode"}),
+    "secrets": frozenset({"source", "target", "uid", "gid", "mode"}),
+    "configs": frozenset({"source", "target", "uid", "gid", "mode"}),
+}
+SERVICE_NETWORK_KEYS = frozenset({"aliases"})
 TOP_KEYS = frozenset({"version", "services", "networks", "secrets", "configs"})
-NETWORK_KEYS = frozenset({"driver", "internal", "labels"})
+NETWORK_KEYS = frozenset({"driver", "internal"})
 SOURCE_KEYS = {"secrets": frozenset({"file", "external", "name"}), "configs": frozenset({"file"})}
 
 # What to do instead, for the keys people write most; any other gets GENERIC.
@@ -78,10 +97,7 @@ INSTEAD = {
     "extra_hosts": "not supported: services reach each other by name; remove it",
     "profiles": "not supported: docker stack deploy deploys every service; split the file into overlays instead",
 }
-GENERIC = (
-    "not supported: this program deploys image or build, command, entrypoint, environment, env_file, ports, "
-    "healthcheck, deploy, secrets, configs, networks, stop_grace_period and labels; remove it"
-)
+GENERIC = "not supported: this program deploys {allowed} {here}; remove it"
 
 SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 # Docker's limit for a secret's or config's data (moby daemon/cluster/convert: MaxSecretSize).
@@ -177,6 +193,10 @@ class ComposeService:
     constraints: list[str]
     preferences: list[str]
     restart_condition: str
+    restart_delay: float | None
+    restart_max_attempts: int | None
+    restart_window: float | None
+    max_replicas_per_node: int | None
     secrets: list[Mount]
     configs: list[Mount]
     # network -> the extra aliases the service has on it (its own name always)
@@ -249,10 +269,17 @@ def file_problems(path: Path) -> list[str]:
         lines += _unknown(_mapping(service.get("build")), BUILD_KEYS, f"{where}.build")
         deploy = _mapping(service.get("deploy"))
         lines += _unknown(deploy, DEPLOY_KEYS, f"{where}.deploy")
-        for kind in ("limits", "reservations"):
-            lines += _unknown(
-                _mapping(_mapping(deploy.get("resources")).get(kind)), RESOURCE_KEYS, f"{where}.deploy.resources.{kind}"
-            )
+        for section, allowed in NESTED_KEYS.items():
+            found = service
+            for part in section.split("."):
+                found = _mapping(found.get(part))
+            lines += _unknown(found, allowed, f"{where}.{section}")
+        for kind, allowed in ENTRY_KEYS.items():
+            for number, entry in enumerate(service.get(kind) or []):
+                lines += _unknown(_mapping(entry), allowed, f"{where}.{kind}[{number}]")
+        networks = service.get("networks")
+        for network, options in networks.items() if isinstance(networks, dict) else []:
+            lines += _unknown(_mapping(options), SERVICE_NETWORK_KEYS, f"{where}.networks.{network}")
         env_files = service.get("env_file") or []
         for entry in [env_files] if isinstance(env_files, (str, dict)) else env_files:
             file = entry.get("path") if isinstance(entry, dict) else entry
@@ -316,8 +343,23 @@ def _unknown(section: dict, allowed: frozenset[str], where: str) -> list[str]:
         path = f"{where}.{name}" if where else str(name)
         # The hint for `deploy.mode` is keyed without the service: `services.web.deploy.mode` -> `deploy.mode`.
         short = path.split(".", 2)[2] if path.startswith("services.") and path.count(".") >= 2 else path
-        lines.append(f"{path}: {INSTEAD.get(short) or INSTEAD.get(str(name)) or GENERIC}")
+        generic = GENERIC.format(allowed=_words(allowed), here=_section(where))
+        lines.append(f"{path}: {INSTEAD.get(short) or INSTEAD.get(str(name)) or generic}")
     return lines
+
+
+def _section(where: str) -> str:
+    """Where a key is, in words: `services.web.deploy.placement` -> `in deploy.placement`."""
+    if not where:
+        return "at the top of a Compose file"
+    if where.startswith("services."):
+        return f"in {where.split('.', 2)[2]}" if where.count(".") >= 2 else "in a service"
+    return f"in {where}"
+
+
+def _words(names: frozenset[str]) -> str:
+    ordered = sorted(names)
+    return ", ".join(ordered[:-1]) + f" and {ordered[-1]}" if len(ordered) > 1 else ordered[0]
 
 
 def run_loader(paths: list[Path]) -> tuple[dict | None, str | None]:
@@ -558,6 +600,10 @@ def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
         constraints=list(_mapping(deploy.get("placement")).get("constraints") or []),
         preferences=[p["spread"] for p in _mapping(deploy.get("placement")).get("preferences") or []],
         restart_condition=str(_mapping(deploy.get("restart_policy")).get("condition", "any")),
+        restart_delay=_seconds(_mapping(deploy.get("restart_policy")).get("delay")),
+        restart_max_attempts=_mapping(deploy.get("restart_policy")).get("max_attempts"),
+        restart_window=_seconds(_mapping(deploy.get("restart_policy")).get("window")),
+        max_replicas_per_node=_mapping(deploy.get("placement")).get("max_replicas_per_node"),
         secrets=_mounts(spec.get("secrets"), "/run/secrets"),
         configs=_mounts(spec.get("configs"), ""),
         networks={str(net): list(_mapping(opts).get("aliases") or []) for net, opts in networks.items()},

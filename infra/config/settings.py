@@ -410,6 +410,34 @@ COMPOSE_REPLACES = {
 }
 
 
+# Docker's own ports on a node: the API (2375, 2376), swarm's management, gossip and overlay traffic.
+DOCKER_PORTS = (2375, 2376, 2377, 7946, 4789)
+
+
+def _rollout_seconds(settings: Settings, service: ComposeService) -> float | None:
+    """Until swarm marks a Compose service's update completed, as `Settings.swarm_update_seconds` works it
+    for the single service; None when its health check cannot be read (reported already)."""
+    interval = service.healthcheck.interval if service.healthcheck and service.healthcheck.test else None
+    if service.healthcheck and service.healthcheck.test and interval is None:
+        interval = 30.0  # Docker's default
+    if interval is None and service.build:
+        try:
+            found = image_healthcheck(
+                (service.build.context / service.build.dockerfile).read_text(), service.build.target
+            )
+        except (OSError, UnicodeDecodeError, DockerfileError):
+            return None
+        interval = found.interval if found else None
+    if interval is None:
+        return None
+    update = service.update
+    parallelism = update.parallelism or settings.update_parallelism
+    delay = settings.update_delay if update.delay is None else update.delay
+    monitor = settings.update_monitor if update.monitor is None else update.monitor
+    batches = -(-service.replicas // parallelism)
+    return batches * interval + batches * delay + monitor
+
+
 def _service_problems(service: ComposeService) -> list[str]:
     """A Compose service's health check and build, checked as the single service's settings are."""
     where = f"services.{service.name}"
@@ -838,7 +866,59 @@ class Settings(BaseModel):
                 )
         for service in app.services:
             problems += [f"{key('compose_file')}: {line}" for line in _service_problems(service)]
+        problems += [f"{key('compose_file')}: {line}" for line in self._fit_problems(app)]
         object.__setattr__(self, "_app", app)
+        return problems
+
+    def _fit_problems(self, app: ComposeApp) -> list[str]:
+        """What the stack's settings make of each Compose service: names within swarm's limits, ports
+        no one else on the engine holds, resources and build arguments as the single service's are
+        held to, and a rollout `pulumi up` waits for to the end."""
+        problems = []
+        names = [
+            *((f"services.{s.name}", s.name, 63) for s in app.services),
+            *((f"networks.{n}", n, 63) for n in app.networks),
+            # secrets and configs carry `_` and 12 hexadecimal digits of their content's hash
+            *((f"{kind}.{k}", f"{k}_{'0' * 12}", 64) for kind in ("secrets", "configs") for k in getattr(app, kind)),
+        ]
+        for where, name, limit in names:
+            full = f"{self.service_name}_{name}"
+            if len(full) > limit:
+                problems.append(
+                    f"{where}: its name in the swarm, {self.service_name}_{name.removesuffix('_' + '0' * 12)}..., "
+                    f"would be {len(full)} characters, over swarm's {limit}; shorten it or {key('service_name')}"
+                )
+        taken = {self.local_registry_port: f"{key('local_registry_port')}", **dict.fromkeys(DOCKER_PORTS, "Docker")}
+        for service in app.services:
+            where = f"services.{service.name}"
+            for port in service.ports:
+                if port.published in taken:
+                    problems.append(f"{where}.ports: {port.published} is {taken[port.published]}'s; publish another")
+            for name in service.build.args if service.build else {}:
+                if name in PROGRAM_BUILD_ARGS or name.startswith("BUILDKIT_") or name in PREDEFINED_ARGS:
+                    problems.append(
+                        f"{where}.build.args: {name} is set by the program or BuildKit itself; leave it out"
+                    )
+            for what, reservation, limit, default in (
+                ("memory", service.memory_reservation, service.memory_limit, self.service_memory_limit_mb << 20),
+                ("cpus", service.cpu_reservation, service.cpu_limit, self.service_cpu_limit),
+            ):
+                if reservation is not None and reservation > (limit if limit is not None else default):
+                    whose = "its limit" if limit is not None else f"the stack's limit ({default:g}) where it gives none"
+                    problems.append(f"{where}.deploy.resources.reservations.{what}: above {whose}")
+            for section, rollout in (("update_config", service.update), ("rollback_config", service.rollback)):
+                ratio = rollout.max_failure_ratio
+                if ratio is not None and round(ratio, 1) != ratio:
+                    problems.append(
+                        f"{where}.deploy.{section}.max_failure_ratio = {ratio:g}: in tenths (0.1, 0.2, ...); the "
+                        "provider reads it back in tenths, and would update the service on every up"
+                    )
+            rollout = _rollout_seconds(self, service)
+            if rollout is not None and rollout > self.converge_timeout:
+                problems.append(
+                    f"{key('converge_timeout')} = {self.converge_timeout:g}s: services.{service.name}'s rollout takes "
+                    f"at least {rollout:g}s with its update_config and health check; allow at least that"
+                )
         return problems
 
     @property

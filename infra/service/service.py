@@ -109,7 +109,7 @@ WORKERS_TO_KEEP_OFF_MANAGERS = 2
 
 
 def placement(
-    settings: Settings, prefs: list[str], constraints: list[str] | None = None
+    settings: Settings, prefs: list[str], constraints: list[str] | None = None, max_replicas: int | None = None
 ) -> docker.ServiceTaskSpecPlacementArgs | None:
     """Spread as `prefs` say; on an AWS stack with two workers or more, on workers only, so the
     managers keep their CPU and memory to raft and the swarm's API, and only on workers a manager
@@ -121,9 +121,11 @@ def placement(
         *(["node.role==worker", f"node.labels.{LABEL_ROLE}==worker"] if off_managers else []),
         *(constraints or []),
     ]
-    if not (prefs or constraints):
+    if not (prefs or constraints or max_replicas):
         return None
-    return docker.ServiceTaskSpecPlacementArgs(prefs=prefs or None, constraints=constraints or None)
+    return docker.ServiceTaskSpecPlacementArgs(
+        prefs=prefs or None, constraints=constraints or None, max_replicas=max_replicas or None
+    )
 
 
 def healthcheck(check: HealthCheck | None) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
@@ -171,7 +173,11 @@ class ServiceUnit:
     resources: docker.ServiceTaskSpecResourcesArgs
     placement: docker.ServiceTaskSpecPlacementArgs | None
     stop_grace_period: float
-    restart_condition: str = "any"
+    restart: docker.ServiceTaskSpecRestartPolicyArgs = field(
+        default_factory=lambda: docker.ServiceTaskSpecRestartPolicyArgs(
+            condition="any", delay="5s", max_attempts=0, window="0s"
+        )
+    )
     entrypoint: list[str] | None = None
     args: list[str] | None = None
     # network (its Compose name; `default` the stack's own) -> its names there beside the service's
@@ -225,9 +231,16 @@ def compose_service(
         update=update_config(settings, service.update),
         rollback=rollback_config(settings, service.rollback),
         resources=resources(settings, service),
-        placement=placement(settings, [*placement_prefs, *service.preferences], service.constraints),
+        placement=placement(
+            settings, [*placement_prefs, *service.preferences], service.constraints, service.max_replicas_per_node
+        ),
         stop_grace_period=_given(service.stop_grace_period, settings.stop_grace_period),
-        restart_condition=service.restart_condition,
+        restart=docker.ServiceTaskSpecRestartPolicyArgs(
+            condition=service.restart_condition,
+            delay=docker_duration(_given(service.restart_delay, 5.0)),
+            max_attempts=_given(service.restart_max_attempts, 0),
+            window=docker_duration(_given(service.restart_window, 0.0)),
+        ),
         entrypoint=service.entrypoint,
         args=service.command,
         networks=service.networks,
@@ -303,9 +316,7 @@ def task_spec(
             ]
             or None,
         ),
-        restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
-            condition=unit.restart_condition, delay="5s", max_attempts=0, window="0s"
-        ),
+        restart_policy=unit.restart,
         resources=unit.resources,
         placement=unit.placement,
         networks_advanceds=[
@@ -450,25 +461,23 @@ class SwarmService(pulumi.ComponentResource):
     def _stored(
         self, name: str, settings: Settings, contents: dict[str, dict[str, bytes]], provider: docker.Provider
     ) -> dict[str, dict[str, StoredObject]]:
-        """A Docker secret or config per content, named by its hash: a new value is created before the
-        services move to it, and the old one deleted after (Pulumi replaces create-before-delete)."""
+        """A Docker secret or config per content, named (and keyed in the state) by its hash: a new value
+        is a new resource, made before the services move to it; the old one, gone from the program, is
+        deleted at the end of an `up` that moved them, and kept by one that failed (swarm rolled the
+        service back to it), so the next `up` finds it still there."""
         stored: dict[str, dict[str, StoredObject]] = {"secrets": {}, "configs": {}}
-        for key, content in contents.get("secrets", {}).items():
-            secret = docker.Secret(
-                f"{name}-secret-{key}",
-                name=content_name(settings, key, content),
-                data=pulumi.Output.secret(base64.b64encode(content).decode()),
-                opts=pulumi.ResourceOptions(parent=self, provider=provider),
-            )
-            stored["secrets"][key] = StoredObject(secret.id, secret.name)
-        for key, content in contents.get("configs", {}).items():
-            config = docker.ServiceConfig(
-                f"{name}-config-{key}",
-                name=content_name(settings, key, content),
-                data=base64.b64encode(content).decode(),
-                opts=pulumi.ResourceOptions(parent=self, provider=provider),
-            )
-            stored["configs"][key] = StoredObject(config.id, config.name)
+        for kind, resource in (("secrets", docker.Secret), ("configs", docker.ServiceConfig)):
+            for key, content in contents.get(kind, {}).items():
+                physical = content_name(settings, key, content)
+                data = base64.b64encode(content).decode()
+                made = resource(
+                    f"{name}-{kind[:-1]}-{key}-{physical.rsplit('_', 1)[1]}",
+                    name=physical,
+                    # A config is not secret to swarm (docker config inspect shows it), nor in the state.
+                    data=pulumi.Output.secret(data) if kind == "secrets" else data,
+                    opts=pulumi.ResourceOptions(parent=self, provider=provider),
+                )
+                stored[kind][key] = StoredObject(made.id, made.name)
         return stored
 
     def _service(

@@ -41,7 +41,8 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
             depends_on: [db]
             privileged: true
             frobnicate: 1
-            ports: [{target: 80, published: 80, mode: host}]
+            ports: [{target: 80, published: 80, mode: host, host_ip: 127.0.0.1}]
+            networks: {front: {ipv4_address: 10.0.0.9}}
             build: {context: ., secrets: [token]}
             deploy: {mode: global, resources: {limits: {pids: 10}}}
             x-anything: allowed
@@ -61,24 +62,26 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
         "deploy ignores it); make the service retry until what it needs answers, and remove it",
         "compose.yaml: services.web.privileged: refused: a service with the host's privileges would hand the node "
         "to whoever controls its image",
-        "compose.yaml: services.web.frobnicate: not supported: this program deploys image or build, command, "
-        "entrypoint, environment, env_file, ports, healthcheck, deploy, secrets, configs, networks, "
-        "stop_grace_period and labels; remove it",
+        "compose.yaml: services.web.frobnicate: not supported: this program deploys build, command, configs, "
+        "deploy, entrypoint, env_file, environment, healthcheck, image, labels, networks, ports, secrets and "
+        "stop_grace_period in a service; remove it",
         "compose.yaml: services.web.build.secrets: not yet: build secrets other than restdemo:buildCaBundle; keep "
         "secrets out of the build",
         "compose.yaml: services.web.deploy.mode: not yet: every service is replicated (deploy.replicas); a global "
         "service is not deployed",
-        "compose.yaml: services.web.deploy.resources.limits.pids: not supported: this program deploys image or "
-        "build, command, entrypoint, environment, env_file, ports, healthcheck, deploy, secrets, configs, "
-        "networks, stop_grace_period and labels; remove it",
+        "compose.yaml: services.web.deploy.resources.limits.pids: not supported: this program deploys cpus and "
+        "memory in deploy.resources.limits; remove it",
+        "compose.yaml: services.web.ports[0].host_ip: not supported: this program deploys mode, protocol, published "
+        "and target in ports[0]; remove it",
+        "compose.yaml: services.web.networks.front.ipv4_address: not supported: this program deploys aliases in "
+        "networks.front; remove it",
         "compose.yaml: services.web.ports[0]: mode host is not supported: ports are published on the routing mesh "
         "(mode ingress), where every node answers for them",
         "compose.yaml: services.db.volumes: not yet: a task's files go with it; keep data in a database or object "
         "store for now",
         "compose.yaml: networks.front.driver: a stack's networks are overlay networks; remove it or write overlay",
-        "compose.yaml: secrets.token.environment: not supported: this program deploys image or build, command, "
-        "entrypoint, environment, env_file, ports, healthcheck, deploy, secrets, configs, networks, "
-        "stop_grace_period and labels; remove it",
+        "compose.yaml: secrets.token.environment: not supported: this program deploys external, file and name in "
+        "secrets.token; remove it",
     ]
 
 
@@ -308,4 +311,40 @@ def test_a_prebuilt_image_needs_a_test_not_just_timings(tmp_path):
     assert [line.strip() for line in settings_error(compose_stack(compose))] == [
         "restdemo:composeFile: services.db.healthcheck: a prebuilt image needs a test here (the program cannot read "
         "the image's own; a rolling update waits for each new task to turn healthy)"
+    ]
+
+
+def test_what_the_stack_makes_of_each_service_is_checked(tmp_path):
+    compose = write(
+        tmp_path,
+        "compose.yaml",
+        """\
+        services:
+          web:
+            image: x
+            healthcheck: {test: [CMD, /bin/check], interval: 10s}
+            ports: ["5000:80", "2377:81"]
+            deploy:
+              replicas: 10
+              update_config: {delay: 1m, max_failure_ratio: 0.25}
+              resources: {limits: {memory: 64M}, reservations: {memory: 128M, cpus: "2"}}
+          a-service-name-of-thirty-chars:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+        """,
+    )
+    config = compose_stack(compose, **{"restdemo:serviceName": "a-stack-name-of-forty-characters-exactly"})
+    assert [line.strip() for line in settings_error(config)] == [
+        "restdemo:composeFile: services.a-service-name-of-thirty-chars: its name in the swarm, "
+        "a-stack-name-of-forty-characters-exactly_a-service-name-of-thirty-chars..., would be 71 characters, "
+        "over swarm's 63; shorten it or restdemo:serviceName",
+        "restdemo:composeFile: services.web.ports: 5000 is restdemo:localRegistryPort's; publish another",
+        "restdemo:composeFile: services.web.ports: 2377 is Docker's; publish another",
+        "restdemo:composeFile: services.web.deploy.resources.reservations.memory: above its limit",
+        "restdemo:composeFile: services.web.deploy.resources.reservations.cpus: above the stack's limit (0.5) "
+        "where it gives none",
+        "restdemo:composeFile: services.web.deploy.update_config.max_failure_ratio = 0.25: in tenths (0.1, 0.2, "
+        "...); the provider reads it back in tenths, and would update the service on every up",
+        "restdemo:composeFile: restdemo:convergeTimeout = 600s: services.web's rollout takes at least 730s with its "
+        "update_config and health check; allow at least that",
     ]

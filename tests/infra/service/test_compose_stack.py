@@ -103,7 +103,7 @@ def test_a_secret_is_named_by_its_content_mounted_where_compose_says_and_never_i
             "fileMode": 292,
             "fileName": "/run/secrets/greeting",
             "fileUid": "0",
-            "secretId": "restdemo-secret-greeting-id",
+            "secretId": f"restdemo-secret-greeting-{digest}-id",
             "secretName": f"restdemo_greeting_{digest}",
         }
     ]
@@ -113,9 +113,13 @@ def test_a_secret_is_named_by_its_content_mounted_where_compose_says_and_never_i
 
 
 def test_a_new_secret_value_changes_the_services_that_mount_it_and_no_other():
-    before, after = services(compose_run()), services(compose_run(greeting="a new greeting"))
+    first, second = compose_run(), compose_run(greeting="a new greeting")
+    before, after = services(first), services(second)
     changed = sorted(name for name in before if before[name] != after[name])
     assert changed == ["restdemo_web"]
+    # Another resource, not the same one renamed: the old stays until an `up` has moved the service.
+    secrets = [{r.name for r in run.registered if r.type == "docker:index/secret:Secret"} for run in (first, second)]
+    assert len(secrets[0] | secrets[1]) == 2
 
 
 def test_a_change_to_one_service_in_an_overlay_leaves_the_others_as_they_were(tmp_path):
@@ -124,3 +128,20 @@ def test_a_change_to_one_service_in_an_overlay_leaves_the_others_as_they_were(tm
     before = services(compose_run())
     after = services(compose_run(**{"restdemo:composeFile": [str(COMPOSE), str(overlay)]}))
     assert sorted(name for name in before if before[name] != after[name]) == ["restdemo_admin"]
+
+
+def test_restart_policy_and_replicas_per_node_are_the_files(tmp_path):
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text(
+        "services:\n  admin:\n    deploy:\n"
+        "      restart_policy: {condition: on-failure, delay: 30s, max_attempts: 3, window: 2m}\n"
+        "      placement: {max_replicas_per_node: 1, constraints: [node.role==manager]}\n"
+    )
+    admin = services(compose_run(**{"restdemo:composeFile": [str(COMPOSE), str(overlay)]}))["restdemo_admin"]
+    assert admin["taskSpec"]["restartPolicy"] == {
+        "condition": "on-failure",
+        "delay": "30s",
+        "maxAttempts": 3,
+        "window": "2m",
+    }
+    assert admin["taskSpec"]["placement"] == {"constraints": ["node.role==manager"], "maxReplicas": 1}
