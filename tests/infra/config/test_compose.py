@@ -23,6 +23,10 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
+def compose_in(directory: Path, text: str) -> Path:
+    return write(directory, "compose.yaml", text)
+
+
 def problems_of(*paths: Path) -> list[str]:
     with pytest.raises(ComposeError) as caught:
         load_app(list(paths))
@@ -30,9 +34,8 @@ def problems_of(*paths: Path) -> list[str]:
 
 
 def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_path):
-    compose = write(
+    compose = compose_in(
         tmp_path,
-        "compose.yaml",
         """\
         services:
           web:
@@ -119,9 +122,8 @@ def test_a_missing_env_file_and_bad_yaml_are_named(tmp_path):
 
 
 def test_references_and_ports_are_checked_after_the_loader(tmp_path):
-    compose = write(
+    compose = compose_in(
         tmp_path,
-        "compose.yaml",
         """\
         services:
           web:
@@ -229,9 +231,8 @@ def test_secrets_in_plain_text_are_refused_without_their_value():
 def test_a_compose_build_and_health_check_are_checked_as_the_single_services(tmp_path):
     (tmp_path / "svc").mkdir()
     write(tmp_path / "svc", "Dockerfile", "FROM scratch AS one\nARG TOKEN\nEXPOSE 80\nRUN echo $TOKEN\n")
-    compose = write(
+    compose = compose_in(
         tmp_path,
-        "compose.yaml",
         """\
         services:
           web:
@@ -315,9 +316,8 @@ def test_a_prebuilt_image_needs_a_test_not_just_timings(tmp_path):
 
 
 def test_what_the_stack_makes_of_each_service_is_checked(tmp_path):
-    compose = write(
+    compose = compose_in(
         tmp_path,
-        "compose.yaml",
         """\
         services:
           web:
