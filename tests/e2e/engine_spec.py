@@ -26,8 +26,10 @@ def parse_go_duration(text: str | None) -> int:
         return 0
 
 
-def create_container_spec(container: dict[str, Any]) -> dict[str, Any]:
-    """createContainerSpec: image, env (mapTypeMapValsToStringSlice), healthcheck, stop signal and grace."""
+def create_container_spec(container: dict[str, Any], object_ids: dict[str, str] | None = None) -> dict[str, Any]:
+    """createContainerSpec: image, command and args, labels, env (mapTypeMapValsToStringSlice),
+    healthcheck, stop signal and grace, and the secrets and configs it mounts (their ids mapped, as
+    the networks' are, to the objects made on the engine under test)."""
     health = container.get("healthcheck") or {}
     spec: dict[str, Any] = {
         "Image": container["image"],
@@ -45,6 +47,30 @@ def create_container_spec(container: dict[str, Any]) -> dict[str, Any]:
     }
     if container.get("stopSignal"):
         spec["StopSignal"] = container["stopSignal"]
+    if container.get("commands"):
+        spec["Command"] = list(container["commands"])
+    if container.get("args"):
+        spec["Args"] = list(container["args"])
+    if container.get("labels"):
+        spec["Labels"] = {label["label"]: label["value"] for label in container["labels"]}
+    object_ids = object_ids or {}
+    for kind, id_key, name_key in (("secrets", "SecretID", "SecretName"), ("configs", "ConfigID", "ConfigName")):
+        wire = "secret" if kind == "secrets" else "config"
+        references = [
+            {
+                "File": {
+                    "Name": ref["fileName"],
+                    "UID": ref.get("fileUid", "0"),
+                    "GID": ref.get("fileGid", "0"),
+                    "Mode": int(ref.get("fileMode", 0o444)),
+                },
+                id_key: object_ids.get(ref[f"{wire}Id"], ref[f"{wire}Id"]),
+                name_key: ref[f"{wire}Name"],
+            }
+            for ref in container.get(kind) or []
+        ]
+        if references:
+            spec[kind.capitalize()] = references
     return spec
 
 
@@ -67,16 +93,26 @@ def string_set_to_placement_prefs(prefs: list[str]) -> list[dict[str, Any]]:
 
 def create_placement(placement: dict[str, Any] | None) -> dict[str, Any]:
     placement = placement or {}
-    return {
+    spec = {
         "Constraints": list(placement.get("constraints") or []),
         "Preferences": string_set_to_placement_prefs(placement.get("prefs") or []),
     }
+    if placement.get("maxReplicas"):
+        spec["MaxReplicas"] = int(placement["maxReplicas"])
+    return spec
 
 
 def create_service_advanced_networks(networks: list[dict[str, Any]], network_ids: dict[str, str]) -> list[dict]:
     """createServiceAdvancedNetworks: Target is `id` (else `name`); here the program's network resource
     id is mapped to the real network's id on the engine under test."""
-    return [{"Target": network_ids.get(n.get("id") or n["name"], n.get("id") or n["name"])} for n in networks]
+    attachments = []
+    for network in networks:
+        target = network.get("id") or network["name"]
+        attachment: dict[str, Any] = {"Target": network_ids.get(target, target)}
+        if network.get("aliases"):
+            attachment["Aliases"] = list(network["aliases"])
+        attachments.append(attachment)
+    return attachments
 
 
 def create_resources(resources: dict[str, Any] | None) -> dict[str, Any]:
@@ -94,7 +130,7 @@ def create_resources(resources: dict[str, Any] | None) -> dict[str, Any]:
 
 def create_task_spec(task: dict[str, Any], network_ids: dict[str, str]) -> dict[str, Any]:
     return {
-        "ContainerSpec": create_container_spec(task["containerSpec"]),
+        "ContainerSpec": create_container_spec(task["containerSpec"], network_ids),
         "Resources": create_resources(task.get("resources")),
         "RestartPolicy": create_restart_policy(task.get("restartPolicy")),
         "Placement": create_placement(task.get("placement")),

@@ -6,6 +6,7 @@ Used by the e2e tier (tests/e2e) and by the rollout benchmark (scripts/bench.py)
 
 from __future__ import annotations
 
+import base64
 import os
 import string
 import subprocess
@@ -103,7 +104,7 @@ def build_and_push(client, image_inputs: dict) -> str:
     build_image(
         Path(os.getcwd()) / image_inputs["context"]["location"],
         name,
-        target=image_inputs["target"],
+        target=image_inputs.get("target"),
         build_args=image_inputs["buildArgs"],
         dockerfile=Path(os.getcwd()) / image_inputs["dockerfile"]["location"],
     )
@@ -234,23 +235,62 @@ def start_load_balancer(
     constraints: list[str] | None = None,
 ) -> tuple[str, object, object]:
     """HAProxy as a swarm service on the overlay network, published in host mode on `host`."""
+    urls, service, config = load_balancer(
+        client,
+        network_id,
+        (backend or Backend()).haproxy_config(),
+        [80],
+        image=image,
+        host=host,
+        constraints=constraints,
+    )
+    return urls[80], service, config
+
+
+def routes_config(routes: dict[int, Backend]) -> bytes:
+    """haproxy.cfg for several services: a frontend on each port in `routes`, to that service's replicas."""
+    template = (HERE / "haproxy.cfg").read_text()
+    head = template.partition("frontend http")[0]
+    backend = "backend $service" + template.partition("\nbackend $service")[2]
+    sections = [head]
+    for listen, route in routes.items():
+        sections.append(
+            f"frontend {route.service}\n    bind :{listen}\n    stats enable\n    stats uri /haproxy-stats\n"
+            f"    default_backend {route.service}\n\n"
+        )
+        sections.append(string.Template(backend).substitute(service=route.service, port=route.port, path=route.path))
+    return "".join(sections).encode()
+
+
+def load_balancer(
+    client,
+    network_id: str,
+    data: bytes,
+    listens: list[int],
+    *,
+    image: str | None = None,
+    host: str = "127.0.0.1",
+    constraints: list[str] | None = None,
+) -> tuple[dict[int, str], object, object]:
+    """HAProxy with `data` as its config, each port it listens on published in host mode on `host`."""
     image = (
         image
         or os.environ.get("RESTDEMO_HAPROXY_IMAGE")
         or (LOCAL_HAPROXY if client.images.list(name=LOCAL_HAPROXY) else "haproxy:2.8")
     )
-    data = (backend or Backend()).haproxy_config()
     config = client.configs.create(name=f"restdemo-lb-{uuid.uuid4().hex[:8]}", data=data)
-    port = free_port()
+    published = {listen: free_port() for listen in listens}
     service = client.services.create(
         image,
-        name="restdemo-lb",
+        name=f"restdemo-lb-{uuid.uuid4().hex[:8]}" if listens != [80] else "restdemo-lb",
         networks=[network_id],
         constraints=constraints,
-        endpoint_spec=docker.types.EndpointSpec(mode="dnsrr", ports={port: (80, "tcp", "host")}),
+        endpoint_spec=docker.types.EndpointSpec(
+            mode="dnsrr", ports={port: (listen, "tcp", "host") for listen, port in published.items()}
+        ),
         configs=[docker.types.ConfigReference(config.id, config.name, filename="/usr/local/etc/haproxy/haproxy.cfg")],
     )
-    return f"http://{host}:{port}", service, config
+    return {listen: f"http://{host}:{port}" for listen, port in published.items()}, service, config
 
 
 def removed(resource) -> bool:
@@ -326,3 +366,80 @@ def steady_load(url: str, rate: float = 20.0, path: str = "/health"):
     finally:
         stop.set()
         thread.join(10)
+
+
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+NETWORK = "docker:index/network:Network"
+
+
+@dataclass
+class AppDeployment:
+    """A Compose app as the program defines it (its docker.Service, docker.Network and docker.Secret
+    resources, captured under mocks) applied to a real swarm in `pulumi up`'s order: networks and new
+    secrets, then the services, each waited on as the provider's converge does, then the secrets the
+    program no longer has removed, last."""
+
+    client: object
+    ids: dict[str, str] = field(default_factory=dict)  # the program's resource ids -> the engine's
+    services: dict[str, str] = field(default_factory=dict)  # a service's name -> its id
+    made: list = field(default_factory=list)
+
+    def apply(self, run: ProgramRun, images: dict[str, str], timeout: float = 300) -> None:
+        for network in run.of_type(NETWORK):
+            if f"{network.name}-id" not in self.ids:
+                made = self.client.networks.create(network.inputs["name"], driver="overlay", attachable=True)
+                self.ids[f"{network.name}-id"] = made.id
+                self.made.append(made)
+        for secret in run.of_type(SECRET):
+            if f"{secret.name}-id" not in self.ids:
+                data = base64.b64decode(secret.inputs["data"])
+                self.ids[f"{secret.name}-id"] = self.client.secrets.create(name=secret.inputs["name"], data=data).id
+        api = self.client.api
+        for service in run.of_type(SERVICE):
+            inputs = service.inputs
+            container = inputs["taskSpec"]["containerSpec"]
+            image = images[repository_of(container["image"])]
+            inputs = {**inputs, "taskSpec": {**inputs["taskSpec"], "containerSpec": {**container, "image": image}}}
+            spec = without_ingress(create_service_spec(inputs, self.ids))
+            if spec["name"] in self.services:
+                found = api.inspect_service(self.services[spec["name"]])
+                api.update_service(found["ID"], version=found["Version"]["Index"], **spec)
+            else:
+                self.services[spec["name"]] = api.create_service(**spec)["ID"]
+        for name in self.services:
+            wait_until(lambda name=name: self.converged(name), timeout, interval=0.5, what=f"{name} converged")
+        kept = {f"{secret.name}-id" for secret in run.of_type(SECRET)}
+        for key in [k for k in self.ids if "-secret-" in k and k not in kept]:
+            self.client.secrets.get(self.ids.pop(key)).remove()
+
+    def _secret_removed(self, secret_id: str) -> bool:
+        try:
+            return removed(self.client.secrets.get(secret_id))
+        except docker.errors.NotFound:
+            return True
+
+    def tasks(self, name: str) -> list[dict]:
+        service = self.client.services.get(self.services[name])
+        return [t for t in service.tasks({"desired-state": "running"}) if t["Status"]["State"] == "running"]
+
+    def converged(self, name: str) -> bool:
+        """Every replica runs the service's current task spec, and no update is in flight."""
+        service = self.client.services.get(self.services[name])
+        spec = service.attrs["Spec"]
+        state = (service.attrs.get("UpdateStatus") or {}).get("State", "completed")
+        tasks = self.tasks(name)
+        return (
+            state in ("completed", "rollback_completed")
+            and len(tasks) == spec["Mode"]["Replicated"]["Replicas"]
+            and all(t["Spec"]["ContainerSpec"] == spec["TaskTemplate"]["ContainerSpec"] for t in tasks)
+        )
+
+    def remove(self) -> None:
+        for service_id in self.services.values():
+            self.client.services.get(service_id).remove()
+        for key, object_id in self.ids.items():
+            if "-secret-" in key:
+                wait_until(lambda i=object_id: self._secret_removed(i), 90, interval=1, what="the secret removed")
+        for network in self.made:
+            wait_until(lambda n=network: removed(n), 90, interval=1, what="the overlay network removed")

@@ -55,22 +55,31 @@ COMPOSE_FILE = "tests/e2e/compose_app/compose.yaml"
 COMPOSE_API_IMAGE = "127.0.0.1:5000/tests/api:1"
 
 
-@functools.cache
-def compose_app_run() -> ProgramRun:
-    config = {
+def compose_app_config(greeting: str = "hello", **more: object) -> dict[str, object]:
+    """The local stack's file with the tests' Compose app and its one secret (`restdemo:secrets`)."""
+    return {
         **stack_config("local"),
         "restdemo:composeFile": [COMPOSE_FILE],
-        "restdemo:secrets": ["greeting=hello"],
+        "restdemo:secrets": [f"greeting={greeting}"],
         "restdemo:healthCheckPath": "/ready",
+        **more,
     }
-    for setting in ("replicas", "healthCheck"):
-        config.pop(f"restdemo:{setting}", None)
-    before = os.environ.get("API_IMAGE")
-    os.environ["API_IMAGE"] = COMPOSE_API_IMAGE
+
+
+def run_compose_app(config: dict[str, object], environment: dict[str, str]) -> ProgramRun:
+    """The program for a Compose stack, with `environment` (what its `${VAR}`s read) set meanwhile."""
+    before = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         return run_program("local", config, secret_keys=["restdemo:secrets"])
     finally:
-        if before is None:
-            del os.environ["API_IMAGE"]
-        else:
-            os.environ["API_IMAGE"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+@functools.cache
+def compose_app_run() -> ProgramRun:
+    return run_compose_app(compose_app_config(), {"API_IMAGE": COMPOSE_API_IMAGE})

@@ -1,7 +1,7 @@
 """One role of the tests' multi-service app, named by ROLE.
 
 GET /ready: 200 while serving (503 once SIGTERM came, for DRAIN_SECONDS, then it stops).
-GET /: who answered (role, RELEASE, hostname), the secret `greeting` it reads from
+GET /: who answered (role, version: RELEASE, hostname), the secret `greeting` it reads from
 /run/secrets/greeting when it has one, and when UPSTREAM names another service, that one's answer,
 fetched by name over the stack's network.
 """
@@ -20,7 +20,11 @@ stopping = threading.Event()
 
 
 def identity() -> dict:
-    found = {"role": os.environ.get("ROLE", ""), "release": os.environ.get("RELEASE", ""), "host": socket.gethostname()}
+    found = {
+        "role": os.environ.get("ROLE", ""),
+        "version": os.environ.get("RELEASE", ""),
+        "hostname": socket.gethostname(),
+    }
     if os.path.exists(SECRET):
         with open(SECRET) as secret:
             found["greeting"] = secret.read().strip()
