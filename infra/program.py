@@ -127,7 +127,7 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
     """The Compose file's services on the local swarm: each built service's image pushed to the stack's
     registry, each prebuilt one pinned by the digest its registry gives now."""
     registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=[])
-    units = []
+    units, images = [], {}
     for service in app.services:
         if service.build:
             image = Image(
@@ -146,6 +146,7 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
             ref = image.ref
         else:
             ref = pinned(service.image)
+        images[service.name] = ref
         units.append(compose_service("restdemo", settings, service, ref, []))
     stack = SwarmService(
         "restdemo",
@@ -163,6 +164,7 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
         "dockerHost": settings.docker_host,
         "serviceName": stack.service_name,
         "services": stack.service_names,
+        "images": images,
         "replicas": stack.replicas,
         "healthCheckPath": settings.health_check_path,
     }

@@ -136,19 +136,29 @@ show_status() {
     echo "restdemo: stack '$stack' has no outputs yet (never deployed here): run 'STACK=$stack make up' first" >&2
     exit 1
   fi
-  service=$(pulumi stack output serviceName --stack "$stack")
   # A stack deployed before healthCheckPath was an output is restdemo's: /health.
   health_path=$(pulumi stack output healthCheckPath --stack "$stack" 2>/dev/null) || health_path=/health
   echo
   echo "restdemo ($stack): $url"
-  echo "image: $(pulumi stack output image --stack "$stack")"
+  # A Compose stack's services and images (outputs services, images), or the single service's.
+  if services=$(pulumi stack output services --json --stack "$stack" 2>/dev/null); then
+    services=$(printf '%s' "$services" | .venv/bin/python -c 'import json, sys; print(*json.load(sys.stdin).values())')
+    pulumi stack output images --json --stack "$stack" \
+      | .venv/bin/python -c 'import json, sys; [print(f"image of {k}: {v}") for k, v in json.load(sys.stdin).items()]'
+  else
+    services=$(pulumi stack output serviceName --stack "$stack")
+    echo "image: $(pulumi stack output image --stack "$stack")"
+  fi
   echo
-  # The swarm at a glance: leader, managers, nodes, replicas by version, the last update (infra/admin/health.py).
-  # Its own one-line error when the swarm does not answer; the rest of the status still follows.
-  on_swarm --docker-env -- .venv/bin/python -m infra.admin.health "$service" || true
-  echo
-  on_swarm --docker-env -- docker service ps "$service" --filter desired-state=running \
-    --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'
+  # The swarm at a glance: leader, managers, nodes, each service's replicas by version and last update
+  # (infra/admin/health.py). Its own one-line error when the swarm does not answer; the rest still follows.
+  # shellcheck disable=SC2086 # one word per service
+  on_swarm --docker-env -- .venv/bin/python -m infra.admin.health $services || true
+  for service in $services; do
+    echo
+    on_swarm --docker-env -- docker service ps "$service" --filter desired-state=running \
+      --format 'table {{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}'
+  done
   echo
   scripts/answers.sh "$url" 6 "$health_path"
 }

@@ -223,9 +223,10 @@ def missing_lines(tasks: list[dict], running_slots: set[str]) -> list[str]:
     return lines
 
 
-def summary(service_name: str, nodes: list[dict], service: dict, tasks: list[dict]) -> str:
-    """The whole summary, from the three commands' parsed output."""
-    return "\n".join([swarm_line(nodes), *service_lines(service_name, service, tasks)])
+def summary(nodes: list[dict], *services: tuple[str, dict, list[dict]]) -> str:
+    """The whole summary from the commands' parsed output: the swarm's line once, then each service's
+    (name, `service inspect`, `service ps`): a Compose stack's, every one of them."""
+    return "\n".join([swarm_line(nodes), *(line for found in services for line in service_lines(*found))])
 
 
 # The commands.
@@ -258,10 +259,12 @@ def json_lines(command: str, text: str) -> list[dict]:
         raise HealthError(f"`{command}` gave what is not JSON lines: {error}") from None
 
 
-def collect(service_name: str) -> tuple[list[dict], dict, list[dict]]:
-    """The three commands, in the order an operator would run them."""
-    node_ls = ("node", "ls", "--format", "{{json .}}")
-    nodes = json_lines("docker node ls", docker(*node_ls))
+def collect_nodes() -> list[dict]:
+    return json_lines("docker node ls", docker("node", "ls", "--format", "{{json .}}"))
+
+
+def collect(service_name: str) -> tuple[dict, list[dict]]:
+    """A service's two commands, in the order an operator would run them."""
     inspect = ("service", "inspect", service_name)
     try:
         services = json.loads(docker(*inspect))
@@ -272,17 +275,17 @@ def collect(service_name: str) -> tuple[list[dict], dict, list[dict]]:
     # --no-trunc: the tasks' images with their digests, as the spec pins them; errors in full.
     service_ps = ("service", "ps", service_name, "--filter", "desired-state=running", "--no-trunc")
     tasks = json_lines("docker service ps", docker(*service_ps, "--format", "{{json .}}"))
-    return nodes, services[0], tasks
+    return services[0], tasks
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m infra.admin.health SERVICE", file=sys.stderr)
+    if not args or any(arg.startswith("-") for arg in args):
+        print("usage: python -m infra.admin.health SERVICE [SERVICE ...]", file=sys.stderr)
         return 2
     try:
-        nodes, service, tasks = collect(args[0])
-        text = summary(args[0], nodes, service, tasks)
+        nodes = collect_nodes()
+        text = summary(nodes, *((name, *collect(name)) for name in args))
     except HealthError as error:
         print(f"restdemo: {error}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -304,3 +305,49 @@ def test_a_platform_it_cannot_read_stops_it_before_anything(tmp_path, platform_l
         "or '  restdemo:platform: aws' under config:\n",
     )
     assert not (repo / ".pulumi").exists()
+
+
+# A deployed Compose stack's outputs, as `pulumi stack output` gives them.
+COMPOSE_OUTPUTS = """#!/bin/sh
+echo "$*" >> "{log}"
+case "$*" in
+  "stack output url --stack local") echo http://127.0.0.1:9 ;;
+  "stack output healthCheckPath --stack local") echo /ready ;;
+  "stack output services --json --stack local") echo '{{"a": "restdemo_api", "w": "restdemo_web"}}' ;;
+  "stack output images --json --stack local") echo '{{"api": "r/api@sha256:1", "web": "r/web:t@sha256:2"}}' ;;
+  "config --json --stack local") echo '{{}}' ;;
+  "stack output --show-secrets --stack local --json") echo '{{"dockerHost": "unix:///var/run/docker.sock"}}' ;;
+esac
+"""
+
+
+def test_status_of_a_compose_stack_covers_every_service(tmp_path):
+    """`make status` on a Compose stack: each service's image, health and tasks, not only the first's."""
+    from tests.infra.admin.test_health import fake_docker, healthy_answers
+
+    bin_dir = fake_docker(
+        tmp_path, {**healthy_answers(), "info": {"stdout": "active\n"}, "info --format": {"stdout": "active\n"}}
+    )
+    (bin_dir / "pulumi").write_text(COMPOSE_OUTPUTS.format(log=tmp_path / "pulumi.log"))
+    (bin_dir / "pulumi").chmod(0o755)
+    result = subprocess.run(
+        [shutil.which("bash"), str(SCRIPT), "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "STACK": "local", "MAKE": "true"},
+        timeout=120,
+    )
+    assert "image of api: r/api@sha256:1\nimage of web: r/web:t@sha256:2\n" in result.stdout, result.stderr
+    assert "restdemo_api: 3 of 3 replicas running" in result.stdout
+    assert "restdemo_web: 3 of 3 replicas running" in result.stdout
+    calls = [json.loads(line)["args"] for line in (bin_dir / "calls.log").read_text().splitlines()]
+    asked = [call[:3] for call in calls if call[0] in ("node", "service")]
+    assert asked == [
+        ["node", "ls", "--format"],
+        ["service", "inspect", "restdemo_api"],
+        ["service", "ps", "restdemo_api"],
+        ["service", "inspect", "restdemo_web"],
+        ["service", "ps", "restdemo_web"],
+        ["service", "ps", "restdemo_api"],
+        ["service", "ps", "restdemo_web"],
+    ]

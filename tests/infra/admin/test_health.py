@@ -85,7 +85,7 @@ HEALTHY = (
 
 
 def test_a_healthy_three_manager_swarm_is_two_lines():
-    assert summary("restdemo", NODES, UPDATED, TASKS) == HEALTHY
+    assert summary(NODES, ("restdemo", UPDATED, TASKS)) == HEALTHY
 
 
 def test_a_lost_quorum_says_so_plainly_and_where_to_read_what_to_do():
@@ -127,7 +127,7 @@ def test_replicas_not_running_are_counted_as_missing_with_what_swarm_says_of_the
             "no suitable node (max replicas per node limit exceed; scheduling constraints not satisfied on 5 nodes)",
         ),
     ]
-    assert summary("restdemo", NODES, UPDATED, tasks).splitlines()[1:] == [
+    assert summary(NODES, ("restdemo", UPDATED, tasks)).splitlines()[1:] == [
         "restdemo: 2 of 3 replicas running, 1 missing; by version: v2 x2; last update: v1 to v2, completed",
         "  restdemo.3: Pending 2 minutes ago: no suitable node "
         "(max replicas per node limit exceed; scheduling constraints not satisfied on 5 nodes)",
@@ -136,7 +136,7 @@ def test_replicas_not_running_are_counted_as_missing_with_what_swarm_says_of_the
 
 def test_a_replica_without_any_task_is_still_missing():
     """Swarm may not have made the task yet: the count comes from the spec, not the task list."""
-    lines = summary("restdemo", NODES, UPDATED, TASKS[:1]).splitlines()
+    lines = summary(NODES, ("restdemo", UPDATED, TASKS[:1])).splitlines()
     assert lines[1:] == [
         "restdemo: 1 of 3 replicas running, 2 missing; by version: v2 x1; last update: v1 to v2, completed"
     ]
@@ -152,7 +152,7 @@ def test_a_rollout_in_progress_counts_replicas_by_slot_and_tasks_by_version():
         task("restdemo.3", V1, "vm-1", "Running 3 hours ago"),
     ]
     updating = service(spec(V2, "v2"), spec(V1, "v1"), "updating", "update in progress")
-    assert summary("restdemo", NODES, updating, tasks) == (
+    assert summary(NODES, ("restdemo", updating, tasks)) == (
         "swarm: leader vm-1; managers 3 of 3 reachable; nodes 5 ready, 0 down\n"
         "restdemo: 3 of 3 replicas running; by version: v2 x1, v1 x2; update in progress from v1 to v2"
     )
@@ -163,7 +163,7 @@ def test_a_rolled_back_update_says_which_version_runs_again_and_where_the_errors
     ("rollback completed") no longer says why."""
     rolled_back = service(spec(V1, "v1"), None, "rollback_completed", "rollback completed")
     tasks = [task("restdemo.1", V1, "vm-4"), task("restdemo.2", V1, "vm-5"), task("restdemo.3", V1, "vm-1")]
-    assert summary("restdemo", NODES, rolled_back, tasks).splitlines()[1:] == [
+    assert summary(NODES, ("restdemo", rolled_back, tasks)).splitlines()[1:] == [
         "restdemo: 3 of 3 replicas running; by version: v1 x3; last update: rolled back to v1",
         FAILED_TASKS,
     ]
@@ -175,7 +175,7 @@ def test_a_rollback_under_way_keeps_swarms_reason_and_reads_the_new_version_from
     message = "update rolled back due to failure or early termination of task q1w2e3r4t5y6"
     rolling_back = service(spec(V1, "v1"), None, "rollback_started", message)
     tasks = [task("restdemo.1", V2, "vm-4"), task("restdemo.2", V1, "vm-5"), task("restdemo.3", V1, "vm-1")]
-    assert summary("restdemo", NODES, rolling_back, tasks).splitlines()[1:] == [
+    assert summary(NODES, ("restdemo", rolling_back, tasks)).splitlines()[1:] == [
         f"restdemo: 3 of 3 replicas running; by version: v1 x2, v2 x1; rolling back to v1 ({message})",
         FAILED_TASKS,
     ]
@@ -198,7 +198,7 @@ def test_a_rollback_under_way_keeps_swarms_reason_and_reads_the_new_version_from
 )
 def test_a_paused_update_or_rollback_says_so_with_swarms_reason(state, message, headline):
     paused = service(spec(V2, "v2"), spec(V1, "v1"), state, message)
-    assert summary("restdemo", NODES, paused, TASKS).splitlines()[1:] == [
+    assert summary(NODES, ("restdemo", paused, TASKS)).splitlines()[1:] == [
         f"restdemo: 3 of 3 replicas running; by version: v2 x3; {headline}",
         FAILED_TASKS,
     ]
@@ -206,7 +206,7 @@ def test_a_paused_update_or_rollback_says_so_with_swarms_reason(state, message, 
 
 def test_a_service_never_updated_has_no_update_status():
     created = service(spec(V2, "v2"))
-    assert summary("restdemo", NODES, created, TASKS).splitlines()[1] == (
+    assert summary(NODES, ("restdemo", created, TASKS)).splitlines()[1] == (
         "restdemo: 3 of 3 replicas running; by version: v2 x3; last update: none since the service was created"
     )
 
@@ -340,8 +340,27 @@ def test_output_of_an_unknown_shape_is_one_line_not_a_traceback(tmp_path):
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("restdemo: docker's output")
 
 
-def test_main_takes_exactly_one_service():
+def test_main_takes_one_service_or_more():
     result = subprocess.run(
         [sys.executable, "-m", "infra.admin.health"], capture_output=True, text=True, cwd=REPO, timeout=60
     )
-    assert (result.returncode, result.stderr) == (2, "usage: python -m infra.admin.health SERVICE\n")
+    assert (result.returncode, result.stderr) == (2, "usage: python -m infra.admin.health SERVICE [SERVICE ...]\n")
+
+
+def test_each_service_of_a_compose_stack_has_its_lines_under_one_swarm_line(tmp_path):
+    bin_dir = fake_docker(tmp_path, healthy_answers())
+    result = run_main(bin_dir, "restdemo_web", "restdemo_api")
+    lines = HEALTHY.splitlines()
+    assert result.stdout.splitlines() == [
+        lines[0],
+        *(line.replace("restdemo", "restdemo_web", 1) for line in lines[1:]),
+        *(line.replace("restdemo", "restdemo_api", 1) for line in lines[1:]),
+    ]
+    calls = [json.loads(line)["args"][:3] for line in (bin_dir / "calls.log").read_text().splitlines()]
+    assert calls == [
+        ["node", "ls", "--format"],
+        ["service", "inspect", "restdemo_web"],
+        ["service", "ps", "restdemo_web"],
+        ["service", "inspect", "restdemo_api"],
+        ["service", "ps", "restdemo_api"],
+    ]
