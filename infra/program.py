@@ -14,6 +14,7 @@ from pulumi.runtime.config import CONFIG, is_config_secret
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
 from infra.config.compose import ComposeApp
+from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.names import AGENT_REPOSITORY
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
@@ -26,7 +27,6 @@ from infra.network.certificate import DomainCertificate
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.service.service import (
-    DockerEndpoint,
     SwarmService,
     compose_name,
     compose_service,

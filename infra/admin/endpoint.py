@@ -23,12 +23,12 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from infra.admin.tunnel import TUNNEL_ADDRESS
+from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.settings import Settings
 from infra.config.tags import tags
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import public_balancer
 from infra.network.network import Network
-from infra.service.service import DockerEndpoint
 from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
 
 CERT_VALIDITY_HOURS = 24 * 365

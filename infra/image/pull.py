@@ -18,10 +18,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from infra.config.iam_policy import account_trusts, allow, policy
 from infra.config.names import regional_name
 from infra.config.settings import Settings
 from infra.config.tags import tags
-from infra.swarm.iam import account_trusts, allow, policy
 
 # What pulling an image takes (ECR User Guide, "Private repository policy examples": pull).
 PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]

@@ -12,12 +12,12 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.iam_policy import account_administers_the_key, policy
 from infra.config.names import resource_name, stack_prefix
 from infra.config.settings import Settings
 from infra.config.tags import tags
 from infra.monitoring.alarms import AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs, runbook
 from infra.monitoring.dashboard import dashboard_body
-from infra.swarm.iam import account_administers_the_key, policy
 
 # What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
 # instance refresh stopped (Auto Scaling's event reference; instance refresh events).

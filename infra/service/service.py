@@ -18,6 +18,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout
+from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.settings import Settings
@@ -35,19 +36,6 @@ def spread_over(node_label: str) -> str:
     The CLI's `spread=` prefix belongs to `docker service create --placement-pref` only.
     """
     return f"node.labels.{node_label}"
-
-
-@dataclass(frozen=True)
-class DockerEndpoint:
-    """Where the swarm's Docker API is; TLS material for a remote (AWS) swarm."""
-
-    host: pulumi.Input[str]
-    ca_pem: pulumi.Input[str] | None = None
-    cert_pem: pulumi.Input[str] | None = None
-    key_pem: pulumi.Input[str] | None = None
-    # The login the provider sends with the service (`--with-registry-auth`): swarm stores it for its
-    # nodes' pulls. A pull-only one (`PullCredentials`); never in docker.Service.auth (see above).
-    registry_auth: docker.ProviderRegistryAuthArgs | None = None
 
 
 # A Compose service that gives no update_config or rollback_config: the stack's settings throughout.

@@ -11,34 +11,11 @@ policy lets a node role decrypt only its own role's parameters (docs/ARCHITECTUR
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
+from infra.config.iam_policy import account_administers_the_key, allow, policy
 from infra.config.names import regional_name
 from restdemo_agent.contract import ROLES, TLS_FILES, WORKER_METRICS_NAMESPACE, tls_parameter, token_parameter
-
-
-def policy(*statements: dict) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
-
-
-def allow(actions: list[str], resources: list[str] | str) -> dict:
-    return {"Effect": "Allow", "Action": sorted(actions), "Resource": resources}
-
-
-def account_trusts(account: str) -> dict:
-    """Trust policy: principals of `account` may assume the role, as their own IAM policies allow."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-
-
-def assume_role(service: str) -> str:
-    """Trust policy: only `service` (ec2.amazonaws.com, autoscaling.amazonaws.com) assumes the role."""
-    return policy({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
 
 
 @dataclass(frozen=True)
@@ -175,17 +152,6 @@ def worker_statements(arns: StackArns) -> list[dict]:
 def role_statements(arns: StackArns, role: str) -> list[dict]:
     own = manager_statements(arns) if role == "manager" else worker_statements(arns)
     return [*node_statements(arns, role), *own]
-
-
-def account_administers_the_key(account: str) -> dict:
-    """A key policy's first statement: the account decides through IAM who else may use the key."""
-    return {
-        "Sid": "AccountAdministersTheKey",
-        "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-        "Action": "kms:*",
-        "Resource": "*",
-    }
 
 
 def key_policy(arns: StackArns) -> str:

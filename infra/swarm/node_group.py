@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.iam_policy import assume_role
 from infra.config.settings import Settings
 from infra.config.tags import tags
-from infra.swarm.iam import assume_role, node_role_name
+from infra.swarm.iam import node_role_name
 from restdemo_agent.contract import LAUNCH_HOOK, LAUNCHING, TERMINATING, TERMINATION_HOOK
 
 # What the group is created with before its separate LifecycleHook takes over; fixed, so that a

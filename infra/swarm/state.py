@@ -11,10 +11,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import names
+from infra.config.iam_policy import allow, assume_role, policy
 from infra.config.names import stack_prefix
 from infra.config.settings import Settings
 from infra.config.tags import tags
-from infra.swarm.iam import allow, assume_role, policy
 
 # A message is hidden from other agents this long after one receives it.
 VISIBILITY_TIMEOUT_SECONDS = 60

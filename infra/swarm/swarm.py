@@ -15,12 +15,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
+from infra.config.iam_policy import policy
 from infra.config.settings import Settings
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.swarm.cloud_init import NodeConfig, render
-from infra.swarm.iam import StackArns, group_arn, policy, role_statements
+from infra.swarm.iam import StackArns, group_arn, role_statements
 from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
 from infra.swarm.secrets_key import SecretsKey
 from infra.swarm.state import SwarmState, role_log_groups
