@@ -14,7 +14,7 @@ from pulumi.runtime.config import CONFIG, is_config_secret
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
 from infra.config.compose import ComposeApp
-from infra.config.docker_endpoint import DockerEndpoint
+from infra.config.docker_endpoint import DockerEndpoint, registry_login_for, registry_of
 from infra.config.names import AGENT_REPOSITORY
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
@@ -127,7 +127,7 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
     """The Compose file's services on the local swarm: each built service's image pushed to the stack's
     registry, each prebuilt one pinned by the digest its registry gives now."""
     registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=[])
-    units, images = [], {}
+    units = []
     for service in app.services:
         if service.build:
             image = Image(
@@ -145,14 +145,13 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
             )
             ref = image.ref
         else:
-            ref = pinned(service.image)
-        images[service.name] = ref
+            ref = None
         units.append(compose_service("restdemo", settings, service, ref, []))
     stack = SwarmService(
         "restdemo",
         settings=settings,
         services=units,
-        endpoint=DockerEndpoint(host=settings.docker_host),
+        endpoint=DockerEndpoint(host=settings.docker_host, logins=prebuilt_logins(settings, app)),
         networks=app.networks,
         contents=stored_contents(settings, app),
     )
@@ -164,19 +163,20 @@ def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input
         "dockerHost": settings.docker_host,
         "serviceName": stack.service_name,
         "services": stack.service_names,
-        "images": images,
+        "images": stack.images,
         "replicas": stack.replicas,
         "healthCheckPath": settings.health_check_path,
     }
 
 
-def pinned(image: str) -> pulumi.Output[str]:
-    """A prebuilt image by the digest its registry gives at deploy (`docker.get_registry_image`):
-    every replica runs the same image, and a tag moved later changes nothing until the next `up`."""
-    if "@sha256:" in image:
-        return pulumi.Output.from_input(image)
-    found = docker.get_registry_image_output(name=image)
-    return found.sha256_digest.apply(lambda digest: f"{image}@{digest}")
+def prebuilt_logins(settings: Settings, app: ComposeApp) -> tuple[docker.ProviderRegistryAuthArgs, ...]:
+    """The provider's registry_auth entries for the registries the prebuilt images come from."""
+    logins = {
+        server: tuple(login.split(":", 1))
+        for server, _, login in (entry.partition("=") for entry in settings.registry_logins)
+    }
+    servers = sorted({registry_of(s.image) for s in app.services if s.image and not s.build})
+    return tuple(entry for server in servers if (entry := registry_login_for(server, logins)))
 
 
 def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> pulumi.Output[str]:

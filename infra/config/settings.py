@@ -243,11 +243,11 @@ def _service_name(name: str) -> str:
     return name
 
 
-def _name_only(entry: Any) -> str:
-    """An environment entry as an error may show it: its name, never its value (which may be a
-    secret someone put there against the advice)."""
+def _name_only(entry: Any, names: re.Pattern[str] | None = None) -> str:
+    """An entry as an error may show it: its name (an environment variable's, or `names`), never its
+    value (which may be a secret)."""
     name, equals, _ = str(entry).partition("=")
-    return f"{name}=..." if equals and ENV_NAME.fullmatch(name) else "(not NAME=value)"
+    return f"{name}=..." if equals and (names or ENV_NAME).fullmatch(name) else "(not NAME=value)"
 
 
 def _named_entries(entries: list[str], reserved: dict[str, str]) -> list[str]:
@@ -286,8 +286,43 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+# A Docker secret's name (swarmkit validateConfigOrSecretAnnotations), which a stack secret is named by.
+SECRET_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
+# A registry as an image reference names it: host[:port], no scheme.
+REGISTRY_HOST = re.compile(r"(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+|\d+(?:\.\d+){3})(?::\d{1,5})?")
+
+
 def _secret_entries(entries: list[str]) -> list[str]:
-    return _named_entries(entries, {})
+    names = []
+    for number, entry in enumerate(entries, 1):
+        name, equals, value = entry.partition("=")
+        if not equals or not SECRET_NAME.fullmatch(name) or not value:
+            raise ValueError(
+                f"entry {number} ({_name_only(entry, SECRET_NAME)}) is not NAME=value with a NAME of letters, "
+                "digits, '.', '_' "
+                "and '-', and a value"
+            )
+        if name in names:
+            raise ValueError(f"{name} is given twice")
+        names.append(name)
+    return entries
+
+
+def _registry_logins(entries: list[str]) -> list[str]:
+    servers = []
+    for number, entry in enumerate(entries, 1):
+        server, equals, login = entry.partition("=")
+        username, colon, password = login.partition(":")
+        if not equals or not REGISTRY_HOST.fullmatch(server) or not username or not colon or not password:
+            raise ValueError(
+                f"entry {number} ({_name_only(entry, REGISTRY_HOST)}) is not SERVER=USERNAME:PASSWORD with a "
+                "SERVER such as "
+                "ghcr.io or registry.example.com:5000 (no https://)"
+            )
+        if server in servers:
+            raise ValueError(f"{server} is given twice")
+        servers.append(server)
+    return entries
 
 
 def _build_arguments(entries: list[str]) -> list[str]:
@@ -576,6 +611,12 @@ class Settings(BaseModel):
         [],
         "The stack's secrets, NAME=value, set with `pulumi config set --secret`: what a Compose file's "
         "`external: true` secrets are, by name.",
+        group=SERVICE,
+    )
+    registry_logins: Annotated[list[str], AfterValidator(_registry_logins)] = setting(
+        [],
+        "Logins for the private registries a Compose file's prebuilt images come from, "
+        "SERVER=USERNAME:PASSWORD, set with `pulumi config set --secret`.",
         group=SERVICE,
     )
     build_context: str = setting(
@@ -1113,10 +1154,11 @@ def _describe(error: dict) -> str:
     where = name + "".join(f"[{part}]" for part in location[1:])
     message = _in_words(error, str(location[0]))
     given = error["input"]
-    if location[0] in (to_camel("service_environment"), to_camel("build_args"), "secrets"):  # names, never values
+    if location[0] in NAMED_ENTRIES:  # names, never values
         if not isinstance(given, (list, str)):
             return f"{where}: {message}"
-        given = [_name_only(e) for e in given] if isinstance(given, list) else _name_only(given)
+        names = NAMED_ENTRIES[location[0]]
+        given = [_name_only(e, names) for e in given] if isinstance(given, list) else _name_only(given, names)
     return f"{where} = {json.dumps(given, default=str)}: {message}"
 
 
@@ -1184,6 +1226,19 @@ NEVER_SECRET = {
 }
 
 
+# The settings only `pulumi config set --secret` may set, and the form of their entries.
+ALWAYS_SECRET = {"secrets": "NAME=value", "registry_logins": "SERVER=USERNAME:PASSWORD"}
+
+
+# The settings of NAME=value entries, and what their names look like: an error shows names only.
+NAMED_ENTRIES = {
+    to_camel("service_environment"): ENV_NAME,
+    to_camel("build_args"): ENV_NAME,
+    "secrets": SECRET_NAME,
+    to_camel("registry_logins"): REGISTRY_HOST,
+}
+
+
 def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:
     """Settings from a stack's whole config (`namespace:key` -> value), or SettingsError;
     `secret_keys`: the keys the stack keeps encrypted (`pulumi config set --secret`)."""
@@ -1191,11 +1246,12 @@ def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozens
     for field, why in NEVER_SECRET.items():
         if key(field) in secret_keys:
             problems.append(f"{key(field)} is a secret in the stack file, but {why}")
-    if config.get(key("secrets")) not in (None, "", "[]") and key("secrets") not in secret_keys:
-        problems.append(
-            f"{key('secrets')} is in the stack file in plain text; set each with pulumi config set --secret "
-            f"--path '{key('secrets')}[N]' 'NAME=value' (and rotate any value that was in plain text)"
-        )
+    for field, form in ALWAYS_SECRET.items():
+        if config.get(key(field)) not in (None, "", "[]") and key(field) not in secret_keys:
+            problems.append(
+                f"{key(field)} is in the stack file in plain text; set each with pulumi config set --secret "
+                f"--path '{key(field)}[N]' '{form}' (and rotate any value that was in plain text)"
+            )
     for full_key, raw in config.items():
         namespace, _, name = full_key.partition(":")
         if namespace == NAMESPACE and not (raw == "" and name in OPTIONAL):

@@ -11,6 +11,7 @@ replica (infra/image/pull.py).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -176,6 +177,8 @@ class ServiceUnit:
     labels: dict[str, str] = field(default_factory=dict)
     container_labels: dict[str, str] = field(default_factory=dict)
     short_name: str = ""
+    # A prebuilt image by tag: pinned to the digest its registry gives at deploy (`pinned`).
+    prebuilt: bool = False
 
 
 DEFAULT_NETWORK = "default"
@@ -202,7 +205,11 @@ def single_service(
 
 
 def compose_service(
-    name: str, settings: Settings, service: ComposeService, image_ref: pulumi.Input[str], placement_prefs: list[str]
+    name: str,
+    settings: Settings,
+    service: ComposeService,
+    image_ref: pulumi.Input[str] | None,
+    placement_prefs: list[str],
 ) -> ServiceUnit:
     """A Compose service, as `docker stack deploy <serviceName>` would make it (docker/cli
     cli/compose/convert: `<stack>_<service>`, reachable by its short name on its networks), with the
@@ -211,7 +218,9 @@ def compose_service(
         resource=f"{name}-{service.name}",
         name=compose_name(settings, service.name),
         short_name=service.name,
-        image=image_ref,
+        # A built image's reference; a prebuilt one's as the file names it, pinned by the component.
+        image=image_ref if image_ref is not None else service.image,
+        prebuilt=image_ref is None,
         replicas=service.replicas,
         env=service.environment,
         healthcheck=compose_healthcheck(service),
@@ -256,6 +265,18 @@ def compose_healthcheck(service: ComposeService) -> HealthCheck:
         start_period=_given(check.start_period, 0.0),
         retries=_given(check.retries, 3),
     )
+
+
+def pinned(image: str, provider: docker.Provider, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """A prebuilt image by the digest its registry gives at deploy (`docker.get_registry_image`, through
+    the swarm's provider and its registry logins): every replica runs the same image, and a tag moved
+    later changes nothing until the next `up`. An image already pinned is kept as it is."""
+    if "@sha256:" in image:
+        return pulumi.Output.from_input(image)
+    found = docker.get_registry_image_output(
+        name=image, opts=pulumi.InvokeOutputOptions(provider=provider, parent=parent)
+    )
+    return found.sha256_digest.apply(lambda digest: f"{image}@{digest}")
 
 
 def compose_name(settings: Settings, name: str) -> str:
@@ -382,6 +403,7 @@ class SwarmService(pulumi.ComponentResource):
     Gives:
         service_name: the first service's name in the swarm (`serviceName` for the single one).
         service_names: every service's, by its resource name.
+        images: every service's image as it runs (pinned by digest), by its Compose name.
         replicas: how many replicas the first runs.
         network_name: the stack's own overlay network's name.
     """
@@ -409,6 +431,11 @@ class SwarmService(pulumi.ComponentResource):
         self.service_name = deployed[0].name
         self.service_id = deployed[0].id
         self.service_names = {unit.resource: service.name for unit, service in zip(services, deployed, strict=True)}
+        # Each service's image as it runs, by its Compose name (the single service's by its resource name).
+        self.images = {
+            unit.short_name or unit.resource: service.task_spec.container_spec.image
+            for unit, service in zip(services, deployed, strict=True)
+        }
         self.replicas = pulumi.Output.from_input(services[0].replicas)
         self.network_name = made[DEFAULT_NETWORK].name
         self.register_outputs(
@@ -422,7 +449,7 @@ class SwarmService(pulumi.ComponentResource):
             ca_material=endpoint.ca_pem,
             cert_material=endpoint.cert_pem,
             key_material=endpoint.key_pem,
-            registry_auth=[endpoint.registry_auth] if endpoint.registry_auth else None,
+            registry_auth=[*([endpoint.registry_auth] if endpoint.registry_auth else []), *endpoint.logins] or None,
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -476,6 +503,8 @@ class SwarmService(pulumi.ComponentResource):
         stored: dict[str, dict[str, StoredObject]],
         provider: docker.Provider,
     ) -> docker.Service:
+        if unit.prebuilt:
+            unit = dataclasses.replace(unit, image=pinned(str(unit.image), provider, self))
         return docker.Service(
             unit.resource,
             name=unit.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config.durations import docker_duration, parse_duration
-from tests.fidelity.rules import Between, Field, ForceNew, OneOf, Pattern, ReadBack, ReadBackWider, Satisfies
+from tests.fidelity.rules import Between, Field, ForceNew, Json, OneOf, Pattern, ReadBack, ReadBackWider, Satisfies
 
 SERVICE = "docker:index/service:Service"
 
@@ -60,7 +60,25 @@ STORED_NAME_SOURCE = "swarmkit manager/controlapi/common.go validateConfigOrSecr
 BASE64 = Pattern(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
+def _loopback_over_http(entries: Any) -> str | None:
+    """tpd data_source_docker_registry_image.go asks `ServerAddress + /v2/...`; an entry's address without
+    a scheme becomes https:// (normalizeRegistryAddress), which a loopback registry (plain HTTP, as
+    Docker reaches it) does not answer."""
+    for entry in entries:
+        host = entry["address"].split("://")[-1].rpartition(":")[0] or entry["address"]
+        if host in ("127.0.0.1", "localhost") and not entry["address"].startswith("http://"):
+            return f"{entry['address']}: a loopback registry answers plain HTTP; the provider would ask https://"
+    return None
+
+
 FIELDS = [
+    Field(
+        "pulumi:providers:docker",
+        "registryAuth",
+        Json(_loopback_over_http),
+        "tpd normalizeRegistryAddress, getImageDigest",
+        '[{"address": "127.0.0.1:5000", "authDisabled": true}]',
+    ),
     Field("docker:index/secret:Secret", "name", STORED_NAME, STORED_NAME_SOURCE, "restdemo_greeting_" + "0" * 50),
     Field("docker:index/secret:Secret", "data", BASE64, "tpd validateStringIsBase64Encoded", "hello"),
     Field(SERVICE, "name", SWARM_NAME, "swarmkit manager/controlapi/common.go validateAnnotations", "restdemo.web"),

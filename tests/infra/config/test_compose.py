@@ -348,3 +348,17 @@ def test_what_the_stack_makes_of_each_service_is_checked(tmp_path):
         "restdemo:composeFile: restdemo:convergeTimeout = 600s: services.web's rollout takes at least 730s with its "
         "update_config and health check; allow at least that",
     ]
+
+
+def test_registry_logins_are_secrets_and_never_shown():
+    lines = settings_error({"restdemo:registryLogins": '["ghcr.io=bot:ghp_secret"]'})
+    assert [line.strip() for line in lines] == [
+        "restdemo:registryLogins is in the stack file in plain text; set each with pulumi config set --secret "
+        "--path 'restdemo:registryLogins[N]' 'SERVER=USERNAME:PASSWORD' (and rotate any value that was in plain "
+        "text)"
+    ]
+    lines = settings_error(
+        {"restdemo:registryLogins": '["https://ghcr.io=bot:ghp_secret"]'}, frozenset({"restdemo:registryLogins"})
+    )
+    assert "ghp_secret" not in "".join(lines)
+    assert "entry 1 ((not NAME=value)) is not SERVER=USERNAME:PASSWORD" in lines[0]

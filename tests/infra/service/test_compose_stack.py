@@ -145,3 +145,41 @@ def test_restart_policy_and_replicas_per_node_are_the_files(tmp_path):
         "window": "2m",
     }
     assert admin["taskSpec"]["placement"] == {"constraints": ["node.role==manager"], "maxReplicas": 1}
+
+
+def test_prebuilt_images_are_resolved_through_the_swarms_provider_with_their_registrys_login(tmp_path):
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text(
+        "services:\n  cache:\n    image: ghcr.io/example/cache:2\n"
+        "    healthcheck: {test: [CMD, /bin/check]}\n"
+        "  pinned:\n    image: ghcr.io/example/pinned@sha256:" + "a" * 64 + "\n"
+        "    healthcheck: {test: [CMD, /bin/check]}\n"
+    )
+    run = run_program(
+        "local",
+        {
+            "restdemo:composeFile": [str(COMPOSE), str(overlay)],
+            "restdemo:secrets": [f"greeting={GREETING}"],
+            "restdemo:registryLogins": ["ghcr.io=bot:ghp_not_in_clear"],
+        },
+        secret_keys=["restdemo:secrets", "restdemo:registryLogins"],
+    )
+    provider = run.one("pulumi:providers:docker")
+    assert json.loads(provider.inputs["registryAuth"]) == [
+        {"address": "http://127.0.0.1:5000", "authDisabled": True},
+        {"address": "https://ghcr.io", "password": "ghp_not_in_clear", "username": "bot"},
+    ]
+    # A provider's structured inputs go as JSON text: the whole of it is kept secret.
+    assert "registryAuth" in provider.secret_paths
+    asked = [
+        (args["name"], urn.split("::")[-2])
+        for (token, args), (_, urn) in zip(run.calls, run.call_providers, strict=True)
+        if token == "docker:index/getRegistryImage:getRegistryImage"
+    ]
+    # Through the swarm's provider, which holds the logins; an image already pinned is not asked for.
+    assert sorted(asked) == [
+        ("127.0.0.1:5000/tests/api:1", "restdemo-swarm"),
+        ("ghcr.io/example/cache:2", "restdemo-swarm"),
+    ]
+    assert services(run)["restdemo_pinned"]["taskSpec"]["containerSpec"]["image"].endswith("a" * 64)
+    assert "ghp_not_in_clear" not in json.dumps(run.outputs)
