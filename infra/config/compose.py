@@ -291,6 +291,9 @@ def file_problems(path: Path) -> list[str]:
                     "routing mesh (mode ingress), where every node answers for them"
                 )
     for name, network in _mapping(document.get("networks")).items():
+        if name == "default":
+            lines.append("networks.default: the stack's own network, made by the program; declare another one")
+            continue
         network = _mapping(network)
         lines += _unknown(network, NETWORK_KEYS, f"networks.{name}")
         if network.get("driver", "overlay") != "overlay":

@@ -463,7 +463,11 @@ class SwarmService(pulumi.ComponentResource):
     ) -> docker.Network:
         return docker.Network(
             f"{name}-network" if compose is None else name,
-            name=network_name(settings) if compose is None else compose_name(settings, compose),
+            # A Compose network's definition is in its name (every argument is ForceNew): made anew
+            # under another name, the services moved to it, the old one removed after.
+            name=network_name(settings)
+            if compose is None
+            else compose_name(settings, compose) + ("_internal" if internal else ""),
             driver="overlay",
             internal=internal or None,
             attachable=network_attachable(settings),

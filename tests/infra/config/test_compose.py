@@ -53,7 +53,7 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
             image: postgres
             volumes: [data:/var/lib/postgresql/data]
         volumes: {data: {}}
-        networks: {front: {driver: bridge}}
+        networks: {front: {driver: bridge}, default: {internal: true}}
         secrets: {token: {environment: TOKEN}}
         x-common: &common {}
         """,
@@ -83,6 +83,7 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
         "compose.yaml: services.db.volumes: not yet: a task's files go with it; keep data in a database or object "
         "store for now",
         "compose.yaml: networks.front.driver: a stack's networks are overlay networks; remove it or write overlay",
+        "compose.yaml: networks.default: the stack's own network, made by the program; declare another one",
         "compose.yaml: secrets.token.environment: not supported: this program deploys external, file and name in "
         "secrets.token; remove it",
     ]

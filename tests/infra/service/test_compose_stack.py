@@ -183,3 +183,17 @@ def test_prebuilt_images_are_resolved_through_the_swarms_provider_with_their_reg
     ]
     assert services(run)["restdemo_pinned"]["taskSpec"]["containerSpec"]["image"].endswith("a" * 64)
     assert "ghp_not_in_clear" not in json.dumps(run.outputs)
+
+
+def test_a_compose_network_is_named_by_its_definition(tmp_path):
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text("services:\n  api:\n    networks: [back]\nnetworks:\n  back: {internal: true}\n")
+    run = compose_run(**{"restdemo:composeFile": [str(COMPOSE), str(overlay)]})
+    back = next(r for r in run.registered if r.name == "restdemo-network-back")
+    assert (back.inputs["name"], back.inputs["internal"], back.inputs["driver"]) == (
+        "restdemo_back_internal",
+        True,
+        "overlay",
+    )
+    api = services(run)["restdemo_api"]["taskSpec"]["networksAdvanceds"]
+    assert api == [{"aliases": ["api"], "id": "restdemo-network-back-id"}]
