@@ -127,9 +127,9 @@ else
   pulumi stack select "$stack" --non-interactive >/dev/null  # in your backend; never created here
 fi
 
-# Through infra/admin/client.py: an AWS stack's Docker API is reached through the stack's outputs,
-# and with adminAccess session-manager through a tunnel it opens for the command (infra/admin/tunnel.py).
-on_swarm() { .venv/bin/python -m infra.admin.client "$stack" "$@"; }
+# Through ops/client.py: an AWS stack's Docker API is reached through the stack's outputs,
+# and with adminAccess session-manager through a tunnel it opens for the command (ops/tunnel.py).
+on_swarm() { .venv/bin/python -m ops.client "$stack" "$@"; }
 
 show_status() {
   if ! url=$(pulumi stack output url --stack "$stack" 2>/dev/null); then
@@ -151,9 +151,9 @@ show_status() {
   fi
   echo
   # The swarm at a glance: leader, managers, nodes, each service's replicas by version and last update
-  # (infra/admin/health.py). Its own one-line error when the swarm does not answer; the rest still follows.
+  # (ops/health.py). Its own one-line error when the swarm does not answer; the rest still follows.
   # shellcheck disable=SC2086 # one word per service
-  on_swarm --docker-env -- .venv/bin/python -m infra.admin.health $services || true
+  on_swarm --docker-env -- .venv/bin/python -m ops.health $services || true
   for service in $services; do
     echo
     on_swarm --docker-env -- docker service ps "$service" --filter desired-state=running \
@@ -172,8 +172,8 @@ case $action in
   up) on_swarm --tunnel-wait 0 -- pulumi up $([ "${REFRESH:-1}" = 0 ] || echo --refresh) --yes --stack "$stack" \
     && show_status ;;
   preview) pulumi preview --diff --stack "$stack" ;;
-  # Through infra/admin/teardown.py: stops before anything on deletion protection, empties the
+  # Through ops/teardown.py: stops before anything on deletion protection, empties the
   # stack's ECR repositories first (AWS deletes only empty ones), then says what stays.
-  down) on_swarm -- .venv/bin/python -m infra.admin.teardown "$stack" -- pulumi destroy --yes --stack "$stack" ;;
+  down) on_swarm -- .venv/bin/python -m ops.teardown "$stack" -- pulumi destroy --yes --stack "$stack" ;;
   status) show_status ;;
 esac

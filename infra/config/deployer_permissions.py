@@ -358,10 +358,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": ("ecr:GetAuthorizationToken",),
 }
 
-# What the operator tools call besides the program: the Docker API's tunnel (infra/admin/tunnel.py:
+# What the operator tools call besides the program: the Docker API's tunnel (ops/tunnel.py:
 # a Session Manager port forward to a manager it finds through Auto Scaling and EC2).
 OPERATOR_TOOLS: dict[str, tuple[str, ...]] = {
-    "infra/admin/tunnel.py": (
+    "ops/tunnel.py": (
         "ssm:StartSession",
         "ssm:TerminateSession",
         "autoscaling:DescribeAutoScalingGroups",

@@ -733,7 +733,7 @@ class Settings(BaseModel):
     admin_access: Literal["session-manager", "load-balancer"] = setting(
         "session-manager",
         "How the deployer reaches the swarm's Docker API: session-manager (a port forward to a manager, "
-        "python -m infra.admin.tunnel; nothing open) or load-balancer (the admin NLB, from adminCidrs).",
+        "python -m ops.tunnel; nothing open) or load-balancer (the admin NLB, from adminCidrs).",
         group=AWS,
     )
     admin_cidrs: list[Cidr] = setting(

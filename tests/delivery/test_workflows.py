@@ -169,9 +169,7 @@ def test_deploys_reach_the_docker_api_through_the_tunnel_not_an_open_cidr():
     names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps]
     tunnel = next(s for s in steps if s.get("name") == "Docker API tunnel")
     assert names.index("Docker API tunnel") < names.index("pulumi/actions")
-    assert tunnel["run"].startswith('nohup .venv/bin/python -m infra.admin.tunnel "$STACK"') and tunnel["run"].endswith(
-        "&"
-    )
+    assert tunnel["run"].startswith('nohup .venv/bin/python -m ops.tunnel "$STACK"') and tunnel["run"].endswith("&")
     assert steps[-1] == {"name": "Tunnel log", "if": "always()", "run": "cat tunnel.log || true"}
     credentials = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
     assert credentials["with"]["role-duration-seconds"] == 5400  # outlives a first up (timeout-minutes: 90)

@@ -323,7 +323,7 @@ esac
 
 def test_status_of_a_compose_stack_covers_every_service(tmp_path):
     """`make status` on a Compose stack: each service's image, health and tasks, not only the first's."""
-    from tests.infra.admin.test_health import fake_docker, healthy_answers
+    from tests.ops.test_health import fake_docker, healthy_answers
 
     bin_dir = fake_docker(
         tmp_path, {**healthy_answers(), "info": {"stdout": "active\n"}, "info --format": {"stdout": "active\n"}}

@@ -318,7 +318,7 @@ def wire_config(config: dict[str, Any]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def open_tunnel(port: int):
-    """What `python -m infra.admin.tunnel <stack>` gives an `up` with adminAccess session-manager: something
+    """What `python -m ops.tunnel <stack>` gives an `up` with adminAccess session-manager: something
     listening on the tunnel's port (the program waits for it before the docker provider's first call)."""
     listener = socket.socket()
     # A connection of an earlier run closed from this side lingers in TIME_WAIT on the port.

@@ -1,4 +1,4 @@
-"""infra/admin/health.py: the swarm's health at a glance in `make status`.
+"""ops/health.py: the swarm's health at a glance in `make status`.
 
 The summary is tested on fixed JSON in the shapes the docker CLI prints (`docker node ls
 --format '{{json .}}'`, `docker service inspect`, `docker service ps --format '{{json .}}'`), one
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.admin.health import same_image, summary, swarm_line, tag_version
+from ops.health import same_image, summary, swarm_line, tag_version
 
 pytestmark = pytest.mark.unit
 
@@ -261,7 +261,7 @@ def healthy_answers() -> dict[str, dict]:
 
 def run_main(bin_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "infra.admin.health", *args],
+        [sys.executable, "-m", "ops.health", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -341,10 +341,8 @@ def test_output_of_an_unknown_shape_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_main_takes_one_service_or_more():
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.admin.health"], capture_output=True, text=True, cwd=REPO, timeout=60
-    )
-    assert (result.returncode, result.stderr) == (2, "usage: python -m infra.admin.health SERVICE [SERVICE ...]\n")
+    result = subprocess.run([sys.executable, "-m", "ops.health"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert (result.returncode, result.stderr) == (2, "usage: python -m ops.health SERVICE [SERVICE ...]\n")
 
 
 def test_each_service_of_a_compose_stack_has_its_lines_under_one_swarm_line(tmp_path):

@@ -12,7 +12,7 @@ Read from the stack's state (`pulumi stack export`):
 After the destroy it names what stays: the stack's state in its backend, and each KMS key, which
 AWS keeps pending deletion for its window (`aws kms cancel-key-deletion` brings one back).
 
-    python -m infra.admin.teardown STACK -- pulumi destroy --yes --stack STACK
+    python -m ops.teardown STACK -- pulumi destroy --yes --stack STACK
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from infra.admin.client import run_command
+from ops.client import run_command
 
 # What pulls from the repositories: while one is left, no image may go.
 PULLERS = ("docker:index/service:Service", "aws:autoscaling/group:Group")
@@ -190,7 +190,7 @@ def run(stack: str, destroy: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) < 3 or arguments[1] != "--":
-        print("usage: python -m infra.admin.teardown STACK -- COMMAND ...", file=sys.stderr)
+        print("usage: python -m ops.teardown STACK -- COMMAND ...", file=sys.stderr)
         return 2
     try:
         return run(arguments[0], arguments[2:])

@@ -1,5 +1,5 @@
 """Run a command against a stack's swarm:
-`python -m infra.admin.client <stack> [--docker-env] [--tunnel-wait S] -- <command> …`.
+`python -m ops.client <stack> [--docker-env] [--tunnel-wait S] -- <command> …`.
 
 `make up|down|status` go through it (scripts/stack.sh), so every stack is reached where it runs:
 - `local`: the command as is (with `--docker-env`, DOCKER_HOST from the stack's `dockerHost`).
@@ -117,7 +117,7 @@ def answers_as_the_stack(port: int, cert_dir: Path) -> bool:
 
 
 def tunnel_command(stack: str, region: str | None) -> list[str]:
-    return [sys.executable, "-m", "infra.admin.tunnel", stack, *(["--region", region] if region else [])]
+    return [sys.executable, "-m", "ops.tunnel", stack, *(["--region", region] if region else [])]
 
 
 def stop_group(process: subprocess.Popen) -> None:
@@ -214,9 +214,9 @@ def pulumi_json(*args: str) -> dict:
 def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our options before `--`, the command after it."""
     if "--" not in argv:
-        raise SystemExit("usage: python -m infra.admin.client STACK [--docker-env] [--tunnel-wait S] -- COMMAND …")
+        raise SystemExit("usage: python -m ops.client STACK [--docker-env] [--tunnel-wait S] -- COMMAND …")
     split = argv.index("--")
-    parser = argparse.ArgumentParser(prog="python -m infra.admin.client", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.client", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack")
     parser.add_argument("--docker-env", action="store_true", help="point the docker CLI at the stack's swarm")
     parser.add_argument(

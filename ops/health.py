@@ -1,4 +1,4 @@
-"""The swarm's health at a glance: `python -m infra.admin.health <service>` (`make status` runs it).
+"""The swarm's health at a glance: `python -m ops.health <service>` (`make status` runs it).
 
 Two lines an operator reads without scrolling through `docker service ps`, e.g.
 
@@ -8,7 +8,7 @@ Two lines an operator reads without scrolling through `docker service ps`, e.g.
 and indented lines under them only when something needs a look (replicas missing, an update that
 paused or rolled back). The summary is computed by pure functions from the JSON the docker CLI
 prints, so every case is tested on fixed output; main() only runs the three commands, with the
-docker CLI from PATH and whatever DOCKER_* environment it was given (infra/admin/client.py's
+docker CLI from PATH and whatever DOCKER_* environment it was given (ops/client.py's
 `--docker-env` points it at a stack's swarm).
 """
 
@@ -281,7 +281,7 @@ def collect(service_name: str) -> tuple[dict, list[dict]]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or any(arg.startswith("-") for arg in args):
-        print("usage: python -m infra.admin.health SERVICE [SERVICE ...]", file=sys.stderr)
+        print("usage: python -m ops.health SERVICE [SERVICE ...]", file=sys.stderr)
         return 2
     try:
         nodes = collect_nodes()

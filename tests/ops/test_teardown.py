@@ -1,4 +1,4 @@
-"""infra/admin/teardown.py: `make down` empties the stack's repositories, stops before anything on
+"""ops/teardown.py: `make down` empties the stack's repositories, stops before anything on
 deletion protection, and says what stays.
 
 The state is the program's own under mocks, exported as `pulumi stack export` prints it, with the
@@ -19,7 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.admin.teardown import Teardown, TeardownError, empty_repository, leftovers, main, plan, refusal
+from ops.teardown import Teardown, TeardownError, empty_repository, leftovers, main, plan, refusal
 from tests.support.net import free_port
 from tests.support.pulumi_program import run_program, stack_config
 
@@ -269,7 +269,7 @@ def test_ctrl_c_lets_pulumi_cancel_its_destroy_cleanly(tmp_path):
     )
     (bin_dir / "pulumi").chmod(0o755)
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.admin.teardown", "local", "--", "pulumi", "destroy"],
+        [sys.executable, "-m", "ops.teardown", "local", "--", "pulumi", "destroy"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -285,7 +285,7 @@ def test_ctrl_c_lets_pulumi_cancel_its_destroy_cleanly(tmp_path):
 def test_the_module_runs_as_make_down_calls_it(tmp_path):
     bin_dir, calls = fake_pulumi(tmp_path, exported("local"))
     result = subprocess.run(
-        [sys.executable, "-m", "infra.admin.teardown", "local", "--", "pulumi", "destroy", "--yes", "--stack", "local"],
+        [sys.executable, "-m", "ops.teardown", "local", "--", "pulumi", "destroy", "--yes", "--stack", "local"],
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PULUMI_BACKEND_URL": "file://x"},

@@ -1,4 +1,4 @@
-"""infra/admin/client.py: how `make up|down|status` reach each stack's swarm (#12 item 8).
+"""ops/client.py: how `make up|down|status` reach each stack's swarm (#12 item 8).
 
 The Pulumi CLI cannot be installed on these machines: where main() runs, a script named
 `pulumi` on PATH answers `config` and `stack output` with the JSON the real one prints. The
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.admin.client import (
+from ops.client import (
     AdminError,
     StackAccess,
     answers_as_the_stack,
@@ -60,7 +60,7 @@ def test_a_stack_needs_the_tunnel_only_on_aws_with_session_manager_access():
     assert tunnel_command("prod", "eu-west-1") == [
         sys.executable,
         "-m",
-        "infra.admin.tunnel",
+        "ops.tunnel",
         "prod",
         "--region",
         "eu-west-1",
@@ -109,7 +109,7 @@ def test_a_stack_never_deployed_or_deployed_before_or_without_its_key_says_what_
 
 
 def session_command(port: int, tmp_path: Path) -> list[str]:
-    """Stands in for `python -m infra.admin.tunnel`: a process that starts a child (as the AWS CLI starts
+    """Stands in for `python -m ops.tunnel`: a process that starts a child (as the AWS CLI starts
     its plugin) which listens on the port; both write their pids."""
     child = f"import socket, time, os; open({str(tmp_path / 'child')!r}, 'w').write(str(os.getpid())); s = socket.create_server(('127.0.0.1', {port})); time.sleep(120)"  # noqa: E501
     parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"
@@ -240,7 +240,7 @@ def fake_pulumi(directory: Path, config: dict, outputs: dict | None, fail: str =
 
 
 def admin_client(env: dict[str, str], *args: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "infra.admin.client", *args], cwd=REPO, env=env, text=True, **popen)
+    return subprocess.Popen([sys.executable, "-m", "ops.client", *args], cwd=REPO, env=env, text=True, **popen)
 
 
 def test_make_status_on_the_local_stack_runs_docker_against_its_engine(tmp_path):

@@ -1,4 +1,4 @@
-"""The deploy path to the Docker API with adminAccess session-manager (infra/admin/tunnel.py)."""
+"""The deploy path to the Docker API with adminAccess session-manager (infra/admin/tunnel.py, ops/tunnel.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.admin.tunnel import (
-    TUNNEL_PORT,
-    choose_manager,
-    session_command,
-    stack_region,
-    tunnel_host,
-    wait_for_tunnel,
-)
+from infra.admin.tunnel import TUNNEL_PORT, tunnel_host, wait_for_tunnel
+from ops.tunnel import choose_manager, session_command, stack_region
 from tests.support.pulumi_program import REPO, run_program
 
 pytestmark = pytest.mark.unit
@@ -94,9 +88,7 @@ def free_port() -> int:
 
 def test_the_program_waits_for_the_tunnel_and_names_the_fix_when_it_never_opens():
     port = free_port()
-    with pytest.raises(
-        RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m infra.admin.tunnel"
-    ):
+    with pytest.raises(RuntimeError, match=rf"nothing listens on 127.0.0.1:{port} after 0.5s: .*python -m ops.tunnel"):
         wait_for_tunnel(port, timeout=0.5)
     listener = socket.socket()
     opened = threading.Timer(1.0, lambda: (listener.bind(("127.0.0.1", port)), listener.listen()))
@@ -121,7 +113,7 @@ def test_an_up_without_the_tunnel_stops_with_a_clear_error(monkeypatch):
 
 
 def run_tunnel(*args: str, **environment: str) -> subprocess.CompletedProcess:
-    """`python -m infra.admin.tunnel` as an operator runs it, without AWS credentials or a region."""
+    """`python -m ops.tunnel` as an operator runs it, without AWS credentials or a region."""
     bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env = {
         **bare,
@@ -131,7 +123,7 @@ def run_tunnel(*args: str, **environment: str) -> subprocess.CompletedProcess:
         **environment,
     }
     return subprocess.run(
-        [sys.executable, "-m", "infra.admin.tunnel", *args],
+        [sys.executable, "-m", "ops.tunnel", *args],
         capture_output=True,
         text=True,
         env=env,
