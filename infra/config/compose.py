@@ -459,7 +459,15 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
         _service(str(name), _mapping(spec), project_dir)
         for name, spec in sorted(_mapping(merged.get("services")).items())
     ]
-    problems = []
+    # `environment: [NAME]` with NAME unset where the loader ran: docker stack deploy leaves it out of
+    # the task's environment, which the provider's map cannot say; so it must be given a value.
+    problems = [
+        f"services.{name}.environment: {variable} has no value (the environment the file was read in does not "
+        "set it); give it one"
+        for name, spec in sorted(_mapping(merged.get("services")).items())
+        for variable, value in _mapping(_mapping(spec).get("environment")).items()
+        if value is None
+    ]
     published: dict[tuple[int, str], str] = {}
     for service in services:
         where = f"services.{service.name}"

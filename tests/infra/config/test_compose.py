@@ -129,6 +129,7 @@ def test_references_and_ports_are_checked_after_the_loader(tmp_path):
         services:
           web:
             image: x
+            environment: [RESTDEMO_TEST_NEVER_SET]
             ports: ["8080:80", "9000"]
             secrets: [nope]
             configs: [missing]
@@ -140,6 +141,8 @@ def test_references_and_ports_are_checked_after_the_loader(tmp_path):
         """,
     )
     assert problems_of(compose) == [
+        "services.web.environment: RESTDEMO_TEST_NEVER_SET has no value (the environment the file was read in "
+        "does not set it); give it one",
         "services.api: needs image (a prebuilt image) or build (a directory with a Dockerfile)",
         "services.web.secrets: nope is not declared under the top-level secrets",
         "services.web.configs: missing is not declared under the top-level configs",
