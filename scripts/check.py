@@ -38,6 +38,36 @@ def stack_file_config(path: Path) -> dict:
     return defaults | (stack.get("config") or {})
 
 
+ENCRYPTED = "<encrypted>"
+
+
+def _encrypted(value: object) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def readable(config: dict) -> tuple[dict, list[str]]:
+    """The config with what `pulumi config set --secret` wrote (`secure:` ciphertext, which only the
+    CLI decrypts) stood in for, and the keys that had it. The stack's secrets stand in by the names the
+    Compose file's external secrets need (their names are encrypted with their values); logins by none."""
+    from infra.config.compose import ComposeError, load_app
+
+    readable, encrypted = dict(config), []
+    for key, value in config.items():
+        if _encrypted(value) or isinstance(value, list) and any(_encrypted(v) for v in value):
+            encrypted.append(key)
+            readable[key] = ENCRYPTED if _encrypted(value) else [v for v in value if not _encrypted(v)]
+    if "restdemo:secrets" in encrypted:
+        try:
+            app = load_app([REPO / path for path in config.get("restdemo:composeFile") or []])
+            needed = [source.name for source in app.secrets.values() if source.file is None]
+        except ComposeError:
+            needed = []  # parse_settings reports the file's problems
+        readable["restdemo:secrets"] = [f"{name}={ENCRYPTED}" for name in needed]
+    if "restdemo:registryLogins" in encrypted:
+        readable["restdemo:registryLogins"] = []
+    return readable, encrypted
+
+
 def main(argv: list[str] | None = None) -> int:
     from infra.config.settings import SettingsError, parse_settings
     from tests.support.pulumi_program import run_program, wire_config
@@ -54,13 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check: no stack '{args.stack}'; the stacks are: {there} (stacks/Pulumi.<stack>.yaml)", file=sys.stderr)
         return 2
     try:
-        config = stack_file_config(path)
-        parse_settings(wire_config(config))
+        config, encrypted = readable(stack_file_config(path))
+        parse_settings(wire_config(config), frozenset(encrypted))
     except (ValueError, SettingsError) as exc:
         lines = str(exc).splitlines()
         print(f"check: {args.stack}: {lines[0]}", *(line.strip() for line in lines[1:]), sep="\n  ", file=sys.stderr)
         return 1
-    run = run_program(args.stack, config, preview=True)
+    run = run_program(args.stack, config, preview=True, secret_keys=encrypted)
+    if encrypted:
+        print(
+            f"{args.stack}: {', '.join(encrypted)} {'is' if len(encrypted) == 1 else 'are'} encrypted in the stack "
+            f"file: not read here (their values are checked at deploy)"
+        )
     created = Counter(r.type for r in run.registered if r.custom)
     print(f"{args.stack}: the settings are valid; `pulumi up` would create {sum(created.values())} resources:")
     for typ, count in sorted(created.items()):

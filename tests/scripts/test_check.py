@@ -107,3 +107,36 @@ def test_the_check_runs_in_the_programs_environment_without_the_test_tools(tmp_p
     )
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.startswith("local: the settings are valid; `pulumi up` would create ")
+
+
+def test_a_compose_stack_with_encrypted_secrets_is_checked_without_them(tmp_path):
+    """The stack file holds what `pulumi config set --secret --path` wrote: ciphertext, which `make
+    check` cannot read. It checks the rest and says so; the secrets' values are checked at deploy."""
+    stack = tmp_path / "Pulumi.shop.yaml"
+    stack.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "restdemo:platform": "local",
+                    "restdemo:composeFile": ["tests/e2e/compose_app/compose.yaml"],
+                    "restdemo:healthCheckPath": "/ready",
+                    "restdemo:secrets": [{"secure": "v1:c2FsdA==:Y2lwaGVydGV4dA=="}],
+                    "restdemo:registryLogins": {"secure": "v1:c2FsdA==:bG9naW5z"},
+                }
+            }
+        )
+    )
+    answer = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check.py"), "shop", "--file", str(stack)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "API_IMAGE": "127.0.0.1:5000/tests/api:1"},
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.splitlines()[0] == (
+        "shop: restdemo:secrets, restdemo:registryLogins are encrypted in the stack file: not read here "
+        "(their values are checked at deploy)"
+    )
+    counts = {line.split()[1]: int(line.split()[0]) for line in answer.stdout.splitlines()[2:]}
+    assert (counts["docker:index/secret:Secret"], counts["docker:index/service:Service"]) == (1, 3)
