@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -24,9 +26,10 @@ from infra.image.registry import Registry
 from infra.monitoring.alarms import Watched
 from infra.monitoring.monitoring import Monitoring
 from infra.network.certificate import DomainCertificate
-from infra.network.load_balancer import LoadBalancer
+from infra.network.load_balancer import LoadBalancer, WebRoute, serves_https
 from infra.network.network import Network
 from infra.service.service import (
+    ServiceUnit,
     SwarmService,
     compose_name,
     compose_service,
@@ -80,10 +83,46 @@ def node_roles(settings: Settings) -> list[str]:
     return [f"arn:aws:iam::*:role/{name}" for name in [*roles, puller_role_name(stack, settings.aws_region)]]
 
 
+@dataclass
+class Deployment:
+    """What the program deploys on the swarm, however described (the flat settings' single service, or
+    a Compose file's): where its images are, its services given their placement preferences, its
+    routes through the load balancer, networks, stored secrets and configs, and registry logins."""
+
+    registries: list[Registry]
+    units: Callable[[list[str]], list[ServiceUnit]]
+    outputs: dict[str, pulumi.Input]
+    routes: list[WebRoute] | None = None
+    networks: dict[str, bool] = field(default_factory=dict)
+    contents: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    logins: tuple[docker.ProviderRegistryAuthArgs, ...] = ()
+
+
 def main() -> dict[str, pulumi.Input]:
     settings = load_settings()
+    deployment = compose_deployment(settings, settings.app) if settings.app else single_deployment(settings)
+    outputs = dict(deployment.outputs)
+    if settings.platform == "local":
+        service = swarm_service(settings, deployment, DockerEndpoint(host=settings.docker_host), [])
+        outputs |= local_urls(settings, deployment) | {"dockerHost": settings.docker_host}
+    else:
+        service, cluster_outputs = aws_cluster(settings, deployment)
+        outputs |= cluster_outputs
+    outputs |= {
+        "serviceName": service.service_name,
+        "replicas": service.replicas,
+        # What make up and make status ask at `url` (scripts/answers.sh).
+        "healthCheckPath": settings.health_check_path,
+    }
     if settings.app:
-        return export(compose_stack(settings, settings.app))
+        outputs |= {"services": service.service_names, "images": service.images}
+    for name, value in outputs.items():
+        pulumi.export(name, value)
+    return outputs
+
+
+def single_deployment(settings: Settings) -> Deployment:
+    """The flat settings' one service (restdemo's by default), its image in the stack's registry."""
     registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=node_roles(settings))
     image = Image(
         "restdemo",
@@ -94,78 +133,97 @@ def main() -> dict[str, pulumi.Input]:
         target=settings.image_target,
         revision=revision_of(settings.context_path, dockerfile=settings.dockerfile_path),
     )
-    outputs: dict[str, pulumi.Input] = {"image": image.ref, "repository": registry.repository}
-    if settings.platform == "local":
-        service = SwarmService(
-            "restdemo",
-            settings=settings,
-            services=[single_service("restdemo", settings, image.ref, [])],
-            endpoint=DockerEndpoint(host=settings.docker_host),
-        )
-        outputs |= {"url": f"http://localhost:{settings.published_port}", "dockerHost": settings.docker_host}
-    else:
-        service, cluster_outputs = aws_cluster(settings, registry, image)
-        outputs |= cluster_outputs
-    return export(
-        outputs
-        | {
-            "serviceName": service.service_name,
-            "replicas": service.replicas,
-            # What make up and make status ask at `url` (scripts/answers.sh).
-            "healthCheckPath": settings.health_check_path,
-        }
+    return Deployment(
+        registries=[registry],
+        units=lambda prefs: [single_service("restdemo", settings, image.ref, prefs)],
+        outputs={"image": image.ref, "repository": registry.repository},
     )
 
 
-def export(outputs: dict[str, pulumi.Input]) -> dict[str, pulumi.Input]:
-    for name, value in outputs.items():
-        pulumi.export(name, value)
-    return outputs
-
-
-def compose_stack(settings: Settings, app: ComposeApp) -> dict[str, pulumi.Input]:
-    """The Compose file's services on the local swarm: each built service's image pushed to the stack's
-    registry, each prebuilt one pinned by the digest its registry gives now."""
-    registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=[])
-    units = []
+def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
+    """The Compose file's services: each built one's image pushed (locally to the stack's registry, on
+    AWS to an ECR repository of its own), each prebuilt one pinned by its registry's digest at deploy."""
+    local = settings.platform == "local"
+    shared = Registry("registry", settings=settings, repository=settings.service_name) if local else None
+    registries, refs = [], {}
     for service in app.services:
-        if service.build:
-            image = Image(
-                f"image-{service.name}",
-                settings=settings,
-                registry=registry,
-                repository=registry.repository_named(compose_name(settings, service.name)),
-                context=service.build.context,
-                dockerfile=service.build.context / service.build.dockerfile,
-                target=service.build.target,
-                revision=revision_of(
-                    service.build.context, dockerfile=service.build.context / service.build.dockerfile
-                ),
-                stack_args=service.build.args,
+        if not service.build:
+            continue
+        name = compose_name(settings, service.name)
+        registry = shared or Registry(
+            f"registry-{service.name}", settings=settings, repository=name, pull_only=node_roles(settings)
+        )
+        dockerfile = service.build.context / service.build.dockerfile
+        refs[service.name] = Image(
+            f"image-{service.name}",
+            settings=settings,
+            registry=registry,
+            repository=registry.repository_named(name) if shared else None,
+            context=service.build.context,
+            dockerfile=dockerfile,
+            target=service.build.target,
+            revision=revision_of(service.build.context, dockerfile=dockerfile),
+            stack_args=service.build.args,
+        ).ref
+        registries.append(registry)
+    return Deployment(
+        registries=[shared] if shared else registries,
+        units=lambda prefs: [
+            compose_service("restdemo", settings, service, refs.get(service.name), prefs) for service in app.services
+        ],
+        outputs={},
+        routes=[
+            WebRoute(
+                key=service.name,
+                port=service.ports[0].published,
+                health_check_path=service.route.health_check_path or settings.health_check_path,
+                hosts=service.route.hosts,
+                path=service.route.path,
             )
-            ref = image.ref
-        else:
-            ref = None
-        units.append(compose_service("restdemo", settings, service, ref, []))
-    stack = SwarmService(
-        "restdemo",
-        settings=settings,
-        services=units,
-        endpoint=DockerEndpoint(host=settings.docker_host, logins=prebuilt_logins(settings, app)),
+            for service in app.services
+            if service.ports
+        ],
         networks=app.networks,
         contents=stored_contents(settings, app),
+        logins=prebuilt_logins(settings, app),
     )
-    # Each service that publishes a port, at its first; `url` (what make up asks) the first by name.
-    urls = {unit.short_name: f"http://localhost:{unit.ports[0].published}" for unit in units if unit.ports}
+
+
+def swarm_service(
+    settings: Settings,
+    deployment: Deployment,
+    endpoint: DockerEndpoint,
+    placement_prefs: list[str],
+    opts: pulumi.ResourceOptions | None = None,
+) -> SwarmService:
+    return SwarmService(
+        "restdemo",
+        settings=settings,
+        services=deployment.units(placement_prefs),
+        endpoint=dataclasses.replace(endpoint, logins=deployment.logins),
+        networks=deployment.networks,
+        contents=deployment.contents,
+        opts=opts,
+    )
+
+
+def local_urls(settings: Settings, deployment: Deployment) -> dict[str, pulumi.Input]:
+    """`url`: publishedPort on this machine; for a Compose stack the first service by name that publishes
+    a port, and `urls` each one's, on the routing mesh."""
+    if deployment.routes is None:
+        return {"url": f"http://localhost:{settings.published_port}"}
+    urls = {route.key: f"http://localhost:{route.port}" for route in deployment.routes}
+    return {"url": next(iter(urls.values()), ""), "urls": urls}
+
+
+def route_urls(base: pulumi.Output[str], routes: list[WebRoute], https: bool) -> dict[str, pulumi.Input[str]]:
+    """Where each route answers: the load balancer's url (the default), below it (a path), or its host."""
+    scheme = "https" if https else "http"
     return {
-        "url": next(iter(urls.values()), ""),
-        "urls": urls,
-        "dockerHost": settings.docker_host,
-        "serviceName": stack.service_name,
-        "services": stack.service_names,
-        "images": stack.images,
-        "replicas": stack.replicas,
-        "healthCheckPath": settings.health_check_path,
+        route.key: f"{scheme}://{route.hosts[0]}"
+        if route.hosts
+        else base.apply(lambda url, path=route.path or "": url + path)
+        for route in routes
     }
 
 
@@ -190,8 +248,8 @@ def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> p
     return swarm.managers.name.apply(lambda _: asyncio.to_thread(wait_for_tunnel))
 
 
-def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[SwarmService, dict[str, pulumi.Input]]:
-    """The Docker-for-AWS-style swarm, and the service on it through the admin endpoint."""
+def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmService, dict[str, pulumi.Input]]:
+    """The Docker-for-AWS-style swarm, and the services on it through the admin endpoint."""
     network = Network("network", settings=settings)
     # Your own certificate (certificateArn) when you give one; else one for your domain.
     certificate = (
@@ -200,7 +258,11 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         else None
     )
     web = LoadBalancer(
-        "web", settings=settings, network=network, certificate_arn=certificate.certificate_arn if certificate else None
+        "web",
+        settings=settings,
+        network=network,
+        certificate_arn=certificate.certificate_arn if certificate else None,
+        routes=deployment.routes,
     )
     secrets_key = SecretsKey("secrets", settings=settings)
     admin = AdminEndpoint(
@@ -213,6 +275,9 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
     agent_registry = Registry(
         "agent-registry", settings=settings, repository=AGENT_REPOSITORY, pull_only=node_roles(settings)
     )
+    repository_arns = [*(registry.arn for registry in deployment.registries), agent_registry.arn]
+    # One ECR per account and region: any repository's server is the nodes' (the agent's, with no build).
+    registry_server = (deployment.registries or [agent_registry])[0].server
     agent = Image(
         "agent",
         settings=settings,
@@ -229,16 +294,11 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
         web=web,
         admin=admin,
         secrets_key=secrets_key,
-        registry_server=registry.server,
-        repository_arns=[registry.arn, agent_registry.arn],
+        registry_server=registry_server,
+        repository_arns=repository_arns,
         agent_image=agent.ref,
     )
-    pull = PullCredentials(
-        "pull",
-        settings=settings,
-        repository_arns=[registry.arn, agent_registry.arn],
-        server=registry.server,
-    )
+    pull = PullCredentials("pull", settings=settings, repository_arns=repository_arns, server=registry_server)
     monitoring = Monitoring(
         "monitoring",
         settings=settings,
@@ -249,19 +309,21 @@ def aws_cluster(settings: Settings, registry: Registry, image: Image) -> tuple[S
             admin_balancer=admin.arn_suffix,
             admin_target_group=admin.target_group_arn_suffix,
             groups={"manager": swarm.managers.name, "worker": swarm.workers.name},
+            web_routes=web.route_target_groups,
         ),
     )
     docker_host = docker_api_host(settings, admin, swarm)
-    service = SwarmService(
-        "restdemo",
-        settings=settings,
-        services=[single_service("restdemo", settings, image.ref, [spread_over(LABEL_ZONE)])],
+    service = swarm_service(
+        settings,
+        deployment,
         # A pull-only role's login: swarm hands it to every node that runs a replica.
-        endpoint=dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
+        dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
+        [spread_over(LABEL_ZONE)],
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
     )
-    return service, {
+    routes = {"urls": route_urls(web.url, deployment.routes, serves_https(settings))} if deployment.routes else {}
+    return service, routes | {
         "url": web.url,
         # What your DNS points at for domainName when Route 53 does not hold its zone.
         "loadBalancerDnsName": web.dns_name,

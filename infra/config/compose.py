@@ -67,6 +67,12 @@ ENTRY_KEYS = {
     "configs": frozenset({"source", "target", "uid", "gid", "mode"}),
 }
 SERVICE_NETWORK_KEYS = frozenset({"aliases"})
+# A service's own extension: its route through the load balancer (docs/your-app.md, Routes).
+ROUTE_KEYS = frozenset({"host", "path", "health_check_path"})
+# What an ALB rule's host-header and path-pattern conditions match (ELBv2 RuleCondition: up to 128
+# characters of A-Z, a-z, 0-9, - . and, for paths, _ / ~ and more; we take no wildcards).
+ROUTE_HOST = re.compile(r"(?=.{1,128}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
+ROUTE_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,100}")
 TOP_KEYS = frozenset({"version", "services", "networks", "secrets", "configs"})
 NETWORK_KEYS = frozenset({"driver", "internal"})
 SOURCE_KEYS = {"secrets": frozenset({"file", "external", "name"}), "configs": frozenset({"file"})}
@@ -174,6 +180,17 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Route:
+    """How the load balancer reaches a service that publishes a port (`x-restdemo` on the service):
+    by host name, by path prefix, or neither (the listener's default); and the path its target
+    group checks (None: the stack's healthCheckPath)."""
+
+    hosts: tuple[str, ...] = ()
+    path: str | None = None
+    health_check_path: str | None = None
+
+
+@dataclass(frozen=True)
 class ComposeService:
     name: str
     image: str | None
@@ -204,6 +221,7 @@ class ComposeService:
     stop_grace_period: float | None
     labels: dict[str, str]
     service_labels: dict[str, str]
+    route: Route = field(default_factory=lambda: Route())
 
 
 @dataclass(frozen=True)
@@ -277,6 +295,8 @@ def file_problems(path: Path) -> list[str]:
         for kind, allowed in ENTRY_KEYS.items():
             for number, entry in enumerate(service.get(kind) or []):
                 lines += _unknown(_mapping(entry), allowed, f"{where}.{kind}[{number}]")
+        if service.get("x-restdemo") is not None:
+            lines += _route_problems(service["x-restdemo"], f"{where}.x-restdemo")
         networks = service.get("networks")
         for network, options in networks.items() if isinstance(networks, dict) else []:
             lines += _unknown(_mapping(options), SERVICE_NETWORK_KEYS, f"{where}.networks.{network}")
@@ -313,6 +333,22 @@ def file_problems(path: Path) -> list[str]:
                 f"services.{name}.build.dockerfile", context, str(build.get("dockerfile") or "Dockerfile")
             )
     return [f"{path.name}: {line}" for line in lines]
+
+
+def _route_problems(route: Any, where: str) -> list[str]:
+    if not isinstance(route, dict):
+        return [f"{where}: a mapping of host, path and health_check_path"]
+    lines = _unknown(route, ROUTE_KEYS, where)
+    hosts = route.get("host", [])
+    for host in [hosts] if isinstance(hosts, str) else hosts if isinstance(hosts, list) else [None]:
+        if not isinstance(host, str) or not ROUTE_HOST.fullmatch(host):
+            lines.append(f"{where}.host: {host} is not a host name in lower case (such as api.example.com)")
+    for key in ("path", "health_check_path"):
+        if key in route and not (isinstance(route[key], str) and ROUTE_PATH.fullmatch(route[key].rstrip("/") or "/x")):
+            lines.append(f"{where}.{key}: {route[key]} is not a path such as /api (letters, digits, . _ ~ / -)")
+    if "host" in route and "path" in route:
+        lines.append(f"{where}: host or path, not both: a service is reached one way")
+    return lines
 
 
 def _outside(where: str, directory: Path, given: str) -> list[str]:
@@ -621,4 +657,14 @@ def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
         stop_grace_period=_seconds(spec.get("stop_grace_period")),
         labels=_strings(spec.get("labels")),
         service_labels=_strings(deploy.get("labels")),
+        route=_route(_mapping(spec.get("x-restdemo"))),
+    )
+
+
+def _route(route: dict) -> Route:
+    hosts = route.get("host") or []
+    return Route(
+        hosts=tuple([hosts] if isinstance(hosts, str) else hosts),
+        path=(route.get("path") or "").rstrip("/") or None,
+        health_check_path=route.get("health_check_path"),
     )

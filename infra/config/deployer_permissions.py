@@ -287,6 +287,15 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         *LOAD_BALANCING_READ,
         *LOAD_BALANCING_TAGS,
     ),
+    # listener_rule.go: a Compose service's route (priority changes through SetRulePriorities).
+    "aws:lb/listenerRule:ListenerRule": (
+        "elasticloadbalancing:CreateRule",
+        "elasticloadbalancing:DeleteRule",
+        "elasticloadbalancing:ModifyRule",
+        "elasticloadbalancing:SetRulePriorities",
+        *LOAD_BALANCING_READ,
+        *LOAD_BALANCING_TAGS,
+    ),
     # Route 53: record.go (waits for the change to be INSYNC).
     "aws:route53/record:Record": (
         "route53:ChangeResourceRecordSets",

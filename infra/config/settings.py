@@ -445,6 +445,8 @@ COMPOSE_REPLACES = {
 }
 
 
+# ELBv2 quotas: five condition values per rule.
+MAX_ROUTE_HOSTS = 5
 # Docker's own ports on a node: the API (2375, 2376), swarm's management, gossip and overlay traffic.
 DOCKER_PORTS = (2375, 2376, 2377, 7946, 4789)
 
@@ -888,11 +890,6 @@ class Settings(BaseModel):
             for name, instead in COMPOSE_REPLACES.items()
             if getattr(self, name) != Settings.model_fields[name].get_default(call_default_factory=True)
         ]
-        if self.platform == "aws":
-            problems.append(
-                f"{key('compose_file')}: not yet on AWS stacks (a route per service through the load balancer comes "
-                "first); deploy the Compose file on a stack with platform local"
-            )
         try:
             app = load_app([PROJECT_DIR / path for path in self.compose_file])
         except ComposeError as exc:
@@ -908,7 +905,47 @@ class Settings(BaseModel):
         for service in app.services:
             problems += [f"{key('compose_file')}: {line}" for line in _service_problems(service)]
         problems += [f"{key('compose_file')}: {line}" for line in self._fit_problems(app)]
+        if self.platform == "aws":
+            problems += [f"{key('compose_file')}: {line}" for line in self._route_problems(app)]
         object.__setattr__(self, "_app", app)
+        return problems
+
+    def _route_problems(self, app: ComposeApp) -> list[str]:
+        """On AWS every published port is reached through the load balancer (docs/your-app.md, Routes):
+        one HTTP port per service, by host name or path prefix, and one service at most as the default."""
+        problems = []
+        web = [s for s in app.services if s.ports]
+        for service in web:
+            where = f"services.{service.name}"
+            if len(service.ports) > 1 or service.ports[0].protocol != "tcp":
+                problems.append(
+                    f"{where}.ports: on AWS a service publishes one tcp port, which the load balancer sends HTTP to"
+                )
+            if len(service.route.hosts) > MAX_ROUTE_HOSTS:
+                problems.append(
+                    f"{where}.x-restdemo.host: {len(service.route.hosts)} names; a load balancer rule matches "
+                    f"{MAX_ROUTE_HOSTS} at most"
+                )
+            if service.route.hosts and self.domain_name and not self.certificate_arn:
+                problems.append(
+                    f"{where}.x-restdemo.host: the stack's certificate is for {key('domain_name')} only; give "
+                    f"{key('certificate_arn')}, a certificate covering {', '.join(service.route.hosts)} too"
+                )
+        for service in app.services:
+            if not service.ports and (service.route.hosts or service.route.path):
+                problems.append(f"services.{service.name}.x-restdemo: a route for a service that publishes no port")
+        defaults = [s.name for s in web if not (s.route.hosts or s.route.path)]
+        if len(defaults) > 1:
+            problems.append(
+                f"services {', '.join(defaults)} publish ports with no route: on AWS one at most is the load "
+                "balancer's default; give the others x-restdemo.host or x-restdemo.path"
+            )
+        claimed: dict[str, str] = {}
+        for service in web:
+            for claim in [*service.route.hosts, *([service.route.path] if service.route.path else [])]:
+                if claim in claimed:
+                    problems.append(f"services.{service.name}.x-restdemo: {claim} is services.{claimed[claim]}'s")
+                claimed[claim] = service.name
         return problems
 
     def _fit_problems(self, app: ComposeApp) -> list[str]:

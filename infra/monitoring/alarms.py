@@ -78,6 +78,8 @@ class Watched:
     admin_balancer: pulumi.Input[str]
     admin_target_group: pulumi.Input[str]
     groups: dict[str, pulumi.Input[str]]  # role -> auto scaling group name
+    # A Compose stack's other routes: each one's target group (arn suffix), by the service it reaches.
+    web_routes: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def five_xx_share() -> str:
@@ -117,17 +119,11 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
                 "m3": Metric(alb, "RequestCount", "Sum", web),
             },
         ),
-        AlarmSpec(
-            key="web-unhealthy-hosts",
-            broke="A node has failed the load balancer's health check (healthCheckPath) for 5 minutes.",
-            action="Find the node (the target group's health); its engine or routing mesh may be down.",
-            runbook="a-node-fails-the-load-balancers-health-check",
-            comparison="GreaterThanThreshold",
-            threshold=0,
-            periods=5,
-            datapoints=5,
-            missing="notBreaching",
-            metric=Metric(alb, "UnHealthyHostCount", "Maximum", web_targets),
+        unhealthy_hosts(
+            "web-unhealthy-hosts",
+            "A node has failed the load balancer's health check (healthCheckPath) for 5 minutes.",
+            "Find the node (the target group's health); its engine or routing mesh may be down.",
+            web_targets,
         ),
         AlarmSpec(
             key="web-latency-p99",
@@ -143,6 +139,7 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
             low_samples="ignore",  # the p99 of a handful of requests is just the slowest one
         ),
     ]
+    specs += route_specs(watched)
     for role, group in watched.groups.items():
         on_group = {"AutoScalingGroupName": group}
         specs.append(
@@ -165,6 +162,56 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
             )
         )
     return specs + swarm_specs(settings, watched.stack)
+
+
+def unhealthy_hosts(key: str, broke: str, action: str, targets: dict[str, pulumi.Input[str]]) -> AlarmSpec:
+    """Nodes failing a target group's health check for 5 minutes."""
+    return AlarmSpec(
+        key=key,
+        broke=broke,
+        action=action,
+        runbook="a-node-fails-the-load-balancers-health-check",
+        comparison="GreaterThanThreshold",
+        threshold=0,
+        periods=5,
+        datapoints=5,
+        missing="notBreaching",
+        metric=Metric("AWS/ApplicationELB", "UnHealthyHostCount", "Maximum", targets),
+    )
+
+
+def route_specs(watched: Watched) -> list[AlarmSpec]:
+    """Each other route's own: its 5xx share (its replicas' 5xx over its requests: the ALB's own 5xx
+    are the default's alarm) and its nodes failing its health check."""
+    alb = "AWS/ApplicationELB"
+    specs = []
+    for service, target_group in sorted(watched.web_routes.items()):
+        targets = {"TargetGroup": target_group, "LoadBalancer": watched.web_balancer}
+        specs += [
+            AlarmSpec(
+                key=f"web-5xx-share-{service}",
+                broke=f"More than {FIVE_XX_PERCENT:g}% of {service}'s answers through the load balancer were 5xx.",
+                action=f"Look at {service}'s replicas and their logs; a rollout may be failing.",
+                runbook="the-service-answers-5xx",
+                comparison="GreaterThanThreshold",
+                threshold=FIVE_XX_PERCENT,
+                periods=5,
+                datapoints=3,
+                missing="notBreaching",
+                expression=f"IF(FILL(m2, 0) >= {MIN_ANSWERS}, 100 * FILL(m1, 0) / FILL(m2, 1), 0)",
+                inputs={
+                    "m1": Metric(alb, "HTTPCode_Target_5XX_Count", "Sum", targets),
+                    "m2": Metric(alb, "RequestCount", "Sum", targets),
+                },
+            ),
+            unhealthy_hosts(
+                f"web-unhealthy-hosts-{service}",
+                f"A node has failed {service}'s health check for 5 minutes.",
+                f"Find the node (the target group's health); {service}'s replicas or the routing mesh may be down.",
+                targets,
+            ),
+        ]
+    return specs
 
 
 def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:

@@ -7,6 +7,8 @@ never use it to decide replacement.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
@@ -29,6 +31,8 @@ IDLE_TIMEOUT_SECONDS = 20
 HEALTH_CHECK_INTERVAL_SECONDS = 5
 HEALTH_CHECK_TIMEOUT_SECONDS = 4
 HEALTH_CHECK_UNHEALTHY_THRESHOLD = 2
+# Rules' priorities, by route key in order: 10, 20, ... (a route added between two moves the later ones).
+RULE_PRIORITY_STEP = 10
 
 
 def dead_target_window_seconds() -> int:
@@ -68,6 +72,43 @@ def listener_ports(settings: Settings) -> list[int]:
     return [80, 443] if serves_https(settings) else [80]
 
 
+@dataclass(frozen=True)
+class WebRoute:
+    """A service the ALB sends requests to: its key (in its resources' names), the port the routing
+    mesh publishes it on every node, the path its target group checks, and what its listener rule
+    matches: host names or a path prefix; neither for the listener's default."""
+
+    key: str
+    port: int
+    health_check_path: str
+    hosts: tuple[str, ...] = ()
+    path: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return not (self.hosts or self.path)
+
+
+def single_route(settings: Settings) -> WebRoute:
+    """The single service's: the listener's default, on publishedPort, checked on healthCheckPath."""
+    return WebRoute("", settings.published_port, settings.health_check_path)
+
+
+def rule_conditions(route: WebRoute) -> list[aws.lb.ListenerRuleConditionArgs]:
+    """A host route matches its names; a path route its prefix and everything below it."""
+    if route.hosts:
+        return [
+            aws.lb.ListenerRuleConditionArgs(
+                host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=list(route.hosts))
+            )
+        ]
+    return [
+        aws.lb.ListenerRuleConditionArgs(
+            path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[route.path, f"{route.path}/*"])
+        )
+    ]
+
+
 class LoadBalancer(pulumi.ComponentResource):
     """The public ALB in front of the routing mesh: its security group, target group and listeners.
 
@@ -76,6 +117,7 @@ class LoadBalancer(pulumi.ComponentResource):
         settings: the stack's settings (the certificate for HTTPS, deletion protection, tags).
         network: the VPC, its CIDR (the nodes' side) and the public subnets.
         certificate_arn: the HTTPS listener's certificate (a `DomainCertificate`'s); default certificateArn.
+        routes: the services it sends requests to (`WebRoute`s); default the single service's (`single_route`).
         opts: resource options.
 
     Gives:
@@ -83,8 +125,11 @@ class LoadBalancer(pulumi.ComponentResource):
         url: `https://<domainName>` with a domain (its alias record made with hostedZoneId), else
             `http://<dns_name>`.
         security_group_id: the ALB's security group, which the nodes admit on the mesh's port.
-        target_group_arn: the target group every node joins (publishedPort, checked on healthCheckPath).
-        arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and its target group.
+        target_group_arn: the default route's target group (the first route's when none is the default).
+        target_group_arns: every route's target group, which every node joins.
+        ports: the ports the routes reach on every node (the nodes admit them from the ALB only).
+        arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and that target group.
+        route_target_groups: each other route's target group's arn suffix, by its key (its alarms).
     """
 
     def __init__(
@@ -94,11 +139,14 @@ class LoadBalancer(pulumi.ComponentResource):
         settings: Settings,
         network: Network,
         certificate_arn: pulumi.Input[str] | None = None,
+        routes: list[WebRoute] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:loadbalancer:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        group = self._security_group(name, settings, network, child)
+        routes = routes or [single_route(settings)]
+        self.ports = sorted({route.port for route in routes})
+        group = self._security_group(name, settings, network, self.ports, child)
         balancer = public_balancer(
             name,
             "application",
@@ -109,8 +157,34 @@ class LoadBalancer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             idle_timeout=IDLE_TIMEOUT_SECONDS,
         )
-        target_group = self._target_group(name, settings, network, child)
-        self._listeners(name, settings, balancer, target_group, certificate_arn or settings.certificate_arn, child)
+        # The default route's target group keeps the name the single service's always had.
+        target_groups = {
+            route.key: self._target_group(
+                name if route.is_default else f"{name}-{route.key}", settings, network, route, child
+            )
+            for route in routes
+        }
+        default = next((route for route in routes if route.is_default), None)
+        listener = self._listeners(
+            name,
+            settings,
+            balancer,
+            target_groups[default.key] if default else None,
+            certificate_arn or settings.certificate_arn,
+            child,
+        )
+        ruled = sorted((route for route in routes if not route.is_default), key=lambda route: route.key)
+        for priority, route in enumerate(ruled, 1):
+            aws.lb.ListenerRule(
+                f"{name}-{route.key}",
+                listener_arn=listener.arn,
+                priority=priority * RULE_PRIORITY_STEP,
+                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_groups[route.key].arn)],
+                conditions=rule_conditions(route),
+                tags=tags(settings, f"{name}-{route.key}"),
+                opts=child,
+            )
+        target_group = target_groups[(default or routes[0]).key]
         self.dns_name = balancer.dns_name
         if settings.hosted_zone_id:
             self._alias(name, settings, balancer, child)
@@ -120,40 +194,46 @@ class LoadBalancer(pulumi.ComponentResource):
             self.url = balancer.dns_name.apply(lambda dns: f"http://{dns}")
         self.security_group_id = group.id
         self.target_group_arn = target_group.arn
+        self.target_group_arns = [group.arn for group in target_groups.values()]
         self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
+        self.route_target_groups = {
+            key: group.arn_suffix for key, group in target_groups.items() if group is not target_group
+        }
         self.register_outputs({"dns_name": self.dns_name, "url": self.url})
 
     def _security_group(
-        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+        self, name: str, settings: Settings, network: Network, ports: list[int], child: pulumi.ResourceOptions
     ) -> aws.ec2.SecurityGroup:
         group = security_group(name, settings, network.vpc_id, "restdemo ALB: listeners from anywhere", child)
         for port in listener_ports(settings):
             allow_in(f"{name}-listener-{port}", settings, group, port, f"listener {port}", child, cidr="0.0.0.0/0")
-        allow_out(
-            f"{name}-to-nodes",
-            settings,
-            group,
-            network.vpc_cidr,
-            "the routing mesh on every node",
-            child,
-            port=settings.published_port,
-        )
+        for port in ports:
+            allow_out(
+                # publishedPort's rule keeps the name it always had
+                f"{name}-to-nodes" if port == settings.published_port else f"{name}-to-nodes-{port}",
+                settings,
+                group,
+                network.vpc_cidr,
+                "the routing mesh on every node",
+                child,
+                port=port,
+            )
         return group
 
     def _target_group(
-        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+        self, name: str, settings: Settings, network: Network, route: WebRoute, child: pulumi.ResourceOptions
     ) -> aws.lb.TargetGroup:
         return aws.lb.TargetGroup(
             name,
             vpc_id=network.vpc_id,
             # The routing mesh answers on the service's published port on every node.
-            port=settings.published_port,
+            port=route.port,
             protocol="HTTP",
             target_type="instance",
             deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
-                path=settings.health_check_path,
-                port=str(settings.published_port),
+                path=route.health_check_path,
+                port=str(route.port),
                 protocol="HTTP",
                 matcher="200",
                 interval=HEALTH_CHECK_INTERVAL_SECONDS,
@@ -170,14 +250,25 @@ class LoadBalancer(pulumi.ComponentResource):
         name: str,
         settings: Settings,
         balancer: aws.lb.LoadBalancer,
-        target_group: aws.lb.TargetGroup,
+        target_group: aws.lb.TargetGroup | None,
         certificate_arn: pulumi.Input[str] | None,
         child: pulumi.ResourceOptions,
-    ) -> None:
-        """HTTP on 80; with a certificate, HTTPS on 443 too, and 80 redirects to it."""
-        forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
+    ) -> aws.lb.Listener:
+        """HTTP on 80; with a certificate, HTTPS on 443 too, and 80 redirects to it. The one that serves
+        (HTTPS when there is one) is returned: the routes' rules go on it. With no default route, a
+        request no rule matches is answered 404."""
+        forward = [
+            aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)
+            if target_group
+            else aws.lb.ListenerDefaultActionArgs(
+                type="fixed-response",
+                fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                    content_type="text/plain", status_code="404", message_body="no route"
+                ),
+            )
+        ]
         if certificate_arn:
-            aws.lb.Listener(
+            serving = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=balancer.arn,
                 port=443,
@@ -198,7 +289,7 @@ class LoadBalancer(pulumi.ComponentResource):
             ]
         else:
             http_actions = forward
-        aws.lb.Listener(
+        http = aws.lb.Listener(
             f"{name}-http",
             load_balancer_arn=balancer.arn,
             port=80,
@@ -207,6 +298,7 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags(settings, f"{name}-http"),
             opts=child,
         )
+        return serving if certificate_arn else http
 
     def _alias(
         self, name: str, settings: Settings, balancer: aws.lb.LoadBalancer, child: pulumi.ResourceOptions

@@ -96,7 +96,9 @@ class Swarm(pulumi.ComponentResource):
         stack = pulumi.get_stack()
         self.ssm_prefix = ssm_prefix(stack)
         state = SwarmState(f"{name}-state", settings=settings, opts=pulumi.ResourceOptions(parent=self))
-        groups = self._security_groups(name, settings, network, web.security_group_id, admin.security_group_id)
+        groups = self._security_groups(
+            name, settings, network, web.security_group_id, admin.security_group_id, web.ports
+        )
         group_names = {role: group_name(stack, role) for role in ("manager", "worker")}
         arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names)
         ami = node_ami(settings, self)
@@ -110,7 +112,7 @@ class Swarm(pulumi.ComponentResource):
         self.node_security_group_id = groups["node"].id
         self.register_outputs({"log_group_name": self.log_group_name, "managers": self.managers.name})
 
-    def _security_groups(self, name, settings, network, alb_security_group_id, admin_security_group_id):
+    def _security_groups(self, name, settings, network, alb_security_group_id, admin_security_group_id, web_ports):
         child = pulumi.ResourceOptions(parent=self)
         node = security_group(f"{name}-nodes", settings, network.vpc_id, "restdemo swarm nodes", child)
         manager = security_group(f"{name}-managers", settings, network.vpc_id, "restdemo swarm managers", child)
@@ -139,13 +141,10 @@ class Swarm(pulumi.ComponentResource):
         rule(
             "manager-2377", manager, SWARM_MANAGEMENT_PORT, "swarm management, from nodes only", source_group_id=node.id
         )
-        rule(
-            f"mesh-{settings.published_port}",  # mesh-8000 by default, the name it always had
-            node,
-            settings.published_port,
-            "the routing mesh, from the ALB only",
-            source_group_id=alb_security_group_id,
-        )
+        for port in web_ports:  # mesh-8000 by default, the name it always had
+            rule(
+                f"mesh-{port}", node, port, "the routing mesh, from the ALB only", source_group_id=alb_security_group_id
+            )
         # The agent's readiness endpoint: the admin NLB's health check and `recover` on another manager.
         # Not the VPC: an idle connection from any container could hold its threads.
         rule(
@@ -287,7 +286,7 @@ class Swarm(pulumi.ComponentResource):
                 # Created waiting on the admin NLB's readiness check (no service needed yet), then
                 # attached to both: the web target group's check needs the service.
                 create_target_group_arns=[admin.target_group_arn],
-                attach_target_group_arns=[admin.target_group_arn, web.target_group_arn],
+                attach_target_group_arns=[admin.target_group_arn, *web.target_group_arns],
                 wait_for_elb_capacity=settings.manager_count,
                 group_name=group_names["manager"],
                 depends_on=[*boot_needs, *admin.parameters],
@@ -301,7 +300,7 @@ class Swarm(pulumi.ComponentResource):
                 security_group_ids=[groups["node"].id],
                 user_data=user_data["worker"],
                 role_policy=arns.apply(lambda a: policy(*role_statements(a, "worker"))),
-                create_target_group_arns=[web.target_group_arn],
+                create_target_group_arns=web.target_group_arns,
                 group_name=group_names["worker"],
                 depends_on=boot_needs,
             ),

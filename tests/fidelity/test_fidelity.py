@@ -73,11 +73,12 @@ def runs():
     return found
 
 
-def sample(runs, typ: str) -> Registered:
+def sample(runs, typ: str, path: str | None = None) -> Registered:
     """The first resource of `typ` in any run (the deploy job's writes the build cache; prod with every
-    feature has the most kinds)."""
+    feature has the most kinds), with a value at `path` when one is given (a host route's rule, not a
+    path route's)."""
     for stack in (DEPLOY_JOB, f"prod ({ALL})", *runs):
-        found = runs[stack].of_type(typ)
+        found = [r for r in runs[stack].of_type(typ) if path is None or values_at(r.inputs, path)]
         if found:
             return found[0]
     raise AssertionError(f"no stack registers a {typ}")
@@ -93,7 +94,7 @@ def test_every_value_is_one_aws_and_the_providers_accept(runs, stack):
 def test_each_field_rule_applies_and_catches_its_bad_variant(runs, rule: Field):
     applies = [v for run in runs.values() for r in run.of_type(rule.type) for v in values_at(r.inputs, rule.path)]
     assert applies, f"{rule.name} checks nothing in any stack"
-    resource = sample(runs, rule.type)
+    resource = sample(runs, rule.type, rule.path)
     bad = dataclasses.replace(resource, inputs=with_value(resource.inputs, rule.path, rule.bad))
     assert field_problems(rule, [bad]), f"{rule.name} accepted {rule.bad!r}"
 

@@ -126,3 +126,42 @@ def test_invalid_setting_stops_before_any_resource(stack, override, message):
     finally:
         pulumi_program.RecordingMocks.new_resource = original
     assert recorded == []
+
+
+def test_a_compose_app_on_aws_has_a_repository_per_built_service_and_runs_as_the_single_service_does():
+    """Each built service's own ECR repository, which the nodes and the pull-only role may only pull;
+    every node in every route's target group; the services spread over the zones, on workers only
+    (prod), with the pull-only role's login."""
+    from tests.support.stack_variants import COMPOSE_HOSTS_VARIANT, variant_run
+
+    run = variant_run("prod", COMPOSE_HOSTS_VARIANT)
+    repositories = sorted(r.inputs["name"] for r in run.of_type("aws:ecr/repository:Repository"))
+    assert repositories == ["restdemo-agent-prod", "restdemo_admin-prod", "restdemo_web-prod"]
+    policies = {r.name for r in run.of_type("aws:ecr/repositoryPolicy:RepositoryPolicy")}
+    assert policies == {"agent-registry", "registry-admin", "registry-web"}
+    puller = json.loads(run.named("aws:iam/rolePolicy:RolePolicy", "pull-role").inputs["policy"])
+    pulled = {
+        arn
+        for s in puller["Statement"]
+        for arn in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    }
+    assert {arn.rsplit("/", 1)[-1] for arn in pulled if ":repository/" in arn} == {
+        "restdemo-agent-prod",
+        "restdemo_admin-prod",
+        "restdemo_web-prod",
+    }
+    workers = run.named("aws:autoscaling/group:Group", "swarm-workers-group").inputs
+    assert len(workers["targetGroupArns"]) == 3
+    services = {r.inputs["name"]: r.inputs for r in run.of_type("docker:index/service:Service")}
+    assert sorted(services) == ["restdemo_admin", "restdemo_api", "restdemo_web"]
+    for spec in services.values():
+        assert spec["taskSpec"]["placement"]["prefs"] == ["node.labels.availability_zone"]
+        assert spec["taskSpec"]["placement"]["constraints"][:2] == ["node.role==worker", "node.labels.role==worker"]
+    network = run.named("docker:index/network:Network", "restdemo-network").inputs
+    assert (network["name"], network["attachable"], network["options"]) == (
+        "restdemo-internal",
+        False,
+        {"encrypted": ""},
+    )
+    provider = run.named("pulumi:providers:docker", "restdemo-swarm").inputs
+    assert "ecr" in provider["registryAuth"]

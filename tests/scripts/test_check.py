@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.pulumi_program import REPO
-from tests.support.stack_variants import STACK_VARIANTS, variant_config
+from tests.support.stack_variants import COMPOSE_API_IMAGE, STACK_VARIANTS, variant_config
 
 pytestmark = pytest.mark.unit
 
@@ -65,12 +65,17 @@ def test_a_missing_or_broken_stack_file_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("stack,variant", STACK_VARIANTS)
-def test_every_optional_feature_passes_the_check(stack, variant, tmp_path, capsys):
-    """Each feature alone and all together, on every AWS stack, as a stack file would set them."""
+def test_every_optional_feature_passes_the_check(stack, variant, tmp_path, capsys, monkeypatch):
+    """Each feature alone and all together, on every AWS stack, as a stack file would set them (the
+    Compose app's secret as `--secret` writes it, ciphertext)."""
+    monkeypatch.setenv("API_IMAGE", COMPOSE_API_IMAGE)
+    config = variant_config(stack, variant)
+    if "restdemo:secrets" in config:
+        config["restdemo:secrets"] = [{"secure": "v1:c2FsdA==:Y2lwaGVydGV4dA=="}]
     path = tmp_path / f"Pulumi.{stack}.yaml"
-    path.write_text(yaml.safe_dump({"config": variant_config(stack, variant)}))
+    path.write_text(yaml.safe_dump({"config": config}))
     assert check_module().main([stack, "--file", str(path)]) == 0, capsys.readouterr().err
-    assert capsys.readouterr().out.startswith(f"{stack}: the settings are valid; `pulumi up` would create ")
+    assert f"{stack}: the settings are valid; `pulumi up` would create " in capsys.readouterr().out
 
 
 @functools.cache

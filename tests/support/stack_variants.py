@@ -31,13 +31,28 @@ FEATURES: dict[str, dict[str, str]] = {
     "runbookUrl": {"restdemo:runbookUrl": "https://github.com/example/restdemo/blob/main/docs/operations.md"},
 }
 ALL = "all together"
-VARIANTS = [*FEATURES, ALL]
+# A Compose app instead of the single service (docs/your-app.md): its own mode, so not among ALL's;
+# and with a service reached by host name too, under a certificate of yours that covers it.
+COMPOSE_VARIANT = "composeApp"
+COMPOSE_HOSTS_VARIANT = "composeApp with host routes"
+VARIANTS = [*FEATURES, ALL, COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT]
 STACK_VARIANTS = [(stack, variant) for stack in AWS_STACKS for variant in VARIANTS]
 
 
 def variant_config(stack: str, variant: str) -> dict[str, str]:
     """The stack file's config with one feature set, or all of them (a certificate of yours with the
-    domain's zone: the alias record made, no certificate requested)."""
+    domain's zone: the alias record made, no certificate requested), or the tests' Compose app."""
+    if variant == COMPOSE_VARIANT:
+        return compose_app_config(stack=stack)
+    if variant == COMPOSE_HOSTS_VARIANT:
+        return compose_app_config(
+            stack=stack,
+            **{
+                "restdemo:composeFile": [COMPOSE_FILE, COMPOSE_HOSTS_FILE],
+                "restdemo:certificateArn": CERTIFICATE,
+                "restdemo:domainName": "app.example.com",
+            },
+        )
     features = FEATURES.values() if variant == ALL else [FEATURES[variant]]
     return {**stack_config(stack), **{k: v for feature in features for k, v in feature.items()}}
 
@@ -45,6 +60,8 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
 @functools.cache
 def variant_run(stack: str, variant: str) -> ProgramRun:
     """The program under mocks for one variant, once per test session (read it, never change it)."""
+    if variant in (COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT):
+        return run_compose_app(variant_config(stack, variant), {"API_IMAGE": COMPOSE_API_IMAGE}, stack)
     return run_program(stack, variant_config(stack, variant))
 
 
@@ -52,13 +69,15 @@ def variant_run(stack: str, variant: str) -> ProgramRun:
 # prebuilt images, a secret from the stack's secrets.
 COMPOSE_APP = "local (compose app)"
 COMPOSE_FILE = "tests/e2e/compose_app/compose.yaml"
+COMPOSE_HOSTS_FILE = "tests/e2e/compose_app/hosts.yaml"
 COMPOSE_API_IMAGE = "127.0.0.1:5000/tests/api:1"
 
 
-def compose_app_config(greeting: str = "hello", **more: object) -> dict[str, object]:
-    """The local stack's file with the tests' Compose app and its one secret (`restdemo:secrets`)."""
+def compose_app_config(greeting: str = "hello", stack: str = "local", **more: object) -> dict[str, object]:
+    """A stack's file with the tests' Compose app and its one secret (`restdemo:secrets`), less the
+    single service's replicas (the file says each service's)."""
     return {
-        **stack_config("local"),
+        **{k: v for k, v in stack_config(stack).items() if k != "restdemo:replicas"},
         "restdemo:composeFile": [COMPOSE_FILE],
         "restdemo:secrets": [f"greeting={greeting}"],
         "restdemo:healthCheckPath": "/ready",
@@ -66,12 +85,12 @@ def compose_app_config(greeting: str = "hello", **more: object) -> dict[str, obj
     }
 
 
-def run_compose_app(config: dict[str, object], environment: dict[str, str]) -> ProgramRun:
+def run_compose_app(config: dict[str, object], environment: dict[str, str], stack: str = "local") -> ProgramRun:
     """The program for a Compose stack, with `environment` (what its `${VAR}`s read) set meanwhile."""
     before = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:
-        return run_program("local", config, secret_keys=["restdemo:secrets"])
+        return run_program(stack, config, secret_keys=["restdemo:secrets"])
     finally:
         for name, value in before.items():
             if value is None:

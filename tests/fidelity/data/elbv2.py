@@ -17,7 +17,40 @@ def _timeout_below_interval(check: dict) -> str | None:
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 
 
+RULE = "aws:lb/listenerRule:ListenerRule"
+
+
+def _at_most_five_values(conditions: list) -> str | None:
+    """ELBv2 quotas: five condition values per rule, across its conditions (host-header and
+    path-pattern values each count)."""
+    count = sum(len(c.get(kind, {}).get("values", [])) for c in conditions for kind in ("hostHeader", "pathPattern"))
+    return None if count <= 5 else f"{count} condition values; a rule takes at most 5"
+
+
 FIELDS = [
+    Field(RULE, "priority", Between(1, 50000), "ELBv2 CreateRule Priority: 1-50000", 0),
+    Field(
+        RULE,
+        "conditions[].pathPattern.values[]",
+        Pattern(r"[A-Za-z0-9_\-.$/~\"'@:+&()!,;=*?]{1,128}"),
+        "ELBv2 PathPatternConditionConfig: up to 128 characters of A-Z a-z 0-9 and _ - . $ / ~ \" ' @ : + & ( ) ! "
+        ", ; = * ?",
+        "/a b",
+    ),
+    Field(
+        RULE,
+        "conditions[].hostHeader.values[]",
+        Pattern(r"[A-Za-z0-9\-.*?]{1,128}"),
+        "ELBv2 HostHeaderConditionConfig: up to 128 characters of A-Z a-z 0-9 - . * ?",
+        "api_example.com",
+    ),
+    Field(
+        RULE,
+        "conditions",
+        Satisfies(_at_most_five_values),
+        "ELBv2 quotas: condition values per rule, 5",
+        [{"pathPattern": {"values": ["/a", "/b", "/c"]}}, {"hostHeader": {"values": ["a.b", "c.d", "e.f"]}}],
+    ),
     Field(
         "aws:lb/loadBalancer:LoadBalancer",
         "loadBalancerType",

@@ -266,14 +266,70 @@ def test_a_compose_build_and_health_check_are_checked_as_the_single_services(tmp
     ]
 
 
-def test_compose_on_aws_is_refused_for_now(monkeypatch):
+def test_on_aws_each_published_port_is_reached_through_the_load_balancer_one_way(tmp_path):
     from tests.infra.config.test_settings import AWS_OK
 
-    monkeypatch.setenv("API_IMAGE", "x")
-    config = {**AWS_OK, **compose_stack(TEST_APP / "compose.yaml", **{"restdemo:secrets": '["greeting=a"]'})}
-    assert [line.strip() for line in settings_error(config, SECRET)] == [
-        "restdemo:composeFile: not yet on AWS stacks (a route per service through the load balancer comes first); "
-        "deploy the Compose file on a stack with platform local"
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8080:80", "8443:443"]
+          shop:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8081:80"]
+          api:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8082:80"]
+            x-restdemo: {host: api.example.com}
+          docs:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8083:80"]
+            x-restdemo: {host: api.example.com}
+          worker:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            x-restdemo: {path: /work}
+        """,
+    )
+    config = {**AWS_OK, **compose_stack(compose), "restdemo:domainName": "app.example.com"}
+    config["restdemo:hostedZoneId"] = "Z0123456789ABC"
+    assert [line.strip() for line in settings_error(config)] == [
+        "restdemo:composeFile: services.api.x-restdemo.host: the stack's certificate is for restdemo:domainName "
+        "only; give restdemo:certificateArn, a certificate covering api.example.com too",
+        "restdemo:composeFile: services.docs.x-restdemo.host: the stack's certificate is for restdemo:domainName "
+        "only; give restdemo:certificateArn, a certificate covering api.example.com too",
+        "restdemo:composeFile: services.web.ports: on AWS a service publishes one tcp port, which the load balancer "
+        "sends HTTP to",
+        "restdemo:composeFile: services.worker.x-restdemo: a route for a service that publishes no port",
+        "restdemo:composeFile: services shop, web publish ports with no route: on AWS one at most is the load "
+        "balancer's default; give the others x-restdemo.host or x-restdemo.path",
+        "restdemo:composeFile: services.docs.x-restdemo: api.example.com is services.api's",
+    ]
+
+
+def test_a_route_is_a_host_name_or_a_path_and_nothing_else(tmp_path):
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: x
+            x-restdemo: {host: API.Example.com, path: "/a b", weight: 2}
+        """,
+    )
+    assert problems_of(compose) == [
+        "compose.yaml: services.web.x-restdemo.weight: not supported: this program deploys health_check_path, host "
+        "and path in x-restdemo; remove it",
+        "compose.yaml: services.web.x-restdemo.host: API.Example.com is not a host name in lower case (such as "
+        "api.example.com)",
+        "compose.yaml: services.web.x-restdemo.path: /a b is not a path such as /api (letters, digits, . _ ~ / -)",
+        "compose.yaml: services.web.x-restdemo: host or path, not both: a service is reached one way",
     ]
 
 

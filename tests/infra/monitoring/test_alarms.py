@@ -384,3 +384,36 @@ def test_forged_worker_metrics_do_not_mask_the_swarm_alarms():
         # Before: one Standard group, every node allowed to write it.
         before = ingested(run, writes, {swarm_group: "STANDARD"}, {"manager": everyone, "worker": everyone})
         assert first_alarm(alarm, before, T + 600, T + 1800) is None, key
+
+
+def test_each_route_of_a_compose_stack_has_its_5xx_share_and_unhealthy_hosts():
+    """The default route keeps the stack's own alarms; each other route's are on its target group, its
+    5xx share over its own requests, quiet under ten answers a minute."""
+    from tests.support.stack_variants import COMPOSE_HOSTS_VARIANT, variant_run
+
+    run = variant_run("dev", COMPOSE_HOSTS_VARIANT)
+    keys = sorted(r.name.removeprefix("monitoring-") for r in run.of_type(ALARM_TYPE) if "web-" in r.name)
+    assert keys == [
+        "web-5xx-share",
+        "web-5xx-share-admin",
+        "web-5xx-share-api",
+        "web-latency-p99",
+        "web-unhealthy-hosts",
+        "web-unhealthy-hosts-admin",
+        "web-unhealthy-hosts-api",
+    ]
+    alarm = Alarm.from_inputs(run.named(ALARM_TYPE, "monitoring-web-5xx-share-admin").inputs)
+    admin = next(q.metric.dimensions for q in alarm.queries if q.metric)
+    assert set(admin) == {"TargetGroup", "LoadBalancer"}
+
+    def minute(m: int, name: str, value: float) -> Datapoint:
+        return Datapoint(T + m * 60 + 7, value, name, "AWS/ApplicationELB", dict(admin), "Count")
+
+    quiet = [
+        p for m in (1, 2, 3) for p in (minute(m, "RequestCount", 1.0), minute(m, "HTTPCode_Target_5XX_Count", 1.0))
+    ]
+    assert first_alarm(alarm, quiet, T, T + 600) is None
+    failing = [
+        p for m in (1, 2, 3) for p in (minute(m, "RequestCount", 20.0), minute(m, "HTTPCode_Target_5XX_Count", 5.0))
+    ]
+    assert first_alarm(alarm, failing, T, T + 600) == T + 240

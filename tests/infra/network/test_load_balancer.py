@@ -86,3 +86,62 @@ def test_another_published_port_reaches_the_service_end_to_end(stack):
     assert rules["swarm-mesh-9000"]["referencedSecurityGroupId"] == "web-id"
     (to_nodes,) = [r.inputs for r in run.of_type(SG_EGRESS) if r.name == "web-to-nodes"]
     assert (to_nodes["fromPort"], to_nodes["toPort"]) == (9000, 9000)
+
+
+def route_run(stack: str = "dev"):
+    from tests.support.stack_variants import COMPOSE_HOSTS_VARIANT, variant_run
+
+    return variant_run(stack, COMPOSE_HOSTS_VARIANT)
+
+
+def test_each_compose_service_that_publishes_a_port_has_its_target_group_and_route():
+    """web is the default (no route), admin below /admin, api by host name, on the HTTPS listener (the
+    stack's certificate covers api.example.com); each target group on its service's published port,
+    checked on its own path."""
+    run = route_run()
+    groups = {r.name: r.inputs for r in run.of_type("aws:lb/targetGroup:TargetGroup") if r.name.startswith("web")}
+    assert {name: (g["port"], g["healthCheck"]["path"], g["healthCheck"]["port"]) for name, g in groups.items()} == {
+        "web": (8081, "/ready", "8081"),
+        "web-admin": (8082, "/ready", "8082"),
+        "web-api": (8083, "/ready", "8083"),
+    }
+    https = run.named("aws:lb/listener:Listener", "web-https").inputs
+    assert https["defaultActions"][0]["type"] == "forward"  # to web's group
+    rules = {r.name: r.inputs for r in run.of_type("aws:lb/listenerRule:ListenerRule")}
+    assert {name: (rule["priority"], rule["conditions"]) for name, rule in rules.items()} == {
+        "web-admin": (10, [{"pathPattern": {"values": ["/admin", "/admin/*"]}}]),
+        "web-api": (20, [{"hostHeader": {"values": ["api.example.com"]}}]),
+    }
+    assert {rule["listenerArn"] for rule in rules.values()} == {"arn:aws:lb:eu-west-1:123456789012:web-https"}
+    ports = sorted((r.inputs["fromPort"], r.name) for r in run.of_type(SG_EGRESS) if r.name.startswith("web-to-nodes"))
+    assert ports == [(8081, "web-to-nodes-8081"), (8082, "web-to-nodes-8082"), (8083, "web-to-nodes-8083")]
+    mesh = sorted(r.inputs["fromPort"] for r in run.of_type(SG_INGRESS) if r.name.startswith("swarm-mesh-"))
+    assert mesh == [8081, 8082, 8083]
+    assert run.outputs["urls"] == {
+        "admin": "https://app.example.com/admin",
+        "api": "https://api.example.com",
+        "web": "https://app.example.com",
+    }
+
+
+def test_without_a_default_route_a_request_no_rule_matches_is_answered_404(tmp_path):
+    from tests.support.stack_variants import COMPOSE_API_IMAGE, compose_app_config, run_compose_app
+
+    overlay = tmp_path / "routes.yaml"
+    overlay.write_text("services:\n  web:\n    x-restdemo: {path: /shop}\n")
+    config = compose_app_config(
+        stack="dev", **{"restdemo:composeFile": ["tests/e2e/compose_app/compose.yaml", str(overlay)]}
+    )
+    run = run_compose_app(config, {"API_IMAGE": COMPOSE_API_IMAGE}, "dev")
+    http = run.named("aws:lb/listener:Listener", "web-http").inputs
+    assert http["defaultActions"] == [
+        {
+            "type": "fixed-response",
+            "fixedResponse": {"contentType": "text/plain", "statusCode": "404", "messageBody": "no route"},
+        }
+    ]
+    assert sorted(r.name for r in run.of_type("aws:lb/targetGroup:TargetGroup")) == [
+        "admin",
+        "web-admin",
+        "web-web",
+    ]
