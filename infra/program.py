@@ -253,7 +253,9 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
     network = Network("network", settings=settings)
     # Your own certificate (certificateArn) when you give one; else one for your domain.
     certificate = (
-        DomainCertificate("domain", settings=settings)
+        DomainCertificate(
+            "domain", settings=settings, hosts=sorted({h for route in deployment.routes or [] for h in route.hosts})
+        )
         if settings.domain_name and not settings.certificate_arn
         else None
     )

@@ -445,6 +445,8 @@ COMPOSE_REPLACES = {
 }
 
 
+# ACM's default quota of names on one certificate.
+CERTIFICATE_NAMES = 10
 # ELBv2 quotas: five condition values per rule.
 MAX_ROUTE_HOSTS = 5
 # Docker's own ports on a node: the API (2375, 2376), swarm's management, gossip and overlay traffic.
@@ -926,14 +928,15 @@ class Settings(BaseModel):
                     f"{where}.x-restdemo.host: {len(service.route.hosts)} names; a load balancer rule matches "
                     f"{MAX_ROUTE_HOSTS} at most"
                 )
-            if service.route.hosts and self.domain_name and not self.certificate_arn:
-                problems.append(
-                    f"{where}.x-restdemo.host: the stack's certificate is for {key('domain_name')} only; give "
-                    f"{key('certificate_arn')}, a certificate covering {', '.join(service.route.hosts)} too"
-                )
         for service in app.services:
             if not service.ports and (service.route.hosts or service.route.path):
                 problems.append(f"services.{service.name}.x-restdemo: a route for a service that publishes no port")
+        names = {self.domain_name, *(host for s in web for host in s.route.hosts)} - {None}
+        if self.domain_name and not self.certificate_arn and len(names) > CERTIFICATE_NAMES:
+            problems.append(
+                f"{len(names)} names for the stack's certificate ({key('domain_name')} and the routes' hosts); ACM "
+                f"takes {CERTIFICATE_NAMES} on one certificate by default"
+            )
         defaults = [s.name for s in web if not (s.route.hosts or s.route.path)]
         if len(defaults) > 1:
             problems.append(

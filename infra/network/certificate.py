@@ -15,11 +15,13 @@ VALIDATION_TTL_SECONDS = 300
 
 
 class DomainCertificate(pulumi.ComponentResource):
-    """An ACM certificate for `settings.domain_name`, validated by DNS in `settings.hosted_zone_id`.
+    """An ACM certificate for `settings.domain_name` and the `hosts` a Compose stack's routes name,
+    validated by DNS in `settings.hosted_zone_id`.
 
     Takes:
         name: the certificate's resource name, and the prefix of its records' and its validation's.
         settings: the stack's settings (domainName, hostedZoneId, tags).
+        hosts: the other names it covers (subject alternative names); none by default.
         opts: resource options.
 
     Gives:
@@ -27,19 +29,28 @@ class DomainCertificate(pulumi.ComponentResource):
             the HTTPS listener.
     """
 
-    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings,
+        hosts: list[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
         super().__init__("restdemo:network:DomainCertificate", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        hosts = [host for host in hosts or [] if host != settings.domain_name]
         certificate = aws.acm.Certificate(
             name,
             domain_name=settings.domain_name,
+            subject_alternative_names=hosts or None,
             validation_method="DNS",
             tags=tags(settings, name),
             # Another domain replaces it, the new one issued first (Pulumi's create-before-delete), so
             # the listener always holds a certificate.
             opts=child,
         )
-        records = self._validation_records(name, settings, certificate, child)
+        records = self._validation_records(name, settings, certificate, [settings.domain_name, *hosts], child)
         validation = aws.acm.CertificateValidation(
             name,
             certificate_arn=certificate.arn,
@@ -50,24 +61,33 @@ class DomainCertificate(pulumi.ComponentResource):
         self.register_outputs({"certificate_arn": self.certificate_arn})
 
     def _validation_records(
-        self, name: str, settings: Settings, certificate: aws.acm.Certificate, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        settings: Settings,
+        certificate: aws.acm.Certificate,
+        names: list[str],
+        child: pulumi.ResourceOptions,
     ) -> list[aws.route53.Record]:
-        """One CNAME per name on the certificate (here one: the domain), as ACM asks for it."""
+        """One CNAME per name on the certificate, as ACM asks for it (the domain's record keeps the
+        resource name it always had)."""
 
-        def option(field: str) -> pulumi.Output[str]:
-            return certificate.domain_validation_options.apply(lambda options: options[0][field])
+        def option(domain: str, field: str) -> pulumi.Output[str]:
+            return certificate.domain_validation_options.apply(
+                lambda options: next(o for o in options if o["domain_name"] == domain)[field]
+            )
 
         return [
             aws.route53.Record(
-                f"{name}-validation",
+                f"{name}-validation" if domain == settings.domain_name else f"{name}-validation-{domain}",
                 zone_id=settings.hosted_zone_id,
-                name=option("resource_record_name"),
-                type=option("resource_record_type"),
-                records=[option("resource_record_value")],
+                name=option(domain, "resource_record_name"),
+                type=option(domain, "resource_record_type"),
+                records=[option(domain, "resource_record_value")],
                 ttl=VALIDATION_TTL_SECONDS,
                 # ACM gives every certificate for a name the same record: one left by an earlier
                 # certificate for this domain is taken over, not a conflict.
                 allow_overwrite=True,
                 opts=child,
             )
+            for domain in names
         ]

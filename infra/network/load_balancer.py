@@ -188,6 +188,8 @@ class LoadBalancer(pulumi.ComponentResource):
         self.dns_name = balancer.dns_name
         if settings.hosted_zone_id:
             self._alias(name, settings, balancer, child)
+            for host in sorted({host for route in routes for host in route.hosts} - {settings.domain_name}):
+                self._alias(f"{name}-{host}", settings, balancer, child, host)
         if settings.domain_name:  # every certificate here covers it (settings refuse one without)
             self.url = pulumi.Output.from_input(f"https://{settings.domain_name}")
         else:
@@ -301,13 +303,19 @@ class LoadBalancer(pulumi.ComponentResource):
         return serving if certificate_arn else http
 
     def _alias(
-        self, name: str, settings: Settings, balancer: aws.lb.LoadBalancer, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        settings: Settings,
+        balancer: aws.lb.LoadBalancer,
+        child: pulumi.ResourceOptions,
+        host: str | None = None,
     ) -> aws.route53.Record:
-        """domainName, in its hosted zone, as an alias of the ALB (answered by Route 53 itself)."""
+        """domainName (or a route's host), in its hosted zone, as an alias of the ALB (answered by Route 53
+        itself)."""
         return aws.route53.Record(
             f"{name}-alias",
             zone_id=settings.hosted_zone_id,
-            name=settings.domain_name,
+            name=host or settings.domain_name,
             type="A",
             aliases=[
                 aws.route53.RecordAliasArgs(

@@ -111,17 +111,20 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
             "zoneId": "Z32O12XQLNTSW2",  # ELB's own hosted zone in eu-west-1
         }
     if typ == "aws:acm/certificate:Certificate":
-        # What ACM asks for a DNS validation: a CNAME under the domain, the same for every certificate.
-        token = hashlib.sha256(inputs["domainName"].encode()).hexdigest()[:32]
+        # What ACM asks for a DNS validation, one per name on it: a CNAME under the name, the same for
+        # every certificate.
+        names = [inputs["domainName"], *(inputs.get("subjectAlternativeNames") or [])]
+        tokens = {n: hashlib.sha256(n.encode()).hexdigest()[:32] for n in names}
         return {
             "arn": f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{name}",
             "domainValidationOptions": [
                 {
-                    "domainName": inputs["domainName"],
-                    "resourceRecordName": f"_{token}.{inputs['domainName']}.",
+                    "domainName": n,
+                    "resourceRecordName": f"_{tokens[n]}.{n}.",
                     "resourceRecordType": "CNAME",
-                    "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws.",
+                    "resourceRecordValue": f"_{tokens[n][::-1]}.acm-validations.aws.",
                 }
+                for n in names
             ],
         }
     if typ == "aws:acm/certificateValidation:CertificateValidation":

@@ -300,10 +300,6 @@ def test_on_aws_each_published_port_is_reached_through_the_load_balancer_one_way
     config = {**AWS_OK, **compose_stack(compose), "restdemo:domainName": "app.example.com"}
     config["restdemo:hostedZoneId"] = "Z0123456789ABC"
     assert [line.strip() for line in settings_error(config)] == [
-        "restdemo:composeFile: services.api.x-restdemo.host: the stack's certificate is for restdemo:domainName "
-        "only; give restdemo:certificateArn, a certificate covering api.example.com too",
-        "restdemo:composeFile: services.docs.x-restdemo.host: the stack's certificate is for restdemo:domainName "
-        "only; give restdemo:certificateArn, a certificate covering api.example.com too",
         "restdemo:composeFile: services.web.ports: on AWS a service publishes one tcp port, which the load balancer "
         "sends HTTP to",
         "restdemo:composeFile: services.worker.x-restdemo: a route for a service that publishes no port",

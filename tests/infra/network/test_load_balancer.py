@@ -88,7 +88,7 @@ def test_another_published_port_reaches_the_service_end_to_end(stack):
     assert (to_nodes["fromPort"], to_nodes["toPort"]) == (9000, 9000)
 
 
-def route_run(stack: str = "dev"):
+def route_run(stack: str = "prod"):
     from tests.support.stack_variants import COMPOSE_HOSTS_VARIANT, variant_run
 
     return variant_run(stack, COMPOSE_HOSTS_VARIANT)
@@ -96,8 +96,9 @@ def route_run(stack: str = "dev"):
 
 def test_each_compose_service_that_publishes_a_port_has_its_target_group_and_route():
     """web is the default (no route), admin below /admin, api by host name, on the HTTPS listener (the
-    stack's certificate covers api.example.com); each target group on its service's published port,
-    checked on its own path."""
+    certificate the program requests covers app.example.com and api.example.com, each validated and
+    aliased in the stack's zone); each target group on its service's published port, checked on its
+    own path."""
     run = route_run()
     groups = {r.name: r.inputs for r in run.of_type("aws:lb/targetGroup:TargetGroup") if r.name.startswith("web")}
     assert {name: (g["port"], g["healthCheck"]["path"], g["healthCheck"]["port"]) for name, g in groups.items()} == {
@@ -113,6 +114,15 @@ def test_each_compose_service_that_publishes_a_port_has_its_target_group_and_rou
         "web-api": (20, [{"hostHeader": {"values": ["api.example.com"]}}]),
     }
     assert {rule["listenerArn"] for rule in rules.values()} == {"arn:aws:lb:eu-west-1:123456789012:web-https"}
+    certificate = run.named("aws:acm/certificate:Certificate", "domain").inputs
+    assert (certificate["domainName"], certificate["subjectAlternativeNames"]) == (
+        "app.example.com",
+        ["api.example.com"],
+    )
+    records = sorted((r.name, r.inputs["name"]) for r in run.of_type("aws:route53/record:Record") if "alias" in r.name)
+    assert records == [("web-alias", "app.example.com"), ("web-api.example.com-alias", "api.example.com")]
+    validations = sorted(r.name for r in run.of_type("aws:route53/record:Record") if "validation" in r.name)
+    assert validations == ["domain-validation", "domain-validation-api.example.com"]
     ports = sorted((r.inputs["fromPort"], r.name) for r in run.of_type(SG_EGRESS) if r.name.startswith("web-to-nodes"))
     assert ports == [(8081, "web-to-nodes-8081"), (8082, "web-to-nodes-8082"), (8083, "web-to-nodes-8083")]
     mesh = sorted(r.inputs["fromPort"] for r in run.of_type(SG_INGRESS) if r.name.startswith("swarm-mesh-"))
