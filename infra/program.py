@@ -15,7 +15,7 @@ from pulumi.runtime.config import CONFIG, is_config_secret
 
 from infra.admin.endpoint import AdminEndpoint
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
-from infra.config.compose import ComposeApp
+from infra.config.compose import ComposeApp, route_priority
 from infra.config.docker_endpoint import DockerEndpoint, registry_login_for, registry_of
 from infra.config.names import AGENT_REPOSITORY
 from infra.config.settings import Settings, parse_settings
@@ -179,6 +179,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
                 health_check_path=service.route.health_check_path or settings.health_check_path,
                 hosts=service.route.hosts,
                 path=service.route.path,
+                priority=route_priority(service.name, service.route),
             )
             for service in app.services
             if service.ports

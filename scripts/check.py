@@ -51,15 +51,25 @@ def readable(config: dict) -> tuple[dict, list[str]]:
     Compose file's external secrets need (their names are encrypted with their values); logins by none."""
     from infra.config.compose import ComposeError, load_app
 
-    readable, encrypted = dict(config), []
+    readable, encrypted, plain = dict(config), [], []
     for key, value in config.items():
         if _encrypted(value) or isinstance(value, list) and any(_encrypted(v) for v in value):
             encrypted.append(key)
             readable[key] = ENCRYPTED if _encrypted(value) else [v for v in value if not _encrypted(v)]
+            # An entry set without --secret beside encrypted ones: the deploy cannot tell it from them.
+            plain += [
+                f"{key}[{i}]" for i, v in enumerate(value if isinstance(value, list) else []) if not _encrypted(v)
+            ]
+    if plain:
+        raise ValueError(
+            f"{', '.join(plain)} in plain text in the stack file, beside encrypted entries; set each with "
+            "pulumi config set --secret --path (and rotate any value that was in plain text)"
+        )
     if "restdemo:secrets" in encrypted:
+        files = config.get("restdemo:composeFile") or []
         try:
-            app = load_app([REPO / path for path in config.get("restdemo:composeFile") or []])
-            needed = [source.name for source in app.secrets.values() if source.file is None]
+            app = load_app([REPO / path for path in ([files] if isinstance(files, str) else files)]) if files else None
+            needed = [source.name for source in app.secrets.values() if source.file is None] if app else []
         except ComposeError:
             needed = []  # parse_settings reports the file's problems
         readable["restdemo:secrets"] = [f"{name}={ENCRYPTED}" for name in needed]

@@ -11,6 +11,7 @@ the program reads. The loader's messages are put in this program's words (`loade
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -105,7 +106,8 @@ INSTEAD = {
 }
 GENERIC = "not supported: this program deploys {allowed} {here}; remove it"
 
-SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
+# Lower-case words joined by single hyphens, as an ECR repository's name allows (no `--`, no hyphen last).
+SERVICE_NAME = re.compile(r"(?=.{1,31}$)[a-z0-9]+(-[a-z0-9]+)*")
 # Docker's limit for a secret's or config's data (moby daemon/cluster/convert: MaxSecretSize).
 MAX_FILE_BYTES = 500 * 1024
 LOADER_TIMEOUT_SECONDS = 60
@@ -279,9 +281,7 @@ def file_problems(path: Path) -> list[str]:
     for name, service in _mapping(document.get("services")).items():
         where = f"services.{name}"
         if not SERVICE_NAME.fullmatch(str(name)):
-            lines.append(
-                f"{where}: a service name is 1-31 lower-case letters, digits and '-', starting with a letter or digit"
-            )
+            lines.append(f"{where}: a service name is 1-31 lower-case letters and digits, words joined by single '-'")
         service = _mapping(service)
         lines += _unknown(service, SERVICE_KEYS, where)
         lines += _unknown(_mapping(service.get("build")), BUILD_KEYS, f"{where}.build")
@@ -305,6 +305,11 @@ def file_problems(path: Path) -> list[str]:
             file = entry.get("path") if isinstance(entry, dict) else entry
             lines += _outside(f"{where}.env_file", project, str(file))
         for number, port in enumerate(service.get("ports") or []):
+            if isinstance(port, str) and port.count(":") >= 2:
+                lines.append(
+                    f"{where}.ports[{number}]: {port} binds an address, which swarm ignores (it publishes on every "
+                    "interface of every node); write published:target"
+                )
             if isinstance(port, dict) and port.get("mode", "ingress") != "ingress":
                 lines.append(
                     f"{where}.ports[{number}]: mode {port['mode']} is not supported: ports are published on the "
@@ -659,6 +664,18 @@ def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
         service_labels=_strings(deploy.get("labels")),
         route=_route(_mapping(spec.get("x-restdemo"))),
     )
+
+
+# Listener rule priorities (ELBv2: 1-50000, one per rule): a host route's in the first half, so it is
+# matched before any path route; each from its service's name, so adding or removing a route never
+# renumbers another (AWS refuses a priority another rule holds).
+HOST_PRIORITIES = range(1, 25000)
+PATH_PRIORITIES = range(25000, 50000)
+
+
+def route_priority(service: str, route: Route) -> int:
+    band = HOST_PRIORITIES if route.hosts else PATH_PRIORITIES
+    return band.start + int(hashlib.sha256(service.encode()).hexdigest(), 16) % len(band)
 
 
 def _route(route: dict) -> Route:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app
+from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app, route_priority
+from infra.config.docker_endpoint import LOOPBACK, registry_of
 from infra.config.durations import parse_duration
 from infra.config.image_contract import (
     HEALTH_INTERVAL_SECONDS,
@@ -48,6 +50,7 @@ from infra.config.image_contract import (
     unset_args,
 )
 from infra.config.names import AGENT_REPOSITORY
+from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, SWARM_MANAGEMENT_PORT
 
 NAMESPACE = "restdemo"
 # Where Pulumi.yaml is: build contexts are relative to it.
@@ -243,11 +246,11 @@ def _service_name(name: str) -> str:
     return name
 
 
-def _name_only(entry: Any, names: re.Pattern[str] | None = None) -> str:
-    """An entry as an error may show it: its name (an environment variable's, or `names`), never its
-    value (which may be a secret)."""
+def _name_only(entry: Any) -> str:
+    """An environment entry as an error may show it: its name, never its value (which may be a
+    secret someone put there against the advice)."""
     name, equals, _ = str(entry).partition("=")
-    return f"{name}=..." if equals and (names or ENV_NAME).fullmatch(name) else "(not NAME=value)"
+    return f"{name}=..." if equals and ENV_NAME.fullmatch(name) else "(not NAME=value)"
 
 
 def _named_entries(entries: list[str], reserved: dict[str, str]) -> list[str]:
@@ -288,6 +291,8 @@ def _one_or_many(value: Any) -> Any:
 
 # A Docker secret's name (swarmkit validateConfigOrSecretAnnotations), which a stack secret is named by.
 SECRET_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
+# Docker Hub's names, whose logins the docker provider files under registry-1.docker.io.
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 # A registry as an image reference names it: host[:port], no scheme.
 REGISTRY_HOST = re.compile(r"(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+|\d+(?:\.\d+){3})(?::\d{1,5})?")
 
@@ -296,11 +301,10 @@ def _secret_entries(entries: list[str]) -> list[str]:
     names = []
     for number, entry in enumerate(entries, 1):
         name, equals, value = entry.partition("=")
-        if not equals or not SECRET_NAME.fullmatch(name) or not value:
+        # A value of only `=` is the tail of base64 pasted without a name, not a secret.
+        if not equals or not SECRET_NAME.fullmatch(name) or not value.strip("="):
             raise ValueError(
-                f"entry {number} ({_name_only(entry, SECRET_NAME)}) is not NAME=value with a NAME of letters, "
-                "digits, '.', '_' "
-                "and '-', and a value"
+                f"entry {number} is not NAME=value with a NAME of letters, digits, '.', '_' and '-', and a value"
             )
         if name in names:
             raise ValueError(f"{name} is given twice")
@@ -315,9 +319,14 @@ def _registry_logins(entries: list[str]) -> list[str]:
         username, colon, password = login.partition(":")
         if not equals or not REGISTRY_HOST.fullmatch(server) or not username or not colon or not password:
             raise ValueError(
-                f"entry {number} ({_name_only(entry, REGISTRY_HOST)}) is not SERVER=USERNAME:PASSWORD with a "
+                f"entry {number} is not SERVER=USERNAME:PASSWORD with a "
                 "SERVER such as "
                 "ghcr.io or registry.example.com:5000 (no https://)"
+            )
+        if server in DOCKER_HUB:
+            raise ValueError(
+                f"entry {number}: Docker Hub logins are not yet supported (the provider looks them up under another "
+                "name); use a public image or another registry"
             )
         if server in servers:
             raise ValueError(f"{server} is given twice")
@@ -445,12 +454,20 @@ COMPOSE_REPLACES = {
 }
 
 
+# A route's target group is named `web-<service>-` and 7 random characters: 32 at most (ELBv2).
+ROUTE_NAME_MAX = 20
 # ACM's default quota of names on one certificate.
 CERTIFICATE_NAMES = 10
 # ELBv2 quotas: five condition values per rule.
 MAX_ROUTE_HOSTS = 5
 # Docker's own ports on a node: the API (2375, 2376), swarm's management, gossip and overlay traffic.
-DOCKER_PORTS = (2375, 2376, 2377, 7946, 4789)
+# Ports of a node that are not a service's to publish: Docker's (its API, swarm's management, gossip and
+# overlay traffic), the node agent's readiness (the admin NLB's check), SSH.
+NODE_PORTS = {
+    **dict.fromkeys((2375, DOCKER_TLS_PORT, SWARM_MANAGEMENT_PORT, 7946, 4789), "Docker's"),
+    READINESS_PORT: "the node agent's",
+    22: "SSH's",
+}
 
 
 def _rollout_seconds(settings: Settings, service: ComposeService) -> float | None:
@@ -859,6 +876,11 @@ class Settings(BaseModel):
             # The image's first: a rollout's time depends on its health check.
             problems = self._image_problems()
             image_known = not problems
+        if self.published_port in NODE_PORTS:
+            problems.append(
+                f"{key('published_port')} = {self.published_port}: is {NODE_PORTS[self.published_port]} on every "
+                "node; publish another"
+            )
         if self.stop_grace_period <= APP_DRAIN_SECONDS:
             problems.append(
                 f"{key('stop_grace_period')} = {self.stop_grace_period:g}s: must be above {APP_DRAIN_SECONDS}s, "
@@ -917,8 +939,24 @@ class Settings(BaseModel):
         one HTTP port per service, by host name or path prefix, and one service at most as the default."""
         problems = []
         web = [s for s in app.services if s.ports]
+        if not web:
+            problems.append(
+                "no service publishes a port: on AWS a Compose stack is reached through its load balancer, which "
+                "needs one"
+            )
+        for service in app.services:
+            if service.image and not service.build and registry_of(service.image).split(":")[0] in LOOPBACK:
+                problems.append(
+                    f"services.{service.name}.image: {service.image} is in a registry on this machine's loopback, "
+                    "which the nodes cannot reach; push it to a registry they can"
+                )
         for service in web:
             where = f"services.{service.name}"
+            if len(service.name) > ROUTE_NAME_MAX:
+                problems.append(
+                    f"services.{service.name}: on AWS a service that publishes a port has a name of "
+                    f"{ROUTE_NAME_MAX} characters at most (its target group's name is made from it)"
+                )
             if len(service.ports) > 1 or service.ports[0].protocol != "tcp":
                 problems.append(
                     f"{where}.ports: on AWS a service publishes one tcp port, which the load balancer sends HTTP to"
@@ -949,6 +987,23 @@ class Settings(BaseModel):
                 if claim in claimed:
                     problems.append(f"services.{service.name}.x-restdemo: {claim} is services.{claimed[claim]}'s")
                 claimed[claim] = service.name
+        paths = sorted((s.route.path, s.name) for s in web if s.route.path)
+        for (outer, owner), (inner, name) in itertools.combinations(paths, 2):
+            if inner.startswith(outer + "/"):
+                problems.append(
+                    f"services.{name}.x-restdemo.path: {inner} is below services.{owner}'s {outer}, which would "
+                    "answer it; give paths that do not nest"
+                )
+        priorities: dict[int, str] = {}
+        for service in web:
+            if service.route.hosts or service.route.path:
+                priority = route_priority(service.name, service.route)
+                if priority in priorities:
+                    problems.append(
+                        f"services.{service.name}: its route's priority ({priority}, from its name) is "
+                        f"services.{priorities[priority]}'s too; rename one of them"
+                    )
+                priorities[priority] = service.name
         return problems
 
     def _fit_problems(self, app: ComposeApp) -> list[str]:
@@ -969,12 +1024,12 @@ class Settings(BaseModel):
                     f"{where}: its name in the swarm, {self.service_name}_{name.removesuffix('_' + '0' * 12)}..., "
                     f"would be {len(full)} characters, over swarm's {limit}; shorten it or {key('service_name')}"
                 )
-        taken = {self.local_registry_port: f"{key('local_registry_port')}", **dict.fromkeys(DOCKER_PORTS, "Docker")}
+        taken = {self.local_registry_port: f"the local registry's ({key('local_registry_port')})", **NODE_PORTS}
         for service in app.services:
             where = f"services.{service.name}"
             for port in service.ports:
                 if port.published in taken:
-                    problems.append(f"{where}.ports: {port.published} is {taken[port.published]}'s; publish another")
+                    problems.append(f"{where}.ports: {port.published} is {taken[port.published]}; publish another")
             for name in service.build.args if service.build else {}:
                 if name in PROGRAM_BUILD_ARGS or name.startswith("BUILDKIT_") or name in PREDEFINED_ARGS:
                     problems.append(
@@ -1194,11 +1249,12 @@ def _describe(error: dict) -> str:
     where = name + "".join(f"[{part}]" for part in location[1:])
     message = _in_words(error, str(location[0]))
     given = error["input"]
+    if location[0] in map(to_camel, ALWAYS_SECRET):  # not a word of a secret setting, nor where its entries fail
+        return f"{name}: {message}"
     if location[0] in NAMED_ENTRIES:  # names, never values
         if not isinstance(given, (list, str)):
             return f"{where}: {message}"
-        names = NAMED_ENTRIES[location[0]]
-        given = [_name_only(e, names) for e in given] if isinstance(given, list) else _name_only(given, names)
+        given = [_name_only(e) for e in given] if isinstance(given, list) else _name_only(given)
     return f"{where} = {json.dumps(given, default=str)}: {message}"
 
 
@@ -1270,13 +1326,8 @@ NEVER_SECRET = {
 ALWAYS_SECRET = {"secrets": "NAME=value", "registry_logins": "SERVER=USERNAME:PASSWORD"}
 
 
-# The settings of NAME=value entries, and what their names look like: an error shows names only.
-NAMED_ENTRIES = {
-    to_camel("service_environment"): ENV_NAME,
-    to_camel("build_args"): ENV_NAME,
-    "secrets": SECRET_NAME,
-    to_camel("registry_logins"): REGISTRY_HOST,
-}
+# The settings of NAME=value entries: an error shows their names only.
+NAMED_ENTRIES = (to_camel("service_environment"), to_camel("build_args"))
 
 
 def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Settings:

@@ -31,8 +31,6 @@ IDLE_TIMEOUT_SECONDS = 20
 HEALTH_CHECK_INTERVAL_SECONDS = 5
 HEALTH_CHECK_TIMEOUT_SECONDS = 4
 HEALTH_CHECK_UNHEALTHY_THRESHOLD = 2
-# Rules' priorities, by route key in order: 10, 20, ... (a route added between two moves the later ones).
-RULE_PRIORITY_STEP = 10
 
 
 def dead_target_window_seconds() -> int:
@@ -83,6 +81,7 @@ class WebRoute:
     health_check_path: str
     hosts: tuple[str, ...] = ()
     path: str | None = None
+    priority: int = 0  # its listener rule's (infra/config/compose.py route_priority); none for the default
 
     @property
     def is_default(self) -> bool:
@@ -94,19 +93,19 @@ def single_route(settings: Settings) -> WebRoute:
     return WebRoute("", settings.published_port, settings.health_check_path)
 
 
-def rule_conditions(route: WebRoute) -> list[aws.lb.ListenerRuleConditionArgs]:
-    """A host route matches its names; a path route its prefix and everything below it."""
+def rule_conditions(route: WebRoute, domain: str | None) -> list[aws.lb.ListenerRuleConditionArgs]:
+    """A host route matches its names; a path route its prefix and everything below it, on the stack's
+    domain when it has one (so not below another route's host name)."""
+
+    def hosts(names: list[str]) -> aws.lb.ListenerRuleConditionArgs:
+        return aws.lb.ListenerRuleConditionArgs(host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=names))
+
     if route.hosts:
-        return [
-            aws.lb.ListenerRuleConditionArgs(
-                host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=list(route.hosts))
-            )
-        ]
-    return [
-        aws.lb.ListenerRuleConditionArgs(
-            path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[route.path, f"{route.path}/*"])
-        )
-    ]
+        return [hosts(list(route.hosts))]
+    path = aws.lb.ListenerRuleConditionArgs(
+        path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[route.path, f"{route.path}/*"])
+    )
+    return [hosts([domain]), path] if domain else [path]
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -173,14 +172,15 @@ class LoadBalancer(pulumi.ComponentResource):
             certificate_arn or settings.certificate_arn,
             child,
         )
-        ruled = sorted((route for route in routes if not route.is_default), key=lambda route: route.key)
-        for priority, route in enumerate(ruled, 1):
+        for route in routes:
+            if route.is_default:
+                continue
             aws.lb.ListenerRule(
                 f"{name}-{route.key}",
                 listener_arn=listener.arn,
-                priority=priority * RULE_PRIORITY_STEP,
+                priority=route.priority,
                 actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_groups[route.key].arn)],
-                conditions=rule_conditions(route),
+                conditions=rule_conditions(route, settings.domain_name),
                 tags=tags(settings, f"{name}-{route.key}"),
                 opts=child,
             )
@@ -200,6 +200,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
         self.route_target_groups = {
             key: group.arn_suffix for key, group in target_groups.items() if group is not target_group
+        }
+        # What the managers attach to, each under a name of its own that no other route's change moves:
+        # the default route's group as it always was (`1`), each other route's by its service.
+        self.attachments = {
+            ("1" if key == "" or (default and key == default.key) else f"route-{key}"): group.arn
+            for key, group in target_groups.items()
         }
         self.register_outputs({"dns_name": self.dns_name, "url": self.url})
 

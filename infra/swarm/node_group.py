@@ -61,7 +61,8 @@ class NodeGroupSpec:
     # The target groups the group registers its instances in when it is created (and, with
     # `wait_for_elb_capacity`, waits on); the ones attached separately afterwards.
     create_target_group_arns: list[pulumi.Input[str]]
-    attach_target_group_arns: list[pulumi.Input[str]] = field(default_factory=list)
+    # Attached after creation, each by a name of its own (`<group>-target-<key>`).
+    attach_target_group_arns: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     wait_for_elb_capacity: int | None = None
     group_name: str = ""
     # Created before the group: what a booting node needs (NAT routes, the hook's role, TLS material).
@@ -286,9 +287,9 @@ class NodeGroup(pulumi.ComponentResource):
     def _target_group_attachments(
         self, name: str, spec: NodeGroupSpec, group: aws.autoscaling.Group, child: pulumi.ResourceOptions
     ) -> None:
-        for index, target_group_arn in enumerate(spec.attach_target_group_arns):
+        for key, target_group_arn in spec.attach_target_group_arns.items():
             aws.autoscaling.Attachment(
-                f"{name}-target-{index}",
+                f"{name}-target-{key}",
                 autoscaling_group_name=group.name,
                 lb_target_group_arn=target_group_arn,
                 opts=child,

@@ -286,7 +286,7 @@ class Swarm(pulumi.ComponentResource):
                 # Created waiting on the admin NLB's readiness check (no service needed yet), then
                 # attached to both: the web target group's check needs the service.
                 create_target_group_arns=[admin.target_group_arn],
-                attach_target_group_arns=[admin.target_group_arn, *web.target_group_arns],
+                attach_target_group_arns={"0": admin.target_group_arn, **web.attachments},
                 wait_for_elb_capacity=settings.manager_count,
                 group_name=group_names["manager"],
                 depends_on=[*boot_needs, *admin.parameters],

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.pulumi_program import REPO
-from tests.support.stack_variants import COMPOSE_API_IMAGE, STACK_VARIANTS, variant_config
+from tests.support.stack_variants import STACK_VARIANTS, api_image, variant_config
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +68,7 @@ def test_a_missing_or_broken_stack_file_is_one_line(tmp_path):
 def test_every_optional_feature_passes_the_check(stack, variant, tmp_path, capsys, monkeypatch):
     """Each feature alone and all together, on every AWS stack, as a stack file would set them (the
     Compose app's secret as `--secret` writes it, ciphertext)."""
-    monkeypatch.setenv("API_IMAGE", COMPOSE_API_IMAGE)
+    monkeypatch.setenv("API_IMAGE", api_image(stack))
     config = variant_config(stack, variant)
     if "restdemo:secrets" in config:
         config["restdemo:secrets"] = [{"secure": "v1:c2FsdA==:Y2lwaGVydGV4dA=="}]

@@ -55,7 +55,7 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
 def variant_run(stack: str, variant: str) -> ProgramRun:
     """The program under mocks for one variant, once per test session (read it, never change it)."""
     if variant in (COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT):
-        return run_compose_app(variant_config(stack, variant), {"API_IMAGE": COMPOSE_API_IMAGE}, stack)
+        return run_compose_app(variant_config(stack, variant), {"API_IMAGE": api_image(stack)}, stack)
     return run_program(stack, variant_config(stack, variant))
 
 
@@ -65,6 +65,13 @@ COMPOSE_APP = "local (compose app)"
 COMPOSE_FILE = "tests/e2e/compose_app/compose.yaml"
 COMPOSE_HOSTS_FILE = "tests/e2e/compose_app/hosts.yaml"
 COMPOSE_API_IMAGE = "127.0.0.1:5000/tests/api:1"
+# On AWS a registry the nodes reach (a loopback one is refused there).
+AWS_API_IMAGE = "ghcr.io/example/api:1"
+
+
+def api_image(stack: str) -> str:
+    """What the Compose app's `${API_IMAGE}` is on `stack`."""
+    return COMPOSE_API_IMAGE if stack == "local" else AWS_API_IMAGE
 
 
 def compose_app_config(greeting: str = "hello", stack: str = "local", **more: object) -> dict[str, object]:

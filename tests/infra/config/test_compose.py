@@ -358,9 +358,18 @@ def test_a_file_may_not_read_the_deployers_credentials_or_files_outside_its_dire
 
 
 def test_a_malformed_secrets_setting_never_shows_a_value():
-    with pytest.raises(SettingsError) as caught:
-        parse_settings({"restdemo:secrets": '["DB=hunter2", "DB=other"]'}, SECRET)
-    assert "hunter2" not in str(caught.value) and "DB=..." in str(caught.value)
+    for given, message in (
+        ('["DB=hunter2", "DB=other"]', "restdemo:secrets: DB is given twice"),
+        # base64 pasted without a name: its padding is no NAME=value
+        (
+            '["aHVudGVyMg=="]',
+            "restdemo:secrets: entry 1 is not NAME=value with a NAME of letters, digits, '.', '_' and '-', and a value",
+        ),
+        ('"DB=hunter2"', 'restdemo:secrets: must be a list, such as ["a", "b"]'),
+    ):
+        with pytest.raises(SettingsError) as caught:
+            parse_settings({"restdemo:secrets": given}, SECRET)
+        assert str(caught.value).splitlines()[1:] == [f"  {message}"], given
 
 
 def test_a_prebuilt_image_needs_a_test_not_just_timings(tmp_path):
@@ -379,7 +388,7 @@ def test_what_the_stack_makes_of_each_service_is_checked(tmp_path):
           web:
             image: x
             healthcheck: {test: [CMD, /bin/check], interval: 10s}
-            ports: ["5000:80", "2377:81"]
+            ports: ["5000:80", "2377:81", "44554:82"]
             deploy:
               replicas: 10
               update_config: {delay: 1m, max_failure_ratio: 0.25}
@@ -394,8 +403,10 @@ def test_what_the_stack_makes_of_each_service_is_checked(tmp_path):
         "restdemo:composeFile: services.a-service-name-of-thirty-chars: its name in the swarm, "
         "a-stack-name-of-forty-characters-exactly_a-service-name-of-thirty-chars..., would be 71 characters, "
         "over swarm's 63; shorten it or restdemo:serviceName",
-        "restdemo:composeFile: services.web.ports: 5000 is restdemo:localRegistryPort's; publish another",
+        "restdemo:composeFile: services.web.ports: 5000 is the local registry's (restdemo:localRegistryPort); "
+        "publish another",
         "restdemo:composeFile: services.web.ports: 2377 is Docker's; publish another",
+        "restdemo:composeFile: services.web.ports: 44554 is the node agent's; publish another",
         "restdemo:composeFile: services.web.deploy.resources.reservations.memory: above its limit",
         "restdemo:composeFile: services.web.deploy.resources.reservations.cpus: above the stack's limit (0.5) "
         "where it gives none",
@@ -416,5 +427,94 @@ def test_registry_logins_are_secrets_and_never_shown():
     lines = settings_error(
         {"restdemo:registryLogins": '["https://ghcr.io=bot:ghp_secret"]'}, frozenset({"restdemo:registryLogins"})
     )
-    assert "ghp_secret" not in "".join(lines)
-    assert "entry 1 ((not NAME=value)) is not SERVER=USERNAME:PASSWORD" in lines[0]
+    assert [line.strip() for line in lines] == [
+        "restdemo:registryLogins: entry 1 is not SERVER=USERNAME:PASSWORD with a SERVER such as ghcr.io or "
+        "registry.example.com:5000 (no https://)"
+    ]
+    lines = settings_error(
+        {"restdemo:registryLogins": '["docker.io=bot:dckr_secret"]'}, frozenset({"restdemo:registryLogins"})
+    )
+    assert [line.strip() for line in lines] == [
+        "restdemo:registryLogins: entry 1: Docker Hub logins are not yet supported (the provider looks them up under "
+        "another name); use a public image or another registry"
+    ]
+
+
+def test_on_aws_routes_do_not_nest_names_fit_and_images_are_reachable(tmp_path, monkeypatch):
+    from tests.infra.config.test_settings import AWS_OK
+
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          api:
+            image: 127.0.0.1:5000/api:1
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8081:80"]
+            x-restdemo: {path: /api}
+          a-service-of-twenty-one:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8082:80"]
+            x-restdemo: {path: /api/v1}
+        """,
+    )
+    assert [line.strip() for line in settings_error({**AWS_OK, **compose_stack(compose)})] == [
+        "restdemo:composeFile: services.api.image: 127.0.0.1:5000/api:1 is in a registry on this machine's "
+        "loopback, which the nodes cannot reach; push it to a registry they can",
+        "restdemo:composeFile: services.a-service-of-twenty-one: on AWS a service that publishes a port has a name "
+        "of 20 characters at most (its target group's name is made from it)",
+        "restdemo:composeFile: services.a-service-of-twenty-one.x-restdemo.path: /api/v1 is below services.api's "
+        "/api, which would answer it; give paths that do not nest",
+    ]
+    # Two routes whose names give one priority: refused, not left to AWS's PriorityInUse.
+    monkeypatch.setattr("infra.config.settings.route_priority", lambda service, route: 25000)
+    worker = compose_in(
+        tmp_path,
+        """\
+        services:
+          shop:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8081:80"]
+            x-restdemo: {path: /shop}
+          blog:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            ports: ["8082:80"]
+            x-restdemo: {path: /blog}
+        """,
+    )
+    assert [line.strip() for line in settings_error({**AWS_OK, **compose_stack(worker)})] == [
+        "restdemo:composeFile: services.shop: its route's priority (25000, from its name) is services.blog's too; "
+        "rename one of them"
+    ]
+
+
+def test_on_aws_a_compose_stack_publishes_a_port(tmp_path):
+    from tests.infra.config.test_settings import AWS_OK
+
+    compose = compose_in(tmp_path, "services:\n  worker: {image: x, healthcheck: {test: [CMD, /bin/check]}}\n")
+    assert [line.strip() for line in settings_error({**AWS_OK, **compose_stack(compose)})] == [
+        "restdemo:composeFile: no service publishes a port: on AWS a Compose stack is reached through its load "
+        "balancer, which needs one"
+    ]
+
+
+def test_route_priorities_are_fixed_by_name_hosts_before_paths():
+    from infra.config.compose import Route, route_priority
+
+    host, path = Route(hosts=("a.example.com",)), Route(path="/a")
+    assert route_priority("api", host) == route_priority("api", host) and 1 <= route_priority("api", host) < 25000
+    assert 25000 <= route_priority("api", path) < 50000
+
+
+def test_a_port_bound_to_an_address_and_a_node_port_are_refused(tmp_path):
+    compose = compose_in(tmp_path, 'services:\n  web: {image: x, ports: ["127.0.0.1:8080:80"]}\n')
+    assert problems_of(compose) == [
+        "compose.yaml: services.web.ports[0]: 127.0.0.1:8080:80 binds an address, which swarm ignores (it publishes "
+        "on every interface of every node); write published:target"
+    ]
+    assert [line.strip() for line in settings_error({"restdemo:publishedPort": "44554"})] == [
+        "restdemo:publishedPort = 44554: is the node agent's on every node; publish another"
+    ]

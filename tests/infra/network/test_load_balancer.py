@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.config.compose import Route, route_priority
 from infra.network.load_balancer import dead_target_window_seconds
 from tests.support.aws_stack import AWS_STACKS, SG_EGRESS, SG_INGRESS
 from tests.support.pulumi_program import (
@@ -109,10 +110,26 @@ def test_each_compose_service_that_publishes_a_port_has_its_target_group_and_rou
     https = run.named("aws:lb/listener:Listener", "web-https").inputs
     assert https["defaultActions"][0]["type"] == "forward"  # to web's group
     rules = {r.name: r.inputs for r in run.of_type("aws:lb/listenerRule:ListenerRule")}
+    # Host routes first, then paths (on the stack's domain only); each priority from its service's name,
+    # so no other route's coming or going moves it.
     assert {name: (rule["priority"], rule["conditions"]) for name, rule in rules.items()} == {
-        "web-admin": (10, [{"pathPattern": {"values": ["/admin", "/admin/*"]}}]),
-        "web-api": (20, [{"hostHeader": {"values": ["api.example.com"]}}]),
+        "web-admin": (
+            route_priority("admin", Route(path="/admin")),
+            [{"hostHeader": {"values": ["app.example.com"]}}, {"pathPattern": {"values": ["/admin", "/admin/*"]}}],
+        ),
+        "web-api": (
+            route_priority("api", Route(hosts=("api.example.com",))),
+            [{"hostHeader": {"values": ["api.example.com"]}}],
+        ),
     }
+    assert rules["web-api"]["priority"] < 25000 <= rules["web-admin"]["priority"] < 50000
+    attached = sorted(r.name for r in run.of_type("aws:autoscaling/attachment:Attachment"))
+    assert attached == [
+        "swarm-managers-target-0",
+        "swarm-managers-target-1",
+        "swarm-managers-target-route-admin",
+        "swarm-managers-target-route-api",
+    ]
     assert {rule["listenerArn"] for rule in rules.values()} == {"arn:aws:lb:eu-west-1:123456789012:web-https"}
     certificate = run.named("aws:acm/certificate:Certificate", "domain").inputs
     assert (certificate["domainName"], certificate["subjectAlternativeNames"]) == (
@@ -135,14 +152,14 @@ def test_each_compose_service_that_publishes_a_port_has_its_target_group_and_rou
 
 
 def test_without_a_default_route_a_request_no_rule_matches_is_answered_404(tmp_path):
-    from tests.support.stack_variants import COMPOSE_API_IMAGE, compose_app_config, run_compose_app
+    from tests.support.stack_variants import AWS_API_IMAGE, compose_app_config, run_compose_app
 
     overlay = tmp_path / "routes.yaml"
     overlay.write_text("services:\n  web:\n    x-restdemo: {path: /shop}\n")
     config = compose_app_config(
         stack="dev", **{"restdemo:composeFile": ["tests/e2e/compose_app/compose.yaml", str(overlay)]}
     )
-    run = run_compose_app(config, {"API_IMAGE": COMPOSE_API_IMAGE}, "dev")
+    run = run_compose_app(config, {"API_IMAGE": AWS_API_IMAGE}, "dev")
     http = run.named("aws:lb/listener:Listener", "web-http").inputs
     assert http["defaultActions"] == [
         {
