@@ -33,6 +33,7 @@ from infra.service.service import (
     SwarmService,
     compose_name,
     compose_service,
+    content_of,
     single_service,
     spread_over,
     stored_contents,
@@ -164,6 +165,10 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
             target=service.build.target,
             revision=revision_of(service.build.context, dockerfile=dockerfile),
             stack_args=service.build.args,
+            secrets={
+                build_id: pulumi.Output.secret(content_of(settings, app.secrets[source]).decode())
+                for build_id, source in service.build.secrets.items()
+            },
         ).ref
         registries.append(registry)
     return Deployment(

@@ -47,7 +47,8 @@ SERVICE_KEYS = frozenset(
 DEPLOY_KEYS = frozenset(
     {"replicas", "update_config", "rollback_config", "resources", "placement", "restart_policy", "labels"}
 )
-BUILD_KEYS = frozenset({"context", "dockerfile", "target", "args"})
+BUILD_KEYS = frozenset({"context", "dockerfile", "target", "args", "secrets"})
+BUILD_SECRET_KEYS = frozenset({"source", "target"})
 RESOURCE_KEYS = frozenset({"cpus", "memory"})
 ROLLOUT_KEYS = frozenset({"parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"})
 # The nested sections a service may have, below `services.<name>.`, and what each takes.
@@ -83,7 +84,6 @@ INSTEAD = {
     "volumes": "not yet: a task's files go with it; keep data in a database or object store for now",
     "deploy.mode": "not yet: every service is replicated (deploy.replicas); a global service is not deployed",
     "deploy.endpoint_mode": "not supported: every service gets a virtual IP its name resolves to; remove it",
-    "build.secrets": "not yet: build secrets other than restdemo:buildCaBundle; keep secrets out of the build",
     "container_name": "not supported: swarm names each task itself; remove it",
     "depends_on": (
         "not supported: swarm starts services in any order (docker stack deploy ignores it); make the service "
@@ -130,6 +130,8 @@ class Build:
     dockerfile: str
     target: str
     args: dict[str, str]
+    # BuildKit secrets (`RUN --mount=type=secret,id=<id>`): id -> the top-level secret it reads.
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,19 @@ def load_app(paths: list[Path]) -> ComposeApp:
             problems.append(loader_error)
     if problems:
         raise ComposeError(problems)
-    return app_of(merged or {}, paths[0].resolve().parent)
+    return app_of(with_build_secrets(merged or {}, paths), paths[0].resolve().parent)
+
+
+def with_build_secrets(merged: dict, paths: list[Path]) -> dict:
+    """The merged file with each build's `secrets` put back: the loader drops them (its schema has
+    them, its types do not). As Compose merges a list, a later file's replaces an earlier one's."""
+    for path in paths:
+        for name, service in _mapping(yaml.safe_load(path.read_text()).get("services")).items():
+            secrets = _mapping(_mapping(service).get("build")).get("secrets")
+            build = _mapping(_mapping(merged.get("services")).get(name)).get("build")
+            if secrets is not None and isinstance(build, dict):
+                build["secrets"] = secrets
+    return merged
 
 
 def file_problems(path: Path) -> list[str]:
@@ -292,6 +306,8 @@ def file_problems(path: Path) -> list[str]:
             for part in section.split("."):
                 found = _mapping(found.get(part))
             lines += _unknown(found, allowed, f"{where}.{section}")
+        for number, entry in enumerate(_mapping(service.get("build")).get("secrets") or []):
+            lines += _unknown(_mapping(entry), BUILD_SECRET_KEYS, f"{where}.build.secrets[{number}]")
         for kind, allowed in ENTRY_KEYS.items():
             for number, entry in enumerate(service.get(kind) or []):
                 lines += _unknown(_mapping(entry), allowed, f"{where}.{kind}[{number}]")
@@ -518,6 +534,9 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
             for mount in mounts:
                 if mount.source not in sources[kind]:
                     problems.append(f"{where}.{kind}: {mount.source} is not declared under the top-level {kind}")
+        for source in (service.build.secrets if service.build else {}).values():
+            if source not in sources["secrets"]:
+                problems.append(f"{where}.build.secrets: {source} is not declared under the top-level secrets")
         for network in service.networks:
             if network != "default" and network not in networks:
                 problems.append(f"{where}.networks: {network} is not declared under the top-level networks")
@@ -623,6 +642,10 @@ def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
             dockerfile=str(build.get("dockerfile") or "Dockerfile"),
             target=str(build.get("target") or ""),
             args=_strings(build.get("args")),
+            secrets={
+                str(entry.get("target") or entry["source"]): str(entry["source"])
+                for entry in (e if isinstance(e, dict) else {"source": e} for e in build.get("secrets") or [])
+            },
         )
         if build
         else None,

@@ -456,6 +456,8 @@ COMPOSE_REPLACES = {
 
 # A route's target group is named `web-<service>-` and 7 random characters: 32 at most (ELBv2).
 ROUTE_NAME_MAX = 20
+# The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle): buildCaBundle.
+CA_BUNDLE_SECRET = "ca_bundle"
 # ACM's default quota of names on one certificate.
 CERTIFICATE_NAMES = 10
 # ELBv2 quotas: five condition values per rule.
@@ -1030,6 +1032,11 @@ class Settings(BaseModel):
             for port in service.ports:
                 if port.published in taken:
                     problems.append(f"{where}.ports: {port.published} is {taken[port.published]}; publish another")
+            if service.build and CA_BUNDLE_SECRET in service.build.secrets:
+                problems.append(
+                    f"{where}.build.secrets: {CA_BUNDLE_SECRET} is the program's own (restdemo:buildCaBundle); "
+                    "give the secret another id"
+                )
             for name in service.build.args if service.build else {}:
                 if name in PROGRAM_BUILD_ARGS or name.startswith("BUILDKIT_") or name in PREDEFINED_ARGS:
                     problems.append(

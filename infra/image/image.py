@@ -28,14 +28,13 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from infra.config.settings import Settings
+from infra.config.settings import CA_BUNDLE_SECRET, Settings
 from infra.image.build_context import context_files
 from infra.image.registry import MUTABLE_TAG as CACHE_TAG
 from infra.image.registry import Registry
 
 AGENT_TARGET = "runtime"
 # The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle).
-CA_BUNDLE_SECRET = "ca_bundle"
 
 
 @dataclass(frozen=True)
@@ -87,10 +86,15 @@ def registry_logins(registry: Registry) -> list[docker_build.RegistryArgs] | Non
     return [docker_build.RegistryArgs(address=registry.server, username=registry.username, password=registry.password)]
 
 
-def build_secrets(settings: Settings) -> dict[str, pulumi.Output[str]] | None:
-    if not settings.build_ca_bundle:
-        return None
-    return {CA_BUNDLE_SECRET: pulumi.Output.secret(Path(settings.build_ca_bundle).read_text())}
+def build_secrets(
+    settings: Settings, given: dict[str, pulumi.Output[str]] | None = None
+) -> dict[str, pulumi.Output[str]] | None:
+    """BuildKit secrets: the CA bundle the Dockerfiles give pip (buildCaBundle), and a Compose build's
+    own (`given`, each kept secret)."""
+    secrets = dict(given or {})
+    if settings.build_ca_bundle:
+        secrets[CA_BUNDLE_SECRET] = pulumi.Output.secret(Path(settings.build_ca_bundle).read_text())
+    return secrets or None
 
 
 def registry_cache(settings: Settings, registry: Registry) -> dict[str, list]:
@@ -134,6 +138,7 @@ class Image(pulumi.ComponentResource):
         revision: the source's revision, a build argument (`REVISION`).
         repository: where in the registry it goes, when not the registry's own repository (a Compose service's).
         stack_args: its build arguments, when not the stack's buildArgs (a Compose service's `build.args`).
+        secrets: BuildKit secrets of its own by id (a Compose service's `build.secrets`).
         opts: resource options.
 
     Gives:
@@ -154,6 +159,7 @@ class Image(pulumi.ComponentResource):
         revision: str,
         repository: pulumi.Output[str] | None = None,
         stack_args: dict[str, str] | None = None,
+        secrets: dict[str, pulumi.Output[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:image:Image", name, None, opts)
@@ -169,7 +175,7 @@ class Image(pulumi.ComponentResource):
         tag = content_tag(context, args, recipe, dockerfile)
         self.image_name = (repository or registry.repository).apply(lambda repository: f"{repository}:{tag}")
         local = settings.platform == "local"
-        image = self._build(name, settings, registry, Recipe(context, dockerfile, target), args, local)
+        image = self._build(name, settings, registry, Recipe(context, dockerfile, target), args, local, secrets)
         if local:
             self.repo_digest, self.ref = self._push_from_engine(name, image)
         else:
@@ -178,7 +184,14 @@ class Image(pulumi.ComponentResource):
         self.register_outputs({"image_name": self.image_name, "repo_digest": self.repo_digest, "ref": self.ref})
 
     def _build(
-        self, name: str, settings: Settings, registry: Registry, recipe: Recipe, args: dict[str, str], local: bool
+        self,
+        name: str,
+        settings: Settings,
+        registry: Registry,
+        recipe: Recipe,
+        args: dict[str, str],
+        local: bool,
+        secrets: dict[str, pulumi.Output[str]] | None,
     ) -> docker_build.Image:
         # Relative to the program's directory, so the inputs are the same on every machine.
         return docker_build.Image(
@@ -194,8 +207,9 @@ class Image(pulumi.ComponentResource):
             # A preview neither builds nor writes the cache: the preview roles may only read.
             build_on_preview=False,
             registries=registry_logins(registry),
-            secrets=build_secrets(settings),
-            ignore_secrets_in_diff_calculation=[CA_BUNDLE_SECRET],
+            secrets=build_secrets(settings, secrets),
+            # A new value alone rebuilds nothing: the tag (by content) would be pushed twice.
+            ignore_secrets_in_diff_calculation=[CA_BUNDLE_SECRET, *sorted(secrets or {})],
             **registry_cache(settings, registry),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout
+from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout, Source
 from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
@@ -351,16 +351,19 @@ def content_name(settings: Settings, key: str, content: bytes) -> str:
     return f"{compose_name(settings, key)}_{hashlib.sha256(content).hexdigest()[:12]}"
 
 
-def stored_contents(settings: Settings, app: ComposeApp) -> dict[str, dict[str, bytes]]:
-    """What each secret and config the services mount holds: a file's bytes, or the stack's secret."""
+def content_of(settings: Settings, source: Source) -> bytes:
+    """What a Compose secret or config holds: a file's bytes, or the stack's secret by its name."""
+    if source.file:
+        return source.file.read_bytes()
     stack_secrets = {name: value for name, _, value in (entry.partition("=") for entry in settings.secrets)}
+    return stack_secrets[source.name].encode()
+
+
+def stored_contents(settings: Settings, app: ComposeApp) -> dict[str, dict[str, bytes]]:
+    """What each secret and config the services mount holds (only those: a build's are not stored)."""
     used = {kind: {m.source for s in app.services for m in getattr(s, kind)} for kind in ("secrets", "configs")}
     return {
-        kind: {
-            key: source.file.read_bytes() if source.file else stack_secrets[source.name].encode()
-            for key, source in getattr(app, kind).items()
-            if key in used[kind]
-        }
+        kind: {key: content_of(settings, source) for key, source in getattr(app, kind).items() if key in used[kind]}
         for kind in ("secrets", "configs")
     }
 

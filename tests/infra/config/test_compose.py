@@ -46,7 +46,7 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
             frobnicate: 1
             ports: [{target: 80, published: 80, mode: host, host_ip: 127.0.0.1}]
             networks: {front: {ipv4_address: 10.0.0.9}}
-            build: {context: ., secrets: [token]}
+            build: {context: ., secrets: [{source: token, id: x}]}
             deploy: {mode: global, resources: {limits: {pids: 10}}}
             x-anything: allowed
           db:
@@ -68,12 +68,12 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
         "compose.yaml: services.web.frobnicate: not supported: this program deploys build, command, configs, "
         "deploy, entrypoint, env_file, environment, healthcheck, image, labels, networks, ports, secrets and "
         "stop_grace_period in a service; remove it",
-        "compose.yaml: services.web.build.secrets: not yet: build secrets other than restdemo:buildCaBundle; keep "
-        "secrets out of the build",
         "compose.yaml: services.web.deploy.mode: not yet: every service is replicated (deploy.replicas); a global "
         "service is not deployed",
         "compose.yaml: services.web.deploy.resources.limits.pids: not supported: this program deploys cpus and "
         "memory in deploy.resources.limits; remove it",
+        "compose.yaml: services.web.build.secrets[0].id: not supported: this program deploys source and target in "
+        "build.secrets[0]; remove it",
         "compose.yaml: services.web.ports[0].host_ip: not supported: this program deploys mode, protocol, published "
         "and target in ports[0]; remove it",
         "compose.yaml: services.web.networks.front.ipv4_address: not supported: this program deploys aliases in "
@@ -518,3 +518,27 @@ def test_a_port_bound_to_an_address_and_a_node_port_are_refused(tmp_path):
     assert [line.strip() for line in settings_error({"restdemo:publishedPort": "44554"})] == [
         "restdemo:publishedPort = 44554: is the node agent's on every node; publish another"
     ]
+
+
+def test_build_secrets_are_read_though_the_loader_drops_them(tmp_path):
+    (tmp_path / "token.txt").write_text("t0ken")
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: x
+            build: {context: ., secrets: [token, {source: npm, target: npmrc}]}
+          api:
+            image: x
+            build: {context: ., secrets: [nope]}
+        secrets:
+          token: {file: ./token.txt}
+          npm: {external: true}
+        """,
+    )
+    assert problems_of(compose) == ["services.api.build.secrets: nope is not declared under the top-level secrets"]
+    overlay = write(tmp_path, "more.yaml", "services:\n  api:\n    build: {secrets: [token]}\n")
+    app = load_app([compose, overlay])
+    builds = {s.name: s.build.secrets for s in app.services}
+    assert builds == {"api": {"token": "token"}, "web": {"token": "token", "npmrc": "npm"}}

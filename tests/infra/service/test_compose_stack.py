@@ -197,3 +197,19 @@ def test_a_compose_network_is_named_by_its_definition(tmp_path):
     )
     api = services(run)["restdemo_api"]["taskSpec"]["networksAdvanceds"]
     assert api == [{"aliases": ["api"], "id": "restdemo-network-back-id"}]
+
+
+def test_a_build_secret_reaches_buildkit_as_a_secret_and_changes_no_tag(tmp_path):
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text("services:\n  web:\n    build: {secrets: [{source: greeting, target: token}]}\n")
+    runs = [
+        compose_run(greeting=value, **{"restdemo:composeFile": [str(COMPOSE), str(overlay)]})
+        for value in (GREETING, "another value")
+    ]
+    builds = [run.named("docker-build:index:Image", "image-web") for run in runs]
+    assert builds[0].inputs["secrets"] == {"token": GREETING}
+    assert "secrets" in builds[0].secret_paths  # the map the value is in, kept secret whole
+    assert builds[0].inputs["ignoreSecretsInDiffCalculation"] == ["ca_bundle", "token"]
+    # Not in the tag: a new value alone rebuilds nothing and pushes no tag twice.
+    assert builds[0].inputs["tags"] == builds[1].inputs["tags"]
+    assert GREETING not in json.dumps([r.inputs for r in runs[0].registered if not r.secret_paths])
