@@ -97,6 +97,7 @@ class Deployment:
     networks: dict[str, bool] = field(default_factory=dict)
     contents: dict[str, dict[str, bytes]] = field(default_factory=dict)
     logins: tuple[docker.ProviderRegistryAuthArgs, ...] = ()
+    service_names: dict[str, str] = field(default_factory=dict)  # a Compose stack's: in the swarm, by Compose name
 
 
 def main() -> dict[str, pulumi.Input]:
@@ -192,6 +193,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
         networks=app.networks,
         contents=stored_contents(settings, app),
         logins=prebuilt_logins(settings, app),
+        service_names={service.name: compose_name(settings, service.name) for service in app.services},
     )
 
 
@@ -318,6 +320,7 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
             admin_target_group=admin.target_group_arn_suffix,
             groups={"manager": swarm.managers.name, "worker": swarm.workers.name},
             web_routes=web.route_target_groups,
+            services=deployment.service_names,
         ),
     )
     docker_host = docker_api_host(settings, admin, swarm)

@@ -25,6 +25,8 @@ from restdemo_agent.contract import (
     METRICS_PERIOD_SECONDS,
     REPLICAS_DESIRED,
     REPLICAS_RUNNING,
+    SERVICE_DIMENSION,
+    SERVICE_REPLICAS_MISSING,
     UPDATE_ROLLED_BACK,
     WORKER_METRICS_NAMESPACE,
 )
@@ -80,6 +82,8 @@ class Watched:
     groups: dict[str, pulumi.Input[str]]  # role -> auto scaling group name
     # A Compose stack's other routes: each one's target group (arn suffix), by the service it reaches.
     web_routes: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # A Compose stack's services: each one's name in the swarm, by its Compose name.
+    services: dict[str, str] = field(default_factory=dict)
 
 
 def five_xx_share() -> str:
@@ -161,7 +165,7 @@ def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
                 },
             )
         )
-    return specs + swarm_specs(settings, watched.stack)
+    return specs + swarm_specs(settings, watched.stack) + service_specs(watched)
 
 
 def unhealthy_hosts(key: str, broke: str, action: str, targets: dict[str, pulumi.Input[str]]) -> AlarmSpec:
@@ -214,6 +218,41 @@ def route_specs(watched: Watched) -> list[AlarmSpec]:
     return specs
 
 
+def replicas_below_desired(key: str, whose: str, service_name: str, **measure) -> AlarmSpec:
+    """Fewer replicas than desired for 5 minutes, as `measure` (a metric, or an expression) reads it."""
+    return AlarmSpec(
+        key=key,
+        broke=f"{whose} has run fewer replicas than desired for 5 minutes.",
+        action=f"docker service ps {service_name}: tasks failing to start, no node to place them, or a lost node.",
+        runbook="the-service-runs-fewer-replicas-than-desired",
+        comparison="GreaterThanThreshold",
+        threshold=0,
+        periods=5,
+        datapoints=5,
+        missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
+        **measure,
+    )
+
+
+def service_specs(watched: Watched) -> list[AlarmSpec]:
+    """Each Compose service's replicas short of desired, from the leader's line for it: the stack's
+    alarm sums the services, where one running an extra task in a rollout hides another's shortfall."""
+    return [
+        replicas_below_desired(
+            f"replicas-below-desired-{service}",
+            service,
+            name,
+            metric=Metric(
+                METRICS_NAMESPACE,
+                SERVICE_REPLICAS_MISSING,
+                "Maximum",
+                {METRICS_DIMENSION: watched.stack, SERVICE_DIMENSION: name},
+            ),
+        )
+        for service, name in sorted(watched.services.items())
+    ]
+
+
 def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
     """The swarm's own health, from the metrics the node agents write (restdemo_agent.metrics)."""
 
@@ -261,17 +300,10 @@ def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
             missing="breaching",  # no manager reporting is no leader known
             metric=agent(LEADER_SEEN, "Maximum"),
         ),
-        AlarmSpec(
-            key="replicas-below-desired",
-            broke="The service has run fewer replicas than desired for 5 minutes.",
-            action=f"docker service ps {settings.service_name}: tasks failing to start, no node to place them, "
-            "or a lost node.",
-            runbook="the-service-runs-fewer-replicas-than-desired",
-            comparison="GreaterThanThreshold",
-            threshold=0,
-            periods=5,
-            datapoints=5,
-            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
+        replicas_below_desired(
+            "replicas-below-desired",
+            "The service",
+            settings.service_name,
             expression="m1 - m2",
             inputs={"m1": agent(REPLICAS_DESIRED, "Maximum"), "m2": agent(REPLICAS_RUNNING, "Maximum")},
         ),

@@ -202,3 +202,29 @@ class LeaderlessManager(Leader):
 def test_a_manager_that_cannot_list_the_nodes_reports_that_it_sees_no_leader(tmp_path, capsys):
     agent = agent_with(LeaderlessManager([]), tmp_path, capsys)
     assert agent.swarm_readings() == {"SwarmLeaderSeen": 0, "ManagersReachable": 0}
+
+
+class RunningLeader(Leader):
+    def running(self):
+        return {"web": 2, "api": 0}
+
+
+def test_the_leader_writes_a_line_per_service_and_no_stale_one_after_a_failed_reading(tmp_path, capsys):
+    import dataclasses
+
+    def with_image(found: dict) -> dict:
+        return {**found, "Spec": {**found["Spec"], "TaskTemplate": {"ContainerSpec": {"Image": "ghcr.io/x:1"}}}}
+
+    agent = agent_with(RunningLeader([with_image(service("web", 2)), with_image(service("api", 1))]), tmp_path, capsys)
+    agent.environment = dataclasses.replace(agent.environment, role="manager")  # its lines are EMF
+    agent.write_metrics(agent.swarm_readings())
+    lines = [line for line in written(capsys) if line["action"] == "service-metrics"]
+    points = from_emf([json.dumps(line) for line in lines])
+    assert sorted((p.dimensions["Service"], p.metric, p.value) for p in points) == [
+        ("api", "ServiceReplicasMissing", 1.0),
+        ("web", "ServiceReplicasMissing", 0.0),
+    ]
+    assert {p.dimensions["Stack"] for p in points} == {"dev"}
+    agent.engine = LeaderlessManager([])
+    agent.write_metrics(agent.swarm_readings())
+    assert [line for line in written(capsys) if line["action"] == "service-metrics"] == []

@@ -28,6 +28,7 @@ from restdemo_agent.contract import (
     MEMORY_USED_PERCENT,
     NODE_SETUP_FAILURES,
     REPLACE_REQUEST,
+    SERVICE_REPLICAS_MISSING,
     SETUP_FAILURES_REPORTED,
     SETUP_RUNS,
     SETUP_SUCCESSES,
@@ -45,6 +46,7 @@ from restdemo_agent.metrics import (
     manager_view,
     memory_used_percent,
     metric_data,
+    replicas_missing,
     setup_failures,
     used_percent,
 )
@@ -209,6 +211,8 @@ class Agent:
     lock: threading.Lock = field(default_factory=threading.Lock)
     metrics_period: int = -1  # the last metrics period (time // period) the agent reported in
     leader_since: float | None = None  # monotonic time this manager was first seen leading
+    # The leader's last reading of each service (its replicas short of desired), by service name.
+    service_readings: dict[str, dict[str, float]] = field(default_factory=dict)
     rolled_back: dict[str, str] = field(default_factory=dict)  # services held as rolled back -> spec digest
     rolled_back_unsaved: bool = False  # the list changed and the state table has not taken it yet
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
@@ -528,6 +532,9 @@ class Agent:
         now = time.time()
         if self.role == "manager":
             log("metrics", **instance, role=self.role, **emf(self.environment.stack, values, now))
+            # The leader's: each service's own line, under its name too (its replicas-below-desired alarm).
+            for service, readings in self.service_readings.items():
+                log("service-metrics", **instance, **emf(self.environment.stack, readings, now, service))
             return
         log("metrics", **instance, role=self.role, **{name: float(value) for name, value in values.items()})
         try:
@@ -560,6 +567,7 @@ class Agent:
         return {DISK_USED_PERCENT: used_percent(disk.total, disk.free), MEMORY_USED_PERCENT: memory}
 
     def swarm_readings(self) -> dict[str, float]:
+        self.service_readings = {}  # the leader's alone, and this period's: a failed reading leaves none
         if not self.engine.is_manager() or self.retired:
             return {}
         try:
@@ -584,7 +592,11 @@ class Agent:
         ]
         self.refreshed = {sid: at for sid, at in self.refreshed.items() if sid in pulling}
         ages = [now - self.refreshed.get(sid, self.leader_since) for sid in pulling]
-        return values | leader_view(nodes, services, self.engine.running(), ages, rolled_back=rolled_back)
+        running = self.engine.running()
+        self.service_readings = {
+            name: {SERVICE_REPLICAS_MISSING: missing} for name, missing in replicas_missing(services, running).items()
+        }
+        return values | leader_view(nodes, services, running, ages, rolled_back=rolled_back)
 
     def rolled_back_services(self, services: list[dict]) -> dict[str, str]:
         """The services held as rolled back (plan.rolled_back_services), from the list the leaders keep

@@ -68,6 +68,9 @@ NODES_READY = "NodesReady"
 NODES_DOWN = "NodesDown"
 REPLICAS_RUNNING = "ReplicasRunning"
 REPLICAS_DESIRED = "ReplicasDesired"
+# Each replicated service's replicas short of desired, under the stack's and the service's dimensions.
+SERVICE_REPLICAS_MISSING = "ServiceReplicasMissing"
+SERVICE_DIMENSION = "Service"
 UPDATE_ROLLED_BACK = "ServiceRolledBack"  # 1 while a service's last update was rolled back
 UPDATE_PAUSED = "ServiceUpdatePaused"
 CREDENTIALS_AGE = "RegistryCredentialsAgeSeconds"

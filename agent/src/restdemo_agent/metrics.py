@@ -25,6 +25,7 @@ from restdemo_agent.contract import (
     NODES_READY,
     REPLICAS_DESIRED,
     REPLICAS_RUNNING,
+    SERVICE_DIMENSION,
     UPDATE_PAUSED,
     UPDATE_ROLLED_BACK,
 )
@@ -35,15 +36,16 @@ PAUSED = {"paused", "rollback_paused"}
 UNITS = {CREDENTIALS_AGE: "Seconds"}
 
 
-def emf(stack: str, metrics: dict[str, float], at: float) -> dict:
-    """One EMF document: the metrics under the stack's dimension, at `at` (seconds since the epoch)."""
+def emf(stack: str, metrics: dict[str, float], at: float, service: str | None = None) -> dict:
+    """One EMF document: the metrics under the stack's dimension (and a service's, when given), at
+    `at` (seconds since the epoch)."""
     return {
         "_aws": {
             "Timestamp": int(at * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": METRICS_NAMESPACE,
-                    "Dimensions": [[METRICS_DIMENSION]],
+                    "Dimensions": [[METRICS_DIMENSION, *([SERVICE_DIMENSION] if service else [])]],
                     "Metrics": [
                         {"Name": name, "Unit": UNITS.get(name, "Percent" if name.endswith("Percent") else "Count")}
                         for name in metrics
@@ -52,6 +54,7 @@ def emf(stack: str, metrics: dict[str, float], at: float) -> dict:
             ],
         },
         METRICS_DIMENSION: stack,
+        **({SERVICE_DIMENSION: service} if service else {}),
         **{name: float(value) for name, value in metrics.items()},
     }
 
@@ -94,6 +97,16 @@ def manager_view(nodes: list[Node] | None) -> dict[str, float]:
     return {
         LEADER_SEEN: 1 if any(n.leader for n in managers) else 0,
         MANAGERS_REACHABLE: sum(1 for n in managers if n.reachable and n.state == "ready"),
+    }
+
+
+def replicas_missing(services: list[dict], running: dict[str, int]) -> dict[str, int]:
+    """Each replicated service's replicas short of desired, by its name (running: service id -> tasks
+    running): one that runs more during a start-first update hides no other's shortfall."""
+    return {
+        s["Spec"]["Name"]: max(0, s["Spec"]["Mode"]["Replicated"].get("Replicas", 0) - running.get(s["ID"], 0))
+        for s in services
+        if "Replicated" in s["Spec"].get("Mode", {})
     }
 
 

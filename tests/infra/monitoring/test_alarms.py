@@ -417,3 +417,32 @@ def test_each_route_of_a_compose_stack_has_its_5xx_share_and_unhealthy_hosts():
         p for m in (1, 2, 3) for p in (minute(m, "RequestCount", 20.0), minute(m, "HTTPCode_Target_5XX_Count", 5.0))
     ]
     assert first_alarm(alarm, failing, T, T + 600) == T + 240
+
+
+def test_each_compose_service_has_its_replicas_alarm_from_the_leaders_line_for_it():
+    """A rollout running an extra task of one service hides nothing of another's shortfall: each service
+    is watched on its own line (restdemo_agent.metrics replicas_missing, emf with the service)."""
+    from restdemo_agent.metrics import emf, replicas_missing
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    run = variant_run("dev", COMPOSE_VARIANT)
+    keys = sorted(r.name for r in run.of_type(ALARM_TYPE) if "replicas-below-desired" in r.name)
+    assert keys == [
+        "monitoring-replicas-below-desired",
+        "monitoring-replicas-below-desired-admin",
+        "monitoring-replicas-below-desired-api",
+        "monitoring-replicas-below-desired-web",
+    ]
+    alarm = Alarm.from_inputs(run.named(ALARM_TYPE, "monitoring-replicas-below-desired-api").inputs)
+    web_starting_one_more = {"ID": "w", "Spec": {"Name": "restdemo_web", "Mode": {"Replicated": {"Replicas": 2}}}}
+    api_lost_its_task = {"ID": "a", "Spec": {"Name": "restdemo_api", "Mode": {"Replicated": {"Replicas": 1}}}}
+    missing = replicas_missing([web_starting_one_more, api_lost_its_task], {"w": 3, "a": 0})
+    assert missing == {"restdemo_web": 0, "restdemo_api": 1}
+    lines = [
+        json.dumps(emf("dev", {"ServiceReplicasMissing": value}, T + m * 60 + 5, name))
+        for m in range(1, 8)
+        for name, value in missing.items()
+    ]
+    assert first_alarm(alarm, from_emf(lines), T, T + 600) == T + 360
+    web = Alarm.from_inputs(run.named(ALARM_TYPE, "monitoring-replicas-below-desired-web").inputs)
+    assert first_alarm(web, from_emf(lines), T, T + 600) is None
