@@ -306,8 +306,7 @@ def file_problems(path: Path) -> list[str]:
             for part in section.split("."):
                 found = _mapping(found.get(part))
             lines += _unknown(found, allowed, f"{where}.{section}")
-        for number, entry in enumerate(_mapping(service.get("build")).get("secrets") or []):
-            lines += _unknown(_mapping(entry), BUILD_SECRET_KEYS, f"{where}.build.secrets[{number}]")
+        lines += _build_secret_problems(_mapping(service.get("build")).get("secrets"), f"{where}.build.secrets")
         for kind, allowed in ENTRY_KEYS.items():
             for number, entry in enumerate(service.get(kind) or []):
                 lines += _unknown(_mapping(entry), allowed, f"{where}.{kind}[{number}]")
@@ -356,6 +355,28 @@ def file_problems(path: Path) -> list[str]:
     return [f"{path.name}: {line}" for line in lines]
 
 
+def _build_secret_problems(secrets: Any, where: str) -> list[str]:
+    """A list of names, or of {source, target}: the loader does not check them (it drops them)."""
+    if secrets is None:
+        return []
+    if not isinstance(secrets, list):
+        return [f"{where}: a list of secret names, or of {{source, target}}"]
+    lines, ids = [], set()
+    for number, entry in enumerate(secrets):
+        entry = {"source": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
+            lines.append(f"{where}[{number}]: a secret name, or {{source, target}} with source a name")
+            continue
+        lines += _unknown(entry, BUILD_SECRET_KEYS, f"{where}[{number}]")
+        build_id = entry.get("target") or entry["source"]
+        if not isinstance(build_id, str) or "$" in build_id + entry["source"]:
+            lines.append(f"{where}[{number}]: names only, no ${{VAR}} (the loader does not read build secrets)")
+        elif build_id in ids:
+            lines.append(f"{where}[{number}]: the id {build_id} is given twice")
+        ids.add(build_id)
+    return lines
+
+
 def _route_problems(route: Any, where: str) -> list[str]:
     if not isinstance(route, dict):
         return [f"{where}: a mapping of host, path and health_check_path"]
@@ -376,10 +397,13 @@ def _outside(where: str, directory: Path, given: str) -> list[str]:
     """A path a file names must stay in `directory` (the Compose file's own, or a build's context) and
     out of dot-directories: the deployer's credentials, the project's state and passphrase and any
     host file are not the app's to read."""
+    # Both readings of the path: the loader's (`..` taken away as text, as Go's filepath.Clean does) and
+    # the file system's (symlinks followed); a symlink with `..` after it tells them apart.
     try:
-        resolved = (directory / given).resolve()
-        inside = resolved.is_relative_to(directory.resolve())
-        hidden = inside and any(part.startswith(".") for part in resolved.relative_to(directory.resolve()).parts)
+        home = directory.resolve()
+        readings = [Path(os.path.normpath(home / given)), (directory / given).resolve()]
+        inside = all(path.is_relative_to(home) for path in readings)
+        hidden = inside and any(part.startswith(".") for path in readings for part in path.relative_to(home).parts)
     except (OSError, ValueError):
         inside, hidden = False, False
     if not inside:
@@ -550,9 +574,10 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
                 )
             else:
                 published[port.published, port.protocol] = service.name
+    built = {source for service in services if service.build for source in service.build.secrets.values()}
     for kind, named in sources.items():
         for name, source in named.items():
-            problems += _source_problems(f"{kind}.{name}", source)
+            problems += _source_problems(f"{kind}.{name}", source, project_dir, kind == "secrets" and name in built)
     if not services:
         problems.append("services: the file describes no service")
     if problems:
@@ -569,9 +594,13 @@ def _sources(section: dict) -> dict[str, Source]:
     return named
 
 
-def _source_problems(where: str, source: Source) -> list[str]:
+def _source_problems(where: str, source: Source, project_dir: Path, for_build: bool = False) -> list[str]:
     if source.file is None:
         return []
+    # The path as the loader gives it (absolute, `..` taken away as text): what the program reads.
+    outside = _outside(f"{where}.file", project_dir, str(source.file))
+    if outside:
+        return outside
     try:
         size = source.file.stat().st_size
         if not source.file.is_file() or not os.access(source.file, os.R_OK):
@@ -582,6 +611,11 @@ def _source_problems(where: str, source: Source) -> list[str]:
         return [f"{where}.file: {source.file} does not exist"]
     if size > MAX_FILE_BYTES:
         return [f"{where}.file: {source.file} is over 500 KiB, Docker's limit for a secret or config"]
+    if for_build:
+        try:
+            source.file.read_bytes().decode()
+        except UnicodeDecodeError:
+            return [f"{where}.file: {source.file} is not UTF-8 text, which BuildKit takes a build secret as"]
     return []
 
 

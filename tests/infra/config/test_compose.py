@@ -542,3 +542,60 @@ def test_build_secrets_are_read_though_the_loader_drops_them(tmp_path):
     app = load_app([compose, overlay])
     builds = {s.name: s.build.secrets for s in app.services}
     assert builds == {"api": {"token": "token"}, "web": {"token": "token", "npmrc": "npm"}}
+
+
+def test_a_symlink_and_dots_reach_nothing_outside_the_compose_files_directory(tmp_path):
+    """The loader takes `..` away as text; the file system follows the link first: both readings must
+    stay beside the Compose file."""
+    project = tmp_path / "proj"
+    (project / "a" / "b").mkdir(parents=True)
+    (project / "link").symlink_to(project / "a" / "b")
+    (tmp_path / "outside.txt").write_text("TOPSECRET")
+    compose = compose_in(
+        project,
+        """\
+        services:
+          web:
+            image: x
+            env_file: link/../../../outside.txt
+            build: {context: ., secrets: [tok]}
+        secrets:
+          tok: {file: link/../../outside.txt}
+        """,
+    )
+    problems = problems_of(compose)
+    assert problems == [
+        "compose.yaml: services.web.env_file: link/../../../outside.txt is outside "
+        f"{project}; keep what the app reads beside its Compose file",
+        f"compose.yaml: secrets.tok.file: link/../../outside.txt is outside {project}; keep what the app reads "
+        "beside its Compose file",
+    ]
+    assert "TOPSECRET" not in "".join(problems)
+
+
+def test_build_secrets_of_the_wrong_shape_are_one_line_each(tmp_path):
+    (tmp_path / "bin.dat").write_bytes(b"\xff\xfe")
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          a: {image: x, build: {context: ., secrets: 5}}
+          b: {image: x, build: {context: ., secrets: [{target: x}, "${S}", tok, {source: bin, target: tok}]}}
+        secrets:
+          tok: {file: ./bin.dat}
+          bin: {file: ./bin.dat}
+        """,
+    )
+    assert problems_of(compose) == [
+        "compose.yaml: services.a.build.secrets: a list of secret names, or of {source, target}",
+        "compose.yaml: services.b.build.secrets[0]: a secret name, or {source, target} with source a name",
+        "compose.yaml: services.b.build.secrets[1]: names only, no ${VAR} (the loader does not read build secrets)",
+        "compose.yaml: services.b.build.secrets[3]: the id tok is given twice",
+    ]
+    fixed = compose_in(
+        tmp_path,
+        "services:\n  b: {image: x, build: {context: ., secrets: [bin]}}\nsecrets:\n  bin: {file: ./bin.dat}\n",
+    )
+    assert problems_of(fixed) == [
+        f"secrets.bin.file: {tmp_path}/bin.dat is not UTF-8 text, which BuildKit takes a build secret as"
+    ]
