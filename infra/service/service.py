@@ -300,30 +300,8 @@ def task_spec(
             healthcheck=healthcheck(unit.healthcheck),
             stop_signal="SIGTERM",
             stop_grace_period=docker_duration(unit.stop_grace_period),
-            secrets=[
-                docker.ServiceTaskSpecContainerSpecSecretArgs(
-                    secret_id=stored["secrets"][m.source].id,
-                    secret_name=stored["secrets"][m.source].name,
-                    file_name=m.target,
-                    file_uid=m.uid,
-                    file_gid=m.gid,
-                    file_mode=m.mode,
-                )
-                for m in unit.secrets
-            ]
-            or None,
-            configs=[
-                docker.ServiceTaskSpecContainerSpecConfigArgs(
-                    config_id=stored["configs"][m.source].id,
-                    config_name=stored["configs"][m.source].name,
-                    file_name=m.target,
-                    file_uid=m.uid,
-                    file_gid=m.gid,
-                    file_mode=m.mode,
-                )
-                for m in unit.configs
-            ]
-            or None,
+            secrets=mounted(docker.ServiceTaskSpecContainerSpecSecretArgs, "secret", unit.secrets, stored["secrets"]),
+            configs=mounted(docker.ServiceTaskSpecContainerSpecConfigArgs, "config", unit.configs, stored["configs"]),
         ),
         restart_policy=unit.restart,
         resources=unit.resources,
@@ -335,6 +313,20 @@ def task_spec(
             for network, aliases in unit.networks.items()
         ],
     )
+
+
+def mounted(args: type, kind: str, mounts: list[Mount], stored: dict[str, StoredObject]) -> list | None:
+    """A task's secrets or configs (`kind`), as the provider takes them: the object, where it is mounted."""
+    return [
+        args(
+            **{f"{kind}_id": stored[m.source].id, f"{kind}_name": stored[m.source].name},
+            file_name=m.target,
+            file_uid=m.uid,
+            file_gid=m.gid,
+            file_mode=m.mode,
+        )
+        for m in mounts
+    ] or None
 
 
 @dataclass(frozen=True)
