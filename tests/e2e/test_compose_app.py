@@ -100,6 +100,19 @@ def task_ids(deployment: AppDeployment, *names: str) -> dict[str, set[str]]:
     return {name: {task["ID"] for task in deployment.tasks(name)} for name in names}
 
 
+def applied_under_load(app: App, run, what: str) -> tuple[list[str], list[str]]:
+    """`run` applied under RATE requests a second on each web route, its figures reported; the failures."""
+    with steady_load(app.urls[8081], RATE, "/") as web, steady_load(app.urls[8082], RATE, "/") as admin:
+        started = time.monotonic()
+        app.deployment.apply(run, app.images)
+        seconds = time.monotonic() - started
+    report(
+        f"compose app {what}: {seconds:.1f} s, web {web.total} requests {len(web.failures)} failed, "
+        f"admin {admin.total} requests {len(admin.failures)} failed"
+    )
+    return web.failures, admin.failures
+
+
 def test_each_service_answers_on_its_route_and_reaches_the_internal_one_by_name(app):
     web, admin = answer(app.urls[8081]), answer(app.urls[8082])
     assert (web["role"], web["version"], web["greeting"]) == ("web", "1", "first")
@@ -151,15 +164,7 @@ def test_the_first_deploy_against_docker_stack_deploy_of_the_same_file(app, tmp_
 def test_a_rollout_of_one_service_fails_no_request_and_restarts_no_other(app, swarm):
     others = task_ids(app.deployment, "restdemo_admin", "restdemo_api")
     run = capture(app.registry, swarm, app.api_image, release="2")
-    with steady_load(app.urls[8081], RATE, "/") as web, steady_load(app.urls[8082], RATE, "/") as admin:
-        started = time.monotonic()
-        app.deployment.apply(run, app.images)
-        seconds = time.monotonic() - started
-    report(
-        f"compose app rollout of web: {seconds:.1f} s, web {web.total} requests {len(web.failures)} failed, "
-        f"admin {admin.total} requests {len(admin.failures)} failed"
-    )
-    assert (web.failures, admin.failures) == ([], [])
+    assert applied_under_load(app, run, "rollout of web") == ([], [])
     assert {answer(app.urls[8081])["version"] for _ in range(10)} == {"2"}
     assert task_ids(app.deployment, "restdemo_admin", "restdemo_api") == others
 
@@ -167,15 +172,7 @@ def test_a_rollout_of_one_service_fails_no_request_and_restarts_no_other(app, sw
 def test_a_rotated_secret_reaches_every_replica_with_no_failed_request(app, swarm):
     others = task_ids(app.deployment, "restdemo_admin", "restdemo_api")
     run = capture(app.registry, swarm, app.api_image, greeting="second", release="2")
-    with steady_load(app.urls[8081], RATE, "/") as web, steady_load(app.urls[8082], RATE, "/") as admin:
-        started = time.monotonic()
-        app.deployment.apply(run, app.images)
-        seconds = time.monotonic() - started
-    report(
-        f"compose app secret rotated: {seconds:.1f} s, web {web.total} requests {len(web.failures)} failed, "
-        f"admin {admin.total} requests {len(admin.failures)} failed"
-    )
-    assert (web.failures, admin.failures) == ([], [])
+    assert applied_under_load(app, run, "secret rotated") == ([], [])
     assert {answer(app.urls[8081])["greeting"] for _ in range(10)} == {"second"}
     # The old secret is gone once no service names it; the new one is named by its content.
     (secret,) = [s.name for s in swarm.secrets.list() if s.name.startswith("restdemo_greeting_")]
