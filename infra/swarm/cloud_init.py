@@ -55,54 +55,23 @@ TLS_DIR = "/etc/docker/tls"
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Everything a node needs to know; the agent reads the same names from its environment."""
+    """Everything a node needs to know: what its agent is told (the contract's AgentEnvironment, as
+    declared there) and what only the node's own setup uses."""
 
-    role: Literal["manager", "worker"]
-    stack: str
-    region: str
-    state_table: str
-    ssm_prefix: str
-    lifecycle_queue_url: str
-    log_group: str  # the role's group: its containers' and its journals' lines (Infrequent Access)
-    registry: str
+    agent: AgentEnvironment
     agent_image: str
-    group_name: str  # the node's own auto scaling group (its launch hook, its health)
-    # SSM parameter names of the Docker API's CA, server certificate and key (managers).
-    tls_parameters: dict[str, str] | None = None
+    log_group: str  # the role's group: its containers' and its journals' lines (Infrequent Access)
     # SHA-256 of the DER of each certificate the manager must find in the CA bundle and the server
     # certificate ("ca", "cert"), comma-separated in the files' order (endpoint.pem_sha256).
     tls_sha256: dict[str, str] = field(default_factory=dict)
-    secrets_key: str = ""  # managers: the stack's KMS key ARN, for the join tokens they write
-    prune_interval_seconds: int = 0
     engine_dead_after_seconds: int = 180  # the watchdog's bound on a silent dockerd (engineDeadAfter)
-    # The agent's own lines, when not the role's group: the managers' go to the swarm's group, the one
-    # CloudWatch Logs extracts the swarm's metrics from.
-    agent_log_group: str = ""
-
-    def agent_environment(self) -> dict[str, str]:
-        """The contract with the node agent (restdemo_agent.contract), as environment variables."""
-        return AgentEnvironment(
-            stack=self.stack,
-            region=self.region,
-            role=self.role,
-            state_table=self.state_table,
-            ssm_prefix=self.ssm_prefix,
-            lifecycle_queue_url=self.lifecycle_queue_url,
-            log_group=self.agent_log_group or self.log_group,
-            registry=self.registry,
-            readiness_port=READINESS_PORT,
-            group_name=self.group_name,
-            prune_interval_seconds=self.prune_interval_seconds,
-            tls_parameters=tuple(sorted((self.tls_parameters or {}).items())),
-            secrets_key=self.secrets_key,
-        ).to_environ()
 
 
 def daemon_config(node: NodeConfig) -> dict:
     config = {
         "log-driver": "awslogs",
         "log-opts": {
-            "awslogs-region": node.region,
+            "awslogs-region": node.agent.region,
             "awslogs-group": node.log_group,
             "tag": "{{.Name}}/{{.ID}}",
             # A slow CloudWatch Logs or NAT must not stall the service writing to stdout.
@@ -111,7 +80,7 @@ def daemon_config(node: NodeConfig) -> dict:
         },
         "live-restore": False,  # not supported in swarm mode
     }
-    if node.role == "manager":
+    if node.agent.role == "manager":
         config |= {
             "hosts": ["unix:///var/run/docker.sock", f"tcp://0.0.0.0:{DOCKER_TLS_PORT}"],
             "tlsverify": True,
@@ -135,14 +104,14 @@ def setup_script(node: NodeConfig) -> str:
         "# restdemo node setup (rendered by infra/swarm/cloud_init.py); restdemo-node-setup.service runs it",
         "# at every boot until it succeeds.",
         "set -euo pipefail",
-        f"export AWS_REGION={q(node.region)}",
+        f"export AWS_REGION={q(node.agent.region)}",
         *count_setup(SETUP_RUNS),
     ]
-    if node.tls_parameters:
+    if tls_parameters := node.agent.tls_parameters():
         lines += [f"install -d -m 700 {TLS_DIR}"]
         for name, file in (("ca", "ca.pem"), ("cert", "cert.pem"), ("key", "key.pem")):
             lines.append(
-                f"aws ssm get-parameter --with-decryption --name {q(node.tls_parameters[name])} "
+                f"aws ssm get-parameter --with-decryption --name {q(tls_parameters[name])} "
                 f"--query Parameter.Value --output text > {TLS_DIR}/{file}"
             )
         lines.append(f"chmod 600 {TLS_DIR}/key.pem")
@@ -182,8 +151,8 @@ def ecr_login_script(node: NodeConfig) -> str:
     return (
         "#!/bin/bash\n# restdemo: log the node's docker in to the stack's registry (infra/swarm/cloud_init.py)\n"
         "set -o pipefail\n"
-        f"aws ecr get-login-password --region {q(node.region)} | docker login --username AWS --password-stdin "
-        f"{q(node.registry)} 2>&1 | systemd-cat -t {ECR_LOGIN_TAG}\n"
+        f"aws ecr get-login-password --region {q(node.agent.region)} | docker login --username AWS --password-stdin "
+        f"{q(node.agent.registry)} 2>&1 | systemd-cat -t {ECR_LOGIN_TAG}\n"
     )
 
 
@@ -198,7 +167,8 @@ def agent_unit(node: NodeConfig) -> str:
         f"ExecStartPre=-/usr/bin/docker rm -f {AGENT_CONTAINER}\n"
         f"ExecStartPre={ECR_LOGIN}\n"
         f"ExecStart=/usr/bin/docker run --rm --name {AGENT_CONTAINER} --network host "
-        + (f"--log-opt awslogs-group={q(node.agent_log_group)} " if node.agent_log_group else "")
+        # The managers' agents log to the swarm's group, the one the swarm's metrics are extracted from.
+        + (f"--log-opt awslogs-group={q(node.agent.log_group)} " if node.agent.log_group != node.log_group else "")
         + "-v /var/run/docker.sock:/var/run/docker.sock "
         # Read-only, for the disk use of the data root it reports (restdemo_agent.metrics).
         f"-v {DOCKER_ROOT}:{DOCKER_ROOT}:ro -v {NODE_STATE_DIR}:{NODE_STATE_DIR} "
@@ -224,7 +194,7 @@ def ship_journal_script(node: NodeConfig) -> str:
         "#!/bin/bash\n# restdemo: ship the node's journals to the stack's log group (infra/swarm/cloud_init.py)\n"
         "set -o pipefail\n"
         f"journalctl -f -o short-iso {journals} | docker run -i --rm --name restdemo-daemon-logs "
-        f"--log-driver awslogs --log-opt awslogs-region={q(node.region)} --log-opt awslogs-group={q(node.log_group)} "
+        f"--log-driver awslogs --log-opt awslogs-region={q(node.agent.region)} --log-opt awslogs-group={q(node.log_group)} "
         f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}\n"
     )
 
@@ -333,16 +303,16 @@ def watchdog_script(node: NodeConfig) -> str:
     RESTDEMO_DOCKER_SOCKET, RESTDEMO_WATCHDOG_STATE, RESTDEMO_WATCHDOG_PAUSE, RESTDEMO_ENGINE_RESTART
     and RESTDEMO_INSTANCE_ID override the node's own (the lab runs it against its engines)."""
     gate = ""
-    if node.role == "manager":
+    if node.agent.role == "manager":
         gate = MANAGER_REPLACEMENT_GATE.format(
-            group=shlex.quote(node.group_name),
-            table=shlex.quote(node.state_table),
+            group=shlex.quote(node.agent.group_name),
+            table=shlex.quote(node.agent.state_table),
             lease_key=REPLACEMENT_LEASE_KEY,
             lease_bound=REPLACEMENT_LEASE_SECONDS,
         )
     return WATCHDOG_SCRIPT.format(
         every=WATCHDOG_EVERY_SECONDS,
-        region=shlex.quote(node.region),
+        region=shlex.quote(node.agent.region),
         dead_after=node.engine_dead_after_seconds,
         replacement_gate=gate,
         replace_me="${RESTDEMO_REPLACE_ME:-" + REPLACE_ME + "}",
@@ -411,7 +381,7 @@ def render(node: NodeConfig) -> str:
         {
             "path": "/etc/restdemo/agent.env",
             "permissions": "0644",
-            "content": "".join(f"{k}={v}\n" for k, v in node.agent_environment().items()),
+            "content": "".join(f"{k}={v}\n" for k, v in node.agent.to_environ().items()),
         },
         {"path": "/usr/local/sbin/restdemo-node-setup", "permissions": "0755", "content": setup_script(node)},
         {"path": "/etc/systemd/system/restdemo-node-setup.service", "permissions": "0644", "content": setup_unit()},
@@ -434,7 +404,7 @@ def render(node: NodeConfig) -> str:
         {"path": ECR_LOGIN, "permissions": "0755", "content": ecr_login_script(node)},
         {"path": SHIP_JOURNAL, "permissions": "0755", "content": ship_journal_script(node)},
     ]
-    if node.role == "manager":
+    if node.agent.role == "manager":
         # Amazon Linux's unit passes -H fd://, which conflicts with "hosts" in daemon.json.
         files.append(
             {

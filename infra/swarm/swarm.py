@@ -31,6 +31,7 @@ from restdemo_agent.contract import (
     READINESS_PORT,
     SWARM_MANAGEMENT_PORT,
     SWARM_NODE_PORTS,
+    AgentEnvironment,
     group_name,
     ssm_prefix,
 )
@@ -236,21 +237,23 @@ class Swarm(pulumi.ComponentResource):
             ).apply(
                 lambda v: render(
                     NodeConfig(
-                        role=role,
-                        stack=stack,
-                        region=settings.aws_region,
-                        state_table=v["table"],
-                        ssm_prefix=self.ssm_prefix,
-                        lifecycle_queue_url=v["queue_url"],
-                        log_group=v["log_group"],
-                        agent_log_group=v["agent_log_group"],
-                        registry=v["registry"],
+                        agent=AgentEnvironment(
+                            stack=stack,
+                            region=settings.aws_region,
+                            role=role,
+                            state_table=v["table"],
+                            ssm_prefix=self.ssm_prefix,
+                            lifecycle_queue_url=v["queue_url"],
+                            log_group=v["agent_log_group"] or v["log_group"],
+                            registry=v["registry"],
+                            group_name=group_names[role],
+                            prune_interval_seconds=int(settings.prune_interval),
+                            secrets_key=v["secrets_key"],
+                            **{f"tls_{name}_parameter": value for name, value in (tls_parameters or {}).items()},
+                        ),
                         agent_image=v["agent_image"],
-                        group_name=group_names[role],
-                        tls_parameters=tls_parameters,
+                        log_group=v["log_group"],
                         tls_sha256=v["tls_sha256"],
-                        secrets_key=v["secrets_key"],
-                        prune_interval_seconds=int(settings.prune_interval),
                         engine_dead_after_seconds=int(settings.engine_dead_after),
                     )
                 )

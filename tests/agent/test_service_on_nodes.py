@@ -20,7 +20,7 @@ from tests.agent.test_healing import LeaderProbe
 from tests.e2e.conftest import report
 from tests.e2e.engine_spec import create_service_spec, without_ingress
 from tests.e2e.harness import LOCAL_HAPROXY, deployed, push, steady_load
-from tests.support.agent_env import WORKER_NODE
+from tests.support.agent_env import worker_node_with
 from tests.support.docker_engine import require_engine
 from tests.support.net import free_port, wait_until
 from tests.support.pulumi_program import run_program, stack_config
@@ -66,7 +66,7 @@ def stalled_logs():
 def node_daemon_config(endpoint: str) -> dict:
     """The logging part of the nodes' daemon.json (the rest is TLS and ports the lab sets itself),
     pointed at the stalled endpoint."""
-    config = daemon_config(replace(WORKER_NODE, region=REGION, log_group=f"/restdemo/{STACK}"))
+    config = daemon_config(replace(worker_node_with(region=REGION), log_group=f"/restdemo/{STACK}"))
     logging = {key: value for key, value in config.items() if key.startswith("log")}
     logging["log-opts"] = {**logging["log-opts"], "awslogs-endpoint": endpoint}
     return logging

@@ -22,7 +22,7 @@ from infra.swarm.cloud_init import REPLACE_ME_SCRIPT, watchdog_script
 from tests.agent.conftest import aws, create_stack, form
 from tests.agent.lab import RUN, LabNode
 from tests.agent.test_healing import LeaderProbe
-from tests.support.agent_env import WORKER_NODE
+from tests.support.agent_env import WORKER_NODE, worker_node_with
 from tests.support.docker_engine import require_tool
 from tests.support.lifecycle_model import TERMINATING
 from tests.support.net import wait_until
@@ -160,7 +160,7 @@ def test_watchdog_replaces_one_manager_at_a_time(lab_aws, nodes, tmp_path):
     lab_aws["lifecycle"].replace_unhealthy_in(MANAGERS_GROUP)
     script = rendered(
         tmp_path,
-        replace(WORKER_NODE, role="manager", group_name=MANAGERS_GROUP, state_table=f"restdemo-{MANAGERS_STACK}-state"),
+        worker_node_with(role="manager", group_name=MANAGERS_GROUP, state_table=f"restdemo-{MANAGERS_STACK}-state"),
     )
     managers = [nodes.add(f"wq{i}", "manager", MANAGERS_STACK) for i in range(1, 6)]
     form(managers[:1], url, queue)

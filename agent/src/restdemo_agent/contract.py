@@ -9,7 +9,8 @@ so the program can use it without the agent's dependencies being imported.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 # Ports. The agent answers readiness on READINESS_PORT (the admin NLB's health check);
 # managers serve the Docker API with mutual TLS on DOCKER_TLS_PORT.
@@ -116,106 +117,82 @@ def tls_parameter(prefix: str, name: str) -> str:
     return f"{prefix}/tls/{name}"
 
 
-# The environment cloud-init writes for the agent (infra/swarm/cloud_init.py).
-REQUIRED = (
-    "RESTDEMO_STACK",
-    "AWS_REGION",
-    "RESTDEMO_ROLE",
-    "RESTDEMO_STATE_TABLE",
-    "RESTDEMO_SSM_PREFIX",
-    "RESTDEMO_LIFECYCLE_QUEUE_URL",
-    "RESTDEMO_LOG_GROUP",
-    "RESTDEMO_REGISTRY",
-    "RESTDEMO_GROUP_NAME",
-)
-MANAGER_ONLY = (*(f"RESTDEMO_TLS_{name.upper()}_PARAMETER" for name in TLS_FILES), "RESTDEMO_SECRETS_KEY")
+def _variable(name: str, *, written: str = "changed", default: Any = MISSING) -> Any:
+    """A field of the agent's environment: its variable, and when cloud-init writes it: "required"
+    (always, the agent stops without it), "manager" (required on managers), "always" or "changed"
+    (only when it differs from its default, so an unused override leaves the user data as it was)."""
+    return field(default=default, metadata={"variable": name, "written": written})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AgentEnvironment:
-    stack: str
-    region: str
-    role: str
-    state_table: str
-    ssm_prefix: str
-    lifecycle_queue_url: str
-    log_group: str
-    registry: str
-    readiness_port: int
-    group_name: str = ""  # the node's own auto scaling group
-    prune_interval_seconds: int = 0
+    """The agent's settings, declared once: cloud-init writes them (`to_environ`, from the program's
+    NodeConfig) as the environment file the agent reads back (`from_environ`). Fields in the order
+    the file lists them (a new order would be a new launch template, and a refresh of every node)."""
+
+    stack: str = _variable("RESTDEMO_STACK", written="required")
+    region: str = _variable("AWS_REGION", written="required")
+    role: str = _variable("RESTDEMO_ROLE", written="required")
+    state_table: str = _variable("RESTDEMO_STATE_TABLE", written="required")
+    ssm_prefix: str = _variable("RESTDEMO_SSM_PREFIX", written="required")
+    lifecycle_queue_url: str = _variable("RESTDEMO_LIFECYCLE_QUEUE_URL", written="required")
+    log_group: str = _variable("RESTDEMO_LOG_GROUP", written="required")
+    registry: str = _variable("RESTDEMO_REGISTRY", written="required")
+    readiness_port: int = _variable("RESTDEMO_READINESS_PORT", written="always", default=READINESS_PORT)
+    group_name: str = _variable("RESTDEMO_GROUP_NAME", written="required")  # the node's own auto scaling group
+    prune_interval_seconds: int = _variable("RESTDEMO_PRUNE_INTERVAL", written="always", default=0)
     # A node that is not a member this long after boot asks its group to replace it.
-    bootstrap_timeout_seconds: int = 900
+    bootstrap_timeout_seconds: int = _variable("RESTDEMO_BOOTSTRAP_TIMEOUT", written="always", default=900)
     # A primary record no manager confirmed for this long belongs to a swarm that is gone.
-    primary_stale_seconds: int = 300
-    tls_parameters: tuple[tuple[str, str], ...] = ()
-    secrets_key: str = ""  # managers: the KMS key ARN they write the join tokens under
+    primary_stale_seconds: int = _variable("RESTDEMO_PRIMARY_STALE_AFTER", written="always", default=300)
+    # Managers: the KMS key ARN they write the join tokens under.
+    secrets_key: str = _variable("RESTDEMO_SECRETS_KEY", written="manager", default="")
     # How often the agent writes its metrics (the alarms' period); shorter only in the test lab.
-    metrics_period_seconds: int = METRICS_PERIOD_SECONDS
+    metrics_period_seconds: int = _variable("RESTDEMO_METRICS_PERIOD", default=METRICS_PERIOD_SECONDS)
     # The Docker data root whose disk use is reported (mounted read-only into the agent's container).
-    docker_root: str = DOCKER_ROOT
-    node_state_dir: str = NODE_STATE_DIR
+    docker_root: str = _variable("RESTDEMO_DOCKER_ROOT", default=DOCKER_ROOT)
+    node_state_dir: str = _variable("RESTDEMO_NODE_STATE_DIR", default=NODE_STATE_DIR)
+    # Managers: the SSM parameters of the Docker API's TLS files (the node's setup fetches them).
+    tls_ca_parameter: str = _variable("RESTDEMO_TLS_CA_PARAMETER", written="manager", default="")
+    tls_cert_parameter: str = _variable("RESTDEMO_TLS_CERT_PARAMETER", written="manager", default="")
+    tls_key_parameter: str = _variable("RESTDEMO_TLS_KEY_PARAMETER", written="manager", default="")
+
+    def tls_parameters(self) -> dict[str, str]:
+        """Each TLS file's SSM parameter ("ca", "cert", "key"), on a manager; empty on a worker."""
+        named = {name: getattr(self, f"tls_{name}_parameter") for name in TLS_FILES}
+        return named if all(named.values()) else {}
 
     def to_environ(self) -> dict[str, str]:
         """The environment file's variables: what `from_environ` reads back."""
-        env = {
-            "RESTDEMO_STACK": self.stack,
-            "AWS_REGION": self.region,
-            "RESTDEMO_ROLE": self.role,
-            "RESTDEMO_STATE_TABLE": self.state_table,
-            "RESTDEMO_SSM_PREFIX": self.ssm_prefix,
-            "RESTDEMO_LIFECYCLE_QUEUE_URL": self.lifecycle_queue_url,
-            "RESTDEMO_LOG_GROUP": self.log_group,
-            "RESTDEMO_REGISTRY": self.registry,
-            "RESTDEMO_READINESS_PORT": str(self.readiness_port),
-            "RESTDEMO_GROUP_NAME": self.group_name,
-            "RESTDEMO_PRUNE_INTERVAL": str(self.prune_interval_seconds),
-            "RESTDEMO_BOOTSTRAP_TIMEOUT": str(self.bootstrap_timeout_seconds),
-            "RESTDEMO_PRIMARY_STALE_AFTER": str(self.primary_stale_seconds),
+        return {
+            variable.metadata["variable"]: str(getattr(self, variable.name))
+            for variable in fields(self)
+            if variable.metadata["written"] in ("required", "always")
+            or getattr(self, variable.name) != variable.default
         }
-        if self.secrets_key:
-            env["RESTDEMO_SECRETS_KEY"] = self.secrets_key
-        if self.metrics_period_seconds != METRICS_PERIOD_SECONDS:
-            env["RESTDEMO_METRICS_PERIOD"] = str(self.metrics_period_seconds)
-        if self.docker_root != DOCKER_ROOT:
-            env["RESTDEMO_DOCKER_ROOT"] = self.docker_root
-        if self.node_state_dir != NODE_STATE_DIR:
-            env["RESTDEMO_NODE_STATE_DIR"] = self.node_state_dir
-        return env | {f"RESTDEMO_TLS_{name.upper()}_PARAMETER": value for name, value in self.tls_parameters}
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> AgentEnvironment:
         environ = dict(os.environ if environ is None else environ)
-        missing = [name for name in REQUIRED if not environ.get(name)]
         role = environ.get("RESTDEMO_ROLE", "")
+        needed = ("required", "manager") if role == "manager" else ("required",)
+        missing = [
+            variable.metadata["variable"]
+            for variable in fields(cls)
+            if variable.metadata["written"] in needed and not environ.get(variable.metadata["variable"])
+        ]
         if role not in ROLES:
             missing.append("RESTDEMO_ROLE (manager or worker)")
-        if role == "manager":
-            missing += [name for name in MANAGER_ONLY if not environ.get(name)]
         if missing:
             raise ValueError(f"the agent's environment lacks {', '.join(dict.fromkeys(missing))}")
-        tls = tuple(
-            (name, environ[f"RESTDEMO_TLS_{name.upper()}_PARAMETER"])
-            for name in TLS_FILES
-            if environ.get(f"RESTDEMO_TLS_{name.upper()}_PARAMETER")
-        )
-        return cls(
-            stack=environ["RESTDEMO_STACK"],
-            region=environ["AWS_REGION"],
-            role=role,
-            state_table=environ["RESTDEMO_STATE_TABLE"],
-            ssm_prefix=environ["RESTDEMO_SSM_PREFIX"],
-            lifecycle_queue_url=environ["RESTDEMO_LIFECYCLE_QUEUE_URL"],
-            log_group=environ["RESTDEMO_LOG_GROUP"],
-            registry=environ["RESTDEMO_REGISTRY"],
-            readiness_port=int(environ.get("RESTDEMO_READINESS_PORT", str(READINESS_PORT))),
-            group_name=environ["RESTDEMO_GROUP_NAME"],
-            prune_interval_seconds=int(float(environ.get("RESTDEMO_PRUNE_INTERVAL", "0"))),
-            bootstrap_timeout_seconds=int(float(environ.get("RESTDEMO_BOOTSTRAP_TIMEOUT", "900"))),
-            primary_stale_seconds=int(float(environ.get("RESTDEMO_PRIMARY_STALE_AFTER", "300"))),
-            tls_parameters=tls,
-            secrets_key=environ.get("RESTDEMO_SECRETS_KEY", ""),
-            metrics_period_seconds=int(float(environ.get("RESTDEMO_METRICS_PERIOD", str(METRICS_PERIOD_SECONDS)))),
-            docker_root=environ.get("RESTDEMO_DOCKER_ROOT", DOCKER_ROOT),
-            node_state_dir=environ.get("RESTDEMO_NODE_STATE_DIR", NODE_STATE_DIR),
-        )
+        given = {
+            variable.name: _parsed(variable.type, environ[variable.metadata["variable"]])
+            for variable in fields(cls)
+            if environ.get(variable.metadata["variable"])
+        }
+        return cls(**given)
+
+
+def _parsed(kind: str, value: str) -> int | str:
+    # Whole seconds; a duration written as 60.0 is read as 60.
+    return int(float(value)) if kind == "int" else value

@@ -12,7 +12,7 @@ import yaml
 
 from infra.swarm.cloud_init import USER_DATA_LIMIT, NodeConfig, render
 from infra.swarm.cloud_init import setup_script as render_setup
-from tests.support.agent_env import WORKER_NODE
+from tests.support.agent_env import worker_node_with
 from tests.support.docker_engine import require_tool
 
 pytestmark = pytest.mark.unit
@@ -23,12 +23,11 @@ TLS = {"ca": "/restdemo/dev/tls/ca", "cert": "/restdemo/dev/tls/cert", "key": "/
 
 def node(role: str) -> NodeConfig:
     manager = role == "manager"
-    return replace(
-        WORKER_NODE,
+    return worker_node_with(
         role=role,
         group_name=f"restdemo-dev-{role}s",
-        tls_parameters=TLS if manager else None,
         secrets_key=KEY if manager else "",
+        **({f"tls_{name}_parameter": parameter for name, parameter in TLS.items()} if manager else {}),
     )
 
 
@@ -148,7 +147,7 @@ def test_the_agent_reads_the_environment_cloud_init_writes():
     from restdemo_agent.contract import AgentEnvironment
 
     for role in ("manager", "worker"):
-        agent = AgentEnvironment.from_environ(node(role).agent_environment())
+        agent = AgentEnvironment.from_environ(node(role).agent.to_environ())
         assert (agent.role, agent.stack, agent.readiness_port) == (role, "dev", 44554)
 
 

@@ -335,12 +335,10 @@ OUTSIDE_THE_AGENT = {
 
 def watchdog_calls(role: str = "worker") -> set[str]:
     """IAM actions of a role's engine watchdog's AWS CLI calls (`aws <service> <operation-name>`)."""
-    from dataclasses import replace
-
     from infra.swarm.cloud_init import watchdog_script
-    from tests.support.agent_env import WORKER_NODE
+    from tests.support.agent_env import worker_node_with
 
-    script = watchdog_script(replace(WORKER_NODE, role=role))
+    script = watchdog_script(worker_node_with(role=role))
     calls = re.findall(r"\baws(?:_call)? ([a-z0-9]+) ([a-z-]+)", script)
     return {f"{service}:{''.join(word.title() for word in operation.split('-'))}" for service, operation in calls}
 
