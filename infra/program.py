@@ -13,25 +13,25 @@ import pulumi
 import pulumi_docker as docker
 from pulumi.runtime.config import CONFIG, is_config_secret
 
-from infra.admin.endpoint import AdminEndpoint
+from infra.admin.endpoint import AdminEndpoint, AdminSettings
 from infra.admin.tunnel import tunnel_host, wait_for_tunnel
 from infra.config.compose import ComposeApp, route_priority
 from infra.config.docker_endpoint import DockerEndpoint, registry_login_for, registry_of
-from infra.config.names import AGENT_REPOSITORY
+from infra.config.names import AGENT_REPOSITORY, swarm_object_name
 from infra.config.settings import Settings, parse_settings
 from infra.image.build_context import context_files
-from infra.image.image import AGENT_TARGET, Image
-from infra.image.pull import PullCredentials, puller_role_name
-from infra.image.registry import Registry
+from infra.image.image import AGENT_TARGET, Image, ImageSettings
+from infra.image.pull import PullCredentials, PullSettings, puller_role_name
+from infra.image.registry import Registry, RegistrySettings
 from infra.monitoring.alarms import Watched
-from infra.monitoring.monitoring import Monitoring
-from infra.network.certificate import DomainCertificate
-from infra.network.load_balancer import LoadBalancer, WebRoute, serves_https
-from infra.network.network import Network
+from infra.monitoring.monitoring import Monitoring, MonitoringSettings
+from infra.network.certificate import CertificateSettings, DomainCertificate
+from infra.network.load_balancer import LoadBalancer, LoadBalancerSettings, WebRoute, serves_https
+from infra.network.network import Network, NetworkSettings
 from infra.service.service import (
     ServiceUnit,
     SwarmService,
-    compose_name,
+    SwarmServiceSettings,
     compose_service,
     content_of,
     single_service,
@@ -39,9 +39,9 @@ from infra.service.service import (
     stored_contents,
 )
 from infra.swarm.iam import node_role_name
-from infra.swarm.secrets_key import SecretsKey
+from infra.swarm.secrets_key import SecretsKey, SecretsKeySettings
 from infra.swarm.state import manager_shell
-from infra.swarm.swarm import Swarm
+from infra.swarm.swarm import Swarm, SwarmSettings
 from restdemo_agent.contract import LABEL_ZONE, ROLES, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,10 +125,15 @@ def main() -> dict[str, pulumi.Input]:
 
 def single_deployment(settings: Settings) -> Deployment:
     """The flat settings' one service (restdemo's by default), its image in the stack's registry."""
-    registry = Registry("registry", settings=settings, repository=settings.service_name, pull_only=node_roles(settings))
+    registry = Registry(
+        "registry",
+        settings=RegistrySettings.of(settings),
+        repository=settings.service_name,
+        pull_only=node_roles(settings),
+    )
     image = Image(
         "restdemo",
-        settings=settings,
+        settings=ImageSettings.of(settings),
         registry=registry,
         context=settings.context_path,
         dockerfile=settings.dockerfile_path,
@@ -146,19 +151,26 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
     """The Compose file's services: each built one's image pushed (locally to the stack's registry, on
     AWS to an ECR repository of its own), each prebuilt one pinned by its registry's digest at deploy."""
     local = settings.platform == "local"
-    shared = Registry("registry", settings=settings, repository=settings.service_name) if local else None
+    shared = (
+        Registry("registry", settings=RegistrySettings.of(settings), repository=settings.service_name)
+        if local
+        else None
+    )
     registries, refs = [], {}
     for service in app.services:
         if not service.build:
             continue
-        name = compose_name(settings, service.name)
+        name = swarm_object_name(settings.service_name, service.name)
         registry = shared or Registry(
-            f"registry-{service.name}", settings=settings, repository=name, pull_only=node_roles(settings)
+            f"registry-{service.name}",
+            settings=RegistrySettings.of(settings),
+            repository=name,
+            pull_only=node_roles(settings),
         )
         dockerfile = service.build.context / service.build.dockerfile
         refs[service.name] = Image(
             f"image-{service.name}",
-            settings=settings,
+            settings=ImageSettings.of(settings),
             registry=registry,
             repository=registry.repository_named(name) if shared else None,
             context=service.build.context,
@@ -167,7 +179,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
             revision=revision_of(service.build.context, dockerfile=dockerfile),
             stack_args=service.build.args,
             secrets={
-                build_id: pulumi.Output.secret(content_of(settings, app.secrets[source]).decode())
+                build_id: pulumi.Output.secret(content_of(settings.secrets, app.secrets[source]).decode())
                 for build_id, source in service.build.secrets.items()
             },
         ).ref
@@ -191,9 +203,11 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
             if service.ports
         ],
         networks=app.networks,
-        contents=stored_contents(settings, app),
+        contents=stored_contents(settings.secrets, app),
         logins=prebuilt_logins(settings, app),
-        service_names={service.name: compose_name(settings, service.name) for service in app.services},
+        service_names={
+            service.name: swarm_object_name(settings.service_name, service.name) for service in app.services
+        },
     )
 
 
@@ -206,7 +220,7 @@ def swarm_service(
 ) -> SwarmService:
     return SwarmService(
         "restdemo",
-        settings=settings,
+        settings=SwarmServiceSettings.of(settings),
         services=deployment.units(placement_prefs),
         endpoint=dataclasses.replace(endpoint, logins=deployment.logins),
         networks=deployment.networks,
@@ -258,39 +272,44 @@ def docker_api_host(settings: Settings, admin: AdminEndpoint, swarm: Swarm) -> p
 
 def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmService, dict[str, pulumi.Input]]:
     """The Docker-for-AWS-style swarm, and the services on it through the admin endpoint."""
-    network = Network("network", settings=settings)
+    network = Network("network", settings=NetworkSettings.of(settings))
     # Your own certificate (certificateArn) when you give one; else one for your domain.
     certificate = (
         DomainCertificate(
-            "domain", settings=settings, hosts=sorted({h for route in deployment.routes or [] for h in route.hosts})
+            "domain",
+            settings=CertificateSettings.of(settings),
+            hosts=sorted({h for route in deployment.routes or [] for h in route.hosts}),
         )
         if settings.domain_name and not settings.certificate_arn
         else None
     )
     web = LoadBalancer(
         "web",
-        settings=settings,
+        settings=LoadBalancerSettings.of(settings),
         network=network,
         certificate_arn=certificate.certificate_arn if certificate else None,
         routes=deployment.routes,
     )
-    secrets_key = SecretsKey("secrets", settings=settings)
+    secrets_key = SecretsKey("secrets", settings=SecretsKeySettings.of(settings))
     admin = AdminEndpoint(
         "admin",
-        settings=settings,
+        settings=AdminSettings.of(settings),
         network=network,
         ssm_prefix=ssm_prefix(pulumi.get_stack()),
         secrets_key_id=secrets_key.key_id,
     )
     agent_registry = Registry(
-        "agent-registry", settings=settings, repository=AGENT_REPOSITORY, pull_only=node_roles(settings)
+        "agent-registry",
+        settings=RegistrySettings.of(settings),
+        repository=AGENT_REPOSITORY,
+        pull_only=node_roles(settings),
     )
     repository_arns = [*(registry.arn for registry in deployment.registries), agent_registry.arn]
     # One ECR per account and region: any repository's server is the nodes' (the agent's, with no build).
     registry_server = (deployment.registries or [agent_registry])[0].server
     agent = Image(
         "agent",
-        settings=settings,
+        settings=ImageSettings.of(settings),
         registry=agent_registry,
         context=AGENT_DIR,
         dockerfile=AGENT_DIR / "Dockerfile",
@@ -299,7 +318,7 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
     )
     swarm = Swarm(
         "swarm",
-        settings=settings,
+        settings=SwarmSettings.of(settings),
         network=network,
         web=web,
         admin=admin,
@@ -308,10 +327,12 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
         repository_arns=repository_arns,
         agent_image=agent.ref,
     )
-    pull = PullCredentials("pull", settings=settings, repository_arns=repository_arns, server=registry_server)
+    pull = PullCredentials(
+        "pull", settings=PullSettings.of(settings), repository_arns=repository_arns, server=registry_server
+    )
     monitoring = Monitoring(
         "monitoring",
-        settings=settings,
+        settings=MonitoringSettings.of(settings),
         watched=Watched(
             stack=pulumi.get_stack(),
             web_balancer=web.arn_suffix,
@@ -333,7 +354,11 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
     )
-    routes = {"urls": route_urls(web.url, deployment.routes, serves_https(settings))} if deployment.routes else {}
+    routes = (
+        {"urls": route_urls(web.url, deployment.routes, serves_https(LoadBalancerSettings.of(settings)))}
+        if deployment.routes
+        else {}
+    )
     return service, routes | {
         "url": web.url,
         # What your DNS points at for domainName when Route 53 does not hold its zone.

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 import pulumi
 import pulumi_aws as aws
@@ -24,12 +25,23 @@ import pulumi_tls as tls
 
 from infra.admin.tunnel import TUNNEL_ADDRESS
 from infra.config.docker_endpoint import DockerEndpoint
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import public_balancer
 from infra.network.network import Network
 from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, tls_parameter
+
+
+@dataclass(frozen=True)
+class AdminSettings(SettingsView):
+    """What endpoint reads of the settings: who may reach the Docker API, and its CA's rotation."""
+
+    owner: str | None
+    admin_cidrs: list[IPv4Network]
+    docker_api_ca_rotation: int
+    deletion_protection: bool
+
 
 CERT_VALIDITY_HOURS = 24 * 365
 # A CA lasts a year at most: dockerd has no revocation list, so a CA key's reach ends only when it
@@ -73,7 +85,7 @@ class AdminEndpoint(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name (the security group, NLB, target group and listener are `<name>`).
-        settings: the stack's settings (admin CIDRs, deletion protection, tags).
+        settings: its slice of the settings (admin CIDRs, deletion protection, tags).
         network: the VPC, its CIDR (the managers' side) and the public subnets for the NLB.
         ssm_prefix: the SSM path the server's TLS material is stored under.
         secrets_key_id: the KMS key that encrypts that material.
@@ -97,7 +109,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: AdminSettings,
         network: Network,
         ssm_prefix: str,
         secrets_key_id: pulumi.Input[str],
@@ -106,7 +118,9 @@ class AdminEndpoint(pulumi.ComponentResource):
         super().__init__("restdemo:admin:AdminEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         group = self._security_group(name, settings, network, child)
-        balancer = public_balancer(name, "network", settings, network, group, child)
+        balancer = public_balancer(
+            name, "network", settings, network, group, child, deletion_protection=settings.deletion_protection
+        )
         target_group = self._target_group(name, settings, network, child)
         self._listener(name, settings, balancer, target_group, child)
         material = self._certificates(name, settings, balancer.dns_name, child)
@@ -128,7 +142,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         self.register_outputs({"host": self.host, "dns_name": self.dns_name})
 
     def _security_group(
-        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+        self, name: str, settings: AdminSettings, network: Network, child: pulumi.ResourceOptions
     ) -> aws.ec2.SecurityGroup:
         group = security_group(name, settings, network.vpc_id, "restdemo Docker API: admin CIDRs only", child)
         for index, cidr in enumerate(settings.admin_cidrs):
@@ -154,7 +168,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         return group
 
     def _target_group(
-        self, name: str, settings: Settings, network: Network, child: pulumi.ResourceOptions
+        self, name: str, settings: AdminSettings, network: Network, child: pulumi.ResourceOptions
     ) -> aws.lb.TargetGroup:
         return aws.lb.TargetGroup(
             name,
@@ -180,7 +194,7 @@ class AdminEndpoint(pulumi.ComponentResource):
     def _listener(
         self,
         name: str,
-        settings: Settings,
+        settings: AdminSettings,
         balancer: aws.lb.LoadBalancer,
         target_group: aws.lb.TargetGroup,
         child: pulumi.ResourceOptions,
@@ -196,7 +210,7 @@ class AdminEndpoint(pulumi.ComponentResource):
         )
 
     def _certificates(
-        self, name: str, settings: Settings, dns_name: pulumi.Output[str], child
+        self, name: str, settings: AdminSettings, dns_name: pulumi.Output[str], child
     ) -> dict[str, pulumi.Output[str]]:
         """Two CAs (slots a and b, both trusted), the active one signing the server's and the client's
         certificates; each CA a year at most, rotated by dockerApiCaRotation (docs/operations.md)."""
@@ -265,7 +279,7 @@ class AdminEndpoint(pulumi.ComponentResource):
     def _server_parameters(
         self,
         name: str,
-        settings: Settings,
+        settings: AdminSettings,
         parameter_names: dict[str, str],
         secrets_key_id: pulumi.Input[str],
         material: dict[str, pulumi.Output[str]],

@@ -8,6 +8,8 @@ log groups live under `/restdemo/<stack>`. The names the node agent must find ar
 
 from __future__ import annotations
 
+import hashlib
+
 PROJECT = "restdemo"
 # The local stack's own registry: one per machine (the local stacks share it, and its port).
 LOCAL_REGISTRY = f"{PROJECT}-registry"
@@ -37,3 +39,16 @@ def repository_name(repository: str, stack: str) -> str:
 def log_group_name(stack: str, below: str | None = None) -> str:
     """`/restdemo/<stack>` (the swarm's), or a group below it."""
     return f"/{PROJECT}/{stack}" + (f"/{below}" if below else "")
+
+
+def swarm_object_name(app: str, name: str) -> str:
+    """`<serviceName>_<name>`: a Compose service's, network's, secret's or config's name in the swarm
+    (what `docker stack deploy` calls `<stack>_<name>`)."""
+    return f"{app}_{name}"
+
+
+def content_name(app: str, key: str, content: bytes) -> str:
+    """`<serviceName>_<key>_<12 hex of the content's SHA-256>`: a secret's or config's name in the
+    swarm. A new value is a new object, which the services that mount it roll to (start-first); the
+    old one goes once no service names it."""
+    return f"{swarm_object_name(app, key)}_{hashlib.sha256(content).hexdigest()[:12]}"

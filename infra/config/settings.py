@@ -12,10 +12,10 @@ import functools
 import itertools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -1223,6 +1223,17 @@ class Settings(BaseModel):
         """Until swarm marks the update completed (what convergence waits for): swarm also waits the
         delay after the last batch, then watches that batch for the monitor window."""
         return self.rollout_lower_bound() + self.update_delay + self.update_monitor
+
+
+@dataclass(frozen=True)
+class SettingsView:
+    """A component's slice of the settings: some of `Settings`' attributes, under their names and
+    types (tests/infra/config/test_views.py checks both), copied from the one validated object. A
+    component takes its view, so what it reads is in its signature."""
+
+    @classmethod
+    def of(cls, settings: Settings | SettingsView) -> Self:
+        return cls(**{view_field.name: getattr(settings, view_field.name) for view_field in fields(cls)})
 
 
 def key(field: str) -> str:

@@ -28,10 +28,25 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
-from infra.config.settings import CA_BUNDLE_SECRET, Settings
+from infra.config.settings import CA_BUNDLE_SECRET, SettingsView
 from infra.image.build_context import context_files
 from infra.image.registry import MUTABLE_TAG as CACHE_TAG
 from infra.image.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageSettings(SettingsView):
+    """What image reads of the settings: what a build is given."""
+
+    platform: str
+    version: str
+    build_args: list[str]
+    build_base: str | None
+    runtime_base: str | None
+    build_ca_bundle: str | None
+    build_cache: str
+    image_platform: str | None
+
 
 AGENT_TARGET = "runtime"
 # The BuildKit secret the Dockerfiles give pip (RUN --mount=type=secret,id=ca_bundle).
@@ -46,7 +61,7 @@ class Recipe:
     target: str
 
 
-def build_args(settings: Settings, revision: str, given: dict[str, str] | None = None) -> dict[str, str]:
+def build_args(settings: ImageSettings, revision: str, given: dict[str, str] | None = None) -> dict[str, str]:
     """What goes to `docker build --build-arg`: the stack's buildArgs (or a Compose service's
     `build.args`, `given`), labels, and base images when set (the settings refuse buildArgs that name
     the program's own)."""
@@ -87,7 +102,7 @@ def registry_logins(registry: Registry) -> list[docker_build.RegistryArgs] | Non
 
 
 def build_secrets(
-    settings: Settings, given: dict[str, pulumi.Output[str]] | None = None
+    settings: ImageSettings, given: dict[str, pulumi.Output[str]] | None = None
 ) -> dict[str, pulumi.Output[str]] | None:
     """BuildKit secrets: the CA bundle the Dockerfiles give pip (buildCaBundle), and a Compose build's
     own (`given`, each kept secret)."""
@@ -97,7 +112,7 @@ def build_secrets(
     return secrets or None
 
 
-def registry_cache(settings: Settings, registry: Registry) -> dict[str, list]:
+def registry_cache(settings: ImageSettings, registry: Registry) -> dict[str, list]:
     """AWS stacks: read (and with `buildCache: read-write`, the deploy job's, write) the BuildKit
     cache in the repository's `buildcache` tag (every layer, `mode=max`; ECR takes a cache only as
     an OCI image manifest)."""
@@ -130,7 +145,7 @@ class Image(pulumi.ComponentResource):
 
     Takes:
         name: the build's resource name (and the local push's, `docker.RegistryImage`).
-        settings: the stack's settings (platform, version, image platform, base images, build cache, CA bundle).
+        settings: its slice of the settings (platform, version, image platform, base images, build cache, CA bundle).
         registry: where the image is pushed (`Registry`).
         context: the build context, a directory.
         dockerfile: the Dockerfile (in the context, or elsewhere).
@@ -151,7 +166,7 @@ class Image(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: ImageSettings,
         registry: Registry,
         context: Path,
         dockerfile: Path,
@@ -186,7 +201,7 @@ class Image(pulumi.ComponentResource):
     def _build(
         self,
         name: str,
-        settings: Settings,
+        settings: ImageSettings,
         registry: Registry,
         recipe: Recipe,
         args: dict[str, str],

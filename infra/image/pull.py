@@ -13,6 +13,7 @@ The leader's agent replaces it with the managers' own (pull-only too) once the u
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -20,10 +21,19 @@ import pulumi_docker as docker
 
 from infra.config.iam_policy import account_trusts, allow, policy
 from infra.config.names import regional_name
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
+
 # What pulling an image takes (ECR User Guide, "Private repository policy examples": pull).
+@dataclass(frozen=True)
+class PullSettings(SettingsView):
+    """What pull reads of the settings: the region of the pull-only role."""
+
+    owner: str | None
+    aws_region: str | None
+
+
 PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 
 
@@ -41,7 +51,7 @@ class PullCredentials(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name.
-        settings: the stack's settings (its region, tags).
+        settings: its slice of the settings (its region, tags).
         repository_arns: the repositories the role may pull from.
         server: the registry's address the login is for.
         opts: resource options.
@@ -56,7 +66,7 @@ class PullCredentials(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: PullSettings,
         repository_arns: list[pulumi.Input[str]],
         server: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,

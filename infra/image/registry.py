@@ -8,6 +8,7 @@ registry the program runs itself on 127.0.0.1, or an existing one named in setti
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -15,11 +16,24 @@ import pulumi_docker as docker
 
 from infra.config.names import LOCAL_REGISTRY
 from infra.config.names import repository_name as ecr_repository_name
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
+
 
 # The one tag rewritten on every build: the BuildKit cache (infra/image/image.py CACHE_TAG). Every
 # image tag stays immutable.
+@dataclass(frozen=True)
+class RegistrySettings(SettingsView):
+    """What registry reads of the settings: ECR on aws, the local registry on local."""
+
+    owner: str | None
+    platform: str
+    ecr_keep_images: int
+    local_registry_image: str
+    local_registry_port: int
+    registry_address: str | None
+
+
 MUTABLE_TAG = "buildcache"
 
 
@@ -87,7 +101,7 @@ class Registry(pulumi.ComponentResource):
     Takes:
         name: the name of the ECR repository and its lifecycle policy, or of the local registry's image, volume and
             container.
-        settings: the stack's settings (platform, an existing registry's address, the local registry's image and port,
+        settings: its slice of the settings (platform, an existing registry's address, the local registry's image and port,
             how many images ECR keeps).
         repository: the repository's name (the service's, or `restdemo-agent`; on AWS, suffixed with `-<stack>`).
         pull_only: ARN patterns of the roles the ECR repository's policy denies every write (the nodes').
@@ -110,7 +124,7 @@ class Registry(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: RegistrySettings,
         repository: str,
         pull_only: list[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -131,7 +145,7 @@ class Registry(pulumi.ComponentResource):
         assert self.arn is None, "an ECR registry holds one repository"
         return self.server.apply(lambda server: f"{server}/{name}")
 
-    def _ecr(self, name: str, settings: Settings, repository_name: str, pull_only: list[str]) -> None:
+    def _ecr(self, name: str, settings: RegistrySettings, repository_name: str, pull_only: list[str]) -> None:
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(
             name,
@@ -159,7 +173,7 @@ class Registry(pulumi.ComponentResource):
         self.password = pulumi.Output.secret(token.password)
         self.arn = repository.arn
 
-    def _local(self, name: str, settings: Settings, repository_name: str) -> None:
+    def _local(self, name: str, settings: RegistrySettings, repository_name: str) -> None:
         """registry:2 on 127.0.0.1 only (loopback is an insecure registry by default)."""
         child = pulumi.ResourceOptions(parent=self)
         image = docker.RemoteImage(name, name=settings.local_registry_image, keep_locally=True, opts=child)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from infra.config.names import resource_name
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from restdemo_agent.contract import (
     AGENT_HEARTBEAT,
     BOOTSTRAP_GAVE_UP,
@@ -41,6 +41,15 @@ P99_SECONDS = 1.0
 DISK_PERCENT = 80.0
 # The agent refreshes the swarm's registry credentials every 4 h; an ECR token lasts 12 h.
 CREDENTIALS_HOURS = 6
+
+
+@dataclass(frozen=True)
+class AlarmSettings(SettingsView):
+    """What the alarms read of the settings: the nodes each role should have, the service's name."""
+
+    manager_count: int
+    worker_count: int
+    service_name: str
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ def quorum(managers: int) -> int:
     return managers // 2 + 1
 
 
-def alarm_specs(settings: Settings, watched: Watched) -> list[AlarmSpec]:
+def alarm_specs(settings: AlarmSettings, watched: Watched) -> list[AlarmSpec]:
     web = {"LoadBalancer": watched.web_balancer}
     web_targets = {"TargetGroup": watched.web_target_group, "LoadBalancer": watched.web_balancer}
     alb = "AWS/ApplicationELB"
@@ -253,7 +262,7 @@ def service_specs(watched: Watched) -> list[AlarmSpec]:
     ]
 
 
-def swarm_specs(settings: Settings, stack: str) -> list[AlarmSpec]:
+def swarm_specs(settings: AlarmSettings, stack: str) -> list[AlarmSpec]:
     """The swarm's own health, from the metrics the node agents write (restdemo_agent.metrics)."""
 
     def agent(name: str, stat: str, namespace: str = METRICS_NAMESPACE) -> Metric:

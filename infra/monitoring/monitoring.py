@@ -8,19 +8,35 @@ address may be subscribed (`alarmEmail`). Alarms notify it when they fire and wh
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.config.iam_policy import account_administers_the_key, policy
 from infra.config.names import resource_name, stack_prefix
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
-from infra.monitoring.alarms import AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs, runbook
+from infra.monitoring.alarms import AlarmSettings, AlarmSpec, Watched, alarm_args, alarm_name, alarm_specs, runbook
 from infra.monitoring.dashboard import dashboard_body
+
 
 # What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
 # instance refresh stopped (Auto Scaling's event reference; instance refresh events).
+@dataclass(frozen=True)
+class MonitoringSettings(SettingsView):
+    """What monitoring reads of the settings: where pages go, and what the alarms watch."""
+
+    owner: str | None
+    aws_region: str | None
+    alarm_email: str | None
+    alarm_topic_arn: str | None
+    runbook_url: str | None
+    manager_count: int
+    worker_count: int
+    service_name: str
+
+
 AUTOSCALING_FAILURES = [
     "EC2 Instance Launch Unsuccessful",
     "EC2 Instance Terminate Unsuccessful",
@@ -95,7 +111,7 @@ class Monitoring(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name.
-        settings: the stack's settings (the topic or e-mail to page, the runbook's address, the manager count).
+        settings: its slice of the settings (the topic or e-mail to page, the runbook's address, the manager count).
         watched: what the alarms watch: the load balancers' and target groups' arn suffixes, the groups' names.
         opts: resource options.
 
@@ -105,12 +121,14 @@ class Monitoring(pulumi.ComponentResource):
         dashboard_url: the dashboard in the CloudWatch console.
     """
 
-    def __init__(self, name: str, *, settings: Settings, watched: Watched, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, *, settings: MonitoringSettings, watched: Watched, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("restdemo:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
         self.topic_arn = self._topic(name, settings, stack, child)
-        specs = alarm_specs(settings, watched)
+        specs = alarm_specs(AlarmSettings.of(settings), watched)
         alarms = [self._alarm(name, settings, stack, spec, child) for spec in specs]
         self._autoscaling_rule(name, settings, stack, watched, child)
         dashboard = self._dashboard(name, settings, stack, watched, alarms, child)
@@ -123,7 +141,9 @@ class Monitoring(pulumi.ComponentResource):
         )
         self.register_outputs({"topic_arn": self.topic_arn, "dashboard_url": self.dashboard_url})
 
-    def _topic(self, name: str, settings: Settings, stack: str, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _topic(
+        self, name: str, settings: MonitoringSettings, stack: str, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
         """The stack's own encrypted topic (and e-mail subscription), or the existing one named."""
         self.topic_policy = None
         if settings.alarm_topic_arn:
@@ -166,7 +186,7 @@ class Monitoring(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self, depends_on=[self.topic_policy] if self.topic_policy else [])
 
     def _alarm(
-        self, name: str, settings: Settings, stack: str, spec: AlarmSpec, child: pulumi.ResourceOptions
+        self, name: str, settings: MonitoringSettings, stack: str, spec: AlarmSpec, child: pulumi.ResourceOptions
     ) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
             f"{name}-{spec.key}",
@@ -176,7 +196,7 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _autoscaling_rule(
-        self, name: str, settings: Settings, stack: str, watched: Watched, child: pulumi.ResourceOptions
+        self, name: str, settings: MonitoringSettings, stack: str, watched: Watched, child: pulumi.ResourceOptions
     ) -> None:
         """Failed launches and terminations, failed or cancelled instance refreshes, to the topic."""
         rule = aws.cloudwatch.EventRule(
@@ -204,7 +224,7 @@ class Monitoring(pulumi.ComponentResource):
     def _dashboard(
         self,
         name: str,
-        settings: Settings,
+        settings: MonitoringSettings,
         stack: str,
         watched: Watched,
         alarms: list[aws.cloudwatch.MetricAlarm],

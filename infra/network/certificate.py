@@ -4,13 +4,25 @@ type (the ALB's own name matches no certificate of yours)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
+
 # Route 53's TTL for the validation records: ACM reads them once, and again at each renewal.
+@dataclass(frozen=True)
+class CertificateSettings(SettingsView):
+    """What certificate reads of the settings: the domain and the zone it is validated in."""
+
+    owner: str | None
+    domain_name: str | None
+    hosted_zone_id: str | None
+
+
 VALIDATION_TTL_SECONDS = 300
 
 
@@ -20,7 +32,7 @@ class DomainCertificate(pulumi.ComponentResource):
 
     Takes:
         name: the certificate's resource name, and the prefix of its records' and its validation's.
-        settings: the stack's settings (domainName, hostedZoneId, tags).
+        settings: its slice of the settings (domainName, hostedZoneId, tags).
         hosts: the other names it covers (subject alternative names); none by default.
         opts: resource options.
 
@@ -33,7 +45,7 @@ class DomainCertificate(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: CertificateSettings,
         hosts: list[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -63,7 +75,7 @@ class DomainCertificate(pulumi.ComponentResource):
     def _validation_records(
         self,
         name: str,
-        settings: Settings,
+        settings: CertificateSettings,
         certificate: aws.acm.Certificate,
         names: list[str],
         child: pulumi.ResourceOptions,

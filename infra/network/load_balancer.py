@@ -12,13 +12,27 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.settings import Settings
-from infra.config.tags import tags
+from infra.config.settings import SettingsView
+from infra.config.tags import Owned, tags
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.network import Network
 
+
 # ALB keeps sending in-flight requests to a leaving node this long; the node's own
 # drain (lifecycle hook) moves its tasks in the meantime.
+@dataclass(frozen=True)
+class LoadBalancerSettings(SettingsView):
+    """What load balancer reads of the settings: listeners, certificate, alias and the single service's route."""
+
+    owner: str | None
+    certificate_arn: str | None
+    deletion_protection: bool
+    domain_name: str | None
+    hosted_zone_id: str | None
+    health_check_path: str
+    published_port: int
+
+
 DEREGISTRATION_DELAY_SECONDS = 60
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # The ALB closes a connection idle this long (AWS default 60 s). AWS: the target's keep-alive must
@@ -41,10 +55,12 @@ def dead_target_window_seconds() -> int:
 def public_balancer(
     name: str,
     kind: str,
-    settings: Settings,
+    owned: Owned,
     network: Network,
     group: aws.ec2.SecurityGroup,
     opts: pulumi.ResourceOptions,
+    *,
+    deletion_protection: bool,
     **extra,
 ) -> aws.lb.LoadBalancer:
     """An internet-facing load balancer of `kind` in the public subnets, behind `group`."""
@@ -54,19 +70,19 @@ def public_balancer(
         internal=False,
         security_groups=[group.id],
         subnets=network.public_subnet_ids,
-        enable_deletion_protection=settings.deletion_protection,
-        tags=tags(settings, name),
+        enable_deletion_protection=deletion_protection,
+        tags=tags(owned, name),
         opts=opts,
         **extra,
     )
 
 
-def serves_https(settings: Settings) -> bool:
+def serves_https(settings: LoadBalancerSettings) -> bool:
     """A certificate of yours (certificateArn), or one for your domain (domainName)."""
     return bool(settings.certificate_arn or settings.domain_name)
 
 
-def listener_ports(settings: Settings) -> list[int]:
+def listener_ports(settings: LoadBalancerSettings) -> list[int]:
     return [80, 443] if serves_https(settings) else [80]
 
 
@@ -88,7 +104,7 @@ class WebRoute:
         return not (self.hosts or self.path)
 
 
-def single_route(settings: Settings) -> WebRoute:
+def single_route(settings: LoadBalancerSettings) -> WebRoute:
     """The single service's: the listener's default, on publishedPort, checked on healthCheckPath."""
     return WebRoute("", settings.published_port, settings.health_check_path)
 
@@ -113,7 +129,7 @@ class LoadBalancer(pulumi.ComponentResource):
 
     Takes:
         name: the name of the security group, ALB and target group, and the prefix of the rules' and listeners'.
-        settings: the stack's settings (the certificate for HTTPS, deletion protection, tags).
+        settings: its slice of the settings (the certificate for HTTPS, deletion protection, tags).
         network: the VPC, its CIDR (the nodes' side) and the public subnets.
         certificate_arn: the HTTPS listener's certificate (a `DomainCertificate`'s); default certificateArn.
         routes: the services it sends requests to (`WebRoute`s); default the single service's (`single_route`).
@@ -135,7 +151,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: LoadBalancerSettings,
         network: Network,
         certificate_arn: pulumi.Input[str] | None = None,
         routes: list[WebRoute] | None = None,
@@ -153,6 +169,7 @@ class LoadBalancer(pulumi.ComponentResource):
             network,
             group,
             child,
+            deletion_protection=settings.deletion_protection,
             drop_invalid_header_fields=True,
             idle_timeout=IDLE_TIMEOUT_SECONDS,
         )
@@ -210,7 +227,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.register_outputs({"dns_name": self.dns_name, "url": self.url})
 
     def _security_group(
-        self, name: str, settings: Settings, network: Network, ports: list[int], child: pulumi.ResourceOptions
+        self,
+        name: str,
+        settings: LoadBalancerSettings,
+        network: Network,
+        ports: list[int],
+        child: pulumi.ResourceOptions,
     ) -> aws.ec2.SecurityGroup:
         group = security_group(name, settings, network.vpc_id, "restdemo ALB: listeners from anywhere", child)
         for port in listener_ports(settings):
@@ -229,7 +251,12 @@ class LoadBalancer(pulumi.ComponentResource):
         return group
 
     def _target_group(
-        self, name: str, settings: Settings, network: Network, route: WebRoute, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        settings: LoadBalancerSettings,
+        network: Network,
+        route: WebRoute,
+        child: pulumi.ResourceOptions,
     ) -> aws.lb.TargetGroup:
         return aws.lb.TargetGroup(
             name,
@@ -256,7 +283,7 @@ class LoadBalancer(pulumi.ComponentResource):
     def _listeners(
         self,
         name: str,
-        settings: Settings,
+        settings: LoadBalancerSettings,
         balancer: aws.lb.LoadBalancer,
         target_group: aws.lb.TargetGroup | None,
         certificate_arn: pulumi.Input[str] | None,
@@ -311,7 +338,7 @@ class LoadBalancer(pulumi.ComponentResource):
     def _alias(
         self,
         name: str,
-        settings: Settings,
+        settings: LoadBalancerSettings,
         balancer: aws.lb.LoadBalancer,
         child: pulumi.ResourceOptions,
         host: str | None = None,

@@ -7,11 +7,29 @@ zone loses no other zone's egress).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
+
+
+@dataclass(frozen=True)
+class NetworkSettings(SettingsView):
+    """What network reads of the settings: the VPC and its subnets, or the existing ones."""
+
+    owner: str | None
+    aws_region: str | None
+    vpc_cidr: IPv4Network
+    public_subnet_cidrs: list[IPv4Network]
+    private_subnet_cidrs: list[IPv4Network]
+    private_nodes: bool
+    existing_vpc_id: str | None
+    existing_public_subnet_ids: list[str]
+    existing_node_subnet_ids: list[str]
 
 
 class Network(pulumi.ComponentResource):
@@ -19,7 +37,7 @@ class Network(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name (`<name>`, `<name>-public-<i>`, `<name>-nat-<i>`, ...).
-        settings: the stack's settings (VPC and subnet CIDRs, private nodes, or the existing VPC and subnets).
+        settings: its slice of the settings (VPC and subnet CIDRs, private nodes, or the existing VPC and subnets).
         opts: resource options.
 
     Gives:
@@ -31,7 +49,7 @@ class Network(pulumi.ComponentResource):
             the internet to depend on; empty with an existing VPC.
     """
 
-    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, *, settings: NetworkSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:network:Network", name, None, opts)
         if settings.existing_vpc_id:
             self._existing(settings)
@@ -39,7 +57,7 @@ class Network(pulumi.ComponentResource):
             self._create(name, settings)
         self.register_outputs({"vpc_id": self.vpc_id, "node_subnet_ids": self.node_subnet_ids})
 
-    def _existing(self, settings: Settings) -> None:
+    def _existing(self, settings: NetworkSettings) -> None:
         vpc = aws.ec2.get_vpc_output(id=settings.existing_vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
         self.vpc_id = pulumi.Output.from_input(settings.existing_vpc_id)
         self.vpc_cidr = vpc.cidr_block
@@ -47,7 +65,7 @@ class Network(pulumi.ComponentResource):
         self.node_subnet_ids = pulumi.Output.from_input(settings.existing_node_subnet_ids)
         self.egress: list[pulumi.Resource] = []
 
-    def _create(self, name: str, settings: Settings) -> None:
+    def _create(self, name: str, settings: NetworkSettings) -> None:
         child = pulumi.ResourceOptions(parent=self)
         zones = aws.get_availability_zones(state="available").names[: len(settings.public_subnet_cidrs)]
         if len(zones) < len(settings.public_subnet_cidrs):
@@ -67,7 +85,7 @@ class Network(pulumi.ComponentResource):
         self.node_subnet_ids = pulumi.Output.all(*[s.id for s in (private or public)])
 
     def _vpc(
-        self, name: str, settings: Settings, child: pulumi.ResourceOptions
+        self, name: str, settings: NetworkSettings, child: pulumi.ResourceOptions
     ) -> tuple[aws.ec2.Vpc, aws.ec2.InternetGateway]:
         vpc = aws.ec2.Vpc(
             name,
@@ -83,7 +101,7 @@ class Network(pulumi.ComponentResource):
     def _public_routes(
         self,
         name: str,
-        settings: Settings,
+        settings: NetworkSettings,
         vpc: aws.ec2.Vpc,
         gateway: aws.ec2.InternetGateway,
         child: pulumi.ResourceOptions,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 
 import pulumi
@@ -22,7 +21,8 @@ from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout, Sou
 from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
-from infra.config.settings import Settings
+from infra.config.names import content_name, swarm_object_name
+from infra.config.settings import Settings, SettingsView
 from restdemo_agent.contract import LABEL_ROLE
 
 CONVERGE_POLL = "7s"
@@ -216,7 +216,7 @@ def compose_service(
     stack's settings where the file gives nothing (rollout timings, resources, stop grace)."""
     return ServiceUnit(
         resource=f"{name}-{service.name}",
-        name=compose_name(settings, service.name),
+        name=swarm_object_name(settings.service_name, service.name),
         short_name=service.name,
         # A built image's reference; a prebuilt one's as the file names it, pinned by the component.
         image=image_ref if image_ref is not None else service.image,
@@ -279,11 +279,6 @@ def pinned(image: str, provider: docker.Provider, parent: pulumi.Resource) -> pu
     return found.sha256_digest.apply(lambda digest: f"{image}@{digest}")
 
 
-def compose_name(settings: Settings, name: str) -> str:
-    """`<serviceName>_<name>`: a Compose service's, network's, secret's or config's name in the swarm."""
-    return f"{settings.service_name}_{name}"
-
-
 def task_spec(
     unit: ServiceUnit, networks: dict[str, pulumi.Input[str]], stored: dict[str, dict[str, StoredObject]]
 ) -> docker.ServiceTaskSpecArgs:
@@ -337,37 +332,44 @@ class StoredObject:
     name: pulumi.Input[str]
 
 
-def content_name(settings: Settings, key: str, content: bytes) -> str:
-    """`<serviceName>_<key>_<12 hex of the content's SHA-256>`: a new value is a new object, which the
-    services that mount it roll to (start-first); the old one goes once no service names it."""
-    return f"{compose_name(settings, key)}_{hashlib.sha256(content).hexdigest()[:12]}"
-
-
-def content_of(settings: Settings, source: Source) -> bytes:
-    """What a Compose secret or config holds: a file's bytes, or the stack's secret by its name."""
+def content_of(stack_secrets: list[str], source: Source) -> bytes:
+    """What a Compose secret or config holds: a file's bytes, or the stack's secret (`restdemo:secrets`,
+    `name=value` entries) by its name."""
     if source.file:
         return source.file.read_bytes()
-    stack_secrets = {name: value for name, _, value in (entry.partition("=") for entry in settings.secrets)}
-    return stack_secrets[source.name].encode()
+    values = {name: value for name, _, value in (entry.partition("=") for entry in stack_secrets)}
+    return values[source.name].encode()
 
 
-def stored_contents(settings: Settings, app: ComposeApp) -> dict[str, dict[str, bytes]]:
+def stored_contents(stack_secrets: list[str], app: ComposeApp) -> dict[str, dict[str, bytes]]:
     """What each secret and config the services mount holds (only those: a build's are not stored)."""
     used = {kind: {m.source for s in app.services for m in getattr(s, kind)} for kind in ("secrets", "configs")}
     return {
-        kind: {key: content_of(settings, source) for key, source in getattr(app, kind).items() if key in used[kind]}
+        kind: {
+            key: content_of(stack_secrets, source) for key, source in getattr(app, kind).items() if key in used[kind]
+        }
         for kind in ("secrets", "configs")
     }
 
 
-def network_name(settings: Settings) -> str:
+@dataclass(frozen=True)
+class SwarmServiceSettings(SettingsView):
+    """What the services' component reads of the settings: the platform and the app's name (for the
+    names and the networks' options), and how long a rollout may take."""
+
+    platform: str
+    service_name: str
+    converge_timeout: float
+
+
+def network_name(settings: SwarmServiceSettings) -> str:
     """On AWS a new name whenever the network's definition changes (every argument is ForceNew): the
     new network is created, the service moved to it, then the old one removed. `-encrypted` was the
     encrypted, attachable one; `-internal` is encrypted and not attachable."""
     return f"{settings.service_name}-internal" if settings.platform == "aws" else settings.service_name
 
 
-def network_attachable(settings: Settings) -> bool:
+def network_attachable(settings: SwarmServiceSettings) -> bool:
     """Only on a laptop may any container join the service's network (`docker run --network`, to
     debug). On AWS only the service's own tasks join it: any other container reaches the replicas
     through the published port, as a client does (root on a node that runs a replica is not held by
@@ -375,7 +377,7 @@ def network_attachable(settings: Settings) -> bool:
     return settings.platform == "local"
 
 
-def network_options(settings: Settings) -> dict[str, str] | None:
+def network_options(settings: SwarmServiceSettings) -> dict[str, str] | None:
     """On AWS the service's overlay is encrypted (`--opt encrypted`: IPsec ESP between nodes, which
     the nodes' security group admits from each other only); a laptop's single node needs none."""
     return {"encrypted": ""} if settings.platform == "aws" else None
@@ -387,8 +389,8 @@ class SwarmService(pulumi.ComponentResource):
 
     Takes:
         name: the component's resource name, and the prefix of the provider's and networks' (`<name>-swarm`, ...).
-        settings: the stack's settings (platform and serviceName, for the networks' names and options; the
-            converge timeout).
+        settings: its slice of the settings (platform and serviceName, for the names and the networks'
+            options; the converge timeout).
         services: what to deploy (`ServiceUnit`s: `single_service`, or one `compose_service` per Compose service).
         endpoint: where the swarm's Docker API is, its TLS material and the pull-only registry login (`DockerEndpoint`).
         networks: the Compose file's networks (name -> internal) besides the stack's own, `default`.
@@ -407,7 +409,7 @@ class SwarmService(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: SwarmServiceSettings,
         services: list[ServiceUnit],
         endpoint: DockerEndpoint,
         networks: dict[str, bool] | None = None,
@@ -451,7 +453,7 @@ class SwarmService(pulumi.ComponentResource):
     def _overlay_network(
         self,
         name: str,
-        settings: Settings,
+        settings: SwarmServiceSettings,
         provider: docker.Provider,
         compose: str | None = None,
         internal: bool = False,
@@ -462,7 +464,7 @@ class SwarmService(pulumi.ComponentResource):
             # under another name, the services moved to it, the old one removed after.
             name=network_name(settings)
             if compose is None
-            else compose_name(settings, compose) + ("_internal" if internal else ""),
+            else swarm_object_name(settings.service_name, compose) + ("_internal" if internal else ""),
             driver="overlay",
             internal=internal or None,
             attachable=network_attachable(settings),
@@ -473,7 +475,11 @@ class SwarmService(pulumi.ComponentResource):
         )
 
     def _stored(
-        self, name: str, settings: Settings, contents: dict[str, dict[str, bytes]], provider: docker.Provider
+        self,
+        name: str,
+        settings: SwarmServiceSettings,
+        contents: dict[str, dict[str, bytes]],
+        provider: docker.Provider,
     ) -> dict[str, dict[str, StoredObject]]:
         """A Docker secret or config per content, named (and keyed in the state) by its hash: a new value
         is a new resource, made before the services move to it; the old one, gone from the program, is
@@ -482,7 +488,7 @@ class SwarmService(pulumi.ComponentResource):
         stored: dict[str, dict[str, StoredObject]] = {"secrets": {}, "configs": {}}
         for kind, resource in (("secrets", docker.Secret), ("configs", docker.ServiceConfig)):
             for key, content in contents.get(kind, {}).items():
-                physical = content_name(settings, key, content)
+                physical = content_name(settings.service_name, key, content)
                 data = base64.b64encode(content).decode()
                 made = resource(
                     f"{name}-{kind[:-1]}-{key}-{physical.rsplit('_', 1)[1]}",
@@ -497,7 +503,7 @@ class SwarmService(pulumi.ComponentResource):
     def _service(
         self,
         unit: ServiceUnit,
-        settings: Settings,
+        settings: SwarmServiceSettings,
         networks: dict[str, pulumi.Input[str]],
         stored: dict[str, dict[str, StoredObject]],
         provider: docker.Provider,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Literal
 
 import yaml
 
@@ -21,7 +20,6 @@ from restdemo_agent.contract import (
     DOCKER_ROOT,
     DOCKER_TLS_PORT,
     NODE_STATE_DIR,
-    READINESS_PORT,
     REPLACE_REQUEST,
     REPLACEMENT_LEASE_KEY,
     SETUP_RUNS,
@@ -194,7 +192,8 @@ def ship_journal_script(node: NodeConfig) -> str:
         "#!/bin/bash\n# restdemo: ship the node's journals to the stack's log group (infra/swarm/cloud_init.py)\n"
         "set -o pipefail\n"
         f"journalctl -f -o short-iso {journals} | docker run -i --rm --name restdemo-daemon-logs "
-        f"--log-driver awslogs --log-opt awslogs-region={q(node.agent.region)} --log-opt awslogs-group={q(node.log_group)} "
+        f"--log-driver awslogs --log-opt awslogs-region={q(node.agent.region)} "
+        f"--log-opt awslogs-group={q(node.log_group)} "
         f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}\n"
     )
 

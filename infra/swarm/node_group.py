@@ -22,13 +22,23 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config.iam_policy import assume_role
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
 from infra.swarm.iam import node_role_name
 from restdemo_agent.contract import LAUNCH_HOOK, LAUNCHING, TERMINATING, TERMINATION_HOOK
 
+
 # What the group is created with before its separate LifecycleHook takes over; fixed, so that a
 # new drainTimeout never reaches a ForceNew field (AWS's own default heartbeat is 3600 s).
+@dataclass(frozen=True)
+class NodeGroupSettings(SettingsView):
+    """What node group reads of the settings: the nodes' region and disk."""
+
+    owner: str | None
+    aws_region: str | None
+    node_volume_gb: int
+
+
 INITIAL_HEARTBEAT_SECONDS = 3600
 HEALTH_CHECK_GRACE_SECONDS = 300
 # How long a new node may take to become a member; its agent gives up (and asks to be
@@ -94,7 +104,7 @@ class NodeGroup(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name (`<name>-role`, `<name>-template`, `<name>-group`, ...).
-        settings: the stack's settings (tags, region, the nodes' volume size).
+        settings: its slice of the settings (tags, region, the nodes' volume size).
         spec: what differs between the roles (`NodeGroupSpec`): size, instance type, AMI, subnets, user data...
         lifecycle: where the termination hook notifies, through which role, holding an instance how long.
         opts: resource options; `opts.parent` (the Swarm) is also the group's former parent, in its alias.
@@ -110,7 +120,7 @@ class NodeGroup(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: NodeGroupSettings,
         spec: NodeGroupSpec,
         lifecycle: LifecycleTarget,
         opts: pulumi.ResourceOptions | None = None,
@@ -134,7 +144,7 @@ class NodeGroup(pulumi.ComponentResource):
     def _instance_role(
         self,
         name: str,
-        settings: Settings,
+        settings: NodeGroupSettings,
         spec: NodeGroupSpec,
         node_tags: dict[str, str],
         child: pulumi.ResourceOptions,
@@ -155,7 +165,7 @@ class NodeGroup(pulumi.ComponentResource):
     def _launch_template(
         self,
         name: str,
-        settings: Settings,
+        settings: NodeGroupSettings,
         spec: NodeGroupSpec,
         profile: aws.iam.InstanceProfile,
         node_tags: dict[str, str],
@@ -199,7 +209,7 @@ class NodeGroup(pulumi.ComponentResource):
     def _group(
         self,
         name: str,
-        settings: Settings,
+        settings: NodeGroupSettings,
         spec: NodeGroupSpec,
         lifecycle: LifecycleTarget,
         template: aws.ec2.LaunchTemplate,

@@ -6,15 +6,26 @@ ARN, so it is created before them; the node roles' own IAM statements match it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
 from infra.swarm.iam import StackArns, key_policy
 from restdemo_agent.contract import secrets_key_alias, ssm_prefix
 
+
 # KMS waits this long before a scheduled deletion takes effect (7-30); the most time to notice.
+@dataclass(frozen=True)
+class SecretsKeySettings(SettingsView):
+    """What secrets key reads of the settings: the key's region."""
+
+    owner: str | None
+    aws_region: str | None
+
+
 DELETION_WINDOW_DAYS = 30
 
 
@@ -23,7 +34,7 @@ class SecretsKey(pulumi.ComponentResource):
 
     Takes:
         name: the key's and the alias's resource name.
-        settings: the stack's settings (region, tags).
+        settings: its slice of the settings (region, tags).
         opts: resource options.
 
     Gives:
@@ -32,7 +43,7 @@ class SecretsKey(pulumi.ComponentResource):
         alias: the alias's name (`alias/restdemo-<stack>`).
     """
 
-    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, *, settings: SecretsKeySettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:swarm:SecretsKey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()

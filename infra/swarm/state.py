@@ -6,6 +6,7 @@ it, and the stack's log group.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -13,10 +14,20 @@ import pulumi_aws as aws
 from infra.config import names
 from infra.config.iam_policy import allow, assume_role, policy
 from infra.config.names import stack_prefix
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
+
 # A message is hidden from other agents this long after one receives it.
+@dataclass(frozen=True)
+class StateSettings(SettingsView):
+    """What state reads of the settings: the drain hook's bound and the logs' retention."""
+
+    owner: str | None
+    drain_timeout: float
+    log_retention_days: int
+
+
 VISIBILITY_TIMEOUT_SECONDS = 60
 # Long polling: an agent waits up to this long for a notification in one call (SQS allows 0-20).
 RECEIVE_WAIT_SECONDS = 20
@@ -87,7 +98,7 @@ class SwarmState(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name (`<name>-table`, `<name>-lifecycle`, `<name>-logs`, ...).
-        settings: the stack's settings (tags, drain timeout, log retention).
+        settings: its slice of the settings (tags, drain timeout, log retention).
         opts: resource options; `opts.parent` (the Swarm) is the named resources' former parent, in their aliases.
 
     Gives:
@@ -104,7 +115,7 @@ class SwarmState(pulumi.ComponentResource):
         hook_ready: the hook role and its policy, for a lifecycle hook to depend on.
     """
 
-    def __init__(self, name: str, *, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, *, settings: StateSettings, opts: pulumi.ResourceOptions | None = None):
         super().__init__("restdemo:swarm:SwarmState", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         swarm = opts.parent if opts else None
@@ -134,7 +145,9 @@ class SwarmState(pulumi.ComponentResource):
         """Named resources were children of the Swarm as `old_name`: a stack that has them keeps them."""
         return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=old_name, parent=swarm)])
 
-    def _table(self, name: str, settings: Settings, prefix: str, swarm: pulumi.Resource | None) -> aws.dynamodb.Table:
+    def _table(
+        self, name: str, settings: StateSettings, prefix: str, swarm: pulumi.Resource | None
+    ) -> aws.dynamodb.Table:
         return aws.dynamodb.Table(
             f"{name}-table",
             name=f"{prefix}-state",
@@ -148,7 +161,7 @@ class SwarmState(pulumi.ComponentResource):
         )
 
     def _lifecycle_queue(
-        self, name: str, settings: Settings, prefix: str, swarm: pulumi.Resource | None
+        self, name: str, settings: StateSettings, prefix: str, swarm: pulumi.Resource | None
     ) -> aws.sqs.Queue:
         return aws.sqs.Queue(
             f"{name}-lifecycle",
@@ -163,7 +176,7 @@ class SwarmState(pulumi.ComponentResource):
         )
 
     def _log_group(
-        self, name: str, settings: Settings, stack: str, which: str, swarm: pulumi.Resource | None
+        self, name: str, settings: StateSettings, stack: str, which: str, swarm: pulumi.Resource | None
     ) -> aws.cloudwatch.LogGroup:
         if which == SWARM_LOGS:  # the stack's one group as it was: same name, same resource
             return aws.cloudwatch.LogGroup(
@@ -186,7 +199,7 @@ class SwarmState(pulumi.ComponentResource):
     def _session_document(
         self,
         name: str,
-        settings: Settings,
+        settings: StateSettings,
         prefix: str,
         role: str,
         log_group: aws.cloudwatch.LogGroup,
@@ -207,7 +220,7 @@ class SwarmState(pulumi.ComponentResource):
         )
 
     def _hook_role(
-        self, name: str, settings: Settings, queue: aws.sqs.Queue, child: pulumi.ResourceOptions
+        self, name: str, settings: StateSettings, queue: aws.sqs.Queue, child: pulumi.ResourceOptions
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         """The role Auto Scaling assumes to notify the lifecycle queue, and its policy."""
         hook_role = aws.iam.Role(

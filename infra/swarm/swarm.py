@@ -11,20 +11,23 @@ An instance refresh launches the new node before the old one leaves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
 import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
 from infra.config.iam_policy import policy
-from infra.config.settings import Settings
+from infra.config.settings import SettingsView
 from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.swarm.cloud_init import NodeConfig, render
 from infra.swarm.iam import StackArns, group_arn, role_statements
-from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSpec
+from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSettings, NodeGroupSpec
 from infra.swarm.secrets_key import SecretsKey
-from infra.swarm.state import SwarmState, role_log_groups
+from infra.swarm.state import StateSettings, SwarmState, role_log_groups
 from restdemo_agent.contract import (
     DOCKER_TLS_PORT,
     ESP_PROTOCOL,
@@ -36,10 +39,30 @@ from restdemo_agent.contract import (
     ssm_prefix,
 )
 
+
+@dataclass(frozen=True)
+class SwarmSettings(SettingsView):
+    """What swarm reads of the settings: the nodes, their agent and who may reach the managers."""
+
+    owner: str | None
+    aws_region: str | None
+    admin_cidrs: list[IPv4Network]
+    manager_count: int
+    worker_count: int
+    manager_instance_type: str
+    worker_instance_type: str
+    node_ami: str | None
+    node_volume_gb: int
+    drain_timeout: float
+    prune_interval: float
+    engine_dead_after: float
+    log_retention_days: int
+
+
 AMAZON = "amazon"
 
 
-def node_ami(settings: Settings, parent: pulumi.Resource) -> pulumi.Input[str]:
+def node_ami(settings: SwarmSettings, parent: pulumi.Resource) -> pulumi.Input[str]:
     """The stack's pinned AMI: an id as given, or an image name resolved among Amazon's own images."""
     if settings.node_ami.startswith("ami-"):
         return settings.node_ami
@@ -58,7 +81,7 @@ class Swarm(pulumi.ComponentResource):
 
     Takes:
         name: the prefix of every child's name (`<name>-state`, `<name>-nodes`, `<name>-managers`, ...).
-        settings: the stack's settings (region, node counts and types, AMI, drain timeout, admin CIDRs...).
+        settings: its slice of the settings (region, node counts and types, AMI, drain timeout, admin CIDRs...).
         network: the VPC and subnets the nodes run in, and the egress they boot needing.
         web: the public ALB; its security group reaches the routing mesh, its target group holds the nodes.
         admin: the Docker API endpoint: its target group, TLS parameters (and their SSM resources), fingerprints.
@@ -83,7 +106,7 @@ class Swarm(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        settings: Settings,
+        settings: SwarmSettings,
         network: Network,
         web: LoadBalancer,
         admin: AdminEndpoint,
@@ -96,7 +119,9 @@ class Swarm(pulumi.ComponentResource):
         super().__init__("restdemo:swarm:Swarm", name, None, opts)
         stack = pulumi.get_stack()
         self.ssm_prefix = ssm_prefix(stack)
-        state = SwarmState(f"{name}-state", settings=settings, opts=pulumi.ResourceOptions(parent=self))
+        state = SwarmState(
+            f"{name}-state", settings=StateSettings.of(settings), opts=pulumi.ResourceOptions(parent=self)
+        )
         groups = self._security_groups(
             name, settings, network, web.security_group_id, admin.security_group_id, web.ports
         )
@@ -172,7 +197,7 @@ class Swarm(pulumi.ComponentResource):
 
     def _stack_arns(
         self,
-        settings: Settings,
+        settings: SwarmSettings,
         state: SwarmState,
         secrets_key: SecretsKey,
         repository_arns: list[pulumi.Input[str]],
@@ -208,7 +233,7 @@ class Swarm(pulumi.ComponentResource):
 
     def _user_data(
         self,
-        settings: Settings,
+        settings: SwarmSettings,
         state: SwarmState,
         admin: AdminEndpoint,
         secrets_key: SecretsKey,
@@ -263,7 +288,7 @@ class Swarm(pulumi.ComponentResource):
 
     def _node_specs(
         self,
-        settings: Settings,
+        settings: SwarmSettings,
         network: Network,
         web: LoadBalancer,
         admin: AdminEndpoint,
@@ -310,7 +335,7 @@ class Swarm(pulumi.ComponentResource):
         ]
 
     def _node_groups(
-        self, name: str, settings: Settings, state: SwarmState, specs: list[NodeGroupSpec]
+        self, name: str, settings: SwarmSettings, state: SwarmState, specs: list[NodeGroupSpec]
     ) -> tuple[NodeGroup, ...]:
         lifecycle = LifecycleTarget(
             queue_arn=state.queue_arn, role_arn=state.hook_role_arn, heartbeat_seconds=int(settings.drain_timeout)
@@ -318,7 +343,7 @@ class Swarm(pulumi.ComponentResource):
         return tuple(
             NodeGroup(
                 f"{name}-{spec.role}s",
-                settings=settings,
+                settings=NodeGroupSettings.of(settings),
                 spec=spec,
                 lifecycle=lifecycle,
                 opts=pulumi.ResourceOptions(parent=self),

@@ -6,7 +6,15 @@ import re
 
 import pytest
 
-from infra.config.names import log_group_name, regional_name, repository_name, resource_name, stack_prefix
+from infra.config.names import (
+    content_name,
+    log_group_name,
+    regional_name,
+    repository_name,
+    resource_name,
+    stack_prefix,
+    swarm_object_name,
+)
 from tests.support.pulumi_program import REPO
 
 pytestmark = pytest.mark.unit
@@ -24,6 +32,13 @@ def test_the_names_of_a_stack():
         "/restdemo/prod",
         "/restdemo/prod/sessions/workers",
     )
+
+
+def test_the_names_of_an_app_in_the_swarm():
+    """As `docker stack deploy` names them (`<stack>_<name>`); a secret's or config's name ends with
+    12 hex digits of its content's SHA-256 (printf 'hunter2' | sha256sum)."""
+    assert swarm_object_name("shop", "web") == "shop_web"
+    assert content_name("shop", "db_password", b"hunter2") == "shop_db_password_f52fbd32b2b3"
 
 
 def test_no_other_module_of_the_program_spells_a_physical_name():

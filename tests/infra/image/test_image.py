@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.config.settings import Settings
-from infra.image.image import build_args, content_tag
+from infra.image.image import ImageSettings, build_args, content_tag
 from tests.support.pulumi_program import REPO, run_program, stack_config
 
 pytestmark = pytest.mark.unit
@@ -114,11 +114,11 @@ def context(tmp_path):
 
 
 def test_build_args_carry_version_revision_and_bases_when_set():
-    assert build_args(Settings(version="v3"), "abc") == {"VERSION": "v3", "REVISION": "abc"}
+    assert build_args(ImageSettings.of(Settings(version="v3")), "abc") == {"VERSION": "v3", "REVISION": "abc"}
     settings = Settings(build_base="local/build:1", runtime_base="local/run:1")
-    assert build_args(settings, "abc")["BUILD_BASE"] == "local/build:1"
-    assert build_args(settings, "abc")["RUNTIME_BASE"] == "local/run:1"
-    assert build_args(Settings(version="v3", build_args=["LOG_FORMAT=json"]), "abc") == {
+    assert build_args(ImageSettings.of(settings), "abc")["BUILD_BASE"] == "local/build:1"
+    assert build_args(ImageSettings.of(settings), "abc")["RUNTIME_BASE"] == "local/run:1"
+    assert build_args(ImageSettings.of(Settings(version="v3", build_args=["LOG_FORMAT=json"])), "abc") == {
         "LOG_FORMAT": "json",
         "VERSION": "v3",
         "REVISION": "abc",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from infra.config.settings import Settings
-from infra.monitoring.alarms import Watched, alarm_args, alarm_specs, description, quorum
+from infra.monitoring.alarms import AlarmSettings, Watched, alarm_args, alarm_specs, description, quorum
 from tests.support.alarm_eval import OK, Alarm, Datapoint, evaluate, first_alarm, from_emf
 
 pytestmark = pytest.mark.unit
@@ -24,7 +24,7 @@ WATCHED = Watched(
 
 
 def specs(**settings):
-    return {spec.key: spec for spec in alarm_specs(Settings(**settings), WATCHED)}
+    return {spec.key: spec for spec in alarm_specs(AlarmSettings.of(Settings(**settings)), WATCHED)}
 
 
 def test_every_stack_watches_the_load_balancers_and_both_groups():
