@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,14 +34,13 @@ from infra.service.service import (
     compose_service,
     content_of,
     single_service,
-    spread_over,
     stored_contents,
 )
 from infra.swarm.iam import node_role_name
 from infra.swarm.secrets_key import SecretsKey, SecretsKeySettings
 from infra.swarm.state import manager_shell
 from infra.swarm.swarm import Swarm, SwarmSettings
-from restdemo_agent.contract import LABEL_ZONE, ROLES, ssm_prefix
+from restdemo_agent.contract import ROLES, ssm_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT_DIR = REPO / "agent"
@@ -87,11 +85,11 @@ def node_roles(settings: Settings) -> list[str]:
 @dataclass
 class Deployment:
     """What the program deploys on the swarm, however described (the flat settings' single service, or
-    a Compose file's): where its images are, its services given their placement preferences, its
+    a Compose file's): where its images are, its services, its
     routes through the load balancer, networks, stored secrets and configs, and registry logins."""
 
     registries: list[Registry]
-    units: Callable[[list[str]], list[ServiceUnit]]
+    units: list[ServiceUnit]
     outputs: dict[str, pulumi.Input]
     routes: list[WebRoute] | None = None
     networks: dict[str, bool] = field(default_factory=dict)
@@ -105,7 +103,7 @@ def main() -> dict[str, pulumi.Input]:
     deployment = compose_deployment(settings, settings.app) if settings.app else single_deployment(settings)
     outputs = dict(deployment.outputs)
     if settings.platform == "local":
-        service = swarm_service(settings, deployment, DockerEndpoint(host=settings.docker_host), [])
+        service = swarm_service(settings, deployment, DockerEndpoint(host=settings.docker_host))
         outputs |= local_urls(settings, deployment) | {"dockerHost": settings.docker_host}
     else:
         service, cluster_outputs = aws_cluster(settings, deployment)
@@ -142,7 +140,7 @@ def single_deployment(settings: Settings) -> Deployment:
     )
     return Deployment(
         registries=[registry],
-        units=lambda prefs: [single_service("restdemo", settings, image.ref, prefs)],
+        units=[single_service("restdemo", settings, image.ref)],
         outputs={"image": image.ref, "repository": registry.repository},
     )
 
@@ -186,9 +184,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
         registries.append(registry)
     return Deployment(
         registries=[shared] if shared else registries,
-        units=lambda prefs: [
-            compose_service("restdemo", settings, service, refs.get(service.name), prefs) for service in app.services
-        ],
+        units=[compose_service("restdemo", settings, service, refs.get(service.name)) for service in app.services],
         outputs={},
         routes=[
             WebRoute(
@@ -215,13 +211,12 @@ def swarm_service(
     settings: Settings,
     deployment: Deployment,
     endpoint: DockerEndpoint,
-    placement_prefs: list[str],
     opts: pulumi.ResourceOptions | None = None,
 ) -> SwarmService:
     return SwarmService(
         "restdemo",
         settings=SwarmServiceSettings.of(settings),
-        services=deployment.units(placement_prefs),
+        services=deployment.units,
         endpoint=dataclasses.replace(endpoint, logins=deployment.logins),
         networks=deployment.networks,
         contents=deployment.contents,
@@ -350,7 +345,6 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
         deployment,
         # A pull-only role's login: swarm hands it to every node that runs a replica.
         dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
-        [spread_over(LABEL_ZONE)],
         # The managers' group is created only once its managers are ready: the swarm exists.
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
     )

@@ -101,8 +101,8 @@ class Registry(pulumi.ComponentResource):
     Takes:
         name: the name of the ECR repository and its lifecycle policy, or of the local registry's image, volume and
             container.
-        settings: its slice of the settings (platform, an existing registry's address, the local registry's image and port,
-            how many images ECR keeps).
+        settings: its slice of the settings (platform, an existing registry's address, the local registry's
+            image and port, how many images ECR keeps).
         repository: the repository's name (the service's, or `restdemo-agent`; on AWS, suffixed with `-<stack>`).
         pull_only: ARN patterns of the roles the ECR repository's policy denies every write (the nodes').
         opts: resource options.

@@ -23,7 +23,7 @@ from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.names import content_name, swarm_object_name
 from infra.config.settings import Settings, SettingsView
-from restdemo_agent.contract import LABEL_ROLE
+from restdemo_agent.contract import LABEL_ROLE, LABEL_ZONE
 
 CONVERGE_POLL = "7s"
 
@@ -98,14 +98,21 @@ WORKERS_TO_KEEP_OFF_MANAGERS = 2
 
 
 def placement(
-    settings: Settings, prefs: list[str], constraints: list[str] | None = None, max_replicas: int | None = None
+    settings: Settings,
+    prefs: list[str] | None = None,
+    constraints: list[str] | None = None,
+    max_replicas: int | None = None,
 ) -> docker.ServiceTaskSpecPlacementArgs | None:
-    """Spread as `prefs` say; on an AWS stack with two workers or more, on workers only, so the
-    managers keep their CPU and memory to raft and the swarm's API, and only on workers a manager
-    identified from AWS (the `role` node label, which no node can set on itself): an engine joined
-    with the worker token runs no replica, not even in the seconds before it is drained. A Compose
-    service's own constraints come after."""
-    off_managers = settings.platform == "aws" and settings.worker_count >= WORKERS_TO_KEEP_OFF_MANAGERS
+    """Where every service's tasks go, decided here only. On AWS spread over the availability zones
+    (the `availability_zone` node label a manager sets from AWS), so a zone's loss leaves replicas in
+    the others, and with two workers or more on workers only, so the managers keep their CPU and
+    memory to raft and the swarm's API, and only on workers a manager identified from AWS (the
+    `role` node label, which no node can set on itself): an engine joined with the worker token runs
+    no replica, not even in the seconds before it is drained. A Compose service's own preferences and
+    constraints come after."""
+    aws = settings.platform == "aws"
+    prefs = [*([spread_over(LABEL_ZONE)] if aws else []), *(prefs or [])]
+    off_managers = aws and settings.worker_count >= WORKERS_TO_KEEP_OFF_MANAGERS
     constraints = [
         *(["node.role==worker", f"node.labels.{LABEL_ROLE}==worker"] if off_managers else []),
         *(constraints or []),
@@ -184,9 +191,7 @@ class ServiceUnit:
 DEFAULT_NETWORK = "default"
 
 
-def single_service(
-    name: str, settings: Settings, image_ref: pulumi.Input[str], placement_prefs: list[str]
-) -> ServiceUnit:
+def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) -> ServiceUnit:
     """The stack's one service from its flat settings (restdemo's by default)."""
     return ServiceUnit(
         resource=name,
@@ -199,7 +204,7 @@ def single_service(
         update=update_config(settings),
         rollback=rollback_config(settings),
         resources=resources(settings),
-        placement=placement(settings, placement_prefs),
+        placement=placement(settings),
         stop_grace_period=settings.stop_grace_period,
     )
 
@@ -209,7 +214,6 @@ def compose_service(
     settings: Settings,
     service: ComposeService,
     image_ref: pulumi.Input[str] | None,
-    placement_prefs: list[str],
 ) -> ServiceUnit:
     """A Compose service, as `docker stack deploy <serviceName>` would make it (docker/cli
     cli/compose/convert: `<stack>_<service>`, reachable by its short name on its networks), with the
@@ -228,9 +232,7 @@ def compose_service(
         update=update_config(settings, service.update),
         rollback=rollback_config(settings, service.rollback),
         resources=resources(settings, service),
-        placement=placement(
-            settings, [*placement_prefs, *service.preferences], service.constraints, service.max_replicas_per_node
-        ),
+        placement=placement(settings, service.preferences, service.constraints, service.max_replicas_per_node),
         stop_grace_period=_given(service.stop_grace_period, settings.stop_grace_period),
         restart=docker.ServiceTaskSpecRestartPolicyArgs(
             condition=service.restart_condition,

@@ -207,3 +207,20 @@ def test_moving_to_the_images_own_check_restates_it_never_leaves_the_old_one():
     check = after.one("docker:index/service:Service").inputs["taskSpec"]["containerSpec"]["healthcheck"]
     # restdemo's Dockerfile: HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 CMD [...]
     assert check == before["healthcheck"]
+
+
+def test_placement_is_decided_in_one_function_for_every_service():
+    """The zones' spread first, then a Compose service's own preferences; its constraints after the
+    workers-only ones; on a laptop only what the service asks."""
+    from infra.config.settings import Settings
+    from infra.service.service import placement
+
+    aws = Settings.model_construct(platform="aws", worker_count=2)
+    given = placement(aws, ["node.labels.rack"], ["node.labels.disk==ssd"], 2)
+    assert (given.prefs, given.constraints, given.max_replicas) == (
+        ["node.labels.availability_zone", "node.labels.rack"],
+        ["node.role==worker", "node.labels.role==worker", "node.labels.disk==ssd"],
+        2,
+    )
+    assert placement(Settings.model_construct(platform="local", worker_count=2)) is None
+    assert placement(Settings.model_construct(platform="local"), ["node.labels.rack"]).prefs == ["node.labels.rack"]
