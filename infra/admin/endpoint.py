@@ -35,7 +35,7 @@ from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, TLS_FILES, 
 
 @dataclass(frozen=True)
 class AdminSettings(SettingsView):
-    """What endpoint reads of the settings: who may reach the Docker API, and its CA's rotation."""
+    """What `AdminEndpoint` reads of the settings: who may reach the Docker API, and its CA's rotation."""
 
     owner: str | None
     admin_cidrs: list[IPv4Network]

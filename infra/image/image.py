@@ -36,7 +36,7 @@ from infra.image.registry import Registry
 
 @dataclass(frozen=True)
 class ImageSettings(SettingsView):
-    """What image reads of the settings: what a build is given."""
+    """What `Image` reads of the settings: what a build is given."""
 
     platform: str
     version: str

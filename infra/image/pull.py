@@ -25,15 +25,15 @@ from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
 
-# What pulling an image takes (ECR User Guide, "Private repository policy examples": pull).
 @dataclass(frozen=True)
 class PullSettings(SettingsView):
-    """What pull reads of the settings: the region of the pull-only role."""
+    """What `PullCredentials` reads of the settings: the region of the pull-only role."""
 
     owner: str | None
     aws_region: str | None
 
 
+# What pulling an image takes (ECR User Guide, "Private repository policy examples": pull).
 PULL = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 
 

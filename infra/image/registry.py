@@ -20,11 +20,9 @@ from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
 
-# The one tag rewritten on every build: the BuildKit cache (infra/image/image.py CACHE_TAG). Every
-# image tag stays immutable.
 @dataclass(frozen=True)
 class RegistrySettings(SettingsView):
-    """What registry reads of the settings: ECR on aws, the local registry on local."""
+    """What `Registry` reads of the settings: ECR on aws, the local registry on local."""
 
     owner: str | None
     platform: str
@@ -34,6 +32,8 @@ class RegistrySettings(SettingsView):
     registry_address: str | None
 
 
+# The one tag rewritten on every build: the BuildKit cache (infra/image/image.py CACHE_TAG). Every
+# image tag stays immutable.
 MUTABLE_TAG = "buildcache"
 
 

@@ -21,11 +21,9 @@ from infra.monitoring.alarms import AlarmSettings, AlarmSpec, Watched, alarm_arg
 from infra.monitoring.dashboard import dashboard_body
 
 
-# What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
-# instance refresh stopped (Auto Scaling's event reference; instance refresh events).
 @dataclass(frozen=True)
 class MonitoringSettings(SettingsView):
-    """What monitoring reads of the settings: where pages go, and what the alarms watch."""
+    """What `Monitoring` reads of the settings: where pages go, and what the alarms watch."""
 
     owner: str | None
     aws_region: str | None
@@ -37,6 +35,8 @@ class MonitoringSettings(SettingsView):
     service_name: str
 
 
+# What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
+# instance refresh stopped (Auto Scaling's event reference; instance refresh events).
 AUTOSCALING_FAILURES = [
     "EC2 Instance Launch Unsuccessful",
     "EC2 Instance Terminate Unsuccessful",

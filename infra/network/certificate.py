@@ -13,16 +13,16 @@ from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
 
-# Route 53's TTL for the validation records: ACM reads them once, and again at each renewal.
 @dataclass(frozen=True)
 class CertificateSettings(SettingsView):
-    """What certificate reads of the settings: the domain and the zone it is validated in."""
+    """What `DomainCertificate` reads of the settings: the domain and the zone it is validated in."""
 
     owner: str | None
     domain_name: str | None
     hosted_zone_id: str | None
 
 
+# Route 53's TTL for the validation records: ACM reads them once, and again at each renewal.
 VALIDATION_TTL_SECONDS = 300
 
 

@@ -18,11 +18,9 @@ from infra.network.firewall import allow_in, allow_out, security_group
 from infra.network.network import Network
 
 
-# ALB keeps sending in-flight requests to a leaving node this long; the node's own
-# drain (lifecycle hook) moves its tasks in the meantime.
 @dataclass(frozen=True)
 class LoadBalancerSettings(SettingsView):
-    """What load balancer reads of the settings: listeners, certificate, alias and the single service's route."""
+    """What `LoadBalancer` reads of the settings: listeners, certificate, alias and the single service's route."""
 
     owner: str | None
     certificate_arn: str | None
@@ -33,6 +31,8 @@ class LoadBalancerSettings(SettingsView):
     published_port: int
 
 
+# ALB keeps sending in-flight requests to a leaving node this long; the node's own
+# drain (lifecycle hook) moves its tasks in the meantime.
 DEREGISTRATION_DELAY_SECONDS = 60
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # The ALB closes a connection idle this long (AWS default 60 s). AWS: the target's keep-alive must

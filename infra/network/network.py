@@ -19,7 +19,7 @@ from infra.config.tags import tags
 
 @dataclass(frozen=True)
 class NetworkSettings(SettingsView):
-    """What network reads of the settings: the VPC and its subnets, or the existing ones."""
+    """What `Network` reads of the settings: the VPC and its subnets, or the existing ones."""
 
     owner: str | None
     aws_region: str | None

@@ -28,17 +28,17 @@ from infra.swarm.iam import node_role_name
 from restdemo_agent.contract import LAUNCH_HOOK, LAUNCHING, TERMINATING, TERMINATION_HOOK
 
 
-# What the group is created with before its separate LifecycleHook takes over; fixed, so that a
-# new drainTimeout never reaches a ForceNew field (AWS's own default heartbeat is 3600 s).
 @dataclass(frozen=True)
 class NodeGroupSettings(SettingsView):
-    """What node group reads of the settings: the nodes' region and disk."""
+    """What `NodeGroup` reads of the settings: the nodes' region and disk."""
 
     owner: str | None
     aws_region: str | None
     node_volume_gb: int
 
 
+# What the group is created with before its separate LifecycleHook takes over; fixed, so that a
+# new drainTimeout never reaches a ForceNew field (AWS's own default heartbeat is 3600 s).
 INITIAL_HEARTBEAT_SECONDS = 3600
 HEALTH_CHECK_GRACE_SECONDS = 300
 # How long a new node may take to become a member; its agent gives up (and asks to be

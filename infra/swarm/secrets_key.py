@@ -17,15 +17,15 @@ from infra.swarm.iam import StackArns, key_policy
 from restdemo_agent.contract import secrets_key_alias, ssm_prefix
 
 
-# KMS waits this long before a scheduled deletion takes effect (7-30); the most time to notice.
 @dataclass(frozen=True)
 class SecretsKeySettings(SettingsView):
-    """What secrets key reads of the settings: the key's region."""
+    """What `SecretsKey` reads of the settings: the key's region."""
 
     owner: str | None
     aws_region: str | None
 
 
+# KMS waits this long before a scheduled deletion takes effect (7-30); the most time to notice.
 DELETION_WINDOW_DAYS = 30
 
 

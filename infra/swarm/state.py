@@ -18,16 +18,16 @@ from infra.config.settings import SettingsView
 from infra.config.tags import tags
 
 
-# A message is hidden from other agents this long after one receives it.
 @dataclass(frozen=True)
 class StateSettings(SettingsView):
-    """What state reads of the settings: the drain hook's bound and the logs' retention."""
+    """What `SwarmState` reads of the settings: the drain hook's bound and the logs' retention."""
 
     owner: str | None
     drain_timeout: float
     log_retention_days: int
 
 
+# A message is hidden from other agents this long after one receives it.
 VISIBILITY_TIMEOUT_SECONDS = 60
 # Long polling: an agent waits up to this long for a notification in one call (SQS allows 0-20).
 RECEIVE_WAIT_SECONDS = 20

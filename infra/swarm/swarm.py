@@ -42,7 +42,7 @@ from restdemo_agent.contract import (
 
 @dataclass(frozen=True)
 class SwarmSettings(SettingsView):
-    """What swarm reads of the settings: the nodes, their agent and who may reach the managers."""
+    """What `Swarm` reads of the settings: the nodes, their agent and who may reach the managers."""
 
     owner: str | None
     aws_region: str | None
