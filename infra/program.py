@@ -335,6 +335,7 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
             admin_balancer=admin.arn_suffix,
             admin_target_group=admin.target_group_arn_suffix,
             groups={"manager": swarm.managers.name, "worker": swarm.workers.name},
+            default_route=web.default_route,
             web_routes=web.route_target_groups,
             services=deployment.service_names,
         ),

@@ -89,7 +89,9 @@ class Watched:
     admin_balancer: pulumi.Input[str]
     admin_target_group: pulumi.Input[str]
     groups: dict[str, pulumi.Input[str]]  # role -> auto scaling group name
-    # A Compose stack's other routes: each one's target group (arn suffix), by the service it reaches.
+    # A Compose stack's default route (the service web_target_group reaches), and its other routes:
+    # each one's target group (arn suffix), by the service it reaches.
+    default_route: str = ""
     web_routes: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # A Compose stack's services: each one's name in the swarm, by its Compose name.
     services: dict[str, str] = field(default_factory=dict)

@@ -19,6 +19,8 @@ from restdemo_agent.contract import (
     NODES_READY,
     REPLICAS_DESIRED,
     REPLICAS_RUNNING,
+    SERVICE_DIMENSION,
+    SERVICE_REPLICAS_MISSING,
     WORKER_METRICS_NAMESPACE,
 )
 
@@ -53,7 +55,11 @@ def dashboard_body(
     admin_target_group: str,
     groups: dict[str, str],
     alarm_arns: list[str],
+    routes: dict[str, str] | None = None,
+    services: dict[str, str] | None = None,
 ) -> str:
+    """The stack's widgets; with a Compose stack's `routes` (each one's target group, by its service)
+    and `services` (each one's name in the swarm), a row of widgets per route and per service below."""
     alb, lb = "AWS/ApplicationELB", ["LoadBalancer", web_balancer]
 
     def swarm(name: str, label: str) -> list:
@@ -164,4 +170,44 @@ def dashboard_body(
             "properties": {"title": "Alarms", "alarms": sorted(alarm_arns)},
         },
     ]
+    widgets += _app_widgets(region, stack, web_balancer, routes or {}, services or {}, y=5 * HEIGHT)
     return json.dumps({"widgets": widgets}, sort_keys=True)
+
+
+def _app_widgets(
+    region: str, stack: str, web_balancer: str, routes: dict[str, str], services: dict[str, str], *, y: int
+) -> list[dict]:
+    """Each route's requests, 5xx and healthy hosts, and each service's missing replicas: the stack's
+    sums above hide which one fails."""
+
+    def per_route(metric: str) -> list[list]:
+        return [
+            ["AWS/ApplicationELB", metric, "TargetGroup", group, "LoadBalancer", web_balancer, {"label": route}]
+            for route, group in sorted(routes.items())
+        ]
+
+    charts = []
+    if routes:
+        charts += [
+            ("Requests per route", per_route("RequestCount"), "Sum"),
+            ("5xx answers per route", per_route("HTTPCode_Target_5XX_Count"), "Sum"),
+            ("Healthy hosts per route", per_route("HealthyHostCount"), "Minimum"),
+        ]
+    if services:
+        missing = [
+            [
+                METRICS_NAMESPACE,
+                SERVICE_REPLICAS_MISSING,
+                METRICS_DIMENSION,
+                stack,
+                SERVICE_DIMENSION,
+                name,
+                {"label": key},
+            ]
+            for key, name in sorted(services.items())
+        ]
+        charts.append(("Replicas missing per service", missing, "Maximum"))
+    return [
+        _widget(title, metrics, region=region, stat=stat, x=(i % 2) * WIDTH, y=y + (i // 2) * HEIGHT)
+        for i, (title, metrics, stat) in enumerate(charts)
+    ]

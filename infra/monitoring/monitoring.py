@@ -237,6 +237,12 @@ class Monitoring(pulumi.ComponentResource):
             admin_target_group=watched.admin_target_group,
             groups=pulumi.Output.all(**watched.groups),
             alarm_arns=pulumi.Output.all(*(alarm.arn for alarm in alarms)),
+            # Every route of a Compose stack, the default one's too (its service by name).
+            routes=pulumi.Output.all(
+                **({watched.default_route: watched.web_target_group} if watched.default_route else {}),
+                **watched.web_routes,
+            ),
+            services=watched.services,
         ).apply(lambda v: dashboard_body(region=settings.aws_region, stack=stack, **v))
         return aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=stack_prefix(stack), dashboard_body=body, opts=child

@@ -144,6 +144,7 @@ class LoadBalancer(pulumi.ComponentResource):
         target_group_arns: every route's target group, which every node joins.
         ports: the ports the routes reach on every node (the nodes admit them from the ALB only).
         arn_suffix, target_group_arn_suffix: how CloudWatch's dimensions name the ALB and that target group.
+        default_route: the key of the route the listeners forward to by default ("" for the single service).
         route_target_groups: each other route's target group's arn suffix, by its key (its alarms).
     """
 
@@ -215,6 +216,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.target_group_arn = target_group.arn
         self.target_group_arns = [group.arn for group in target_groups.values()]
         self.arn_suffix, self.target_group_arn_suffix = balancer.arn_suffix, target_group.arn_suffix
+        self.default_route = (default or routes[0]).key
         self.route_target_groups = {
             key: group.arn_suffix for key, group in target_groups.items() if group is not target_group
         }

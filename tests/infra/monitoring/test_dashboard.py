@@ -11,7 +11,7 @@ from infra.monitoring.dashboard import dashboard_body
 pytestmark = pytest.mark.unit
 
 
-def body() -> dict:
+def body(**app: dict[str, str]) -> dict:
     return json.loads(
         dashboard_body(
             region="eu-west-1",
@@ -22,6 +22,7 @@ def body() -> dict:
             admin_target_group="targetgroup/admin/4",
             groups={"manager": "restdemo-dev-managers", "worker": "restdemo-dev-workers"},
             alarm_arns=["arn:b", "arn:a"],
+            **app,
         )
     )
 
@@ -74,3 +75,48 @@ def test_the_groups_in_service_and_desired():
         ["GroupInServiceInstances", "AutoScalingGroupName", "restdemo-dev-workers"],
         ["GroupDesiredCapacity", "AutoScalingGroupName", "restdemo-dev-workers"],
     ]
+
+
+def test_a_compose_stack_shows_each_route_and_each_service():
+    """Requests, 5xx and healthy hosts per route (its target group), replicas missing per service
+    (the leader's line for it): the stack's sums hide which one is failing."""
+    widgets = body(
+        routes={"web": "targetgroup/web-web/5", "api": "targetgroup/web-api/6"},
+        services={"web": "restdemo_web", "api": "restdemo_api", "worker": "restdemo_worker"},
+    )["widgets"]
+    added = {w["properties"]["title"]: w for w in widgets[10:]}
+    assert list(added) == [
+        "Requests per route",
+        "5xx answers per route",
+        "Healthy hosts per route",
+        "Replicas missing per service",
+    ]
+    assert added["Requests per route"]["properties"]["metrics"] == [
+        [
+            "AWS/ApplicationELB",
+            "RequestCount",
+            "TargetGroup",
+            "targetgroup/web-api/6",
+            "LoadBalancer",
+            "app/web/1",
+            {"label": "api"},
+        ],
+        [
+            "AWS/ApplicationELB",
+            "RequestCount",
+            "TargetGroup",
+            "targetgroup/web-web/5",
+            "LoadBalancer",
+            "app/web/1",
+            {"label": "web"},
+        ],
+    ]
+    assert [m[1] for m in added["5xx answers per route"]["properties"]["metrics"]] == ["HTTPCode_Target_5XX_Count"] * 2
+    assert added["Healthy hosts per route"]["properties"]["stat"] == "Minimum"
+    assert added["Replicas missing per service"]["properties"]["metrics"] == [
+        ["restdemo", "ServiceReplicasMissing", "Stack", "dev", "Service", "restdemo_api", {"label": "api"}],
+        ["restdemo", "ServiceReplicasMissing", "Stack", "dev", "Service", "restdemo_web", {"label": "web"}],
+        ["restdemo", "ServiceReplicasMissing", "Stack", "dev", "Service", "restdemo_worker", {"label": "worker"}],
+    ]
+    assert [(w["x"], w["y"]) for w in widgets[10:]] == [(0, 30), (12, 30), (0, 36), (12, 36)]
+    assert len(body()["widgets"]) == 10  # the single service's dashboard as it was

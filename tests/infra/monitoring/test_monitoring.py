@@ -144,3 +144,22 @@ def test_the_5xx_alarm_as_cloudwatch_evaluates_it(run, requests, target_5xx, elb
         if value is not None
     ]
     assert (first_alarm(alarm, points, 60, 600) is not None) is fires
+
+
+def test_a_compose_stacks_dashboard_has_a_line_per_route_and_per_service():
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    run = variant_run("dev", COMPOSE_VARIANT)
+    body = json.loads(run.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    charts = {w["properties"]["title"]: w["properties"]["metrics"] for w in body["widgets"] if w["type"] == "metric"}
+    assert [m[-1]["label"] for m in charts["Requests per route"]] == ["admin", "web"]
+    # The default route (web) through the target group the single service's always was.
+    assert [m[3] for m in charts["Requests per route"]] == [
+        "targetgroup/web-admin/fedcba9876543210",
+        "targetgroup/web/fedcba9876543210",
+    ]
+    assert [(m[5], m[-1]["label"]) for m in charts["Replicas missing per service"]] == [
+        ("restdemo_admin", "admin"),
+        ("restdemo_api", "api"),
+        ("restdemo_web", "web"),
+    ]
