@@ -2,8 +2,10 @@
 
 A stack's AWS resources are `restdemo-<stack>-<what>`; IAM names, which are account-wide, carry the
 region too (a stack name may be used in two regions); ECR repositories are `<repository>-<stack>`;
-log groups live under `/restdemo/<stack>`. The names the node agent must find are its contract's
-(restdemo_agent.contract: the groups, the SSM prefix, the secrets key's alias) and used from there.
+log groups live under `/restdemo/<stack>`; in the swarm, a Compose app's services, networks, volumes,
+secrets and configs are `<serviceName>_<name>` (secrets and configs with their content's hash). The
+names the node agent must find are its contract's (restdemo_agent.contract: the groups, the SSM
+prefix, the secrets key's alias) and used from there.
 """
 
 from __future__ import annotations

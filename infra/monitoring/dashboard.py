@@ -59,7 +59,7 @@ def dashboard_body(
     services: dict[str, str] | None = None,
 ) -> str:
     """The stack's widgets; with a Compose stack's `routes` (each one's target group, by its service)
-    and `services` (each one's name in the swarm), a row of widgets per route and per service below."""
+    and `services` (each one's name in the swarm), charts below with a line per route and per service."""
     alb, lb = "AWS/ApplicationELB", ["LoadBalancer", web_balancer]
 
     def swarm(name: str, label: str) -> list:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.settings import Settings
-from infra.config.tags import tags
+from infra.config.tags import Owned, tags
 
 
 def security_group(
-    name: str, settings: Settings, vpc_id: pulumi.Input[str], description: str, opts: pulumi.ResourceOptions
+    name: str, owned: Owned, vpc_id: pulumi.Input[str], description: str, opts: pulumi.ResourceOptions
 ) -> aws.ec2.SecurityGroup:
     """An empty, tagged group in the stack's VPC; its rules are separate resources."""
-    return aws.ec2.SecurityGroup(name, vpc_id=vpc_id, description=description, tags=tags(settings, name), opts=opts)
+    return aws.ec2.SecurityGroup(name, vpc_id=vpc_id, description=description, tags=tags(owned, name), opts=opts)
 
 
 def allow_in(
     name: str,
-    settings: Settings,
+    owned: Owned,
     group: aws.ec2.SecurityGroup,
     port: int | None,
     description: str,
@@ -38,14 +37,14 @@ def allow_in(
         cidr_ipv4=cidr,
         referenced_security_group_id=source_group_id,
         description=description,
-        tags=tags(settings, name),
+        tags=tags(owned, name),
         opts=opts,
     )
 
 
 def allow_out(
     name: str,
-    settings: Settings,
+    owned: Owned,
     group: aws.ec2.SecurityGroup,
     cidr: pulumi.Input[str],
     description: str,
@@ -60,7 +59,7 @@ def allow_out(
         security_group_id=group.id,
         cidr_ipv4=cidr,
         description=description,
-        tags=tags(settings, name),
+        tags=tags(owned, name),
         opts=opts,
         **ports,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 # Ports. The agent answers readiness on READINESS_PORT (the admin NLB's health check);
 # managers serve the Docker API with mutual TLS on DOCKER_TLS_PORT.
@@ -185,14 +185,15 @@ class AgentEnvironment:
             missing.append("RESTDEMO_ROLE (manager or worker)")
         if missing:
             raise ValueError(f"the agent's environment lacks {', '.join(dict.fromkeys(missing))}")
+        types = get_type_hints(cls)
         given = {
-            variable.name: _parsed(variable.type, environ[variable.metadata["variable"]])
+            variable.name: _parsed(types[variable.name], environ[variable.metadata["variable"]])
             for variable in fields(cls)
             if environ.get(variable.metadata["variable"])
         }
         return cls(**given)
 
 
-def _parsed(kind: str, value: str) -> int | str:
+def _parsed(kind: type, value: str) -> int | str:
     # Whole seconds; a duration written as 60.0 is read as 60.
-    return int(float(value)) if kind == "int" else value
+    return int(float(value)) if kind is int else value

@@ -121,26 +121,30 @@ def test_the_agent_unit_logs_in_to_ecr_and_runs_the_agent_restarted_always():
 
 
 def test_agent_environment_is_the_contract():
-    env = dict(line.split("=", 1) for line in file("manager", "/etc/restdemo/agent.env").splitlines())
-    assert env == {
-        "RESTDEMO_STACK": "dev",
-        "AWS_REGION": "eu-west-1",
-        "RESTDEMO_ROLE": "manager",
-        "RESTDEMO_STATE_TABLE": "restdemo-dev-state",
-        "RESTDEMO_SSM_PREFIX": "/restdemo/dev",
-        "RESTDEMO_LIFECYCLE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/restdemo-dev-lifecycle",
-        "RESTDEMO_LOG_GROUP": "/restdemo/dev",
-        "RESTDEMO_REGISTRY": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-        "RESTDEMO_READINESS_PORT": "44554",
-        "RESTDEMO_GROUP_NAME": "restdemo-dev-managers",
-        "RESTDEMO_PRUNE_INTERVAL": "0",
-        "RESTDEMO_BOOTSTRAP_TIMEOUT": "900",
-        "RESTDEMO_PRIMARY_STALE_AFTER": "300",
-        "RESTDEMO_TLS_CA_PARAMETER": "/restdemo/dev/tls/ca",
-        "RESTDEMO_TLS_CERT_PARAMETER": "/restdemo/dev/tls/cert",
-        "RESTDEMO_TLS_KEY_PARAMETER": "/restdemo/dev/tls/key",
-        "RESTDEMO_SECRETS_KEY": KEY,  # the key itself, not its alias (an alias can be re-pointed)
-    }
+    """Every line, in the order written: a new order or a new line is a new launch template, and a
+    refresh of every node."""
+    lines = file("manager", "/etc/restdemo/agent.env").splitlines()
+    assert lines == [
+        "RESTDEMO_STACK=dev",
+        "AWS_REGION=eu-west-1",
+        "RESTDEMO_ROLE=manager",
+        "RESTDEMO_STATE_TABLE=restdemo-dev-state",
+        "RESTDEMO_SSM_PREFIX=/restdemo/dev",
+        "RESTDEMO_LIFECYCLE_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/restdemo-dev-lifecycle",
+        "RESTDEMO_LOG_GROUP=/restdemo/dev",
+        "RESTDEMO_REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        "RESTDEMO_READINESS_PORT=44554",
+        "RESTDEMO_GROUP_NAME=restdemo-dev-managers",
+        "RESTDEMO_PRUNE_INTERVAL=0",
+        "RESTDEMO_BOOTSTRAP_TIMEOUT=900",
+        "RESTDEMO_PRIMARY_STALE_AFTER=300",
+        f"RESTDEMO_SECRETS_KEY={KEY}",  # the key itself, not its alias (an alias can be re-pointed)
+        "RESTDEMO_TLS_CA_PARAMETER=/restdemo/dev/tls/ca",
+        "RESTDEMO_TLS_CERT_PARAMETER=/restdemo/dev/tls/cert",
+        "RESTDEMO_TLS_KEY_PARAMETER=/restdemo/dev/tls/key",
+    ]
+    worker = file("worker", "/etc/restdemo/agent.env").splitlines()
+    assert worker == [line.replace("manager", "worker") for line in lines[:13]]
 
 
 def test_the_agent_reads_the_environment_cloud_init_writes():
