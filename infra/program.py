@@ -18,6 +18,7 @@ from infra.config.compose import ComposeApp, route_priority
 from infra.config.docker_endpoint import DockerEndpoint, registry_login_for, registry_of
 from infra.config.names import AGENT_REPOSITORY, swarm_object_name
 from infra.config.settings import Settings, parse_settings
+from infra.data.file_system import VolumeFileSystem, VolumeFileSystemSettings
 from infra.image.build_context import context_files
 from infra.image.image import AGENT_TARGET, Image, ImageSettings
 from infra.image.pull import PullCredentials, PullSettings, puller_role_name
@@ -36,6 +37,7 @@ from infra.service.service import (
     single_service,
     stored_contents,
 )
+from infra.service.volumes import VolumeStore
 from infra.swarm.iam import node_role_name
 from infra.swarm.secrets_key import SecretsKey, SecretsKeySettings
 from infra.swarm.state import manager_shell
@@ -96,6 +98,7 @@ class Deployment:
     contents: dict[str, dict[str, bytes]] = field(default_factory=dict)
     logins: tuple[docker.ProviderRegistryAuthArgs, ...] = ()
     service_names: dict[str, str] = field(default_factory=dict)  # a Compose stack's: in the swarm, by Compose name
+    volumes: list[str] = field(default_factory=list)  # a Compose stack's named volumes
 
 
 def main() -> dict[str, pulumi.Input]:
@@ -184,7 +187,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
         registries.append(registry)
     return Deployment(
         registries=[shared] if shared else registries,
-        units=[compose_service("restdemo", settings, service, refs.get(service.name)) for service in app.services],
+        units=[compose_service("restdemo", settings, app, service, refs.get(service.name)) for service in app.services],
         outputs={},
         routes=[
             WebRoute(
@@ -199,6 +202,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
             if service.ports
         ],
         networks=app.networks,
+        volumes=sorted(app.volumes),
         contents=stored_contents(settings.secrets, app),
         logins=prebuilt_logins(settings, app),
         service_names={
@@ -211,6 +215,7 @@ def swarm_service(
     settings: Settings,
     deployment: Deployment,
     endpoint: DockerEndpoint,
+    volumes: VolumeStore | None = None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> SwarmService:
     return SwarmService(
@@ -220,6 +225,7 @@ def swarm_service(
         endpoint=dataclasses.replace(endpoint, logins=deployment.logins),
         networks=deployment.networks,
         contents=deployment.contents,
+        volumes=volumes,
         opts=opts,
     )
 
@@ -341,13 +347,26 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
         ),
     )
     docker_host = docker_api_host(settings, admin, swarm)
+    # The volumes on EFS, when the app has any: a task mounts one once its zone's mount target exists.
+    file_system = (
+        VolumeFileSystem(
+            "volumes",
+            settings=VolumeFileSystemSettings.of(settings),
+            network=network,
+            node_security_group_id=swarm.node_security_group_id,
+            kms_key_arn=secrets_key.arn,
+        )
+        if deployment.volumes
+        else None
+    )
     service = swarm_service(
         settings,
         deployment,
         # A pull-only role's login: swarm hands it to every node that runs a replica.
         dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
+        VolumeStore(nfs_address=file_system.dns_name) if file_system else None,
         # The managers' group is created only once its managers are ready: the swarm exists.
-        opts=pulumi.ResourceOptions(depends_on=[swarm.managers]),
+        opts=pulumi.ResourceOptions(depends_on=[swarm.managers, *(file_system.mount_targets if file_system else [])]),
     )
     routes = (
         {"urls": route_urls(web.url, deployment.routes, serves_https(LoadBalancerSettings.of(settings)))}

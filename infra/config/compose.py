@@ -42,6 +42,8 @@ SERVICE_KEYS = frozenset(
         "networks",
         "stop_grace_period",
         "labels",
+        "volumes",
+        "user",
     }
 )
 DEPLOY_KEYS = frozenset(
@@ -67,7 +69,9 @@ ENTRY_KEYS = {
     "ports": frozenset({"target", "published", "protocol", "mode"}),
     "secrets": frozenset({"source", "target", "uid", "gid", "mode"}),
     "configs": frozenset({"source", "target", "uid", "gid", "mode"}),
+    "volumes": frozenset({"type", "source", "target", "read_only", "volume"}),
 }
+VOLUME_OPTION_KEYS = frozenset({"nocopy"})
 SERVICE_NETWORK_KEYS = frozenset({"aliases"})
 # A service's own extension: its route through the load balancer (docs/your-app.md, Routes).
 ROUTE_KEYS = frozenset({"host", "path", "health_check_path"})
@@ -75,13 +79,29 @@ ROUTE_KEYS = frozenset({"host", "path", "health_check_path"})
 # characters of A-Z, a-z, 0-9, - . and, for paths, _ / ~ and more; we take no wildcards).
 ROUTE_HOST = re.compile(r"(?=.{1,128}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 ROUTE_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,100}")
-TOP_KEYS = frozenset({"version", "services", "networks", "secrets", "configs"})
+TOP_KEYS = frozenset({"version", "services", "networks", "secrets", "configs", "volumes"})
+VOLUME_KEYS = frozenset({"labels"})
+# A volume's directory is owned by the uid (and gid) its services run as: a number, as Compose's
+# `user` may give it (a name would need the image's /etc/passwd).
+NUMERIC_USER = re.compile(r"(?P<uid>\d{1,10})(:(?P<gid>\d{1,10}))?")
 NETWORK_KEYS = frozenset({"driver", "internal"})
 SOURCE_KEYS = {"secrets": frozenset({"file", "external", "name"}), "configs": frozenset({"file"})}
 
 # What to do instead, for the keys people write most; any other gets GENERIC.
 INSTEAD = {
-    "volumes": "not yet: a task's files go with it; keep data in a database or object store for now",
+    "volumes.driver_opts": (
+        "not supported: the platform chooses the driver (Docker's local driver, on EFS on AWS: docs/your-app.md, "
+        "Volumes); remove it"
+    ),
+    "volumes.driver": (
+        "not supported: the platform chooses the driver (Docker's local driver, on EFS on AWS: docs/your-app.md, "
+        "Volumes); remove it"
+    ),
+    "volumes.external": "not yet: the program makes each volume of the stack; remove it",
+    "volumes.name": (
+        "not supported: a volume is named <serviceName>_<volume> in the swarm, as docker stack deploy names it; "
+        "remove it"
+    ),
     "deploy.mode": "not yet: every service is replicated (deploy.replicas); a global service is not deployed",
     "deploy.endpoint_mode": "not supported: every service gets a virtual IP its name resolves to; remove it",
     "container_name": "not supported: swarm names each task itself; remove it",
@@ -176,6 +196,16 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A named volume a service mounts (Compose's long form, as the loader writes every entry)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    nocopy: bool = False
+
+
+@dataclass(frozen=True)
 class Source:
     """A top-level secret or config: from a file, or (`external`) from the stack's `restdemo:secrets`."""
 
@@ -226,6 +256,8 @@ class ComposeService:
     labels: dict[str, str]
     service_labels: dict[str, str]
     route: Route = field(default_factory=lambda: Route())
+    volumes: list[VolumeMount] = field(default_factory=list)
+    user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +266,20 @@ class ComposeApp:
     networks: dict[str, bool] = field(default_factory=dict)  # name -> internal
     secrets: dict[str, Source] = field(default_factory=dict)
     configs: dict[str, Source] = field(default_factory=dict)
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
+
+    def volume_owner(self, volume: str) -> str:
+        """`uid:gid` its directory is owned by: its services' user (checked to be one), the gid its
+        uid when none gives one; root when they give no user."""
+        users = [_numeric_user(s.user) for s in self.services if any(m.source == volume for m in s.volumes)]
+        uid = next((uid for uid, _ in users), "0")
+        gid = next((gid for _, gid in users if gid is not None), uid)
+        return f"{uid}:{gid}"
+
+
+def _numeric_user(user: str | None) -> tuple[str, str | None]:
+    match = NUMERIC_USER.fullmatch(user or "0")
+    return (match["uid"], match["gid"]) if match else ("?", None)
 
 
 class ComposeError(ValueError):
@@ -310,6 +356,7 @@ def file_problems(path: Path) -> list[str]:
         for kind, allowed in ENTRY_KEYS.items():
             for number, entry in enumerate(service.get(kind) or []):
                 lines += _unknown(_mapping(entry), allowed, f"{where}.{kind}[{number}]")
+        lines += _volume_entry_problems(service.get("volumes"), f"{where}.volumes")
         if service.get("x-restdemo") is not None:
             lines += _route_problems(service["x-restdemo"], f"{where}.x-restdemo")
         networks = service.get("networks")
@@ -338,6 +385,8 @@ def file_problems(path: Path) -> list[str]:
         lines += _unknown(network, NETWORK_KEYS, f"networks.{name}")
         if network.get("driver", "overlay") != "overlay":
             lines.append(f"networks.{name}.driver: a stack's networks are overlay networks; remove it or write overlay")
+    for name, volume in _mapping(document.get("volumes")).items():
+        lines += _unknown(_mapping(volume), VOLUME_KEYS, f"volumes.{name}")
     for kind, allowed in SOURCE_KEYS.items():
         for name, source in _mapping(document.get(kind)).items():
             lines += _unknown(_mapping(source), allowed, f"{kind}.{name}")
@@ -353,6 +402,30 @@ def file_problems(path: Path) -> list[str]:
                 f"services.{name}.build.dockerfile", context, str(build.get("dockerfile") or "Dockerfile")
             )
     return [f"{path.name}: {line}" for line in lines]
+
+
+def _volume_entry_problems(entries: Any, where: str) -> list[str]:
+    """What the loader would turn into something else: a node's directory (a bind mount), a mode
+    beyond ro and rw (SELinux relabelling `z`, propagation); a long entry's `volume` options."""
+    lines = []
+    for number, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict):
+            lines += _unknown(_mapping(entry.get("volume")), VOLUME_OPTION_KEYS, f"{where}[{number}].volume")
+            if entry.get("type") == "bind":
+                lines.append(f"{where}[{number}]: type bind {NODE_DIRECTORY}")
+            continue
+        source, _, rest = str(entry).partition(":")
+        mode = rest.partition(":")[2]
+        if rest and source.startswith(("/", ".", "~")):
+            lines.append(f"{where}[{number}]: {entry} {NODE_DIRECTORY}")
+        elif mode and mode not in ("ro", "rw"):
+            lines.append(f"{where}[{number}]: {entry}: the mode may be ro or rw only")
+    return lines
+
+
+NODE_DIRECTORY = (
+    "is a directory of the node; a task gets none, mount a named volume declared under the top-level volumes"
+)
 
 
 def _build_secret_problems(secrets: Any, where: str) -> list[str]:
@@ -428,7 +501,9 @@ def _unknown(section: dict, allowed: frozenset[str], where: str) -> list[str]:
         # The hint for `deploy.mode` is keyed without the service: `services.web.deploy.mode` -> `deploy.mode`.
         short = path.split(".", 2)[2] if path.startswith("services.") and path.count(".") >= 2 else path
         generic = GENERIC.format(allowed=_words(allowed), here=_section(where))
-        lines.append(f"{path}: {INSTEAD.get(short) or INSTEAD.get(str(name)) or generic}")
+        # A top-level section's entry's key (`volumes.data.driver`) is hinted as `volumes.driver`.
+        section = f"{where.split('.', 1)[0]}.{name}" if where and not where.startswith("services.") else path
+        lines.append(f"{path}: {INSTEAD.get(short) or INSTEAD.get(section) or INSTEAD.get(str(name)) or generic}")
     return lines
 
 
@@ -536,6 +611,9 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
     declared = _mapping(merged.get("networks"))
     networks = {str(name): bool(_mapping(net).get("internal")) for name, net in declared.items()}
     sources = {kind: _sources(_mapping(merged.get(kind))) for kind in SOURCE_KEYS}
+    volumes = {
+        str(name): _strings(_mapping(volume).get("labels")) for name, volume in _mapping(merged.get("volumes")).items()
+    }
     services = [
         _service(str(name), _mapping(spec), project_dir)
         for name, spec in sorted(_mapping(merged.get("services")).items())
@@ -561,6 +639,13 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
         for source in (service.build.secrets if service.build else {}).values():
             if source not in sources["secrets"]:
                 problems.append(f"{where}.build.secrets: {source} is not declared under the top-level secrets")
+        entries = _mapping(_mapping(merged.get("services")).get(service.name)).get("volumes") or []
+        if entries and service.user is not None and not NUMERIC_USER.fullmatch(service.user):
+            problems.append(
+                f"{where}.user: {service.user}: a service that mounts a volume runs as a numeric uid or uid:gid (its "
+                "volume's directory is made owned by it)"
+            )
+        problems += _volume_problems(where, entries, volumes)
         for network in service.networks:
             if network != "default" and network not in networks:
                 problems.append(f"{where}.networks: {network} is not declared under the top-level networks")
@@ -580,9 +665,56 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
             problems += _source_problems(f"{kind}.{name}", source, project_dir, kind == "secrets" and name in built)
     if not services:
         problems.append("services: the file describes no service")
+    app = ComposeApp(services=services, networks=networks, volumes=volumes, **sources)
+    problems += _owner_problems(app)
     if problems:
         raise ComposeError(problems)
-    return ComposeApp(services=services, networks=networks, **sources)
+    return app
+
+
+def _volume_problems(where: str, entries: list, volumes: dict[str, dict[str, str]]) -> list[str]:
+    """A service's mounts as the loader wrote them (long form): named volumes the file declares only."""
+    problems = []
+    for entry in entries:
+        entry = _mapping(entry)
+        kind, source, target = entry.get("type"), entry.get("source"), entry.get("target")
+        if kind == "bind":
+            continue  # named before the loader ran (file_problems)
+        if kind == "tmpfs":
+            problems.append(
+                f"{where}.volumes: {target} is a tmpfs mount: not yet; write to a named volume or the container's "
+                "own files"
+            )
+        elif kind != "volume":
+            problems.append(f"{where}.volumes: {target}: type {kind} is not supported; mount a named volume")
+        elif not source:
+            problems.append(
+                f"{where}.volumes: {target} is an anonymous volume, which stays on the node its task ran on; name it "
+                "and declare it under the top-level volumes"
+            )
+        elif source not in volumes:
+            problems.append(f"{where}.volumes: {source} is not declared under the top-level volumes")
+    return problems
+
+
+def _owner_problems(app: ComposeApp) -> list[str]:
+    """A volume's directory has one owner: the services that mount it run as one user."""
+    problems = []
+    for volume in sorted(app.volumes):
+        users = {
+            service.name: service.user or "0:0"
+            for service in app.services
+            if any(mount.source == volume for mount in service.volumes)
+        }
+        owners = {_numeric_user(user) for user in users.values()}
+        uids = {uid for uid, _ in owners}
+        gids = {gid for _, gid in owners if gid is not None}
+        if len(uids) > 1 or len(gids) > 1:
+            listed = ", ".join(f"{name} as {user}" for name, user in sorted(users.items()))
+            problems.append(
+                f"volumes.{volume}: mounted by services that run as different users ({listed}); give them one uid:gid"
+            )
+    return problems
 
 
 def _sources(section: dict) -> dict[str, Source]:
@@ -720,6 +852,17 @@ def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
         labels=_strings(spec.get("labels")),
         service_labels=_strings(deploy.get("labels")),
         route=_route(_mapping(spec.get("x-restdemo"))),
+        volumes=[
+            VolumeMount(
+                source=str(entry["source"]),
+                target=str(entry["target"]),
+                read_only=bool(entry.get("read_only")),
+                nocopy=bool(_mapping(entry.get("volume")).get("nocopy")),
+            )
+            for entry in map(_mapping, spec.get("volumes") or [])
+            if entry.get("type") == "volume" and entry.get("source")
+        ],
+        user=str(spec["user"]) if spec.get("user") is not None else None,
     )
 
 

@@ -223,6 +223,37 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         "ecr:GetRepositoryPolicy",
         "ecr:DeleteRepositoryPolicy",
     ),
+    # EFS: file_system.go, mount_target.go, backup_policy.go. A file system under the stack's key needs
+    # the caller's kms:CreateGrant and kms:DescribeKey on it; a mount target is a network interface
+    # EFS makes in the subnet as the caller (EFS User Guide, "Identity-based policy examples", and
+    # "Data encryption": "Amazon EFS key policies for AWS KMS").
+    "aws:efs/fileSystem:FileSystem": (
+        "elasticfilesystem:CreateFileSystem",
+        "elasticfilesystem:DescribeFileSystems",
+        "elasticfilesystem:UpdateFileSystem",
+        "elasticfilesystem:DeleteFileSystem",
+        "elasticfilesystem:DescribeLifecycleConfiguration",
+        "elasticfilesystem:PutLifecycleConfiguration",
+        "elasticfilesystem:ListTagsForResource",
+        "elasticfilesystem:TagResource",
+        "elasticfilesystem:UntagResource",
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+    ),
+    "aws:efs/mountTarget:MountTarget": (
+        "elasticfilesystem:CreateMountTarget",
+        "elasticfilesystem:DescribeMountTargets",
+        "elasticfilesystem:DeleteMountTarget",
+        "elasticfilesystem:DescribeMountTargetSecurityGroups",
+        "elasticfilesystem:ModifyMountTargetSecurityGroups",
+        "ec2:CreateNetworkInterface",
+        "ec2:DeleteNetworkInterface",
+        "ec2:Describe*",
+    ),
+    "aws:efs/backupPolicy:BackupPolicy": (
+        "elasticfilesystem:PutBackupPolicy",
+        "elasticfilesystem:DescribeBackupPolicy",
+    ),
     # IAM: role.go (reads back inline and attached policies and profiles before delete),
     # role_policy.go, instance_profile.go.
     "aws:iam/role:Role": (

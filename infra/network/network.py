@@ -45,6 +45,7 @@ class Network(pulumi.ComponentResource):
         vpc_cidr: the VPC's CIDR block.
         public_subnet_ids: the public subnets, for the load balancers.
         node_subnet_ids: the subnets the nodes run in (the private ones, when the nodes are private).
+        node_subnet_count: how many (known before they exist: one per zone).
         egress: what a node's way out depends on (gateway, route table associations), for what boots needing
             the internet to depend on; empty with an existing VPC.
     """
@@ -63,6 +64,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr = vpc.cidr_block
         self.public_subnet_ids = pulumi.Output.from_input(settings.existing_public_subnet_ids)
         self.node_subnet_ids = pulumi.Output.from_input(settings.existing_node_subnet_ids)
+        self.node_subnet_count = len(settings.existing_node_subnet_ids)
         self.egress: list[pulumi.Resource] = []
 
     def _create(self, name: str, settings: NetworkSettings) -> None:
@@ -83,6 +85,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_cidr = vpc.cidr_block
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.node_subnet_ids = pulumi.Output.all(*[s.id for s in (private or public)])
+        self.node_subnet_count = len(private or public)
 
     def _vpc(
         self, name: str, settings: NetworkSettings, child: pulumi.ResourceOptions

@@ -23,6 +23,7 @@ from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.names import content_name, swarm_object_name
 from infra.config.settings import Settings, SettingsView
+from infra.service.volumes import UnitVolume, VolumeStore, volume_mounts
 from restdemo_agent.contract import LABEL_ROLE, LABEL_ZONE
 
 CONVERGE_POLL = "7s"
@@ -186,6 +187,8 @@ class ServiceUnit:
     short_name: str = ""
     # A prebuilt image by tag: pinned to the digest its registry gives at deploy (`pinned`).
     prebuilt: bool = False
+    volumes: list[UnitVolume] = field(default_factory=list)
+    user: str | None = None
 
 
 DEFAULT_NETWORK = "default"
@@ -212,6 +215,7 @@ def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) 
 def compose_service(
     name: str,
     settings: Settings,
+    app: ComposeApp,
     service: ComposeService,
     image_ref: pulumi.Input[str] | None,
 ) -> ServiceUnit:
@@ -248,6 +252,11 @@ def compose_service(
         configs=service.configs,
         labels=service.service_labels,
         container_labels=service.labels,
+        volumes=[
+            UnitVolume(mount=mount, owner=app.volume_owner(mount.source), labels=app.volumes[mount.source])
+            for mount in service.volumes
+        ],
+        user=service.user,
     )
 
 
@@ -282,8 +291,13 @@ def pinned(image: str, provider: docker.Provider, parent: pulumi.Resource) -> pu
 
 
 def task_spec(
-    unit: ServiceUnit, networks: dict[str, pulumi.Input[str]], stored: dict[str, dict[str, StoredObject]]
+    unit: ServiceUnit,
+    networks: dict[str, pulumi.Input[str]],
+    stored: dict[str, dict[str, StoredObject]],
+    app: str = "",
+    store: VolumeStore | None = None,
 ) -> docker.ServiceTaskSpecArgs:
+    """The task's spec; its named volumes `<app>_<volume>` in `store`."""
     return docker.ServiceTaskSpecArgs(
         container_spec=docker.ServiceTaskSpecContainerSpecArgs(
             image=unit.image,
@@ -299,6 +313,8 @@ def task_spec(
             stop_grace_period=docker_duration(unit.stop_grace_period),
             secrets=mounted(docker.ServiceTaskSpecContainerSpecSecretArgs, "secret", unit.secrets, stored["secrets"]),
             configs=mounted(docker.ServiceTaskSpecContainerSpecConfigArgs, "config", unit.configs, stored["configs"]),
+            mounts=volume_mounts(app, unit.volumes, store or VolumeStore()),
+            user=unit.user,
         ),
         restart_policy=unit.restart,
         resources=unit.resources,
@@ -397,6 +413,7 @@ class SwarmService(pulumi.ComponentResource):
         endpoint: where the swarm's Docker API is, its TLS material and the pull-only registry login (`DockerEndpoint`).
         networks: the Compose file's networks (name -> internal) besides the stack's own, `default`.
         contents: the secrets' and configs' contents by kind and name (`stored_contents`); kept as secrets.
+        volumes: where the services' named volumes are (`VolumeStore`: each node's disk unless given).
         opts: resource options.
 
     Gives:
@@ -416,6 +433,7 @@ class SwarmService(pulumi.ComponentResource):
         endpoint: DockerEndpoint,
         networks: dict[str, bool] | None = None,
         contents: dict[str, dict[str, bytes]] | None = None,
+        volumes: VolumeStore | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:service:SwarmService", name, None, opts)
@@ -425,7 +443,10 @@ class SwarmService(pulumi.ComponentResource):
             made[network] = self._overlay_network(f"{name}-network-{network}", settings, provider, network, internal)
         stored = self._stored(name, settings, contents or {}, provider)
         deployed = [
-            self._service(unit, settings, {k: v.id for k, v in made.items()}, stored, provider) for unit in services
+            self._service(
+                unit, settings, {k: v.id for k, v in made.items()}, stored, provider, volumes or VolumeStore()
+            )
+            for unit in services
         ]
         self.service_name = deployed[0].name
         self.service_id = deployed[0].id
@@ -509,13 +530,14 @@ class SwarmService(pulumi.ComponentResource):
         networks: dict[str, pulumi.Input[str]],
         stored: dict[str, dict[str, StoredObject]],
         provider: docker.Provider,
+        volumes: VolumeStore,
     ) -> docker.Service:
         if unit.prebuilt:
             unit = dataclasses.replace(unit, image=pinned(str(unit.image), provider, self))
         return docker.Service(
             unit.resource,
             name=unit.name,
-            task_spec=task_spec(unit, networks, stored),
+            task_spec=task_spec(unit, networks, stored, settings.service_name, volumes),
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=unit.replicas)),
             update_config=unit.update,
             rollback_config=unit.rollback,

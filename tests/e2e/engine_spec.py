@@ -71,6 +71,34 @@ def create_container_spec(container: dict[str, Any], object_ids: dict[str, str] 
         ]
         if references:
             spec[kind.capitalize()] = references
+    if container.get("user"):
+        spec["User"] = container["user"]
+    if container.get("mounts"):
+        spec["Mounts"] = [create_mount(mount) for mount in container["mounts"]]
+    return spec
+
+
+def create_mount(mount: dict[str, Any]) -> dict[str, Any]:
+    """A `mounts` block as createContainerSpec builds it: Type, Target, Source, ReadOnly; VolumeOptions
+    (NoCopy, Labels from the label set, DriverConfig from driver_name and driver_options) when given."""
+    spec: dict[str, Any] = {
+        "Type": mount["type"],
+        "Target": mount["target"],
+        "Source": mount.get("source", ""),
+        "ReadOnly": bool(mount.get("readOnly", False)),
+    }
+    options = mount.get("volumeOptions")
+    if options:
+        volume: dict[str, Any] = {
+            "NoCopy": bool(options.get("noCopy", False)),
+            "Labels": {label["label"]: label["value"] for label in options.get("labels") or []},
+        }
+        if "driverName" in options or "driverOptions" in options:
+            volume["DriverConfig"] = {
+                "Name": options.get("driverName", ""),
+                "Options": dict(options.get("driverOptions") or {}),
+            }
+        spec["VolumeOptions"] = volume
     return spec
 
 

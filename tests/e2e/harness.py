@@ -384,6 +384,7 @@ class AppDeployment:
     ids: dict[str, str] = field(default_factory=dict)  # the program's resource ids -> the engine's
     services: dict[str, str] = field(default_factory=dict)  # a service's name -> its id
     made: list = field(default_factory=list)
+    volumes: set[str] = field(default_factory=set)  # the named volumes the services mount
 
     def apply(self, run: ProgramRun, images: dict[str, str], timeout: float = 300) -> None:
         for network in run.of_type(NETWORK):
@@ -402,16 +403,30 @@ class AppDeployment:
             image = images[repository_of(container["image"])]
             inputs = {**inputs, "taskSpec": {**inputs["taskSpec"], "containerSpec": {**container, "image": image}}}
             spec = without_ingress(create_service_spec(inputs, self.ids))
+            mounted = {m["Source"] for m in spec["task_template"]["ContainerSpec"].get("Mounts", [])}
             if spec["name"] in self.services:
                 found = api.inspect_service(self.services[spec["name"]])
                 api.update_service(found["ID"], version=found["Version"]["Index"], **spec)
             else:
+                for volume in mounted - self.volumes:  # one an earlier run of the tests left
+                    self._remove_volume(volume)
                 self.services[spec["name"]] = api.create_service(**spec)["ID"]
+            self.volumes |= mounted
         for name in self.services:
             wait_until(lambda name=name: self.converged(name), timeout, interval=0.5, what=f"{name} converged")
         kept = {f"{secret.name}-id" for secret in run.of_type(SECRET)}
         for key in [k for k in self.ids if "-secret-" in k and k not in kept]:
             self.client.secrets.get(self.ids.pop(key)).remove()
+
+    def _remove_volume(self, name: str) -> bool:
+        """Remove a named volume; False while a task that is shutting down still has it."""
+        try:
+            self.client.volumes.get(name).remove()
+            return True
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError:
+            return False
 
     def _secret_removed(self, secret_id: str) -> bool:
         try:
@@ -443,3 +458,5 @@ class AppDeployment:
                 wait_until(lambda i=object_id: self._secret_removed(i), 90, interval=1, what="the secret removed")
         for network in self.made:
             wait_until(lambda n=network: removed(n), 90, interval=1, what="the overlay network removed")
+        for volume in self.volumes:
+            wait_until(lambda v=volume: self._remove_volume(v), 90, interval=1, what=f"the volume {volume} removed")

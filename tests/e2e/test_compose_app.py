@@ -161,12 +161,24 @@ def test_the_first_deploy_against_docker_stack_deploy_of_the_same_file(app, tmp_
     assert stack_seconds > 0
 
 
+def notes(url: str) -> list[str]:
+    response = requests.get(f"{url}/notes", timeout=5)
+    response.raise_for_status()
+    return response.json()["notes"]
+
+
 def test_a_rollout_of_one_service_fails_no_request_and_restarts_no_other(app, swarm):
+    """And its volume outlives its tasks: what a replica of release 1 wrote, release 2's replicas read
+    (the notes volume, owned by the service's user as the image's /data is)."""
     others = task_ids(app.deployment, "restdemo_admin", "restdemo_api")
+    written = [f"before the rollout {n}" for n in range(5)]
+    for line in written:
+        requests.post(f"{app.urls[8081]}/notes", data=line, timeout=5).raise_for_status()
     run = capture(app.registry, swarm, app.api_image, release="2")
     assert applied_under_load(app, run, "rollout of web") == ([], [])
     assert {answer(app.urls[8081])["version"] for _ in range(10)} == {"2"}
     assert task_ids(app.deployment, "restdemo_admin", "restdemo_api") == others
+    assert all(notes(app.urls[8081]) == written for _ in range(4))  # every replica, each task new
 
 
 def test_a_rotated_secret_reaches_every_replica_with_no_failed_request(app, swarm):

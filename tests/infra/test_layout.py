@@ -34,7 +34,7 @@ def package_imports() -> dict[str, set[str]]:
 
 
 def test_the_areas_are_packages():
-    assert PACKAGES == ["admin", "config", "image", "monitoring", "network", "service", "swarm"]
+    assert PACKAGES == ["admin", "config", "data", "image", "monitoring", "network", "service", "swarm"]
 
 
 def test_no_package_imports_one_that_imports_it_back():

@@ -102,6 +102,10 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
             "registryId": ACCOUNT,
             "arn": f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{inputs['name']}",
         }
+    if typ == "aws:efs/fileSystem:FileSystem":
+        # The provider's dns_name: `<file system id>.efs.<region>.amazonaws.com` (EFS User Guide, "Mounting
+        # on Amazon EC2 with a DNS name"); the id is fs- and 8 or 17 hex digits.
+        return {"arn": arn, "dnsName": f"fs-0123456789abcdef0.efs.{region}.amazonaws.com"}
     if typ == "aws:lb/loadBalancer:LoadBalancer":
         kind = {"application": "app", "network": "net"}[inputs["loadBalancerType"]]
         return {

@@ -59,15 +59,14 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
         """,
     )
     assert problems_of(compose) == [
-        "compose.yaml: volumes: not yet: a task's files go with it; keep data in a database or object store for now",
         "compose.yaml: services.web.container_name: not supported: swarm names each task itself; remove it",
         "compose.yaml: services.web.depends_on: not supported: swarm starts services in any order (docker stack "
         "deploy ignores it); make the service retry until what it needs answers, and remove it",
         "compose.yaml: services.web.privileged: refused: a service with the host's privileges would hand the node "
         "to whoever controls its image",
         "compose.yaml: services.web.frobnicate: not supported: this program deploys build, command, configs, "
-        "deploy, entrypoint, env_file, environment, healthcheck, image, labels, networks, ports, secrets and "
-        "stop_grace_period in a service; remove it",
+        "deploy, entrypoint, env_file, environment, healthcheck, image, labels, networks, ports, secrets, "
+        "stop_grace_period, user and volumes in a service; remove it",
         "compose.yaml: services.web.deploy.mode: not yet: every service is replicated (deploy.replicas); a global "
         "service is not deployed",
         "compose.yaml: services.web.deploy.resources.limits.pids: not supported: this program deploys cpus and "
@@ -80,8 +79,6 @@ def test_every_key_it_would_not_deploy_is_refused_one_line_each_in_one_run(tmp_p
         "networks.front; remove it",
         "compose.yaml: services.web.ports[0]: mode host is not supported: ports are published on the routing mesh "
         "(mode ingress), where every node answers for them",
-        "compose.yaml: services.db.volumes: not yet: a task's files go with it; keep data in a database or object "
-        "store for now",
         "compose.yaml: networks.front.driver: a stack's networks are overlay networks; remove it or write overlay",
         "compose.yaml: networks.default: the stack's own network, made by the program; declare another one",
         "compose.yaml: secrets.token.environment: not supported: this program deploys external, file and name in "
@@ -168,7 +165,7 @@ def test_the_test_app_is_typed_as_docker_stack_deploy_reads_it(monkeypatch):
     api = {s.name: s for s in app.services}["api"]
     assert [s.name for s in app.services] == ["admin", "api", "web"]
     assert (web.build.context, web.build.dockerfile, web.build.target) == (TEST_APP / "app", "Dockerfile", "")
-    assert web.environment == {"ROLE": "web", "RELEASE": "1", "UPSTREAM": "api:8080"}
+    assert web.environment == {"ROLE": "web", "RELEASE": "1", "UPSTREAM": "api:8080", "NOTES": "/data/notes"}
     assert web.ports == [Port(target=8080, published=8081, protocol="tcp")]
     assert web.secrets == [Mount(source="greeting", target="/run/secrets/greeting")]
     assert web.update == Rollout(parallelism=1, delay=1.0, failure_action="rollback", monitor=5.0, order="start-first")

@@ -46,7 +46,7 @@ def test_each_compose_service_is_a_swarm_service_named_as_docker_stack_deploy_wo
     web = found["restdemo_web"]
     container = web["taskSpec"]["containerSpec"]
     assert container["image"].startswith("127.0.0.1:5000/restdemo_web:") and "@sha256:" in container["image"]
-    assert container["env"] == {"ROLE": "web", "RELEASE": "1", "UPSTREAM": "api:8080"}
+    assert container["env"] == {"ROLE": "web", "RELEASE": "1", "UPSTREAM": "api:8080", "NOTES": "/data/notes"}
     assert web["endpointSpec"]["ports"] == [
         {"protocol": "tcp", "publishMode": "ingress", "publishedPort": 8081, "targetPort": 8080}
     ]

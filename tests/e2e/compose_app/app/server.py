@@ -4,6 +4,7 @@ GET /ready: 200 while serving (503 once SIGTERM came, for DRAIN_SECONDS, then it
 GET /: who answered (role, version: RELEASE, hostname), the secret `greeting` it reads from
 /run/secrets/greeting when it has one, and when UPSTREAM names another service, that one's answer,
 fetched by name over the stack's network.
+POST /notes (when NOTES names a file, on a volume): the body appended as a line; GET /notes: the lines.
 """
 
 import json
@@ -46,7 +47,21 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, identity())
             except OSError as exc:
                 return self.send(502, {"error": str(exc)})
+        if self.path == "/notes" and os.environ.get("NOTES"):
+            with open(os.environ["NOTES"], "a+") as notes:
+                notes.seek(0)
+                return self.send(200, {"notes": notes.read().splitlines()})
         return self.send(404, {"error": "not found"})
+
+    def do_POST(self):
+        if stopping.is_set():
+            return self.send(503, {"error": "stopping"})
+        if self.path != "/notes" or not os.environ.get("NOTES"):
+            return self.send(404, {"error": "not found"})
+        line = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode().replace("\n", " ")
+        with open(os.environ["NOTES"], "a") as notes:
+            notes.write(line + "\n")
+        return self.send(201, {"written": line})
 
     def send(self, status, document):
         body = json.dumps(document).encode()

@@ -1,0 +1,1 @@
+"""What outlives a task: the stack's volumes (EFS on AWS)."""

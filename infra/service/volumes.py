@@ -1,0 +1,76 @@
+"""Where a stack's named volumes are, and how a task mounts one: pure decisions, no calls.
+
+A Compose volume is `<serviceName>_<volume>` on every node, made by Docker's own `local` driver the
+first time a task there mounts it (as `docker stack deploy` leaves it to swarm): on the local stack
+the node's own directory; on AWS an NFS mount of the stack's EFS file system, the volume's own
+directory there, so a task rescheduled to another node finds what it wrote (ADR 0028).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.config.compose import VolumeMount
+from infra.config.names import swarm_object_name
+
+# The options AWS gives NFS clients of EFS (Amazon EFS User Guide, "Mounting EFS file systems using
+# NFS"; tests/fidelity/rules/efs.py): NFS 4.1, 1 MiB reads and writes, hard mounts with a 60 s
+# timeout and 2 retries, a new source port when it reconnects (noresvport).
+EFS_NFS_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport"
+# The uid:gid a volume's directory is made owned by (the leader's agent reads it: restdemo_agent.volumes).
+VOLUME_OWNER_LABEL = "restdemo.volume.owner"
+
+
+@dataclass(frozen=True)
+class UnitVolume:
+    """A named volume a service mounts, with what its directory is owned by and its labels."""
+
+    mount: VolumeMount
+    owner: str = "0:0"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VolumeStore:
+    """Where the volumes are: on each node (no address: the local stack), or on the NFS server at
+    `nfs_address` (the stack's EFS file system's DNS name, which each node resolves to the mount
+    target in its own zone; Docker's local driver resolves a name given as `addr`)."""
+
+    nfs_address: pulumi.Input[str] | None = None
+
+    def driver_options(self, volume: str) -> dict[str, pulumi.Input[str]] | None:
+        """The local driver's options: none on a node's disk; NFS of the volume's own directory."""
+        if self.nfs_address is None:
+            return None
+        return {
+            "type": "nfs",
+            "o": pulumi.Output.concat("addr=", self.nfs_address, ",", EFS_NFS_OPTIONS),
+            "device": f":/{volume}",
+        }
+
+
+def volume_mounts(
+    app: str, volumes: list[UnitVolume], store: VolumeStore
+) -> list[docker.ServiceTaskSpecContainerSpecMountArgs] | None:
+    """A task's named volumes as the provider takes them (its `mounts`)."""
+    return [
+        docker.ServiceTaskSpecContainerSpecMountArgs(
+            type="volume",
+            source=swarm_object_name(app, volume.mount.source),
+            target=volume.mount.target,
+            read_only=volume.mount.read_only or None,
+            volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
+                driver_name="local",
+                driver_options=store.driver_options(volume.mount.source),
+                labels=[
+                    docker.ServiceTaskSpecContainerSpecMountVolumeOptionsLabelArgs(label=k, value=v)
+                    for k, v in sorted((volume.labels | {VOLUME_OWNER_LABEL: volume.owner}).items())
+                ],
+                no_copy=volume.mount.nocopy or None,
+            ),
+        )
+        for volume in volumes
+    ] or None
