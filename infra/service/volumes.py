@@ -15,13 +15,12 @@ import pulumi_docker as docker
 
 from infra.config.compose import VolumeMount
 from infra.config.names import swarm_object_name
+from restdemo_agent.contract import VOLUME_OWNER_LABEL
 
 # The options AWS gives NFS clients of EFS (Amazon EFS User Guide, "Mounting EFS file systems using
 # NFS"; tests/fidelity/rules/efs.py): NFS 4.1, 1 MiB reads and writes, hard mounts with a 60 s
 # timeout and 2 retries, a new source port when it reconnects (noresvport).
 EFS_NFS_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport"
-# The uid:gid a volume's directory is made owned by (the leader's agent reads it: restdemo_agent.volumes).
-VOLUME_OWNER_LABEL = "restdemo.volume.owner"
 
 
 @dataclass(frozen=True)

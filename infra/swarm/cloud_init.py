@@ -56,8 +56,7 @@ class NodeConfig:
     """Everything a node needs to know: what its agent is told (the contract's AgentEnvironment, as
     declared there) and what only the node's own setup uses."""
 
-    agent: AgentEnvironment
-    agent_image: str
+    agent: AgentEnvironment  # its `image` is the agent's, which the node runs
     log_group: str  # the role's group: its containers' and its journals' lines (Infrequent Access)
     # SHA-256 of the DER of each certificate the manager must find in the CA bundle and the server
     # certificate ("ca", "cert"), comma-separated in the files' order (endpoint.pem_sha256).
@@ -170,7 +169,7 @@ def agent_unit(node: NodeConfig) -> str:
         + "-v /var/run/docker.sock:/var/run/docker.sock "
         # Read-only, for the disk use of the data root it reports (restdemo_agent.metrics).
         f"-v {DOCKER_ROOT}:{DOCKER_ROOT}:ro -v {NODE_STATE_DIR}:{NODE_STATE_DIR} "
-        f"--env-file /etc/restdemo/agent.env {q(node.agent_image)} run\n"
+        f"--env-file /etc/restdemo/agent.env {q(node.agent.image)} run\n"
         f"ExecStop=/usr/bin/docker stop {AGENT_CONTAINER}\n"
         "Restart=always\nRestartSec=10\n\n[Install]\nWantedBy=multi-user.target\n"
     )
@@ -194,7 +193,7 @@ def ship_journal_script(node: NodeConfig) -> str:
         f"journalctl -f -o short-iso {journals} | docker run -i --rm --name restdemo-daemon-logs "
         f"--log-driver awslogs --log-opt awslogs-region={q(node.agent.region)} "
         f"--log-opt awslogs-group={q(node.log_group)} "
-        f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent_image)}\n"
+        f"--log-opt tag=node/{{{{.ID}}}} --entrypoint cat {q(node.agent.image)}\n"
     )
 
 

@@ -40,6 +40,7 @@ def test_every_setting_reaches_the_agent_as_declared():
         metrics_period_seconds=10,
         docker_root="/srv/docker",
         node_state_dir="/srv/restdemo",
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/restdemo-agent-prod:v1-abc",
         tls_ca_parameter="/restdemo/prod/tls/ca",
         tls_cert_parameter="/restdemo/prod/tls/cert",
         tls_key_parameter="/restdemo/prod/tls/key",
@@ -64,5 +65,6 @@ def test_every_setting_reaches_the_agent_as_declared():
         "RESTDEMO_PRUNE_INTERVAL",
         "RESTDEMO_BOOTSTRAP_TIMEOUT",
         "RESTDEMO_PRIMARY_STALE_AFTER",
+        "RESTDEMO_AGENT_IMAGE",
     ]
     assert AgentEnvironment.from_environ(WORKER_ENVIRONMENT).tls_parameters() == {}

@@ -12,6 +12,7 @@ import docker
 import pytest
 
 from tests.agent.conftest import ZONE_A, ZONE_B, aws, new_instance
+from tests.agent.lab import STATE as STATE_ROOT
 from tests.agent.lab import LabNode
 from tests.support.docker_engine import require_engine
 from tests.support.lifecycle_model import LAUNCHING, TERMINATING
@@ -34,8 +35,11 @@ def ready(node) -> int:
 
 
 @pytest.fixture(scope="module")
-def formed(lab, lab_aws):
-    """Every node bootstraps at once, as an auto scaling group's first launch does."""
+def formed(lab, lab_aws, lab_app_image):
+    """Every node bootstraps at once, as an auto scaling group's first launch does. The agents' own
+    image (which the leader runs to make a volume's directory) is the app's here: it has python3."""
+    for node in lab.values():
+        node.extra_environment["RESTDEMO_AGENT_IMAGE"] = lab_app_image["pull"]
     processes = {name: node.agent_command("bootstrap", lab_aws["url"], lab_aws["queue"]) for name, node in lab.items()}
     codes = {name: process.wait(180) for name, process in processes.items()}
     assert codes == dict.fromkeys(lab, 0), {name: lab[name].agent_log()[-2000:] for name in lab}
@@ -141,6 +145,101 @@ def test_the_aws_stacks_service_spreads_its_tasks_over_the_zones(formed, lab_app
 
 def leader_of(formed):
     return next(n for n in formed.values() if n.role == "manager" and n.client.info()["Swarm"]["ControlAvailable"])
+
+
+@pytest.fixture(scope="module")
+def notes_image(lab_registry):
+    """The tests' Compose app (tests/e2e/compose_app), whose web service keeps notes on a volume."""
+    from tests.e2e.harness import push
+    from tests.support.docker_engine import base_image_args, build_image
+    from tests.support.pulumi_program import REPO
+
+    host = require_engine()
+    name = f"{lab_registry['push']}/tests/compose-app:lab"
+    runtime = base_image_args(host).get("RUNTIME_BASE")
+    build_image(
+        REPO / "tests" / "e2e" / "compose_app" / "app", name, build_args={"RUNTIME_BASE": runtime} if runtime else None
+    )
+    return push(host, name).replace(lab_registry["push"], lab_registry["pull"])
+
+
+def test_volume_follows_a_rescheduled_task(formed, notes_image):
+    """The AWS stacks' volume as the program deploys it (the Compose app's web service and its notes
+    volume), its NFS export of EFS stood in for by what the lab's engines share, the host's file
+    system (Docker's local driver, type none, bind: the same driver, the same `device` layout, not
+    an NFS mount, which these machines' kernel cannot make). The leader's agent makes the volume's
+    directory, owned by the service's user; a note written by a task on one node is read by the task
+    swarm starts on another once the first node is drained."""
+    from tests.e2e.engine_spec import create_service_spec, without_ingress
+    from tests.e2e.harness import removed
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    exports = STATE_ROOT / f"volumes-{time.monotonic_ns()}"
+    exports.mkdir(parents=True)
+    inputs = variant_run("dev", COMPOSE_VARIANT).named("docker:index/service:Service", "restdemo-web").inputs
+    container = dict(inputs["taskSpec"]["containerSpec"])
+    (mount,) = container["mounts"]
+    assert mount["volumeOptions"]["driverOptions"]["device"] == ":/notes"
+    mount = {
+        **mount,
+        "volumeOptions": {
+            **mount["volumeOptions"],
+            "driverOptions": {"type": "none", "o": "bind", "device": f"{exports}/notes"},
+        },
+    }
+    container = {**container, "image": notes_image, "mounts": [mount]}
+    container.pop("secrets")  # the volume is what is under test
+    task = {**inputs["taskSpec"], "containerSpec": container, "networksAdvanceds": []}
+    spec = without_ingress(
+        create_service_spec({**inputs, "taskSpec": task, "mode": {"replicated": {"replicas": 1}}}, {})
+    )
+    leader = leader_of(formed)
+    client = leader.client
+    by_address = {node.address: node for node in formed.values()}
+    service = client.services.get(client.api.create_service(**spec)["ID"])
+
+    def running() -> dict | None:
+        return next((t for t in service.tasks({"desired-state": "running"}) if t["Status"]["State"] == "running"), None)
+
+    def on_its_node(found: dict):
+        node = client.nodes.get(found["NodeID"])
+        engine = by_address[node.attrs["Status"]["Addr"]].client
+        return node, engine.containers.get(found["Status"]["ContainerStatus"]["ContainerID"])
+
+    drained = None
+    try:
+        first = wait_until(running, 120, interval=1, what="web's task running once the leader made its directory")
+        assert (exports / "notes").stat().st_uid == 65534 and (exports / "notes").stat().st_gid == 65534
+        assert "volume-directory" in leader.agent_log()
+        drained, first_container = on_its_node(first)
+        written = first_container.exec_run(["python3", "-c", "open('/data/notes', 'a').write('kept\\n')"])
+        assert written.exit_code == 0, written.output
+        spec_now = drained.attrs["Spec"]
+        drained.update({**spec_now, "Availability": "drain"})
+        second = wait_until(
+            lambda: (t := running()) and t["NodeID"] != first["NodeID"] and t,
+            120,
+            interval=1,
+            what="web's task rescheduled on another node",
+        )
+        _, second_container = on_its_node(second)
+        read = second_container.exec_run(["python3", "-c", "print(open('/data/notes').read(), end='')"])
+        assert (read.exit_code, read.output) == (0, b"kept\n")
+        assert (exports / "notes" / "notes").read_text() == "kept\n"
+        assert [v.name for v in client.volumes.list(filters={"label": "restdemo.helper"})] == []
+    finally:
+        service.remove()
+        if drained is not None:
+            drained.reload()
+            drained.update({**drained.attrs["Spec"], "Availability": "active"})
+        wait_until(lambda: not service_tasks_left(formed), 60, interval=1, what="web's tasks gone")
+        for node in formed.values():
+            for volume in node.client.volumes.list(filters={"name": "restdemo_notes"}):
+                wait_until(lambda v=volume: removed(v), 60, interval=1, what="the notes volume removed")
+
+
+def service_tasks_left(formed) -> bool:
+    return any(c.name.startswith("restdemo_web.") for n in formed.values() for c in n.client.containers.list(all=True))
 
 
 def test_forged_engine_labels_change_nothing(formed, lab_aws):

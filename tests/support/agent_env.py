@@ -16,9 +16,9 @@ WORKER_NODE = NodeConfig(
         log_group="/restdemo/dev",
         registry="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
         group_name="restdemo-dev-workers",
+        image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-dev:v1-abc@sha256:" + "0" * 64,
     ),
     log_group="/restdemo/dev",
-    agent_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/restdemo-agent-dev:v1-abc@sha256:" + "0" * 64,
 )
 WORKER_ENVIRONMENT = WORKER_NODE.agent.to_environ()
 

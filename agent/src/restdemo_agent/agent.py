@@ -72,6 +72,7 @@ from restdemo_agent.plan import (
     should_take_over,
     worker_orphaned,
 )
+from restdemo_agent.volumes import VolumeDirectory, volume_directories
 
 ROUND_SECONDS = 5.0
 ORPHANED_ROUNDS = 6
@@ -218,6 +219,7 @@ class Agent:
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
     cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
     labeller: NodeLabeller | None = None  # made on first use, with the stack's groups
+    volume_directories: set[VolumeDirectory] = field(default_factory=set)  # made (or found) by this leader
 
     @property
     def role(self) -> str:
@@ -424,6 +426,7 @@ class Agent:
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
+            self.make_volume_directories()
 
     def known_nodes(self) -> tuple[list[Node], Node]:
         """The swarm's nodes as this manager knows them, and its own: new nodes identified first, so
@@ -476,6 +479,23 @@ class Agent:
             self.state.mark_ready(
                 primary["address"], primary["instance_id"], primary["node_id"], time.time(), primary["instance_id"]
             )
+
+    def make_volume_directories(self) -> None:
+        """Each directory the services' volumes need, made once per leader (a made one is made again
+        harmlessly: after a restart, or a new leader). Until it exists the tasks that mount it fail
+        to start and swarm retries them; one that cannot be made is logged and tried next round."""
+        if not self.environment.image:
+            return
+        for directory in sorted(volume_directories(self.engine.services()) - self.volume_directories, key=str):
+            try:
+                self.engine.make_directory(
+                    self.environment.image, dict(directory.parent_options), directory.name, directory.uid, directory.gid
+                )
+            except Exception as exc:  # the file system not yet reachable, say; retried next round
+                log("volume-directory-failed", directory=directory.name, message=str(exc)[:300])
+                continue
+            self.volume_directories.add(directory)
+            log("volume-directory", directory=directory.name, owner=f"{directory.uid}:{directory.gid}")
 
     def publish_tokens(self) -> None:
         """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""

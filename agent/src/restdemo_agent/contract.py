@@ -33,6 +33,9 @@ LABEL_ROLE = "role"
 # token, say). Both go when it is identified.
 LABEL_UNIDENTIFIED = "restdemo.unidentified"
 
+# On a Compose volume's mount: the uid:gid its directory is made owned by (restdemo_agent.volumes).
+VOLUME_OWNER_LABEL = "restdemo.volume.owner"
+
 ROLES = ("manager", "worker")
 # The termination lifecycle hook on both groups; its notifications carry this name.
 TERMINATION_HOOK = "drain"
@@ -152,6 +155,9 @@ class AgentEnvironment:
     # The Docker data root whose disk use is reported (mounted read-only into the agent's container).
     docker_root: str = _variable("RESTDEMO_DOCKER_ROOT", default=DOCKER_ROOT)
     node_state_dir: str = _variable("RESTDEMO_NODE_STATE_DIR", default=NODE_STATE_DIR)
+    # The agent's own image (it runs in a container of it): the leader runs it once more to make a
+    # volume's directory (restdemo_agent.volumes).
+    image: str = _variable("RESTDEMO_AGENT_IMAGE", default="")
     # Managers: the SSM parameters of the Docker API's TLS files (the node's setup fetches them).
     tls_ca_parameter: str = _variable("RESTDEMO_TLS_CA_PARAMETER", written="manager", default="")
     tls_cert_parameter: str = _variable("RESTDEMO_TLS_CERT_PARAMETER", written="manager", default="")

@@ -10,6 +10,21 @@ from docker.errors import APIError, NotFound
 from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SWARM_MANAGEMENT_PORT
 from restdemo_agent.plan import Node, labelled_spec, quarantined_spec, unlabelled_spec
 
+# Run in the helper container: the directory made once (a symlink in its place is refused, so nothing
+# outside the volume is chowned), its owner and mode set every time.
+MAKE_DIRECTORY = """
+import os, stat, sys
+name, uid, gid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path = os.path.join("/volumes", name)
+try:
+    os.mkdir(path, 0o750)
+except FileExistsError:
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        sys.exit(f"{path} is not a directory")
+os.chown(path, uid, gid, follow_symlinks=False)
+os.chmod(path, 0o750)
+"""
+
 
 class Engine:
     def __init__(self, client: docker.DockerClient):
@@ -48,6 +63,26 @@ class Engine:
         self.client.api.init_swarm(
             advertise_addr=address, listen_addr=f"{address}:{SWARM_MANAGEMENT_PORT}", force_new_cluster=True
         )
+
+    def make_directory(self, image: str, parent_options: dict[str, str], name: str, uid: int, gid: int) -> None:
+        """`name` made under the volume whose local-driver options are `parent_options` (the NFS export's
+        root), owned by uid:gid, mode 0750: by a throwaway container of `image` (which has python3), the
+        mount done by this engine as for any task. No shell: the values are its arguments."""
+        volume = self.client.volumes.create(driver="local", driver_opts=parent_options, labels={"restdemo.helper": "1"})
+        try:
+            self.client.containers.run(
+                image,
+                entrypoint=["python3", "-c", MAKE_DIRECTORY, name, str(uid), str(gid)],
+                volumes={volume.name: {"bind": "/volumes", "mode": "rw"}},
+                network_mode="none",
+                user="0:0",
+                cap_drop=["ALL"],
+                cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"],
+                read_only=True,
+                remove=True,
+            )
+        finally:
+            volume.remove(force=True)
 
     def leader(self) -> Node | None:
         """The swarm's leader as this manager sees it; None while it has none (listing nodes needs one)."""

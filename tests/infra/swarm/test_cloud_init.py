@@ -106,7 +106,7 @@ def test_managers_fetch_tls_material_from_ssm_at_boot_workers_do_not():
 
 def test_the_agent_unit_logs_in_to_ecr_and_runs_the_agent_restarted_always():
     unit = file("worker", "/etc/systemd/system/restdemo-agent.service")
-    image = node("worker").agent_image
+    image = node("worker").agent.image
     lines = unit.splitlines()
     login = file("worker", "/usr/local/sbin/restdemo-ecr-login")
     run = next(line for line in lines if line.startswith("ExecStart="))
@@ -139,12 +139,14 @@ def test_agent_environment_is_the_contract():
         "RESTDEMO_BOOTSTRAP_TIMEOUT=900",
         "RESTDEMO_PRIMARY_STALE_AFTER=300",
         f"RESTDEMO_SECRETS_KEY={KEY}",  # the key itself, not its alias (an alias can be re-pointed)
+        # The agent's own image, which the leader runs to make a volume's directory.
+        f"RESTDEMO_AGENT_IMAGE={node('manager').agent.image}",
         "RESTDEMO_TLS_CA_PARAMETER=/restdemo/dev/tls/ca",
         "RESTDEMO_TLS_CERT_PARAMETER=/restdemo/dev/tls/cert",
         "RESTDEMO_TLS_KEY_PARAMETER=/restdemo/dev/tls/key",
     ]
     worker = file("worker", "/etc/restdemo/agent.env").splitlines()
-    assert worker == [line.replace("manager", "worker") for line in lines[:13]]
+    assert worker == [*(line.replace("manager", "worker") for line in lines[:13]), lines[14]]
 
 
 def test_the_agent_reads_the_environment_cloud_init_writes():
