@@ -214,6 +214,17 @@ def secure_strings_under_a_customer_key(resource: Resource, config: dict) -> lis
     return []
 
 
+def file_systems_encrypted_and_backed_up(resource: Resource, config: dict) -> list[str]:
+    """The volumes' data: encrypted at rest with the stack's own key, and AWS Backup's daily backups on."""
+    if resource.type == "aws:efs/fileSystem:FileSystem":
+        if resource.props.get("encrypted") is not True or not resource.props.get("kmsKeyId"):
+            return [f"{resource.name}: a file system must be encrypted with the stack's own KMS key (kmsKeyId)"]
+    if resource.type == "aws:efs/backupPolicy:BackupPolicy":
+        if (resource.props.get("backupPolicy") or {}).get("status") != "ENABLED":
+            return [f"{resource.name}: a file system's automatic backups must be ENABLED"]
+    return []
+
+
 def log_groups_have_retention(resource: Resource, config: dict) -> list[str]:
     if resource.type == "aws:cloudwatch/logGroup:LogGroup" and not resource.props.get("retentionInDays"):
         return [f"{resource.name}: a log group needs a retention (retentionInDays)"]
@@ -304,6 +315,10 @@ RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
         secure_strings_under_a_customer_key,
     ),
     "log-retention": ("Every log group has a retention.", log_groups_have_retention),
+    "data-encrypted-backed-up": (
+        "File systems are encrypted with the stack's own key and backed up daily.",
+        file_systems_encrypted_and_backed_up,
+    ),
     "deletion-protection": (
         "Load balancers have deletion protection where the stack requires it.",
         load_balancers_protected_where_required,

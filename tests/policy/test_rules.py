@@ -19,11 +19,14 @@ pytestmark = pytest.mark.policy
 
 
 def pack_config(stack: str) -> dict:
-    return json.loads((REPO / "policy" / f"config.{stack}.json").read_text())
+    """A stack's (or a stack variant's: `<stack> with <variant>`) policy pack config."""
+    return json.loads((REPO / "policy" / f"config.{stack.partition(' with ')[0]}.json").read_text())
 
 
 def resources_of(stack: str, config: dict | None = None) -> list[Resource]:
-    run = run_program(stack, config)
+    """A stack's resources; `<stack> with <variant>` that stack with one of its variants (stack_variants)."""
+    name, _, with_variant = stack.partition(" with ")
+    run = variant_run(name, with_variant) if with_variant else run_program(stack, config)
     return [Resource(r.type, r.name, copy.deepcopy(r.inputs)) for r in run.registered if r.custom]
 
 
@@ -282,6 +285,22 @@ BAD_VARIANTS = [
         lambda p: p.update(alarmActions=[]),
         "alarms-notify",
         "an alarm needs alarmActions",
+    ),
+    (
+        "prod with composeApp",
+        "aws:efs/fileSystem:FileSystem",
+        "volumes",
+        lambda p: p.pop("kmsKeyId"),
+        "data-encrypted-backed-up",
+        "must be encrypted with the stack's own KMS key",
+    ),
+    (
+        "dev with composeApp",
+        "aws:efs/backupPolicy:BackupPolicy",
+        "volumes-backup",
+        lambda p: p.update(backupPolicy={"status": "DISABLED"}),
+        "data-encrypted-backed-up",
+        "automatic backups must be ENABLED",
     ),
 ]
 

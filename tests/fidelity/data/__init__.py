@@ -14,6 +14,7 @@ from tests.fidelity.data import (
     docker_build,
     dynamodb,
     ec2,
+    efs,
     ecr,
     elbv2,
     events,
@@ -45,6 +46,7 @@ FIELDS = [
     *sns.FIELDS,
     *events.FIELDS,
     *acm.FIELDS,
+    *efs.FIELDS,
 ]
 FORCE_NEW = [
     *autoscaling.FORCE_NEW,
