@@ -331,6 +331,18 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
     pull = PullCredentials(
         "pull", settings=PullSettings.of(settings), repository_arns=repository_arns, server=registry_server
     )
+    # The volumes on EFS, when the app has any: a task mounts one once its zone's mount target exists.
+    file_system = (
+        VolumeFileSystem(
+            "volumes",
+            settings=VolumeFileSystemSettings.of(settings),
+            network=network,
+            node_security_group_id=swarm.node_security_group_id,
+            kms_key_arn=secrets_key.arn,
+        )
+        if deployment.volumes
+        else None
+    )
     monitoring = Monitoring(
         "monitoring",
         settings=MonitoringSettings.of(settings),
@@ -344,21 +356,10 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
             default_route=web.default_route,
             web_routes=web.route_target_groups,
             services=deployment.service_names,
+            file_system=file_system.file_system_id if file_system else None,
         ),
     )
     docker_host = docker_api_host(settings, admin, swarm)
-    # The volumes on EFS, when the app has any: a task mounts one once its zone's mount target exists.
-    file_system = (
-        VolumeFileSystem(
-            "volumes",
-            settings=VolumeFileSystemSettings.of(settings),
-            network=network,
-            node_security_group_id=swarm.node_security_group_id,
-            kms_key_arn=secrets_key.arn,
-        )
-        if deployment.volumes
-        else None
-    )
     service = swarm_service(
         settings,
         deployment,

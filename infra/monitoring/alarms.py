@@ -95,6 +95,8 @@ class Watched:
     web_routes: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # A Compose stack's services: each one's name in the swarm, by its Compose name.
     services: dict[str, str] = field(default_factory=dict)
+    # The volumes' EFS file system, when the app has volumes.
+    file_system: pulumi.Input[str] | None = None
 
 
 def five_xx_share() -> str:
@@ -155,6 +157,8 @@ def alarm_specs(settings: AlarmSettings, watched: Watched) -> list[AlarmSpec]:
         ),
     ]
     specs += route_specs(watched)
+    if watched.file_system is not None:
+        specs.append(volumes_io_limit(watched.file_system))
     for role, group in watched.groups.items():
         on_group = {"AutoScalingGroupName": group}
         specs.append(
@@ -242,6 +246,27 @@ def replicas_below_desired(key: str, whose: str, service_name: str, **measure) -
         datapoints=5,
         missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
         **measure,
+    )
+
+
+# EFS's General Purpose mode has an I/O limit (AWS/EFS PercentIOLimit, "how close a file system is to
+# the I/O limit of the General Purpose performance mode"); Elastic throughput has no burst credits.
+IO_LIMIT_PERCENT = 90
+
+
+def volumes_io_limit(file_system: pulumi.Input[str]) -> AlarmSpec:
+    return AlarmSpec(
+        key="volumes-io-limit",
+        broke=f"The volumes' file system has run above {IO_LIMIT_PERCENT}% of its I/O limit for 15 minutes.",
+        action="Find the service that reads and writes most (EFS's per-client metrics, the tasks' logs); keep "
+        "that traffic off the volumes (a database, a cache) or split it.",
+        runbook="the-volumes-are-at-their-io-limit",
+        comparison="GreaterThanThreshold",
+        threshold=IO_LIMIT_PERCENT,
+        periods=15,
+        datapoints=15,
+        missing="notBreaching",  # EFS reports nothing for an idle file system
+        metric=Metric("AWS/EFS", "PercentIOLimit", "Maximum", {"FileSystemId": file_system}),
     )
 
 

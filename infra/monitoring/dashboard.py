@@ -57,6 +57,7 @@ def dashboard_body(
     alarm_arns: list[str],
     routes: dict[str, str] | None = None,
     services: dict[str, str] | None = None,
+    file_system: str | None = None,
 ) -> str:
     """The stack's widgets; with a Compose stack's `routes` (each one's target group, by its service)
     and `services` (each one's name in the swarm), charts below with a line per route and per service."""
@@ -171,6 +172,21 @@ def dashboard_body(
         },
     ]
     widgets += _app_widgets(region, stack, web_balancer, routes or {}, services or {}, y=5 * HEIGHT)
+    if file_system:
+        efs = ["AWS/EFS", "FileSystemId", file_system]
+        widgets.append(
+            _widget(
+                "Volumes (EFS)",
+                [
+                    [efs[0], "PercentIOLimit", *efs[1:], {"label": "I/O limit used (%)", "stat": "Maximum"}],
+                    [efs[0], "ClientConnections", *efs[1:], {"label": "client connections", "stat": "Sum"}],
+                ],
+                region=region,
+                stat="Maximum",
+                x=0,
+                y=7 * HEIGHT,
+            )
+        )
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 

@@ -243,6 +243,7 @@ class Monitoring(pulumi.ComponentResource):
                 **watched.web_routes,
             ),
             services=watched.services,
+            file_system=watched.file_system,
         ).apply(lambda v: dashboard_body(region=settings.aws_region, stack=stack, **v))
         return aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=stack_prefix(stack), dashboard_body=body, opts=child

@@ -446,3 +446,21 @@ def test_each_compose_service_has_its_replicas_alarm_from_the_leaders_line_for_i
     assert first_alarm(alarm, from_emf(lines), T, T + 600) == T + 360
     web = Alarm.from_inputs(run.named(ALARM_TYPE, "monitoring-replicas-below-desired-web").inputs)
     assert first_alarm(web, from_emf(lines), T, T + 600) is None
+
+
+def test_a_stack_with_volumes_pages_when_their_file_system_nears_its_io_limit():
+    from tests.support.pulumi_program import run_program
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    run = variant_run("prod", COMPOSE_VARIANT)
+    alarm = run.named(ALARM_TYPE, "monitoring-volumes-io-limit").inputs
+    assert (alarm["namespace"], alarm["metricName"], alarm["statistic"], alarm["dimensions"]) == (
+        "AWS/EFS",
+        "PercentIOLimit",
+        "Maximum",
+        {"FileSystemId": run.one("aws:efs/fileSystem:FileSystem").name + "-id"},
+    )
+    assert (alarm["threshold"], alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (90, 15, 15)
+    assert alarm["treatMissingData"] == "notBreaching"
+    assert "the-volumes-are-at-their-io-limit" in alarm["alarmDescription"]
+    assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "volumes" in a.name]

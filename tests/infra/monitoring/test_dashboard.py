@@ -120,3 +120,13 @@ def test_a_compose_stack_shows_each_route_and_each_service():
     ]
     assert [(w["x"], w["y"]) for w in widgets[10:]] == [(0, 30), (12, 30), (0, 36), (12, 36)]
     assert len(body()["widgets"]) == 10  # the single service's dashboard as it was
+
+
+def test_a_stack_with_volumes_shows_its_file_system():
+    widgets = body(file_system="fs-0123456789abcdef0")["widgets"]
+    (efs,) = [w for w in widgets if w["properties"]["title"] == "Volumes (EFS)"]
+    assert [m[:4] for m in efs["properties"]["metrics"]] == [
+        ["AWS/EFS", "PercentIOLimit", "FileSystemId", "fs-0123456789abcdef0"],
+        ["AWS/EFS", "ClientConnections", "FileSystemId", "fs-0123456789abcdef0"],
+    ]
+    assert (efs["x"], efs["y"]) == (0, 42)
