@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ops.client import run_command
 
@@ -30,6 +30,9 @@ PULLERS = ("docker:index/service:Service", "aws:autoscaling/group:Group")
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 KMS_KEY = "aws:kms/key:Key"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
+# What AWS Backup keeps of an EFS file system with automatic backups on (its default plan).
+BACKUP_RETENTION_DAYS = 35
 # BatchDeleteImage takes at most 100 image ids a call (Amazon ECR API reference).
 DELETE_BATCH = 100
 # An image an index (a multi-platform image, attestations) refers to is deleted only after the index:
@@ -46,12 +49,14 @@ class TeardownError(Exception):
 @dataclass(frozen=True)
 class Teardown:
     """What a stack's state says a destroy meets: repositories to empty (name, region, account),
-    protected load balancers (names), KMS keys (id, days pending deletion) and what still pulls (types)."""
+    protected load balancers (names), KMS keys (id, days pending deletion), what still pulls (types) and
+    the volumes' file systems (ids), whose backups stay."""
 
     repositories: list[tuple[str, str, str]]
     protected: list[str]
     keys: list[tuple[str, int]]
     pullers: list[str]
+    file_systems: list[str] = field(default_factory=list)
 
 
 def plan(exported: dict) -> Teardown:
@@ -73,6 +78,7 @@ def plan(exported: dict) -> Teardown:
             if o.get("keyId")
         ],
         pullers=sorted({r["type"] for r in resources if r.get("type") in PULLERS}),
+        file_systems=[o["id"] for o in of(FILE_SYSTEM) if o.get("id")],
     )
 
 
@@ -104,6 +110,11 @@ def leftovers(stack: str, teardown: Teardown, backend: str) -> list[str]:
         f"KMS key {key_id}, pending deletion for {days} days (AWS deletes it then; "
         f"'aws kms cancel-key-deletion --key-id {key_id}' brings it back)"
         for key_id, days in teardown.keys
+    ]
+    lines += [
+        f"the backups of EFS file system {file_system} (the stack's volumes) in AWS Backup's default vault, kept "
+        f"{BACKUP_RETENTION_DAYS} days: 'aws backup list-recovery-points-by-resource' finds them to restore"
+        for file_system in teardown.file_systems
     ]
     return lines
 

@@ -89,6 +89,26 @@ def test_an_aws_stack_leaves_its_state_and_its_keys_pending_deletion():
     ]
 
 
+def test_a_stack_with_volumes_says_their_backups_stay():
+    teardown = Teardown(repositories=[], protected=[], keys=[], pullers=[], file_systems=["fs-0123456789abcdef0"])
+    assert leftovers("dev", teardown, "file:///state")[1:] == [
+        "the backups of EFS file system fs-0123456789abcdef0 (the stack's volumes) in AWS Backup's default vault, "
+        "kept 35 days: 'aws backup list-recovery-points-by-resource' finds them to restore"
+    ]
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    state = {
+        "deployment": {
+            "resources": [
+                {"type": r.type, "outputs": {**r.inputs, "id": f"{r.name}-id"}}
+                for r in variant_run("dev", COMPOSE_VARIANT).registered
+                if r.custom
+            ]
+        }
+    }
+    assert plan(state).file_systems == ["volumes-id"]
+
+
 @pytest.fixture(scope="module")
 def ecr():
     """moto's server on a loopback port, and the environment the AWS CLI reaches it with."""
