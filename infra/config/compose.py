@@ -84,6 +84,9 @@ VOLUME_KEYS = frozenset({"labels"})
 # A volume's directory is owned by the uid (and gid) its services run as: a number, as Compose's
 # `user` may give it (a name would need the image's /etc/passwd).
 NUMERIC_USER = re.compile(r"(?P<uid>\d{1,10})(:(?P<gid>\d{1,10}))?")
+MAX_ID = 2**32 - 2  # chown's largest: 2^32 - 1 means "leave it as it is"
+# A volume's name: its directory on the file system (one path component) and part of Docker's name.
+VOLUME_NAME = re.compile(r"(?=.{1,128}$)[A-Za-z0-9][A-Za-z0-9_.-]*")
 NETWORK_KEYS = frozenset({"driver", "internal"})
 SOURCE_KEYS = {"secrets": frozenset({"file", "external", "name"}), "configs": frozenset({"file"})}
 
@@ -275,6 +278,11 @@ class ComposeApp:
         uid = next((uid for uid, _ in users), "0")
         gid = next((gid for _, gid in users if gid is not None), uid)
         return f"{uid}:{gid}"
+
+
+def _numeric_id_user(user: str) -> bool:
+    match = NUMERIC_USER.fullmatch(user)
+    return bool(match) and max(int(match["uid"]), int(match["gid"] or 0)) <= MAX_ID
 
 
 def _numeric_user(user: str | None) -> tuple[str, str | None]:
@@ -640,7 +648,7 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
             if source not in sources["secrets"]:
                 problems.append(f"{where}.build.secrets: {source} is not declared under the top-level secrets")
         entries = _mapping(_mapping(merged.get("services")).get(service.name)).get("volumes") or []
-        if entries and service.user is not None and not NUMERIC_USER.fullmatch(service.user):
+        if entries and service.user is not None and not _numeric_id_user(service.user):
             problems.append(
                 f"{where}.user: {service.user}: a service that mounts a volume runs as a numeric uid or uid:gid (its "
                 "volume's directory is made owned by it)"
@@ -666,6 +674,11 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
     if not services:
         problems.append("services: the file describes no service")
     app = ComposeApp(services=services, networks=networks, volumes=volumes, **sources)
+    problems += [
+        f"volumes.{name}: a volume's name is 1-128 letters, digits, '.', '_' and '-', starting with a letter or digit"
+        for name in sorted(volumes)
+        if not VOLUME_NAME.fullmatch(name)
+    ]
     problems += _owner_problems(app)
     if problems:
         raise ComposeError(problems)
@@ -679,8 +692,10 @@ def _volume_problems(where: str, entries: list, volumes: dict[str, dict[str, str
         entry = _mapping(entry)
         kind, source, target = entry.get("type"), entry.get("source"), entry.get("target")
         if kind == "bind":
-            continue  # named before the loader ran (file_problems)
-        if kind == "tmpfs":
+            # A bind written as such stopped the run before the loader (file_problems): this one a
+            # ${VAR} made.
+            problems.append(f"{where}.volumes: {source}:{target} {NODE_DIRECTORY}")
+        elif kind == "tmpfs":
             problems.append(
                 f"{where}.volumes: {target} is a tmpfs mount: not yet; write to a named volume or the container's "
                 "own files"

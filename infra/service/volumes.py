@@ -18,9 +18,11 @@ from infra.config.names import swarm_object_name
 from restdemo_agent.contract import VOLUME_OWNER_LABEL
 
 # The options AWS gives NFS clients of EFS (Amazon EFS User Guide, "Mounting EFS file systems using
-# NFS"; tests/fidelity/rules/efs.py): NFS 4.1, 1 MiB reads and writes, hard mounts with a 60 s
-# timeout and 2 retries, a new source port when it reconnects (noresvport).
-EFS_NFS_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport"
+# NFS"; tests/fidelity/data/efs.py): NFS 4.1, 1 MiB reads and writes, hard mounts with a 60 s
+# timeout and 2 retries, a new source port when it reconnects (noresvport); and no set-uid program
+# or device file on a volume takes effect in a task (nosuid, nodev): any node can write the file
+# system (ADR 0028).
+EFS_NFS_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,nosuid,nodev"
 
 
 @dataclass(frozen=True)

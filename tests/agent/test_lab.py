@@ -40,6 +40,8 @@ def formed(lab, lab_aws, lab_app_image):
     image (which the leader runs to make a volume's directory) is the app's here: it has python3."""
     for node in lab.values():
         node.extra_environment["RESTDEMO_AGENT_IMAGE"] = lab_app_image["pull"]
+        # The lab's stand-in for the NFS export: a bind of a directory the engines share.
+        node.extra_environment["RESTDEMO_VOLUME_BIND_ROOT"] = str(STATE_ROOT)
     processes = {name: node.agent_command("bootstrap", lab_aws["url"], lab_aws["queue"]) for name, node in lab.items()}
     codes = {name: process.wait(180) for name, process in processes.items()}
     assert codes == dict.fromkeys(lab, 0), {name: lab[name].agent_log()[-2000:] for name in lab}

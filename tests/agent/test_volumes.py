@@ -62,3 +62,27 @@ def test_the_parent_of_a_device():
     assert parent_device("/srv/volumes/notes/") == ("/srv/volumes", "notes")
     assert parent_device("notes") == ("/", "notes")
     assert parent_device("/srv/../..") is None
+
+
+def test_only_an_nfs_export_is_mounted_by_the_leader_unless_the_lab_names_a_bind_root():
+    """A service spec naming a bind of the leader's own directory (`type=none,o=bind,device=/etc`) gets
+    nothing made: only what the program deploys, an NFS export's directory."""
+    bind = volume("/etc")
+    bind["VolumeOptions"]["DriverConfig"]["Options"] = {"type": "none", "o": "bind", "device": "/etc"}
+    assert volume_directories([service(bind)]) == set()
+    assert volume_directories([service(bind)], bind_root="/var/lib/restdemo-lab") == set()
+    lab = volume("/var/lib/restdemo-lab/volumes-1/notes")
+    lab["VolumeOptions"]["DriverConfig"]["Options"] = {
+        "type": "none",
+        "o": "bind",
+        "device": "/var/lib/restdemo-lab/volumes-1/notes",
+    }
+    (made,) = volume_directories([service(lab)], bind_root="/var/lib/restdemo-lab")
+    assert (made.name, dict(made.parent_options)["device"]) == ("notes", "/var/lib/restdemo-lab/volumes-1")
+    nfs_without_root = volume("/notes")
+    assert volume_directories([service(nfs_without_root)]) == set()  # NFS devices are :/<path>
+
+
+def test_an_id_chown_would_not_take_gets_nothing_made():
+    assert volume_directories([service(volume(":/notes", owner="4294967295:0"))]) == set()
+    assert volume_directories([service(volume(":/notes", owner="4294967294:0"))]) != set()

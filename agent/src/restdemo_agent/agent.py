@@ -74,6 +74,11 @@ from restdemo_agent.plan import (
 )
 from restdemo_agent.volumes import VolumeDirectory, volume_directories
 
+# A volume's directory is checked again this often (made again if it went), retried this long after
+# a failure.
+VOLUME_RECHECK_SECONDS = 300
+VOLUME_RETRY_SECONDS = 60
+
 ROUND_SECONDS = 5.0
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
@@ -219,7 +224,12 @@ class Agent:
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
     cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
     labeller: NodeLabeller | None = None  # made on first use, with the stack's groups
-    volume_directories: set[VolumeDirectory] = field(default_factory=set)  # made (or found) by this leader
+    # Each volume directory this leader made (when), or failed to (when): made ones are checked again
+    # every VOLUME_RECHECK_SECONDS (one deleted from a node is made again), failed ones retried after
+    # VOLUME_RETRY_SECONDS; the work runs beside the healing, which a hung file system must not hold.
+    volumes_made: dict[VolumeDirectory, float] = field(default_factory=dict)
+    volumes_failed: dict[VolumeDirectory, float] = field(default_factory=dict)
+    volume_worker: threading.Thread | None = None
 
     @property
     def role(self) -> str:
@@ -481,21 +491,43 @@ class Agent:
             )
 
     def make_volume_directories(self) -> None:
-        """Each directory the services' volumes need, made once per leader (a made one is made again
-        harmlessly: after a restart, or a new leader). Until it exists the tasks that mount it fail
-        to start and swarm retries them; one that cannot be made is logged and tried next round."""
-        if not self.environment.image:
+        """Each directory the services' volumes need, made in the background (one pass at a time).
+        Until it exists the tasks that mount it fail to start and swarm retries them."""
+        if not self.environment.image or (self.volume_worker and self.volume_worker.is_alive()):
             return
-        for directory in sorted(volume_directories(self.engine.services()) - self.volume_directories, key=str):
+        now = time.monotonic()
+        due = sorted(
+            (
+                directory
+                for directory in volume_directories(self.engine.services(), self.environment.volume_bind_root)
+                if now - self.volumes_made.get(directory, -1e18) > VOLUME_RECHECK_SECONDS
+                and now - self.volumes_failed.get(directory, -1e18) > VOLUME_RETRY_SECONDS
+            ),
+            key=str,
+        )
+        if due:
+            self.volume_worker = threading.Thread(target=self._make_volume_directories, args=(due,), daemon=True)
+            self.volume_worker.start()
+
+    def _make_volume_directories(self, due: list[VolumeDirectory]) -> None:
+        try:
+            self.engine.remove_helpers()  # what a killed agent left
+        except Exception as exc:
+            log("volume-directory-failed", directory="", message=f"leftover helpers: {str(exc)[:200]}")
+        for directory in due:
+            owner = f"{directory.uid}:{directory.gid}"
             try:
                 self.engine.make_directory(
                     self.environment.image, dict(directory.parent_options), directory.name, directory.uid, directory.gid
                 )
-            except Exception as exc:  # the file system not yet reachable, say; retried next round
-                log("volume-directory-failed", directory=directory.name, message=str(exc)[:300])
+            except Exception as exc:  # the file system not reachable, a file in the directory's place
+                self.volumes_failed[directory] = time.monotonic()
+                log("volume-directory-failed", directory=directory.name, owner=owner, message=str(exc)[:300])
                 continue
-            self.volume_directories.add(directory)
-            log("volume-directory", directory=directory.name, owner=f"{directory.uid}:{directory.gid}")
+            self.volumes_failed.pop(directory, None)
+            if directory not in self.volumes_made:
+                log("volume-directory", directory=directory.name, owner=owner)
+            self.volumes_made[directory] = time.monotonic()
 
     def publish_tokens(self) -> None:
         """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""

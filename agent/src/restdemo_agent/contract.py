@@ -158,6 +158,8 @@ class AgentEnvironment:
     # The agent's own image (it runs in a container of it): the leader runs it once more to make a
     # volume's directory (restdemo_agent.volumes).
     image: str = _variable("RESTDEMO_AGENT_IMAGE", default="")
+    # The lab only: a volume may be a bind of a directory below this one (its stand-in for NFS).
+    volume_bind_root: str = _variable("RESTDEMO_VOLUME_BIND_ROOT", default="")
     # Managers: the SSM parameters of the Docker API's TLS files (the node's setup fetches them).
     tls_ca_parameter: str = _variable("RESTDEMO_TLS_CA_PARAMETER", written="manager", default="")
     tls_cert_parameter: str = _variable("RESTDEMO_TLS_CERT_PARAMETER", written="manager", default="")

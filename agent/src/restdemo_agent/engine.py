@@ -10,20 +10,25 @@ from docker.errors import APIError, NotFound
 from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SWARM_MANAGEMENT_PORT
 from restdemo_agent.plan import Node, labelled_spec, quarantined_spec, unlabelled_spec
 
-# Run in the helper container: the directory made once (a symlink in its place is refused, so nothing
-# outside the volume is chowned), its owner and mode set every time.
+# Run in the helper container: the directory made once, its owner and mode set every time, through a
+# descriptor opened without following a symlink (one put in its place is refused, never followed).
 MAKE_DIRECTORY = """
-import os, stat, sys
+import os, sys
 name, uid, gid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 path = os.path.join("/volumes", name)
 try:
     os.mkdir(path, 0o750)
 except FileExistsError:
-    if not stat.S_ISDIR(os.lstat(path).st_mode):
-        sys.exit(f"{path} is not a directory")
-os.chown(path, uid, gid, follow_symlinks=False)
-os.chmod(path, 0o750)
+    pass
+try:
+    directory = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+except OSError:
+    sys.exit(f"{name} is not a directory on the file system")
+os.fchown(directory, uid, gid)
+os.fchmod(directory, 0o750)
 """
+HELPER_LABEL = "restdemo.helper"
+HELPER_TIMEOUT_SECONDS = 60
 
 
 class Engine:
@@ -67,10 +72,13 @@ class Engine:
     def make_directory(self, image: str, parent_options: dict[str, str], name: str, uid: int, gid: int) -> None:
         """`name` made under the volume whose local-driver options are `parent_options` (the NFS export's
         root), owned by uid:gid, mode 0750: by a throwaway container of `image` (which has python3), the
-        mount done by this engine as for any task. No shell: the values are its arguments."""
-        volume = self.client.volumes.create(driver="local", driver_opts=parent_options, labels={"restdemo.helper": "1"})
+        mount done by this engine as for any task. No shell: the values are its arguments. Bounded: a
+        file system that hangs (NFS mounts are `hard`) costs HELPER_TIMEOUT_SECONDS, and the container
+        and its volume are removed whatever happened."""
+        volume = self.client.volumes.create(driver="local", driver_opts=parent_options, labels={HELPER_LABEL: "1"})
+        container = None
         try:
-            self.client.containers.run(
+            container = self.client.containers.create(
                 image,
                 entrypoint=["python3", "-c", MAKE_DIRECTORY, name, str(uid), str(gid)],
                 volumes={volume.name: {"bind": "/volumes", "mode": "rw"}},
@@ -79,9 +87,27 @@ class Engine:
                 cap_drop=["ALL"],
                 cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"],
                 read_only=True,
-                remove=True,
+                labels={HELPER_LABEL: "1"},
             )
+            container.start()
+            try:
+                status = container.wait(timeout=HELPER_TIMEOUT_SECONDS)["StatusCode"]
+            except Exception:  # requests' ReadTimeout: the file system does not answer
+                container.kill()
+                raise TimeoutError(f"the file system did not answer in {HELPER_TIMEOUT_SECONDS} s") from None
+            if status != 0:
+                output = container.logs(stdout=False, stderr=True).decode(errors="replace").strip().splitlines()
+                raise RuntimeError((output or [f"exit status {status}"])[-1][:300])
         finally:
+            if container is not None:
+                container.remove(force=True)
+            volume.remove(force=True)
+
+    def remove_helpers(self) -> None:
+        """Helpers an agent left (killed mid-way): their containers, then their volumes."""
+        for container in self.client.containers.list(all=True, filters={"label": HELPER_LABEL}):
+            container.remove(force=True)
+        for volume in self.client.volumes.list(filters={"label": HELPER_LABEL}):
             volume.remove(force=True)
 
     def leader(self) -> Node | None:

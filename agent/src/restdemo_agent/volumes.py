@@ -17,6 +17,8 @@ from restdemo_agent.contract import VOLUME_OWNER_LABEL
 # A volume's directory: one path component, as Compose names a volume (no slash, no `..`).
 DIRECTORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 OWNER = re.compile(r"(\d{1,10}):(\d{1,10})")
+# The largest uid or gid chown takes as one: 2^32 - 1 means "leave it as it is".
+MAX_ID = 2**32 - 2
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,17 @@ def parent_device(device: str) -> tuple[str, str] | None:
     return (head + "/" if head.endswith(":") or not head else head), name
 
 
-def volume_directories(services: list[dict]) -> set[VolumeDirectory]:
-    """The directories the services' volume mounts name: local-driver volumes with a `device` and an
+def accepted(options: dict[str, str], bind_root: str = "") -> bool:
+    """Only what the program deploys: an NFS export's directory (`type=nfs`, `device=:/<volume>`); the
+    leader mounts nothing else of the node's. `bind_root` (the lab only): a bind below that directory."""
+    device = options.get("device", "")
+    if options.get("type") == "nfs":
+        return device.startswith(":/")
+    return bool(bind_root) and options.get("type") == "none" and device.startswith(bind_root.rstrip("/") + "/")
+
+
+def volume_directories(services: list[dict], bind_root: str = "") -> set[VolumeDirectory]:
+    """The directories the services' volume mounts name: local-driver NFS volumes (`accepted`) with an
     owner label. Anything else (a node's own volume, a malformed label or device) needs none."""
     found = set()
     for service in services:
@@ -49,8 +60,10 @@ def volume_directories(services: list[dict]) -> set[VolumeDirectory]:
             driver = options.get("DriverConfig") or {}
             device = (driver.get("Options") or {}).get("device")
             owner = OWNER.fullmatch((options.get("Labels") or {}).get(VOLUME_OWNER_LABEL, ""))
-            split = parent_device(device) if device else None
+            split = parent_device(device) if device and accepted(driver.get("Options") or {}, bind_root) else None
             if mount.get("Type") != "volume" or driver.get("Name") != "local" or not owner or not split:
+                continue
+            if max(int(owner[1]), int(owner[2])) > MAX_ID:
                 continue
             parent, name = split
             parent_options = tuple(sorted({**driver["Options"], "device": parent}.items()))

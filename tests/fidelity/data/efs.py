@@ -2,7 +2,7 @@
 nodes' Docker mounts it (the local driver's NFS options).
 
 Sources: terraform-provider-aws (tpa) internal/service/efs, the Amazon EFS API reference and User
-Guide, moby volume/local (local_unix.go) and kreuzwerker/terraform-provider-docker (tpd).
+Guide, moby daemon/volume/local (local_unix.go) and kreuzwerker/terraform-provider-docker (tpd).
 """
 
 from __future__ import annotations
@@ -15,18 +15,24 @@ SERVICE = "docker:index/service:Service"
 # Amazon EFS User Guide, "Mounting EFS file systems using NFS" (recommended mount options); with
 # them a client rides out a mount target's failover and a reconnection (noresvport).
 AWS_NFS_OPTIONS = ("nfsvers=4.1", "rsize=1048576", "wsize=1048576", "hard", "timeo=600", "retrans=2", "noresvport")
-# moby volume/local/local_unix.go validOpts: what the local driver takes.
+# moby daemon/volume/local/local_unix.go validOpts: what the local driver takes.
 LOCAL_DRIVER_OPTIONS = {"type", "device", "o", "size"}
+
+
+# moby/sys/mount flags_unix.go (the local driver mounts through it): options the kernel takes as
+# mount flags, `nosuid` and `nodev` among them.
+MOUNT_FLAGS = ("nosuid", "nodev")
 
 
 def _nfs_options(value: Any) -> str | None:
     """`addr=<name or address>` (the local driver resolves a name for nfs and cifs: local_unix.go
-    getMountOptions, resolveIP) and every option AWS recommends, nothing contradicting them."""
+    getMountOptions, resolveIP), every option AWS recommends, and nosuid and nodev (any node can
+    write the file system)."""
     options = str(value).split(",")
     if not options[0].startswith("addr=") or len(options[0]) == len("addr="):
         return "does not start with addr=<the file system's DNS name>"
-    missing = [option for option in AWS_NFS_OPTIONS if option not in options[1:]]
-    return f"lacks AWS's {', '.join(missing)}" if missing else None
+    missing = [option for option in (*AWS_NFS_OPTIONS, *MOUNT_FLAGS) if option not in options[1:]]
+    return f"lacks {', '.join(missing)}" if missing else None
 
 
 def _local_driver_options(value: Any) -> str | None:
@@ -92,7 +98,7 @@ FIELDS = [
         SERVICE,
         "taskSpec.containerSpec.mounts[].volumeOptions.driverOptions",
         Satisfies(_local_driver_options),
-        "moby volume/local/local_unix.go validOpts; Docker docs, docker volume create: NFS device :/path",
+        "moby daemon/volume/local/local_unix.go validOpts; Docker docs, docker volume create: NFS device :/path",
         {"type": "nfs", "o": "addr=fs.example,nfsvers=4.1", "device": "/notes"},
     ),
     Field(

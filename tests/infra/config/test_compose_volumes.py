@@ -125,3 +125,49 @@ def test_a_volume_mounted_by_services_of_one_user_is_shared(tmp_path):
         ("worker", [VolumeMount(source="uploads", target="/data", read_only=True)]),
     ]
     assert app.volume_owner("uploads") == "1000:1000"
+
+
+def test_a_bind_a_variable_makes_a_bad_name_and_a_uid_beyond_chowns_are_refused(tmp_path, monkeypatch):
+    """What file_problems cannot see in the text: a ${VAR} that makes a bind mount, a volume name that
+    is no directory name, an id chown would not take."""
+    monkeypatch.setenv("HOSTDIR", "/etc")
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: nginx
+            user: "4294967295"
+            volumes: ["${HOSTDIR}:/data", {type: volume, source: "..", target: /up}, "-x:/x"]
+        volumes:
+          "..": {}
+          "-x": {}
+        """,
+    )
+    assert problems_of(compose) == [
+        "services.web.user: 4294967295: a service that mounts a volume runs as a numeric uid or uid:gid (its "
+        "volume's directory is made owned by it)",
+        "services.web.volumes: /etc:/data is a directory of the node; a task gets none, mount a named volume "
+        "declared under the top-level volumes",
+        "volumes.-x: a volume's name is 1-128 letters, digits, '.', '_' and '-', starting with a letter or digit",
+        "volumes...: a volume's name is 1-128 letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ]
+
+
+def test_a_long_form_bind_is_refused_before_the_loader(tmp_path):
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          web:
+            image: nginx
+            volumes: [{type: bind, source: /, target: /host}, {type: volume, source: data, target: /d, volume: {subpath: x}}]
+        volumes: {data: {}}
+        """,
+    )
+    assert problems_of(compose) == [
+        "compose.yaml: services.web.volumes[0]: type bind is a directory of the node; a task gets none, mount a named "
+        "volume declared under the top-level volumes",
+        "compose.yaml: services.web.volumes[1].volume.subpath: not supported: this program deploys nocopy in "
+        "volumes[1].volume; remove it",
+    ]

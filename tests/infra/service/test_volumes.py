@@ -38,7 +38,7 @@ def test_on_aws_a_volume_is_its_own_directory_of_the_stacks_file_system_over_nfs
     assert mount["volumeOptions"]["driverOptions"] == {
         "type": "nfs",
         "o": "addr=fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com,nfsvers=4.1,rsize=1048576,wsize=1048576,"
-        "hard,timeo=600,retrans=2,noresvport",
+        "hard,timeo=600,retrans=2,noresvport,nosuid,nodev",
         "device": ":/notes",
     }
     assert (mount["source"], mount["target"], mount["volumeOptions"]["driverName"]) == (
