@@ -31,7 +31,9 @@ ECR_REPOSITORY = "aws:ecr/repository:Repository"
 KMS_KEY = "aws:kms/key:Key"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
-# What AWS Backup keeps of an EFS file system with automatic backups on (its default plan).
+# Where AWS Backup keeps an EFS file system's automatic backups, and for how long (EFS User Guide,
+# "Automatic backups").
+AUTOMATIC_BACKUP_VAULT = "aws/efs/automatic-backup-vault"
 BACKUP_RETENTION_DAYS = 35
 # BatchDeleteImage takes at most 100 image ids a call (Amazon ECR API reference).
 DELETE_BATCH = 100
@@ -56,7 +58,7 @@ class Teardown:
     protected: list[str]
     keys: list[tuple[str, int]]
     pullers: list[str]
-    file_systems: list[str] = field(default_factory=list)
+    file_systems: list[tuple[str, str]] = field(default_factory=list)  # (id, ARN)
 
 
 def plan(exported: dict) -> Teardown:
@@ -78,7 +80,7 @@ def plan(exported: dict) -> Teardown:
             if o.get("keyId")
         ],
         pullers=sorted({r["type"] for r in resources if r.get("type") in PULLERS}),
-        file_systems=[o["id"] for o in of(FILE_SYSTEM) if o.get("id")],
+        file_systems=[(o["id"], o.get("arn", "")) for o in of(FILE_SYSTEM) if o.get("id")],
     )
 
 
@@ -112,9 +114,11 @@ def leftovers(stack: str, teardown: Teardown, backend: str) -> list[str]:
         for key_id, days in teardown.keys
     ]
     lines += [
-        f"the backups of EFS file system {file_system} (the stack's volumes) in AWS Backup's default vault, kept "
-        f"{BACKUP_RETENTION_DAYS} days: 'aws backup list-recovery-points-by-resource' finds them to restore"
-        for file_system in teardown.file_systems
+        f"EFS file system {file_system} (the stack's volumes) with its data: the program never deletes one "
+        f"('aws efs delete-file-system --file-system-id {file_system}' does); its daily backups stay "
+        f"{BACKUP_RETENTION_DAYS} days in AWS Backup's {AUTOMATIC_BACKUP_VAULT} "
+        f"('aws backup list-recovery-points-by-resource --resource-arn {arn}')"
+        for file_system, arn in teardown.file_systems
     ]
     return lines
 

@@ -648,7 +648,12 @@ def app_of(merged: dict, project_dir: Path) -> ComposeApp:
             if source not in sources["secrets"]:
                 problems.append(f"{where}.build.secrets: {source} is not declared under the top-level secrets")
         entries = _mapping(_mapping(merged.get("services")).get(service.name)).get("volumes") or []
-        if entries and service.user is not None and not _numeric_id_user(service.user):
+        if entries and service.user is None:
+            problems.append(
+                f"{where}.user: a service that mounts a volume states its user, a numeric uid or uid:gid (its "
+                "volume's directory is made owned by it; the image's own user is not known here)"
+            )
+        elif entries and not _numeric_id_user(service.user):
             problems.append(
                 f"{where}.user: {service.user}: a service that mounts a volume runs as a numeric uid or uid:gid (its "
                 "volume's directory is made owned by it)"

@@ -4,7 +4,8 @@ One file system per stack, encrypted with the stack's own KMS key, in General Pu
 Elastic throughput (pay per byte moved, no burst credits to run out), AWS Backup's daily backups on.
 A mount target in each of the nodes' subnets, so every node mounts it in its own zone; its security
 group admits NFS (2049) from the nodes only. The nodes mount it through Docker's `local` driver
-(infra/service/volumes.py), each volume its own directory (ADR 0028).
+(infra/service/volumes.py), each volume its own directory (ADR 0028). Never deleted by the program:
+when it stops using the file system, it leaves it (and its data) in the account.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ class VolumeFileSystem(pulumi.ComponentResource):
             performance_mode=PERFORMANCE_MODE,
             throughput_mode=THROUGHPUT_MODE,
             tags=tags(settings, "volumes"),
-            opts=child,
+            # Its data outlives the program's use of it: a Compose file with no volume left, a
+            # replacement, `make down` each leave it in the account (make down names it).
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         aws.efs.BackupPolicy(
             f"{name}-backup",

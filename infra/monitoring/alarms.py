@@ -258,8 +258,8 @@ def volumes_io_limit(file_system: pulumi.Input[str]) -> AlarmSpec:
     return AlarmSpec(
         key="volumes-io-limit",
         broke=f"The volumes' file system has run above {IO_LIMIT_PERCENT}% of its I/O limit for 15 minutes.",
-        action="Find the service that reads and writes most (EFS's per-client metrics, the tasks' logs); keep "
-        "that traffic off the volumes (a database, a cache) or split it.",
+        action="Find the service that reads and writes most (the tasks' logs, the dashboard's bytes); keep "
+        "that traffic off the volumes (a database, a cache) or spread it out.",
         runbook="the-volumes-are-at-their-io-limit",
         comparison="GreaterThanThreshold",
         threshold=IO_LIMIT_PERCENT,

@@ -180,6 +180,7 @@ def dashboard_body(
                 [
                     [efs[0], "PercentIOLimit", *efs[1:], {"label": "I/O limit used (%)", "stat": "Maximum"}],
                     [efs[0], "ClientConnections", *efs[1:], {"label": "client connections", "stat": "Sum"}],
+                    [efs[0], "MeteredIOBytes", *efs[1:], {"label": "bytes read and written", "stat": "Sum"}],
                 ],
                 region=region,
                 stat="Maximum",

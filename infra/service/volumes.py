@@ -8,6 +8,8 @@ directory there, so a task rescheduled to another node finds what it wrote (ADR 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -52,6 +54,21 @@ class VolumeStore:
             "device": f":/{volume}",
         }
 
+    def volume_name(self, app: str, volume: str) -> pulumi.Input[str]:
+        """`<serviceName>_<volume>` on a node's disk; on NFS with 8 hex digits of the driver's options
+        after it: swarm fixes a volume's options on a node when it first makes it there, so new
+        options (another file system, another mount option) must be a new name, or the nodes that
+        had it would keep mounting the old."""
+        options = self.driver_options(volume)
+        if options is None:
+            return swarm_object_name(app, volume)
+        return pulumi.Output.all(**options).apply(lambda given: f"{swarm_object_name(app, volume)}_{digest(given)}")
+
+
+def digest(options: dict[str, str]) -> str:
+    """8 hex digits of the SHA-256 of a volume's driver options (as JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+
 
 def volume_mounts(
     app: str, volumes: list[UnitVolume], store: VolumeStore
@@ -60,7 +77,7 @@ def volume_mounts(
     return [
         docker.ServiceTaskSpecContainerSpecMountArgs(
             type="volume",
-            source=swarm_object_name(app, volume.mount.source),
+            source=store.volume_name(app, volume.mount.source),
             target=volume.mount.target,
             read_only=volume.mount.read_only or None,
             volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(

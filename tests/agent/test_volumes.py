@@ -86,3 +86,16 @@ def test_only_an_nfs_export_is_mounted_by_the_leader_unless_the_lab_names_a_bind
 def test_an_id_chown_would_not_take_gets_nothing_made():
     assert volume_directories([service(volume(":/notes", owner="4294967295:0"))]) == set()
     assert volume_directories([service(volume(":/notes", owner="4294967294:0"))]) != set()
+
+
+def test_a_directory_is_made_when_new_checked_again_later_and_retried_after_a_failure():
+    from restdemo_agent.volumes import RECHECK_SECONDS, RETRY_SECONDS, due_directories
+
+    parent = (("device", ":/"), ("type", "nfs"))
+    notes, uploads = VolumeDirectory(parent, "notes", 1, 1), VolumeDirectory(parent, "uploads", 1, 1)
+    back_to_root = VolumeDirectory(parent, "notes", 0, 0)
+    assert due_directories({notes, uploads}, {}, {}, 1000.0) == [notes, uploads]
+    assert due_directories({notes, uploads}, {notes: 1000.0}, {uploads: 1000.0}, 1001.0) == []
+    assert due_directories({notes}, {notes: 1000.0}, {}, 1000.0 + RECHECK_SECONDS + 1) == [notes]
+    assert due_directories({uploads}, {}, {uploads: 1000.0}, 1000.0 + RETRY_SECONDS + 1) == [uploads]
+    assert due_directories({back_to_root}, {notes: 1000.0}, {}, 1001.0) == [back_to_root]  # an owner changed

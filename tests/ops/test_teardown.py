@@ -89,11 +89,16 @@ def test_an_aws_stack_leaves_its_state_and_its_keys_pending_deletion():
     ]
 
 
-def test_a_stack_with_volumes_says_their_backups_stay():
-    teardown = Teardown(repositories=[], protected=[], keys=[], pullers=[], file_systems=["fs-0123456789abcdef0"])
+def test_a_stack_with_volumes_says_its_file_system_and_backups_stay():
+    arn = "arn:aws:elasticfilesystem:eu-west-1:123456789012:file-system/fs-0123456789abcdef0"
+    teardown = Teardown(
+        repositories=[], protected=[], keys=[], pullers=[], file_systems=[("fs-0123456789abcdef0", arn)]
+    )
     assert leftovers("dev", teardown, "file:///state")[1:] == [
-        "the backups of EFS file system fs-0123456789abcdef0 (the stack's volumes) in AWS Backup's default vault, "
-        "kept 35 days: 'aws backup list-recovery-points-by-resource' finds them to restore"
+        "EFS file system fs-0123456789abcdef0 (the stack's volumes) with its data: the program never deletes one "
+        "('aws efs delete-file-system --file-system-id fs-0123456789abcdef0' does); its daily backups stay 35 days "
+        f"in AWS Backup's aws/efs/automatic-backup-vault ('aws backup list-recovery-points-by-resource "
+        f"--resource-arn {arn}')"
     ]
     from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
 
@@ -106,7 +111,7 @@ def test_a_stack_with_volumes_says_their_backups_stay():
             ]
         }
     }
-    assert plan(state).file_systems == ["volumes-id"]
+    assert plan(state).file_systems == [("volumes-id", "")]
 
 
 @pytest.fixture(scope="module")

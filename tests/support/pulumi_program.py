@@ -52,6 +52,7 @@ class Registered:
     ignore_changes: list[str] = field(default_factory=list)
     # Former identities: (name, parent URN) of each alias, or (urn, "") for a URN alias.
     aliases: list[tuple[str, str]] = field(default_factory=list)
+    retain_on_delete: bool = False  # a delete (or a replacement's) leaves it in the cloud
     # The replacement trigger (a change of it replaces the resource), as the engine receives it.
     replacement_trigger: Any = None
 
@@ -274,6 +275,7 @@ class RecordingMonitor(MockMonitor):
                 set(request.dependencies) | {u for deps in request.propertyDependencies.values() for u in deps.urns}
             )
             entry.ignore_changes = list(request.ignoreChanges)
+            entry.retain_on_delete = bool(request.retainOnDelete)
             entry.aliases = [
                 (a.spec.name, a.spec.parentUrn) if a.HasField("spec") else (a.urn, "") for a in request.aliases
             ]

@@ -72,12 +72,7 @@ from restdemo_agent.plan import (
     should_take_over,
     worker_orphaned,
 )
-from restdemo_agent.volumes import VolumeDirectory, volume_directories
-
-# A volume's directory is checked again this often (made again if it went), retried this long after
-# a failure.
-VOLUME_RECHECK_SECONDS = 300
-VOLUME_RETRY_SECONDS = 60
+from restdemo_agent.volumes import VolumeDirectory, due_directories, volume_directories
 
 ROUND_SECONDS = 5.0
 ORPHANED_ROUNDS = 6
@@ -224,12 +219,12 @@ class Agent:
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
     cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
     labeller: NodeLabeller | None = None  # made on first use, with the stack's groups
-    # Each volume directory this leader made (when), or failed to (when): made ones are checked again
-    # every VOLUME_RECHECK_SECONDS (one deleted from a node is made again), failed ones retried after
-    # VOLUME_RETRY_SECONDS; the work runs beside the healing, which a hung file system must not hold.
+    # Each volume directory this leader made (when), or failed to (when), for due_directories; the work
+    # runs beside the healing, which a hung file system must not hold.
     volumes_made: dict[VolumeDirectory, float] = field(default_factory=dict)
     volumes_failed: dict[VolumeDirectory, float] = field(default_factory=dict)
     volume_worker: threading.Thread | None = None
+    no_helper_logged: bool = False  # said once that, without its image, this agent makes no directory
 
     @property
     def role(self) -> str:
@@ -493,18 +488,18 @@ class Agent:
     def make_volume_directories(self) -> None:
         """Each directory the services' volumes need, made in the background (one pass at a time).
         Until it exists the tasks that mount it fail to start and swarm retries them."""
-        if not self.environment.image or (self.volume_worker and self.volume_worker.is_alive()):
+        if self.volume_worker and self.volume_worker.is_alive():
             return
-        now = time.monotonic()
-        due = sorted(
-            (
-                directory
-                for directory in volume_directories(self.engine.services(), self.environment.volume_bind_root)
-                if now - self.volumes_made.get(directory, -1e18) > VOLUME_RECHECK_SECONDS
-                and now - self.volumes_failed.get(directory, -1e18) > VOLUME_RETRY_SECONDS
-            ),
-            key=str,
-        )
+        wanted = volume_directories(self.engine.services(), self.environment.volume_bind_root)
+        if wanted and not self.environment.image:
+            if not self.no_helper_logged:
+                log("volume-directory-failed", directory="", message="RESTDEMO_AGENT_IMAGE is unset: no directory made")
+                self.no_helper_logged = True
+            return
+        # Only what is still wanted is remembered: an owner changed back is set again.
+        self.volumes_made = {d: t for d, t in self.volumes_made.items() if d in wanted}
+        self.volumes_failed = {d: t for d, t in self.volumes_failed.items() if d in wanted}
+        due = due_directories(wanted, self.volumes_made, self.volumes_failed, time.monotonic())
         if due:
             self.volume_worker = threading.Thread(target=self._make_volume_directories, args=(due,), daemon=True)
             self.volume_worker.start()
@@ -522,7 +517,9 @@ class Agent:
                 )
             except Exception as exc:  # the file system not reachable, a file in the directory's place
                 self.volumes_failed[directory] = time.monotonic()
-                log("volume-directory-failed", directory=directory.name, owner=owner, message=str(exc)[:300])
+                # The engine's own words (an APIError's explanation), not the request's URL before them.
+                reason = getattr(exc, "explanation", None) or str(exc)
+                log("volume-directory-failed", directory=directory.name, owner=owner, message=str(reason)[:300])
                 continue
             self.volumes_failed.pop(directory, None)
             if directory not in self.volumes_made:

@@ -69,3 +69,24 @@ def volume_directories(services: list[dict], bind_root: str = "") -> set[VolumeD
             parent_options = tuple(sorted({**driver["Options"], "device": parent}.items()))
             found.add(VolumeDirectory(parent_options, name, int(owner[1]), int(owner[2])))
     return found
+
+
+# A volume's directory is checked again this often (made again if it went), retried this long after
+# a failure.
+RECHECK_SECONDS = 300
+RETRY_SECONDS = 60
+
+
+def due_directories(
+    wanted: set[VolumeDirectory], made: dict[VolumeDirectory, float], failed: dict[VolumeDirectory, float], now: float
+) -> list[VolumeDirectory]:
+    """What to make this round: never made (or its owner changed: a new VolumeDirectory), made longer
+    than RECHECK_SECONDS ago, or failed longer than RETRY_SECONDS ago."""
+    return sorted(
+        (
+            directory
+            for directory in wanted
+            if now - made.get(directory, -1e18) > RECHECK_SECONDS and now - failed.get(directory, -1e18) > RETRY_SECONDS
+        ),
+        key=str,
+    )

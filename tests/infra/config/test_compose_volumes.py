@@ -100,6 +100,8 @@ def test_what_the_loader_makes_of_the_short_forms_is_refused_after_it(tmp_path):
     assert problems_of(compose) == [
         "services.api.user: app: a service that mounts a volume runs as a numeric uid or uid:gid (its volume's "
         "directory is made owned by it)",
+        "services.web.user: a service that mounts a volume states its user, a numeric uid or uid:gid (its volume's "
+        "directory is made owned by it; the image's own user is not known here)",
         "services.web.volumes: /scratch is an anonymous volume, which stays on the node its task ran on; name it "
         "and declare it under the top-level volumes",
         "services.web.volumes: /cache is a tmpfs mount: not yet; write to a named volume or the container's own files",
@@ -161,7 +163,9 @@ def test_a_long_form_bind_is_refused_before_the_loader(tmp_path):
         services:
           web:
             image: nginx
-            volumes: [{type: bind, source: /, target: /host}, {type: volume, source: data, target: /d, volume: {subpath: x}}]
+            volumes:
+              - {type: bind, source: /, target: /host}
+              - {type: volume, source: data, target: /d, volume: {subpath: x}}
         volumes: {data: {}}
         """,
     )

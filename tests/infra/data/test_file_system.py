@@ -38,6 +38,14 @@ def test_one_encrypted_file_system_backed_up_with_a_mount_target_in_each_nodes_s
     assert sorted(t.inputs["subnetId"] for t in targets) == sorted(f"{s.name}-id" for s in subnets)
 
 
+def test_the_program_never_deletes_the_file_system():
+    """Its data outlives the program's use of it: no volume left in the Compose file, a replacement or
+    `make down` leave it in the account (ops/teardown.py names it); its mount targets go."""
+    run = variant_run("dev", COMPOSE_VARIANT)
+    assert run.one(EFS).retain_on_delete is True
+    assert not any(t.retain_on_delete for t in run.of_type("aws:efs/mountTarget:MountTarget"))
+
+
 def test_nfs_is_admitted_from_the_nodes_only():
     run = variant_run("prod", COMPOSE_VARIANT)
     (group,) = [g for g in run.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name == "volumes"]

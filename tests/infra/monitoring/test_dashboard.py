@@ -128,5 +128,6 @@ def test_a_stack_with_volumes_shows_its_file_system():
     assert [m[:4] for m in efs["properties"]["metrics"]] == [
         ["AWS/EFS", "PercentIOLimit", "FileSystemId", "fs-0123456789abcdef0"],
         ["AWS/EFS", "ClientConnections", "FileSystemId", "fs-0123456789abcdef0"],
+        ["AWS/EFS", "MeteredIOBytes", "FileSystemId", "fs-0123456789abcdef0"],
     ]
     assert (efs["x"], efs["y"]) == (0, 42)

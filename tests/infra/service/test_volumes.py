@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from tests.support.stack_variants import COMPOSE_VARIANT, compose_app_run, variant_run
@@ -41,11 +44,25 @@ def test_on_aws_a_volume_is_its_own_directory_of_the_stacks_file_system_over_nfs
         "hard,timeo=600,retrans=2,noresvport,nosuid,nodev",
         "device": ":/notes",
     }
+    # Named after the options too (the first 8 hex digits of their SHA-256, keys sorted, as JSON).
+    options = json.dumps(mount["volumeOptions"]["driverOptions"], sort_keys=True).encode()
     assert (mount["source"], mount["target"], mount["volumeOptions"]["driverName"]) == (
-        "restdemo_notes",
+        "restdemo_notes_" + hashlib.sha256(options).hexdigest()[:8],
         "/data",
         "local",
     )
+
+
+def test_new_options_are_a_new_volume_name_on_the_nodes():
+    """Swarm fixes a volume's options on a node when it first makes it there: another file system or
+    another mount option must not reach only the nodes that never had the volume."""
+    from infra.service.volumes import VolumeStore, digest
+
+    one = {"type": "nfs", "o": "addr=fs-1.efs.eu-west-1.amazonaws.com,nfsvers=4.1", "device": ":/notes"}
+    assert digest(one) == digest(dict(reversed(one.items())))  # the options, not their order
+    assert digest(one) != digest({**one, "o": "addr=fs-2.efs.eu-west-1.amazonaws.com,nfsvers=4.1"})
+    assert digest(one) != digest({**one, "o": one["o"] + ",nosuid"})
+    assert VolumeStore().volume_name("restdemo", "notes") == "restdemo_notes"
 
 
 def test_the_services_wait_for_the_mount_targets():
