@@ -78,6 +78,8 @@ class Engine:
         volume = self.client.volumes.create(driver="local", driver_opts=parent_options, labels={HELPER_LABEL: "1"})
         container = None
         try:
+            if not self._has_image(image):  # the agent's own image is on its node; pulled if not
+                self.client.images.pull(image)
             container = self.client.containers.create(
                 image,
                 entrypoint=["python3", "-c", MAKE_DIRECTORY, name, str(uid), str(gid)],
@@ -102,6 +104,13 @@ class Engine:
             if container is not None:
                 container.remove(force=True)
             volume.remove(force=True)
+
+    def _has_image(self, image: str) -> bool:
+        try:
+            self.client.images.get(image)
+            return True
+        except NotFound:
+            return False
 
     def remove_helpers(self) -> None:
         """Helpers an agent left (killed mid-way): their containers, then their volumes."""
