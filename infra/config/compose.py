@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from infra.config.durations import parse_duration
+from restdemo_agent.contract import MAX_OWNER_ID
 
 # What the program deploys of a service, of its `deploy` and `build`, and of the file; `x-` extension
 # fields are allowed anywhere (YAML anchors live there) and ignored.
@@ -84,7 +85,6 @@ VOLUME_KEYS = frozenset({"labels"})
 # A volume's directory is owned by the uid (and gid) its services run as: a number, as Compose's
 # `user` may give it (a name would need the image's /etc/passwd).
 NUMERIC_USER = re.compile(r"(?P<uid>\d{1,10})(:(?P<gid>\d{1,10}))?")
-MAX_ID = 2**32 - 2  # chown's largest: 2^32 - 1 means "leave it as it is"
 # A volume's name: its directory on the file system (one path component) and part of Docker's name.
 VOLUME_NAME = re.compile(r"(?=.{1,128}$)[A-Za-z0-9][A-Za-z0-9_.-]*")
 NETWORK_KEYS = frozenset({"driver", "internal"})
@@ -282,7 +282,7 @@ class ComposeApp:
 
 def _numeric_id_user(user: str) -> bool:
     match = NUMERIC_USER.fullmatch(user)
-    return bool(match) and max(int(match["uid"]), int(match["gid"] or 0)) <= MAX_ID
+    return bool(match) and max(int(match["uid"]), int(match["gid"] or 0)) <= MAX_OWNER_ID
 
 
 def _numeric_user(user: str | None) -> tuple[str, str | None]:

@@ -35,6 +35,8 @@ LABEL_UNIDENTIFIED = "restdemo.unidentified"
 
 # On a Compose volume's mount: the uid:gid its directory is made owned by (restdemo_agent.volumes).
 VOLUME_OWNER_LABEL = "restdemo.volume.owner"
+# The largest uid or gid that owner may name: chown's 2^32 - 1 means "leave it as it is".
+MAX_OWNER_ID = 2**32 - 2
 
 ROLES = ("manager", "worker")
 # The termination lifecycle hook on both groups; its notifications carry this name.

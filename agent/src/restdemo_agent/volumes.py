@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from restdemo_agent.contract import VOLUME_OWNER_LABEL
+from restdemo_agent.contract import MAX_OWNER_ID, VOLUME_OWNER_LABEL
 
 # A volume's directory: one path component, as Compose names a volume (no slash, no `..`).
 DIRECTORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 OWNER = re.compile(r"(\d{1,10}):(\d{1,10})")
-# The largest uid or gid chown takes as one: 2^32 - 1 means "leave it as it is".
-MAX_ID = 2**32 - 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def volume_directories(services: list[dict], bind_root: str = "") -> set[VolumeD
             split = parent_device(device) if device and accepted(driver.get("Options") or {}, bind_root) else None
             if mount.get("Type") != "volume" or driver.get("Name") != "local" or not owner or not split:
                 continue
-            if max(int(owner[1]), int(owner[2])) > MAX_ID:
+            if max(int(owner[1]), int(owner[2])) > MAX_OWNER_ID:
                 continue
             parent, name = split
             parent_options = tuple(sorted({**driver["Options"], "device": parent}.items()))
