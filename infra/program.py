@@ -203,7 +203,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
         ],
         networks=app.networks,
         volumes=sorted(app.volumes),
-        contents=stored_contents(settings.secrets, app),
+        contents=stored_contents(settings.secrets, app, settings.aws_kept(app)),
         logins=prebuilt_logins(settings, app),
         service_names={
             service.name: swarm_object_name(settings.service_name, service.name) for service in app.services

@@ -50,7 +50,7 @@ from infra.config.image_contract import (
     unset_args,
 )
 from infra.config.names import AGENT_REPOSITORY
-from restdemo_agent.contract import DOCKER_TLS_PORT, READINESS_PORT, SWARM_MANAGEMENT_PORT
+from restdemo_agent.contract import AWS_SECRET_ARN, DOCKER_TLS_PORT, READINESS_PORT, SWARM_MANAGEMENT_PORT
 
 NAMESPACE = "restdemo"
 # Where Pulumi.yaml is: build contexts are relative to it.
@@ -138,6 +138,35 @@ def _drain_timeout(seconds: float) -> float:
             f"must be from {low:g}s to {high:g}s (1m to 2h): the heartbeat timeout a lifecycle hook allows"
         )
     return seconds
+
+
+# How often the leader's agent reads the secrets kept in AWS: often enough that a rotation reaches the
+# services in minutes, seldom enough that each secret costs a few reads an hour (ADR 0029).
+SECRET_REFRESH_RANGE = (10.0, 3600.0)
+
+
+def _secret_refresh(seconds: float) -> float:
+    low, high = SECRET_REFRESH_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(f"must be from {low:g}s to {high:g}s (10s to 1h)")
+    return seconds
+
+
+def _aws_secret_entries(entries: list[str]) -> list[str]:
+    names = []
+    for number, entry in enumerate(entries, 1):
+        name, equals, arn = entry.partition("=")
+        if not equals or not SECRET_NAME.fullmatch(name) or not AWS_SECRET_ARN.fullmatch(arn):
+            raise ValueError(
+                f"entry {number} is not NAME=ARN: a NAME of letters, digits, '.', '_' and '-', and the full ARN of a "
+                "Secrets Manager secret (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>) or "
+                "of an SSM parameter (arn:aws:ssm:<region>:<account>:parameter/<name>), with #KEY for one key of a "
+                "JSON value"
+            )
+        if name in names:
+            raise ValueError(f"{name} is given twice")
+        names.append(name)
+    return entries
 
 
 # The watchdog's bound on a silent dockerd: long enough for a restart (seconds) or a busy engine.
@@ -794,6 +823,19 @@ class Settings(BaseModel):
         "How long a node's Docker engine may not answer before the node's watchdog has it replaced (1m-1h).",
         group=AWS,
     )
+    aws_secrets: Annotated[list[str], AfterValidator(_aws_secret_entries)] = setting(
+        [],
+        "Secrets kept in AWS, NAME=ARN (a Secrets Manager secret's or an SSM parameter's; #KEY for one key of "
+        "a JSON value): what a Compose file's `external: true` secrets are, by name, read by the leader's agent "
+        "and rolled out to the services when they change (docs/your-app.md).",
+        group=AWS,
+    )
+    secret_refresh: Annotated[float, BeforeValidator(_duration), AfterValidator(_secret_refresh)] = setting(
+        180.0,
+        "How often the leader's agent reads awsSecrets (10s-1h): a new value reaches the services within this "
+        "and one rollout.",
+        group=AWS,
+    )
     certificate_arn: str | None = setting(
         None,
         "Your own ACM certificate for an HTTPS listener on 443 (port 80 then redirects), instead of one made "
@@ -878,6 +920,11 @@ class Settings(BaseModel):
             # The image's first: a rollout's time depends on its health check.
             problems = self._image_problems()
             image_known = not problems
+        if self.aws_secrets and not self.compose_file:
+            problems.append(
+                f"{key('aws_secrets')} names a Compose file's external secrets; the single service mounts none "
+                f"(set {key('compose_file')})"
+            )
         if self.published_port in NODE_PORTS:
             problems.append(
                 f"{key('published_port')} = {self.published_port}: is {NODE_PORTS[self.published_port]} on every "
@@ -922,18 +969,65 @@ class Settings(BaseModel):
             return problems + [f"{key('compose_file')}: {line}" for line in exc.problems]
         stack_secrets = {entry.partition("=")[0] for entry in self.secrets}
         for name, source in app.secrets.items():
-            if source.file is None and source.name not in stack_secrets:
+            if source.file is None and source.name not in stack_secrets | set(self.aws_secret_arns()):
                 problems.append(
                     f"{key('compose_file')}: secrets.{name} is external, but {key('secrets')} has no {source.name}; "
                     f"add it: pulumi config set --secret --path '{key('secrets')}[{len(self.secrets)}]' "
                     f"'{source.name}=...'"
+                    + (f" (or keep it in AWS: {key('aws_secrets')})" if self.platform == "aws" else "")
                 )
+        problems += self._aws_secret_problems(app)
         for service in app.services:
             problems += [f"{key('compose_file')}: {line}" for line in _service_problems(service)]
         problems += [f"{key('compose_file')}: {line}" for line in self._fit_problems(app)]
         if self.platform == "aws":
             problems += [f"{key('compose_file')}: {line}" for line in self._route_problems(app)]
         object.__setattr__(self, "_app", app)
+        return problems
+
+    def aws_secret_arns(self) -> dict[str, str]:
+        """awsSecrets by name: each one's ARN, `#KEY` included when given."""
+        return dict(entry.split("=", 1) for entry in self.aws_secrets)
+
+    def aws_kept(self, app: ComposeApp) -> set[str]:
+        """The Compose file's secrets (by their key in it) whose value is kept in AWS."""
+        arns = self.aws_secret_arns()
+        return {name for name, source in app.secrets.items() if source.file is None and source.name in arns}
+
+    def _aws_secret_problems(self, app: ComposeApp) -> list[str]:
+        """awsSecrets against the Compose file: each one an external secret of it, in the stack's region,
+        not also a stack secret; a service takes its secrets all from AWS or none (the agent writes the
+        whole list of such a service's references, ADR 0029); a build reads none (the program never does)."""
+        problems = []
+        external = {source.name for source in app.secrets.values() if source.file is None}
+        stack_secrets = {entry.partition("=")[0] for entry in self.secrets}
+        for name, arn in self.aws_secret_arns().items():
+            region = AWS_SECRET_ARN.fullmatch(arn)["region"]
+            if name not in external:
+                problems.append(f"{key('aws_secrets')}: {name} is no external secret of the Compose file; remove it")
+            if name in stack_secrets:
+                problems.append(f"{key('aws_secrets')}: {name} is in {key('secrets')} too; keep it in one of them")
+            if self.aws_region and region != self.aws_region:
+                problems.append(
+                    f"{key('aws_secrets')}: {name} is in {region}, not the stack's aws:region {self.aws_region}, where "
+                    "the managers read it"
+                )
+        kept = self.aws_kept(app)
+        for service in app.services:
+            mounted = [m.source for m in service.secrets]
+            from_aws = [name for name in mounted if name in kept]
+            others = [name for name in mounted if name not in kept]
+            if from_aws and others:
+                problems.append(
+                    f"{key('compose_file')}: services.{service.name}.secrets: {', '.join(from_aws)} kept in AWS "
+                    f"({key('aws_secrets')}), {', '.join(others)} not; a service takes all its secrets from AWS or "
+                    "none (its node agent writes all of its references: docs/adr/0029)"
+                )
+            for source in sorted(set((service.build.secrets if service.build else {}).values()) & kept):
+                problems.append(
+                    f"{key('compose_file')}: services.{service.name}.build.secrets: {source} is kept in AWS, which "
+                    "the program never reads; a build takes secrets from files or restdemo:secrets"
+                )
         return problems
 
     def _route_problems(self, app: ComposeApp) -> list[str]:

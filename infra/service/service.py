@@ -24,7 +24,7 @@ from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.names import content_name, swarm_object_name
 from infra.config.settings import Settings, SettingsView
 from infra.service.volumes import UnitVolume, VolumeStore, volume_mounts
-from restdemo_agent.contract import LABEL_ROLE, LABEL_ZONE
+from restdemo_agent.contract import AWS_SECRETS_LABEL, LABEL_ROLE, LABEL_ZONE, aws_secrets_label
 
 CONVERGE_POLL = "7s"
 
@@ -189,9 +189,14 @@ class ServiceUnit:
     prebuilt: bool = False
     volumes: list[UnitVolume] = field(default_factory=list)
     user: str | None = None
+    # Its secrets are kept in AWS: the leader's agent writes its secret references (labels[AWS_SECRETS_LABEL]),
+    # which the program leaves to it (ADR 0029).
+    secrets_from_aws: bool = False
 
 
 DEFAULT_NETWORK = "default"
+# The service's secret references, as Pulumi's property path names them.
+SECRET_REFERENCES = "taskSpec.containerSpec.secrets"
 
 
 def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) -> ServiceUnit:
@@ -221,7 +226,9 @@ def compose_service(
 ) -> ServiceUnit:
     """A Compose service, as `docker stack deploy <serviceName>` would make it (docker/cli
     cli/compose/convert: `<stack>_<service>`, reachable by its short name on its networks), with the
-    stack's settings where the file gives nothing (rollout timings, resources, stop grace)."""
+    stack's settings where the file gives nothing (rollout timings, resources, stop grace); on AWS its
+    secrets kept in AWS by the label the leader's agent reads instead of references."""
+    from_aws = bool({m.source for m in service.secrets} & settings.aws_kept(app))
     return ServiceUnit(
         resource=f"{name}-{service.name}",
         name=swarm_object_name(settings.service_name, service.name),
@@ -248,15 +255,37 @@ def compose_service(
         args=service.command,
         networks=service.networks,
         aliases=True,
-        secrets=service.secrets,
+        secrets=[] if from_aws else service.secrets,
         configs=service.configs,
-        labels=service.service_labels,
+        labels=service.service_labels | ({AWS_SECRETS_LABEL: aws_secrets(settings, app, service)} if from_aws else {}),
         container_labels=service.labels,
         volumes=[
             UnitVolume(mount=mount, owner=app.volume_owner(mount.source), labels=app.volumes[mount.source])
             for mount in service.volumes
         ],
         user=service.user,
+        secrets_from_aws=from_aws,
+    )
+
+
+def aws_secrets(settings: Settings, app: ComposeApp, service: ComposeService) -> str:
+    """The label that tells the leader's agent which secrets the service mounts from AWS, and how: the
+    Docker secrets' name before the value's hash (`<serviceName>_<key>`, as the program names its own),
+    the ARN, where the file goes and whose it is."""
+    arns = settings.aws_secret_arns()
+    return aws_secrets_label(
+        round(settings.secret_refresh),
+        [
+            {
+                "name": swarm_object_name(settings.service_name, m.source),
+                "source": arns[app.secrets[m.source].name],
+                "target": m.target,
+                "uid": m.uid,
+                "gid": m.gid,
+                "mode": m.mode,
+            }
+            for m in service.secrets
+        ],
     )
 
 
@@ -359,9 +388,13 @@ def content_of(stack_secrets: list[str], source: Source) -> bytes:
     return values[source.name].encode()
 
 
-def stored_contents(stack_secrets: list[str], app: ComposeApp) -> dict[str, dict[str, bytes]]:
-    """What each secret and config the services mount holds (only those: a build's are not stored)."""
+def stored_contents(
+    stack_secrets: list[str], app: ComposeApp, kept: set[str] | frozenset[str] = frozenset()
+) -> dict[str, dict[str, bytes]]:
+    """What each secret and config the services mount holds (only those: a build's are not stored; nor
+    those `kept` in AWS, which the leader's agent reads)."""
     used = {kind: {m.source for s in app.services for m in getattr(s, kind)} for kind in ("secrets", "configs")}
+    used["secrets"] -= kept
     return {
         kind: {
             key: content_of(stack_secrets, source) for key, source in getattr(app, kind).items() if key in used[kind]
@@ -569,5 +602,11 @@ class SwarmService(pulumi.ComponentResource):
             converge_config=docker.ServiceConvergeConfigArgs(
                 delay=CONVERGE_POLL, timeout=docker_duration(settings.converge_timeout)
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            # A service whose secrets are kept in AWS has its references written by the leader's agent:
+            # an `up` keeps what the read before it found (`up --refresh`), never the program's own (ADR 0029).
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=provider,
+                ignore_changes=[SECRET_REFERENCES] if unit.secrets_from_aws else None,
+            ),
         )

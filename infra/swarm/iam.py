@@ -32,6 +32,7 @@ class StackArns:
     repositories: list[str] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)  # role -> its auto scaling group's ARN
     key: str = ""  # the stack's KMS key
+    kept_secrets: list[str] = field(default_factory=list)  # awsSecrets' ARNs: Secrets Manager's and SSM's
 
     def parameter(self, name: str) -> str:
         return f"arn:aws:ssm:{self.region}:{self.account}:parameter{name}"
@@ -52,6 +53,10 @@ class StackArns:
     @property
     def ssm_service(self) -> str:
         return f"ssm.{self.region}.amazonaws.com"
+
+    def kept(self, service: str) -> list[str]:
+        """awsSecrets' ARNs in one service: "secretsmanager" or "ssm"."""
+        return [arn for arn in self.kept_secrets if arn.split(":")[2] == service]
 
 
 def node_role_name(stack: str, region: str, role: str) -> str:
@@ -103,10 +108,38 @@ def decrypt(arns: StackArns, actions: list[str], parameters: list[str]) -> dict:
     return statement
 
 
+def kept_secret_statements(arns: StackArns) -> list[dict]:
+    """The leader's agent reads awsSecrets (ADR 0029): exactly those secrets and parameters; and decrypts
+    them under whatever key their owner chose, through the service that holds them, for them only
+    (Secrets Manager decrypts with the encryption context SecretARN, Parameter Store with PARAMETER_ARN)."""
+    statements = []
+    for service, action, context in (
+        ("secretsmanager", "secretsmanager:GetSecretValue", "SecretARN"),
+        ("ssm", "ssm:GetParameter", "PARAMETER_ARN"),
+    ):
+        kept = arns.kept(service)
+        if kept:
+            statements.append(allow([action], kept))
+            statements.append(
+                {
+                    **allow(["kms:Decrypt"], "*"),  # the key is the secret owner's, not the stack's
+                    "Condition": {
+                        "StringEquals": {
+                            f"kms:EncryptionContext:{context}": kept,
+                            "kms:ViaService": f"{service}.{arns.region}.amazonaws.com",
+                        }
+                    },
+                }
+            )
+    return statements
+
+
 def manager_statements(arns: StackArns) -> list[dict]:
     """Managers claim and confirm the primary record, publish both join tokens, read the Docker API's
-    TLS material, drain and retire nodes from the lifecycle queue and let new members into service."""
+    TLS material, drain and retire nodes from the lifecycle queue and let new members into service;
+    the leader reads the secrets the stack keeps in AWS."""
     return [
+        *kept_secret_statements(arns),
         allow(["dynamodb:GetItem", "dynamodb:PutItem"], [arns.table]),
         allow(["ssm:GetParameter"], arns.secrets("manager")),
         allow(["ssm:PutParameter"], arns.tokens()),

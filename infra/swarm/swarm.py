@@ -57,6 +57,7 @@ class SwarmSettings(SettingsView):
     prune_interval: float
     engine_dead_after: float
     log_retention_days: int
+    aws_secrets: list[str]
 
 
 AMAZON = "amazon"
@@ -228,6 +229,7 @@ class Swarm(pulumi.ComponentResource):
                 key=v["key"],
                 repositories=list(v["repositories"]),
                 groups={role: group_arn(settings.aws_region, v["account"], g) for role, g in group_names.items()},
+                kept_secrets=sorted({entry.split("=", 1)[1].split("#")[0] for entry in settings.aws_secrets}),
             )
         )
 

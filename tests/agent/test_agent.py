@@ -13,8 +13,9 @@ from moto import mock_aws
 
 from restdemo_agent.agent import Agent
 from restdemo_agent.aws import Lifecycle, SwarmState
-from restdemo_agent.contract import AgentEnvironment
+from restdemo_agent.contract import AWS_SECRETS_LABEL, SECRET_SOURCE_LABEL, AgentEnvironment, aws_secrets_label
 from restdemo_agent.identity import Identity
+from restdemo_agent.secrets import kept_services, stored_name
 from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
 from tests.agent.test_metrics import Leader, ecr_service, node, service
 from tests.support.agent_env import WORKER_ENVIRONMENT
@@ -30,7 +31,7 @@ def aws(monkeypatch):
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(name, value)
     with mock_aws():
-        names = ("dynamodb", "ssm", "ec2", "autoscaling", "cloudwatch")
+        names = ("dynamodb", "ssm", "ec2", "autoscaling", "cloudwatch", "secretsmanager")
         clients = {name: boto3.client(name, region_name=REGION) for name in names}
         make_table(clients["dynamodb"])
         yield clients
@@ -280,3 +281,85 @@ def test_a_worker_gives_up_and_is_replaced_even_when_cloudwatch_does_not_answer(
     assert (tmp_path / "replace-me").exists()
     errors = lines(capsys, "metrics-error")
     assert errors and all(line["kind"] == "ConnectionError" for line in errors)
+
+
+class KeptSecretsEngine:
+    """The Engine calls serving secrets kept in AWS make, on a swarm of the services given."""
+
+    def __init__(self, services):
+        self.listed, self.stored, self.updates, self.removed = services, {}, [], []
+
+    def services(self):
+        return self.listed
+
+    def store_secret(self, name, data, source):
+        self.stored[name] = (data, source)
+        return f"id-{name}"
+
+    def stored_secrets(self):
+        return [
+            {"ID": f"id-{name}", "Spec": {"Name": name, "Labels": {SECRET_SOURCE_LABEL: source}}}
+            for name, (_, source) in self.stored.items()
+        ]
+
+    def set_secret_references(self, service, references):
+        self.updates.append((service["ID"], references))
+        service["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = references
+
+    def remove_secret(self, secret_id):
+        self.removed.append(secret_id)
+        del self.stored[secret_id.removeprefix("id-")]
+        return True
+
+
+def test_a_value_that_cannot_be_read_leaves_the_service_as_it_is_and_never_shows_a_value(aws, capsys):
+    """Kept as text where the label asks for one key of a JSON value: the read fails, said once with
+    the source and why; the service keeps its references. Once the value has the key, it is stored
+    under its hash and rolled out; read again unchanged, nothing more happens."""
+    arn = aws["secretsmanager"].create_secret(Name="restdemo/db", SecretString="s3cret-plain")["ARN"]
+    mount = {"name": "restdemo_db", "source": f"{arn}#password", "target": "db", "uid": "0", "gid": "0", "mode": 256}
+    web = {
+        "ID": "s1",
+        "Version": {"Index": 7},
+        "Spec": {
+            "Name": "restdemo_web",
+            "Labels": {AWS_SECRETS_LABEL: aws_secrets_label(10, [mount])},
+            "TaskTemplate": {"ContainerSpec": {"Image": "web"}},
+        },
+    }
+    engine = KeptSecretsEngine([web])
+    agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=aws["secretsmanager"])
+    kept, _ = kept_services(engine.services())
+
+    agent._serve_kept_secrets(kept)
+    (failed,) = lines(capsys, "secret-read-failed")
+    assert failed["source"] == f"{arn}#password"
+    assert failed["message"] == "the value is not a JSON object, so it has no key password"
+    assert (engine.stored, engine.updates) == ({}, [])
+
+    aws["secretsmanager"].put_secret_value(SecretId=arn, SecretString='{"username": "app", "password": "s3cret"}')
+    agent.secrets_read_at = {source: at - 10 for source, at in agent.secrets_read_at.items()}
+    agent._serve_kept_secrets(kept)
+    physical = stored_name("restdemo_db", b"s3cret")
+    assert engine.stored == {physical: (b"s3cret", f"{arn}#password")}
+    assert engine.updates == [
+        (
+            "s1",
+            [
+                {
+                    "File": {"Name": "db", "UID": "0", "GID": "0", "Mode": 256},
+                    "SecretID": f"id-{physical}",
+                    "SecretName": physical,
+                }
+            ],
+        )
+    ]
+    agent.secrets_read_at = {source: at - 10 for source, at in agent.secrets_read_at.items()}
+    agent._serve_kept_secrets(kept)
+    assert len(engine.updates) == 1 and engine.removed == []
+    assert "s3cret" not in capsys.readouterr().out
+
+    # The service gone, its Docker secret goes too.
+    engine.listed = []
+    agent._serve_kept_secrets([])
+    assert (engine.removed, engine.stored) == ([f"id-{physical}"], {})

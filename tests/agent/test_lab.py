@@ -240,6 +240,124 @@ def test_volume_follows_a_rescheduled_task(formed, notes_image):
                 wait_until(lambda v=volume: removed(v), 60, interval=1, what="the notes volume removed")
 
 
+def test_secret_rotation_reaches_the_service(formed, lab_aws, lab_registry, notes_image):
+    """The tests' Compose app's web service with its secret `greeting` kept in AWS Secrets Manager
+    (moto), deployed from the program's spec (which names no secret: its label tells the leader's agent
+    what to mount). A new value put there reaches every replica within the refresh and one rollout,
+    under 20 requests a second through HAProxy with none failed; the Docker secret of the old value goes;
+    and an `up` afterwards, its spec applied as the provider would with the references it ignores as
+    the refresh before it read them, changes nothing."""
+    from infra.service.service import SECRET_REFERENCES
+    from restdemo_agent.contract import SECRET_SOURCE_LABEL
+    from tests.e2e.engine_spec import create_service_spec, without_ingress
+    from tests.e2e.harness import LOCAL_HAPROXY, Backend, load_balancer, push, removed, routes_config, steady_load
+    from tests.support.stack_variants import api_image, aws_secrets_config, run_compose_app
+
+    secretsmanager = aws(lab_aws["url"], "secretsmanager")
+    arn = secretsmanager.create_secret(Name=f"restdemo/lab-greeting-{time.monotonic_ns()}", SecretString="hello")["ARN"]
+    run = run_compose_app(aws_secrets_config("dev", arn, refresh="10s"), {"API_IMAGE": api_image("dev")}, "dev")
+    web = run.named("docker:index/service:Service", "restdemo-web")
+    assert SECRET_REFERENCES in web.ignore_changes and "secrets" not in web.inputs["taskSpec"]["containerSpec"]
+    client = leader_of(formed).client
+    network = client.networks.create(f"lab-secrets-{time.monotonic_ns()}", driver="overlay", attachable=True)
+    # The app's web service as the program deploys it, less what is not under test: its volume (NFS),
+    # its upstream (the api service) and the routing mesh (HAProxy in front instead).
+    environment = {k: v for k, v in web.inputs["taskSpec"]["containerSpec"]["env"].items() if k in ("ROLE", "RELEASE")}
+    container = {**web.inputs["taskSpec"]["containerSpec"], "image": notes_image, "env": environment, "mounts": None}
+    task = {**web.inputs["taskSpec"], "containerSpec": container, "networksAdvanceds": [{"id": network.id}]}
+    spec = without_ingress(create_service_spec({**web.inputs, "taskSpec": task}, {}))
+    lb_node = formed["m3"]
+    require_engine().images.get(LOCAL_HAPROXY).tag(f"{lab_registry['push']}/haproxy", "lab")
+    haproxy = push(require_engine(), f"{lab_registry['push']}/haproxy:lab")
+    urls, balancer, balancer_config = load_balancer(
+        client,
+        network.id,
+        routes_config({80: Backend("restdemo_web", 8080, "/ready")}),
+        [80],
+        image=haproxy.replace(lab_registry["push"], lab_registry["pull"]),
+        host=lb_node.address,
+        constraints=[f"node.labels.instance_id=={lb_node.instance_id}"],
+    )
+    service = client.services.get(client.api.create_service(**spec)["ID"])
+
+    def greetings() -> dict[str, str]:
+        """What each running task of the service's current spec serves, asked inside its container."""
+        service.reload()
+        found = {}
+        by_address = {node.address: node for node in formed.values()}
+        for task in service.tasks({"desired-state": "running"}):
+            if task["Status"]["State"] != "running":
+                continue
+            node = client.nodes.get(task["NodeID"])
+            engine = by_address[node.attrs["Status"]["Addr"]].client
+            container = engine.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+            answer = container.exec_run(
+                [
+                    "python3",
+                    "-c",
+                    "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:8080/').read().decode())",
+                ]
+            )
+            found[task["ID"]] = json.loads(answer.output).get("greeting", "") if answer.exit_code == 0 else "?"
+        return found
+
+    def everyone_says(greeting: str) -> bool:
+        found = greetings()
+        return len(found) == 2 and set(found.values()) == {greeting}
+
+    def agent_secrets() -> list[str]:
+        return sorted(s.name for s in client.secrets.list(filters={"label": SECRET_SOURCE_LABEL}))
+
+    try:
+        wait_until(lambda: everyone_says("hello"), 120, interval=1, what="both replicas serving the value kept in AWS")
+        (first,) = agent_secrets()
+        wait_until(lambda: '"role": "web"' in balancer_answers(urls[80]), 60, interval=1, what="HAProxy reaching web")
+        with steady_load(urls[80], rate=20, path="/") as load:
+            time.sleep(2)
+            secretsmanager.put_secret_value(SecretId=arn, SecretString="hello again")
+            rotated = time.monotonic()
+            wait_until(
+                lambda: everyone_says("hello again"), 120, interval=1, what="every replica serving the new value"
+            )
+            seconds = time.monotonic() - rotated
+            time.sleep(2)
+        print(
+            f"\nsecret rotation: every replica served the new value {seconds:.1f} s after it was put "
+            f"(refresh 10 s); {load.total} requests, {len(load.failures)} failed"
+        )
+        assert load.failures == [] and load.total > 40
+        wait_until(lambda: len(agent_secrets()) == 1, 60, interval=1, what="the old value's Docker secret removed")
+        assert agent_secrets() != [first]
+
+        # The next `up` (after its refresh): the program's spec, the ignored references as read.
+        service.reload()
+        live = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+        tasks_before = {t["ID"] for t in service.tasks()}
+        again = {**spec, "task_template": {**spec["task_template"]}}
+        again["task_template"]["ContainerSpec"] = {**spec["task_template"]["ContainerSpec"], "Secrets": live}
+        client.api.update_service(service.id, service.attrs["Version"]["Index"], **again)
+        time.sleep(8)
+        service.reload()
+        assert service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] == live
+        assert {t["ID"] for t in service.tasks()} == tasks_before  # no task replaced
+        assert everyone_says("hello again")
+    finally:
+        service.remove()
+        balancer.remove()
+        wait_until(lambda: not service_tasks_left(formed), 60, interval=1, what="web's tasks gone")
+        wait_until(lambda: removed(network), 90, interval=1, what="the overlay network removed")
+        balancer_config.remove()
+        wait_until(lambda: agent_secrets() == [], 60, interval=1, what="the agent's Docker secrets removed")
+
+
+def balancer_answers(url: str) -> str:
+    try:
+        with urllib.request.urlopen(f"{url}/", timeout=2) as answer:
+            return answer.read().decode()
+    except OSError:
+        return ""
+
+
 def service_tasks_left(formed) -> bool:
     return any(c.name.startswith("restdemo_web.") for n in formed.values() for c in n.client.containers.list(all=True))
 

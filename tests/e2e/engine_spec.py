@@ -214,6 +214,8 @@ def create_service_spec(inputs: dict[str, Any], network_ids: dict[str, str]) -> 
     """createServiceSpec, as keyword arguments for docker's APIClient.create_service / update_service."""
     return {
         "name": inputs["name"],
+        # createServiceLabels: the label set as a map (a service's own labels, not its containers').
+        "labels": {label["label"]: label["value"] for label in inputs.get("labels") or []},
         "task_template": create_task_spec(inputs["taskSpec"], network_ids),
         "mode": create_service_mode(inputs.get("mode")),
         "update_config": create_update_or_rollback_config(inputs.get("updateConfig")),

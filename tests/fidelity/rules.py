@@ -279,6 +279,29 @@ def managed_twice(rule: TwoPlaces, run: ProgramRun) -> list[str]:
 
 
 @dataclass(frozen=True)
+class WrittenOnTheSwarm:
+    """An input something on the swarm writes for the resources labelled `label` (the leader's agent):
+    the program must neither set it nor compare it (`ignore_changes`), or each `up` undoes the other."""
+
+    type: str
+    field: str  # Pulumi's property path
+    label: str
+    source: str
+
+
+def written_twice(rule: WrittenOnTheSwarm, run: ProgramRun) -> list[str]:
+    problems = []
+    for r in run.of_type(rule.type):
+        if rule.label not in {entry["label"] for entry in r.inputs.get("labels") or []}:
+            continue
+        if values_at(r.inputs, rule.field):
+            problems.append(f"{r.name}: sets {rule.field}, which the swarm writes for it [{rule.source}]")
+        if rule.field not in r.ignore_changes:
+            problems.append(f"{r.name}: {rule.field} is compared on every plan: ignore_changes it [{rule.source}]")
+    return problems
+
+
+@dataclass(frozen=True)
 class ReadBackWider:
     """A ForceNew input the provider reads back with more than was sent (Optional+Computed map):
     set, and compared on the next plan, it replaces the resource every time; set it once and

@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from tests.fidelity.data import FIELDS, FORCE_NEW, NEEDS, READ_BACK_WIDER, TWO_PLACES
+from tests.fidelity.data import FIELDS, FORCE_NEW, NEEDS, READ_BACK_WIDER, TWO_PLACES, WRITTEN_ON_THE_SWARM
 from tests.fidelity.data.docker_build import DOCKER_BUILD_IMAGE
 from tests.fidelity.rules import (
     Field,
@@ -22,10 +22,18 @@ from tests.fidelity.rules import (
     replaced_every_time,
     values_at,
     with_value,
+    written_twice,
 )
 from tests.support import pulumi_program
 from tests.support.pulumi_program import STACKS, Registered, run_program, stack_config
-from tests.support.stack_variants import ALL, COMPOSE_APP, STACK_VARIANTS, compose_app_run, variant_run
+from tests.support.stack_variants import (
+    ALL,
+    COMPOSE_APP,
+    COMPOSE_AWS_SECRETS_VARIANT,
+    STACK_VARIANTS,
+    compose_app_run,
+    variant_run,
+)
 
 pytestmark = pytest.mark.fidelity
 
@@ -148,6 +156,25 @@ def test_each_read_back_rule_catches_a_compared_field(runs, rule):
     (resource,) = run.of_type(rule.type)
     resource.ignore_changes = []
     assert replaced_every_time(rule, run)
+
+
+@pytest.mark.parametrize("stack", EVERY_RUN)
+def test_nothing_the_swarm_writes_is_written_by_the_program_too(runs, stack):
+    assert [p for rule in WRITTEN_ON_THE_SWARM for p in written_twice(rule, runs[stack])] == []
+
+
+@pytest.mark.parametrize("rule", WRITTEN_ON_THE_SWARM, ids=lambda rule: f"{rule.type.split(':')[-1]}.{rule.field}")
+def test_each_written_on_the_swarm_rule_catches_the_program_writing_it(runs, rule):
+    run = copy.deepcopy(runs[f"prod ({COMPOSE_AWS_SECRETS_VARIANT})"])
+    (labelled,) = [r for r in run.of_type(rule.type) if rule.label in str(r.inputs.get("labels"))]
+    assert written_twice(rule, run) == []
+    labelled.ignore_changes = []
+    assert written_twice(rule, run) == [
+        f"restdemo-web: {rule.field} is compared on every plan: ignore_changes it [{rule.source}]"
+    ]
+    labelled.ignore_changes = [rule.field]
+    labelled.inputs["taskSpec"]["containerSpec"]["secrets"] = [{"secretId": "x", "secretName": "y"}]
+    assert len(written_twice(rule, run)) == 1
 
 
 @pytest.mark.parametrize("stack", EVERY_RUN)

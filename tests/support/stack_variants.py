@@ -36,7 +36,10 @@ ALL = "all together"
 # program requests, with its alias record).
 COMPOSE_VARIANT = "composeApp"
 COMPOSE_HOSTS_VARIANT = "composeApp with host routes"
-VARIANTS = [*FEATURES, ALL, COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT]
+# The Compose app with its secret kept in AWS Secrets Manager (awsSecrets), read by the leader's agent.
+COMPOSE_AWS_SECRETS_VARIANT = "composeApp with secrets in AWS"
+GREETING_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:restdemo/greeting-Ab12Cd"
+VARIANTS = [*FEATURES, ALL, COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT, COMPOSE_AWS_SECRETS_VARIANT]
 STACK_VARIANTS = [(stack, variant) for stack in AWS_STACKS for variant in VARIANTS]
 
 
@@ -47,6 +50,8 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
         return compose_app_config(stack=stack)
     if variant == COMPOSE_HOSTS_VARIANT:
         return compose_app_config(stack=stack, **{"restdemo:composeFile": [COMPOSE_FILE, COMPOSE_HOSTS_FILE]})
+    if variant == COMPOSE_AWS_SECRETS_VARIANT:
+        return aws_secrets_config(stack, GREETING_ARN)
     features = FEATURES.values() if variant == ALL else [FEATURES[variant]]
     return {**stack_config(stack), **{k: v for feature in features for k, v in feature.items()}}
 
@@ -54,7 +59,7 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
 @functools.cache
 def variant_run(stack: str, variant: str) -> ProgramRun:
     """The program under mocks for one variant, once per test session (read it, never change it)."""
-    if variant in (COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT):
+    if variant in (COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT, COMPOSE_AWS_SECRETS_VARIANT):
         return run_compose_app(variant_config(stack, variant), {"API_IMAGE": api_image(stack)}, stack)
     return run_program(stack, variant_config(stack, variant))
 
@@ -84,6 +89,14 @@ def compose_app_config(greeting: str = "hello", stack: str = "local", **more: ob
         "restdemo:healthCheckPath": "/ready",
         **more,
     }
+
+
+def aws_secrets_config(stack: str, arn: str, refresh: str = "3m") -> dict[str, object]:
+    """The tests' Compose app on an AWS stack with its secret `greeting` kept in AWS, at `arn`."""
+    config = compose_app_config(stack=stack, **{"restdemo:awsSecrets": [f"greeting={arn}"]})
+    config["restdemo:secretRefresh"] = refresh
+    del config["restdemo:secrets"]
+    return config
 
 
 def run_compose_app(config: dict[str, object], environment: dict[str, str], stack: str = "local") -> ProgramRun:

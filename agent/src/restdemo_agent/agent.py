@@ -16,6 +16,7 @@ from restdemo_agent.aws import (
     LifecycleMessage,
     SwarmState,
     other_members_running,
+    read_kept_secret,
     registry_auth_header,
     running_instances,
     stack_instances,
@@ -72,9 +73,20 @@ from restdemo_agent.plan import (
     should_take_over,
     worker_orphaned,
 )
+from restdemo_agent.secrets import (
+    KeptService,
+    differs,
+    due_sources,
+    kept_services,
+    references,
+    stored_name,
+    unused,
+)
 from restdemo_agent.volumes import VolumeDirectory, due_directories, volume_directories
 
 ROUND_SECONDS = 5.0
+# A service whose update is paused or being rolled back is left as it is: the operator's, or swarm's.
+HELD = ("paused", "rollback_started", "rollback_paused")
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
 HIDE_SECONDS = 120
@@ -225,6 +237,13 @@ class Agent:
     volumes_failed: dict[VolumeDirectory, float] = field(default_factory=dict)
     volume_worker: threading.Thread | None = None
     no_helper_logged: bool = False  # said once that, without its image, this agent makes no directory
+    # Secrets kept in AWS (restdemo_agent.secrets), served beside the healing too (an AWS call or a
+    # rollout must not hold it): when each source was last read, the Docker secret holding its value.
+    secretsmanager: object = None
+    secrets_read_at: dict[str, float] = field(default_factory=dict)
+    secrets_stored: dict[str, tuple[str, str]] = field(default_factory=dict)
+    secrets_worker: threading.Thread | None = None
+    secret_labels_refused: dict[str, str] = field(default_factory=dict)  # logged once each
 
     @property
     def role(self) -> str:
@@ -432,6 +451,7 @@ class Agent:
             self.publish_tokens()
             self.refresh_registry_credentials()
             self.make_volume_directories()
+            self.serve_kept_secrets()
 
     def known_nodes(self) -> tuple[list[Node], Node]:
         """The swarm's nodes as this manager knows them, and its own: new nodes identified first, so
@@ -525,6 +545,48 @@ class Agent:
             if directory not in self.volumes_made:
                 log("volume-directory", directory=directory.name, owner=owner)
             self.volumes_made[directory] = time.monotonic()
+
+    def serve_kept_secrets(self) -> None:
+        """The secrets kept in AWS: each value read when due, stored, rolled out to the services that
+        mount it; the agent's Docker secrets no service uses removed. One pass at a time, in the background."""
+        if self.secrets_worker and self.secrets_worker.is_alive():
+            return
+        kept, refused = kept_services(self.engine.services())
+        for service, why in refused.items():
+            if self.secret_labels_refused.get(service) != why:
+                log("secret-label-refused", service=service, message=why[:300])
+        self.secret_labels_refused = refused
+        self.secrets_worker = threading.Thread(target=self._serve_kept_secrets, args=(kept,), daemon=True)
+        self.secrets_worker.start()
+
+    def _serve_kept_secrets(self, kept: list[KeptService]) -> None:
+        now = time.monotonic()
+        for source, name in due_sources(kept, self.secrets_read_at, now).items():
+            self.secrets_read_at[source] = now
+            try:
+                value = read_kept_secret(self.secretsmanager, self.state.ssm, source)
+                physical = stored_name(name, value)
+                if self.secrets_stored.get(source, ("", ""))[1] != physical:
+                    self.secrets_stored[source] = (self.engine.store_secret(physical, value, source), physical)
+            except Exception as exc:  # denied, deleted, not JSON: the services keep the value they have
+                reason = getattr(exc, "explanation", None) or str(exc)
+                log("secret-read-failed", source=source, message=str(reason)[:300], kind=type(exc).__name__)
+        # Only what is still mounted is remembered: a source mounted again is read at once.
+        mounted = {mount.source for service in kept for mount in service.mounts}
+        self.secrets_read_at = {s: t for s, t in self.secrets_read_at.items() if s in mounted}
+        self.secrets_stored = {s: v for s, v in self.secrets_stored.items() if s in mounted}
+        live = {s["ID"]: s for s in self.engine.services()}
+        for service in kept:
+            wanted = references(service, self.secrets_stored)
+            found = live.get(service.id)
+            if wanted is None or found is None or (found.get("UpdateStatus") or {}).get("State") in HELD:
+                continue
+            if differs(found["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets"), wanted):
+                self.engine.set_secret_references(found, wanted)
+                log("secrets-rolled-out", service=service.name, secrets=sorted(r["SecretName"] for r in wanted))
+        for secret_id in unused(self.engine.stored_secrets(), self.engine.services()):
+            if self.engine.remove_secret(secret_id):
+                log("secret-removed", secret_id=secret_id)
 
     def publish_tokens(self) -> None:
         """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""

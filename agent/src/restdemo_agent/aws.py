@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from restdemo_agent.contract import LAUNCH_HOOK, token_parameter
+from restdemo_agent.contract import LAUNCH_HOOK, parameter_name, token_parameter
 from restdemo_agent.plan import PRIMARY_KEY
+from restdemo_agent.secrets import split_source, value_of
 
 
 class SwarmState:
@@ -305,3 +306,15 @@ def stack_instances(autoscaling, ec2, groups: dict[str, str]) -> dict[str, dict]
         for instance in reservation["Instances"]
         if instance.get("PrivateIpAddress")
     }
+
+
+def read_kept_secret(secretsmanager, ssm, source: str) -> bytes:
+    """A value kept in AWS (restdemo:awsSecrets): a Secrets Manager secret's current version, or an SSM
+    parameter, decrypted; one key of it for `arn#KEY`."""
+    arn, key = split_source(source)
+    if arn.split(":")[2] == "secretsmanager":
+        answer = secretsmanager.get_secret_value(SecretId=arn)
+        raw = answer["SecretString"] if "SecretString" in answer else answer["SecretBinary"]
+    else:
+        raw = ssm.get_parameter(Name=parameter_name(arn), WithDecryption=True)["Parameter"]["Value"]
+    return value_of(raw, key)

@@ -26,7 +26,7 @@ def clients(environment: AgentEnvironment):
     import boto3
 
     session = boto3.session.Session(region_name=environment.region)
-    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch")
+    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch", "secretsmanager")
     return {name: session.client(name) for name in names}
 
 
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         ec2=aws["ec2"],
         ecr=aws["ecr"],
         cloudwatch=aws["cloudwatch"],
+        secretsmanager=aws["secretsmanager"],
     ).run()
     return 0
 

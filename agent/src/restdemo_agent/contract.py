@@ -8,7 +8,9 @@ so the program can use it without the agent's dependencies being imported.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_type_hints
 
@@ -37,6 +39,35 @@ LABEL_UNIDENTIFIED = "restdemo.unidentified"
 VOLUME_OWNER_LABEL = "restdemo.volume.owner"
 # The largest uid or gid that owner may name: chown's 2^32 - 1 means "leave it as it is".
 MAX_OWNER_ID = 2**32 - 2
+
+# Secrets kept in AWS (restdemo:awsSecrets): on a service, what the leader's agent mounts from where
+# (JSON, `aws_secrets_label`); on the Docker secrets the agent makes of their values, where each came
+# from. The agent writes those services' secret references, the program none of them (ADR 0029).
+AWS_SECRETS_LABEL = "restdemo.secrets.aws"
+SECRET_SOURCE_LABEL = "restdemo.secret.source"
+# A Secrets Manager secret's full ARN (with the 6 characters AWS appends to its name: IAM scopes to
+# exactly it) or an SSM parameter's; `#KEY` takes one key of a JSON value (an RDS master secret's
+# `password`). Secrets Manager's names: 1-512 of A-Z a-z 0-9 /_+=.@- (CreateSecret); SSM's: a-z A-Z 0-9
+# _.- and / for a hierarchy (PutParameter).
+AWS_SECRET_ARN = re.compile(
+    r"arn:aws:(?P<service>secretsmanager|ssm):(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):"
+    r"(?:secret:(?P<secret>[A-Za-z0-9/_+=.@-]{1,512}-[A-Za-z0-9]{6})|parameter(?P<parameter>/[A-Za-z0-9_./-]{1,2048}))"
+    r"(?:#(?P<key>[A-Za-z0-9_.-]{1,128}))?"
+)
+
+
+def parameter_name(arn: str) -> str:
+    """An SSM parameter's name from its ARN: `parameter/app/db` is `/app/db`, `parameter/db` is `db`
+    (a name in a hierarchy starts with `/`; the ARN writes one slash either way)."""
+    tail = arn.split(":parameter/", 1)[1].split("#", 1)[0]
+    return "/" + tail if "/" in tail else tail
+
+
+def aws_secrets_label(refresh_seconds: int, mounts: list[dict]) -> str:
+    """The label's value: how often the values are read, and each mount (`name`: the Docker secrets'
+    name before the value's hash; `source`: the ARN, `#KEY` if any; `target`, `uid`, `gid`, `mode`)."""
+    return json.dumps({"refresh": refresh_seconds, "mounts": mounts}, sort_keys=True, separators=(",", ":"))
+
 
 ROLES = ("manager", "worker")
 # The termination lifecycle hook on both groups; its notifications carry this name.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 
 import docker
 from docker.errors import APIError, NotFound
 
-from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SWARM_MANAGEMENT_PORT
+from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SECRET_SOURCE_LABEL, SWARM_MANAGEMENT_PORT
 from restdemo_agent.plan import Node, labelled_spec, quarantined_spec, unlabelled_spec
 
 # Run in the helper container: the directory made once, its owner and mode set every time, through a
@@ -175,6 +176,40 @@ class Engine:
             data=service["Spec"],
             params={"version": service["Version"]["Index"]},
             headers={"X-Registry-Auth": header},
+        ).raise_for_status()
+
+    def store_secret(self, name: str, data: bytes, source: str) -> str:
+        """The id of the Docker secret `name` holding `data` (named by its hash): made, labelled with
+        where it came from, unless it is there already (another leader made it)."""
+        api = self.client.api
+        try:
+            return api.create_secret(name, data, labels={SECRET_SOURCE_LABEL: source})["ID"]
+        except APIError as exc:
+            found = [s for s in api.secrets(filters={"name": name}) if s["Spec"]["Name"] == name]
+            if exc.status_code != 409 or not found:
+                raise
+            return found[0]["ID"]
+
+    def stored_secrets(self) -> list[dict]:
+        """The Docker secrets the agent made of values kept in AWS."""
+        return self.client.api.secrets(filters={"label": SECRET_SOURCE_LABEL})
+
+    def remove_secret(self, secret_id: str) -> bool:
+        """False while swarm still holds it in use (a task being replaced), or it is gone already."""
+        try:
+            self.client.api.remove_secret(secret_id)
+            return True
+        except APIError:
+            return False
+
+    def set_secret_references(self, service: dict, references: list[dict]) -> None:
+        """Update a service with its own spec but these secret references: a rolling update, as its
+        update config says; its registry credentials kept (the daemon keeps them when none are sent)."""
+        spec = copy.deepcopy(service["Spec"])
+        spec["TaskTemplate"]["ContainerSpec"]["Secrets"] = references
+        api = self.client.api
+        api._post_json(
+            api._url("/services/{0}/update", service["ID"]), data=spec, params={"version": service["Version"]["Index"]}
         ).raise_for_status()
 
     def service_version(self, service_id: str) -> int:

@@ -9,7 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from infra.config.durations import docker_duration, parse_duration
-from tests.fidelity.rules import Between, Field, ForceNew, Json, OneOf, Pattern, ReadBack, ReadBackWider, Satisfies
+from restdemo_agent.contract import AWS_SECRETS_LABEL
+from tests.fidelity.rules import (
+    Between,
+    Field,
+    ForceNew,
+    Json,
+    OneOf,
+    Pattern,
+    ReadBack,
+    ReadBackWider,
+    Satisfies,
+    WrittenOnTheSwarm,
+)
 
 SERVICE = "docker:index/service:Service"
 
@@ -235,5 +247,16 @@ READ_BACK_WIDER = [
         "options",
         "kreuzwerker resource_docker_network.go: options Optional+Computed+ForceNew; "
         "resource_docker_network_funcs.go Read sets every driver option (overlay adds vxlanid_list)",
+    ),
+]
+
+
+WRITTEN_ON_THE_SWARM = [
+    WrittenOnTheSwarm(
+        SERVICE,
+        "taskSpec.containerSpec.secrets",
+        AWS_SECRETS_LABEL,
+        "tpd resource_docker_service_funcs.go resourceDockerServiceUpdate: createServiceSpec(d), the whole spec, "
+        "sent with ServiceUpdate; the leader's agent writes these references (docs/adr/0029)",
     ),
 ]

@@ -8,6 +8,7 @@ SSM, Auto Scaling, DynamoDB and KMS requests against the resource `*`.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -95,8 +96,8 @@ class StackAccess:
         return f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{group}"
 
 
-def access_of(stack: str) -> StackAccess:
-    run = run_program(stack)
+def access_of(stack: str, run=None) -> StackAccess:
+    run = run or run_program(stack)
     policies = {
         role: json.loads(run.named("aws:iam/rolePolicy:RolePolicy", f"swarm-{role}s-role").inputs["policy"])
         for role in ("manager", "worker")
@@ -307,9 +308,11 @@ def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_to
 AGENT_SOURCE = REPO / "agent" / "src" / "restdemo_agent"
 
 
-CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch"}
+CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch", "secretsmanager"}
 # Calls only a worker's agent makes: its metrics (a manager's go out as EMF in its log lines).
 WORKERS_ONLY = {"cloudwatch:PutMetricData"}
+# Calls a manager's agent makes only on a stack that keeps secrets in AWS (restdemo:awsSecrets).
+KEPT_SECRETS_ONLY = {"secretsmanager:GetSecretValue"}
 
 
 # Implied by the agent's calls: SecureString reads decrypt, writes encrypt (through SSM).
@@ -382,8 +385,58 @@ def test_the_agent_calls_are_the_ones_found():
     assert {"ssm:PutParameter", "ec2:DescribeInstances", "ecr:GetAuthorizationToken"} <= calls
 
 
-def test_a_manager_holds_exactly_what_its_node_calls(dev):
-    assert actions_of(dev.policies["manager"]) == (agent_calls() - WORKERS_ONLY) | IMPLIED | OUTSIDE_THE_AGENT
+def test_a_manager_holds_exactly_what_its_node_calls(dev, kept):
+    assert (
+        actions_of(dev.policies["manager"])
+        == (agent_calls() - WORKERS_ONLY - KEPT_SECRETS_ONLY) | IMPLIED | OUTSIDE_THE_AGENT
+    )
+    assert actions_of(kept.policies["manager"]) == (agent_calls() - WORKERS_ONLY) | IMPLIED | OUTSIDE_THE_AGENT
+
+
+@pytest.fixture(scope="module")
+def kept() -> StackAccess:
+    """dev with the tests' Compose app, its secret kept in Secrets Manager."""
+    from tests.support.stack_variants import COMPOSE_AWS_SECRETS_VARIANT, variant_run
+
+    return access_of("dev", variant_run("dev", COMPOSE_AWS_SECRETS_VARIANT))
+
+
+SECRETS_MANAGER = f"secretsmanager.{REGION}.amazonaws.com"
+
+
+def decrypts_kept(access: StackAccess, role: str, arn: str, via: str = SECRETS_MANAGER) -> bool:
+    """Secrets Manager decrypting `arn`'s value for the role, under a key of the secret owner's whose
+    policy leaves it to IAM (the account's own key policy)."""
+    context = {"kms:EncryptionContext:SecretARN": arn, "kms:ViaService": via}
+    return identity_allows([access.policies[role]], Request(access.role(role), "kms:Decrypt", "arn:aws:kms:*", context))
+
+
+def test_only_managers_read_the_secrets_kept_in_aws_and_only_those(kept, dev):
+    from tests.support.stack_variants import GREETING_ARN
+
+    other = GREETING_ARN.replace("greeting", "another")
+    assert can(kept, "manager", "secretsmanager:GetSecretValue", GREETING_ARN)
+    assert decrypts_kept(kept, "manager", GREETING_ARN)
+    assert not can(kept, "manager", "secretsmanager:GetSecretValue", other)
+    assert not decrypts_kept(kept, "manager", other)
+    assert not decrypts_kept(kept, "manager", GREETING_ARN, via=SSM.replace("ssm", "s3"))  # only through the service
+    assert not can(kept, "worker", "secretsmanager:GetSecretValue", GREETING_ARN)
+    assert not decrypts_kept(kept, "worker", GREETING_ARN)
+    assert not can(dev, "manager", "secretsmanager:GetSecretValue", GREETING_ARN)  # a stack that names none
+
+
+def test_a_parameter_kept_in_aws_is_read_through_ssm_with_its_own_context():
+    from infra.swarm.iam import StackArns, kept_secret_statements
+
+    parameter = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/restdemo/api-key"
+    arns = StackArns(region=REGION, account=ACCOUNT, stack="dev", ssm_prefix="/restdemo/dev", kept_secrets=[parameter])
+    policy = {"Statement": kept_secret_statements(arns)}
+    role = f"arn:aws:iam::{ACCOUNT}:role/r"
+    context = {"kms:EncryptionContext:PARAMETER_ARN": parameter, "kms:ViaService": SSM}
+    assert identity_allows([policy], Request(role, "ssm:GetParameter", parameter))
+    assert identity_allows([policy], Request(role, "kms:Decrypt", "arn:aws:kms:*", context))
+    assert not identity_allows([policy], Request(role, "secretsmanager:GetSecretValue", parameter))
+    assert kept_secret_statements(dataclasses.replace(arns, kept_secrets=[])) == []
 
 
 def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
@@ -397,7 +450,7 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
         "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
         "autoscaling:SetInstanceHealth": [dev.group("manager")],  # recover: the lost managers
     }
-    for action in agent_calls() - WORKERS_ONLY:
+    for action in agent_calls() - WORKERS_ONLY - KEPT_SECRETS_ONLY:
         for resource in targets.get(action, targets.get(action.split(":")[0], ["*"])):
             assert can(dev, "manager", action, resource), (action, resource)
     assert not can(dev, "manager", "dynamodb:PutItem", table.replace("restdemo-dev", "restdemo-prod"))

@@ -1,0 +1,177 @@
+"""Secrets kept in AWS (restdemo:awsSecrets), as the leader's agent serves them (ADR 0029).
+
+A service whose secrets are kept in AWS Secrets Manager or SSM Parameter Store carries a label
+(AWS_SECRETS_LABEL) saying which, and no secret references of the program's. The leader's agent reads
+each value every `refresh` seconds, stores it as a Docker secret named by the value's hash (as the
+program names its own), and writes the service's references to the current ones: a new value is a
+rolling update of the services that mount it, with no `pulumi up`. Once no service refers to an
+older Docker secret of the agent's it goes. This module decides; it makes no call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from restdemo_agent.contract import AWS_SECRET_ARN, AWS_SECRETS_LABEL, SECRET_SOURCE_LABEL
+
+# The Docker secrets' name before the hash: `<serviceName>_<key>` (swarmkit's secret names: 64 at most,
+# less the 13 characters the hash adds).
+NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,49}[A-Za-z0-9])?")
+NUMERIC = re.compile(r"\d{1,10}")
+# A service being rolled out or back: the references its previous spec names are still in use.
+UPDATING = ("updating", "paused", "rollback_started", "rollback_paused")
+
+
+@dataclass(frozen=True)
+class KeptMount:
+    """One secret a service mounts from AWS: `source` the ARN (with `#KEY`), `target` its file."""
+
+    name: str
+    source: str
+    target: str
+    uid: str
+    gid: str
+    mode: int
+
+
+@dataclass(frozen=True)
+class KeptService:
+    id: str
+    name: str
+    refresh: int
+    mounts: tuple[KeptMount, ...]
+
+
+def kept_services(services: list[dict]) -> tuple[list[KeptService], dict[str, str]]:
+    """The services that mount secrets kept in AWS, from their labels; and those whose label is not one
+    the program writes (service name -> why), which keep the references they have."""
+    found, refused = [], {}
+    for service in services:
+        spec = service.get("Spec") or {}
+        label = (spec.get("Labels") or {}).get(AWS_SECRETS_LABEL)
+        if label is None:
+            continue
+        try:
+            found.append(_kept_service(service["ID"], spec.get("Name", ""), label))
+        except (ValueError, TypeError, KeyError) as exc:
+            refused[spec.get("Name", service["ID"])] = str(exc)
+    return found, refused
+
+
+def _kept_service(service_id: str, name: str, label: str) -> KeptService:
+    document = json.loads(label)
+    refresh = document["refresh"]
+    if not isinstance(refresh, int) or not 10 <= refresh <= 3600:
+        raise ValueError(f"refresh {refresh!r} is not 10 to 3600 seconds")
+    mounts = []
+    for entry in document["mounts"]:
+        mount = KeptMount(
+            name=entry["name"],
+            source=entry["source"],
+            target=entry["target"],
+            uid=entry["uid"],
+            gid=entry["gid"],
+            mode=entry["mode"],
+        )
+        if not NAME.fullmatch(mount.name):
+            raise ValueError(f"{mount.name!r} is no Docker secret name")
+        if not AWS_SECRET_ARN.fullmatch(mount.source):
+            raise ValueError(f"{mount.source!r} is no Secrets Manager secret's or SSM parameter's ARN")
+        if not (isinstance(mount.target, str) and mount.target):
+            raise ValueError(f"{mount.name}: no target")
+        if not (NUMERIC.fullmatch(mount.uid) and NUMERIC.fullmatch(mount.gid)):
+            raise ValueError(f"{mount.name}: uid and gid must be numeric")
+        if isinstance(mount.mode, bool) or not isinstance(mount.mode, int) or not 0 <= mount.mode <= 0o777:
+            raise ValueError(f"{mount.name}: mode must be 0 to 0o777")
+        mounts.append(mount)
+    if not mounts:
+        raise ValueError("no mounts")
+    return KeptService(service_id, name, refresh, tuple(mounts))
+
+
+def due_sources(services: list[KeptService], read_at: dict[str, float], now: float) -> dict[str, str]:
+    """The values to read this pass (source -> the Docker secrets' name before the hash): never read,
+    or read longer ago than the shortest refresh of the services that mount it."""
+    every: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for service in services:
+        for mount in service.mounts:
+            every[mount.source] = min(every.get(mount.source, service.refresh), service.refresh)
+            names.setdefault(mount.source, mount.name)
+    return {source: names[source] for source in sorted(every) if now - read_at.get(source, -1e18) >= every[source]}
+
+
+def split_source(source: str) -> tuple[str, str | None]:
+    """`arn#KEY` -> (arn, KEY); an ARN alone -> (arn, None)."""
+    arn, _, key = source.partition("#")
+    return arn, key or None
+
+
+def value_of(raw: str | bytes, key: str | None) -> bytes:
+    """The secret's bytes: the whole value, or one key of a JSON object (an RDS master secret's
+    `password`). Raises ValueError naming what is missing, never showing the value."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if key is None:
+        return data
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise ValueError(f"the value is not a JSON object, so it has no key {key}") from None
+    if not isinstance(document, dict) or key not in document:
+        raise ValueError(f"the value has no key {key}")
+    found = document[key]
+    if isinstance(found, (dict, list)) or found is None:
+        raise ValueError(f"the value's {key} is not a string or a number")
+    return str(found).encode()
+
+
+def stored_name(name: str, value: bytes) -> str:
+    """The Docker secret holding `value`: `<name>_<12 hex of its SHA-256>`, as the program names its
+    own (infra/config/names.py content_name); a new value is a new secret."""
+    return f"{name}_{hashlib.sha256(value).hexdigest()[:12]}"
+
+
+def references(service: KeptService, stored: dict[str, tuple[str, str]]) -> list[dict] | None:
+    """The service's secret references as the Engine API takes them, to the Docker secret now holding
+    each source's value (`stored`: source -> (id, name)); None while a value has not been stored."""
+    if any(mount.source not in stored for mount in service.mounts):
+        return None
+    return [
+        {
+            "File": {"Name": mount.target, "UID": mount.uid, "GID": mount.gid, "Mode": mount.mode},
+            "SecretID": stored[mount.source][0],
+            "SecretName": stored[mount.source][1],
+        }
+        for mount in service.mounts
+    ]
+
+
+def _key(reference: dict) -> tuple:
+    file = reference.get("File") or {}
+    return (reference.get("SecretName"), file.get("Name"), file.get("UID"), file.get("GID"), file.get("Mode"))
+
+
+def differs(current: list[dict] | None, wanted: list[dict]) -> bool:
+    """Whether the spec's references are other than `wanted` (as a set: swarm keeps no order)."""
+    return sorted(map(_key, current or []), key=str) != sorted(map(_key, wanted), key=str)
+
+
+def unused(secrets: list[dict], services: list[dict]) -> list[str]:
+    """The agent's Docker secrets (labelled SECRET_SOURCE_LABEL) no service refers to: not its spec, nor,
+    while it is rolled out or back, its previous spec. Ids, for removal."""
+    used = set()
+    for service in services:
+        specs = [service.get("Spec") or {}]
+        if ((service.get("UpdateStatus") or {}).get("State")) in UPDATING:
+            specs.append(service.get("PreviousSpec") or {})
+        for spec in specs:
+            container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+            used |= {reference.get("SecretID") for reference in container.get("Secrets") or []}
+    return sorted(
+        secret["ID"]
+        for secret in secrets
+        if SECRET_SOURCE_LABEL in ((secret.get("Spec") or {}).get("Labels") or {}) and secret["ID"] not in used
+    )

@@ -1,0 +1,152 @@
+"""agent/src/restdemo_agent/secrets.py: which secrets kept in AWS the services mount, the Docker secret
+each value is stored as, the references each service must have, and which of the agent's go."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from restdemo_agent.contract import AWS_SECRETS_LABEL, SECRET_SOURCE_LABEL, aws_secrets_label, parameter_name
+from restdemo_agent.secrets import (
+    KeptMount,
+    KeptService,
+    differs,
+    due_sources,
+    kept_services,
+    references,
+    split_source,
+    stored_name,
+    unused,
+    value_of,
+)
+
+pytestmark = pytest.mark.unit
+
+ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:restdemo/greeting-Ab12Cd"
+PARAMETER = "arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/api-key"
+GREETING = {"name": "restdemo_greeting", "source": ARN, "target": "/run/secrets/greeting", "uid": "0", "gid": "0"}
+
+
+def labelled(mounts: list[dict], refresh: int = 180, service_id: str = "s1", name: str = "restdemo_web") -> dict:
+    return {
+        "ID": service_id,
+        "Spec": {"Name": name, "Labels": {AWS_SECRETS_LABEL: aws_secrets_label(refresh, mounts)}},
+    }
+
+
+def test_the_programs_label_is_read_back_as_it_was_written():
+    (found,), refused = kept_services([labelled([GREETING | {"mode": 0o444}]), {"ID": "s2", "Spec": {"Name": "x"}}])
+    assert refused == {}
+    assert found == KeptService(
+        "s1", "restdemo_web", 180, (KeptMount("restdemo_greeting", ARN, "/run/secrets/greeting", "0", "0", 0o444),)
+    )
+
+
+@pytest.mark.parametrize(
+    "label,why",
+    [
+        ("not json", "Expecting value"),
+        (json.dumps({"refresh": 5, "mounts": []}), "refresh 5 is not 10 to 3600 seconds"),
+        (aws_secrets_label(180, []), "no mounts"),
+        (aws_secrets_label(180, [GREETING | {"mode": 292, "source": "arn:aws:s3:::bucket"}]), "no Secrets Manager"),
+        (aws_secrets_label(180, [GREETING | {"mode": 292, "name": "../x"}]), "no Docker secret name"),
+        (aws_secrets_label(180, [GREETING | {"mode": 292, "uid": "root"}]), "uid and gid must be numeric"),
+        (aws_secrets_label(180, [GREETING | {"mode": 0o4755}]), "mode must be 0 to 0o777"),
+        (aws_secrets_label(180, [GREETING | {"mode": True}]), "mode must be 0 to 0o777"),
+        (aws_secrets_label(180, [GREETING]), "'mode'"),
+    ],
+)
+def test_a_label_the_program_does_not_write_leaves_the_service_as_it_is(label, why):
+    service = {"ID": "s1", "Spec": {"Name": "restdemo_web", "Labels": {AWS_SECRETS_LABEL: label}}}
+    found, refused = kept_services([service])
+    assert found == [] and why in refused["restdemo_web"]
+
+
+def test_a_value_is_read_when_never_read_or_once_its_shortest_refresh_passed():
+    often = KeptService("s1", "a", 30, (KeptMount("restdemo_greeting", ARN, "/g", "0", "0", 0o444),))
+    seldom = KeptService("s2", "b", 600, (KeptMount("restdemo_greeting", ARN, "/g", "0", "0", 0o444),))
+    other = KeptService("s3", "c", 600, (KeptMount("restdemo_key", PARAMETER, "/k", "0", "0", 0o400),))
+    assert due_sources([often, seldom, other], {}, 1000.0) == {ARN: "restdemo_greeting", PARAMETER: "restdemo_key"}
+    read = {ARN: 980.0, PARAMETER: 980.0}
+    assert due_sources([often, seldom, other], read, 1000.0) == {}
+    assert due_sources([often, seldom, other], read, 1010.0) == {ARN: "restdemo_greeting"}
+    assert due_sources([seldom, other], read, 1010.0) == {}
+
+
+def test_a_value_or_one_key_of_a_json_one():
+    assert value_of("hello", None) == b"hello"
+    assert value_of(b"\x00\x01", None) == b"\x00\x01"
+    assert value_of('{"username": "app", "password": "s3cret", "port": 5432}', "password") == b"s3cret"
+    assert value_of('{"port": 5432}', "port") == b"5432"
+
+
+@pytest.mark.parametrize(
+    "raw,key,message",
+    [
+        ("s3cret", "password", "the value is not a JSON object, so it has no key password"),
+        ('{"username": "app"}', "password", "the value has no key password"),
+        ('["password"]', "password", "the value has no key password"),
+        ('{"password": {"nested": 1}}', "password", "the value's password is not a string or a number"),
+    ],
+)
+def test_a_missing_key_is_named_and_the_value_never_shown(raw, key, message):
+    with pytest.raises(ValueError) as raised:
+        value_of(raw, key)
+    assert str(raised.value) == message and "s3cret" not in str(raised.value)
+
+
+def test_sources_and_parameter_names():
+    assert split_source(ARN + "#password") == (ARN, "password")
+    assert split_source(ARN) == (ARN, None)
+    assert parameter_name(PARAMETER) == "/restdemo/api-key"
+    assert parameter_name("arn:aws:ssm:eu-west-1:123456789012:parameter/key#part") == "key"
+
+
+def test_a_value_is_stored_under_its_hash_as_the_program_names_its_own():
+    from infra.config.names import content_name
+
+    assert stored_name("restdemo_greeting", b"hello") == content_name("restdemo", "greeting", b"hello")
+    assert stored_name("restdemo_greeting", b"hello") != stored_name("restdemo_greeting", b"hello again")
+
+
+def test_references_point_at_the_stored_values_and_wait_for_each():
+    service = KeptService(
+        "s1", "web", 180, (KeptMount("restdemo_greeting", ARN, "/run/secrets/greeting", "0", "0", 292),)
+    )
+    assert references(service, {}) is None
+    wanted = references(service, {ARN: ("id1", "restdemo_greeting_abc")})
+    assert wanted == [
+        {
+            "File": {"Name": "/run/secrets/greeting", "UID": "0", "GID": "0", "Mode": 292},
+            "SecretID": "id1",
+            "SecretName": "restdemo_greeting_abc",
+        }
+    ]
+    assert not differs(list(reversed(wanted)), wanted)
+    assert differs(None, wanted)
+    assert differs([{**wanted[0], "SecretName": "restdemo_greeting_old"}], wanted)
+    assert differs([{**wanted[0], "File": {**wanted[0]["File"], "Mode": 0o400}}], wanted)
+
+
+def secret(secret_id: str, ours: bool = True) -> dict:
+    return {"ID": secret_id, "Spec": {"Name": secret_id, "Labels": {SECRET_SOURCE_LABEL: ARN} if ours else {}}}
+
+
+def using(secret_ids: list[str], previous: list[str] = (), state: str | None = None) -> dict:
+    def spec(ids):
+        return {"TaskTemplate": {"ContainerSpec": {"Secrets": [{"SecretID": i} for i in ids]}}}
+
+    return {"Spec": spec(secret_ids), "PreviousSpec": spec(previous), "UpdateStatus": {"State": state} if state else {}}
+
+
+def test_only_the_agents_secrets_no_spec_refers_to_go():
+    secrets = [secret("old"), secret("new"), secret("programs", ours=False)]
+    assert unused(secrets, [using(["new"], previous=["old"], state="completed")]) == ["old"]
+    assert unused(secrets, [using(["new"])]) == ["old"]
+    assert unused(secrets, []) == ["new", "old"]
+
+
+@pytest.mark.parametrize("state", ["updating", "paused", "rollback_started", "rollback_paused"])
+def test_a_secret_a_rollout_or_rollback_may_go_back_to_is_kept(state):
+    assert unused([secret("old"), secret("new")], [using(["new"], previous=["old"], state=state)]) == []
