@@ -18,6 +18,7 @@ from restdemo_agent.contract import (
     BOOTSTRAP_GAVE_UP,
     CREDENTIALS_AGE,
     DISK_USED_PERCENT,
+    KEPT_SECRETS_AGE,
     LEADER_SEEN,
     MANAGERS_REACHABLE,
     METRICS_DIMENSION,
@@ -50,6 +51,8 @@ class AlarmSettings(SettingsView):
     manager_count: int
     worker_count: int
     service_name: str
+    aws_secrets: list[str]
+    secret_refresh: float
 
 
 @dataclass(frozen=True)
@@ -368,6 +371,7 @@ def swarm_specs(settings: AlarmSettings, stack: str) -> list[AlarmSpec]:
             missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
             metric=agent(CREDENTIALS_AGE, "Maximum"),
         ),
+        *kept_secrets_stale(settings, agent),
         AlarmSpec(
             key="node-disk-high",
             broke=f"A node's Docker data root is more than {DISK_PERCENT:g}% full.",
@@ -411,6 +415,34 @@ def swarm_specs(settings: AlarmSettings, stack: str) -> list[AlarmSpec]:
             expression="FILL(m1, 0) + FILL(m2, 0)",
             inputs=every_node(BOOTSTRAP_GAVE_UP, "Sum"),
         ),
+    ]
+
+
+def kept_secrets_stale_after(refresh: float) -> int:
+    """Three missed reads, and at least 15 minutes: one throttled or slow read does not page."""
+    return int(max(3 * refresh, 900))
+
+
+def kept_secrets_stale(settings: AlarmSettings, agent) -> list[AlarmSpec]:
+    """On a stack that keeps secrets in AWS: the leader has not read one of them for too long."""
+    if not settings.aws_secrets:
+        return []
+    after = kept_secrets_stale_after(settings.secret_refresh)
+    return [
+        AlarmSpec(
+            key="kept-secrets-stale",
+            broke=f"The leader has not read a secret kept in AWS for {after // 60} minutes: a new value there "
+            "does not reach the services, which keep the one they have.",
+            action="Read the leader agent's secret-read-failed lines (the ARN and why): access, a deleted "
+            "secret, a missing #KEY.",
+            runbook="a-secret-kept-in-aws-does-not-reach-the-services",
+            comparison="GreaterThanThreshold",
+            threshold=after,
+            periods=1,
+            datapoints=1,
+            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
+            metric=agent(KEPT_SECRETS_AGE, "Maximum"),
+        )
     ]
 
 

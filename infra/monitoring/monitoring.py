@@ -33,6 +33,8 @@ class MonitoringSettings(SettingsView):
     manager_count: int
     worker_count: int
     service_name: str
+    aws_secrets: list[str]
+    secret_refresh: float
 
 
 # What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an

@@ -363,3 +363,17 @@ def test_a_value_that_cannot_be_read_leaves_the_service_as_it_is_and_never_shows
     engine.listed = []
     agent._serve_kept_secrets([])
     assert (engine.removed, engine.stored) == ([f"id-{physical}"], {})
+
+
+def test_the_kept_secrets_age_counts_from_the_last_good_read_and_a_new_leader_from_its_start(aws):
+    arn = aws["secretsmanager"].create_secret(Name="restdemo/greeting", SecretString="hello")["ARN"]
+    mount = {"name": "restdemo_greeting", "source": arn, "target": "g", "uid": "0", "gid": "0", "mode": 292}
+    web = ecr_service("web")
+    web["Spec"]["Labels"] = {AWS_SECRETS_LABEL: aws_secrets_label(180, [mount])}
+    agent = dataclasses.replace(agent_on(Leader([web]), aws), secretsmanager=aws["secretsmanager"])
+    assert agent.swarm_readings()["KeptSecretsAgeSeconds"] == 0  # never read: since it leads
+    agent.leader_since -= 3600  # an hour leading, every read failed
+    assert agent.swarm_readings()["KeptSecretsAgeSeconds"] >= 3600
+    agent.secrets_read_ok = {arn: time.monotonic() - 100}
+    assert 100 <= agent.swarm_readings()["KeptSecretsAgeSeconds"] < 110
+    assert "KeptSecretsAgeSeconds" not in agent_on(Leader([ecr_service("web")]), aws).swarm_readings()

@@ -241,6 +241,7 @@ class Agent:
     # rollout must not hold it): when each source was last read, the Docker secret holding its value.
     secretsmanager: object = None
     secrets_read_at: dict[str, float] = field(default_factory=dict)
+    secrets_read_ok: dict[str, float] = field(default_factory=dict)  # its last good read (the alarm's age)
     secrets_stored: dict[str, tuple[str, str]] = field(default_factory=dict)
     secrets_worker: threading.Thread | None = None
     secret_labels_refused: dict[str, str] = field(default_factory=dict)  # logged once each
@@ -568,6 +569,7 @@ class Agent:
                 physical = stored_name(name, value)
                 if self.secrets_stored.get(source, ("", ""))[1] != physical:
                     self.secrets_stored[source] = (self.engine.store_secret(physical, value, source), physical)
+                self.secrets_read_ok[source] = now
             except Exception as exc:  # denied, deleted, not JSON: the services keep the value they have
                 reason = getattr(exc, "explanation", None) or str(exc)
                 log("secret-read-failed", source=source, message=str(reason)[:300], kind=type(exc).__name__)
@@ -575,6 +577,7 @@ class Agent:
         mounted = {mount.source for service in kept for mount in service.mounts}
         self.secrets_read_at = {s: t for s, t in self.secrets_read_at.items() if s in mounted}
         self.secrets_stored = {s: v for s, v in self.secrets_stored.items() if s in mounted}
+        self.secrets_read_ok = {s: t for s, t in self.secrets_read_ok.items() if s in mounted}
         live = {s["ID"]: s for s in self.engine.services()}
         for service in kept:
             wanted = references(service, self.secrets_stored)
@@ -703,11 +706,15 @@ class Agent:
         ]
         self.refreshed = {sid: at for sid, at in self.refreshed.items() if sid in pulling}
         ages = [now - self.refreshed.get(sid, self.leader_since) for sid in pulling]
+        # Each secret kept in AWS the services mount, since its last good read (or this leader's start).
+        kept, _ = kept_services(services)
+        mounted = {mount.source for service in kept for mount in service.mounts}
+        kept_ages = [now - self.secrets_read_ok.get(source, self.leader_since) for source in mounted]
         running = self.engine.running()
         self.service_readings = {
             name: {SERVICE_REPLICAS_MISSING: missing} for name, missing in replicas_missing(services, running).items()
         }
-        return values | leader_view(nodes, services, running, ages, rolled_back=rolled_back)
+        return values | leader_view(nodes, services, running, ages, rolled_back=rolled_back, kept_ages=kept_ages)
 
     def rolled_back_services(self, services: list[dict]) -> dict[str, str]:
         """The services held as rolled back (plan.rolled_back_services), from the list the leaders keep

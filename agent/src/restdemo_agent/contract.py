@@ -111,6 +111,8 @@ SERVICE_DIMENSION = "Service"
 UPDATE_ROLLED_BACK = "ServiceRolledBack"  # 1 while a service's last update was rolled back
 UPDATE_PAUSED = "ServiceUpdatePaused"
 CREDENTIALS_AGE = "RegistryCredentialsAgeSeconds"
+# The oldest value among the secrets kept in AWS that services mount: since its last good read.
+KEPT_SECRETS_AGE = "KeptSecretsAgeSeconds"
 METRICS_PERIOD_SECONDS = 60
 DOCKER_ROOT = "/var/lib/docker"
 # The node setup counts its runs and its successes here (cloud-init's script); the agent reports

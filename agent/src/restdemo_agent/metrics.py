@@ -17,6 +17,7 @@ from collections.abc import Collection
 
 from restdemo_agent.contract import (
     CREDENTIALS_AGE,
+    KEPT_SECRETS_AGE,
     LEADER_SEEN,
     MANAGERS_REACHABLE,
     METRICS_DIMENSION,
@@ -33,7 +34,7 @@ from restdemo_agent.plan import Node
 
 PAUSED = {"paused", "rollback_paused"}
 # CloudWatch's units (StandardUnit), by metric.
-UNITS = {CREDENTIALS_AGE: "Seconds"}
+UNITS = {CREDENTIALS_AGE: "Seconds", KEPT_SECRETS_AGE: "Seconds"}
 
 
 def emf(stack: str, metrics: dict[str, float], at: float, service: str | None = None) -> dict:
@@ -117,10 +118,12 @@ def leader_view(
     credential_ages: list[float],
     *,
     rolled_back: Collection[str] = (),
+    kept_ages: Collection[float] = (),
 ) -> dict[str, float]:
     """The leader's view of the swarm and its replicated services (running: service id -> tasks
     running); the credentials' age is the oldest service's, none before the first refresh;
-    `rolled_back`: the services still on the spec a rollback left (plan.rolled_back_services)."""
+    `rolled_back`: the services still on the spec a rollback left (plan.rolled_back_services);
+    `kept_ages`: since each secret kept in AWS that services mount was last read (none: no such secret)."""
     replicated = [s for s in services if "Replicated" in s["Spec"].get("Mode", {})]
     states = [(s.get("UpdateStatus") or {}).get("State") for s in replicated]
     view = {
@@ -133,4 +136,6 @@ def leader_view(
     }
     if credential_ages:
         view[CREDENTIALS_AGE] = round(max(credential_ages))
+    if kept_ages:
+        view[KEPT_SECRETS_AGE] = round(max(kept_ages))
     return view

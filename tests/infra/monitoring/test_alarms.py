@@ -464,3 +464,23 @@ def test_a_stack_with_volumes_pages_when_their_file_system_nears_its_io_limit():
     assert alarm["treatMissingData"] == "notBreaching"
     assert "the-volumes-are-at-their-io-limit" in alarm["alarmDescription"]
     assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "volumes" in a.name]
+
+
+def test_a_stack_that_keeps_secrets_in_aws_pages_when_the_leader_stops_reading_them():
+    """Three refreshes and at least 15 minutes without a good read of one of them (the agent's age
+    of the oldest), from the leader's line; a stack that keeps none has no such alarm."""
+    from restdemo_agent.metrics import emf
+    from tests.support.pulumi_program import run_program
+    from tests.support.stack_variants import COMPOSE_AWS_SECRETS_VARIANT, variant_run
+
+    run = variant_run("prod", COMPOSE_AWS_SECRETS_VARIANT)
+    inputs = run.named(ALARM_TYPE, "monitoring-kept-secrets-stale").inputs
+    assert (inputs["metricName"], inputs["statistic"], inputs["threshold"]) == ("KeptSecretsAgeSeconds", "Maximum", 900)
+    assert "a-secret-kept-in-aws-does-not-reach-the-services" in inputs["alarmDescription"]
+    alarm = Alarm.from_inputs(inputs)
+    # Read fine every 3 minutes until minute 10, then never again.
+    ages = [(m * 60) % 180 if m < 10 else m * 60 - 540 for m in range(1, 30)]
+    lines = [json.dumps(emf("prod", {"KeptSecretsAgeSeconds": age}, T + m * 60 + 5)) for m, age in enumerate(ages, 1)]
+    # Minute 25's reading, 960 s, is the first above 900: the alarm fires as that minute closes.
+    assert first_alarm(alarm, from_emf(lines), T, T + 1800) == T + 26 * 60
+    assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "kept-secrets" in a.name]
