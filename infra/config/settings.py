@@ -156,6 +156,11 @@ def _aws_secret_entries(entries: list[str]) -> list[str]:
     names = []
     for number, entry in enumerate(entries, 1):
         name, equals, arn = entry.partition("=")
+        if ":parameter/restdemo/" in arn:
+            raise ValueError(
+                f"entry {number}: /restdemo/ is the stack's own parameters (join tokens, the Docker API's key), "
+                "never a service's secret; keep the app's under another path"
+            )
         if not equals or not SECRET_NAME.fullmatch(name) or not AWS_SECRET_ARN.fullmatch(arn):
             raise ValueError(
                 f"entry {number} is not NAME=ARN: a NAME of letters, digits, '.', '_' and '-', and the full ARN of a "

@@ -431,10 +431,10 @@ def kept_secrets_stale(settings: AlarmSettings, agent) -> list[AlarmSpec]:
     return [
         AlarmSpec(
             key="kept-secrets-stale",
-            broke=f"The leader has not read a secret kept in AWS for {after // 60} minutes: a new value there "
-            "does not reach the services, which keep the one they have.",
-            action="Read the leader agent's secret-read-failed lines (the ARN and why): access, a deleted "
-            "secret, a missing #KEY.",
+            broke=f"A secret kept in AWS has not reached every service that mounts it for {after // 60} "
+            "minutes: they keep the value they have.",
+            action="Read the leader agent's secret-read-failed, secrets-rolled-back and secret-rollout-failed "
+            "lines: access, a deleted secret, a missing #KEY, a value whose tasks fail, a service held paused.",
             runbook="a-secret-kept-in-aws-does-not-reach-the-services",
             comparison="GreaterThanThreshold",
             threshold=after,

@@ -8,6 +8,7 @@ import json
 import time
 
 import boto3
+import docker
 import pytest
 from moto import mock_aws
 
@@ -15,7 +16,7 @@ from restdemo_agent.agent import Agent
 from restdemo_agent.aws import Lifecycle, SwarmState
 from restdemo_agent.contract import AWS_SECRETS_LABEL, SECRET_SOURCE_LABEL, AgentEnvironment, aws_secrets_label
 from restdemo_agent.identity import Identity
-from restdemo_agent.secrets import kept_services, stored_name
+from restdemo_agent.secrets import stored_name
 from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
 from tests.agent.test_metrics import Leader, ecr_service, node, service
 from tests.support.agent_env import WORKER_ENVIRONMENT
@@ -288,6 +289,7 @@ class KeptSecretsEngine:
 
     def __init__(self, services):
         self.listed, self.stored, self.updates, self.removed = services, {}, [], []
+        self.refuse = ""  # the engine's explanation when an update fails
 
     def services(self):
         return self.listed
@@ -303,6 +305,8 @@ class KeptSecretsEngine:
         ]
 
     def set_secret_references(self, service, references):
+        if self.refuse:
+            raise docker.errors.APIError("500", explanation=self.refuse)
         self.updates.append((service["ID"], references))
         service["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = references
 
@@ -329,9 +333,8 @@ def test_a_value_that_cannot_be_read_leaves_the_service_as_it_is_and_never_shows
     }
     engine = KeptSecretsEngine([web])
     agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=aws["secretsmanager"])
-    kept, _ = kept_services(engine.services())
 
-    agent._serve_kept_secrets(kept)
+    agent._kept_secrets_pass()
     (failed,) = lines(capsys, "secret-read-failed")
     assert failed["source"] == f"{arn}#password"
     assert failed["message"] == "the value is not a JSON object, so it has no key password"
@@ -339,7 +342,7 @@ def test_a_value_that_cannot_be_read_leaves_the_service_as_it_is_and_never_shows
 
     aws["secretsmanager"].put_secret_value(SecretId=arn, SecretString='{"username": "app", "password": "s3cret"}')
     agent.secrets_read_at = {source: at - 10 for source, at in agent.secrets_read_at.items()}
-    agent._serve_kept_secrets(kept)
+    agent._kept_secrets_pass()
     physical = stored_name("restdemo_db", b"s3cret")
     assert engine.stored == {physical: (b"s3cret", f"{arn}#password")}
     assert engine.updates == [
@@ -355,13 +358,13 @@ def test_a_value_that_cannot_be_read_leaves_the_service_as_it_is_and_never_shows
         )
     ]
     agent.secrets_read_at = {source: at - 10 for source, at in agent.secrets_read_at.items()}
-    agent._serve_kept_secrets(kept)
+    agent._kept_secrets_pass()
     assert len(engine.updates) == 1 and engine.removed == []
     assert "s3cret" not in capsys.readouterr().out
 
     # The service gone, its Docker secret goes too.
     engine.listed = []
-    agent._serve_kept_secrets([])
+    agent._kept_secrets_pass()
     assert (engine.removed, engine.stored) == ([f"id-{physical}"], {})
 
 
@@ -374,6 +377,88 @@ def test_the_kept_secrets_age_counts_from_the_last_good_read_and_a_new_leader_fr
     assert agent.swarm_readings()["KeptSecretsAgeSeconds"] == 0  # never read: since it leads
     agent.leader_since -= 3600  # an hour leading, every read failed
     assert agent.swarm_readings()["KeptSecretsAgeSeconds"] >= 3600
-    agent.secrets_read_ok = {arn: time.monotonic() - 100}
+    agent.secrets_delivered = {arn: time.monotonic() - 100}
     assert 100 <= agent.swarm_readings()["KeptSecretsAgeSeconds"] < 110
     assert "KeptSecretsAgeSeconds" not in agent_on(Leader([ecr_service("web")]), aws).swarm_readings()
+
+
+def kept_web(arn: str) -> dict:
+    mount = {"name": "restdemo_greeting", "source": arn, "target": "g", "uid": "0", "gid": "0", "mode": 292}
+    return {
+        "ID": "s1",
+        "Version": {"Index": 7},
+        "Spec": {
+            "Name": "restdemo_web",
+            "Labels": {AWS_SECRETS_LABEL: aws_secrets_label(10, [mount])},
+            "TaskTemplate": {"ContainerSpec": {"Image": "web"}},
+        },
+    }
+
+
+def next_pass(agent) -> None:
+    """As if the refresh had passed since the last read."""
+    agent.secrets_read_at = {source: at - 10 for source, at in agent.secrets_read_at.items()}
+    agent._kept_secrets_pass()
+
+
+def test_a_rotation_swarm_rolled_back_is_not_rolled_out_again_until_the_value_changes(aws, capsys):
+    """The new value's tasks failed (or a task was killed on purpose) and swarm rolled the service
+    back: the agent does not roll the same value out again every round, says so once, and the value is
+    not delivered (the alarm's age grows); a newer value is rolled out."""
+    secrets = aws["secretsmanager"]
+    arn = secrets.create_secret(Name="restdemo/greeting", SecretString="one")["ARN"]
+    web = kept_web(arn)
+    engine = KeptSecretsEngine([web])
+    agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=secrets)
+    agent._kept_secrets_pass()
+    first = web["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+    secrets.put_secret_value(SecretId=arn, SecretString="two")
+    next_pass(agent)
+    assert len(engine.updates) == 2
+    delivered = agent.secrets_delivered[arn]  # the spec named it, until swarm rolled it back
+    web["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = first  # swarm's rollback
+    web["UpdateStatus"] = {"State": "rollback_completed"}
+    next_pass(agent)
+    next_pass(agent)
+    assert len(engine.updates) == 2
+    assert [line["service"] for line in lines(capsys, "secrets-rolled-back")] == ["restdemo_web"]
+    assert agent.secrets_delivered[arn] == delivered
+    secrets.put_secret_value(SecretId=arn, SecretString="three")
+    next_pass(agent)
+    assert len(engine.updates) == 3 and agent.secrets_delivered[arn] > delivered
+    assert engine.updates[-1][1][0]["SecretName"] == stored_name("restdemo_greeting", b"three")
+
+
+def test_a_service_being_rolled_out_is_left_to_its_rollout_and_keeps_its_new_value(aws):
+    """A deploy's rollout under way: the agent waits for it (its rollback target stays the deploy's),
+    and the new value's Docker secret, which no spec names yet, is not removed meanwhile."""
+    secrets = aws["secretsmanager"]
+    arn = secrets.create_secret(Name="restdemo/greeting", SecretString="one")["ARN"]
+    web = kept_web(arn)
+    engine = KeptSecretsEngine([web])
+    agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=secrets)
+    agent._kept_secrets_pass()
+    secrets.put_secret_value(SecretId=arn, SecretString="two")
+    web["UpdateStatus"] = {"State": "updating"}
+    next_pass(agent)
+    assert len(engine.updates) == 1 and stored_name("restdemo_greeting", b"two") in engine.stored
+    assert engine.removed == []
+    web["UpdateStatus"] = {"State": "completed"}
+    agent._kept_secrets_pass()
+    assert len(engine.updates) == 2
+    assert engine.removed == [f"id-{stored_name('restdemo_greeting', b'one')}"]
+
+
+def test_an_update_the_engine_refuses_is_said_with_its_words_and_its_values_stored_again(aws, capsys):
+    secrets = aws["secretsmanager"]
+    arn = secrets.create_secret(Name="restdemo/greeting", SecretString="one")["ARN"]
+    engine = KeptSecretsEngine([kept_web(arn)])
+    agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=secrets)
+    engine.refuse = "secret not found: id-gone"
+    agent._kept_secrets_pass()
+    (failed,) = lines(capsys, "secret-rollout-failed")
+    assert (failed["service"], failed["message"]) == ("restdemo_web", "secret not found: id-gone")
+    assert agent.secrets_stored == {} and agent.secrets_read_at == {}
+    engine.refuse = ""
+    agent._kept_secrets_pass()  # read and stored again at once, then rolled out
+    assert len(engine.updates) == 1

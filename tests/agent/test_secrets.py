@@ -24,7 +24,7 @@ from restdemo_agent.secrets import (
 pytestmark = pytest.mark.unit
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:restdemo/greeting-Ab12Cd"
-PARAMETER = "arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/api-key"
+PARAMETER = "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/api-key"
 GREETING = {"name": "restdemo_greeting", "source": ARN, "target": "/run/secrets/greeting", "uid": "0", "gid": "0"}
 
 
@@ -55,6 +55,13 @@ def test_the_programs_label_is_read_back_as_it_was_written():
         (aws_secrets_label(180, [GREETING | {"mode": 0o4755}]), "mode must be 0 to 0o777"),
         (aws_secrets_label(180, [GREETING | {"mode": True}]), "mode must be 0 to 0o777"),
         (aws_secrets_label(180, [GREETING]), "'mode'"),
+        # The stack's own parameters, which the managers' role reads: never a service's.
+        (
+            aws_secrets_label(180, [GREETING | {"mode": 292, "source": PARAMETER.replace("shop", "restdemo/dev/tls")}]),
+            "of the app's",
+        ),
+        ("[" * 10_000, "maximum recursion"),
+        (aws_secrets_label(180, [GREETING | {"mode": 292, "target": "x" * 20_000}]), "over 16384 characters"),
     ],
 )
 def test_a_label_the_program_does_not_write_leaves_the_service_as_it_is(label, why):
@@ -67,11 +74,14 @@ def test_a_value_is_read_when_never_read_or_once_its_shortest_refresh_passed():
     often = KeptService("s1", "a", 30, (KeptMount("restdemo_greeting", ARN, "/g", "0", "0", 0o444),))
     seldom = KeptService("s2", "b", 600, (KeptMount("restdemo_greeting", ARN, "/g", "0", "0", 0o444),))
     other = KeptService("s3", "c", 600, (KeptMount("restdemo_key", PARAMETER, "/k", "0", "0", 0o400),))
-    assert due_sources([often, seldom, other], {}, 1000.0) == {ARN: "restdemo_greeting", PARAMETER: "restdemo_key"}
+    assert due_sources([often, seldom, other], {}, {}, 1000.0) == {ARN: "restdemo_greeting", PARAMETER: "restdemo_key"}
     read = {ARN: 980.0, PARAMETER: 980.0}
-    assert due_sources([often, seldom, other], read, 1000.0) == {}
-    assert due_sources([often, seldom, other], read, 1010.0) == {ARN: "restdemo_greeting"}
-    assert due_sources([seldom, other], read, 1010.0) == {}
+    assert due_sources([often, seldom, other], read, {}, 1000.0) == {}
+    assert due_sources([often, seldom, other], read, {}, 1010.0) == {ARN: "restdemo_greeting"}
+    assert due_sources([seldom, other], read, {}, 1010.0) == {}
+    # A failed read is tried again 30 s later, whatever the refresh.
+    assert due_sources([seldom, other], read, {PARAMETER: 980.0}, 1009.0) == {}
+    assert due_sources([seldom, other], read, {PARAMETER: 980.0}, 1010.0) == {PARAMETER: "restdemo_key"}
 
 
 def test_a_value_or_one_key_of_a_json_one():
@@ -87,7 +97,12 @@ def test_a_value_or_one_key_of_a_json_one():
         ("s3cret", "password", "the value is not a JSON object, so it has no key password"),
         ('{"username": "app"}', "password", "the value has no key password"),
         ('["password"]', "password", "the value has no key password"),
-        ('{"password": {"nested": 1}}', "password", "the value's password is not a string or a number"),
+        ('{"password": {"nested": 1}}', "password", "the value's password is not a non-empty string or a whole number"),
+        ('{"password": true}', "password", "the value's password is not a non-empty string or a whole number"),
+        ('{"password": ""}', "password", "the value's password is not a non-empty string or a whole number"),
+        ('{"password": 1e999}', "password", "the value's password is not a non-empty string or a whole number"),
+        ("[" * 100_000, "password", "the value is not a JSON object, so it has no key password"),
+        ("", None, "the value is empty, which swarm keeps no secret of"),
     ],
 )
 def test_a_missing_key_is_named_and_the_value_never_shown(raw, key, message):
@@ -99,15 +114,20 @@ def test_a_missing_key_is_named_and_the_value_never_shown(raw, key, message):
 def test_sources_and_parameter_names():
     assert split_source(ARN + "#password") == (ARN, "password")
     assert split_source(ARN) == (ARN, None)
-    assert parameter_name(PARAMETER) == "/restdemo/api-key"
+    assert parameter_name(PARAMETER) == "/shop/api-key"
     assert parameter_name("arn:aws:ssm:eu-west-1:123456789012:parameter/key#part") == "key"
 
 
-def test_a_value_is_stored_under_its_hash_as_the_program_names_its_own():
+def test_a_value_is_stored_under_a_hash_of_it_apart_from_the_programs_own():
+    """Named as the program names its secrets (same length, so the same Compose names fit), but never
+    the same object: a secret moved from restdemo:secrets to AWS with its value stays two objects,
+    the program's to delete, the agent's to keep."""
     from infra.config.names import content_name
 
-    assert stored_name("restdemo_greeting", b"hello") == content_name("restdemo", "greeting", b"hello")
-    assert stored_name("restdemo_greeting", b"hello") != stored_name("restdemo_greeting", b"hello again")
+    name = stored_name("restdemo_greeting", b"hello")
+    assert len(name) == len(content_name("restdemo", "greeting", b"hello"))
+    assert name != content_name("restdemo", "greeting", b"hello") and name.startswith("restdemo_greeting_")
+    assert name != stored_name("restdemo_greeting", b"hello again")
 
 
 def test_references_point_at_the_stored_values_and_wait_for_each():
@@ -116,6 +136,8 @@ def test_references_point_at_the_stored_values_and_wait_for_each():
     )
     assert references(service, {}) is None
     wanted = references(service, {ARN: ("id1", "restdemo_greeting_abc")})
+    # A source not read now keeps the reference the service has to its file.
+    assert references(service, {}, wanted) == wanted
     assert wanted == [
         {
             "File": {"Name": "/run/secrets/greeting", "UID": "0", "GID": "0", "Mode": 292},
@@ -145,6 +167,8 @@ def test_only_the_agents_secrets_no_spec_refers_to_go():
     assert unused(secrets, [using(["new"], previous=["old"], state="completed")]) == ["old"]
     assert unused(secrets, [using(["new"])]) == ["old"]
     assert unused(secrets, []) == ["new", "old"]
+    # Each mounted source's current value stays, named by a spec yet or not (a service held in an update).
+    assert unused(secrets, [], keep={"new"}) == ["old"]
 
 
 @pytest.mark.parametrize("state", ["updating", "paused", "rollback_started", "rollback_paused"])

@@ -74,19 +74,19 @@ from restdemo_agent.plan import (
     worker_orphaned,
 )
 from restdemo_agent.secrets import (
+    UPDATING,
     KeptService,
     differs,
     due_sources,
     kept_services,
     references,
+    references_key,
     stored_name,
     unused,
 )
 from restdemo_agent.volumes import VolumeDirectory, due_directories, volume_directories
 
 ROUND_SECONDS = 5.0
-# A service whose update is paused or being rolled back is left as it is: the operator's, or swarm's.
-HELD = ("paused", "rollback_started", "rollback_paused")
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
 HIDE_SECONDS = 120
@@ -241,8 +241,14 @@ class Agent:
     # rollout must not hold it): when each source was last read, the Docker secret holding its value.
     secretsmanager: object = None
     secrets_read_at: dict[str, float] = field(default_factory=dict)
-    secrets_read_ok: dict[str, float] = field(default_factory=dict)  # its last good read (the alarm's age)
+    secrets_failed_at: dict[str, float] = field(default_factory=dict)  # its last read, when that failed
     secrets_stored: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Since when every service that mounts it names its current value (the alarm's age).
+    secrets_delivered: dict[str, float] = field(default_factory=dict)
+    # Service id -> its references before and after the agent's last update of them (as sets), and
+    # the set swarm rolled back, not applied again until a value changes.
+    secrets_applied: dict[str, tuple[tuple, tuple]] = field(default_factory=dict)
+    secrets_rejected: dict[str, tuple] = field(default_factory=dict)
     secrets_worker: threading.Thread | None = None
     secret_labels_refused: dict[str, str] = field(default_factory=dict)  # logged once each
 
@@ -448,11 +454,12 @@ class Agent:
             self.confirm_primary(nodes, me)
             self.confirmed_at = time.monotonic()
         if me.leader:
+            # First, and in a thread of its own: no other step's failure holds a rotation back.
+            self.serve_kept_secrets()
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
             self.make_volume_directories()
-            self.serve_kept_secrets()
 
     def known_nodes(self) -> tuple[list[Node], Node]:
         """The swarm's nodes as this manager knows them, and its own: new nodes identified first, so
@@ -552,44 +559,90 @@ class Agent:
         mount it; the agent's Docker secrets no service uses removed. One pass at a time, in the background."""
         if self.secrets_worker and self.secrets_worker.is_alive():
             return
+        self.secrets_worker = threading.Thread(target=self._serve_kept_secrets, daemon=True)
+        self.secrets_worker.start()
+
+    def _serve_kept_secrets(self) -> None:
+        try:
+            self._kept_secrets_pass()
+        except Exception as exc:  # the engine not answering: logged, the next round tries again
+            log("secrets-error", message=str(getattr(exc, "explanation", None) or exc)[:300], kind=type(exc).__name__)
+
+    def _kept_secrets_pass(self) -> None:
+        now = time.monotonic()
         kept, refused = kept_services(self.engine.services())
         for service, why in refused.items():
             if self.secret_labels_refused.get(service) != why:
-                log("secret-label-refused", service=service, message=why[:300])
+                log("secret-label-refused", service=service, message=why)
         self.secret_labels_refused = refused
-        self.secrets_worker = threading.Thread(target=self._serve_kept_secrets, args=(kept,), daemon=True)
-        self.secrets_worker.start()
-
-    def _serve_kept_secrets(self, kept: list[KeptService]) -> None:
-        now = time.monotonic()
-        for source, name in due_sources(kept, self.secrets_read_at, now).items():
+        for source, name in due_sources(kept, self.secrets_read_at, self.secrets_failed_at, now).items():
             self.secrets_read_at[source] = now
             try:
                 value = read_kept_secret(self.secretsmanager, self.state.ssm, source)
                 physical = stored_name(name, value)
                 if self.secrets_stored.get(source, ("", ""))[1] != physical:
                     self.secrets_stored[source] = (self.engine.store_secret(physical, value, source), physical)
-                self.secrets_read_ok[source] = now
+                self.secrets_failed_at.pop(source, None)
             except Exception as exc:  # denied, deleted, not JSON: the services keep the value they have
+                self.secrets_failed_at[source] = now
                 reason = getattr(exc, "explanation", None) or str(exc)
                 log("secret-read-failed", source=source, message=str(reason)[:300], kind=type(exc).__name__)
         # Only what is still mounted is remembered: a source mounted again is read at once.
         mounted = {mount.source for service in kept for mount in service.mounts}
-        self.secrets_read_at = {s: t for s, t in self.secrets_read_at.items() if s in mounted}
-        self.secrets_stored = {s: v for s, v in self.secrets_stored.items() if s in mounted}
-        self.secrets_read_ok = {s: t for s, t in self.secrets_read_ok.items() if s in mounted}
-        live = {s["ID"]: s for s in self.engine.services()}
-        for service in kept:
-            wanted = references(service, self.secrets_stored)
-            found = live.get(service.id)
-            if wanted is None or found is None or (found.get("UpdateStatus") or {}).get("State") in HELD:
+        for memory in (self.secrets_read_at, self.secrets_failed_at, self.secrets_stored, self.secrets_delivered):
+            for source in set(memory) - mounted:
+                del memory[source]
+        # The services as they are now, each with its label as it is now (an `up` may have changed it).
+        services = self.engine.services()
+        now_kept = {service.id: service for service in kept_services(services)[0]}
+        named: dict[str, set[str]] = {}  # service id -> the secret names its spec refers to after this pass
+        for found in services:
+            service = now_kept.get(found["ID"])
+            if service is None:
                 continue
-            if differs(found["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets"), wanted):
+            current = found["Spec"]["TaskTemplate"]["ContainerSpec"].get("Secrets")
+            named[service.id] = {reference.get("SecretName") for reference in current or []}
+            self._note_rejected(service, current)
+            wanted = references(service, self.secrets_stored, current)
+            state = (found.get("UpdateStatus") or {}).get("State")
+            if wanted is None or state in UPDATING or not differs(current, wanted):
+                continue
+            if self.secrets_rejected.get(service.id) == references_key(wanted):
+                continue  # swarm rolled exactly this back: wait for a new value
+            try:
                 self.engine.set_secret_references(found, wanted)
-                log("secrets-rolled-out", service=service.name, secrets=sorted(r["SecretName"] for r in wanted))
-        for secret_id in unused(self.engine.stored_secrets(), self.engine.services()):
+            except Exception as exc:  # a secret gone under a stale cache: read and store again next pass
+                reason = getattr(exc, "explanation", None) or str(exc)
+                log("secret-rollout-failed", service=service.name, message=str(reason)[:300], kind=type(exc).__name__)
+                for mount in service.mounts:
+                    self.secrets_stored.pop(mount.source, None)
+                    self.secrets_read_at.pop(mount.source, None)
+                continue
+            self.secrets_applied[service.id] = (references_key(current), references_key(wanted))
+            named[service.id] = {reference["SecretName"] for reference in wanted}
+            log("secrets-rolled-out", service=service.name, secrets=[m.name for m in service.mounts])
+        # A source is delivered once every service that mounts it names its current value.
+        for source, (_, physical) in self.secrets_stored.items():
+            mounting = [s.id for s in now_kept.values() if any(m.source == source for m in s.mounts)]
+            if all(physical in named.get(service_id, set()) for service_id in mounting):
+                self.secrets_delivered[source] = now
+        keep = {secret_id for secret_id, _ in self.secrets_stored.values()}
+        for secret_id in unused(self.engine.stored_secrets(), self.engine.services(), keep):
             if self.engine.remove_secret(secret_id):
                 log("secret-removed", secret_id=secret_id)
+
+    def _note_rejected(self, service: KeptService, current: list[dict] | None) -> None:
+        """Swarm rolled the agent's last update of the service back (its references are again what they
+        were before it): that set is not applied again until a value changes (a rollout that fails
+        again, or a task killed on purpose, would roll the service back and forth every round)."""
+        applied = self.secrets_applied.get(service.id)
+        if applied is None or references_key(current) == applied[1]:
+            return
+        if references_key(current) == applied[0]:
+            if self.secrets_rejected.get(service.id) != applied[1]:
+                log("secrets-rolled-back", service=service.name, secrets=[m.name for m in service.mounts])
+            self.secrets_rejected[service.id] = applied[1]
+        del self.secrets_applied[service.id]
 
     def publish_tokens(self) -> None:
         """Keep SSM's join tokens the swarm's own, so `docker swarm join-token --rotate` takes effect."""
@@ -706,10 +759,11 @@ class Agent:
         ]
         self.refreshed = {sid: at for sid, at in self.refreshed.items() if sid in pulling}
         ages = [now - self.refreshed.get(sid, self.leader_since) for sid in pulling]
-        # Each secret kept in AWS the services mount, since its last good read (or this leader's start).
+        # Each secret kept in AWS the services mount, since its value last reached them all (or this
+        # leader's start).
         kept, _ = kept_services(services)
         mounted = {mount.source for service in kept for mount in service.mounts}
-        kept_ages = [now - self.secrets_read_ok.get(source, self.leader_since) for source in mounted]
+        kept_ages = [now - self.secrets_delivered.get(source, self.leader_since) for source in mounted]
         running = self.engine.running()
         self.service_readings = {
             name: {SERVICE_REPLICAS_MISSING: missing} for name, missing in replicas_missing(services, running).items()

@@ -180,12 +180,17 @@ class Engine:
 
     def store_secret(self, name: str, data: bytes, source: str) -> str:
         """The id of the Docker secret `name` holding `data` (named by its hash): made, labelled with
-        where it came from, unless it is there already (another leader made it)."""
+        where it came from, unless the agent made it already (another leader). One of that name that is
+        not the agent's is never taken for it."""
         api = self.client.api
         try:
             return api.create_secret(name, data, labels={SECRET_SOURCE_LABEL: source})["ID"]
         except APIError as exc:
-            found = [s for s in api.secrets(filters={"name": name}) if s["Spec"]["Name"] == name]
+            found = [
+                s
+                for s in api.secrets(filters={"name": name})
+                if s["Spec"]["Name"] == name and SECRET_SOURCE_LABEL in (s["Spec"].get("Labels") or {})
+            ]
             if exc.status_code != 409 or not found:
                 raise
             return found[0]["ID"]
@@ -195,7 +200,7 @@ class Engine:
         return self.client.api.secrets(filters={"label": SECRET_SOURCE_LABEL})
 
     def remove_secret(self, secret_id: str) -> bool:
-        """False while swarm still holds it in use (a task being replaced), or it is gone already."""
+        """False while a service's spec still names it, or it is gone already."""
         try:
             self.client.api.remove_secret(secret_id)
             return True
@@ -208,9 +213,14 @@ class Engine:
         spec = copy.deepcopy(service["Spec"])
         spec["TaskTemplate"]["ContainerSpec"]["Secrets"] = references
         api = self.client.api
-        api._post_json(
-            api._url("/services/{0}/update", service["ID"]), data=spec, params={"version": service["Version"]["Index"]}
-        ).raise_for_status()
+        # The engine's own words on failure ("secret not found", "update out of sequence").
+        api._raise_for_status(
+            api._post_json(
+                api._url("/services/{0}/update", service["ID"]),
+                data=spec,
+                params={"version": service["Version"]["Index"]},
+            )
+        )
 
     def service_version(self, service_id: str) -> int:
         return self.client.api.inspect_service(service_id)["Version"]["Index"]

@@ -21,8 +21,19 @@ from restdemo_agent.contract import AWS_SECRET_ARN, AWS_SECRETS_LABEL, SECRET_SO
 # less the 13 characters the hash adds).
 NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,49}[A-Za-z0-9])?")
 NUMERIC = re.compile(r"\d{1,10}")
-# A service being rolled out or back: the references its previous spec names are still in use.
+# A service being rolled out or back (or held paused, the operator's to resume): the agent neither
+# updates it (its rollback target would become the agent's spec, not the deploy's) nor removes what its
+# previous spec names.
 UPDATING = ("updating", "paused", "rollback_started", "rollback_paused")
+# A read that failed is tried again this soon (IAM still propagating, a throttled call), not a
+# whole refresh later.
+RETRY_SECONDS = 30
+# The label as the program writes it is a few hundred bytes a secret; a longer one is not the program's.
+LABEL_LIMIT = 16384
+# The stack's own parameters (join tokens, the Docker API's TLS key), which the managers' role reads:
+# never a service's secret, whatever a stack file or a label says.
+STACK_PARAMETERS = ":parameter/restdemo/"
+KEPT_HASH_PREFIX = b"restdemo kept in AWS\0"
 
 
 @dataclass(frozen=True)
@@ -55,9 +66,11 @@ def kept_services(services: list[dict]) -> tuple[list[KeptService], dict[str, st
         if label is None:
             continue
         try:
+            if len(label) > LABEL_LIMIT:
+                raise ValueError(f"the label is over {LABEL_LIMIT} characters")
             found.append(_kept_service(service["ID"], spec.get("Name", ""), label))
-        except (ValueError, TypeError, KeyError) as exc:
-            refused[spec.get("Name", service["ID"])] = str(exc)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            refused[spec.get("Name", service["ID"])] = str(exc)[:300]
     return found, refused
 
 
@@ -78,8 +91,8 @@ def _kept_service(service_id: str, name: str, label: str) -> KeptService:
         )
         if not NAME.fullmatch(mount.name):
             raise ValueError(f"{mount.name!r} is no Docker secret name")
-        if not AWS_SECRET_ARN.fullmatch(mount.source):
-            raise ValueError(f"{mount.source!r} is no Secrets Manager secret's or SSM parameter's ARN")
+        if not AWS_SECRET_ARN.fullmatch(mount.source) or STACK_PARAMETERS in mount.source:
+            raise ValueError(f"{mount.source!r} is no Secrets Manager secret's or SSM parameter's ARN of the app's")
         if not (isinstance(mount.target, str) and mount.target):
             raise ValueError(f"{mount.name}: no target")
         if not (NUMERIC.fullmatch(mount.uid) and NUMERIC.fullmatch(mount.gid)):
@@ -92,16 +105,23 @@ def _kept_service(service_id: str, name: str, label: str) -> KeptService:
     return KeptService(service_id, name, refresh, tuple(mounts))
 
 
-def due_sources(services: list[KeptService], read_at: dict[str, float], now: float) -> dict[str, str]:
+def due_sources(
+    services: list[KeptService], read_at: dict[str, float], failed_at: dict[str, float], now: float
+) -> dict[str, str]:
     """The values to read this pass (source -> the Docker secrets' name before the hash): never read,
-    or read longer ago than the shortest refresh of the services that mount it."""
+    read longer ago than the shortest refresh of the services that mount it, or failed RETRY_SECONDS ago."""
     every: dict[str, int] = {}
     names: dict[str, str] = {}
     for service in services:
         for mount in service.mounts:
             every[mount.source] = min(every.get(mount.source, service.refresh), service.refresh)
             names.setdefault(mount.source, mount.name)
-    return {source: names[source] for source in sorted(every) if now - read_at.get(source, -1e18) >= every[source]}
+    return {
+        source: names[source]
+        for source in sorted(every)
+        if now - read_at.get(source, -1e18) >= every[source]
+        or (source in failed_at and now - failed_at[source] >= RETRY_SECONDS)
+    }
 
 
 def split_source(source: str) -> tuple[str, str | None]:
@@ -115,38 +135,48 @@ def value_of(raw: str | bytes, key: str | None) -> bytes:
     `password`). Raises ValueError naming what is missing, never showing the value."""
     data = raw.encode() if isinstance(raw, str) else raw
     if key is None:
+        if not data:
+            raise ValueError("the value is empty, which swarm keeps no secret of")
         return data
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError(f"the value is not a JSON object, so it has no key {key}") from None
     if not isinstance(document, dict) or key not in document:
         raise ValueError(f"the value has no key {key}")
     found = document[key]
-    if isinstance(found, (dict, list)) or found is None:
-        raise ValueError(f"the value's {key} is not a string or a number")
-    return str(found).encode()
+    if isinstance(found, str) and found:
+        return found.encode()
+    if isinstance(found, int) and not isinstance(found, bool):
+        return str(found).encode()  # a port
+    raise ValueError(f"the value's {key} is not a non-empty string or a whole number")
 
 
 def stored_name(name: str, value: bytes) -> str:
-    """The Docker secret holding `value`: `<name>_<12 hex of its SHA-256>`, as the program names its
-    own (infra/config/names.py content_name); a new value is a new secret."""
-    return f"{name}_{hashlib.sha256(value).hexdigest()[:12]}"
+    """The Docker secret holding `value`: `<name>_<12 hex digits of a hash of it>`, a new value a new
+    secret, as the program names its own (infra/config/names.py content_name) but hashed apart from
+    them: a secret moved from restdemo:secrets to AWS with its value is not the program's object."""
+    digest = hashlib.sha256(KEPT_HASH_PREFIX + value).hexdigest()
+    return f"{name}_{digest[:12]}"
 
 
-def references(service: KeptService, stored: dict[str, tuple[str, str]]) -> list[dict] | None:
+def references(
+    service: KeptService, stored: dict[str, tuple[str, str]], live: list[dict] | None = None
+) -> list[dict] | None:
     """The service's secret references as the Engine API takes them, to the Docker secret now holding
-    each source's value (`stored`: source -> (id, name)); None while a value has not been stored."""
-    if any(mount.source not in stored for mount in service.mounts):
-        return None
-    return [
-        {
-            "File": {"Name": mount.target, "UID": mount.uid, "GID": mount.gid, "Mode": mount.mode},
-            "SecretID": stored[mount.source][0],
-            "SecretName": stored[mount.source][1],
-        }
-        for mount in service.mounts
-    ]
+    each source's value (`stored`: source -> (id, name)); a source not read (yet, or now) keeps the
+    reference the service has to that file (`live`). None while a file has neither."""
+    had = {(reference.get("File") or {}).get("Name"): reference for reference in live or []}
+    wanted = []
+    for mount in service.mounts:
+        file = {"Name": mount.target, "UID": mount.uid, "GID": mount.gid, "Mode": mount.mode}
+        if mount.source in stored:
+            wanted.append({"File": file, "SecretID": stored[mount.source][0], "SecretName": stored[mount.source][1]})
+        elif mount.target in had:
+            wanted.append({**had[mount.target], "File": file})
+        else:
+            return None
+    return wanted
 
 
 def _key(reference: dict) -> tuple:
@@ -154,14 +184,20 @@ def _key(reference: dict) -> tuple:
     return (reference.get("SecretName"), file.get("Name"), file.get("UID"), file.get("GID"), file.get("Mode"))
 
 
+def references_key(references: list[dict] | None) -> tuple:
+    """Secret references compared as a set (swarm keeps no order)."""
+    return tuple(sorted(map(_key, references or []), key=str))
+
+
 def differs(current: list[dict] | None, wanted: list[dict]) -> bool:
-    """Whether the spec's references are other than `wanted` (as a set: swarm keeps no order)."""
-    return sorted(map(_key, current or []), key=str) != sorted(map(_key, wanted), key=str)
+    """Whether the spec's references are other than `wanted`."""
+    return references_key(current) != references_key(wanted)
 
 
-def unused(secrets: list[dict], services: list[dict]) -> list[str]:
+def unused(secrets: list[dict], services: list[dict], keep: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """The agent's Docker secrets (labelled SECRET_SOURCE_LABEL) no service refers to: not its spec, nor,
-    while it is rolled out or back, its previous spec. Ids, for removal."""
+    while it is rolled out or back, its previous spec; nor those in `keep` (each mounted source's
+    current value, which a service held in an update does not name yet). Ids, for removal."""
     used = set()
     for service in services:
         specs = [service.get("Spec") or {}]
@@ -173,5 +209,6 @@ def unused(secrets: list[dict], services: list[dict]) -> list[str]:
     return sorted(
         secret["ID"]
         for secret in secrets
-        if SECRET_SOURCE_LABEL in ((secret.get("Spec") or {}).get("Labels") or {}) and secret["ID"] not in used
+        if SECRET_SOURCE_LABEL in ((secret.get("Spec") or {}).get("Labels") or {})
+        and secret["ID"] not in used | set(keep)
     )

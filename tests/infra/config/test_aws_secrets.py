@@ -12,7 +12,7 @@ from tests.support.stack_variants import GREETING_ARN, aws_secrets_config
 
 pytestmark = pytest.mark.unit
 
-PARAMETER_ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/greeting"
+PARAMETER_ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/greeting"
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +35,7 @@ def test_a_compose_secret_kept_in_aws_is_known_by_name():
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:restdemo/greeting",  # no 6-character suffix
         "arn:aws:secretsmanager:eu-west-1:1234:secret:restdemo/greeting-Ab12Cd",
         "arn:aws:s3:::bucket/greeting",
-        "arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/greeting#",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/shop/greeting#",
         "greeting",
     ],
 )
@@ -107,4 +107,12 @@ def test_the_refresh_is_bounded(refresh):
     config = wire_config(aws_secrets_config("dev", GREETING_ARN, refresh=refresh))
     assert [line.strip() for line in settings_error(config)] == [
         f'restdemo:secretRefresh = "{refresh}": must be from 10s to 3600s (10s to 1h)'
+    ]
+
+
+def test_the_stacks_own_parameters_are_never_a_services_secret():
+    token = "arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/dev/join-token/manager"
+    assert [line.strip() for line in settings_error(wire_config(aws_secrets_config("dev", token)))] == [
+        f'restdemo:awsSecrets = ["greeting={token}"]: entry 1: /restdemo/ is the stack\'s own parameters (join '
+        "tokens, the Docker API's key), never a service's secret; keep the app's under another path"
     ]

@@ -428,7 +428,7 @@ def test_only_managers_read_the_secrets_kept_in_aws_and_only_those(kept, dev):
 def test_a_parameter_kept_in_aws_is_read_through_ssm_with_its_own_context():
     from infra.swarm.iam import StackArns, kept_secret_statements
 
-    parameter = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/restdemo/api-key"
+    parameter = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/shop/api-key"
     arns = StackArns(region=REGION, account=ACCOUNT, stack="dev", ssm_prefix="/restdemo/dev", kept_secrets=[parameter])
     policy = {"Statement": kept_secret_statements(arns)}
     role = f"arn:aws:iam::{ACCOUNT}:role/r"
