@@ -152,6 +152,18 @@ def _secret_refresh(seconds: float) -> float:
     return seconds
 
 
+# What the managers' role policy may spend on awsSecrets' ARNs (each named twice: the read and the
+# decrypt), beside the rest of it (about 4,600 characters for a long stack name): IAM allows a role
+# 10,240 characters of inline policy, whitespace aside.
+KEPT_SECRETS_POLICY_BUDGET = 5000
+
+
+def kept_secrets_policy_size(arns: list[str]) -> int:
+    """Characters the ARNs take in the managers' policy: each once (`#KEY`s of one secret are one ARN),
+    quoted, with a comma, in two statements."""
+    return 2 * sum(len(arn) + 3 for arn in {arn.split("#")[0] for arn in arns})
+
+
 def _aws_secret_entries(entries: list[str]) -> list[str]:
     names = []
     for number, entry in enumerate(entries, 1):
@@ -1017,6 +1029,13 @@ class Settings(BaseModel):
                     f"{key('aws_secrets')}: {name} is in {region}, not the stack's aws:region {self.aws_region}, where "
                     "the managers read it"
                 )
+        size = kept_secrets_policy_size(list(self.aws_secret_arns().values()))
+        if size > KEPT_SECRETS_POLICY_BUDGET:
+            problems.append(
+                f"{key('aws_secrets')}: their ARNs take {size} characters of the managers' role policy, over the "
+                f"{KEPT_SECRETS_POLICY_BUDGET} it leaves them (IAM's limit is 10240); keep several values in one "
+                "JSON secret and name each with #KEY"
+            )
         kept = self.aws_kept(app)
         for service in app.services:
             mounted = [m.source for m in service.secrets]

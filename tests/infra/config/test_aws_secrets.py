@@ -116,3 +116,22 @@ def test_the_stacks_own_parameters_are_never_a_services_secret():
         f'restdemo:awsSecrets = ["greeting={token}"]: entry 1: /restdemo/ is the stack\'s own parameters (join '
         "tokens, the Docker API's key), never a service's secret; keep the app's under another path"
     ]
+
+
+def test_the_secrets_must_fit_the_managers_role_policy():
+    """IAM allows a role 10,240 characters of inline policy: the ARNs, each named twice, get at most
+    KEPT_SECRETS_POLICY_BUDGET of them (tests/infra/swarm/test_iam.py: a full budget fits)."""
+    arns = [f"{GREETING_ARN[:-7]}-{i:03d}-Ab12Cd" for i in range(40)]
+    config = aws_secrets_config("dev", GREETING_ARN)
+    config["restdemo:awsSecrets"] += [f"extra{i}={arn}" for i, arn in enumerate(arns)]
+    lines = [line.strip() for line in settings_error(wire_config(config))]
+    assert lines[-1] == (
+        "restdemo:awsSecrets: their ARNs take 6880 characters of the managers' role policy, over the 5000 it "
+        "leaves them (IAM's limit is 10240); keep several values in one JSON secret and name each with #KEY"
+    )
+    # The same secret's keys count once.
+    from infra.config.settings import kept_secrets_policy_size
+
+    assert kept_secrets_policy_size([GREETING_ARN, f"{GREETING_ARN}#a", f"{GREETING_ARN}#b"]) == 2 * (
+        len(GREETING_ARN) + 3
+    )

@@ -525,3 +525,34 @@ def test_todays_worker_role_fails_the_checks(dev, prod):
     assert reads(old, "worker", old_prod, "join-token/manager")  # ... of prod, from dev
     assert can(old, "worker", "autoscaling:CompleteLifecycleAction", old.group("manager"))
     assert can(old, "worker", "sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-dev-lifecycle")
+
+
+def test_a_full_budget_of_secrets_kept_in_aws_fits_the_managers_role_policy():
+    """The settings' budget for awsSecrets' ARNs, spent to the last character, on a long stack name:
+    the managers' policy stays within IAM's 10,240 characters (whitespace aside)."""
+    from infra.config.settings import KEPT_SECRETS_POLICY_BUDGET, kept_secrets_policy_size
+    from infra.swarm.iam import StackArns, group_arn, role_statements
+
+    stack = "s" * 40
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:" + "n" * 400 + "-Ab12Cd"
+    kept = [arn.replace("nnnn", f"{i:04d}", 1) for i in range(KEPT_SECRETS_POLICY_BUDGET // (2 * (len(arn) + 3)))]
+    assert kept_secrets_policy_size(kept) <= KEPT_SECRETS_POLICY_BUDGET
+    arns = StackArns(
+        region=REGION,
+        account=ACCOUNT,
+        stack=stack,
+        ssm_prefix=f"/restdemo/{stack}",
+        table=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-{stack}-state",
+        queue=f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-{stack}-lifecycle",
+        log_groups={
+            role: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/restdemo/{stack}/{role}s/{w}" for w in ("a", "b", "c")]
+            for role in ("manager", "worker")
+        },
+        repositories=[f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/service-{i}-{stack}" for i in range(4)],
+        groups={role: group_arn(REGION, ACCOUNT, f"restdemo-{stack}-{role}s") for role in ("manager", "worker")},
+        key=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5ee2f27f-d38e-5f75-8f1f-9b176e7c9786",
+        kept_secrets=kept,
+    )
+    document = json.dumps({"Version": "2012-10-17", "Statement": role_statements(arns, "manager")})
+    size = len(re.sub(r"\s", "", document))
+    assert 9000 < size <= 10240, size  # near the limit: the budget is what is left of it
