@@ -29,6 +29,7 @@ from restdemo_agent.contract import (
     SERVICE_DIMENSION,
     SERVICE_REPLICAS_MISSING,
     UPDATE_ROLLED_BACK,
+    VOLUME_DIRECTORIES_FAILING,
     WORKER_METRICS_NAMESPACE,
 )
 
@@ -161,7 +162,7 @@ def alarm_specs(settings: AlarmSettings, watched: Watched) -> list[AlarmSpec]:
     ]
     specs += route_specs(watched)
     if watched.file_system is not None:
-        specs.append(volumes_io_limit(watched.file_system))
+        specs += [volumes_io_limit(watched.file_system), volume_directory_failing(watched.stack)]
     for role, group in watched.groups.items():
         on_group = {"AutoScalingGroupName": group}
         specs.append(
@@ -270,6 +271,22 @@ def volumes_io_limit(file_system: pulumi.Input[str]) -> AlarmSpec:
         datapoints=15,
         missing="notBreaching",  # EFS reports nothing for an idle file system
         metric=Metric("AWS/EFS", "PercentIOLimit", "Maximum", {"FileSystemId": file_system}),
+    )
+
+
+def volume_directory_failing(stack: str) -> AlarmSpec:
+    return AlarmSpec(
+        key="volume-directory-failing",
+        broke="The leader has failed for 5 minutes to make a volume's directory: tasks that mount it cannot start.",
+        action="Read the leader agent's volume-directory-failed lines: the file system not reachable from its "
+        "zone, something else in the directory's place.",
+        runbook="a-volumes-directory-cannot-be-made",
+        comparison="GreaterThanOrEqualToThreshold",
+        threshold=1,
+        periods=5,
+        datapoints=5,
+        missing="ignore",  # a new leader reports once it has tried; a lost minute keeps the state
+        metric=Metric(METRICS_NAMESPACE, VOLUME_DIRECTORIES_FAILING, "Maximum", {METRICS_DIMENSION: stack}),
     )
 
 

@@ -462,3 +462,15 @@ def test_an_update_the_engine_refuses_is_said_with_its_words_and_its_values_stor
     engine.refuse = ""
     agent._kept_secrets_pass()  # read and stored again at once, then rolled out
     assert len(engine.updates) == 1
+
+
+def test_the_leader_reports_the_volume_directories_it_failed_to_make_once_it_tried_any(aws):
+    from restdemo_agent.volumes import VolumeDirectory
+
+    agent = agent_on(Leader([ecr_service("web")]), aws)
+    assert "VolumeDirectoriesFailing" not in agent.swarm_readings()  # no volume, or not tried yet
+    notes, uploads = VolumeDirectory((), "notes", 1, 1), VolumeDirectory((), "uploads", 1, 1)
+    agent.volumes_made = {notes: time.monotonic()}
+    assert agent.swarm_readings()["VolumeDirectoriesFailing"] == 0
+    agent.volumes_failed = {uploads: time.monotonic()}
+    assert agent.swarm_readings()["VolumeDirectoriesFailing"] == 1

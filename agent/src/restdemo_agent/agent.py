@@ -768,7 +768,12 @@ class Agent:
         self.service_readings = {
             name: {SERVICE_REPLICAS_MISSING: missing} for name, missing in replicas_missing(services, running).items()
         }
-        return values | leader_view(nodes, services, running, ages, rolled_back=rolled_back, kept_ages=kept_ages)
+        # The volumes' directories this leader failed to make at its last try, once it has tried any.
+        tried = self.volumes_made.keys() | self.volumes_failed.keys()
+        failing = len(self.volumes_failed) if tried else None
+        return values | leader_view(
+            nodes, services, running, ages, rolled_back=rolled_back, kept_ages=kept_ages, volumes_failing=failing
+        )
 
     def rolled_back_services(self, services: list[dict]) -> dict[str, str]:
         """The services held as rolled back (plan.rolled_back_services), from the list the leaders keep

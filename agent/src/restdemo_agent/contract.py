@@ -113,6 +113,8 @@ UPDATE_PAUSED = "ServiceUpdatePaused"
 CREDENTIALS_AGE = "RegistryCredentialsAgeSeconds"
 # The oldest value among the secrets kept in AWS that services mount: since its last good read.
 KEPT_SECRETS_AGE = "KeptSecretsAgeSeconds"
+# The volumes' directories the leader could not make at its last try (a task that mounts one cannot start).
+VOLUME_DIRECTORIES_FAILING = "VolumeDirectoriesFailing"
 METRICS_PERIOD_SECONDS = 60
 DOCKER_ROOT = "/var/lib/docker"
 # The node setup counts its runs and its successes here (cloud-init's script); the agent reports

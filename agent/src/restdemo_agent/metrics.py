@@ -29,6 +29,7 @@ from restdemo_agent.contract import (
     SERVICE_DIMENSION,
     UPDATE_PAUSED,
     UPDATE_ROLLED_BACK,
+    VOLUME_DIRECTORIES_FAILING,
 )
 from restdemo_agent.plan import Node
 
@@ -119,11 +120,13 @@ def leader_view(
     *,
     rolled_back: Collection[str] = (),
     kept_ages: Collection[float] = (),
+    volumes_failing: int | None = None,
 ) -> dict[str, float]:
     """The leader's view of the swarm and its replicated services (running: service id -> tasks
     running); the credentials' age is the oldest service's, none before the first refresh;
     `rolled_back`: the services still on the spec a rollback left (plan.rolled_back_services);
-    `kept_ages`: since each secret kept in AWS that services mount was last read (none: no such secret)."""
+    `kept_ages`: since each secret kept in AWS that services mount reached them all (none: no such
+    secret); `volumes_failing`: the volumes' directories not made at the last try (None: no volume)."""
     replicated = [s for s in services if "Replicated" in s["Spec"].get("Mode", {})]
     states = [(s.get("UpdateStatus") or {}).get("State") for s in replicated]
     view = {
@@ -138,4 +141,6 @@ def leader_view(
         view[CREDENTIALS_AGE] = round(max(credential_ages))
     if kept_ages:
         view[KEPT_SECRETS_AGE] = round(max(kept_ages))
+    if volumes_failing is not None:
+        view[VOLUME_DIRECTORIES_FAILING] = volumes_failing
     return view

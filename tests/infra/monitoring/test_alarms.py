@@ -463,7 +463,29 @@ def test_a_stack_with_volumes_pages_when_their_file_system_nears_its_io_limit():
     assert (alarm["threshold"], alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (90, 15, 15)
     assert alarm["treatMissingData"] == "notBreaching"
     assert "the-volumes-are-at-their-io-limit" in alarm["alarmDescription"]
-    assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "volumes" in a.name]
+    assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "volume" in a.name]
+
+
+def test_a_stack_with_volumes_pages_when_the_leader_cannot_make_a_directory_for_5_minutes():
+    from restdemo_agent.metrics import emf
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    inputs = variant_run("prod", COMPOSE_VARIANT).named(ALARM_TYPE, "monitoring-volume-directory-failing").inputs
+    assert (inputs["metricName"], inputs["statistic"], inputs["dimensions"]) == (
+        "VolumeDirectoriesFailing",
+        "Maximum",
+        {"Stack": "prod"},
+    )
+    assert "a-volumes-directory-cannot-be-made" in inputs["alarmDescription"]
+    alarm = Alarm.from_inputs(inputs)
+    # Made at first; from minute 5 the file system does not answer the leader; a retry fails each minute.
+    failing = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]
+    lines = [json.dumps(emf("prod", {"VolumeDirectoriesFailing": v}, T + m * 60 + 5)) for m, v in enumerate(failing, 1)]
+    assert first_alarm(alarm, from_emf(lines), T, T + 720) == T + 10 * 60
+    # A directory that fails once and is made at the retry a minute later pages nobody.
+    blip = [0, 1, 0, 0, 0, 0, 0]
+    lines = [json.dumps(emf("prod", {"VolumeDirectoriesFailing": v}, T + m * 60 + 5)) for m, v in enumerate(blip, 1)]
+    assert first_alarm(alarm, from_emf(lines), T, T + 480) is None
 
 
 def test_a_stack_that_keeps_secrets_in_aws_pages_when_the_leader_stops_reading_them():
