@@ -474,3 +474,18 @@ def test_the_leader_reports_the_volume_directories_it_failed_to_make_once_it_tri
     assert agent.swarm_readings()["VolumeDirectoriesFailing"] == 0
     agent.volumes_failed = {uploads: time.monotonic()}
     assert agent.swarm_readings()["VolumeDirectoriesFailing"] == 1
+
+
+def test_a_value_that_stops_being_readable_is_no_longer_delivered(aws, capsys):
+    """Read and rolled out, then the managers lose access to it: the services keep the value they have,
+    and the age the alarm reads grows from the last good read."""
+    secrets = aws["secretsmanager"]
+    arn = secrets.create_secret(Name="restdemo/greeting", SecretString="one")["ARN"]
+    engine = KeptSecretsEngine([kept_web(arn)])
+    agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=secrets)
+    agent._kept_secrets_pass()
+    delivered = agent.secrets_delivered[arn]
+    secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    next_pass(agent)
+    assert agent.secrets_delivered[arn] == delivered and len(engine.updates) == 1
+    assert [line["source"] for line in lines(capsys, "secret-read-failed")] == [arn]

@@ -621,9 +621,12 @@ class Agent:
             self.secrets_applied[service.id] = (references_key(current), references_key(wanted))
             named[service.id] = {reference["SecretName"] for reference in wanted}
             log("secrets-rolled-out", service=service.name, secrets=[m.name for m in service.mounts])
-        # A source is delivered once every service that mounts it names its current value.
+        # A source is delivered once its last read succeeded and every service that mounts it names
+        # the value read.
         for source, (_, physical) in self.secrets_stored.items():
             mounting = [s.id for s in now_kept.values() if any(m.source == source for m in s.mounts)]
+            if source in self.secrets_failed_at:
+                continue
             if all(physical in named.get(service_id, set()) for service_id in mounting):
                 self.secrets_delivered[source] = now
         keep = {secret_id for secret_id, _ in self.secrets_stored.values()}
