@@ -403,8 +403,9 @@ def next_pass(agent) -> None:
 
 def test_a_rotation_swarm_rolled_back_is_not_rolled_out_again_until_the_value_changes(aws, capsys):
     """The new value's tasks failed (or a task was killed on purpose) and swarm rolled the service
-    back: the agent does not roll the same value out again every round, says so once, and the value is
-    not delivered (the alarm's age grows); a newer value is rolled out."""
+    back: the agent does not roll the same value out again every round but after a backoff (15
+    minutes, doubled each time), says so, and the value is not delivered (the alarm's age grows); a
+    newer value is rolled out at once."""
     secrets = aws["secretsmanager"]
     arn = secrets.create_secret(Name="restdemo/greeting", SecretString="one")["ARN"]
     web = kept_web(arn)
@@ -421,11 +422,22 @@ def test_a_rotation_swarm_rolled_back_is_not_rolled_out_again_until_the_value_ch
     next_pass(agent)
     next_pass(agent)
     assert len(engine.updates) == 2
-    assert [line["service"] for line in lines(capsys, "secrets-rolled-back")] == ["restdemo_web"]
+    (rolled_back,) = lines(capsys, "secrets-rolled-back")
+    assert (rolled_back["service"], rolled_back["retry_after"]) == ("restdemo_web", 900)
     assert agent.secrets_delivered[arn] == delivered
+    # 15 minutes on, the same value is tried once more (a failure that passed heals by itself) ...
+    rejected = agent.secrets_rejected["s1"]
+    agent.secrets_rejected["s1"] = dataclasses.replace(rejected, at=rejected.at - 901)
+    next_pass(agent)
+    assert len(engine.updates) == 3
+    # ... and rolled back again, it waits twice as long.
+    web["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"] = first
+    next_pass(agent)
+    (again,) = lines(capsys, "secrets-rolled-back")
+    assert again["retry_after"] == 1800 and len(engine.updates) == 3
     secrets.put_secret_value(SecretId=arn, SecretString="three")
     next_pass(agent)
-    assert len(engine.updates) == 3 and agent.secrets_delivered[arn] > delivered
+    assert len(engine.updates) == 4 and agent.secrets_delivered[arn] > delivered
     assert engine.updates[-1][1][0]["SecretName"] == stored_name("restdemo_greeting", b"three")
 
 

@@ -11,10 +11,13 @@ from restdemo_agent.contract import AWS_SECRETS_LABEL, SECRET_SOURCE_LABEL, aws_
 from restdemo_agent.secrets import (
     KeptMount,
     KeptService,
+    Rejected,
+    backoff,
     differs,
     due_sources,
     kept_services,
     references,
+    rejected_lately,
     split_source,
     stored_name,
     unused,
@@ -174,3 +177,12 @@ def test_only_the_agents_secrets_no_spec_refers_to_go():
 @pytest.mark.parametrize("state", ["updating", "paused", "rollback_started", "rollback_paused"])
 def test_a_secret_a_rollout_or_rollback_may_go_back_to_is_kept(state):
     assert unused([secret("old"), secret("new")], [using(["new"], previous=["old"], state=state)]) == []
+
+
+def test_a_rolled_back_set_waits_a_backoff_that_doubles_up_to_four_hours():
+    assert [backoff(times) for times in (1, 2, 3, 4, 5, 9)] == [900, 1800, 3600, 7200, 14400, 14400]
+    rejected = Rejected(("a",), 1000.0, 2)
+    assert rejected_lately(rejected, ("a",), 2799.0)
+    assert not rejected_lately(rejected, ("a",), 2800.0)
+    assert not rejected_lately(rejected, ("b",), 1001.0)  # a new value goes at once
+    assert not rejected_lately(None, ("a",), 1001.0)

@@ -76,11 +76,14 @@ from restdemo_agent.plan import (
 from restdemo_agent.secrets import (
     UPDATING,
     KeptService,
+    Rejected,
+    backoff,
     differs,
     due_sources,
     kept_services,
     references,
     references_key,
+    rejected_lately,
     stored_name,
     unused,
 )
@@ -248,7 +251,7 @@ class Agent:
     # Service id -> its references before and after the agent's last update of them (as sets), and
     # the set swarm rolled back, not applied again until a value changes.
     secrets_applied: dict[str, tuple[tuple, tuple]] = field(default_factory=dict)
-    secrets_rejected: dict[str, tuple] = field(default_factory=dict)
+    secrets_rejected: dict[str, Rejected] = field(default_factory=dict)
     secrets_worker: threading.Thread | None = None
     secret_labels_refused: dict[str, str] = field(default_factory=dict)  # logged once each
 
@@ -607,8 +610,8 @@ class Agent:
             state = (found.get("UpdateStatus") or {}).get("State")
             if wanted is None or state in UPDATING or not differs(current, wanted):
                 continue
-            if self.secrets_rejected.get(service.id) == references_key(wanted):
-                continue  # swarm rolled exactly this back: wait for a new value
+            if rejected_lately(self.secrets_rejected.get(service.id), references_key(wanted), now):
+                continue  # swarm rolled exactly this back: a new value, or the backoff's end
             try:
                 self.engine.set_secret_references(found, wanted)
             except Exception as exc:  # a secret gone under a stale cache: read and store again next pass
@@ -621,6 +624,8 @@ class Agent:
             self.secrets_applied[service.id] = (references_key(current), references_key(wanted))
             named[service.id] = {reference["SecretName"] for reference in wanted}
             log("secrets-rolled-out", service=service.name, secrets=[m.name for m in service.mounts])
+        self.secrets_applied = {k: v for k, v in self.secrets_applied.items() if k in now_kept}
+        self.secrets_rejected = {k: v for k, v in self.secrets_rejected.items() if k in now_kept}
         # A source is delivered once its last read succeeded and every service that mounts it names
         # the value read.
         for source, (_, physical) in self.secrets_stored.items():
@@ -642,9 +647,15 @@ class Agent:
         if applied is None or references_key(current) == applied[1]:
             return
         if references_key(current) == applied[0]:
-            if self.secrets_rejected.get(service.id) != applied[1]:
-                log("secrets-rolled-back", service=service.name, secrets=[m.name for m in service.mounts])
-            self.secrets_rejected[service.id] = applied[1]
+            before = self.secrets_rejected.get(service.id)
+            times = before.times + 1 if before and before.references == applied[1] else 1
+            self.secrets_rejected[service.id] = Rejected(applied[1], time.monotonic(), times)
+            log(
+                "secrets-rolled-back",
+                service=service.name,
+                secrets=[m.name for m in service.mounts],
+                retry_after=backoff(times),
+            )
         del self.secrets_applied[service.id]
 
     def publish_tokens(self) -> None:

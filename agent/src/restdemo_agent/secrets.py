@@ -179,6 +179,32 @@ def references(
     return wanted
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A service's references swarm rolled back after the agent rolled them out: which, when, how many
+    times in a row."""
+
+    references: tuple
+    at: float
+    times: int
+
+
+# A value swarm rolled back is tried again after this, doubled each time it is rolled back again, up to
+# MAX_BACKOFF_SECONDS: a failure that passed (a node lost mid-rollout) heals by itself; one that does
+# not (a wrong value, a task killed on purpose) costs a rollout now and then, not every round.
+BACKOFF_SECONDS = 900
+MAX_BACKOFF_SECONDS = 4 * 3600
+
+
+def backoff(times: int) -> int:
+    return min(BACKOFF_SECONDS * 2 ** (times - 1), MAX_BACKOFF_SECONDS)
+
+
+def rejected_lately(rejected: Rejected | None, wanted: tuple, now: float) -> bool:
+    """Whether `wanted` is what swarm rolled back, and its backoff has not passed."""
+    return rejected is not None and rejected.references == wanted and now - rejected.at < backoff(rejected.times)
+
+
 def _key(reference: dict) -> tuple:
     file = reference.get("File") or {}
     return (reference.get("SecretName"), file.get("Name"), file.get("UID"), file.get("GID"), file.get("Mode"))
