@@ -401,7 +401,7 @@ def next_pass(agent) -> None:
     agent._kept_secrets_pass()
 
 
-def test_a_rotation_swarm_rolled_back_is_not_rolled_out_again_until_the_value_changes(aws, capsys):
+def test_a_rotation_swarm_rolled_back_waits_a_backoff_or_a_new_value(aws, capsys):
     """The new value's tasks failed (or a task was killed on purpose) and swarm rolled the service
     back: the agent does not roll the same value out again every round but after a backoff (15
     minutes, doubled each time), says so, and the value is not delivered (the alarm's age grows); a
