@@ -321,16 +321,7 @@ def test_a_value_that_cannot_be_read_leaves_the_service_as_it_is_and_never_shows
     the source and why; the service keeps its references. Once the value has the key, it is stored
     under its hash and rolled out; read again unchanged, nothing more happens."""
     arn = aws["secretsmanager"].create_secret(Name="restdemo/db", SecretString="s3cret-plain")["ARN"]
-    mount = {"name": "restdemo_db", "source": f"{arn}#password", "target": "db", "uid": "0", "gid": "0", "mode": 256}
-    web = {
-        "ID": "s1",
-        "Version": {"Index": 7},
-        "Spec": {
-            "Name": "restdemo_web",
-            "Labels": {AWS_SECRETS_LABEL: aws_secrets_label(10, [mount])},
-            "TaskTemplate": {"ContainerSpec": {"Image": "web"}},
-        },
-    }
+    web = kept_web(f"{arn}#password", name="restdemo_db", target="db", mode=256)
     engine = KeptSecretsEngine([web])
     agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=aws["secretsmanager"])
 
@@ -382,8 +373,9 @@ def test_the_kept_secrets_age_counts_from_the_last_good_read_and_a_new_leader_fr
     assert "KeptSecretsAgeSeconds" not in agent_on(Leader([ecr_service("web")]), aws).swarm_readings()
 
 
-def kept_web(arn: str) -> dict:
-    mount = {"name": "restdemo_greeting", "source": arn, "target": "g", "uid": "0", "gid": "0", "mode": 292}
+def kept_web(source: str, **mount: object) -> dict:
+    """Service s1, whose label mounts `source` (as `g`, unless `mount` says otherwise)."""
+    mount = {"name": "restdemo_greeting", "source": source, "target": "g", "uid": "0", "gid": "0", "mode": 292} | mount
     return {
         "ID": "s1",
         "Version": {"Index": 7},
