@@ -493,3 +493,35 @@ def test_a_value_that_stops_being_readable_is_no_longer_delivered(aws, capsys):
     next_pass(agent)
     assert agent.secrets_delivered[arn] == delivered and len(engine.updates) == 1
     assert [line["source"] for line in lines(capsys, "secret-read-failed")] == [arn]
+
+
+def test_a_rotated_database_secret_reaches_its_files_in_one_rollout_from_one_read(aws):
+    """The database's files (ADR 0030) from RDS's master secret: the URL and the password rendered from
+    one read of it, stored each under its hash, rolled out together; a rotation is one more update."""
+    secrets = aws["secretsmanager"]
+    arn = secrets.create_secret(Name="rds!db-0123", SecretString='{"username": "app", "password": "one"}')["ARN"]
+    url = {"name": "restdemo_database_url", "target": "/run/secrets/database_url"}
+    password = {"name": "restdemo_database_password", "target": "/run/secrets/database_password"}
+    web = kept_web(arn, **url, template="postgresql://{username|url}:{password|url}@db:5432/app")
+    mounts = json.loads(web["Spec"]["Labels"][AWS_SECRETS_LABEL])["mounts"]
+    mounts.append(mounts[0] | password | {"template": "{password}"})
+    web["Spec"]["Labels"][AWS_SECRETS_LABEL] = aws_secrets_label(10, mounts)
+    engine = KeptSecretsEngine([web])
+    reads = []
+    secrets.meta.events.register("before-call.secrets-manager.GetSecretValue", lambda **_: reads.append(1))
+    agent = dataclasses.replace(agent_on(engine, aws), secretsmanager=secrets)
+
+    agent._kept_secrets_pass()
+    assert sorted(value for value, _ in engine.stored.values()) == [b"one", b"postgresql://app:one@db:5432/app"]
+    assert (len(engine.updates), len(engine.updates[0][1]), len(reads)) == (1, 2, 1)
+
+    secrets.put_secret_value(SecretId=arn, SecretString='{"username": "app", "password": "t/wo"}')
+    next_pass(agent)
+    assert len(engine.updates) == 2 and len(reads) == 2
+    files = {ref["File"]["Name"]: engine.stored[ref["SecretName"]][0] for ref in engine.updates[1][1]}
+    assert files == {
+        "/run/secrets/database_url": b"postgresql://app:t%2Fwo@db:5432/app",
+        "/run/secrets/database_password": b"t/wo",
+    }
+    # The first values go once no spec names them.
+    assert len(engine.removed) == 2

@@ -16,6 +16,7 @@ from restdemo_agent.secrets import (
     differs,
     due_sources,
     kept_services,
+    mounted_value,
     references,
     rejected_lately,
     split_source,
@@ -73,18 +74,22 @@ def test_a_label_the_program_does_not_write_leaves_the_service_as_it_is(label, w
     assert found == [] and why in refused["restdemo_web"]
 
 
+def due_names(*args) -> dict[str, str]:
+    return {value_key: mount.name for value_key, mount in due_sources(*args).items()}
+
+
 def test_a_value_is_read_when_never_read_or_once_its_shortest_refresh_passed():
     often = KeptService("s1", "a", 30, (KeptMount("restdemo_greeting", ARN, "/g", "0", "0", 0o444),))
     seldom = KeptService("s2", "b", 600, (KeptMount("restdemo_greeting", ARN, "/g", "0", "0", 0o444),))
     other = KeptService("s3", "c", 600, (KeptMount("restdemo_key", PARAMETER, "/k", "0", "0", 0o400),))
-    assert due_sources([often, seldom, other], {}, {}, 1000.0) == {ARN: "restdemo_greeting", PARAMETER: "restdemo_key"}
+    assert due_names([often, seldom, other], {}, {}, 1000.0) == {ARN: "restdemo_greeting", PARAMETER: "restdemo_key"}
     read = {ARN: 980.0, PARAMETER: 980.0}
-    assert due_sources([often, seldom, other], read, {}, 1000.0) == {}
-    assert due_sources([often, seldom, other], read, {}, 1010.0) == {ARN: "restdemo_greeting"}
-    assert due_sources([seldom, other], read, {}, 1010.0) == {}
+    assert due_names([often, seldom, other], read, {}, 1000.0) == {}
+    assert due_names([often, seldom, other], read, {}, 1010.0) == {ARN: "restdemo_greeting"}
+    assert due_names([seldom, other], read, {}, 1010.0) == {}
     # A failed read is tried again 30 s later, whatever the refresh.
-    assert due_sources([seldom, other], read, {PARAMETER: 980.0}, 1009.0) == {}
-    assert due_sources([seldom, other], read, {PARAMETER: 980.0}, 1010.0) == {PARAMETER: "restdemo_key"}
+    assert due_names([seldom, other], read, {PARAMETER: 980.0}, 1009.0) == {}
+    assert due_names([seldom, other], read, {PARAMETER: 980.0}, 1010.0) == {PARAMETER: "restdemo_key"}
 
 
 def test_a_value_or_one_key_of_a_json_one():
@@ -186,3 +191,81 @@ def test_a_rolled_back_set_waits_a_backoff_that_doubles_up_to_four_hours():
     assert not rejected_lately(rejected, ("a",), 2800.0)
     assert not rejected_lately(rejected, ("b",), 1001.0)  # a new value goes at once
     assert not rejected_lately(None, ("a",), 1001.0)
+
+
+MASTER = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0f1e2d3c-4b5a-6978-8091-a2b3c4d5e6f7-Xy12Zw"
+URL_TEMPLATE = "postgresql://{username|url}:{password|url}@db.internal:5432/app"
+
+
+def templated(target: str, template: str) -> dict:
+    return {
+        "name": "restdemo_database_url",
+        "source": MASTER,
+        "target": target,
+        "uid": "0",
+        "gid": "0",
+        "mode": 292,
+    } | {"template": template}
+
+
+def test_a_database_file_is_rendered_from_the_master_secrets_keys_the_url_quoted():
+    """The database's files (ADR 0030): RDS's master secret is JSON with `username` and `password`; the URL
+    takes them percent-encoded, its own file as they are; host, port and name are the template's text."""
+    (service,), refused = kept_services(
+        [
+            labelled(
+                [templated("/run/secrets/database_url", URL_TEMPLATE), templated("/run/secrets/database_host", "db")]
+            )
+        ]
+    )
+    assert refused == {}
+    url, host = service.mounts
+    master = json.dumps({"username": "app", "password": "p@ss:w/rd%"})
+    assert mounted_value(master, url) == b"postgresql://app:p%40ss%3Aw%2Frd%25@db.internal:5432/app"
+    assert mounted_value(master, host) == b"db"
+    assert mounted_value(master, KeptMount("n", MASTER + "#password", "/t", "0", "0", 292)) == b"p@ss:w/rd%"
+    # Two files of one source are two values, each read, stored and delivered on its own.
+    assert url.value_key != host.value_key and url.value_key.startswith(MASTER)
+    assert set(due_sources([service], {}, {}, 0.0)) == {url.value_key, host.value_key}
+    assert references(service, {url.value_key: ("u", "url_1"), host.value_key: ("h", "host_1")}) == [
+        {
+            "File": {"Name": "/run/secrets/database_url", "UID": "0", "GID": "0", "Mode": 292},
+            "SecretID": "u",
+            "SecretName": "url_1",
+        },
+        {
+            "File": {"Name": "/run/secrets/database_host", "UID": "0", "GID": "0", "Mode": 292},
+            "SecretID": "h",
+            "SecretName": "host_1",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ("p@ss", "the value is not a JSON object, which a template reads"),
+        ('["username"]', "the value is not a JSON object, which a template reads"),
+        ('{"username": "app"}', "the value has no key password (a non-empty string or a whole number)"),
+        ('{"username": "app", "password": ""}', "the value has no key password (a non-empty string or a whole number)"),
+    ],
+)
+def test_a_template_whose_keys_the_value_lacks_is_named_never_shown(raw, message):
+    with pytest.raises(ValueError) as raised:
+        mounted_value(raw, KeptMount("n", MASTER, "/t", "0", "0", 292, URL_TEMPLATE))
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "entry,why",
+    [
+        (templated("/t", "{password"), "braces are {KEY} or {KEY|url} only"),
+        (templated("/t", "{password|base64}"), "braces are {KEY} or {KEY|url} only"),
+        (templated("/t", ""), "a template is 1 to 1024 characters"),
+        (templated("/t", "x" * 1025), "a template is 1 to 1024 characters"),
+        (templated("/t", "{password}") | {"source": MASTER + "#password"}, "a template reads the whole JSON value"),
+    ],
+)
+def test_a_template_the_program_does_not_write_is_refused(entry, why):
+    found, refused = kept_services([labelled([entry])])
+    assert found == [] and why in refused["restdemo_web"]

@@ -16,7 +16,7 @@ from restdemo_agent.aws import (
     LifecycleMessage,
     SwarmState,
     other_members_running,
-    read_kept_secret,
+    read_kept_value,
     registry_auth_header,
     running_instances,
     stack_instances,
@@ -81,9 +81,11 @@ from restdemo_agent.secrets import (
     differs,
     due_sources,
     kept_services,
+    mounted_value,
     references,
     references_key,
     rejected_lately,
+    split_source,
     stored_name,
     unused,
 )
@@ -578,23 +580,28 @@ class Agent:
             if self.secret_labels_refused.get(service) != why:
                 log("secret-label-refused", service=service, message=why)
         self.secret_labels_refused = refused
-        for source, name in due_sources(kept, self.secrets_read_at, self.secrets_failed_at, now).items():
-            self.secrets_read_at[source] = now
+        raw: dict[str, str | bytes] = {}  # each ARN read once a pass: a database's files agree
+        for value_key, mount in due_sources(kept, self.secrets_read_at, self.secrets_failed_at, now).items():
+            self.secrets_read_at[value_key] = now
+            arn = split_source(mount.source)[0]
             try:
-                value = read_kept_secret(self.secretsmanager, self.state.ssm, source)
-                physical = stored_name(name, value)
-                if self.secrets_stored.get(source, ("", ""))[1] != physical:
-                    self.secrets_stored[source] = (self.engine.store_secret(physical, value, source), physical)
-                self.secrets_failed_at.pop(source, None)
+                if arn not in raw:
+                    raw[arn] = read_kept_value(self.secretsmanager, self.state.ssm, arn)
+                value = mounted_value(raw[arn], mount)
+                physical = stored_name(mount.name, value)
+                if self.secrets_stored.get(value_key, ("", ""))[1] != physical:
+                    stored = self.engine.store_secret(physical, value, mount.source)
+                    self.secrets_stored[value_key] = (stored, physical)
+                self.secrets_failed_at.pop(value_key, None)
             except Exception as exc:  # denied, deleted, not JSON: the services keep the value they have
-                self.secrets_failed_at[source] = now
+                self.secrets_failed_at[value_key] = now
                 reason = getattr(exc, "explanation", None) or str(exc)
-                log("secret-read-failed", source=source, message=str(reason)[:300], kind=type(exc).__name__)
-        # Only what is still mounted is remembered: a source mounted again is read at once.
-        mounted = {mount.source for service in kept for mount in service.mounts}
+                log("secret-read-failed", source=value_key, message=str(reason)[:300], kind=type(exc).__name__)
+        # Only what is still mounted is remembered: a value mounted again is read at once.
+        mounted = {mount.value_key for service in kept for mount in service.mounts}
         for memory in (self.secrets_read_at, self.secrets_failed_at, self.secrets_stored, self.secrets_delivered):
-            for source in set(memory) - mounted:
-                del memory[source]
+            for value_key in set(memory) - mounted:
+                del memory[value_key]
         # The services as they are now, each with its label as it is now (an `up` may have changed it).
         services = self.engine.services()
         now_kept = {service.id: service for service in kept_services(services)[0]}
@@ -618,22 +625,22 @@ class Agent:
                 reason = getattr(exc, "explanation", None) or str(exc)
                 log("secret-rollout-failed", service=service.name, message=str(reason)[:300], kind=type(exc).__name__)
                 for mount in service.mounts:
-                    self.secrets_stored.pop(mount.source, None)
-                    self.secrets_read_at.pop(mount.source, None)
+                    self.secrets_stored.pop(mount.value_key, None)
+                    self.secrets_read_at.pop(mount.value_key, None)
                 continue
             self.secrets_applied[service.id] = (references_key(current), references_key(wanted))
             named[service.id] = {reference["SecretName"] for reference in wanted}
             log("secrets-rolled-out", service=service.name, secrets=[m.name for m in service.mounts])
         self.secrets_applied = {k: v for k, v in self.secrets_applied.items() if k in now_kept}
         self.secrets_rejected = {k: v for k, v in self.secrets_rejected.items() if k in now_kept}
-        # A source is delivered once its last read succeeded and every service that mounts it names
+        # A value is delivered once its last read succeeded and every service that mounts it names
         # the value read.
-        for source, (_, physical) in self.secrets_stored.items():
-            mounting = [s.id for s in now_kept.values() if any(m.source == source for m in s.mounts)]
-            if source in self.secrets_failed_at:
+        for value_key, (_, physical) in self.secrets_stored.items():
+            mounting = [s.id for s in now_kept.values() if any(m.value_key == value_key for m in s.mounts)]
+            if value_key in self.secrets_failed_at:
                 continue
             if all(physical in named.get(service_id, set()) for service_id in mounting):
-                self.secrets_delivered[source] = now
+                self.secrets_delivered[value_key] = now
         keep = {secret_id for secret_id, _ in self.secrets_stored.values()}
         for secret_id in unused(self.engine.stored_secrets(), self.engine.services(), keep):
             if self.engine.remove_secret(secret_id):
@@ -776,8 +783,8 @@ class Agent:
         # Each secret kept in AWS the services mount, since its value last reached them all (or this
         # leader's start).
         kept, _ = kept_services(services)
-        mounted = {mount.source for service in kept for mount in service.mounts}
-        kept_ages = [now - self.secrets_delivered.get(source, self.leader_since) for source in mounted]
+        mounted = {mount.value_key for service in kept for mount in service.mounts}
+        kept_ages = [now - self.secrets_delivered.get(value_key, self.leader_since) for value_key in mounted]
         running = self.engine.running()
         self.service_readings = {
             name: {SERVICE_REPLICAS_MISSING: missing} for name, missing in replicas_missing(services, running).items()

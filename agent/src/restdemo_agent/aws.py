@@ -10,7 +10,6 @@ from botocore.exceptions import ClientError
 
 from restdemo_agent.contract import LAUNCH_HOOK, parameter_name, token_parameter
 from restdemo_agent.plan import PRIMARY_KEY
-from restdemo_agent.secrets import split_source, value_of
 
 
 class SwarmState:
@@ -308,13 +307,10 @@ def stack_instances(autoscaling, ec2, groups: dict[str, str]) -> dict[str, dict]
     }
 
 
-def read_kept_secret(secretsmanager, ssm, source: str) -> bytes:
-    """A value kept in AWS (restdemo:awsSecrets): a Secrets Manager secret's current version, or an SSM
-    parameter, decrypted; one key of it for `arn#KEY`."""
-    arn, key = split_source(source)
+def read_kept_value(secretsmanager, ssm, arn: str) -> str | bytes:
+    """A value kept in AWS (restdemo:awsSecrets, the database's), as stored: a Secrets Manager secret's
+    current version, or an SSM parameter, decrypted."""
     if arn.split(":")[2] == "secretsmanager":
         answer = secretsmanager.get_secret_value(SecretId=arn)
-        raw = answer["SecretString"] if "SecretString" in answer else answer["SecretBinary"]
-    else:
-        raw = ssm.get_parameter(Name=parameter_name(arn), WithDecryption=True)["Parameter"]["Value"]
-    return value_of(raw, key)
+        return answer["SecretString"] if "SecretString" in answer else answer["SecretBinary"]
+    return ssm.get_parameter(Name=parameter_name(arn), WithDecryption=True)["Parameter"]["Value"]

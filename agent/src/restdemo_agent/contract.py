@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_type_hints
+from urllib.parse import quote
 
 # Ports. The agent answers readiness on READINESS_PORT (the admin NLB's health check);
 # managers serve the Docker API with mutual TLS on DOCKER_TLS_PORT.
@@ -47,11 +48,12 @@ AWS_SECRETS_LABEL = "restdemo.secrets.aws"
 SECRET_SOURCE_LABEL = "restdemo.secret.source"
 # A Secrets Manager secret's full ARN (with the 6 characters AWS appends to its name: IAM scopes to
 # exactly it) or an SSM parameter's; `#KEY` takes one key of a JSON value (an RDS master secret's
-# `password`). Secrets Manager's names: 1-512 of A-Z a-z 0-9 /_+=.@- (CreateSecret); SSM's: a-z A-Z 0-9
-# _.- and / for a hierarchy (PutParameter).
+# `password`). Secrets Manager's names: 1-512 of A-Z a-z 0-9 /_+=.@- (CreateSecret), and `!` in those a
+# managing service makes (RDS's master secrets: `rds!db-<uuid>`; Secrets Manager User Guide, "Secrets
+# managed by other AWS services"); SSM's: a-z A-Z 0-9 _.- and / for a hierarchy (PutParameter).
 AWS_SECRET_ARN = re.compile(
     r"arn:aws:(?P<service>secretsmanager|ssm):(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):"
-    r"(?:secret:(?P<secret>[A-Za-z0-9/_+=.@-]{1,512}-[A-Za-z0-9]{6})|parameter(?P<parameter>/[A-Za-z0-9_./-]{1,2048}))"
+    r"(?:secret:(?P<secret>[A-Za-z0-9/_+=.@!-]{1,512}-[A-Za-z0-9]{6})|parameter(?P<parameter>/[A-Za-z0-9_./-]{1,2048}))"
     r"(?:#(?P<key>[A-Za-z0-9_.-]{1,128}))?"
 )
 
@@ -67,6 +69,32 @@ def aws_secrets_label(refresh_seconds: int, mounts: list[dict]) -> str:
     """The label's value: how often the values are read, and each mount (`name`: the Docker secrets'
     name before the value's hash; `source`: the ARN, `#KEY` if any; `target`, `uid`, `gid`, `mode`)."""
     return json.dumps({"refresh": refresh_seconds, "mounts": mounts}, sort_keys=True, separators=(",", ":"))
+
+
+# A kept secret's `template` (the database's files, ADR 0030): text with `{KEY}` for a key of the
+# source's JSON value as it is and `{KEY|url}` percent-encoded for a URL's user or password part
+# (RFC 3986: everything but unreserved characters). No other braces: a host, port or name has none.
+TEMPLATE_FIELD = re.compile(r"\{(?P<key>[A-Za-z0-9_]{1,64})(?P<url>\|url)?\}")
+TEMPLATE_LIMIT = 1024
+
+
+def template_problem(template: str) -> str | None:
+    """Why `template` is not one (None: it is)."""
+    if not isinstance(template, str) or not template or len(template) > TEMPLATE_LIMIT:
+        return f"a template is 1 to {TEMPLATE_LIMIT} characters"
+    if "{" in TEMPLATE_FIELD.sub("", template) or "}" in TEMPLATE_FIELD.sub("", template):
+        return "a template's braces are {KEY} or {KEY|url} only"
+    return None
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """`template` with each field replaced by its key's value. Raises KeyError naming a missing key."""
+
+    def field_value(match: re.Match) -> str:
+        value = values[match["key"]]
+        return quote(value, safe="") if match["url"] else value
+
+    return TEMPLATE_FIELD.sub(field_value, template)
 
 
 ROLES = ("manager", "worker")

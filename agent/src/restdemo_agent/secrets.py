@@ -15,7 +15,13 @@ import json
 import re
 from dataclasses import dataclass
 
-from restdemo_agent.contract import AWS_SECRET_ARN, AWS_SECRETS_LABEL, SECRET_SOURCE_LABEL
+from restdemo_agent.contract import (
+    AWS_SECRET_ARN,
+    AWS_SECRETS_LABEL,
+    SECRET_SOURCE_LABEL,
+    render_template,
+    template_problem,
+)
 
 # The Docker secrets' name before the hash: `<serviceName>_<key>` (swarmkit's secret names: 64 at most,
 # less the 13 characters the hash adds).
@@ -38,7 +44,8 @@ KEPT_HASH_PREFIX = b"restdemo kept in AWS\0"
 
 @dataclass(frozen=True)
 class KeptMount:
-    """One secret a service mounts from AWS: `source` the ARN (with `#KEY`), `target` its file."""
+    """One secret a service mounts from AWS: `source` the ARN (with `#KEY`), `target` its file; or a
+    file rendered from the source's JSON value by `template` (the database's, ADR 0030)."""
 
     name: str
     source: str
@@ -46,6 +53,12 @@ class KeptMount:
     uid: str
     gid: str
     mode: int
+    template: str | None = None
+
+    @property
+    def value_key(self) -> str:
+        """What the agent reads, stores and delivers once for every mount that names it."""
+        return self.source if self.template is None else f"{self.source}|{self.template}"
 
 
 @dataclass(frozen=True)
@@ -88,11 +101,16 @@ def _kept_service(service_id: str, name: str, label: str) -> KeptService:
             uid=entry["uid"],
             gid=entry["gid"],
             mode=entry["mode"],
+            template=entry.get("template"),
         )
         if not NAME.fullmatch(mount.name):
             raise ValueError(f"{mount.name!r} is no Docker secret name")
         if not AWS_SECRET_ARN.fullmatch(mount.source) or STACK_PARAMETERS in mount.source:
             raise ValueError(f"{mount.source!r} is no Secrets Manager secret's or SSM parameter's ARN of the app's")
+        if mount.template is not None and (problem := template_problem(mount.template)):
+            raise ValueError(f"{mount.name}: {problem}")
+        if mount.template is not None and split_source(mount.source)[1] is not None:
+            raise ValueError(f"{mount.name}: a template reads the whole JSON value, no #KEY")
         if not (isinstance(mount.target, str) and mount.target):
             raise ValueError(f"{mount.name}: no target")
         if not (NUMERIC.fullmatch(mount.uid) and NUMERIC.fullmatch(mount.gid)):
@@ -107,20 +125,20 @@ def _kept_service(service_id: str, name: str, label: str) -> KeptService:
 
 def due_sources(
     services: list[KeptService], read_at: dict[str, float], failed_at: dict[str, float], now: float
-) -> dict[str, str]:
-    """The values to read this pass (source -> the Docker secrets' name before the hash): never read,
-    read longer ago than the shortest refresh of the services that mount it, or failed RETRY_SECONDS ago."""
+) -> dict[str, KeptMount]:
+    """The values to read this pass (value key -> the first mount of it): never read, read longer ago
+    than the shortest refresh of the services that mount it, or failed RETRY_SECONDS ago."""
     every: dict[str, int] = {}
-    names: dict[str, str] = {}
+    first: dict[str, KeptMount] = {}
     for service in services:
         for mount in service.mounts:
-            every[mount.source] = min(every.get(mount.source, service.refresh), service.refresh)
-            names.setdefault(mount.source, mount.name)
+            every[mount.value_key] = min(every.get(mount.value_key, service.refresh), service.refresh)
+            first.setdefault(mount.value_key, mount)
     return {
-        source: names[source]
-        for source in sorted(every)
-        if now - read_at.get(source, -1e18) >= every[source]
-        or (source in failed_at and now - failed_at[source] >= RETRY_SECONDS)
+        value: first[value]
+        for value in sorted(every)
+        if now - read_at.get(value, -1e18) >= every[value]
+        or (value in failed_at and now - failed_at[value] >= RETRY_SECONDS)
     }
 
 
@@ -152,6 +170,33 @@ def value_of(raw: str | bytes, key: str | None) -> bytes:
     raise ValueError(f"the value's {key} is not a non-empty string or a whole number")
 
 
+def mounted_value(raw: str | bytes, mount: KeptMount) -> bytes:
+    """What `mount`'s file holds, from its source's value as stored (`raw`)."""
+    if mount.template is not None:
+        return rendered(raw, mount.template)
+    return value_of(raw, split_source(mount.source)[1])
+
+
+def rendered(raw: str | bytes, template: str) -> bytes:
+    """`template` filled from the keys of a JSON value (an RDS master secret's `username` and
+    `password`). Raises ValueError naming what is missing, never showing the value."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ValueError("the value is not a JSON object, which a template reads") from None
+    if not isinstance(document, dict):
+        raise ValueError("the value is not a JSON object, which a template reads")
+    values = {
+        key: str(value)
+        for key, value in document.items()
+        if (isinstance(value, str) and value) or (isinstance(value, int) and not isinstance(value, bool))
+    }
+    try:
+        return render_template(template, values).encode()
+    except KeyError as missing:
+        raise ValueError(f"the value has no key {missing.args[0]} (a non-empty string or a whole number)") from None
+
+
 def stored_name(name: str, value: bytes) -> str:
     """The Docker secret holding `value`: `<name>_<12 hex digits of a hash of it>`, a new value a new
     secret, as the program names its own (infra/config/names.py content_name) but hashed apart from
@@ -164,14 +209,15 @@ def references(
     service: KeptService, stored: dict[str, tuple[str, str]], live: list[dict] | None = None
 ) -> list[dict] | None:
     """The service's secret references as the Engine API takes them, to the Docker secret now holding
-    each source's value (`stored`: source -> (id, name)); a source not read (yet, or now) keeps the
+    each value (`stored`: value key -> (id, name)); a value not read (yet, or now) keeps the
     reference the service has to that file (`live`). None while a file has neither."""
     had = {(reference.get("File") or {}).get("Name"): reference for reference in live or []}
     wanted = []
     for mount in service.mounts:
         file = {"Name": mount.target, "UID": mount.uid, "GID": mount.gid, "Mode": mount.mode}
-        if mount.source in stored:
-            wanted.append({"File": file, "SecretID": stored[mount.source][0], "SecretName": stored[mount.source][1]})
+        if mount.value_key in stored:
+            secret_id, secret_name = stored[mount.value_key]
+            wanted.append({"File": file, "SecretID": secret_id, "SecretName": secret_name})
         elif mount.target in had:
             wanted.append({**had[mount.target], "File": file})
         else:
