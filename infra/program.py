@@ -18,6 +18,7 @@ from infra.config.compose import ComposeApp, route_priority
 from infra.config.docker_endpoint import DockerEndpoint, registry_login_for, registry_of
 from infra.config.names import AGENT_REPOSITORY, swarm_object_name
 from infra.config.settings import Settings, parse_settings
+from infra.data.database import Database, DatabaseSettings
 from infra.data.file_system import VolumeFileSystem, VolumeFileSystemSettings
 from infra.image.build_context import context_files
 from infra.image.image import AGENT_TARGET, Image, ImageSettings
@@ -28,7 +29,9 @@ from infra.monitoring.monitoring import Monitoring, MonitoringSettings
 from infra.network.certificate import CertificateSettings, DomainCertificate
 from infra.network.load_balancer import LoadBalancer, LoadBalancerSettings, WebRoute, serves_https
 from infra.network.network import Network, NetworkSettings
+from infra.service.database import local_database_unit
 from infra.service.service import (
+    KeptDatabase,
     ServiceUnit,
     SwarmService,
     SwarmServiceSettings,
@@ -99,6 +102,8 @@ class Deployment:
     logins: tuple[docker.ProviderRegistryAuthArgs, ...] = ()
     service_names: dict[str, str] = field(default_factory=dict)  # a Compose stack's: in the swarm, by Compose name
     volumes: list[str] = field(default_factory=list)  # a Compose stack's named volumes
+    app: ComposeApp | None = None  # a Compose stack's file, and its built images by service
+    built: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def main() -> dict[str, pulumi.Input]:
@@ -187,7 +192,7 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
         registries.append(registry)
     return Deployment(
         registries=[shared] if shared else registries,
-        units=[compose_service("restdemo", settings, app, service, refs.get(service.name)) for service in app.services],
+        units=compose_units(settings, app, refs),
         outputs={},
         routes=[
             WebRoute(
@@ -203,12 +208,29 @@ def compose_deployment(settings: Settings, app: ComposeApp) -> Deployment:
         ],
         networks=app.networks,
         volumes=sorted(app.volumes),
-        contents=stored_contents(settings.secrets, app, settings.aws_kept(app)),
+        contents=stored_contents(settings.secrets, app, settings.aws_kept(app), settings.database_key(app)),
         logins=prebuilt_logins(settings, app),
         service_names={
             service.name: swarm_object_name(settings.service_name, service.name) for service in app.services
         },
+        app=app,
+        built=refs,
     )
+
+
+def compose_units(
+    settings: Settings, app: ComposeApp, built: dict[str, pulumi.Input[str]], database: KeptDatabase | None = None
+) -> list[ServiceUnit]:
+    """The Compose file's services (on AWS those that mount the database with where RDS keeps it), and on
+    the local stack its database's."""
+    units = [
+        compose_service("restdemo", settings, app, service, built.get(service.name), database)
+        for service in app.services
+    ]
+    database_key = settings.database_key(app)
+    if database_key and settings.platform == "local":
+        units.append(local_database_unit("restdemo", settings, app, database_key))
+    return units
 
 
 def swarm_service(
@@ -216,6 +238,7 @@ def swarm_service(
     deployment: Deployment,
     endpoint: DockerEndpoint,
     volumes: VolumeStore | None = None,
+    needs: list[pulumi.Resource] | None = None,
     opts: pulumi.ResourceOptions | None = None,
 ) -> SwarmService:
     return SwarmService(
@@ -226,6 +249,7 @@ def swarm_service(
         networks=deployment.networks,
         contents=deployment.contents,
         volumes=volumes,
+        needs=needs,
         opts=opts,
     )
 
@@ -343,6 +367,24 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
         if deployment.volumes
         else None
     )
+    # The database on RDS, when the app has one: the services that mount it are known once it is.
+    database = (
+        Database(
+            "database",
+            settings=DatabaseSettings.of(settings),
+            network=network,
+            node_security_group_id=swarm.node_security_group_id,
+            kms_key_arn=secrets_key.arn,
+            reader_role=swarm.managers.role_name,
+        )
+        if deployment.app and settings.database_key(deployment.app)
+        else None
+    )
+    if database:
+        kept = KeptDatabase(secret_arn=database.secret_arn, host=database.address, port=database.port)
+        deployment = dataclasses.replace(
+            deployment, units=compose_units(settings, deployment.app, deployment.built, kept)
+        )
     monitoring = Monitoring(
         "monitoring",
         settings=MonitoringSettings.of(settings),
@@ -357,6 +399,7 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
             web_routes=web.route_target_groups,
             services=deployment.service_names,
             file_system=file_system.file_system_id if file_system else None,
+            database=database.identifier if database else None,
         ),
     )
     docker_host = docker_api_host(settings, admin, swarm)
@@ -367,6 +410,7 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
         dataclasses.replace(admin.docker, host=docker_host, registry_auth=pull.registry_auth),
         VolumeStore(nfs_address=file_system.dns_name) if file_system else None,
         # The managers' group is created only once its managers are ready: the swarm exists.
+        needs=[database.reader] if database else None,
         opts=pulumi.ResourceOptions(depends_on=[swarm.managers, *(file_system.mount_targets if file_system else [])]),
     )
     routes = (

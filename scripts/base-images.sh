@@ -7,6 +7,9 @@
 #   restdemo-base/python-build:bookworm    python3 + venv/ensurepip + CA certs
 #   restdemo-base/python-runtime:bookworm  python3 only (no pip, no setuptools)
 #   restdemo-base/haproxy:bookworm         haproxy: the e2e tier's load balancer
+#   restdemo-base/postgres:bookworm        postgresql + python3-psycopg2: the e2e tier's database
+#                                          (scripts/postgres-entrypoint.sh reads the official
+#                                          image's POSTGRES_* environment) and its app's client
 #   restdemo-base/python-full:bookworm     with --full only: python3 + venv + dev headers +
 #                                          build-essential + git + curl, standing in for the
 #                                          full python:3.11-bookworm in the benchmark's image arc
@@ -17,6 +20,7 @@ set -euo pipefail
 BUILD_IMAGE=${BUILD_IMAGE:-restdemo-base/python-build:bookworm}
 RUNTIME_IMAGE=${RUNTIME_IMAGE:-restdemo-base/python-runtime:bookworm}
 HAPROXY_IMAGE=${HAPROXY_IMAGE:-restdemo-base/haproxy:bookworm}
+POSTGRES_IMAGE=${POSTGRES_IMAGE:-restdemo-base/postgres:bookworm}
 FULL_IMAGE=${FULL_IMAGE:-restdemo-base/python-full:bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -36,10 +40,13 @@ make_rootfs() {
     "$root"/usr/share/locale/* "$root"/var/log/*
 }
 
-# import DIR NAME [CMD_JSON]
+# import DIR NAME [CMD_JSON [MORE_CHANGES...]]
 import_rootfs() {
-  tar -C "$1" --numeric-owner -c . | docker import -c 'ENV LANG=C.UTF-8' -c "CMD ${3:-[\"python3\"]}" - "$2" >/dev/null
-  log "made $2 ($(docker image inspect -f '{{.Size}}' "$2" | numfmt --to=iec))"
+  local root=$1 name=$2 cmd=${3:-'["python3"]'}
+  local changes=(-c 'ENV LANG=C.UTF-8' -c "CMD $cmd")
+  for change in "${@:4}"; do changes+=(-c "$change"); done
+  tar -C "$root" --numeric-owner -c . | docker import "${changes[@]}" - "$name" >/dev/null
+  log "made $name ($(docker image inspect -f '{{.Size}}' "$name" | numfmt --to=iec))"
 }
 
 scratch=$(mktemp -d /var/tmp/restdemo-rootfs.XXXXXX)
@@ -61,6 +68,19 @@ if exists "$HAPROXY_IMAGE"; then
 else
   make_rootfs "$scratch/haproxy" haproxy
   import_rootfs "$scratch/haproxy" "$HAPROXY_IMAGE" '["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
+fi
+
+if exists "$POSTGRES_IMAGE"; then
+  log "reusing $POSTGRES_IMAGE"
+else
+  make_rootfs "$scratch/postgres" postgresql,python3,python3-psycopg2
+  # Not the cluster the package's setup made: the entry point makes one in PGDATA.
+  rm -rf "$scratch"/postgres/var/lib/postgresql/* "$scratch"/postgres/etc/postgresql/*
+  install -m 0755 "$(dirname "$0")/postgres-entrypoint.sh" "$scratch/postgres/usr/local/bin/docker-entrypoint.sh"
+  bin=$(cd "$scratch/postgres" && ls -d usr/lib/postgresql/*/bin | tail -1)
+  import_rootfs "$scratch/postgres" "$POSTGRES_IMAGE" '["postgres"]' \
+    'ENTRYPOINT ["docker-entrypoint.sh"]' "ENV PATH=/$bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    'ENV PGDATA=/var/lib/postgresql/data' 'EXPOSE 5432'
 fi
 
 if [ "${1:-}" = --full ]; then

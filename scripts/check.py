@@ -50,6 +50,7 @@ def readable(config: dict) -> tuple[dict, list[str]]:
     CLI decrypts) stood in for, and the keys that had it. The stack's secrets stand in by the names the
     Compose file's external secrets need (their names are encrypted with their values); logins by none."""
     from infra.config.compose import ComposeError, load_app
+    from infra.config.database import DATABASE_SECRET
 
     readable, encrypted, plain = dict(config), [], []
     for key, value in config.items():
@@ -72,6 +73,8 @@ def readable(config: dict) -> tuple[dict, list[str]]:
             needed = [source.name for source in app.secrets.values() if source.file is None] if app else []
         except ComposeError:
             needed = []  # parse_settings reports the file's problems
+        if config.get("restdemo:database") and config.get("restdemo:platform") == "aws":
+            needed = [name for name in needed if name != DATABASE_SECRET]  # RDS keeps the database's
         readable["restdemo:secrets"] = [f"{name}={ENCRYPTED}" for name in needed]
     if "restdemo:registryLogins" in encrypted:
         readable["restdemo:registryLogins"] = []

@@ -327,6 +327,27 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         *LOAD_BALANCING_READ,
         *LOAD_BALANCING_TAGS,
     ),
+    # RDS: instance.go (creates, or restores from a snapshot, then modifies what a restore does not take:
+    # the managed master password; waits on DescribeDBInstances; a final snapshot on delete),
+    # subnet_group.go. Storage under the stack's key needs the caller's kms:CreateGrant and
+    # kms:DescribeKey; RDS makes the master secret as the caller (RDS User Guide, "Password management with
+    # Amazon RDS and AWS Secrets Manager": secretsmanager:CreateSecret, TagResource, and kms:Decrypt and
+    # GenerateDataKey on its key, AWS's managed one here).
+    "aws:rds/instance:Instance": (
+        "rds:*DBInstance",  # Create, Modify, Delete (and Reboot, Start, Stop: none the program calls)
+        "rds:RestoreDBInstanceFromDBSnapshot",
+        "rds:CreateDBSnapshot",
+        "rds:Describe*",
+        "rds:*Tags*",  # AddTagsToResource, RemoveTagsFromResource, ListTagsForResource: RDS's only three
+        "kms:CreateGrant",
+        "kms:DescribeKey",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:TagResource",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    ),
+    # Create, Describe (DescribeDBSubnetGroups), Modify and Delete: the four actions on a DB subnet group.
+    "aws:rds/subnetGroup:SubnetGroup": ("rds:*DBSubnetGroup*", "rds:*Tags*"),
     # Route 53: record.go (waits for the change to be INSYNC).
     "aws:route53/record:Record": (
         "route53:ChangeResourceRecordSets",
@@ -432,6 +453,11 @@ def policy_document(permissions: dict[str, tuple[str, ...]] = PERMISSIONS) -> di
     operator tools'; PassRole held to the services above, AssumeRole to the pull-only role."""
     granted = [*permissions.values(), *OPERATOR_TOOLS.values()]
     actions = {_written(action) for group in granted for action in group} - {"iam:PassRole"}
+    # A service's TagResource and UntagResource as one `*TagResource`, which matches those two only.
+    for service in {action.split(":")[0] for action in actions}:
+        pair = {f"{service}:TagResource", f"{service}:UntagResource"}
+        if pair <= actions:
+            actions = actions - pair | {f"{service}:*TagResource"}
     program = {"Sid": "ProgramResources", "Effect": "Allow", "Action": sorted(actions), "Resource": "*"}
     statements: list[dict] = [program]
     statements += [

@@ -54,3 +54,10 @@ def content_name(app: str, key: str, content: bytes) -> str:
     swarm. A new value is a new object, which the services that mount it roll to (start-first); the
     old one goes once no service names it."""
     return f"{swarm_object_name(app, key)}_{hashlib.sha256(content).hexdigest()[:12]}"
+
+
+def database_identifier(stack: str, snapshot: str | None) -> str:
+    """The RDS instance: `restdemo-<stack>-database`, and 8 hex digits of the snapshot it was restored
+    from: a restore is a new instance beside the old (RDS identifiers are unique in a region)."""
+    name = resource_name(stack, "database")
+    return f"{name}-{hashlib.sha256(snapshot.encode()).hexdigest()[:8]}" if snapshot else name

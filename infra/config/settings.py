@@ -29,6 +29,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app, route_priority
+from infra.config.database import (
+    DATABASE_SECRET,
+    POSTGRES_VERSIONS,
+    SNAPSHOT,
+    instance_class_problem,
+)
 from infra.config.docker_endpoint import LOOPBACK, registry_of
 from infra.config.durations import parse_duration
 from infra.config.image_contract import (
@@ -229,6 +235,21 @@ def _instance_type(value: str) -> str:
         close = difflib.get_close_matches(value, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ValueError(f"is not an EC2 instance type{hint} (the types botocore's EC2 model lists)")
+    return value
+
+
+def _database_version(value: str) -> str:
+    if value not in POSTGRES_VERSIONS:
+        raise ValueError(
+            f"must be one of {', '.join(POSTGRES_VERSIONS)}: RDS for PostgreSQL's major versions in standard support"
+        )
+    return value
+
+
+def _database_instance_class(value: str) -> str:
+    problem = instance_class_problem(value, ec2_instance_types())
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -682,6 +703,13 @@ class Settings(BaseModel):
         "`external: true` secrets are, by name.",
         group=SERVICE,
     )
+    database: Literal["postgres"] | None = setting(
+        None,
+        "A database for the Compose file's services: postgres, which the services that mount the external "
+        "secret `database` reach through files under /run/secrets (docs/your-app.md, The database): on "
+        "AWS an RDS instance, locally a Postgres service with its password in secrets as database=...",
+        group=SERVICE,
+    )
     registry_logins: Annotated[list[str], AfterValidator(_registry_logins)] = setting(
         [],
         "Logins for the private registries a Compose file's prebuilt images come from, "
@@ -780,6 +808,12 @@ class Settings(BaseModel):
     local_registry_image: ImageRef = setting(
         "registry:2.8.3", "Image of the registry the local stack runs.", group=LOCAL
     )
+    database_image: ImageRef = setting(
+        "postgres:16.6-bookworm",
+        "Image of the local stack's database (with database: postgres): the official Postgres image, or one "
+        "that reads the same POSTGRES_* environment.",
+        group=LOCAL,
+    )
 
     # AWS stacks.
     aws_region: Annotated[str, AfterValidator(_aws_region)] | None = None  # from aws:region, not this namespace
@@ -853,6 +887,36 @@ class Settings(BaseModel):
         "and one rollout.",
         group=AWS,
     )
+    database_version: Annotated[str, AfterValidator(_database_version)] = setting(
+        "16",
+        "The RDS for PostgreSQL major version (14-17); RDS moves the minor version forward in the "
+        "maintenance window. Raising it upgrades the database in place.",
+        group=AWS,
+    )
+    database_instance_class: Annotated[str, AfterValidator(_database_instance_class)] = setting(
+        "db.t4g.micro", "The database's DB instance class, such as db.t4g.micro or db.m7g.large.", group=AWS
+    )
+    database_storage_gb: int = setting(
+        20, "The database's encrypted gp3 storage in GB (20-65536); it may only grow.", group=AWS, ge=20, le=65536
+    )
+    database_backup_days: int = setting(
+        7,
+        "Days RDS keeps the database's automated backups, to restore to any second in them (7-35).",
+        group=AWS,
+        ge=7,
+        le=35,
+    )
+    database_multi_az: bool = setting(
+        False, "A standby of the database in a second zone, which RDS fails over to (prod sets it).", group=AWS
+    )
+    database_snapshot: str | None = setting(
+        None,
+        "A DB snapshot (its identifier or a shared one's ARN) to make the database from: restores it as a new "
+        "instance (docs/operations.md, Restoring the database).",
+        group=AWS,
+        pattern=SNAPSHOT.pattern,
+        allowed="a DB snapshot identifier (letters, digits, hyphens, starting with a letter) or a snapshot ARN",
+    )
     certificate_arn: str | None = setting(
         None,
         "Your own ACM certificate for an HTTPS listener on 443 (port 80 then redirects), instead of one made "
@@ -886,7 +950,11 @@ class Settings(BaseModel):
         ge=0,
         le=1000,
     )
-    deletion_protection: bool = setting(False, "Deletion protection on the load balancers.", group=AWS)
+    deletion_protection: bool = setting(
+        False,
+        "Deletion protection on the load balancers and the database, which then also keeps a final snapshot.",
+        group=AWS,
+    )
     alarm_email: str | None = setting(
         None,
         "An e-mail address subscribed to the stack's alarm topic (AWS mails it a link to confirm first).",
@@ -937,6 +1005,13 @@ class Settings(BaseModel):
             # The image's first: a rollout's time depends on its health check.
             problems = self._image_problems()
             image_known = not problems
+        if self.database and not self.compose_file:
+            problems.append(
+                f"{key('database')} is for a Compose file's services, which mount it as the secret "
+                f"{DATABASE_SECRET}; the single service mounts none (set {key('compose_file')})"
+            )
+        if self.database_snapshot and not self.database:
+            problems.append(f"{key('database_snapshot')} restores the database; set {key('database')} too")
         if self.aws_secrets and not self.compose_file:
             problems.append(
                 f"{key('aws_secrets')} names a Compose file's external secrets; the single service mounts none "
@@ -985,15 +1060,20 @@ class Settings(BaseModel):
         except ComposeError as exc:
             return problems + [f"{key('compose_file')}: {line}" for line in exc.problems]
         stack_secrets = {entry.partition("=")[0] for entry in self.secrets}
+        provided = stack_secrets | set(self.aws_secret_arns())
+        if self.database and self.platform == "aws":
+            provided.add(DATABASE_SECRET)  # RDS keeps its credentials
         for name, source in app.secrets.items():
-            if source.file is None and source.name not in stack_secrets | set(self.aws_secret_arns()):
+            if source.file is None and source.name not in provided:
+                value = "$(openssl rand -hex 24)" if self.database and source.name == DATABASE_SECRET else "..."
                 problems.append(
                     f"{key('compose_file')}: secrets.{name} is external, but {key('secrets')} has no {source.name}; "
                     f"add it: pulumi config set --secret --path '{key('secrets')}[{len(self.secrets)}]' "
-                    f"'{source.name}=...'"
+                    f'"{source.name}={value}"'
                     + (f" (or keep it in AWS: {key('aws_secrets')})" if self.platform == "aws" else "")
                 )
         problems += self._aws_secret_problems(app)
+        problems += self._database_problems(app)
         for service in app.services:
             problems += [f"{key('compose_file')}: {line}" for line in _service_problems(service)]
         problems += [f"{key('compose_file')}: {line}" for line in self._fit_problems(app)]
@@ -1007,9 +1087,60 @@ class Settings(BaseModel):
         return dict(entry.split("=", 1) for entry in self.aws_secrets)
 
     def aws_kept(self, app: ComposeApp) -> set[str]:
-        """The Compose file's secrets (by their key in it) whose value is kept in AWS."""
-        arns = self.aws_secret_arns()
-        return {name for name, source in app.secrets.items() if source.file is None and source.name in arns}
+        """The Compose file's secrets (by their key in it) whose value is kept in AWS: awsSecrets', and on
+        AWS the database's (RDS keeps its credentials)."""
+        kept = set(self.aws_secret_arns())
+        if self.platform == "aws" and self.database:
+            kept.add(DATABASE_SECRET)
+        return {name for name, source in app.secrets.items() if source.file is None and source.name in kept}
+
+    def database_key(self, app: ComposeApp) -> str | None:
+        """The Compose file's key of the database's secret (None: no database, or the file names none)."""
+        if not self.database:
+            return None
+        return next(
+            (k for k, source in app.secrets.items() if source.file is None and source.name == DATABASE_SECRET), None
+        )
+
+    def _database_problems(self, app: ComposeApp) -> list[str]:
+        """The database against the Compose file and the other secrets' settings: some service mounts it;
+        on AWS its credentials are RDS's, in no other setting; locally its service and volume take the
+        name `database`, which the file's own may not."""
+        if not self.database:
+            return []
+        database_key = self.database_key(app)
+        if database_key is None or not any(m.source == database_key for s in app.services for m in s.secrets):
+            return [
+                f"{key('database')}: no service of the Compose file mounts the external secret {DATABASE_SECRET}; "
+                f"declare it (secrets: {{{DATABASE_SECRET}: {{external: true}}}}) and name it in the services' "
+                "secrets that use the database"
+            ]
+        problems = []
+        if self.platform == "aws":
+            for setting_name, names in (
+                ("secrets", {entry.partition("=")[0] for entry in self.secrets}),
+                ("aws_secrets", set(self.aws_secret_arns())),
+            ):
+                if DATABASE_SECRET in names:
+                    problems.append(
+                        f"{key(setting_name)}: {DATABASE_SECRET} is the database's, whose credentials RDS keeps on "
+                        "AWS; remove it"
+                    )
+        else:
+            taken = [f"services.{DATABASE_SECRET}"] if any(s.name == DATABASE_SECRET for s in app.services) else []
+            taken += [f"volumes.{DATABASE_SECRET}"] if DATABASE_SECRET in app.volumes else []
+            problems += [
+                f"{key('compose_file')}: {where}: the local stack's database service and volume are named "
+                f"{DATABASE_SECRET}; rename yours"
+                for where in taken
+            ]
+        for service in app.services:
+            if database_key in (service.build.secrets if service.build else {}).values():
+                problems.append(
+                    f"{key('compose_file')}: services.{service.name}.build.secrets: {database_key} is the database, "
+                    "which a build cannot reach"
+                )
+        return problems
 
     def _aws_secret_problems(self, app: ComposeApp) -> list[str]:
         """awsSecrets against the Compose file: each one an external secret of it, in the stack's region,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from infra.config.database import max_connections
 from infra.config.names import resource_name
 from infra.config.settings import SettingsView
 from restdemo_agent.contract import (
@@ -54,6 +55,8 @@ class AlarmSettings(SettingsView):
     service_name: str
     aws_secrets: list[str]
     secret_refresh: float
+    database_instance_class: str
+    database_storage_gb: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class Watched:
     services: dict[str, str] = field(default_factory=dict)
     # The volumes' EFS file system, when the app has volumes.
     file_system: pulumi.Input[str] | None = None
+    # The database's RDS instance identifier, when the app has one.
+    database: pulumi.Input[str] | None = None
 
 
 def five_xx_share() -> str:
@@ -163,6 +168,8 @@ def alarm_specs(settings: AlarmSettings, watched: Watched) -> list[AlarmSpec]:
     specs += route_specs(watched)
     if watched.file_system is not None:
         specs += [volumes_io_limit(watched.file_system), volume_directory_failing(watched.stack)]
+    if watched.database is not None:
+        specs += database_specs(settings, watched.database)
     for role, group in watched.groups.items():
         on_group = {"AutoScalingGroupName": group}
         specs.append(
@@ -288,6 +295,80 @@ def volume_directory_failing(stack: str) -> AlarmSpec:
         missing="ignore",  # a new leader reports once it has tried; a lost minute keeps the state
         metric=Metric(METRICS_NAMESPACE, VOLUME_DIRECTORIES_FAILING, "Maximum", {METRICS_DIMENSION: stack}),
     )
+
+
+# The database's pages: its CPU busy for 15 minutes, its storage below a tenth (RDS stops the instance
+# when it is full), its connections near max_connections (new ones are refused), and a replication
+# slot's WAL held back (the only replica lag an RDS for PostgreSQL instance has: its Multi-AZ standby is
+# synchronous and reports none; an abandoned logical slot keeps WAL until the storage fills).
+DATABASE_CPU_PERCENT = 80
+DATABASE_FREE_STORAGE_SHARE = 0.1
+# Of max_connections as the class's memory gives it: RDS's DBInstanceClassMemory is less (the OS's and
+# RDS's own share, about a quarter on db.t4g.micro), so 60% of that is about 80% of the real limit.
+DATABASE_CONNECTIONS_SHARE = 0.6
+REPLICATION_SLOT_LAG_BYTES = 5 * 2**30
+
+
+def database_specs(settings: AlarmSettings, identifier: pulumi.Input[str]) -> list[AlarmSpec]:
+    on_instance = {"DBInstanceIdentifier": identifier}
+    connections = int(max_connections(settings.database_instance_class) * DATABASE_CONNECTIONS_SHARE)
+    free_bytes = int(settings.database_storage_gb * 2**30 * DATABASE_FREE_STORAGE_SHARE)
+    return [
+        AlarmSpec(
+            key="database-cpu",
+            broke=f"The database has used more than {DATABASE_CPU_PERCENT}% of its CPU for 15 minutes.",
+            action="Find the slow queries (pg_stat_statements, Performance Insights); raise "
+            "databaseInstanceClass if it is load.",
+            runbook="the-database-is-busy",
+            comparison="GreaterThanThreshold",
+            threshold=DATABASE_CPU_PERCENT,
+            periods=15,
+            datapoints=15,
+            missing="ignore",
+            metric=Metric("AWS/RDS", "CPUUtilization", "Average", on_instance),
+        ),
+        AlarmSpec(
+            key="database-free-storage",
+            broke=f"The database has less than {DATABASE_FREE_STORAGE_SHARE:.0%} of its storage free; "
+            "full, RDS stops it.",
+            action="Raise databaseStorageGb (storage only grows) and up; find what grew (tables, WAL held by a slot).",
+            runbook="the-database-is-running-out-of-storage",
+            comparison="LessThanThreshold",
+            threshold=free_bytes,
+            periods=5,
+            datapoints=5,
+            missing="ignore",
+            metric=Metric("AWS/RDS", "FreeStorageSpace", "Minimum", on_instance),
+        ),
+        AlarmSpec(
+            key="database-connections",
+            broke=f"The database has held more than {connections} connections (about 80% of its max_connections) "
+            "for 10 minutes; at the limit new ones are refused.",
+            action="Look for a service leaking connections or too many replicas each with a pool; pool "
+            "(PgBouncer) or raise databaseInstanceClass.",
+            runbook="the-database-is-near-its-connection-limit",
+            comparison="GreaterThanThreshold",
+            threshold=connections,
+            periods=10,
+            datapoints=10,
+            missing="ignore",
+            metric=Metric("AWS/RDS", "DatabaseConnections", "Maximum", on_instance),
+        ),
+        AlarmSpec(
+            key="database-replication-slot-lag",
+            broke=f"A replication slot has held more than {REPLICATION_SLOT_LAG_BYTES >> 30} GiB of WAL for 15 "
+            "minutes: its consumer is behind or gone, and the WAL fills the storage.",
+            action="SELECT slot_name, active FROM pg_replication_slots; catch the consumer up, or drop the "
+            "slot it abandoned.",
+            runbook="a-replication-slot-holds-the-databases-wal",
+            comparison="GreaterThanThreshold",
+            threshold=REPLICATION_SLOT_LAG_BYTES,
+            periods=15,
+            datapoints=15,
+            missing="notBreaching",  # no slot, no metric
+            metric=Metric("AWS/RDS", "OldestReplicationSlotLag", "Maximum", on_instance),
+        ),
+    ]
 
 
 def service_specs(watched: Watched) -> list[AlarmSpec]:

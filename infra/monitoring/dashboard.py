@@ -58,6 +58,7 @@ def dashboard_body(
     routes: dict[str, str] | None = None,
     services: dict[str, str] | None = None,
     file_system: str | None = None,
+    database: str | None = None,
 ) -> str:
     """The stack's widgets; with a Compose stack's `routes` (each one's target group, by its service)
     and `services` (each one's name in the swarm), charts below with a line per route and per service."""
@@ -185,6 +186,23 @@ def dashboard_body(
                 region=region,
                 stat="Maximum",
                 x=0,
+                y=7 * HEIGHT,
+            )
+        )
+    if database:
+        rds = ["AWS/RDS", "DBInstanceIdentifier", database]
+        widgets.append(
+            _widget(
+                "Database (RDS)",
+                [
+                    [rds[0], "CPUUtilization", *rds[1:], {"label": "CPU (%)", "stat": "Average"}],
+                    [rds[0], "DatabaseConnections", *rds[1:], {"label": "connections"}],
+                    [rds[0], "FreeStorageSpace", *rds[1:], {"label": "free storage (bytes)", "yAxis": "right"}],
+                    [rds[0], "OldestReplicationSlotLag", *rds[1:], {"label": "slot lag (bytes)", "yAxis": "right"}],
+                ],
+                region=region,
+                stat="Maximum",
+                x=WIDTH,
                 y=7 * HEIGHT,
             )
         )

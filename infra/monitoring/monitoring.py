@@ -35,6 +35,8 @@ class MonitoringSettings(SettingsView):
     service_name: str
     aws_secrets: list[str]
     secret_refresh: float
+    database_instance_class: str
+    database_storage_gb: int
 
 
 # What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
@@ -246,6 +248,7 @@ class Monitoring(pulumi.ComponentResource):
             ),
             services=watched.services,
             file_system=watched.file_system,
+            database=watched.database,
         ).apply(lambda v: dashboard_body(region=settings.aws_region, stack=stack, **v))
         return aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=stack_prefix(stack), dashboard_body=body, opts=child

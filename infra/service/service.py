@@ -18,13 +18,14 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout, Source
+from infra.config.database import DATABASE_USER, LOCAL_SERVICE, database_mounts, part_templates
 from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.names import content_name, swarm_object_name
 from infra.config.settings import Settings, SettingsView
 from infra.service.volumes import UnitVolume, VolumeStore, volume_mounts
-from restdemo_agent.contract import AWS_SECRETS_LABEL, LABEL_ROLE, LABEL_ZONE, aws_secrets_label
+from restdemo_agent.contract import AWS_SECRETS_LABEL, LABEL_ROLE, LABEL_ZONE, aws_secrets_label, render_template
 
 CONVERGE_POLL = "7s"
 
@@ -182,13 +183,14 @@ class ServiceUnit:
     aliases: bool = False  # the service's Compose name resolves on its networks
     secrets: list[Mount] = field(default_factory=list)
     configs: list[Mount] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     container_labels: dict[str, str] = field(default_factory=dict)
     short_name: str = ""
     # A prebuilt image by tag: pinned to the digest its registry gives at deploy (`pinned`).
     prebuilt: bool = False
     volumes: list[UnitVolume] = field(default_factory=list)
     user: str | None = None
+    stop_signal: str = "SIGTERM"
     # Its secrets are kept in AWS: the leader's agent writes its secret references (labels[AWS_SECRETS_LABEL]),
     # which the program leaves to it (ADR 0029).
     secrets_from_aws: bool = False
@@ -217,17 +219,34 @@ def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) 
     )
 
 
+@dataclass(frozen=True)
+class KeptDatabase:
+    """Where the leader's agent finds the database's credentials on AWS (RDS's master secret) and the
+    address its files give."""
+
+    secret_arn: pulumi.Input[str]
+    host: pulumi.Input[str]
+    port: pulumi.Input[int]
+
+
+def secret_mounts(service: ComposeService, database_key: str | None) -> list[Mount]:
+    """The secret files a service mounts: the database's mount as its six files (ADR 0030)."""
+    return [part for m in service.secrets for part in (database_mounts(m) if m.source == database_key else [m])]
+
+
 def compose_service(
     name: str,
     settings: Settings,
     app: ComposeApp,
     service: ComposeService,
     image_ref: pulumi.Input[str] | None,
+    database: KeptDatabase | None = None,
 ) -> ServiceUnit:
     """A Compose service, as `docker stack deploy <serviceName>` would make it (docker/cli
     cli/compose/convert: `<stack>_<service>`, reachable by its short name on its networks), with the
     stack's settings where the file gives nothing (rollout timings, resources, stop grace); on AWS its
-    secrets kept in AWS by the label the leader's agent reads instead of references."""
+    secrets kept in AWS (the database's among them, from `database`) by the label the leader's agent
+    reads instead of references."""
     from_aws = bool({m.source for m in service.secrets} & settings.aws_kept(app))
     return ServiceUnit(
         resource=f"{name}-{service.name}",
@@ -255,9 +274,10 @@ def compose_service(
         args=service.command,
         networks=service.networks,
         aliases=True,
-        secrets=[] if from_aws else service.secrets,
+        secrets=[] if from_aws else secret_mounts(service, settings.database_key(app)),
         configs=service.configs,
-        labels=service.service_labels | ({AWS_SECRETS_LABEL: aws_secrets(settings, app, service)} if from_aws else {}),
+        labels=service.service_labels
+        | ({AWS_SECRETS_LABEL: aws_secrets(settings, app, service, database)} if from_aws else {}),
         container_labels=service.labels,
         volumes=[
             UnitVolume(mount=mount, owner=app.volume_owner(mount.source), labels=app.volumes[mount.source])
@@ -268,24 +288,36 @@ def compose_service(
     )
 
 
-def aws_secrets(settings: Settings, app: ComposeApp, service: ComposeService) -> str:
+def aws_secrets(
+    settings: Settings, app: ComposeApp, service: ComposeService, database: KeptDatabase | None = None
+) -> pulumi.Input[str]:
     """The label that tells the leader's agent which secrets the service mounts from AWS, and how: the
     Docker secrets' name before the value's hash (`<serviceName>_<key>`, as the program names its own),
-    the ARN, where the file goes and whose it is."""
+    the ARN, where the file goes and whose it is; the database's files each with its template over
+    RDS's master secret (known once the instance is)."""
     arns = settings.aws_secret_arns()
-    return aws_secrets_label(
-        round(settings.secret_refresh),
-        [
-            {
-                "name": swarm_object_name(settings.service_name, m.source),
-                "source": arns[app.secrets[m.source].name],
-                "target": m.target,
-                "uid": m.uid,
-                "gid": m.gid,
-                "mode": m.mode,
-            }
+    database_key = settings.database_key(app)
+
+    def entry(mount: Mount, source: str, template: str | None = None) -> dict:
+        found = {"name": swarm_object_name(settings.service_name, mount.source), "source": source}
+        found |= {"target": mount.target, "uid": mount.uid, "gid": mount.gid, "mode": mount.mode}
+        return found | ({"template": template} if template is not None else {})
+
+    def label(secret_arn: str = "", host: str = "", port: int = 0) -> str:
+        templates = part_templates(host, port)
+        mounts = [
+            entry(part, secret_arn, templates[part.source.rsplit("_", 1)[1]])
+            if m.source == database_key
+            else entry(m, arns[app.secrets[m.source].name])
             for m in service.secrets
-        ],
+            for part in (database_mounts(m) if m.source == database_key else [m])
+        ]
+        return aws_secrets_label(round(settings.secret_refresh), mounts)
+
+    if database is None or not any(m.source == database_key for m in service.secrets):
+        return label()
+    return pulumi.Output.all(secret_arn=database.secret_arn, host=database.host, port=database.port).apply(
+        lambda v: label(v["secret_arn"], v["host"], v["port"])
     )
 
 
@@ -338,7 +370,7 @@ def task_spec(
             ]
             or None,
             healthcheck=healthcheck(unit.healthcheck),
-            stop_signal="SIGTERM",
+            stop_signal=unit.stop_signal,
             stop_grace_period=docker_duration(unit.stop_grace_period),
             secrets=mounted(docker.ServiceTaskSpecContainerSpecSecretArgs, "secret", unit.secrets, stored["secrets"]),
             configs=mounted(docker.ServiceTaskSpecContainerSpecConfigArgs, "config", unit.configs, stored["configs"]),
@@ -389,18 +421,32 @@ def content_of(stack_secrets: list[str], source: Source) -> bytes:
 
 
 def stored_contents(
-    stack_secrets: list[str], app: ComposeApp, kept: set[str] | frozenset[str] = frozenset()
+    stack_secrets: list[str],
+    app: ComposeApp,
+    kept: set[str] | frozenset[str] = frozenset(),
+    database_key: str | None = None,
 ) -> dict[str, dict[str, bytes]]:
     """What each secret and config the services mount holds (only those: a build's are not stored; nor
-    those `kept` in AWS, which the leader's agent reads)."""
+    those `kept` in AWS, which the leader's agent reads); the local database's files (`database_key`:
+    its secret's key in the file, whose stack secret is its password) for it and its services."""
     used = {kind: {m.source for s in app.services for m in getattr(s, kind)} for kind in ("secrets", "configs")}
     used["secrets"] -= kept
-    return {
+    contents = {
         kind: {
-            key: content_of(stack_secrets, source) for key, source in getattr(app, kind).items() if key in used[kind]
+            key: content_of(stack_secrets, source)
+            for key, source in getattr(app, kind).items()
+            if key in used[kind] and key != database_key
         }
         for kind in ("secrets", "configs")
     }
+    if database_key is not None and database_key not in kept:
+        password = content_of(stack_secrets, app.secrets[database_key]).decode()
+        credentials = {"username": DATABASE_USER, "password": password}
+        contents["secrets"] |= {
+            f"{database_key}_{part}": render_template(template, credentials).encode()
+            for part, template in part_templates(LOCAL_SERVICE).items()
+        }
+    return contents
 
 
 @dataclass(frozen=True)
@@ -447,6 +493,7 @@ class SwarmService(pulumi.ComponentResource):
         networks: the Compose file's networks (name -> internal) besides the stack's own, `default`.
         contents: the secrets' and configs' contents by kind and name (`stored_contents`); kept as secrets.
         volumes: where the services' named volumes are (`VolumeStore`: each node's disk unless given).
+        needs: what each service waits for besides (the managers' permission to read the database's secret).
         opts: resource options.
 
     Gives:
@@ -467,6 +514,7 @@ class SwarmService(pulumi.ComponentResource):
         networks: dict[str, bool] | None = None,
         contents: dict[str, dict[str, bytes]] | None = None,
         volumes: VolumeStore | None = None,
+        needs: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("restdemo:service:SwarmService", name, None, opts)
@@ -477,7 +525,7 @@ class SwarmService(pulumi.ComponentResource):
         stored = self._stored(name, settings, contents or {}, provider)
         deployed = [
             self._service(
-                unit, settings, {k: v.id for k, v in made.items()}, stored, provider, volumes or VolumeStore()
+                unit, settings, {k: v.id for k, v in made.items()}, stored, provider, volumes or VolumeStore(), needs
             )
             for unit in services
         ]
@@ -564,6 +612,7 @@ class SwarmService(pulumi.ComponentResource):
         stored: dict[str, dict[str, StoredObject]],
         provider: docker.Provider,
         volumes: VolumeStore,
+        needs: list[pulumi.Resource] | None,
     ) -> docker.Service:
         if unit.prebuilt:
             unit = dataclasses.replace(unit, image=pinned(str(unit.image), provider, self))
@@ -608,5 +657,6 @@ class SwarmService(pulumi.ComponentResource):
                 parent=self,
                 provider=provider,
                 ignore_changes=[SECRET_REFERENCES] if unit.secrets_from_aws else None,
+                depends_on=needs,
             ),
         )

@@ -125,6 +125,7 @@ def test_a_compose_stack_with_encrypted_secrets_is_checked_without_them(tmp_path
                     "restdemo:platform": "local",
                     "restdemo:composeFile": ["tests/e2e/compose_app/compose.yaml"],
                     "restdemo:healthCheckPath": "/ready",
+                    "restdemo:database": "postgres",
                     "restdemo:secrets": [{"secure": "v1:c2FsdA==:Y2lwaGVydGV4dA=="}],
                     "restdemo:registryLogins": {"secure": "v1:c2FsdA==:bG9naW5z"},
                 }
@@ -144,4 +145,5 @@ def test_a_compose_stack_with_encrypted_secrets_is_checked_without_them(tmp_path
         "(their values are checked at deploy)"
     )
     counts = {line.split()[1]: int(line.split()[0]) for line in answer.stdout.splitlines()[2:]}
-    assert (counts["docker:index/secret:Secret"], counts["docker:index/service:Service"]) == (1, 3)
+    # greeting, and the database's six files (its password the stack secret `database`); its service too.
+    assert (counts["docker:index/secret:Secret"], counts["docker:index/service:Service"]) == (7, 4)

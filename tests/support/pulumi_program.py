@@ -107,6 +107,21 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
         # The provider's dns_name: `<file system id>.efs.<region>.amazonaws.com` (EFS User Guide, "Mounting
         # on Amazon EC2 with a DNS name"); the id is fs- and 8 or 17 hex digits.
         return {"arn": arn, "dnsName": f"fs-0123456789abcdef0.efs.{region}.amazonaws.com"}
+    if typ == "aws:rds/instance:Instance":
+        # The provider's address (`<identifier>.<12 characters>.<region>.rds.amazonaws.com`), and with
+        # manage_master_user_password the secret RDS makes (`rds!db-<uuid>`, Secrets Manager's 6 characters).
+        identifier = inputs["identifier"]
+        token = hashlib.sha256(identifier.encode()).hexdigest()
+        secret = f"rds!db-{token[:8]}-{token[8:12]}-{token[12:16]}-{token[16:20]}-{token[20:32]}-{token[32:38]}"
+        return {
+            "arn": f"arn:aws:rds:{region}:{ACCOUNT}:db:{identifier}",
+            "address": f"{identifier}.c{token[:11]}.{region}.rds.amazonaws.com",
+            "masterUserSecrets": [
+                {"secretArn": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret}", "secretStatus": "active"}
+            ]
+            if inputs.get("manageMasterUserPassword")
+            else [],
+        }
     if typ == "aws:lb/loadBalancer:LoadBalancer":
         kind = {"application": "app", "network": "net"}[inputs["loadBalancerType"]]
         return {

@@ -79,13 +79,20 @@ def api_image(stack: str) -> str:
     return COMPOSE_API_IMAGE if stack == "local" else AWS_API_IMAGE
 
 
+# The local database's password (the stack secret `database`); on AWS RDS keeps it.
+DATABASE_PASSWORD = "local-database-p@ss"
+
+
 def compose_app_config(greeting: str = "hello", stack: str = "local", **more: object) -> dict[str, object]:
-    """A stack's file with the tests' Compose app and its one secret (`restdemo:secrets`), less the
-    single service's replicas (the file says each service's)."""
+    """A stack's file with the tests' Compose app, its secret (`restdemo:secrets`) and its database (on
+    the local stack with its password there too), less the single service's replicas (the file says
+    each service's)."""
+    database = [f"database={DATABASE_PASSWORD}"] if stack == "local" else []
     return {
         **{k: v for k, v in stack_config(stack).items() if k != "restdemo:replicas"},
         "restdemo:composeFile": [COMPOSE_FILE],
-        "restdemo:secrets": [f"greeting={greeting}"],
+        "restdemo:secrets": [f"greeting={greeting}", *database],
+        "restdemo:database": "postgres",
         "restdemo:healthCheckPath": "/ready",
         **more,
     }

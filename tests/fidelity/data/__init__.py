@@ -21,6 +21,7 @@ from tests.fidelity.data import (
     iam,
     kms,
     logs,
+    rds,
     sns,
     sqs,
     ssm,
@@ -47,6 +48,7 @@ FIELDS = [
     *events.FIELDS,
     *acm.FIELDS,
     *efs.FIELDS,
+    *rds.FIELDS,
 ]
 FORCE_NEW = [
     *autoscaling.FORCE_NEW,
@@ -59,8 +61,9 @@ FORCE_NEW = [
     *cloudwatch.FORCE_NEW,
     *sns.FORCE_NEW,
     *events.FORCE_NEW,
+    *rds.FORCE_NEW,
 ]
 TWO_PLACES = [*autoscaling.TWO_PLACES, *ec2.TWO_PLACES]
 READ_BACK_WIDER = [*docker.READ_BACK_WIDER]
 WRITTEN_ON_THE_SWARM = [*docker.WRITTEN_ON_THE_SWARM]
-NEEDS = [*ec2.NEEDS, *autoscaling.NEEDS]
+NEEDS = [*ec2.NEEDS, *autoscaling.NEEDS, *rds.NEEDS]

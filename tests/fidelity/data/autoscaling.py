@@ -11,7 +11,7 @@ from typing import Any
 
 from infra.config.durations import parse_duration
 from tests.fidelity.data.ec2 import TEMPLATE
-from tests.fidelity.rules import Between, Field, ForceNew, Needs, OneOf, Pattern, ReadBack, TwoPlaces
+from tests.fidelity.rules import Between, Field, ForceNew, Needs, OneOf, Pattern, ReadBack, TwoPlaces, closure
 from tests.support.pulumi_program import ProgramRun, Registered
 
 GROUP = "aws:autoscaling/group:Group"
@@ -159,7 +159,9 @@ def _egress_routes(group: Registered, run: ProgramRun) -> list[Registered]:
 
 
 def _instance_permissions(group: Registered, run: ProgramRun) -> list[Registered]:
-    """The instance profile of the group's launch template, and every policy of its role."""
+    """The instance profile of the group's launch template, and every policy of its role but one for what
+    is made after the nodes (the database's reader: RDS's master secret, first read once a service
+    names it, and the services wait for it: tests/fidelity/data/rds.py)."""
     template_id = group.inputs["launchTemplate"]["id"]
     template = next(t for t in run.of_type(TEMPLATE) if f"{t.name}-id" == template_id)
     profile = next(
@@ -174,7 +176,12 @@ def _instance_permissions(group: Registered, run: ProgramRun) -> list[Registered
         for p in run.of_type(kind)
         if p.inputs["role"] in (role_name, f"{role_name}-id")
     ]
-    return [profile, *policies]
+    return [profile, *(p for p in policies if not database_reader(p, run))]
+
+
+def database_reader(policy: Registered, run: ProgramRun) -> bool:
+    """A role policy made from the database (its master secret's ARN)."""
+    return any(r.urn in closure(policy, run) for r in run.of_type("aws:rds/instance:Instance"))
 
 
 def _hook_permissions(hook: Registered, run: ProgramRun) -> list[Registered]:

@@ -23,7 +23,8 @@ def api_image(monkeypatch):
 def test_a_compose_secret_kept_in_aws_is_known_by_name():
     settings = parse_settings(wire_config(aws_secrets_config("dev", GREETING_ARN)))
     assert settings.aws_secret_arns() == {"greeting": GREETING_ARN}
-    assert settings.aws_kept(settings.app) == {"greeting"}
+    # And the database's, whose credentials RDS keeps.
+    assert settings.aws_kept(settings.app) == {"greeting", "database"}
     assert settings.secret_refresh == 180.0
     for arn in (PARAMETER_ARN, f"{GREETING_ARN}#password", f"{PARAMETER_ARN}#token"):
         assert parse_settings(wire_config(aws_secrets_config("dev", arn))).aws_secret_arns() == {"greeting": arn}
@@ -91,7 +92,11 @@ def test_every_mismatch_with_the_compose_file_is_named_in_one_run(tmp_path):
 
 
 def test_the_local_stack_and_the_single_service_take_no_secret_from_aws():
-    local = {**wire_config(aws_secrets_config("dev", GREETING_ARN)), "restdemo:platform": "local"}
+    local = {
+        **wire_config(aws_secrets_config("dev", GREETING_ARN)),
+        "restdemo:platform": "local",
+        "restdemo:secrets": '["database=local"]',
+    }
     assert "restdemo:awsSecrets applies to AWS stacks only (platform aws): the local stack ignores it; remove it" in [
         line.strip() for line in settings_error(local)
     ]

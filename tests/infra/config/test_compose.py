@@ -201,7 +201,7 @@ SECRET = frozenset({"restdemo:secrets"})
 def test_a_compose_stack_reads_its_app_with_the_settings(monkeypatch):
     monkeypatch.setenv("API_IMAGE", "127.0.0.1:5000/tests/api:1")
     settings = parse_settings(
-        compose_stack(TEST_APP / "compose.yaml", **{"restdemo:secrets": '["greeting=hello"]'}), SECRET
+        compose_stack(TEST_APP / "compose.yaml", **{"restdemo:secrets": '["greeting=hello", "database=x"]'}), SECRET
     )
     assert [s.name for s in settings.app.services] == ["admin", "api", "web"]
     assert parse_settings({}).app is None
@@ -215,8 +215,11 @@ def test_the_single_services_settings_and_aws_and_a_missing_secret_are_named_in_
         "Compose file's services instead",
         "restdemo:containerPort describes the single service; with restdemo:composeFile set ports in the Compose "
         "file's services instead",
+        # Without restdemo:database, `database` is a secret as any other.
+        "restdemo:composeFile: secrets.database is external, but restdemo:secrets has no database; add it: pulumi "
+        "config set --secret --path 'restdemo:secrets[0]' \"database=...\"",
         "restdemo:composeFile: secrets.greeting is external, but restdemo:secrets has no greeting; add it: pulumi "
-        "config set --secret --path 'restdemo:secrets[0]' 'greeting=...'",
+        "config set --secret --path 'restdemo:secrets[0]' \"greeting=...\"",
     ]
 
 

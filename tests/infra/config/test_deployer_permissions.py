@@ -15,8 +15,9 @@ pytestmark = pytest.mark.unit
 
 # IAM and AWS STS quotas: a managed policy's document is at most 6,144 characters, white space not counted.
 MANAGED_POLICY_MAX_CHARACTERS = 6144
-# The Service Authorization Reference's action names: service prefix, colon, an action (or a wildcard).
-ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z]+\*?")
+# The Service Authorization Reference's action names: service prefix, colon, an action (or a wildcard
+# before or after it).
+ACTION = re.compile(r"[a-z0-9-]+:\*?[A-Za-z]+\*?")
 
 
 def aws_types_and_calls() -> set[str]:

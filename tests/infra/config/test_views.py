@@ -30,7 +30,7 @@ VIEWS = sorted(
     key=lambda cls: cls.__name__,
 )
 VIEWS = [cls for cls in VIEWS if issubclass(cls, SettingsView)]
-COMPONENTS = 14  # the `restdemo:<area>:<Name>` components
+COMPONENTS = 15  # the `restdemo:<area>:<Name>` components
 
 
 def plain(annotation: object) -> object:
@@ -60,6 +60,7 @@ def test_there_is_a_view_per_component():
         "AdminSettings",
         "AlarmSettings",
         "CertificateSettings",
+        "DatabaseSettings",
         "ImageSettings",
         "LoadBalancerSettings",
         "MonitoringSettings",

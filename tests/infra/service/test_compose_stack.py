@@ -10,6 +10,7 @@ import pytest
 
 from infra.config.settings import PROJECT_DIR
 from tests.support.pulumi_program import run_program
+from tests.support.stack_variants import DATABASE_PASSWORD
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +23,8 @@ GREETING = "hello from the stack's secrets"
 def compose_run(greeting: str = GREETING, **more: str):
     config = {
         "restdemo:composeFile": [str(COMPOSE)],
-        "restdemo:secrets": [f"greeting={greeting}"],
+        "restdemo:secrets": [f"greeting={greeting}", f"database={DATABASE_PASSWORD}"],
+        "restdemo:database": "postgres",
         "restdemo:healthCheckPath": "/ready",
         **more,
     }
@@ -42,7 +44,8 @@ def services(run) -> dict[str, dict]:
 def test_each_compose_service_is_a_swarm_service_named_as_docker_stack_deploy_would():
     run = compose_run()
     found = services(run)
-    assert sorted(found) == ["restdemo_admin", "restdemo_api", "restdemo_web"]
+    # And the local database's (restdemo:database), beside the file's.
+    assert sorted(found) == ["restdemo_admin", "restdemo_api", "restdemo_database", "restdemo_web"]
     web = found["restdemo_web"]
     container = web["taskSpec"]["containerSpec"]
     assert container["image"].startswith("127.0.0.1:5000/restdemo_web:") and "@sha256:" in container["image"]
@@ -77,6 +80,7 @@ def test_each_compose_service_is_a_swarm_service_named_as_docker_stack_deploy_wo
         "restdemo-admin": "restdemo_admin",
         "restdemo-api": "restdemo_api",
         "restdemo-web": "restdemo_web",
+        "restdemo-database": "restdemo_database",
     }
 
 
@@ -84,7 +88,7 @@ def test_a_prebuilt_image_is_pinned_by_the_digest_its_registry_gives():
     run = compose_run()
     api = services(run)["restdemo_api"]["taskSpec"]["containerSpec"]
     asked = [args for token, args in run.calls if token == "docker:index/getRegistryImage:getRegistryImage"]
-    assert [a["name"] for a in asked] == [API_IMAGE]
+    assert sorted(a["name"] for a in asked) == [API_IMAGE, "postgres:16.6-bookworm"]  # and the database's
     assert api["image"] == f"{API_IMAGE}@sha256:" + __import__("hashlib").sha256(API_IMAGE.encode()).hexdigest()
     builds = sorted(r.name for r in run.registered if r.type == "docker-build:index:Image")
     assert builds == ["image-admin", "image-web"]
@@ -118,7 +122,10 @@ def test_a_new_secret_value_changes_the_services_that_mount_it_and_no_other():
     changed = sorted(name for name in before if before[name] != after[name])
     assert changed == ["restdemo_web"]
     # Another resource, not the same one renamed: the old stays until an `up` has moved the service.
-    secrets = [{r.name for r in run.registered if r.type == "docker:index/secret:Secret"} for run in (first, second)]
+    secrets = [
+        {r.name for r in run.registered if r.type == "docker:index/secret:Secret" and "greeting" in r.name}
+        for run in (first, second)
+    ]
     assert len(secrets[0] | secrets[1]) == 2
 
 
@@ -159,7 +166,8 @@ def test_prebuilt_images_are_resolved_through_the_swarms_provider_with_their_reg
         "local",
         {
             "restdemo:composeFile": [str(COMPOSE), str(overlay)],
-            "restdemo:secrets": [f"greeting={GREETING}"],
+            "restdemo:secrets": [f"greeting={GREETING}", f"database={DATABASE_PASSWORD}"],
+            "restdemo:database": "postgres",
             "restdemo:registryLogins": ["ghcr.io=bot:ghp_not_in_clear"],
         },
         secret_keys=["restdemo:secrets", "restdemo:registryLogins"],
@@ -180,6 +188,7 @@ def test_prebuilt_images_are_resolved_through_the_swarms_provider_with_their_reg
     assert sorted(asked) == [
         ("127.0.0.1:5000/tests/api:1", "restdemo-swarm"),
         ("ghcr.io/example/cache:2", "restdemo-swarm"),
+        ("postgres:16.6-bookworm", "restdemo-swarm"),  # the local database's image
     ]
     assert services(run)["restdemo_pinned"]["taskSpec"]["containerSpec"]["image"].endswith("a" * 64)
     assert "ghp_not_in_clear" not in json.dumps(run.outputs)
