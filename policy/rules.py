@@ -22,6 +22,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "publicPorts": [80, 443],
     "requiredTags": ["project", "stack", "owner"],
     "requireHttps": False,
+    "minBackupDays": 7,
 }
 OPEN = {"0.0.0.0/0", "::/0"}
 
@@ -225,6 +226,23 @@ def file_systems_encrypted_and_backed_up(resource: Resource, config: dict) -> li
     return []
 
 
+def databases_private_encrypted_backed_up(resource: Resource, config: dict) -> list[str]:
+    """The database: reachable from the VPC only, encrypted at rest with the stack's own key, its automated
+    backups kept minBackupDays or more."""
+    if resource.type != "aws:rds/instance:Instance":
+        return []
+    props, found = resource.props, []
+    if props.get("publiclyAccessible") is not False:
+        found.append(f"{resource.name}: a database must not be publicly accessible (publiclyAccessible false)")
+    if props.get("storageEncrypted") is not True or not props.get("kmsKeyId"):
+        found.append(f"{resource.name}: a database must be encrypted with the stack's own KMS key (kmsKeyId)")
+    if (props.get("backupRetentionPeriod") or 0) < config["minBackupDays"]:
+        found.append(
+            f"{resource.name}: a database's automated backups must be kept {config['minBackupDays']} days or more"
+        )
+    return found
+
+
 def log_groups_have_retention(resource: Resource, config: dict) -> list[str]:
     if resource.type == "aws:cloudwatch/logGroup:LogGroup" and not resource.props.get("retentionInDays"):
         return [f"{resource.name}: a log group needs a retention (retentionInDays)"]
@@ -232,10 +250,21 @@ def log_groups_have_retention(resource: Resource, config: dict) -> list[str]:
 
 
 def load_balancers_protected_where_required(resource: Resource, config: dict) -> list[str]:
-    if resource.type != "aws:lb/loadBalancer:LoadBalancer" or not config["requireDeletionProtection"]:
+    """Where the stack requires it: the load balancers' deletion protection; the database's, with a final
+    snapshot and a standby in a second zone."""
+    if not config["requireDeletionProtection"]:
         return []
-    if resource.props.get("enableDeletionProtection") is not True:
+    if (
+        resource.type == "aws:lb/loadBalancer:LoadBalancer"
+        and resource.props.get("enableDeletionProtection") is not True
+    ):
         return [f"{resource.name}: deletion protection is required on this stack"]
+    if resource.type == "aws:rds/instance:Instance":
+        props = resource.props
+        if props.get("deletionProtection") is not True or props.get("skipFinalSnapshot") is not False:
+            return [f"{resource.name}: deletion protection and a final snapshot are required on this stack"]
+        if props.get("multiAz") is not True:
+            return [f"{resource.name}: a database in two zones (databaseMultiAz) is required on this stack"]
     return []
 
 
@@ -319,8 +348,13 @@ RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
         "File systems are encrypted with the stack's own key and backed up daily.",
         file_systems_encrypted_and_backed_up,
     ),
+    "databases-private-encrypted-backed-up": (
+        "Databases are not publicly accessible, are encrypted with the stack's own key and keep backups 7 days.",
+        databases_private_encrypted_backed_up,
+    ),
     "deletion-protection": (
-        "Load balancers have deletion protection where the stack requires it.",
+        "Load balancers and databases have deletion protection (databases a final snapshot and Multi-AZ) where "
+        "the stack requires it.",
         load_balancers_protected_where_required,
     ),
     "https": (

@@ -914,7 +914,7 @@ class Settings(BaseModel):
         "A DB snapshot (its identifier or a shared one's ARN) to make the database from: restores it as a new "
         "instance (docs/operations.md, Restoring the database).",
         group=AWS,
-        pattern=SNAPSHOT.pattern,
+        pattern=f"^{SNAPSHOT.pattern}$",
         allowed="a DB snapshot identifier (letters, digits, hyphens, starting with a letter) or a snapshot ARN",
     )
     certificate_arn: str | None = setting(

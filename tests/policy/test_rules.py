@@ -302,6 +302,46 @@ BAD_VARIANTS = [
         "data-encrypted-backed-up",
         "automatic backups must be ENABLED",
     ),
+    (
+        "dev with composeApp",
+        "aws:rds/instance:Instance",
+        "database",
+        lambda p: p.update(publiclyAccessible=True),
+        "databases-private-encrypted-backed-up",
+        "must not be publicly accessible",
+    ),
+    (
+        "dev with composeApp",
+        "aws:rds/instance:Instance",
+        "database",
+        lambda p: p.pop("kmsKeyId"),
+        "databases-private-encrypted-backed-up",
+        "must be encrypted with the stack's own KMS key",
+    ),
+    (
+        "dev with composeApp",
+        "aws:rds/instance:Instance",
+        "database",
+        lambda p: p.update(backupRetentionPeriod=1),
+        "databases-private-encrypted-backed-up",
+        "kept 7 days or more",
+    ),
+    (
+        "prod with composeApp",
+        "aws:rds/instance:Instance",
+        "database",
+        lambda p: p.update(skipFinalSnapshot=True),
+        "deletion-protection",
+        "deletion protection and a final snapshot are required",
+    ),
+    (
+        "prod with composeApp",
+        "aws:rds/instance:Instance",
+        "database",
+        lambda p: p.update(multiAz=False),
+        "deletion-protection",
+        "a database in two zones",
+    ),
 ]
 
 

@@ -506,3 +506,39 @@ def test_a_stack_that_keeps_secrets_in_aws_pages_when_the_leader_stops_reading_t
     # Minute 25's reading, 960 s, is the first above 900: the alarm fires as that minute closes.
     assert first_alarm(alarm, from_emf(lines), T, T + 1800) == T + 26 * 60
     assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "kept-secrets" in a.name]
+
+
+def test_a_stack_with_a_database_pages_on_its_cpu_storage_connections_and_a_slots_lag():
+    """Each from RDS's own metrics of the stack's instance, with its runbook; the storage threshold a tenth
+    of databaseStorageGb and the connections about 80% of the class's max_connections (60% of
+    112 for db.t4g.micro); a stack without one has none of them."""
+    from tests.support.pulumi_program import run_program
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    run = variant_run("prod", COMPOSE_VARIANT)
+    identifier = {"DBInstanceIdentifier": "restdemo-prod-database"}
+    found = {a.name.removeprefix("monitoring-"): a.inputs for a in run.of_type(ALARM_TYPE) if "database" in a.name}
+    assert {
+        key: (a["metricName"], a["statistic"], a["comparisonOperator"], a["threshold"], a["evaluationPeriods"])
+        for key, a in found.items()
+    } == {
+        "database-cpu": ("CPUUtilization", "Average", "GreaterThanThreshold", 80, 15),
+        "database-free-storage": ("FreeStorageSpace", "Minimum", "LessThanThreshold", 2147483648, 5),
+        "database-connections": ("DatabaseConnections", "Maximum", "GreaterThanThreshold", 67, 10),
+        "database-replication-slot-lag": ("OldestReplicationSlotLag", "Maximum", "GreaterThanThreshold", 5 << 30, 15),
+    }
+    assert all(a["dimensions"] == identifier and a["namespace"] == "AWS/RDS" for a in found.values())
+    runbooks = {
+        "database-cpu": "the-database-is-busy",
+        "database-free-storage": "the-database-is-running-out-of-storage",
+        "database-connections": "the-database-is-near-its-connection-limit",
+        "database-replication-slot-lag": "a-replication-slot-holds-the-databases-wal",
+    }
+    assert all(runbooks[key] in a["alarmDescription"] for key, a in found.items())
+    assert not [a for a in run_program("prod").of_type(ALARM_TYPE) if "database" in a.name]
+    # Storage running out: 2 GiB free of 20 for five minutes pages; above it, none.
+    alarm = Alarm.from_inputs(found["database-free-storage"])
+    low = [Datapoint(T + m * 60, 2.0 * 2**30 - 1, "FreeStorageSpace", "AWS/RDS", identifier) for m in range(1, 8)]
+    assert first_alarm(alarm, low, T, T + 600) == T + 6 * 60  # five whole minutes of it, each read after its end
+    high = [Datapoint(T + m * 60, 3.0 * 2**30, "FreeStorageSpace", "AWS/RDS", identifier) for m in range(1, 8)]
+    assert first_alarm(alarm, high, T, T + 600) is None
