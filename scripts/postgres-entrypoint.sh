@@ -6,6 +6,11 @@
 # directory is initialised once (scram-sha-256 for every connection over the network); Postgres then
 # runs in the foreground as the postgres user.
 set -eu
+# Anything but the server runs as given (as the official entry point does): an image built on this one
+# runs its own command.
+if [ "${1:-postgres}" != postgres ]; then
+  exec "$@"
+fi
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
 export PGDATA
 bin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
@@ -16,7 +21,7 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
-  exec runuser -u postgres -- "$0" "$@"
+  exec runuser -u postgres -- "$0" postgres
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then

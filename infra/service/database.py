@@ -52,7 +52,7 @@ def local_database_unit(name: str, settings: Settings, app: ComposeApp, database
         },
         healthcheck=HealthCheck(
             test=["CMD", "pg_isready", "-h", "127.0.0.1", "-p", str(POSTGRES_PORT), "-U", DATABASE_USER],
-            interval=5.0,
+            interval=2.0,
             timeout=5.0,
             start_period=60.0,
             retries=5,

@@ -153,12 +153,12 @@ def leader_of(formed):
 def notes_image(lab_registry):
     """The tests' Compose app (tests/e2e/compose_app), whose web service keeps notes on a volume."""
     from tests.e2e.harness import push
-    from tests.support.docker_engine import base_image_args, build_image
+    from tests.support.docker_engine import build_image, compose_app_base
     from tests.support.pulumi_program import REPO
 
     host = require_engine()
     name = f"{lab_registry['push']}/tests/compose-app:lab"
-    runtime = base_image_args(host).get("RUNTIME_BASE")
+    runtime = compose_app_base(host)
     build_image(
         REPO / "tests" / "e2e" / "compose_app" / "app", name, build_args={"RUNTIME_BASE": runtime} if runtime else None
     )

@@ -17,6 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_BUILD_BASE = "restdemo-base/python-build:bookworm"
 LOCAL_RUNTIME_BASE = "restdemo-base/python-runtime:bookworm"
+# Postgres from Debian's packages, with python3-psycopg2 (scripts/base-images.sh): the e2e tier's
+# database, and the base of the tests' Compose app, whose admin keeps rows in it.
+LOCAL_POSTGRES = "restdemo-base/postgres:bookworm"
 
 
 def in_ci() -> bool:
@@ -62,6 +65,12 @@ def base_image_args(client) -> dict[str, str]:
         elif client.images.list(name=local):
             args[arg] = local
     return args
+
+
+def compose_app_base(client) -> str | None:
+    """The tests' Compose app's RUNTIME_BASE: one with the database's client (the local Postgres image
+    has it); unset, its Dockerfile's default, where pip installs one."""
+    return LOCAL_POSTGRES if client.images.list(name=LOCAL_POSTGRES) else base_image_args(client).get("RUNTIME_BASE")
 
 
 def buildkit_command() -> tuple[list[str], dict[str, str]]:

@@ -92,7 +92,8 @@ class Handler(BaseHTTPRequestHandler):
             found = rows(written)
         except Exception as exc:  # the database not reachable: the request fails, and says why
             return self.send(502, {"error": str(exc).strip()[:300]})
-        return self.send(201 if written is not None else 200, {"rows": found})
+        answered = {"version": os.environ.get("RELEASE", ""), "hostname": socket.gethostname(), "rows": found}
+        return self.send(201 if written is not None else 200, answered)
 
     def send(self, status, document):
         body = json.dumps(document).encode()
