@@ -39,7 +39,19 @@ COMPOSE_HOSTS_VARIANT = "composeApp with host routes"
 # The Compose app with its secret kept in AWS Secrets Manager (awsSecrets), read by the leader's agent.
 COMPOSE_AWS_SECRETS_VARIANT = "composeApp with secrets in AWS"
 GREETING_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:restdemo/greeting-Ab12Cd"
-VARIANTS = [*FEATURES, ALL, COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT, COMPOSE_AWS_SECRETS_VARIANT]
+# The Compose app's database sized up and restored from a snapshot, in two zones: every database
+# setting away from its default.
+COMPOSE_DATABASE_VARIANT = "composeApp with its database restored"
+DATABASE_SETTINGS = {
+    "restdemo:databaseVersion": "17",
+    "restdemo:databaseInstanceClass": "db.m7g.large",
+    "restdemo:databaseStorageGb": "100",
+    "restdemo:databaseBackupDays": "35",
+    "restdemo:databaseMultiAz": "true",
+    "restdemo:databaseSnapshot": "arn:aws:rds:eu-west-1:123456789012:snapshot:restdemo-before-migration",
+}
+COMPOSE_VARIANTS = (COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT, COMPOSE_AWS_SECRETS_VARIANT, COMPOSE_DATABASE_VARIANT)
+VARIANTS = [*FEATURES, ALL, *COMPOSE_VARIANTS]
 STACK_VARIANTS = [(stack, variant) for stack in AWS_STACKS for variant in VARIANTS]
 
 
@@ -52,6 +64,8 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
         return compose_app_config(stack=stack, **{"restdemo:composeFile": [COMPOSE_FILE, COMPOSE_HOSTS_FILE]})
     if variant == COMPOSE_AWS_SECRETS_VARIANT:
         return aws_secrets_config(stack, GREETING_ARN)
+    if variant == COMPOSE_DATABASE_VARIANT:
+        return compose_app_config(stack=stack, **DATABASE_SETTINGS)
     features = FEATURES.values() if variant == ALL else [FEATURES[variant]]
     return {**stack_config(stack), **{k: v for feature in features for k, v in feature.items()}}
 
@@ -59,7 +73,7 @@ def variant_config(stack: str, variant: str) -> dict[str, str]:
 @functools.cache
 def variant_run(stack: str, variant: str) -> ProgramRun:
     """The program under mocks for one variant, once per test session (read it, never change it)."""
-    if variant in (COMPOSE_VARIANT, COMPOSE_HOSTS_VARIANT, COMPOSE_AWS_SECRETS_VARIANT):
+    if variant in COMPOSE_VARIANTS:
         return run_compose_app(variant_config(stack, variant), {"API_IMAGE": api_image(stack)}, stack)
     return run_program(stack, variant_config(stack, variant))
 
