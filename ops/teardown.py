@@ -31,6 +31,7 @@ ECR_REPOSITORY = "aws:ecr/repository:Repository"
 KMS_KEY = "aws:kms/key:Key"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
+DATABASE = "aws:rds/instance:Instance"
 # Where AWS Backup keeps an EFS file system's automatic backups, and for how long (EFS User Guide,
 # "Automatic backups").
 AUTOMATIC_BACKUP_VAULT = "aws/efs/automatic-backup-vault"
@@ -59,6 +60,7 @@ class Teardown:
     keys: list[tuple[str, int]]
     pullers: list[str]
     file_systems: list[tuple[str, str]] = field(default_factory=list)  # (id, ARN)
+    databases: list[str] = field(default_factory=list)  # RDS instance identifiers
 
 
 def plan(exported: dict) -> Teardown:
@@ -81,6 +83,7 @@ def plan(exported: dict) -> Teardown:
         ],
         pullers=sorted({r["type"] for r in resources if r.get("type") in PULLERS}),
         file_systems=[(o["id"], o.get("arn", "")) for o in of(FILE_SYSTEM) if o.get("id")],
+        databases=[o["identifier"] for o in of(DATABASE) if o.get("identifier")],
     )
 
 
@@ -119,6 +122,13 @@ def leftovers(stack: str, teardown: Teardown, backend: str) -> list[str]:
         f"{BACKUP_RETENTION_DAYS} days in AWS Backup's {AUTOMATIC_BACKUP_VAULT} "
         f"('aws backup list-recovery-points-by-resource --resource-arn {arn}')"
         for file_system, arn in teardown.file_systems
+    ]
+    lines += [
+        f"RDS instance {identifier} (the stack's database) with its data and automated backups: the program never "
+        f"deletes one ('aws rds delete-db-instance --db-instance-identifier {identifier} "
+        f"--final-db-snapshot-identifier {identifier}-final-$(date +%Y%m%d%H%M)' does, after "
+        "'aws rds modify-db-instance --no-deletion-protection' where it is protected)"
+        for identifier in teardown.databases
     ]
     return lines
 

@@ -228,7 +228,7 @@ def file_systems_encrypted_and_backed_up(resource: Resource, config: dict) -> li
 
 def databases_private_encrypted_backed_up(resource: Resource, config: dict) -> list[str]:
     """The database: reachable from the VPC only, encrypted at rest with the stack's own key, its automated
-    backups kept minBackupDays or more."""
+    backups kept minBackupDays or more, and kept when it goes."""
     if resource.type != "aws:rds/instance:Instance":
         return []
     props, found = resource.props, []
@@ -236,6 +236,8 @@ def databases_private_encrypted_backed_up(resource: Resource, config: dict) -> l
         found.append(f"{resource.name}: a database must not be publicly accessible (publiclyAccessible false)")
     if props.get("storageEncrypted") is not True or not props.get("kmsKeyId"):
         found.append(f"{resource.name}: a database must be encrypted with the stack's own KMS key (kmsKeyId)")
+    if props.get("deleteAutomatedBackups") is not False:
+        found.append(f"{resource.name}: a database's automated backups must outlive it (deleteAutomatedBackups false)")
     if (props.get("backupRetentionPeriod") or 0) < config["minBackupDays"]:
         found.append(
             f"{resource.name}: a database's automated backups must be kept {config['minBackupDays']} days or more"

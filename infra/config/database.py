@@ -29,9 +29,11 @@ POSTGRES_PORT = 5432
 PARTS = ("url", "host", "port", "name", "user", "password")
 
 # RDS for PostgreSQL's major versions in standard support (Amazon RDS User Guide, "Supported PostgreSQL
-# major versions on Amazon RDS", as of 2026-12: 13 left standard support on 2026-02-28); RDS picks the
-# minor version and moves it forward in the maintenance window.
-POSTGRES_VERSIONS = ("14", "15", "16", "17")
+# major versions on Amazon RDS", as of 2026-12: 13 left standard support on 2026-02-28), from 15: whose
+# default parameter group sets rds.force_ssl (Amazon RDS User Guide, "Using SSL with a PostgreSQL DB
+# instance"), so no connection to it is in clear text. RDS picks the minor version and moves it forward
+# in the maintenance window.
+POSTGRES_VERSIONS = ("15", "16", "17")
 # The DB instance class families RDS for PostgreSQL runs on (Amazon RDS User Guide, "Supported DB engines
 # for DB instance classes"); a class is `db.` and an EC2 instance type of one of them, as botocore's EC2
 # model lists it, not a bare-metal one.
@@ -57,8 +59,10 @@ def instance_class_problem(value: str, ec2_types: tuple[str, ...]) -> str | None
     if not value.startswith("db.") or ec2_type not in ec2_types or family not in POSTGRES_CLASS_FAMILIES:
         families = ", ".join(POSTGRES_CLASS_FAMILIES)
         return f"is no DB instance class of RDS for PostgreSQL: db. and one of the {families} types"
-    if size == "metal" or size.startswith("metal-"):
-        return "is bare metal, which RDS does not offer"
+    burstable = family in ("t3", "t4g")
+    if (burstable and size not in BURSTABLE_GIB) or (not burstable and not RDS_SIZE.fullmatch(size)):
+        offered = ", ".join(BURSTABLE_GIB) if burstable else "large, xlarge, 2xlarge and up"
+        return f"is a size RDS does not offer in db.{family} ({offered})"
     return None
 
 
@@ -66,6 +70,8 @@ def instance_class_problem(value: str, ec2_types: tuple[str, ...]) -> str | None
 # classes"): burstable t3 and t4g by size; the general purpose m families 4 GiB a vCPU, the memory
 # optimized r families 8, at 2 vCPUs for large, 4 for xlarge and 4 a step beyond.
 BURSTABLE_GIB = {"micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32}
+# The general purpose and memory optimized sizes RDS offers: large, xlarge, Nxlarge (no medium, no metal).
+RDS_SIZE = re.compile(r"large|xlarge|(?:[2-9]|[1-4]\d)xlarge")
 GIB_PER_VCPU = {"m": 4, "r": 8}
 # RDS for PostgreSQL's default max_connections: LEAST({DBInstanceClassMemory/9531392}, 5000) (Amazon RDS
 # User Guide, "Maximum number of database connections").
@@ -87,11 +93,18 @@ def max_connections(instance_class: str) -> int:
     return min(instance_memory_gib(instance_class) * 2**30 // BYTES_PER_CONNECTION, MAX_CONNECTIONS)
 
 
-def part_templates(host: str, port: int | str = POSTGRES_PORT, name: str = DATABASE_NAME) -> dict[str, str]:
-    """Each file's template: the URL (`postgresql://user:password@host:port/name`, the credentials
-    percent-encoded), the address's parts as they are, the credentials."""
+# On AWS the URL asks for TLS (libpq's sslmode=require: encrypted, the server's certificate not checked,
+# which needs RDS's CA bundle in the image); locally the database is on the app's own overlay network.
+AWS_URL_OPTIONS = "?sslmode=require"
+
+
+def part_templates(
+    host: str, port: int | str = POSTGRES_PORT, name: str = DATABASE_NAME, options: str = ""
+) -> dict[str, str]:
+    """Each file's template: the URL (`postgresql://user:password@host:port/name` and `options`, the
+    credentials percent-encoded), the address's parts as they are, the credentials."""
     return {
-        "url": f"postgresql://{{username|url}}:{{password|url}}@{host}:{port}/{name}",
+        "url": f"postgresql://{{username|url}}:{{password|url}}@{host}:{port}/{name}{options}",
         "host": host,
         "port": str(port),
         "name": name,

@@ -56,8 +56,12 @@ def content_name(app: str, key: str, content: bytes) -> str:
     return f"{swarm_object_name(app, key)}_{hashlib.sha256(content).hexdigest()[:12]}"
 
 
-def database_identifier(stack: str, snapshot: str | None) -> str:
-    """The RDS instance: `restdemo-<stack>-database`, and 8 hex digits of the snapshot it was restored
-    from: a restore is a new instance beside the old (RDS identifiers are unique in a region)."""
-    name = resource_name(stack, "database")
-    return f"{name}-{hashlib.sha256(snapshot.encode()).hexdigest()[:8]}" if snapshot else name
+def database_prefix(stack: str) -> str:
+    """The RDS instance's identifier before the 26 characters its provider adds at creation:
+    `restdemo-<stack>-database-`; each instance its own (a restore's beside the one it replaces)."""
+    return f"{resource_name(stack, 'database')}-"
+
+
+def database_subnet_group(stack: str) -> str:
+    """The database's DB subnet group: `restdemo-<stack>-database`."""
+    return resource_name(stack, "database")

@@ -563,10 +563,21 @@ def _rollout_seconds(settings: Settings, service: ComposeService) -> float | Non
     return batches * interval + batches * delay + monitor
 
 
+# The labels the program writes and the node agents act on (restdemo_agent.contract): a Compose file's
+# own would have the leader read a secret for a service that never named it.
+PROGRAM_LABELS = "restdemo."
+
+
 def _service_problems(service: ComposeService) -> list[str]:
     """A Compose service's health check and build, checked as the single service's settings are."""
     where = f"services.{service.name}"
-    problems = []
+    problems = [
+        f"{where}.{kind}: {label} is the program's and its node agents' (restdemo.*: which secrets the leader "
+        "reads for a service, whose a volume's directory is); name yours otherwise"
+        for kind, labels in (("deploy.labels", service.service_labels), ("labels", service.labels))
+        for label in sorted(labels)
+        if label.startswith(PROGRAM_LABELS)
+    ]
     if service.healthcheck and not service.healthcheck.test and not service.build:
         problems.append(
             f"{where}.healthcheck: a prebuilt image needs a test here (the program cannot read the image's own; "
@@ -889,7 +900,7 @@ class Settings(BaseModel):
     )
     database_version: Annotated[str, AfterValidator(_database_version)] = setting(
         "16",
-        "The RDS for PostgreSQL major version (14-17); RDS moves the minor version forward in the "
+        "The RDS for PostgreSQL major version (15-17: each forces TLS); RDS moves the minor version forward in the "
         "maintenance window. Raising it upgrades the database in place.",
         group=AWS,
     )

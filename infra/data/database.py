@@ -3,12 +3,13 @@
 In the nodes' subnets (the private ones when the nodes are private; a DB subnet group over their
 zones), never publicly accessible, its security group admitting 5432 from the nodes only. Its storage
 (gp3) is encrypted with the stack's KMS key; its automated backups are kept databaseBackupDays (7 at
-least); deletionProtection keeps it from deletion and takes a final snapshot when it goes; prod runs
-it Multi-AZ. Its master password is RDS's own (`manage_master_user_password`): RDS makes it, keeps it
+least); deletionProtection keeps it from deletion; prod runs
+it Multi-AZ. The program never deletes it: a final snapshot would be taken and its automated backups
+kept if anyone did. Its master password is RDS's own (`manage_master_user_password`): RDS makes it, keeps it
 in Secrets Manager under the account's `aws/secretsmanager` key and rotates it; neither Pulumi's state
 nor a stack file holds it. The managers' role may read that one secret (a policy of its own, made
 here), which the leader's agent turns into the services' files. From databaseSnapshot a new instance
-is made beside the old (its identifier carries the snapshot's hash).
+is made beside the old, which stays until the operator deletes it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config.database import DATABASE_NAME, DATABASE_USER, POSTGRES_PORT
-from infra.config.names import database_identifier
+from infra.config.names import database_prefix, database_subnet_group
 from infra.config.settings import SettingsView
 from infra.config.tags import tags
 from infra.network.firewall import allow_in, security_group
@@ -48,13 +49,14 @@ BACKUP_WINDOW = "02:00-03:00"
 MAINTENANCE_WINDOW = "sun:03:30-sun:04:30"
 
 
-def instance_args(settings: DatabaseSettings, identifier: str) -> dict:
+def instance_args(settings: DatabaseSettings, prefix: str) -> dict:
     """The instance's settings that depend on the stack's alone: what RDS makes, how it is kept, and
     what a restore leaves to the snapshot (its database's name and user: RDS refuses a DBName when
-    restoring PostgreSQL)."""
-    protected = settings.deletion_protection
+    restoring PostgreSQL). Named by a prefix RDS's provider completes once, at creation: a restore is a
+    new instance beside the old, and an instance is never renamed (unsetting databaseSnapshot changes
+    nothing). If it is ever deleted, a final snapshot is taken and its automated backups stay."""
     return {
-        "identifier": identifier,
+        "identifier_prefix": prefix,
         "engine": ENGINE,
         "engine_version": settings.database_version,
         "instance_class": settings.database_instance_class,
@@ -73,9 +75,10 @@ def instance_args(settings: DatabaseSettings, identifier: str) -> dict:
         # A raised databaseVersion upgrades in place (in the maintenance window's stead: at once).
         "allow_major_version_upgrade": True,
         "apply_immediately": True,
-        "deletion_protection": protected,
-        "skip_final_snapshot": not protected,
-        "final_snapshot_identifier": f"{identifier}-final" if protected else None,
+        "deletion_protection": settings.deletion_protection,
+        "skip_final_snapshot": False,
+        "final_snapshot_identifier": f"{prefix}final",
+        "delete_automated_backups": False,
         **(
             {"snapshot_identifier": settings.database_snapshot}
             if settings.database_snapshot
@@ -130,7 +133,7 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
-            name=database_identifier(pulumi.get_stack(), None),
+            name=database_subnet_group(pulumi.get_stack()),
             subnet_ids=network.node_subnet_ids,
             description="restdemo database: the nodes' subnets",
             tags=tags(settings, "database"),
@@ -146,15 +149,17 @@ class Database(pulumi.ComponentResource):
             child,
             source_group_id=node_security_group_id,
         )
-        identifier = database_identifier(pulumi.get_stack(), settings.database_snapshot)
         instance = aws.rds.Instance(
             name,
-            **instance_args(settings, identifier),
+            **instance_args(settings, database_prefix(pulumi.get_stack())),
             kms_key_id=kms_key_arn,
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[group.id],
             tags=tags(settings, "database"),
-            opts=child,
+            # The data outlives the program's use of it, as the volumes' file system does: a restore, a
+            # Compose file with no database left, or `make down` leave the instance running in the
+            # account (make down names it); the operator deletes it (operations.md, Restoring).
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         self.secret_arn = instance.master_user_secrets.apply(lambda secrets: secrets[0].secret_arn)
         self.reader = aws.iam.RolePolicy(

@@ -298,21 +298,23 @@ def volume_directory_failing(stack: str) -> AlarmSpec:
 
 
 # The database's pages: its CPU busy for 15 minutes, its storage below a tenth (RDS stops the instance
-# when it is full), its connections near max_connections (new ones are refused), and a replication
-# slot's WAL held back (the only replica lag an RDS for PostgreSQL instance has: its Multi-AZ standby is
-# synchronous and reports none; an abandoned logical slot keeps WAL until the storage fills).
+# when it is full), its connections near max_connections (new ones are refused), and the WAL that
+# replication slots hold (ReplicationSlotDiskUsage) above a quarter of the storage: the replica lag an
+# RDS for PostgreSQL instance can have (its Multi-AZ standby is synchronous and reports none; a slot
+# whose consumer is behind or gone keeps WAL until the storage fills).
 DATABASE_CPU_PERCENT = 80
 DATABASE_FREE_STORAGE_SHARE = 0.1
 # Of max_connections as the class's memory gives it: RDS's DBInstanceClassMemory is less (the OS's and
 # RDS's own share, about a quarter on db.t4g.micro), so 60% of that is about 80% of the real limit.
 DATABASE_CONNECTIONS_SHARE = 0.6
-REPLICATION_SLOT_LAG_BYTES = 5 * 2**30
+REPLICATION_SLOT_STORAGE_SHARE = 0.25
 
 
 def database_specs(settings: AlarmSettings, identifier: pulumi.Input[str]) -> list[AlarmSpec]:
     on_instance = {"DBInstanceIdentifier": identifier}
     connections = int(max_connections(settings.database_instance_class) * DATABASE_CONNECTIONS_SHARE)
     free_bytes = int(settings.database_storage_gb * 2**30 * DATABASE_FREE_STORAGE_SHARE)
+    slot_bytes = int(settings.database_storage_gb * 2**30 * REPLICATION_SLOT_STORAGE_SHARE)
     return [
         AlarmSpec(
             key="database-cpu",
@@ -356,17 +358,17 @@ def database_specs(settings: AlarmSettings, identifier: pulumi.Input[str]) -> li
         ),
         AlarmSpec(
             key="database-replication-slot-lag",
-            broke=f"A replication slot has held more than {REPLICATION_SLOT_LAG_BYTES >> 30} GiB of WAL for 15 "
-            "minutes: its consumer is behind or gone, and the WAL fills the storage.",
+            broke=f"Replication slots have held more than {REPLICATION_SLOT_STORAGE_SHARE:.0%} of the database's "
+            "storage in WAL for 15 minutes: a slot's consumer is behind or gone, and the WAL fills the storage.",
             action="SELECT slot_name, active FROM pg_replication_slots; catch the consumer up, or drop the "
             "slot it abandoned.",
             runbook="a-replication-slot-holds-the-databases-wal",
             comparison="GreaterThanThreshold",
-            threshold=REPLICATION_SLOT_LAG_BYTES,
+            threshold=slot_bytes,
             periods=15,
             datapoints=15,
             missing="notBreaching",  # no slot, no metric
-            metric=Metric("AWS/RDS", "OldestReplicationSlotLag", "Maximum", on_instance),
+            metric=Metric("AWS/RDS", "ReplicationSlotDiskUsage", "Maximum", on_instance),
         ),
     ]
 

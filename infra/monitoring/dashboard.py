@@ -198,7 +198,12 @@ def dashboard_body(
                     [rds[0], "CPUUtilization", *rds[1:], {"label": "CPU (%)", "stat": "Average"}],
                     [rds[0], "DatabaseConnections", *rds[1:], {"label": "connections"}],
                     [rds[0], "FreeStorageSpace", *rds[1:], {"label": "free storage (bytes)", "yAxis": "right"}],
-                    [rds[0], "OldestReplicationSlotLag", *rds[1:], {"label": "slot lag (bytes)", "yAxis": "right"}],
+                    [
+                        rds[0],
+                        "ReplicationSlotDiskUsage",
+                        *rds[1:],
+                        {"label": "WAL held by slots (bytes)", "yAxis": "right"},
+                    ],
                 ],
                 region=region,
                 stat="Maximum",

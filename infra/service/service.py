@@ -18,7 +18,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config.compose import ComposeApp, ComposeService, Mount, Rollout, Source
-from infra.config.database import DATABASE_USER, LOCAL_SERVICE, database_mounts, part_templates
+from infra.config.database import AWS_URL_OPTIONS, DATABASE_USER, LOCAL_SERVICE, database_mounts, part_templates
 from infra.config.docker_endpoint import DockerEndpoint
 from infra.config.durations import docker_duration
 from infra.config.image_contract import HealthCheck, image_healthcheck
@@ -304,7 +304,7 @@ def aws_secrets(
         return found | ({"template": template} if template is not None else {})
 
     def label(secret_arn: str = "", host: str = "", port: int = 0) -> str:
-        templates = part_templates(host, port)
+        templates = part_templates(host, port, options=AWS_URL_OPTIONS)
         mounts = [
             entry(part, secret_arn, templates[part.source.rsplit("_", 1)[1]])
             if m.source == database_key

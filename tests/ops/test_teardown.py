@@ -114,6 +114,32 @@ def test_a_stack_with_volumes_says_its_file_system_and_backups_stay():
     assert plan(state).file_systems == [("volumes-id", "")]
 
 
+def test_a_stack_with_a_database_says_its_instance_and_backups_stay():
+    """The program never deletes the database (retain_on_delete): make down names it and how to delete it,
+    with a final snapshot of its own name."""
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    run = variant_run("dev", COMPOSE_VARIANT)
+    identifier = "restdemo-dev-database-20261207143000000000000001"
+    state = {
+        "deployment": {
+            "resources": [
+                {"type": r.type, "outputs": {**r.inputs, **({"identifier": identifier} if "rds" in r.type else {})}}
+                for r in run.registered
+                if r.custom and r.type == "aws:rds/instance:Instance"
+            ]
+        }
+    }
+    teardown = plan(state)
+    assert teardown.databases == [identifier]
+    assert leftovers("dev", teardown, "file:///state")[1:] == [
+        f"RDS instance {identifier} (the stack's database) with its data and automated backups: the program never "
+        f"deletes one ('aws rds delete-db-instance --db-instance-identifier {identifier} "
+        f"--final-db-snapshot-identifier {identifier}-final-$(date +%Y%m%d%H%M)' does, after "
+        "'aws rds modify-db-instance --no-deletion-protection' where it is protected)"
+    ]
+
+
 @pytest.fixture(scope="module")
 def ecr():
     """moto's server on a loopback port, and the environment the AWS CLI reaches it with."""

@@ -327,6 +327,14 @@ BAD_VARIANTS = [
         "kept 7 days or more",
     ),
     (
+        "dev with composeApp",
+        "aws:rds/instance:Instance",
+        "database",
+        lambda p: p.update(deleteAutomatedBackups=True),
+        "databases-private-encrypted-backed-up",
+        "must outlive it",
+    ),
+    (
         "prod with composeApp",
         "aws:rds/instance:Instance",
         "database",

@@ -110,10 +110,12 @@ def fake_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> di
     if typ == "aws:rds/instance:Instance":
         # The provider's address (`<identifier>.<12 characters>.<region>.rds.amazonaws.com`), and with
         # manage_master_user_password the secret RDS makes (`rds!db-<uuid>`, Secrets Manager's 6 characters).
-        identifier = inputs["identifier"]
-        token = hashlib.sha256(identifier.encode()).hexdigest()
+        # An identifier_prefix completed as the provider does (id.PrefixedUniqueId: 26 more characters).
+        identifier = inputs.get("identifier") or inputs["identifierPrefix"] + "20261207143000000000000001"
+        token = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
         secret = f"rds!db-{token[:8]}-{token[8:12]}-{token[12:16]}-{token[16:20]}-{token[20:32]}-{token[32:38]}"
         return {
+            "identifier": identifier,
             "arn": f"arn:aws:rds:{region}:{ACCOUNT}:db:{identifier}",
             "address": f"{identifier}.c{token[:11]}.{region}.rds.amazonaws.com",
             "masterUserSecrets": [

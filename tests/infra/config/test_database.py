@@ -31,7 +31,9 @@ pytestmark = pytest.mark.unit
         ("t4g.micro", "is no DB instance class"),
         ("db.t2.micro", "is no DB instance class"),  # t2: not for current PostgreSQL versions
         ("db.x9.large", "is no DB instance class"),
-        ("db.m6i.metal", "is bare metal, which RDS does not offer"),
+        ("db.m6i.metal", "is a size RDS does not offer in db.m6i (large, xlarge, 2xlarge and up)"),
+        ("db.m6g.medium", "is a size RDS does not offer in db.m6g (large, xlarge, 2xlarge and up)"),
+        ("db.t4g.nano", "is a size RDS does not offer in db.t4g (micro, small, medium, large, xlarge, 2xlarge)"),
     ],
 )
 def test_a_class_is_db_and_an_ec2_type_of_the_families_rds_for_postgres_runs_on(value, problem):
@@ -149,4 +151,22 @@ def test_the_database_needs_a_compose_file_that_mounts_it(tmp_path, monkeypatch)
     assert problems("dev", monkeypatch, **{"restdemo:composeFile": [str(unmounted)]}) == [
         "restdemo:database: no service of the Compose file mounts the external secret database; declare it "
         "(secrets: {database: {external: true}}) and name it in the services' secrets that use the database"
+    ]
+
+
+def test_a_compose_file_may_not_write_the_labels_the_agents_act_on(tmp_path, monkeypatch):
+    """A service's own `restdemo.secrets.aws` would have the leader mount the database's master secret
+    (an ARN in the state, which the managers may read) into a service that never named it."""
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text(
+        "services:\n  web:\n    labels: {restdemo.volume.owner: '0:0'}\n"
+        "    deploy:\n      labels: {restdemo.secrets.aws: '{}', team: shop}\n"
+    )
+    files = [compose_app_config(stack="dev")["restdemo:composeFile"][0], str(overlay)]
+    why = "is the program's and its node agents' (restdemo.*: which secrets the leader reads for a service, whose "
+    assert problems("dev", monkeypatch, **{"restdemo:composeFile": files}) == [
+        f"restdemo:composeFile: services.web.deploy.labels: restdemo.secrets.aws {why}a volume's directory is); "
+        "name yours otherwise",
+        f"restdemo:composeFile: services.web.labels: restdemo.volume.owner {why}a volume's directory is); name "
+        "yours otherwise",
     ]

@@ -34,9 +34,9 @@ def test_an_encrypted_private_instance_whose_password_rds_keeps(stack):
     run = variant_run(stack, COMPOSE_VARIANT)
     database = run.one(RDS).inputs
     prod = stack == "prod"
-    identifier = f"restdemo-{stack}-database"
+    prefix = f"restdemo-{stack}-database-"
     assert {k: v for k, v in database.items() if k not in ("tags", "dbSubnetGroupName", "vpcSecurityGroupIds")} == {
-        "identifier": identifier,
+        "identifierPrefix": prefix,
         "engine": "postgres",
         "engineVersion": "16",
         "instanceClass": "db.t4g.micro",
@@ -56,13 +56,16 @@ def test_an_encrypted_private_instance_whose_password_rds_keeps(stack):
         "allowMajorVersionUpgrade": True,
         "applyImmediately": True,
         "deletionProtection": prod,
-        "skipFinalSnapshot": not prod,
-        **({"finalSnapshotIdentifier": f"{identifier}-final"} if prod else {}),
+        "skipFinalSnapshot": False,
+        "finalSnapshotIdentifier": f"{prefix}final",
+        "deleteAutomatedBackups": False,
         "dbName": "app",
         "username": "app",
     }
     # No password anywhere: not sent, not in the state.
     assert not {"password", "passwordWo"} & set(database)
+    # Never deleted by the program (its data outlives its use, as the volumes' does).
+    assert run.one(RDS).retain_on_delete is True
     assert database["dbSubnetGroupName"] == f"restdemo-{stack}-database"
 
 
@@ -104,7 +107,8 @@ def test_the_services_that_mount_it_get_its_files_from_the_master_secret_by_temp
     mounts = json.loads(labels["restdemo.secrets.aws"])["mounts"]
     secret, address = made(run)["masterUserSecrets"][0]["secretArn"], made(run)["address"]
     assert {m["target"]: m["template"] for m in mounts} == {
-        "/run/secrets/database_url": f"postgresql://{{username|url}}:{{password|url}}@{address}:5432/app",
+        # Over TLS (RDS forces it from PostgreSQL 15; the client asks for it too).
+        "/run/secrets/database_url": f"postgresql://{{username|url}}:{{password|url}}@{address}:5432/app?sslmode=require",
         "/run/secrets/database_host": address,
         "/run/secrets/database_port": "5432",
         "/run/secrets/database_name": "app",
@@ -125,15 +129,19 @@ def test_the_services_that_mount_it_get_its_files_from_the_master_secret_by_temp
 
 
 def test_a_restore_is_a_new_instance_from_the_snapshot_beside_the_old():
+    """A snapshot set replaces the instance (snapshot_identifier is ForceNew); the old one is retained,
+    so the services keep working on it until the leader has rendered the new files; unsetting the
+    snapshot later sends no snapshot and the same prefix (the provider keeps the identifier it made)."""
     config = compose_app_config(stack="dev", **{"restdemo:databaseSnapshot": "restdemo-dev-before-migration"})
     run = run_compose_app(config, {"API_IMAGE": api_image("dev")}, "dev")
-    database = run.one(RDS).inputs
-    assert database["snapshotIdentifier"] == "restdemo-dev-before-migration"
-    # A new identifier (the old instance is deleted after the new one exists), and no DBName or user:
-    # RDS takes them from the snapshot (and refuses a DBName when restoring PostgreSQL).
-    assert database["identifier"].startswith("restdemo-dev-database-") and len(database["identifier"]) == 30
-    assert "dbName" not in database and "username" not in database
-    assert database["manageMasterUserPassword"] is True
+    database = run.one(RDS)
+    assert database.inputs["snapshotIdentifier"] == "restdemo-dev-before-migration"
+    assert database.inputs["identifierPrefix"] == "restdemo-dev-database-" and "identifier" not in database.inputs
+    # No DBName or user: RDS takes them from the snapshot (and refuses a DBName restoring PostgreSQL).
+    assert "dbName" not in database.inputs and "username" not in database.inputs
+    assert database.inputs["manageMasterUserPassword"] is True and database.retain_on_delete is True
+    plain = variant_run("dev", COMPOSE_VARIANT).one(RDS).inputs
+    assert plain["identifierPrefix"] == database.inputs["identifierPrefix"] and "snapshotIdentifier" not in plain
 
 
 def test_bad_versions_classes_sizes_and_snapshots_are_named_in_one_run(monkeypatch):
@@ -150,7 +158,7 @@ def test_bad_versions_classes_sizes_and_snapshots_are_named_in_one_run(monkeypat
         run_program("dev", config)
     lines = [line.strip() for line in str(raised.value).splitlines()[1:]]
     assert lines == [
-        'restdemo:databaseVersion = "12": must be one of 14, 15, 16, 17: RDS for PostgreSQL\'s major versions in '
+        'restdemo:databaseVersion = "12": must be one of 15, 16, 17: RDS for PostgreSQL\'s major versions in '
         "standard support",
         'restdemo:databaseInstanceClass = "db.t2.micro": is no DB instance class of RDS for PostgreSQL: db. and one '
         "of the t3, t4g, m5, m6g, m6i, m7g, r5, r6g, r6i, r7g types",
@@ -159,3 +167,31 @@ def test_bad_versions_classes_sizes_and_snapshots_are_named_in_one_run(monkeypat
         'restdemo:databaseSnapshot = "1-bad": must be a DB snapshot identifier (letters, digits, hyphens, starting '
         "with a letter) or a snapshot ARN",
     ]
+
+
+def test_a_workers_role_cannot_read_the_master_secret_and_a_managers_can():
+    """Every policy on each node role (its own and the database's reader), evaluated as IAM would: the
+    managers may read exactly the master secret; a worker, root on it or not, may not."""
+    from tests.support.iam_eval import Request, identity_allows
+
+    run = variant_run("dev", COMPOSE_VARIANT)
+    secret = made(run)["masterUserSecrets"][0]["secretArn"]
+    policies = {
+        role: [
+            json.loads(p.inputs["policy"])
+            for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+            if p.inputs["role"] in (f"restdemo-dev-eu-west-1-{role}", f"swarm-{role}s-role-id")
+        ]
+        for role in ("manager", "worker")
+    }
+    assert len(policies["manager"]) == 2 and len(policies["worker"]) == 1
+
+    def reads(role: str, arn: str) -> bool:
+        request = Request(
+            f"arn:aws:iam::123456789012:role/restdemo-dev-eu-west-1-{role}", "secretsmanager:GetSecretValue", arn
+        )
+        return identity_allows(policies[role], request)
+
+    assert reads("manager", secret)
+    assert not reads("manager", secret.replace("rds!db-", "rds!db-0"))
+    assert not reads("worker", secret)

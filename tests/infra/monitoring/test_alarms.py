@@ -510,13 +510,14 @@ def test_a_stack_that_keeps_secrets_in_aws_pages_when_the_leader_stops_reading_t
 
 def test_a_stack_with_a_database_pages_on_its_cpu_storage_connections_and_a_slots_lag():
     """Each from RDS's own metrics of the stack's instance, with its runbook; the storage threshold a tenth
-    of databaseStorageGb and the connections about 80% of the class's max_connections (60% of
-    112 for db.t4g.micro); a stack without one has none of them."""
+    of databaseStorageGb, the slots' WAL a quarter, and the connections 60% of the class's memory-given
+    max_connections (112 for db.t4g.micro); a stack without one has none of them."""
     from tests.support.pulumi_program import run_program
     from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
 
     run = variant_run("prod", COMPOSE_VARIANT)
-    identifier = {"DBInstanceIdentifier": "restdemo-prod-database"}
+    # The instance's identifier as the provider completed its prefix.
+    identifier = {"DBInstanceIdentifier": "restdemo-prod-database-20261207143000000000000001"}
     found = {a.name.removeprefix("monitoring-"): a.inputs for a in run.of_type(ALARM_TYPE) if "database" in a.name}
     assert {
         key: (a["metricName"], a["statistic"], a["comparisonOperator"], a["threshold"], a["evaluationPeriods"])
@@ -525,7 +526,7 @@ def test_a_stack_with_a_database_pages_on_its_cpu_storage_connections_and_a_slot
         "database-cpu": ("CPUUtilization", "Average", "GreaterThanThreshold", 80, 15),
         "database-free-storage": ("FreeStorageSpace", "Minimum", "LessThanThreshold", 2147483648, 5),
         "database-connections": ("DatabaseConnections", "Maximum", "GreaterThanThreshold", 67, 10),
-        "database-replication-slot-lag": ("OldestReplicationSlotLag", "Maximum", "GreaterThanThreshold", 5 << 30, 15),
+        "database-replication-slot-lag": ("ReplicationSlotDiskUsage", "Maximum", "GreaterThanThreshold", 5 << 30, 15),
     }
     assert all(a["dimensions"] == identifier and a["namespace"] == "AWS/RDS" for a in found.values())
     runbooks = {
