@@ -16,16 +16,17 @@ from typing import Any
 from infra.config.database import POSTGRES_VERSIONS, instance_class_problem
 from infra.config.settings import ec2_instance_types
 from restdemo_agent.contract import AWS_SECRETS_LABEL
-from tests.fidelity.rules import Between, Field, ForceNew, Needs, OneOf, Pattern, Satisfies
+from tests.fidelity.rules import Between, Field, Needs, OneOf, Pattern, Satisfies
 from tests.support.pulumi_program import ProgramRun, Registered
 
 INSTANCE = "aws:rds/instance:Instance"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 SERVICE = "docker:index/service:Service"
 
-# tpa rds/validate.go validIdentifier: lower-case letters, digits and hyphens, a letter first, no two
-# hyphens in a row, no hyphen last; instance.go identifier: at most 63.
-IDENTIFIER = r"[a-z](?:-?[a-z0-9])*"
+# tpa rds/validate.go validIdentifierPrefix: lower-case letters, digits and hyphens, a letter first, no
+# two hyphens in a row; the provider adds 26 characters (id.PrefixedUniqueId) to an identifier of at
+# most 63 (validIdentifier), so the prefix is 37 at most.
+IDENTIFIER_PREFIX = r"[a-z](?:-?[a-z0-9])*-?"
 # tpa validFinalSnapshotIdentifier: letters, digits and hyphens, a letter first, no two hyphens in a row,
 # no hyphen last, at most 255.
 SNAPSHOT_IDENTIFIER = r"[A-Za-z](?:-?[A-Za-z0-9])*"
@@ -85,7 +86,13 @@ def _reader_policies(service: Registered, run: ProgramRun) -> list[Registered]:
 
 
 FIELDS = [
-    Field(INSTANCE, "identifier", Pattern(IDENTIFIER, 63), "tpa rds/validate.go validIdentifier", "Restdemo--db-"),
+    Field(
+        INSTANCE,
+        "identifierPrefix",
+        Pattern(IDENTIFIER_PREFIX, 37),
+        "tpa rds/validate.go validIdentifierPrefix; validIdentifier's 63 less the 26 characters added",
+        "Restdemo--db-",
+    ),
     Field(
         INSTANCE,
         "engine",
@@ -172,15 +179,9 @@ FIELDS = [
         },
     ),
 ]
-FORCE_NEW = [
-    ForceNew(
-        INSTANCE,
-        ("identifier", "engine", "storageEncrypted", "kmsKeyId", "dbName", "username", "snapshotIdentifier"),
-        "tpa rds/instance.go: identifier, engine, storage_encrypted, kms_key_id, db_name, username, "
-        "snapshot_identifier ForceNew",
-        name_field="identifier",
-    ),
-]
+# No ForceNew rule: the instance is named by a prefix, so a replacement (a restore: snapshot_identifier is
+# ForceNew) is made beside the old one, not delete-first; tests/infra/data/test_database.py holds it to that.
+FORCE_NEW: list = []
 NEEDS = [
     Needs(
         SERVICE,
