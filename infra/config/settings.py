@@ -963,7 +963,7 @@ class Settings(BaseModel):
     )
     deletion_protection: bool = setting(
         False,
-        "Deletion protection on the load balancers and the database, which then also keeps a final snapshot.",
+        "Deletion protection on the load balancers and the database.",
         group=AWS,
     )
     alarm_email: str | None = setting(
