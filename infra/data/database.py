@@ -14,13 +14,13 @@ is made beside the old, which stays until the operator deletes it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.config.database import DATABASE_NAME, DATABASE_USER, POSTGRES_PORT
+from infra.config.iam_policy import allow, policy
 from infra.config.names import database_prefix, database_subnet_group
 from infra.config.settings import SettingsView
 from infra.config.tags import tags
@@ -90,12 +90,7 @@ def instance_args(settings: DatabaseSettings, prefix: str) -> dict:
 def secret_reader_policy(secret_arn: str) -> str:
     """The managers may read the master secret, and nothing else of RDS's: AWS's managed key lets any
     principal of the account decrypt through Secrets Manager, so no KMS statement is needed."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [secret_arn]}],
-        }
-    )
+    return policy(allow(["secretsmanager:GetSecretValue"], [secret_arn]))
 
 
 class Database(pulumi.ComponentResource):
