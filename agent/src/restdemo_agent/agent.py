@@ -38,7 +38,8 @@ from restdemo_agent.contract import (
     group_name,
 )
 from restdemo_agent.engine import Engine
-from restdemo_agent.identity import Identity
+from restdemo_agent.identity import Identity, Metadata
+from restdemo_agent.interruption import INSTANCE_ACTION_PATH, REBALANCE_PATH, Notice, notice_from, to_delete, to_drain
 from restdemo_agent.labelling import NodeLabeller
 from restdemo_agent.log import log
 from restdemo_agent.metrics import (
@@ -95,6 +96,9 @@ ROUND_SECONDS = 5.0
 ORPHANED_ROUNDS = 6
 # A message being handled stays hidden from the other managers this much longer each round.
 HIDE_SECONDS = 120
+# How long a spot instance answers after its interruption notice (EC2 User Guide, "Spot Instance
+# interruption notices"): a drain on a notice waits no longer than this.
+SPOT_NOTICE_SECONDS = 120
 
 
 def bootstrap(
@@ -256,6 +260,13 @@ class Agent:
     secrets_rejected: dict[str, Rejected] = field(default_factory=dict)
     secrets_worker: threading.Thread | None = None
     secret_labels_refused: dict[str, str] = field(default_factory=dict)  # logged once each
+    # Spot interruptions (restdemo_agent.interruption): a worker's metadata and STS (its aws:userid,
+    # the key it records a notice under), and the notice it recorded; the leader's drains under way.
+    metadata: Metadata | None = None
+    sts: object = None
+    user_id: str = ""
+    notice_recorded: Notice | None = None
+    noticed_drains: set[str] = field(default_factory=set)
 
     @property
     def role(self) -> str:
@@ -278,6 +289,8 @@ class Agent:
                     self.heal()
                 elif not self.engine.member() or self.orphaned():
                     self.join_or_give_up()  # left a dead swarm (or was removed): join the live one
+                if self.role == "worker" and not self.retired:
+                    self.watch_interruption()
                 every = self.environment.prune_interval_seconds
                 if every and time.monotonic() - last_prune > every:
                     self.prune()
@@ -439,6 +452,46 @@ class Agent:
         self.lifecycle.done(message)
         log("lifecycle-complete", instance_id=instance_id, reason=reason)
 
+    # --- spot interruptions --------------------------------------------------------------
+
+    def watch_interruption(self) -> None:
+        """A worker: its instance's interruption notice or rebalance recommendation, recorded once
+        each for the leader to drain this node (a worker cannot drain itself)."""
+        if self.metadata is None:
+            self.metadata = Metadata(self.environment.metadata_url)
+        notice = notice_from(self.metadata.get(INSTANCE_ACTION_PATH), self.metadata.get(REBALANCE_PATH))
+        if notice is None or notice == self.notice_recorded:
+            return
+        if not self.user_id:  # asked once: a role's id never changes
+            self.user_id = self.sts.get_caller_identity()["UserId"]
+        self.state.record_notice(self.user_id, notice.kind, notice.at, time.time())
+        self.notice_recorded = notice
+        log("interruption-noticed", instance_id=self.me.instance_id, kind=notice.kind, at=notice.at)
+
+    def drain_noticed(self, nodes: list[Node]) -> None:
+        """The leader: drain each active worker a notice names, each in a thread of its own (the
+        drain waits for its tasks to run elsewhere), and forget the notices done with."""
+        notices = self.state.notices()
+        if not notices:
+            return
+        for key, node in to_drain(notices, nodes):
+            if node.id in self.noticed_drains:
+                continue
+            self.noticed_drains.add(node.id)
+            log("interruption-drain", node_id=node.id, instance_id=node.instance_id, kind=notices[key].get("kind"))
+
+            def work(node_id: str = node.id):
+                try:
+                    drain(self.engine, node_id, keep_alive=lambda: None, timeout=SPOT_NOTICE_SECONDS, every=60)
+                except Exception as exc:  # logged; the notice stays and is drained again next round
+                    log("error", message=str(exc)[:500], kind=type(exc).__name__, node_id=node_id)
+                finally:
+                    self.noticed_drains.discard(node_id)
+
+            threading.Thread(target=work, name=f"notice-{node.id}", daemon=True).start()
+        for key in to_delete(notices, nodes, time.time()):
+            self.state.forget_notice(key)
+
     # --- healing ------------------------------------------------------------------------
 
     def heal(self) -> None:
@@ -461,6 +514,7 @@ class Agent:
         if me.leader:
             # First, and in a thread of its own: no other step's failure holds a rotation back.
             self.serve_kept_secrets()
+            self.drain_noticed(nodes)  # before the rest: an interrupted node has two minutes
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()

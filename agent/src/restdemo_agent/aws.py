@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from restdemo_agent.contract import LAUNCH_HOOK, parameter_name, token_parameter
+from restdemo_agent.interruption import NOTICE_PREFIX
 from restdemo_agent.plan import PRIMARY_KEY
 
 
@@ -82,6 +83,40 @@ class SwarmState:
         """The services held as rolled back (service id -> spec digest), as the last leader stored them."""
         item = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": ROLLED_BACK_KEY}}, ConsistentRead=True)
         return json.loads(item["Item"]["services"]["S"]) if "Item" in item else {}
+
+    def record_notice(self, user_id: str, kind: str, at: str, now: float) -> None:
+        """A worker's interruption notice, under its own aws:userid: the one key its role may write."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"{NOTICE_PREFIX}{user_id}"},
+                "kind": {"S": kind},
+                "at": {"S": at},
+                "recorded": {"S": _stamp(now)},
+            },
+        )
+
+    def notices(self) -> dict[str, dict]:
+        """Every recorded notice, key -> its fields (a handful of items: the table holds only records)."""
+        found, request = (
+            {},
+            {
+                "TableName": self.table,
+                "FilterExpression": "begins_with(pk, :notice)",
+                "ExpressionAttributeValues": {":notice": {"S": NOTICE_PREFIX}},
+                "ConsistentRead": True,
+            },
+        )
+        while True:
+            page = self.dynamodb.scan(**request)
+            for item in page.get("Items", []):
+                found[item["pk"]["S"]] = {k: v["S"] for k, v in item.items() if k != "pk"}
+            if "LastEvaluatedKey" not in page:
+                return found
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def forget_notice(self, key: str) -> None:
+        self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": key}})
 
     def store_rolled_back(self, services: dict[str, str]) -> None:
         """Kept in the table so a new leader (or a restarted agent) goes on reporting them."""

@@ -4,8 +4,9 @@ bootstrap  become a member, retrying: form the swarm (the manager that wins the 
 run        bootstrap (every boot: the container restarts with the engine), serve /ready; on
            managers: complete their own launch hook, drain nodes that are being terminated,
            label nodes, keep the primary record, remove dead nodes, let new members' launches
-           through and refresh registry credentials (leader); rejoin when orphaned; prune on a
-           schedule
+           through, refresh registry credentials and drain workers whose spot instance is being
+           interrupted (leader); on workers: record such a notice from the instance metadata; rejoin
+           when orphaned; prune on a schedule
 recover    on a surviving manager of a swarm that lost its quorum: force a new cluster from its raft
            log (the survivor that saw a leader last, unless --here), remove the lost managers and
            have the group replace them, point the primary record here (docs/operations.md)
@@ -26,7 +27,7 @@ def clients(environment: AgentEnvironment):
     import boto3
 
     session = boto3.session.Session(region_name=environment.region)
-    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch", "secretsmanager")
+    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch", "secretsmanager", "sts")
     return {name: session.client(name) for name in names}
 
 
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         ecr=aws["ecr"],
         cloudwatch=aws["cloudwatch"],
         secretsmanager=aws["secretsmanager"],
+        sts=aws["sts"],
     ).run()
     return 0
 

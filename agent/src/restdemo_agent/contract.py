@@ -148,6 +148,8 @@ DOCKER_ROOT = "/var/lib/docker"
 # The node setup counts its runs and its successes here (cloud-init's script); the agent reports
 # the difference, the failed setups, once (NODE_SETUP_FAILURES), and notes what it reported.
 NODE_STATE_DIR = "/var/lib/restdemo"
+# The instance metadata service (IMDSv2), from the instance itself.
+METADATA_URL = "http://169.254.169.254/latest"
 SETUP_RUNS, SETUP_SUCCESSES, SETUP_FAILURES_REPORTED = "setup-runs", "setup-successes", "setup-failures-reported"
 # The agent asks the host to replace the node by writing this file there (with its reason): a
 # systemd path unit powers the node off, and its group replaces an instance that is not running.
@@ -229,6 +231,10 @@ class AgentEnvironment:
     tls_ca_parameter: str = _variable("RESTDEMO_TLS_CA_PARAMETER", written="manager", default="")
     tls_cert_parameter: str = _variable("RESTDEMO_TLS_CERT_PARAMETER", written="manager", default="")
     tls_key_parameter: str = _variable("RESTDEMO_TLS_KEY_PARAMETER", written="manager", default="")
+
+    # The instance metadata service (IMDSv2) a worker reads its spot interruption notices from; the
+    # lab points it at a stand-in.
+    metadata_url: str = _variable("RESTDEMO_METADATA_URL", default=METADATA_URL)
 
     def tls_parameters(self) -> dict[str, str]:
         """Each TLS file's SSM parameter ("ca", "cert", "key"), on a manager; empty on a worker."""

@@ -1,13 +1,16 @@
 """Who this node is: instance id, availability zone, private address (IMDSv2), unless the
-environment says so (RESTDEMO_INSTANCE_ID, RESTDEMO_AVAILABILITY_ZONE, RESTDEMO_ADVERTISE_ADDR)."""
+environment says so (RESTDEMO_INSTANCE_ID, RESTDEMO_AVAILABILITY_ZONE, RESTDEMO_ADVERTISE_ADDR);
+and `Metadata`, what the instance metadata says later (a spot interruption notice)."""
 
 from __future__ import annotations
 
 import os
+import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-IMDS = "http://169.254.169.254/latest"
+from restdemo_agent.contract import METADATA_URL as IMDS
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,43 @@ def _imds(path: str, token: str) -> str:
     request = urllib.request.Request(f"{IMDS}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token})
     with urllib.request.urlopen(request, timeout=2) as answer:
         return answer.read().decode()
+
+
+class Metadata:
+    """IMDSv2 at `base` (the instance's, or the lab's stand-in): a session token, renewed before
+    it expires, and documents that may not exist yet (404 is None)."""
+
+    TOKEN_SECONDS = 21600  # IMDSv2's longest token
+
+    def __init__(self, base: str = IMDS):
+        self.base = base.rstrip("/")
+        self.token, self.token_until = "", 0.0
+
+    def _token(self) -> str:
+        if time.monotonic() >= self.token_until:
+            request = urllib.request.Request(
+                f"{self.base}/api/token",
+                method="PUT",
+                headers={"X-aws-ec2-metadata-token-ttl-seconds": str(self.TOKEN_SECONDS)},
+            )
+            with urllib.request.urlopen(request, timeout=2) as answer:
+                self.token = answer.read().decode()
+            self.token_until = time.monotonic() + self.TOKEN_SECONDS / 2
+        return self.token
+
+    def get(self, path: str) -> str | None:
+        request = urllib.request.Request(
+            f"{self.base}/meta-data/{path}", headers={"X-aws-ec2-metadata-token": self._token()}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as answer:
+                return answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            if exc.code == 401:  # the token expired early (the instance's clock): a new one next time
+                self.token_until = 0.0
+            raise
 
 
 def identity(environ: dict[str, str] | None = None) -> Identity:

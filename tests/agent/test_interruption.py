@@ -1,0 +1,180 @@
+"""agent/src/restdemo_agent/interruption.py: what a spot notice says, which node it drains, which
+notices are done with; the worker recording its own notice from a metadata stand-in under its STS
+identity (moto), and the leader draining only the active worker that notice names."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from restdemo_agent.agent import Agent
+from restdemo_agent.aws import Lifecycle, SwarmState
+from restdemo_agent.contract import AgentEnvironment
+from restdemo_agent.identity import Identity, Metadata
+from restdemo_agent.interruption import (
+    INSTANCE_ACTION_PATH,
+    INTERRUPTION,
+    NOTICE_KEPT_SECONDS,
+    REBALANCE,
+    REBALANCE_PATH,
+    Notice,
+    notice_from,
+    noticed_instance,
+    to_delete,
+    to_drain,
+)
+from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
+from tests.agent.test_metrics import node
+from tests.support.agent_env import WORKER_ENVIRONMENT
+from tests.support.imds import metadata_service
+
+pytestmark = pytest.mark.unit
+
+# As EC2 documents them (User Guide, "Spot Instance interruption notices"; "EC2 instance rebalance
+# recommendations").
+ACTION = json.dumps({"action": "terminate", "time": "2026-12-07T08:22:00Z"})
+RECOMMENDATION = json.dumps({"noticeTime": "2026-12-07T08:17:00Z"})
+
+
+def test_the_interruption_is_read_first_and_a_body_not_as_documented_is_no_notice():
+    assert notice_from(ACTION, RECOMMENDATION) == Notice(INTERRUPTION, "2026-12-07T08:22:00Z")
+    assert notice_from(None, RECOMMENDATION) == Notice(REBALANCE, "2026-12-07T08:17:00Z")
+    assert notice_from("not json", RECOMMENDATION) == Notice(REBALANCE, "2026-12-07T08:17:00Z")
+    for action, recommendation in ((None, None), ("[]", None), ('{"time": 5}', '{"noticeTime": null}'), ("", "")):
+        assert notice_from(action, recommendation) is None
+
+
+def test_a_key_names_the_instance_of_the_aws_userid_it_was_written_under():
+    assert noticed_instance("notice#AROAEXAMPLEID:i-0abc") == "i-0abc"
+    assert [noticed_instance(k) for k in ("notice#i-0abc", "notice#AROA:bob", "primary", "x#AROA:i-1")] == [None] * 4
+
+
+WORKERS = [
+    node("w1"),
+    node("w2"),
+    dataclasses.replace(node("w3"), availability="drain"),
+    node("m1", role="manager", leader=True),
+    dataclasses.replace(node("w4"), instance_id=None),
+]
+
+
+def test_only_an_active_worker_a_notice_names_is_drained():
+    notices = {f"notice#AROA:i-{n}": {"kind": INTERRUPTION} for n in ("w2", "w3", "m1", "w9")}
+    notices["notice#AROA:i-w1"] = {"kind": REBALANCE}
+    assert [(key, n.id) for key, n in to_drain(notices, WORKERS)] == [
+        ("notice#AROA:i-w1", "w1"),
+        ("notice#AROA:i-w2", "w2"),
+    ]
+
+
+def test_a_notice_is_forgotten_once_its_node_is_no_active_worker_or_it_names_none_for_long():
+    now = 10_000.0
+    notices = {
+        "notice#AROA:i-w1": {"recorded": str(now - 5)},  # being drained: kept
+        "notice#AROA:i-w3": {"recorded": str(now - 5)},  # drained
+        "notice#AROA:i-m1": {"recorded": str(now - 5)},  # a manager's: never drained
+        "notice#AROA:i-w8": {"recorded": str(now - 5)},  # not joined yet: kept a while
+        "notice#AROA:i-w9": {"recorded": str(now - NOTICE_KEPT_SECONDS - 1)},  # gone
+    }
+    assert to_delete(notices, WORKERS, now) == ["notice#AROA:i-m1", "notice#AROA:i-w3", "notice#AROA:i-w9"]
+
+
+def test_the_metadata_reader_takes_a_token_and_reads_a_missing_document_as_none():
+    with metadata_service() as imds:
+        metadata = Metadata(imds.url)
+        assert metadata.get(INSTANCE_ACTION_PATH) is None
+        imds.set(INSTANCE_ACTION_PATH, ACTION)
+        assert metadata.get(INSTANCE_ACTION_PATH) == ACTION
+        assert (len(imds.tokens), imds.refused) == (1, 0)  # one token, reused
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        make_table(dynamodb)
+        yield {"dynamodb": dynamodb, "ssm": boto3.client("ssm", region_name=REGION)}
+
+
+def instance_session(instance: str):
+    """STS as an instance role's session sees itself: EC2 names the session after the instance."""
+    credentials = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn="arn:aws:iam::123456789012:role/restdemo-dev-eu-west-1-worker", RoleSessionName=instance
+    )["Credentials"]
+    return boto3.client(
+        "sts",
+        region_name=REGION,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+class NodesEngine:
+    """Answers what the leader's drain asks: the nodes, and no task left anywhere."""
+
+    def __init__(self, nodes):
+        self.listed, self.updates = nodes, []
+
+    def update_node(self, node_id, **changes):
+        self.updates.append((node_id, changes))
+        self.listed = [dataclasses.replace(n, availability="drain") if n.id == node_id else n for n in self.listed]
+
+    def tasks_on(self, node_id):
+        return []
+
+    def running_elsewhere(self, node_id):
+        return {}
+
+    def replicas(self):
+        return {}
+
+
+def agent_on(engine, aws, role: str, me: Identity, **fields) -> Agent:
+    environment = AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": role, **fields.pop("env", {})})
+    state = SwarmState(aws["dynamodb"], aws["ssm"], TABLE, PREFIX, KEY)
+    return Agent(environment, me, engine, state, Lifecycle(None, None, ""), None, None, **fields)
+
+
+def test_a_worker_records_its_notice_once_under_its_own_identity_and_the_leader_drains_only_it(aws, capsys):
+    with metadata_service() as imds:
+        me = Identity("i-w2", f"{REGION}a", "10.0.0.12")
+        worker = agent_on(
+            None, aws, "worker", me, sts=instance_session("i-w2"), env={"RESTDEMO_METADATA_URL": imds.url}
+        )
+        worker.watch_interruption()
+        assert worker.state.notices() == {}  # no notice, nothing written
+        imds.set(REBALANCE_PATH, RECOMMENDATION)
+        worker.watch_interruption()
+        imds.set(INSTANCE_ACTION_PATH, ACTION)
+        worker.watch_interruption()
+        worker.watch_interruption()  # the same notice again: not written again
+    notices = worker.state.notices()
+    ((key, recorded),) = notices.items()
+    assert key.startswith("notice#AROA") and key.endswith(":i-w2")
+    assert (recorded["kind"], recorded["at"]) == (INTERRUPTION, "2026-12-07T08:22:00Z")
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["kind"] for line in logged if line["action"] == "interruption-noticed"] == [REBALANCE, INTERRUPTION]
+
+    engine = NodesEngine(WORKERS)
+    manager = {
+        "RESTDEMO_SECRETS_KEY": KEY,
+        **{f"RESTDEMO_TLS_{name}_PARAMETER": name.lower() for name in ("CA", "CERT", "KEY")},
+    }
+    leader = agent_on(engine, aws, "manager", Identity("i-m1", f"{REGION}a", "10.0.0.10"), env=manager)
+    leader.drain_noticed(engine.listed)
+    deadline = time.monotonic() + 10
+    while leader.noticed_drains and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.updates == [("w2", {"Availability": "drain"})]
+    assert leader.state.notices() == notices  # kept until the leader sees the node drained
+    leader.drain_noticed(engine.listed)
+    assert engine.updates == [("w2", {"Availability": "drain"})]
+    assert leader.state.notices() == {}
