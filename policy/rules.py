@@ -23,6 +23,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "requiredTags": ["project", "stack", "owner"],
     "requireHttps": False,
     "minBackupDays": 7,
+    "minOnDemandWorkers": 0,
 }
 OPEN = {"0.0.0.0/0", "::/0"}
 
@@ -50,6 +51,39 @@ def groups_span_zones(resource: Resource, config: dict) -> list[str]:
     if isinstance(subnets, list) and len(set(subnets)) < config["minZones"]:
         return [f"{resource.name}: spans {len(set(subnets))} subnet(s); at least {config['minZones']} zones required"]
     return []
+
+
+def capacity_bought_safely(resource: Resource, config: dict) -> list[str]:
+    """Managers launch on-demand only (their raft log: a spot reclaim could take the quorum); a group
+    with spot draws from at least two instance types and rebalances; workers keep the stack's
+    on-demand floor."""
+    if resource.type != "aws:autoscaling/group:Group":
+        return []
+    mixed = resource.props.get("mixedInstancesPolicy") or {}
+    distribution = mixed.get("instancesDistribution") or {}
+    base = distribution.get("onDemandBaseCapacity", 0)
+    percent = distribution.get("onDemandPercentageAboveBaseCapacity", 100)
+    size = resource.props.get("desiredCapacity")
+    if not all(isinstance(v, (int, float)) for v in (base, percent, size)):
+        return []
+    spot = mixed and percent < 100 and size > base
+    name = str(resource.props.get("name", ""))
+    found = []
+    if spot and name.endswith("-managers"):
+        found.append(f"{resource.name}: managers run spot; they hold the swarm's raft log and must be on-demand")
+    types = (mixed.get("launchTemplate") or {}).get("overrides") or []
+    if spot and len(types) < 2:
+        found.append(
+            f"{resource.name}: spot from {len(types)} instance type(s); at least 2, so one pool's reclaim is not all"
+        )
+    if spot and resource.props.get("capacityRebalance") is not True:
+        found.append(f"{resource.name}: spot without capacity rebalancing")
+    on_demand = size if not spot else base + int((size - base) * percent / 100)
+    if name.endswith("-workers") and on_demand < min(config["minOnDemandWorkers"], size):
+        found.append(
+            f"{resource.name}: {int(on_demand)} on-demand worker(s); the stack requires {config['minOnDemandWorkers']}"
+        )
+    return found
 
 
 def ingress_open_only_on_listener_ports(resource: Resource, config: dict) -> list[str]:
@@ -324,6 +358,11 @@ def aws_resources_are_tagged(resource: Resource, config: dict) -> list[str]:
 RULES: dict[str, tuple[str, Callable[[Resource, dict], list[str]]]] = {
     "manager-count-odd": ("Swarm managers come in odd numbers.", manager_count_is_odd),
     "groups-span-zones": ("Node groups span the stack's minimum number of zones.", groups_span_zones),
+    "capacity-bought-safely": (
+        "Managers are on-demand; spot comes from 2 or more instance types with capacity rebalancing; workers keep "
+        "the stack's on-demand minimum.",
+        capacity_bought_safely,
+    ),
     "ingress-only-listeners-public": (
         "Nothing is open to 0.0.0.0/0 or ::/0 but the load balancer's listener ports.",
         ingress_open_only_on_listener_ports,

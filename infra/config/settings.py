@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.config.capacity import MAX_INSTANCE_TYPES, ami_architecture, architecture, type_problems
 from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app, route_priority
 from infra.config.database import (
     DATABASE_SECRET,
@@ -865,6 +866,24 @@ class Settings(BaseModel):
     worker_instance_type: Annotated[str, AfterValidator(_instance_type)] = setting(
         "t3.small", "EC2 instance type of the workers.", group=AWS
     )
+    worker_instance_types: list[Annotated[str, AfterValidator(_instance_type)]] = setting(
+        [],
+        "More EC2 instance types the workers may run, beside workerInstanceType: the same size and "
+        "architecture, more capacity pools for spot (up to 39; docs/operations.md, Spot workers).",
+        group=AWS,
+        max_length=MAX_INSTANCE_TYPES - 1,
+    )
+    worker_on_demand_base: int = setting(
+        0, "Workers that are always on-demand, the group's first (0 to workerCount).", group=AWS, ge=0, le=100
+    )
+    worker_on_demand_percent: int = setting(
+        100,
+        "Percent of the workers above workerOnDemandBase that are on-demand, the rest spot (0-100); 100 runs "
+        "no spot. Managers are always on-demand.",
+        group=AWS,
+        ge=0,
+        le=100,
+    )
     node_volume_gb: int = setting(
         20, "Size of each node's encrypted gp3 root volume in GB (8-1000).", group=AWS, ge=8, le=1000
     )
@@ -1372,11 +1391,36 @@ class Settings(BaseModel):
             for kind_b, b in subnets[i + 1 :]:
                 if a.overlaps(b):
                     problems.append(f"{kind_a} subnet {a} overlaps {kind_b} subnet {b}; subnets must not overlap")
+        problems += self._capacity_problems()
         if self.private_subnet_cidrs and len(self.private_subnet_cidrs) != len(self.public_subnet_cidrs):
             problems.append(
                 f"{key('private_subnet_cidrs')} needs one block per public subnet "
                 f"({len(self.public_subnet_cidrs)}), got {len(self.private_subnet_cidrs)}"
             )
+        return problems
+
+    def _capacity_problems(self) -> list[str]:
+        problems = type_problems(
+            self.worker_instance_type,
+            self.worker_instance_types,
+            primary_setting=key("worker_instance_type"),
+            more_setting=key("worker_instance_types"),
+        )
+        if self.worker_on_demand_base > self.worker_count:
+            problems.append(
+                f"{key('worker_on_demand_base')} ({self.worker_on_demand_base}) is more than {key('worker_count')} "
+                f"({self.worker_count}): at most every worker is on-demand"
+            )
+        ami = ami_architecture(self.node_ami or "")
+        for setting_name, instance_type in (
+            ("manager_instance_type", self.manager_instance_type),
+            ("worker_instance_type", self.worker_instance_type),
+        ):
+            if ami and architecture(instance_type) != ami:
+                problems.append(
+                    f"{key(setting_name)} {instance_type} is {architecture(instance_type)}, {key('node_ami')} is "
+                    f"{ami}: an instance boots only an image of its architecture"
+                )
         return problems
 
     @property

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.capacity import runs_spot
 from infra.config.iam_policy import account_administers_the_key, policy
 from infra.config.names import resource_name, stack_prefix
 from infra.config.settings import SettingsView
@@ -37,6 +38,8 @@ class MonitoringSettings(SettingsView):
     secret_refresh: float
     database_instance_class: str
     database_storage_gb: int
+    worker_on_demand_base: int
+    worker_on_demand_percent: int
 
 
 # What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
@@ -47,6 +50,15 @@ AUTOSCALING_FAILURES = [
     "EC2 Auto Scaling Instance Refresh Failed",
     "EC2 Auto Scaling Instance Refresh Cancelled",
 ]
+
+
+# EC2's two-minute warning before it reclaims a spot instance (EC2 User Guide, "Spot Instance
+# interruption notices": the EventBridge event). It names the instance, not its group.
+SPOT_INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning"
+
+
+def spot_event_pattern() -> str:
+    return json.dumps({"source": ["aws.ec2"], "detail-type": [SPOT_INTERRUPTION_WARNING]})
 
 
 def event_pattern(group_names: list[str]) -> str:
@@ -135,6 +147,8 @@ class Monitoring(pulumi.ComponentResource):
         specs = alarm_specs(AlarmSettings.of(settings), watched)
         alarms = [self._alarm(name, settings, stack, spec, child) for spec in specs]
         self._autoscaling_rule(name, settings, stack, watched, child)
+        if runs_spot(settings.worker_count, settings.worker_on_demand_base, settings.worker_on_demand_percent):
+            self._spot_rule(name, settings, stack, child)
         dashboard = self._dashboard(name, settings, stack, watched, alarms, child)
         self.alarm_names = [alarm_name(stack, spec) for spec in specs]
         self.dashboard_url = dashboard.dashboard_name.apply(
@@ -222,6 +236,31 @@ class Monitoring(pulumi.ComponentResource):
                 "input_paths": {"type": "$.detail-type", "group": "$.detail.AutoScalingGroupName", "time": "$.time"},
                 "input_template": f"\"restdemo {stack}: <type> in <group> at <time>. Read the group's activity "
                 f'history. {runbook("a-group-stays-below-its-desired-capacity", settings.runbook_url)}"',
+            },
+        )
+
+    def _spot_rule(self, name: str, settings: MonitoringSettings, stack: str, child: pulumi.ResourceOptions) -> None:
+        """Spot interruption warnings to the topic, said to be information: the node is drained by
+        then, and the group replaces the instance. EventBridge cannot tell which group an instance is
+        in, so every warning of the account's region comes, this stack's workers' among them."""
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-spot",
+            name=resource_name(stack, "spot-interruptions"),
+            description="EC2 is reclaiming a spot instance in two minutes (information, no page)",
+            event_pattern=spot_event_pattern(),
+            tags=tags(settings, "spot-interruptions"),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-spot",
+            opts=self._publishing(),
+            rule=rule.name,
+            arn=self.topic_arn,
+            input_transformer={
+                "input_paths": {"instance": "$.detail.instance-id", "action": "$.detail.instance-action"},
+                "input_template": f'"restdemo {stack}, information (no page): EC2 reclaims spot instance <instance> '
+                "(<action>) in two minutes. If it is one of this stack's workers, its node is being drained and "
+                f'its group launches a replacement. {runbook("spot-interruptions", settings.runbook_url)}"',
             },
         )
 

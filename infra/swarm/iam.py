@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from infra.config.iam_policy import account_administers_the_key, allow, policy
 from infra.config.names import regional_name
-from restdemo_agent.contract import ROLES, TLS_FILES, WORKER_METRICS_NAMESPACE, tls_parameter, token_parameter
+from restdemo_agent.contract import (
+    NOTICE_PREFIX,
+    ROLES,
+    TLS_FILES,
+    WORKER_METRICS_NAMESPACE,
+    tls_parameter,
+    token_parameter,
+)
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,8 @@ def manager_statements(arns: StackArns) -> list[dict]:
     the leader reads the secrets the stack keeps in AWS."""
     return [
         *kept_secret_statements(arns),
-        allow(["dynamodb:GetItem", "dynamodb:PutItem"], [arns.table]),
+        # Scan and DeleteItem: the workers' spot interruption notices, read and forgotten by the leader.
+        allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"], [arns.table]),
         allow(["ssm:GetParameter"], arns.secrets("manager")),
         allow(["ssm:PutParameter"], arns.tokens()),
         decrypt(arns, ["kms:Decrypt"], arns.secrets("manager")),
@@ -166,10 +174,18 @@ def manager_statements(arns: StackArns) -> list[dict]:
 
 
 def worker_statements(arns: StackArns) -> list[dict]:
-    """Workers read the primary record and the worker join token; nothing of the swarm's state, queue
-    or lifecycle actions, and no instance's health: a worker that must go powers itself off."""
+    """Workers read the primary record and the worker join token, and write one record: their own
+    spot interruption notice. Nothing else of the swarm's state, queue or lifecycle actions, and no
+    instance's health: a worker that must go powers itself off."""
     return [
         allow(["dynamodb:GetItem"], [arns.table]),
+        # The one key `notice#<its aws:userid>` (role-id:instance-id on an instance role's session), as
+        # DynamoDB's fine-grained access control documents it: a worker can ask only for its own node
+        # to be drained (restdemo_agent.interruption).
+        {
+            **allow(["dynamodb:PutItem"], [arns.table]),
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}${{aws:userid}}"]}},
+        },
         # Its own metrics, in the workers' namespace only: its logs go to a group that extracts none.
         {
             **allow(["cloudwatch:PutMetricData"], "*"),

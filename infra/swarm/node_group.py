@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.capacity import ON_DEMAND_ALLOCATION_STRATEGY, SPOT_ALLOCATION_STRATEGY, runs_spot
 from infra.config.iam_policy import assume_role
 from infra.config.settings import SettingsView
 from infra.config.tags import tags
@@ -56,6 +57,16 @@ def max_healthy_percentage(size: int) -> int:
 
 
 @dataclass(frozen=True)
+class Purchase:
+    """How a group buys its instances when it is not one on-demand type: several types of one size
+    (the first has on-demand's priority), an on-demand base and share above it, the rest spot."""
+
+    instance_types: list[str]
+    on_demand_base: int
+    on_demand_percent: int
+
+
+@dataclass(frozen=True)
 class NodeGroupSpec:
     """What differs between managers and workers, as data."""
 
@@ -77,6 +88,8 @@ class NodeGroupSpec:
     group_name: str = ""
     # Created before the group: what a booting node needs (NAT routes, the hook's role, TLS material).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Workers only, when they mix types or run spot: managers launch one on-demand type (capacity.py).
+    purchase: Purchase | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +232,11 @@ class NodeGroup(pulumi.ComponentResource):
         # The group's own view of its target groups is only what it was created with when
         # others are attached separately (the provider documents the conflict on Attachment).
         ignored = ["targetGroupArns"] if spec.attach_target_group_arns else []
+        launch = dict(
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version)
+        )
+        if spec.purchase:
+            launch = self._mixed_instances(spec.size, spec.purchase, template)
         return aws.autoscaling.Group(
             f"{name}-group",
             name=spec.group_name,
@@ -226,7 +244,7 @@ class NodeGroup(pulumi.ComponentResource):
             max_size=spec.size,
             desired_capacity=spec.size,
             vpc_zone_identifiers=spec.subnet_ids,
-            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version),
+            **launch,
             health_check_type="EC2",  # a bad deploy or lost quorum must never make AWS replace nodes
             health_check_grace_period=HEALTH_CHECK_GRACE_SECONDS,
             target_group_arns=spec.create_target_group_arns,
@@ -262,6 +280,31 @@ class NodeGroup(pulumi.ComponentResource):
                 # Named: it was the Swarm's child `swarm-<role>s`; a stack that has it keeps it.
                 aliases=[pulumi.Alias(name=f"swarm-{spec.role}s", parent=former_parent)],
             ),
+        )
+
+    @staticmethod
+    def _mixed_instances(size: int, purchase: Purchase, template: aws.ec2.LaunchTemplate) -> dict:
+        """The group's mixed instances policy; with spot, capacity rebalancing too: the group launches a
+        replacement when EC2 recommends it, and retires the instance at risk through the drain hook."""
+        return dict(
+            mixed_instances_policy=aws.autoscaling.GroupMixedInstancesPolicyArgs(
+                instances_distribution=aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
+                    on_demand_allocation_strategy=ON_DEMAND_ALLOCATION_STRATEGY,
+                    on_demand_base_capacity=purchase.on_demand_base,
+                    on_demand_percentage_above_base_capacity=purchase.on_demand_percent,
+                    spot_allocation_strategy=SPOT_ALLOCATION_STRATEGY,
+                ),
+                launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
+                    launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
+                        launch_template_id=template.id, version=template.latest_version
+                    ),
+                    overrides=[
+                        aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=kind)
+                        for kind in purchase.instance_types
+                    ],
+                ),
+            ),
+            capacity_rebalance=runs_spot(size, purchase.on_demand_base, purchase.on_demand_percent),
         )
 
     def _lifecycle_hooks(

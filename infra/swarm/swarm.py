@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
+from infra.config.capacity import instance_types, uses_mixed_instances
 from infra.config.iam_policy import policy
 from infra.config.settings import SettingsView
 from infra.network.firewall import allow_in, allow_out, security_group
@@ -25,7 +26,7 @@ from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.swarm.cloud_init import NodeConfig, render
 from infra.swarm.iam import StackArns, group_arn, role_statements
-from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSettings, NodeGroupSpec
+from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSettings, NodeGroupSpec, Purchase
 from infra.swarm.secrets_key import SecretsKey
 from infra.swarm.state import StateSettings, SwarmState, role_log_groups
 from restdemo_agent.contract import (
@@ -51,6 +52,9 @@ class SwarmSettings(SettingsView):
     worker_count: int
     manager_instance_type: str
     worker_instance_type: str
+    worker_instance_types: list[str]
+    worker_on_demand_base: int
+    worker_on_demand_percent: int
     node_ami: str | None
     node_volume_gb: int
     drain_timeout: float
@@ -61,6 +65,17 @@ class SwarmSettings(SettingsView):
 
 
 AMAZON = "amazon"
+
+
+def worker_purchase(settings: SwarmSettings) -> Purchase | None:
+    """The workers' types, on-demand base and share; None for one on-demand type (a plain template)."""
+    if not uses_mixed_instances(settings.worker_instance_types, settings.worker_on_demand_percent):
+        return None
+    return Purchase(
+        instance_types=instance_types(settings.worker_instance_type, settings.worker_instance_types),
+        on_demand_base=settings.worker_on_demand_base,
+        on_demand_percent=settings.worker_on_demand_percent,
+    )
 
 
 def node_ami(settings: SwarmSettings, parent: pulumi.Resource) -> pulumi.Input[str]:
@@ -333,6 +348,7 @@ class Swarm(pulumi.ComponentResource):
                 create_target_group_arns=web.target_group_arns,
                 group_name=group_names["worker"],
                 depends_on=boot_needs,
+                purchase=worker_purchase(settings),
             ),
         ]
 

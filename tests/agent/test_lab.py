@@ -7,14 +7,18 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 
 import docker
 import pytest
 
+from restdemo_agent.agent import SPOT_NOTICE_SECONDS
+from restdemo_agent.interruption import INSTANCE_ACTION_PATH
 from tests.agent.conftest import ZONE_A, ZONE_B, aws, new_instance
+from tests.agent.lab import GATEWAY, LabNode
 from tests.agent.lab import STATE as STATE_ROOT
-from tests.agent.lab import LabNode
 from tests.support.docker_engine import require_engine
+from tests.support.imds import metadata_service
 from tests.support.lifecycle_model import LAUNCHING, TERMINATING
 from tests.support.net import wait_until
 
@@ -35,13 +39,34 @@ def ready(node) -> int:
 
 
 @pytest.fixture(scope="module")
-def formed(lab, lab_aws, lab_app_image):
+def w1_metadata(moto):
+    """w1's instance metadata (IMDSv2), where the lab gives it a spot interruption notice."""
+    with metadata_service(GATEWAY) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def formed(lab, lab_aws, lab_app_image, w1_metadata):
     """Every node bootstraps at once, as an auto scaling group's first launch does. The agents' own
-    image (which the leader runs to make a volume's directory) is the app's here: it has python3."""
+    image (which the leader runs to make a volume's directory) is the app's here: it has python3.
+    w1 reads its metadata from the lab's stand-in, and calls AWS as its instance role's session,
+    named after its instance as EC2 names it (its aws:userid, which a notice is recorded under)."""
     for node in lab.values():
         node.extra_environment["RESTDEMO_AGENT_IMAGE"] = lab_app_image["pull"]
         # The lab's stand-in for the NFS export: a bind of a directory the engines share.
         node.extra_environment["RESTDEMO_VOLUME_BIND_ROOT"] = str(STATE_ROOT)
+    w1 = lab["w1"]
+    session = aws(lab_aws["url"], "sts").assume_role(
+        RoleArn="arn:aws:iam::123456789012:role/restdemo-lab-eu-west-1-worker",
+        RoleSessionName=w1.instance_id,
+        DurationSeconds=43200,
+    )["Credentials"]
+    w1.extra_environment |= {
+        "RESTDEMO_METADATA_URL": w1_metadata.url,
+        "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": session["SessionToken"],
+    }
     processes = {name: node.agent_command("bootstrap", lab_aws["url"], lab_aws["queue"]) for name, node in lab.items()}
     codes = {name: process.wait(180) for name, process in processes.items()}
     assert codes == dict.fromkeys(lab, 0), {name: lab[name].agent_log()[-2000:] for name in lab}
@@ -500,11 +525,14 @@ def test_a_restarted_node_stays_a_member(formed, lab_aws):
     assert after == before  # the same node came back; no new one joined
 
 
-def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry, lab_app_image):
-    from tests.e2e.harness import LOCAL_HAPROXY, capture, deployed, push, steady_load
+@contextmanager
+def load_on_every_node(formed, lab_registry, lab_app_image):
+    """The app with replicas on every node (w1 included) behind the lab's load balancer on m3:
+    (deployment, leader, worker w1, w1's node id, replicas)."""
+    from tests.e2e.harness import LOCAL_HAPROXY, capture, deployed, push
 
     host = require_engine()
-    url, queue, registry = lab_aws["url"], lab_aws["queue"], lab_registry
+    registry = lab_registry
     replicas = 2 * len(formed)  # swarm spreads them: every node, w1 included, runs some
     image = lab_app_image["push"]
     host.images.get(LOCAL_HAPROXY).tag(f"{registry['push']}/haproxy", "lab")
@@ -528,6 +556,60 @@ def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_regi
             60,
             what="a replica running on w1, to drain",
         )
+        yield deployment, leader, worker, worker_id, replicas
+
+
+def test_spot_interruption_drains_before_the_node_goes(formed, lab_aws, lab_registry, lab_app_image, w1_metadata):
+    """The notice served by w1's metadata stand-in under 20 req/s: w1's agent records it, the leader
+    drains w1 and its replicas run elsewhere within the two minutes EC2 gives, no request failing."""
+    from tests.e2e.harness import steady_load
+
+    with load_on_every_node(formed, lab_registry, lab_app_image) as (deployment, leader, worker, worker_id, replicas):
+        try:
+            with steady_load(deployment.lb_url, rate=20) as load:
+                time.sleep(2)
+                noticed = time.monotonic()
+                ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + SPOT_NOTICE_SECONDS))
+                w1_metadata.set(INSTANCE_ACTION_PATH, json.dumps({"action": "terminate", "time": ends}))
+                wait_until(
+                    lambda: (
+                        nodes_seen_by(leader)[worker.address]["Spec"]["Availability"] == "drain"
+                        and not [t for t in deployment.running_tasks() if t["NodeID"] == worker_id]
+                        and len(deployment.running_tasks()) == replicas
+                    ),
+                    SPOT_NOTICE_SECONDS,
+                    interval=0.5,
+                    what="w1 drained and its replicas running elsewhere",
+                )
+                drained_after = time.monotonic() - noticed
+                time.sleep(2)
+            print(
+                f"\nspot notice to drained: {drained_after:.1f} s; {load.total} requests, {len(load.failures)} failed"
+            )
+            assert load.failures == [] and load.total > 40
+            assert '"action": "interruption-drain"' in leader_log(formed)
+            wait_until(lambda: notices(lab_aws) == {}, 30, what="the leader forgetting the notice")
+        finally:
+            w1_metadata.set(INSTANCE_ACTION_PATH, None)
+            leader.client.nodes.get(worker_id).update(
+                {**leader.client.nodes.get(worker_id).attrs["Spec"], "Availability": "active"}
+            )
+
+
+def leader_log(formed) -> str:
+    return "".join(node.agent_log() for node in formed.values() if node.role == "manager")
+
+
+def notices(lab_aws) -> dict:
+    table = aws(lab_aws["url"], "dynamodb").scan(TableName="restdemo-lab-state")["Items"]
+    return {item["pk"]["S"]: item for item in table if item["pk"]["S"].startswith("notice#")}
+
+
+def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry, lab_app_image):
+    from tests.e2e.harness import steady_load
+
+    url, queue = lab_aws["url"], lab_aws["queue"]
+    with load_on_every_node(formed, lab_registry, lab_app_image) as (deployment, leader, worker, worker_id, replicas):
         refresh_credentials_keeps_tasks(leader, deployment, lab_aws)
 
         lifecycle = lab_aws["lifecycle"]

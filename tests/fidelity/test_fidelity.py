@@ -41,7 +41,11 @@ pytestmark = pytest.mark.fidelity
 ROUTINE_CHANGES = {
     "drainTimeout": {"restdemo:drainTimeout": "25m"},
     "nodeAmi": {"restdemo:nodeAmi": "al2023-ami-2023.9.20260120.0-kernel-6.1-x86_64"},
-    "instanceTypes": {"restdemo:managerInstanceType": "t3.large", "restdemo:workerInstanceType": "m6i.large"},
+    "instanceTypes": {
+        "restdemo:managerInstanceType": "t3.large",
+        "restdemo:workerInstanceType": "m6i.large",
+        "restdemo:workerInstanceTypes": ["m6a.large", "m5.large"],
+    },
     "workerCount": {"restdemo:workerCount": "4"},
     "version": {"restdemo:version": "v2"},
     "replicas": {"restdemo:replicas": "4"},

@@ -12,13 +12,18 @@ conditions and treats a missing condition key as a match, and applies no key pol
 Deny statements; Principal Mapper (`principalmapper`, the one library that simulates requests
 with conditions) does not import on Python 3.10+ (`from collections import Mapping`).
 Covered: Action/NotAction, Resource/NotResource, Principal (`*`, role ARNs, the account
-root), and the condition operators these policies use; any other operator is an error, so a
-policy this module cannot judge fails the tests rather than passing them.
+root), the condition operators these policies use, the set qualifiers on multivalued keys
+(`ForAllValues:` holds when every value matches, and when there is none; `ForAnyValue:` when
+one does: IAM User Guide, "Multivalued context keys"), and policy variables in condition values
+(`${aws:userid}`, replaced by the request's value; a variable the request lacks matches nothing:
+"IAM policy elements: Variables and tags"); any other operator is an error, so a policy this
+module cannot judge fails the tests rather than passing them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass, field
 
 # Operator -> (compare one value with one pattern, negated). Missing keys: a positive operator
@@ -41,9 +46,10 @@ class Request:
     principal: str  # the role's ARN (aws:PrincipalArn of its sessions)
     action: str
     resource: str
-    context: dict[str, str] = field(default_factory=dict)
+    # A multivalued key (dynamodb:LeadingKeys) holds a list.
+    context: dict[str, str | list[str]] = field(default_factory=dict)
 
-    def value(self, key: str) -> str | None:
+    def value(self, key: str) -> str | list[str] | None:
         """Condition keys are case-insensitive; their values are not."""
         key = key.lower()
         if key == "aws:principalarn":
@@ -69,19 +75,50 @@ def _resource_matches(statement: dict, resource: str) -> bool:
     return any(fnmatch.fnmatchcase(resource, p) for p in _listed(statement.get("Resource", "*")))
 
 
+VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def _substituted(pattern: str, request: Request) -> str | None:
+    """A condition value with its policy variables replaced; None when the request has no value for one."""
+    missing = []
+
+    def value(match: re.Match) -> str:
+        found = request.value(match.group(1))
+        if not isinstance(found, str):
+            missing.append(match.group(1))
+            return ""
+        return found
+
+    replaced = VARIABLE.sub(value, pattern)
+    return None if missing else replaced
+
+
 def _conditions_hold(statement: dict, request: Request) -> bool:
-    for operator, keys in (statement.get("Condition") or {}).items():
-        if operator not in OPERATORS:
-            raise ValueError(f"condition operator {operator} is not evaluated here")
+    for qualified, keys in (statement.get("Condition") or {}).items():
+        qualifier, _, operator = qualified.rpartition(":")
+        if operator not in OPERATORS or qualifier not in ("", "ForAllValues", "ForAnyValue"):
+            raise ValueError(f"condition operator {qualified} is not evaluated here")
         compare, negated = OPERATORS[operator]
         for key, patterns in keys.items():
             value = request.value(key)
+            patterns = [p for p in (_substituted(p, request) for p in _listed(patterns)) if p is not None]
+
+            def matches(one: str, compare=compare, negated=negated, patterns=patterns) -> bool:
+                return any(compare(one, p) for p in patterns) != negated
+
+            if qualifier == "ForAllValues":
+                if not all(matches(one) for one in _listed(value or [])):
+                    return False
+                continue
+            if qualifier == "ForAnyValue":
+                if not any(matches(one) for one in _listed(value or [])):
+                    return False
+                continue
             if value is None:
                 if not negated:
                     return False
                 continue
-            matched = any(compare(value, p) for p in _listed(patterns))
-            if matched == negated:
+            if not matches(value):
                 return False
     return True
 

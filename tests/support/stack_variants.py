@@ -29,6 +29,8 @@ FEATURES: dict[str, dict[str, str]] = {
     "publishedPort": {"restdemo:publishedPort": "9000"},
     "ownService": OWN_SERVICE,
     "runbookUrl": {"restdemo:runbookUrl": "https://github.com/example/restdemo/blob/main/docs/operations.md"},
+    # The committed stacks run spot workers: their types, every one on-demand (no spot rule, no rebalancing).
+    "workersOnDemand": {"restdemo:workerOnDemandPercent": "100"},
 }
 ALL = "all together"
 # A Compose app instead of the single service (docs/your-app.md): its own mode, so not among ALL's;

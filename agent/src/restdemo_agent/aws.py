@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from restdemo_agent.contract import LAUNCH_HOOK, parameter_name, token_parameter
-from restdemo_agent.interruption import NOTICE_PREFIX
+from restdemo_agent.contract import LAUNCH_HOOK, NOTICE_PREFIX, parameter_name, token_parameter
 from restdemo_agent.plan import PRIMARY_KEY
 
 

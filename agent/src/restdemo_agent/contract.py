@@ -36,6 +36,10 @@ LABEL_ROLE = "role"
 # token, say). Both go when it is identified.
 LABEL_UNIDENTIFIED = "restdemo.unidentified"
 
+# The state table's key prefix of a worker's spot interruption notice, `notice#<its aws:userid>`: the
+# one key a worker's role may write (infra/swarm/iam.py, restdemo_agent.interruption).
+NOTICE_PREFIX = "notice#"
+
 # On a Compose volume's mount: the uid:gid its directory is made owned by (restdemo_agent.volumes).
 VOLUME_OWNER_LABEL = "restdemo.volume.owner"
 # The largest uid or gid that owner may name: chown's 2^32 - 1 means "leave it as it is".

@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from restdemo_agent.contract import NOTICE_PREFIX
 from restdemo_agent.plan import Node
 
 INSTANCE_ACTION_PATH = "spot/instance-action"
 REBALANCE_PATH = "events/recommendations/rebalance"
-NOTICE_PREFIX = "notice#"
 INTERRUPTION, REBALANCE = "interruption", "rebalance"
 # A notice whose instance is no node of the swarm (it is gone, or never joined) is deleted after
 # this long: an interrupted instance is terminated two minutes after its notice.

@@ -9,14 +9,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.config.capacity import MAX_INSTANCE_TYPES
 from infra.config.durations import parse_duration
+from infra.config.settings import ec2_instance_types
 from tests.fidelity.data.ec2 import TEMPLATE
-from tests.fidelity.rules import Between, Field, ForceNew, Needs, OneOf, Pattern, ReadBack, TwoPlaces, closure
+from tests.fidelity.rules import (
+    Between,
+    Field,
+    ForceNew,
+    Needs,
+    OneOf,
+    Pattern,
+    ReadBack,
+    Satisfies,
+    TwoPlaces,
+    closure,
+)
 from tests.support.pulumi_program import ProgramRun, Registered
 
 GROUP = "aws:autoscaling/group:Group"
 HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
 ATTACHMENT = "aws:autoscaling/attachment:Attachment"
+
+
+def _instance_type(value: Any) -> str | None:
+    return None if value in ec2_instance_types() else f"{value} is no EC2 instance type (botocore's EC2 model)"
+
+
+def _override_count(value: Any) -> str | None:
+    if len(value) > MAX_INSTANCE_TYPES:
+        return f"{len(value)} instance types; a mixed instances policy takes {MAX_INSTANCE_TYPES} at most"
+    return None
+
+
+DISTRIBUTION = "mixedInstancesPolicy.instancesDistribution"
 
 
 def _go_duration(value: Any) -> str:
@@ -107,6 +133,48 @@ FIELDS = [
         "PROCEED",
     ),
     Field(
+        GROUP,
+        f"{DISTRIBUTION}.spotAllocationStrategy",
+        OneOf(("lowest-price", "capacity-optimized", "capacity-optimized-prioritized", "price-capacity-optimized")),
+        "AWS Auto Scaling API InstancesDistribution SpotAllocationStrategy valid values",
+        "price-optimized",
+    ),
+    Field(
+        GROUP,
+        f"{DISTRIBUTION}.onDemandAllocationStrategy",
+        OneOf(("lowest-price", "prioritized")),
+        "AWS Auto Scaling API InstancesDistribution OnDemandAllocationStrategy valid values",
+        "capacity-optimized",
+    ),
+    Field(
+        GROUP,
+        f"{DISTRIBUTION}.onDemandPercentageAboveBaseCapacity",
+        Between(0, 100),
+        "tpa autoscaling/group.go on_demand_percentage_above_base_capacity IntBetween(0, 100)",
+        101,
+    ),
+    Field(
+        GROUP,
+        f"{DISTRIBUTION}.onDemandBaseCapacity",
+        Between(0, 2**31 - 1),
+        "tpa autoscaling/group.go on_demand_base_capacity IntAtLeast(0)",
+        -1,
+    ),
+    Field(
+        GROUP,
+        "mixedInstancesPolicy.launchTemplate.overrides[].instanceType",
+        Satisfies(_instance_type),
+        "AWS Auto Scaling API LaunchTemplateOverrides InstanceType: an EC2 instance type",
+        "t3.mediun",
+    ),
+    Field(
+        GROUP,
+        "mixedInstancesPolicy.launchTemplate.overrides",
+        Satisfies(_override_count),
+        "EC2 Auto Scaling User Guide, mixed instances groups: up to 40 instance types",
+        [{"instanceType": "t3.small"}] * 41,
+    ),
+    Field(
         HOOK,
         "name",
         Pattern(r"[A-Za-z0-9\-_/]{1,255}"),
@@ -162,7 +230,10 @@ def _instance_permissions(group: Registered, run: ProgramRun) -> list[Registered
     """The instance profile of the group's launch template, and every policy of its role but one for what
     is made after the nodes (the database's reader: RDS's master secret, first read once a service
     names it, and the services wait for it: tests/fidelity/data/rds.py)."""
-    template_id = group.inputs["launchTemplate"]["id"]
+    mixed = (group.inputs.get("mixedInstancesPolicy") or {}).get("launchTemplate")
+    template_id = (
+        mixed["launchTemplateSpecification"]["launchTemplateId"] if mixed else group.inputs["launchTemplate"]["id"]
+    )
     template = next(t for t in run.of_type(TEMPLATE) if f"{t.name}-id" == template_id)
     profile = next(
         p

@@ -225,7 +225,13 @@ def test_instance_types_are_the_ones_ec2_has():
     assert 'restdemo:managerInstanceType = "t3.smal": is not an EC2 instance type; did you mean t3.small?' in (
         error_of({**AWS_OK, "restdemo:managerInstanceType": "t3.smal"})
     )
-    assert parse_settings({**AWS_OK, "restdemo:workerInstanceType": "m7g.large"}).worker_instance_type == "m7g.large"
+    graviton = {
+        **AWS_OK,
+        "restdemo:nodeAmi": "al2023-ami-2023.9.20251208.0-kernel-6.1-arm64",
+        "restdemo:managerInstanceType": "t4g.small",
+        "restdemo:workerInstanceType": "m7g.large",
+    }
+    assert parse_settings(graviton).worker_instance_type == "m7g.large"
 
 
 def test_aws_settings_on_the_local_stack_are_refused_unless_left_at_their_default():

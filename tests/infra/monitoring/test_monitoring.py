@@ -44,7 +44,9 @@ def test_only_this_stacks_alarms_may_publish_and_eventbridge_without_conditions(
 
 def test_what_notifies_the_topic_waits_for_its_policy(run):
     policy = run.one("aws:sns/topicPolicy:TopicPolicy").urn
-    for resource in [*run.of_type(ALARM), run.one("aws:cloudwatch/eventTarget:EventTarget")]:
+    targets = run.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert [t.name for t in targets] == ["monitoring-spot", "monitoring-autoscaling"]
+    for resource in [*run.of_type(ALARM), *targets]:
         assert policy in resource.dependencies, resource.name
 
 
@@ -79,15 +81,38 @@ def test_the_groups_publish_the_metrics_those_alarms_watch(run):
 
 
 def test_failed_launches_terminations_and_refreshes_reach_the_topic(run):
-    rule = run.one("aws:cloudwatch/eventRule:EventRule").inputs
+    rule = run.named("aws:cloudwatch/eventRule:EventRule", "monitoring-autoscaling").inputs
     assert rule["name"] == f"restdemo-{run.stack}-autoscaling-failures"
     pattern = json.loads(rule["eventPattern"])
     assert pattern["source"] == ["aws.autoscaling"]
     assert pattern["detail"] == {"AutoScalingGroupName": sorted(group(run, r)["name"] for r in ("manager", "worker"))}
     assert "EC2 Auto Scaling Instance Refresh Failed" in pattern["detail-type"]
-    target = run.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    target = run.named("aws:cloudwatch/eventTarget:EventTarget", "monitoring-autoscaling").inputs
     assert target["arn"] == TOPIC.format(stack=run.stack)
     assert target["inputTransformer"]["inputTemplate"].startswith(f'"restdemo {run.stack}: <type> in <group>')
+
+
+def test_spot_interruption_warnings_reach_the_topic_as_information(run):
+    """EC2's two-minute warning (EC2 User Guide, "Spot Instance interruption notices": source aws.ec2,
+    the instance in detail.instance-id) says no page; a stack without spot makes no such rule."""
+    rule = run.named("aws:cloudwatch/eventRule:EventRule", "monitoring-spot").inputs
+    assert rule["name"] == f"restdemo-{run.stack}-spot-interruptions"
+    assert json.loads(rule["eventPattern"]) == {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Spot Instance Interruption Warning"],
+    }
+    target = run.named("aws:cloudwatch/eventTarget:EventTarget", "monitoring-spot").inputs
+    assert target["arn"] == TOPIC.format(stack=run.stack)
+    assert target["inputTransformer"]["inputPaths"] == {
+        "instance": "$.detail.instance-id",
+        "action": "$.detail.instance-action",
+    }
+    template = target["inputTransformer"]["inputTemplate"]
+    assert template.startswith(f'"restdemo {run.stack}, information (no page): EC2 reclaims spot instance <instance>')
+    assert "section #spot-interruptions" in template
+    on_demand = {**stack_config(run.stack), "restdemo:workerOnDemandPercent": 100}
+    rules = run_program(run.stack, on_demand).of_type("aws:cloudwatch/eventRule:EventRule")
+    assert [r.name for r in rules] == ["monitoring-autoscaling"]
 
 
 def test_the_dashboard_and_its_address(run):

@@ -54,8 +54,10 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
 
 
 def test_workers_cannot_write_state_or_read_manager_tokens(run):
-    actions = {a for s in policy_of(run, "worker")["Statement"] for a in s["Action"]}
-    assert not {"dynamodb:PutItem", "ssm:PutParameter"} & actions
+    statements = policy_of(run, "worker")["Statement"]
+    assert not {"ssm:PutParameter"} & {a for s in statements for a in s["Action"]}
+    (put,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]  # its own spot notice only
+    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["notice#${aws:userid}"]}}
     resources = [r for s in policy_of(run, "worker")["Statement"] if s["Resource"] != "*" for r in s["Resource"]]
     assert f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/worker" in resources
     assert not any("join-token/manager" in r or "join-token/*" in r or "/tls/" in r for r in resources)
@@ -186,6 +188,49 @@ def test_the_evaluator_applies_awss_rules():
         identity_allows([{"Statement": [needs | {"Condition": {"DateGreaterThan": {}}}]}], Request(role, "a:b", "*"))
 
 
+def test_the_evaluator_applies_set_qualifiers_and_policy_variables():
+    """IAM User Guide, "Multivalued context keys" and "Policy variables", with DynamoDB's documented
+    fine-grained access example (a caller writes only items whose partition key is its own id)."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/r"
+    own = {
+        "Effect": "Allow",
+        "Action": "dynamodb:PutItem",
+        "Resource": "*",
+        "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["n#${aws:userid}"]}},
+    }
+
+    def put(keys, userid: str | None = "AROAX:i-1") -> bool:
+        context = {"dynamodb:LeadingKeys": keys} | ({"aws:userid": userid} if userid else {})
+        return identity_allows([{"Statement": [own]}], Request(role, "dynamodb:PutItem", "*", context))
+
+    assert put(["n#AROAX:i-1"]) and put("n#AROAX:i-1")
+    assert not put(["n#AROAX:i-2"]) and not put(["n#AROAX:i-1", "n#AROAX:i-2"])
+    assert not put(["n#AROAX:i-1"], userid=None)  # no value for the variable: nothing matches
+    assert put([])  # ForAllValues over no value holds: AWS's documented pitfall, not a grant here
+    anyone = own | {"Condition": {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": ["n#*:i-2"]}}}
+    request = Request(role, "dynamodb:PutItem", "*", {"dynamodb:LeadingKeys": ["n#a:i-1", "n#b:i-2"]})
+    assert identity_allows([{"Statement": [anyone]}], request)
+    assert not identity_allows([{"Statement": [anyone]}], Request(role, "dynamodb:PutItem", "*", {}))
+    with pytest.raises(ValueError, match="condition operator ForEach:StringEquals is not evaluated here"):
+        identity_allows([{"Statement": [own | {"Condition": {"ForEach:StringEquals": {}}}]}], request)
+
+
+def test_a_worker_records_only_its_own_interruption_notice(dev):
+    """PutItem's leading key is the item's partition key; a worker's aws:userid is its role's id and
+    its instance's (IAM User Guide, "Policy variables": role-id:ec2-instance-id)."""
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
+    me = {"aws:userid": "AROAWORKERROLEID:i-0aaa"}
+
+    def writes_key(key: str, caller: dict = me) -> bool:
+        return can(dev, "worker", "dynamodb:PutItem", table, caller | {"dynamodb:LeadingKeys": [key]})
+
+    assert writes_key("notice#AROAWORKERROLEID:i-0aaa")
+    assert not writes_key("notice#AROAWORKERROLEID:i-0bbb")  # another worker's node
+    assert not writes_key("primary")  # the swarm's record
+    assert not writes_key("notice#AROAWORKERROLEID:i-0aaa", {"aws:userid": "AROAWORKERROLEID:i-0bbb"})
+    assert not can(dev, "worker", "dynamodb:Scan", table) and not can(dev, "worker", "dynamodb:DeleteItem", table)
+
+
 def test_the_evaluator_applies_resource_policies():
     """Within one account an Allow in either the identity or the resource policy is enough; a Deny in
     either wins; a resource policy naming the account root leaves it to IAM."""
@@ -238,8 +283,9 @@ def test_a_worker_cannot_touch_the_lifecycle_queue(dev):
 def test_a_worker_cannot_write_the_state_or_the_tokens(dev):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
     assert can(dev, "worker", "dynamodb:GetItem", table)
+    primary = {"aws:userid": "AROAWORKERROLEID:i-0aaa", "dynamodb:LeadingKeys": ["primary"]}
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
-        assert not can(dev, "worker", action, table), action
+        assert not can(dev, "worker", action, table, primary), action
     assert not writes(dev, "worker", "join-token/worker")
 
 
@@ -308,9 +354,10 @@ def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_to
 AGENT_SOURCE = REPO / "agent" / "src" / "restdemo_agent"
 
 
-CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch", "secretsmanager"}
-# Calls only a worker's agent makes: its metrics (a manager's go out as EMF in its log lines).
-WORKERS_ONLY = {"cloudwatch:PutMetricData"}
+CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch", "secretsmanager", "sts"}
+# Calls only a worker's agent makes: its metrics (a manager's go out as EMF in its log lines), and
+# who it is (GetCallerIdentity, which needs no permission: IAM User Guide, "GetCallerIdentity").
+WORKERS_ONLY = {"cloudwatch:PutMetricData", "sts:GetCallerIdentity"}
 # Calls a manager's agent makes only on a stack that keeps secrets in AWS (restdemo:awsSecrets).
 KEPT_SECRETS_ONLY = {"secretsmanager:GetSecretValue"}
 
@@ -461,6 +508,7 @@ def test_a_worker_holds_nothing_its_node_does_not_call(dev):
     assert worker <= agent_calls() | watchdog_calls() | IMPLIED | OUTSIDE_THE_AGENT
     assert worker - OUTSIDE_THE_AGENT == {
         "dynamodb:GetItem",
+        "dynamodb:PutItem",  # its own interruption notice only
         "kms:Decrypt",
         "autoscaling:DescribeAutoScalingInstances",  # the watchdog's
         "cloudwatch:PutMetricData",  # its own metrics, in the workers' namespace only

@@ -140,3 +140,38 @@ def test_a_new_node_is_held_until_its_agent_reports_it_a_member(run, role):
     env = user_data(run, role)
     assert f"RESTDEMO_GROUP_NAME={group(run, role)['name']}" in env
     assert "RESTDEMO_BOOTSTRAP_TIMEOUT=900" in env  # gives up (and asks to be replaced) before the hook does
+
+
+def test_workers_buy_spot_as_their_stack_says_and_managers_always_on_demand(run):
+    """dev and staging: every worker spot; prod: one on-demand worker, the rest spot. Each from
+    several types of one size, price-capacity-optimized, with capacity rebalancing."""
+    managers, workers = group(run, "manager"), group(run, "worker")
+    assert "mixedInstancesPolicy" not in managers and "capacityRebalance" not in managers
+    assert "launchTemplate" in managers
+    assert "launchTemplate" not in workers  # one or the other (tpa group.go: ExactlyOneOf)
+    policy = workers["mixedInstancesPolicy"]
+    assert policy["instancesDistribution"] == {
+        "onDemandAllocationStrategy": "prioritized",
+        "onDemandBaseCapacity": {"prod": 1}.get(run.stack, 0),
+        "onDemandPercentageAboveBaseCapacity": 0,
+        "spotAllocationStrategy": "price-capacity-optimized",
+    }
+    types = [o["instanceType"] for o in policy["launchTemplate"]["overrides"]]
+    assert types == {"prod": ["t3.medium", "t3a.medium", "t2.medium"]}.get(run.stack, ["t3.small", "t3a.small"])
+    template = run.named("aws:ec2/launchTemplate:LaunchTemplate", "swarm-workers-template")
+    assert policy["launchTemplate"]["launchTemplateSpecification"]["launchTemplateId"] == f"{template.name}-id"
+    assert workers["capacityRebalance"] is True
+
+
+@pytest.mark.parametrize(
+    "settings,mixed,rebalance",
+    [
+        ({"restdemo:workerOnDemandPercent": 100}, False, None),  # today's stacks before spot: one template
+        ({"restdemo:workerOnDemandPercent": 100, "restdemo:workerInstanceTypes": ["t3a.small"]}, True, False),
+        ({"restdemo:workerOnDemandBase": 1, "restdemo:workerOnDemandPercent": 0}, True, False),  # 1 worker, 1 base
+    ],
+)
+def test_a_group_mixes_types_only_when_asked_and_rebalances_only_with_spot(settings, mixed, rebalance):
+    dev = {k: v for k, v in stack_config("dev").items() if not k.startswith("restdemo:worker")}
+    workers = run_program("dev", {**dev, "restdemo:workerCount": 1, **settings}).named(GROUP, "swarm-workers-group")
+    assert ("mixedInstancesPolicy" in workers.inputs, workers.inputs.get("capacityRebalance")) == (mixed, rebalance)

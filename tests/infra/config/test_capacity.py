@@ -1,0 +1,91 @@
+"""infra/config/capacity.py: which types may share a group, what a group of them buys."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config.capacity import (
+    ami_architecture,
+    architecture,
+    runs_spot,
+    type_problems,
+    uses_mixed_instances,
+)
+from infra.config.settings import ec2_instance_types
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "instance_type,expected",
+    [
+        ("t4g.small", "arm64"),
+        ("m7g.large", "arm64"),
+        ("c7gn.xlarge", "arm64"),
+        ("r8gd.large", "arm64"),
+        ("x2gd.large", "arm64"),
+        ("im4gn.large", "arm64"),
+        ("is4gen.large", "arm64"),
+        ("g5g.xlarge", "arm64"),
+        ("hpc7g.4xlarge", "arm64"),
+        ("a1.medium", "arm64"),
+        ("t3.small", "x86_64"),
+        ("t3a.medium", "x86_64"),
+        ("m7i.large", "x86_64"),
+        ("c6in.large", "x86_64"),
+        ("g4dn.xlarge", "x86_64"),  # a GPU family: its g comes first
+        ("m5dn.large", "x86_64"),
+        ("u-6tb1.metal", "x86_64"),
+    ],
+)
+def test_the_architecture_follows_the_family(instance_type, expected):
+    assert instance_type in ec2_instance_types()
+    assert architecture(instance_type) == expected
+
+
+def test_extra_types_are_of_the_size_and_architecture_each_once():
+    assert type_problems("t3.medium", ["t3a.medium", "t2.medium"], primary_setting="p", more_setting="m") == []
+    assert type_problems(
+        "t3.medium", ["m5.large", "t4g.medium", "t3.medium"], primary_setting="p", more_setting="m"
+    ) == [
+        "m: m5.large is not the size of p t3.medium (medium): the group counts instances, every type must be one size",
+        "m: t4g.medium is arm64, p t3.medium is x86_64: the nodes' one AMI serves one architecture",
+        "m lists t3.medium twice (with p, each type once)",
+    ]
+
+
+def test_a_group_mixes_only_when_asked_and_runs_spot_only_above_its_base():
+    assert not uses_mixed_instances([], 100)
+    assert uses_mixed_instances(["t3a.small"], 100) and uses_mixed_instances([], 0)
+    assert runs_spot(3, 1, 0) and runs_spot(1, 0, 50)
+    assert not runs_spot(3, 3, 0) and not runs_spot(3, 0, 100) and not runs_spot(0, 0, 0)
+
+
+def test_an_amazon_image_name_says_its_architecture_and_an_id_nothing():
+    assert ami_architecture("al2023-ami-2023.9.20251208.0-kernel-6.1-x86_64") == "x86_64"
+    assert ami_architecture("al2023-ami-2023.9.20251208.0-kernel-6.1-arm64") == "arm64"
+    assert ami_architecture("ami-0123456789abcdef0") is None
+
+
+def test_every_capacity_mistake_is_one_line_before_anything_is_made():
+    from tests.infra.config.test_compose import settings_error
+    from tests.support.pulumi_program import stack_config
+
+    config = {
+        **stack_config("prod"),
+        "restdemo:workerInstanceTypes": ["t3a.medium", "t3.mediun", "m5.large"],
+        "restdemo:workerOnDemandBase": 4,
+        "restdemo:managerInstanceType": "t4g.small",
+    }
+    assert [line.strip() for line in settings_error(config)] == [
+        'restdemo:workerInstanceTypes[1] = "t3.mediun": is not an EC2 instance type; did you mean t3.medium? '
+        "(the types botocore's EC2 model lists)",
+        "restdemo:workerOnDemandBase (4) is more than restdemo:workerCount (3): at most every worker is on-demand",
+        "restdemo:managerInstanceType t4g.small is arm64, restdemo:nodeAmi is x86_64: an instance boots only an "
+        "image of its architecture",
+    ]
+    config["restdemo:workerInstanceTypes"] = ["t3a.medium", "m5.large"]
+    assert [line.strip() for line in settings_error(config)][0] == (
+        "restdemo:workerInstanceTypes: m5.large is not the size of restdemo:workerInstanceType t3.medium (medium): "
+        "the group counts instances, every type must be one size"
+    )
