@@ -86,6 +86,10 @@ status: ## the URL, the replicas with their versions and states
 check: $(VENV_STAMP) ## validate stacks/Pulumi.$(STACK).yaml and list what it would create (no Pulumi CLI, no cloud)
 	.venv/bin/python scripts/check.py $(STACK)
 
+.PHONY: cost
+cost: $(VENV_STAMP) ## what stacks/Pulumi.$(STACK).yaml costs a month, as shipped and with spot and Graviton
+	.venv/bin/python scripts/cost.py $(STACK)
+
 .PHONY: bench
 bench: test-venv ## measure image size, build times, CLI start, req/s (needs Docker, wrk)
 	.venv/bin/python scripts/bench.py $(BENCH_ARGS)

@@ -78,7 +78,9 @@ def capacity_bought_safely(resource: Resource, config: dict) -> list[str]:
         )
     if spot and resource.props.get("capacityRebalance") is not True:
         found.append(f"{resource.name}: spot without capacity rebalancing")
-    on_demand = size if not spot else base + int((size - base) * percent / 100)
+    # The group's own rounding, in favour of on-demand (infra/config/capacity.on_demand_count).
+    above = max(size - base, 0)
+    on_demand = min(base, size) + -(-above * percent // 100)
     if name.endswith("-workers") and on_demand < min(config["minOnDemandWorkers"], size):
         found.append(
             f"{resource.name}: {int(on_demand)} on-demand worker(s); the stack requires {config['minOnDemandWorkers']}"

@@ -7,6 +7,7 @@ reclaim of two of three managers in one capacity pool at once would lose the quo
 
 from __future__ import annotations
 
+import math
 import re
 
 # The allocation AWS recommends for spot (EC2 Auto Scaling User Guide, "Allocation strategies for
@@ -48,7 +49,15 @@ def uses_mixed_instances(more_types: list[str], on_demand_percent: int) -> bool:
 
 
 def runs_spot(count: int, on_demand_base: int, on_demand_percent: int) -> bool:
-    return count > on_demand_base and on_demand_percent < 100
+    return on_demand_count(count, on_demand_base, on_demand_percent) < count
+
+
+def on_demand_count(count: int, on_demand_base: int, on_demand_percent: int) -> int:
+    """How many of `count` instances a group launches on-demand: the base, then the percent of the rest,
+    a fraction rounded to favour on-demand (EC2 Auto Scaling User Guide, "Purchase options": "rounds up
+    ... to the next integer for On-Demand Instances")."""
+    base = min(on_demand_base, count)
+    return base + math.ceil((count - base) * on_demand_percent / 100)
 
 
 def type_problems(primary: str, more: list[str], *, primary_setting: str, more_setting: str) -> list[str]:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from infra.config.iam_policy import account_administers_the_key, allow, policy
 from infra.config.names import regional_name
 from restdemo_agent.contract import (
+    NOTICE_FIELDS,
     NOTICE_PREFIX,
+    PRIMARY_KEY,
     ROLES,
     TLS_FILES,
     WORKER_METRICS_NAMESPACE,
@@ -147,8 +149,12 @@ def manager_statements(arns: StackArns) -> list[dict]:
     the leader reads the secrets the stack keeps in AWS."""
     return [
         *kept_secret_statements(arns),
-        # Scan and DeleteItem: the workers' spot interruption notices, read and forgotten by the leader.
-        allow(["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"], [arns.table]),
+        # Scan: the workers' spot interruption notices, read by the leader; DeleteItem of those only.
+        allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"], [arns.table]),
+        {
+            **allow(["dynamodb:DeleteItem"], [arns.table]),
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}*"]}},
+        },
         allow(["ssm:GetParameter"], arns.secrets("manager")),
         allow(["ssm:PutParameter"], arns.tokens()),
         decrypt(arns, ["kms:Decrypt"], arns.secrets("manager")),
@@ -177,14 +183,25 @@ def worker_statements(arns: StackArns) -> list[dict]:
     """Workers read the primary record and the worker join token, and write one record: their own
     spot interruption notice. Nothing else of the swarm's state, queue or lifecycle actions, and no
     instance's health: a worker that must go powers itself off."""
+    # DynamoDB's fine-grained access control (Developer Guide, "Using IAM policy conditions for
+    # fine-grained access control"): GetItem and PutItem always carry the item's partition key.
     return [
-        allow(["dynamodb:GetItem"], [arns.table]),
-        # The one key `notice#<its aws:userid>` (role-id:instance-id on an instance role's session), as
-        # DynamoDB's fine-grained access control documents it: a worker can ask only for its own node
-        # to be drained (restdemo_agent.interruption).
+        # The primary record only: not the notices, leases or recovery records.
+        {
+            **allow(["dynamodb:GetItem"], [arns.table]),
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [PRIMARY_KEY]}},
+        },
+        # The one key `notice#<its aws:userid>` (role-id:instance-id on an instance role's session), with
+        # the notice's fields only: a worker can ask only for its own node to be drained
+        # (restdemo_agent.interruption).
         {
             **allow(["dynamodb:PutItem"], [arns.table]),
-            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}${{aws:userid}}"]}},
+            "Condition": {
+                "ForAllValues:StringEquals": {
+                    "dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}${{aws:userid}}"],
+                    "dynamodb:Attributes": list(NOTICE_FIELDS),
+                }
+            },
         },
         # Its own metrics, in the workers' namespace only: its logs go to a group that extracts none.
         {

@@ -59,13 +59,22 @@ WORKERS = [
     node("w2"),
     dataclasses.replace(node("w3"), availability="drain"),
     node("m1", role="manager", leader=True),
-    dataclasses.replace(node("w4"), instance_id=None),
+    dataclasses.replace(node("w8"), instance_id=None),
+    *(node(name) for name in ("w4", "w5", "w6", "w7")),
 ]
 
 
-def test_only_an_active_worker_a_notice_names_is_drained():
-    notices = {f"notice#AROA:i-{n}": {"kind": INTERRUPTION} for n in ("w2", "w3", "m1", "w9")}
-    notices["notice#AROA:i-w1"] = {"kind": REBALANCE}
+def notice(kind: str = INTERRUPTION, recorded: float = 9_000.0, at: str = "2026-12-07T08:22:00Z") -> dict:
+    return {"kind": kind, "at": at, "recorded": str(recorded)}
+
+
+def test_only_an_active_worker_a_well_formed_notice_names_is_drained():
+    notices = {f"notice#AROA:i-{n}": notice() for n in ("w2", "w3", "m1", "w9")}
+    notices["notice#AROA:i-w1"] = notice(REBALANCE)
+    # The worker writes the item's fields as it likes: an unknown kind, no time, a huge one.
+    notices["notice#AROA:i-w4"] = notice("please")
+    for name, bad in (("w5", notice(at="")), ("w6", notice(at="x" * 65)), ("w7", {"kind": INTERRUPTION})):
+        notices[f"notice#AROA:i-{name}"] = bad
     assert [(key, n.id) for key, n in to_drain(notices, WORKERS)] == [
         ("notice#AROA:i-w1", "w1"),
         ("notice#AROA:i-w2", "w2"),
@@ -75,13 +84,21 @@ def test_only_an_active_worker_a_notice_names_is_drained():
 def test_a_notice_is_forgotten_once_its_node_is_no_active_worker_or_it_names_none_for_long():
     now = 10_000.0
     notices = {
-        "notice#AROA:i-w1": {"recorded": str(now - 5)},  # being drained: kept
-        "notice#AROA:i-w3": {"recorded": str(now - 5)},  # drained
-        "notice#AROA:i-m1": {"recorded": str(now - 5)},  # a manager's: never drained
-        "notice#AROA:i-w8": {"recorded": str(now - 5)},  # not joined yet: kept a while
-        "notice#AROA:i-w9": {"recorded": str(now - NOTICE_KEPT_SECONDS - 1)},  # gone
+        "notice#AROA:i-w1": notice(recorded=now - 5),  # being drained: kept
+        "notice#AROA:i-w3": notice(recorded=now - 5),  # drained
+        "notice#AROA:i-m1": notice(recorded=now - 5),  # a manager's: never drained
+        "notice#AROA:i-w8": notice(recorded=now - 5),  # not joined yet: kept a while
+        "notice#AROA:i-w9": notice(recorded=now - NOTICE_KEPT_SECONDS - 1),  # gone
+        "notice#AROA:i-w2": {"kind": INTERRUPTION, "at": "t", "recorded": "soon"},  # malformed: forgotten
+        "notice#AROA:i-wa": {"kind": "please"},
     }
-    assert to_delete(notices, WORKERS, now) == ["notice#AROA:i-m1", "notice#AROA:i-w3", "notice#AROA:i-w9"]
+    assert to_delete(notices, WORKERS, now) == [
+        "notice#AROA:i-m1",
+        "notice#AROA:i-w2",
+        "notice#AROA:i-w3",
+        "notice#AROA:i-w9",
+        "notice#AROA:i-wa",
+    ]
 
 
 def test_the_metadata_reader_takes_a_token_and_reads_a_missing_document_as_none():
@@ -137,6 +154,12 @@ class NodesEngine:
         return {}
 
 
+MANAGER = {
+    "RESTDEMO_SECRETS_KEY": KEY,
+    **{f"RESTDEMO_TLS_{name}_PARAMETER": name.lower() for name in ("CA", "CERT", "KEY")},
+}
+
+
 def agent_on(engine, aws, role: str, me: Identity, **fields) -> Agent:
     environment = AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, "RESTDEMO_ROLE": role, **fields.pop("env", {})})
     state = SwarmState(aws["dynamodb"], aws["ssm"], TABLE, PREFIX, KEY)
@@ -164,11 +187,7 @@ def test_a_worker_records_its_notice_once_under_its_own_identity_and_the_leader_
     assert [line["kind"] for line in logged if line["action"] == "interruption-noticed"] == [REBALANCE, INTERRUPTION]
 
     engine = NodesEngine(WORKERS)
-    manager = {
-        "RESTDEMO_SECRETS_KEY": KEY,
-        **{f"RESTDEMO_TLS_{name}_PARAMETER": name.lower() for name in ("CA", "CERT", "KEY")},
-    }
-    leader = agent_on(engine, aws, "manager", Identity("i-m1", f"{REGION}a", "10.0.0.10"), env=manager)
+    leader = agent_on(engine, aws, "manager", Identity("i-m1", f"{REGION}a", "10.0.0.10"), env=MANAGER)
     leader.drain_noticed(engine.listed)
     deadline = time.monotonic() + 10
     while leader.noticed_drains and time.monotonic() < deadline:
@@ -178,3 +197,24 @@ def test_a_worker_records_its_notice_once_under_its_own_identity_and_the_leader_
     leader.drain_noticed(engine.listed)
     assert engine.updates == [("w2", {"Availability": "drain"})]
     assert leader.state.notices() == {}
+
+
+class FailingScan:
+    def scan(self, **request):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+
+def test_notices_the_leader_cannot_read_or_a_worker_wrote_badly_hold_no_other_healing_step(aws, capsys):
+    """A worker's item with a number where a string goes is read as absent, and forgotten; a scan that
+    fails is logged, and the leader's round goes on."""
+    aws["dynamodb"].put_item(
+        TableName=TABLE, Item={"pk": {"S": "notice#AROA:i-w2"}, "kind": {"N": "1"}, "at": {"BOOL": True}}
+    )
+    engine = NodesEngine(WORKERS)
+    leader = agent_on(engine, aws, "manager", Identity("i-m1", f"{REGION}a", "10.0.0.10"), env=MANAGER)
+    leader.drain_noticed(engine.listed)
+    assert engine.updates == [] and leader.state.notices() == {}
+    leader.state.dynamodb = FailingScan()
+    leader.drain_noticed(engine.listed)
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"notices-error"' in x]
+    assert line["message"] == "ProvisionedThroughputExceededException"

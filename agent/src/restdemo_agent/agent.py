@@ -471,14 +471,18 @@ class Agent:
     def drain_noticed(self, nodes: list[Node]) -> None:
         """The leader: drain each active worker a notice names, each in a thread of its own (the
         drain waits for its tasks to run elsewhere), and forget the notices done with."""
-        notices = self.state.notices()
+        try:
+            notices = self.state.notices()
+        except Exception as exc:  # logged; the healing's other steps go on
+            log("notices-error", message=str(exc)[:300], kind=type(exc).__name__)
+            return
         if not notices:
             return
         for key, node in to_drain(notices, nodes):
             if node.id in self.noticed_drains:
                 continue
             self.noticed_drains.add(node.id)
-            log("interruption-drain", node_id=node.id, instance_id=node.instance_id, kind=notices[key].get("kind"))
+            log("interruption-drain", node_id=node.id, instance_id=node.instance_id, kind=notices[key]["kind"])
 
             def work(node_id: str = node.id):
                 try:
@@ -490,7 +494,10 @@ class Agent:
 
             threading.Thread(target=work, name=f"notice-{node.id}", daemon=True).start()
         for key in to_delete(notices, nodes, time.time()):
-            self.state.forget_notice(key)
+            try:
+                self.state.forget_notice(key)
+            except Exception as exc:  # forgotten on a later round
+                log("notices-error", message=str(exc)[:300], kind=type(exc).__name__)
 
     # --- healing ------------------------------------------------------------------------
 

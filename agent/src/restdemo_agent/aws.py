@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from restdemo_agent.contract import LAUNCH_HOOK, NOTICE_PREFIX, parameter_name, token_parameter
-from restdemo_agent.plan import PRIMARY_KEY
+from restdemo_agent.contract import LAUNCH_HOOK, NOTICE_PREFIX, PRIMARY_KEY, parameter_name, token_parameter
 
 
 class SwarmState:
@@ -109,7 +108,8 @@ class SwarmState:
         while True:
             page = self.dynamodb.scan(**request)
             for item in page.get("Items", []):
-                found[item["pk"]["S"]] = {k: v["S"] for k, v in item.items() if k != "pk"}
+                # A worker writes its item's fields as it likes: anything but a string is read as absent.
+                found[item["pk"]["S"]] = {k: v.get("S", "") for k, v in item.items() if k != "pk"}
             if "LastEvaluatedKey" not in page:
                 return found
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

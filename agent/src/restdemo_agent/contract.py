@@ -36,9 +36,13 @@ LABEL_ROLE = "role"
 # token, say). Both go when it is identified.
 LABEL_UNIDENTIFIED = "restdemo.unidentified"
 
+# The state table's record of the swarm's primary manager: the one key a worker reads.
+PRIMARY_KEY = "primary_manager"
 # The state table's key prefix of a worker's spot interruption notice, `notice#<its aws:userid>`: the
 # one key a worker's role may write (infra/swarm/iam.py, restdemo_agent.interruption).
 NOTICE_PREFIX = "notice#"
+# The fields of a notice, the key's among them: all a worker's role lets it write.
+NOTICE_FIELDS = ("pk", "kind", "at", "recorded")
 
 # On a Compose volume's mount: the uid:gid its directory is made owned by (restdemo_agent.volumes).
 VOLUME_OWNER_LABEL = "restdemo.volume.owner"

@@ -59,27 +59,39 @@ def noticed_instance(key: str) -> str | None:
     return instance if instance.startswith("i-") else None
 
 
+def well_formed(item: dict) -> bool:
+    """A notice as the agent writes it: a known kind, a time AWS gave, when it was recorded. The item
+    is the worker's to write (only its key is fixed), so anything else is no notice."""
+    try:
+        recorded = float(item.get("recorded", ""))
+    except ValueError:
+        return False
+    return item.get("kind") in (INTERRUPTION, REBALANCE) and 0 < len(item.get("at", "")) <= 64 and recorded > 0
+
+
 def to_drain(notices: dict[str, dict], nodes: list[Node]) -> list[tuple[str, Node]]:
-    """(key, node) for each notice naming an active worker node: managers are on-demand and are
-    never drained on a worker's word."""
+    """(key, node) for each well-formed notice naming an active worker node: managers are on-demand
+    and are never drained on a worker's word."""
     workers = {n.instance_id: n for n in nodes if n.role == "worker" and n.instance_id}
     found = []
     for key in sorted(notices):
         node = workers.get(noticed_instance(key) or "")
-        if node and node.availability == "active":
+        if node and node.availability == "active" and well_formed(notices[key]):
             found.append((key, node))
     return found
 
 
 def to_delete(notices: dict[str, dict], nodes: list[Node], now: float) -> list[str]:
-    """Notices done with: their node is no active worker (drained already, or a manager, which no
-    notice drains), or they name no node and are old."""
+    """Notices done with: malformed ones, those whose node is no active worker (drained already, or a
+    manager, which no notice drains), and those naming no node for long."""
     instances = {n.instance_id: n for n in nodes if n.instance_id}
     done = []
     for key, item in sorted(notices.items()):
         node = instances.get(noticed_instance(key) or "")
-        if node is not None and not (node.role == "worker" and node.availability == "active"):
+        if not well_formed(item):
             done.append(key)
-        elif node is None and now - float(item.get("recorded", 0)) > NOTICE_KEPT_SECONDS:
+        elif node is not None and not (node.role == "worker" and node.availability == "active"):
+            done.append(key)
+        elif node is None and now - float(item["recorded"]) > NOTICE_KEPT_SECONDS:
             done.append(key)
     return done

@@ -11,8 +11,6 @@ from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_ROLE, LABEL_UNIDENT
 
 IDENTITY_LABELS = (LABEL_INSTANCE_ID, LABEL_ZONE, LABEL_ROLE)
 
-PRIMARY_KEY = "primary_manager"
-
 
 @dataclass(frozen=True)
 class Node:

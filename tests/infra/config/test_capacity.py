@@ -7,6 +7,7 @@ import pytest
 from infra.config.capacity import (
     ami_architecture,
     architecture,
+    on_demand_count,
     runs_spot,
     type_problems,
     uses_mixed_instances,
@@ -57,8 +58,17 @@ def test_extra_types_are_of_the_size_and_architecture_each_once():
 def test_a_group_mixes_only_when_asked_and_runs_spot_only_above_its_base():
     assert not uses_mixed_instances([], 100)
     assert uses_mixed_instances(["t3a.small"], 100) and uses_mixed_instances([], 0)
-    assert runs_spot(3, 1, 0) and runs_spot(1, 0, 50)
+    assert runs_spot(3, 1, 0) and runs_spot(2, 0, 50)
     assert not runs_spot(3, 3, 0) and not runs_spot(3, 0, 100) and not runs_spot(0, 0, 0)
+    assert not runs_spot(1, 0, 50)  # half of one instance rounds to one on-demand
+
+
+@pytest.mark.parametrize(
+    "count,base,percent,expected",
+    [(3, 1, 0, 1), (3, 0, 0, 0), (5, 1, 50, 3), (4, 0, 30, 2), (3, 5, 0, 3), (0, 0, 0, 0), (6, 2, 100, 6)],
+)
+def test_on_demand_is_the_base_then_the_share_rounded_up(count, base, percent, expected):
+    assert on_demand_count(count, base, percent) == expected
 
 
 def test_an_amazon_image_name_says_its_architecture_and_an_id_nothing():

@@ -57,7 +57,12 @@ def test_workers_cannot_write_state_or_read_manager_tokens(run):
     statements = policy_of(run, "worker")["Statement"]
     assert not {"ssm:PutParameter"} & {a for s in statements for a in s["Action"]}
     (put,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]  # its own spot notice only
-    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["notice#${aws:userid}"]}}
+    assert put["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:LeadingKeys": ["notice#${aws:userid}"],
+            "dynamodb:Attributes": ["pk", "kind", "at", "recorded"],
+        }
+    }
     resources = [r for s in policy_of(run, "worker")["Statement"] if s["Resource"] != "*" for r in s["Resource"]]
     assert f"arn:aws:ssm:eu-west-1:123456789012:parameter/restdemo/{run.stack}/join-token/worker" in resources
     assert not any("join-token/manager" in r or "join-token/*" in r or "/tls/" in r for r in resources)
@@ -221,14 +226,29 @@ def test_a_worker_records_only_its_own_interruption_notice(dev):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
     me = {"aws:userid": "AROAWORKERROLEID:i-0aaa"}
 
-    def writes_key(key: str, caller: dict = me) -> bool:
-        return can(dev, "worker", "dynamodb:PutItem", table, caller | {"dynamodb:LeadingKeys": [key]})
+    fields = ["pk", "kind", "at", "recorded"]
+
+    def writes_key(key: str, caller: dict = me, attributes: list[str] = fields) -> bool:
+        context = caller | {"dynamodb:LeadingKeys": [key], "dynamodb:Attributes": attributes}
+        return can(dev, "worker", "dynamodb:PutItem", table, context)
 
     assert writes_key("notice#AROAWORKERROLEID:i-0aaa")
+    assert not writes_key("notice#AROAWORKERROLEID:i-0aaa", attributes=[*fields, "payload"])  # its fields only
     assert not writes_key("notice#AROAWORKERROLEID:i-0bbb")  # another worker's node
     assert not writes_key("primary")  # the swarm's record
     assert not writes_key("notice#AROAWORKERROLEID:i-0aaa", {"aws:userid": "AROAWORKERROLEID:i-0bbb"})
     assert not can(dev, "worker", "dynamodb:Scan", table) and not can(dev, "worker", "dynamodb:DeleteItem", table)
+
+    def reads(key: str) -> bool:
+        return can(dev, "worker", "dynamodb:GetItem", table, {"dynamodb:LeadingKeys": [key]})
+
+    assert reads("primary_manager")  # the swarm it joins
+    assert not reads("notice#AROAWORKERROLEID:i-0bbb") and not reads("recovery")  # nothing else of the state
+
+    def deletes(key: str) -> bool:
+        return can(dev, "manager", "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": [key]})
+
+    assert deletes("notice#AROAWORKERROLEID:i-0aaa") and not deletes("primary_manager")  # the leader forgets notices
 
 
 def test_the_evaluator_applies_resource_policies():
@@ -283,7 +303,7 @@ def test_a_worker_cannot_touch_the_lifecycle_queue(dev):
 def test_a_worker_cannot_write_the_state_or_the_tokens(dev):
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
     assert can(dev, "worker", "dynamodb:GetItem", table)
-    primary = {"aws:userid": "AROAWORKERROLEID:i-0aaa", "dynamodb:LeadingKeys": ["primary"]}
+    primary = {"aws:userid": "AROAWORKERROLEID:i-0aaa", "dynamodb:LeadingKeys": ["primary_manager"]}
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         assert not can(dev, "worker", action, table, primary), action
     assert not writes(dev, "worker", "join-token/worker")
