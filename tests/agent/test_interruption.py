@@ -27,6 +27,7 @@ from restdemo_agent.interruption import (
     noticed_instance,
     to_delete,
     to_drain,
+    to_record,
 )
 from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
 from tests.agent.test_metrics import node
@@ -60,6 +61,7 @@ WORKERS = [
     dataclasses.replace(node("w3"), availability="drain"),
     node("m1", role="manager", leader=True),
     dataclasses.replace(node("w8"), instance_id=None),
+    node("wd", state="down"),  # already gone: no drain
     *(node(name) for name in ("w4", "w5", "w6", "w7")),
 ]
 
@@ -69,16 +71,20 @@ def notice(kind: str = INTERRUPTION, recorded: float = 9_000.0, at: str = "2026-
 
 
 def test_only_an_active_worker_a_well_formed_notice_names_is_drained():
-    notices = {f"notice#AROA:i-{n}": notice() for n in ("w2", "w3", "m1", "w9")}
-    notices["notice#AROA:i-w1"] = notice(REBALANCE)
+    notices = {f"notice#AROA:i-{n}": notice() for n in ("w1", "w2", "w3", "m1", "w9", "wd")}
+    notices["notice#AROA:i-w1"] = notice(REBALANCE)  # the group's to act on (to_record): no drain
     # The worker writes the item's fields as it likes: an unknown kind, no time, a huge one.
     notices["notice#AROA:i-w4"] = notice("please")
     for name, bad in (("w5", notice(at="")), ("w6", notice(at="x" * 65)), ("w7", {"kind": INTERRUPTION})):
         notices[f"notice#AROA:i-{name}"] = bad
-    assert [(key, n.id) for key, n in to_drain(notices, WORKERS)] == [
-        ("notice#AROA:i-w1", "w1"),
-        ("notice#AROA:i-w2", "w2"),
-    ]
+    assert [(key, n.id) for key, n in to_drain(notices, WORKERS)] == [("notice#AROA:i-w2", "w2")]
+
+
+def test_a_worker_records_an_interruption_once_and_a_rebalance_recommendation_never():
+    interruption, rebalance = Notice(INTERRUPTION, "t1"), Notice(REBALANCE, "t0")
+    assert to_record(interruption, None) and to_record(interruption, Notice(INTERRUPTION, "t0"))
+    assert not to_record(interruption, interruption) and not to_record(rebalance, None)
+    assert not to_record(None, None)
 
 
 def test_a_notice_is_forgotten_once_its_node_is_no_active_worker_or_it_names_none_for_long():
@@ -176,6 +182,7 @@ def test_a_worker_records_its_notice_once_under_its_own_identity_and_the_leader_
         assert worker.state.notices() == {}  # no notice, nothing written
         imds.set(REBALANCE_PATH, RECOMMENDATION)
         worker.watch_interruption()
+        assert worker.state.notices() == {}  # logged only: the group replaces the instance first
         imds.set(INSTANCE_ACTION_PATH, ACTION)
         worker.watch_interruption()
         worker.watch_interruption()  # the same notice again: not written again

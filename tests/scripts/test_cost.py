@@ -23,7 +23,7 @@ def settings_of(stack: str, **changes):
 def test_prod_as_shipped_is_its_on_demand_managers_one_on_demand_worker_and_two_spot():
     baseline, shipped, arm = levers(settings_of("prod"))
     assert baseline.compute == pytest.approx((3 * 0.0228 + 3 * 0.0456) * HOURS)
-    spot = (0.0142 + 0.0135 + 0.0151) / 3 * HOURS  # the mean of the three listed types' pools
+    spot = (0.0142 + 0.0135) / 2 * HOURS  # the mean of the two listed types' pools
     assert (shipped.managers, shipped.workers) == pytest.approx((3 * 0.0228 * HOURS, 0.0456 * HOURS + 2 * spot))
     assert arm.managers == pytest.approx(3 * 0.0184 * HOURS)
     assert arm.workers == pytest.approx(0.0368 * HOURS + 2 * 0.0116 * HOURS)  # t4g.medium, one pool
@@ -45,10 +45,10 @@ def test_make_cost_prints_the_table_and_a_problem_in_one_line(capsys):
     assert main(["prod"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == (
-        "prod: 3 managers (t3.small, on-demand), 3 workers (1 on-demand, 2 spot; t3.medium, t3a.medium, t2.medium)"
+        "prod: 3 managers (t3.small, on-demand), 3 workers (1 on-demand, 2 spot; t3.medium, t3a.medium)"
     )
     assert "| all on-demand, x86 | $50 | $100 | $150 | 100% | $191 | $340 |" in out
-    assert "| as shipped | $50 | $54 | $104 | 69% | $191 | $295 |" in out
+    assert "| as shipped | $50 | $54 | $103 | 69% | $191 | $294 |" in out
     assert main(["local"]) == 1
     assert capsys.readouterr().err == "cost: local: local runs on your own Docker engine: it costs no AWS money\n"
 
@@ -56,7 +56,7 @@ def test_make_cost_prints_the_table_and_a_problem_in_one_line(capsys):
 def test_a_type_without_a_price_is_named(tmp_path):
     stack = tmp_path / "Pulumi.big.yaml"
     stack.write_text((REPO / "stacks" / "Pulumi.prod.yaml").read_text().replace("t3.medium", "m7i.large"))
-    stack.write_text(stack.read_text().replace("- t3a.medium\n    - t2.medium", "- m7a.large"))
+    stack.write_text(stack.read_text().replace("- t3a.medium", "- m7a.large"))
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "cost.py"), "big", "--file", str(stack)], capture_output=True, text=True
     )

@@ -39,7 +39,15 @@ from restdemo_agent.contract import (
 )
 from restdemo_agent.engine import Engine
 from restdemo_agent.identity import Identity, Metadata
-from restdemo_agent.interruption import INSTANCE_ACTION_PATH, REBALANCE_PATH, Notice, notice_from, to_delete, to_drain
+from restdemo_agent.interruption import (
+    INSTANCE_ACTION_PATH,
+    REBALANCE_PATH,
+    Notice,
+    notice_from,
+    to_delete,
+    to_drain,
+    to_record,
+)
 from restdemo_agent.labelling import NodeLabeller
 from restdemo_agent.log import log
 from restdemo_agent.metrics import (
@@ -265,6 +273,7 @@ class Agent:
     metadata: Metadata | None = None
     sts: object = None
     user_id: str = ""
+    notice_seen: Notice | None = None  # logged once
     notice_recorded: Notice | None = None
     noticed_drains: set[str] = field(default_factory=set)
 
@@ -455,17 +464,19 @@ class Agent:
     # --- spot interruptions --------------------------------------------------------------
 
     def watch_interruption(self) -> None:
-        """A worker: its instance's interruption notice or rebalance recommendation, recorded once
-        each for the leader to drain this node (a worker cannot drain itself)."""
+        """A worker: its instance's interruption notice, recorded once for the leader to drain this node
+        (a worker cannot drain itself); a rebalance recommendation, logged (interruption.to_record)."""
         if self.metadata is None:
             self.metadata = Metadata(self.environment.metadata_url)
         notice = notice_from(self.metadata.get(INSTANCE_ACTION_PATH), self.metadata.get(REBALANCE_PATH))
-        if notice is None or notice == self.notice_recorded:
+        if notice is None or notice == self.notice_seen:
             return
-        if not self.user_id:  # asked once: a role's id never changes
-            self.user_id = self.sts.get_caller_identity()["UserId"]
-        self.state.record_notice(self.user_id, notice.kind, notice.at, time.time())
-        self.notice_recorded = notice
+        if to_record(notice, self.notice_recorded):
+            if not self.user_id:  # asked once: a role's id never changes
+                self.user_id = self.sts.get_caller_identity()["UserId"]
+            self.state.record_notice(self.user_id, notice.kind, notice.at, time.time())
+            self.notice_recorded = notice
+        self.notice_seen = notice
         log("interruption-noticed", instance_id=self.me.instance_id, kind=notice.kind, at=notice.at)
 
     def drain_noticed(self, nodes: list[Node]) -> None:
@@ -479,7 +490,9 @@ class Agent:
         if not notices:
             return
         for key, node in to_drain(notices, nodes):
-            if node.id in self.noticed_drains:
+            with self.lock:  # a termination notice being handled drains it already (retire)
+                retiring = node.instance_id in self.retiring
+            if node.id in self.noticed_drains or retiring:
                 continue
             self.noticed_drains.add(node.id)
             log("interruption-drain", node_id=node.id, instance_id=node.instance_id, kind=notices[key]["kind"])

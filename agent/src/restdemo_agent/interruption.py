@@ -2,8 +2,9 @@
 
 A worker's agent reads its instance's metadata (IMDSv2) every round for the two-minute
 interruption notice (`spot/instance-action`) and the rebalance recommendation
-(`events/recommendations/rebalance`). A worker cannot drain its own node (only managers change
-nodes), so it records the notice in the state table under `notice#<its aws:userid>`; its IAM
+(`events/recommendations/rebalance`, logged only: see `to_record`). A worker cannot drain its own
+node (only managers change nodes), so it records the notice in the state table under
+`notice#<its aws:userid>`; its IAM
 role lets it write that one key and no other, so a worker can only ever ask for itself to be
 drained. The leader reads the notices each round and drains the worker node whose instance
 the key names, while the instance still answers: its tasks start elsewhere first.
@@ -66,17 +67,25 @@ def well_formed(item: dict) -> bool:
         recorded = float(item.get("recorded", ""))
     except ValueError:
         return False
-    return item.get("kind") in (INTERRUPTION, REBALANCE) and 0 < len(item.get("at", "")) <= 64 and recorded > 0
+    return item.get("kind") == INTERRUPTION and 0 < len(item.get("at", "")) <= 64 and recorded > 0
+
+
+def to_record(notice: Notice | None, recorded: Notice | None) -> bool:
+    """Whether a worker records what its metadata says: an interruption, once. A rebalance
+    recommendation is only logged: the group, with capacity rebalancing, launches a replacement first
+    and then retires the instance at risk through the drain hook, so draining at once would take the
+    node's capacity away before there is any other (two recommended at once: both)."""
+    return notice is not None and notice.kind == INTERRUPTION and notice != recorded
 
 
 def to_drain(notices: dict[str, dict], nodes: list[Node]) -> list[tuple[str, Node]]:
-    """(key, node) for each well-formed notice naming an active worker node: managers are on-demand
-    and are never drained on a worker's word."""
+    """(key, node) for each well-formed interruption notice naming an active, ready worker node:
+    managers are on-demand and are never drained on a worker's word."""
     workers = {n.instance_id: n for n in nodes if n.role == "worker" and n.instance_id}
     found = []
     for key in sorted(notices):
         node = workers.get(noticed_instance(key) or "")
-        if node and node.availability == "active" and well_formed(notices[key]):
+        if node and (node.availability, node.state) == ("active", "ready") and well_formed(notices[key]):
             found.append((key, node))
     return found
 

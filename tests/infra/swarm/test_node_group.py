@@ -157,7 +157,7 @@ def test_workers_buy_spot_as_their_stack_says_and_managers_always_on_demand(run)
         "spotAllocationStrategy": "price-capacity-optimized",
     }
     types = [o["instanceType"] for o in policy["launchTemplate"]["overrides"]]
-    assert types == {"prod": ["t3.medium", "t3a.medium", "t2.medium"]}.get(run.stack, ["t3.small", "t3a.small"])
+    assert types == {"prod": ["t3.medium", "t3a.medium"]}.get(run.stack, ["t3.small", "t3a.small"])
     template = run.named("aws:ec2/launchTemplate:LaunchTemplate", "swarm-workers-template")
     assert policy["launchTemplate"]["launchTemplateSpecification"]["launchTemplateId"] == f"{template.name}-id"
     assert workers["capacityRebalance"] is True
