@@ -63,7 +63,9 @@ def capacity_bought_safely(resource: Resource, config: dict) -> list[str]:
     distribution = mixed.get("instancesDistribution") or {}
     base = distribution.get("onDemandBaseCapacity", 0)
     percent = distribution.get("onDemandPercentageAboveBaseCapacity", 100)
-    size = resource.props.get("desiredCapacity")
+    # At the group's largest (a scaling group sends no desired capacity): workers above its minimum
+    # may be the spot ones.
+    size = resource.props.get("maxSize", resource.props.get("desiredCapacity"))
     if not all(isinstance(v, (int, float)) for v in (base, percent, size)):
         return []
     spot = mixed and percent < 100 and size > base

@@ -60,6 +60,11 @@ def on_demand_count(count: int, on_demand_base: int, on_demand_percent: int) -> 
     return base + math.ceil((count - base) * on_demand_percent / 100)
 
 
+def workers_scale(settings) -> bool:
+    """The workers' group scales when its maximum is above its count (workerMaxCount)."""
+    return settings.worker_max_count > settings.worker_count
+
+
 def type_problems(primary: str, more: list[str], *, primary_setting: str, more_setting: str) -> list[str]:
     """Every extra type of the same size and architecture as the primary, each once: the group's
     capacity counts instances, so a bigger type would be paid for and not used, and one AMI serves

@@ -76,6 +76,11 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         "autoscaling:DetachTrafficSources",
         "autoscaling:Describe*",
     ),
+    "aws:autoscaling/policy:Policy": (
+        "autoscaling:PutScalingPolicy",
+        "autoscaling:DeletePolicy",
+        "autoscaling:Describe*",
+    ),
     "aws:autoscaling/lifecycleHook:LifecycleHook": (
         "autoscaling:PutLifecycleHook",
         "autoscaling:DeleteLifecycleHook",

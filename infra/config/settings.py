@@ -160,9 +160,9 @@ def _secret_refresh(seconds: float) -> float:
 
 
 # What the managers' role policy may spend on awsSecrets' ARNs (each named twice: the read and the
-# decrypt), beside the rest of it (about 4,600 characters for a long stack name): IAM allows a role
+# decrypt), beside the rest of it (about 5,800 characters for a long stack name): IAM allows a role
 # 10,240 characters of inline policy, whitespace aside.
-KEPT_SECRETS_POLICY_BUDGET = 5000
+KEPT_SECRETS_POLICY_BUDGET = 4400
 
 
 def kept_secrets_policy_size(arns: list[str]) -> int:
@@ -873,6 +873,22 @@ class Settings(BaseModel):
         group=AWS,
         max_length=MAX_INSTANCE_TYPES - 1,
     )
+    worker_max_count: int = setting(
+        0,
+        "Workers the group may scale up to on what the services reserve (workerReservedTarget), from "
+        "workerCount; 0 keeps workerCount workers (docs/operations.md, Workers that scale).",
+        group=AWS,
+        ge=0,
+        le=100,
+    )
+    worker_reserved_target: int = setting(
+        70,
+        "With workerMaxCount: the percent of the workers' CPU or memory the services' reservations may take "
+        "before a worker is added (10-90).",
+        group=AWS,
+        ge=10,
+        le=90,
+    )
     worker_on_demand_base: int = setting(
         0, "Workers that are always on-demand, the group's first (0 to workerCount).", group=AWS, ge=0, le=100
     )
@@ -1406,6 +1422,11 @@ class Settings(BaseModel):
             primary_setting=key("worker_instance_type"),
             more_setting=key("worker_instance_types"),
         )
+        if self.worker_max_count and self.worker_max_count <= self.worker_count:
+            problems.append(
+                f"{key('worker_max_count')} ({self.worker_max_count}) must be more than {key('worker_count')} "
+                f"({self.worker_count}), the fewest workers the group keeps; 0 for a fixed count"
+            )
         if self.worker_on_demand_base > self.worker_count:
             problems.append(
                 f"{key('worker_on_demand_base')} ({self.worker_on_demand_base}) is more than {key('worker_count')} "

@@ -166,6 +166,8 @@ def manager_statements(arns: StackArns) -> list[dict]:
         ),
         # `recover`: the lost managers' instances replaced (a node replaces itself by powering off).
         allow(["autoscaling:SetInstanceHealth"], [arns.groups["manager"]]),
+        # A scaling workers' group: the workers running a service's last replica kept from scale-in.
+        allow(["autoscaling:SetInstanceProtection"], [arns.groups["worker"]]),
         # Describe* calls cannot be scoped to resources.
         allow(
             [

@@ -26,7 +26,15 @@ from infra.config.iam_policy import assume_role
 from infra.config.settings import SettingsView
 from infra.config.tags import tags
 from infra.swarm.iam import node_role_name
-from restdemo_agent.contract import LAUNCH_HOOK, LAUNCHING, TERMINATING, TERMINATION_HOOK
+from restdemo_agent.contract import (
+    LAUNCH_HOOK,
+    LAUNCHING,
+    METRICS_DIMENSION,
+    METRICS_NAMESPACE,
+    TERMINATING,
+    TERMINATION_HOOK,
+    WORKERS_RESERVED_PERCENT,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ HEALTH_CHECK_GRACE_SECONDS = 300
 JOIN_TIMEOUT_SECONDS = 1200
 INSTANCE_WARMUP_SECONDS = 300
 CAPACITY_TIMEOUT = "20m"
+# The workers' target-tracking policy (its name is the group's own: one per group).
+RESERVED_POLICY = "reserved-share"
 # Per-minute group metrics (free, AWS/AutoScaling) that the in-service-below-desired alarms watch.
 GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances"]
 
@@ -64,6 +74,15 @@ class Purchase:
     instance_types: list[str]
     on_demand_base: int
     on_demand_percent: int
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """A group that scales between its size and `max_size` on the leader's `WorkersReservedPercent`,
+    held at `target` by a target-tracking policy; its desired capacity is then Auto Scaling's."""
+
+    max_size: int
+    target: int
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,8 @@ class NodeGroupSpec:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     # Workers only, when they mix types or run spot: managers launch one on-demand type (capacity.py).
     purchase: Purchase | None = None
+    # Workers only, with workerMaxCount: managers are the raft's, a fixed odd number.
+    scaling: Scaling | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +168,8 @@ class NodeGroup(pulumi.ComponentResource):
             name, settings, spec, lifecycle, template, [role_policy, profile], opts.parent if opts else None
         )
         self._lifecycle_hooks(name, spec, lifecycle, group, child)
+        if spec.scaling:
+            self._target_tracking(name, spec.scaling, group, child)
         self._target_group_attachments(name, spec, group, child)
         self.group = group
         self.name = group.name
@@ -236,27 +259,37 @@ class NodeGroup(pulumi.ComponentResource):
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version)
         )
         if spec.purchase:
-            launch = self._mixed_instances(spec.size, spec.purchase, template)
+            launch = self._mixed_instances(
+                spec.scaling.max_size if spec.scaling else spec.size, spec.purchase, template
+            )
         return aws.autoscaling.Group(
             f"{name}-group",
             name=spec.group_name,
             min_size=spec.size,
-            max_size=spec.size,
-            desired_capacity=spec.size,
+            max_size=spec.scaling.max_size if spec.scaling else spec.size,
+            # Scaling: not sent, so Auto Scaling's own count stands at every `pulumi up` (the provider's
+            # desired_capacity is Optional+Computed: unset, no diff) and a new group starts at its minimum.
+            desired_capacity=None if spec.scaling else spec.size,
             vpc_zone_identifiers=spec.subnet_ids,
             **launch,
             health_check_type="EC2",  # a bad deploy or lost quorum must never make AWS replace nodes
             health_check_grace_period=HEALTH_CHECK_GRACE_SECONDS,
             target_group_arns=spec.create_target_group_arns,
             wait_for_elb_capacity=spec.wait_for_elb_capacity,
-            wait_for_capacity_timeout=CAPACITY_TIMEOUT,
+            # A scaling group's count is Auto Scaling's: the provider's wait for an exact count would
+            # hold `pulumi up` while it moves ("0" skips the wait; the launch hook still holds new nodes).
+            wait_for_capacity_timeout="0" if spec.scaling else CAPACITY_TIMEOUT,
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
                     min_healthy_percentage=100,
-                    max_healthy_percentage=max_healthy_percentage(spec.size),
+                    # At its largest a scaling group still replaces one node at a time.
+                    max_healthy_percentage=max_healthy_percentage(spec.scaling.max_size if spec.scaling else spec.size),
                     instance_warmup=str(INSTANCE_WARMUP_SECONDS),
                     skip_matching=True,
+                    # The leader protects the workers running a service's last replica from scale-in; a
+                    # refresh (a new AMI) must still replace them, each after its replacement is in.
+                    scale_in_protected_instances="Refresh",
                 ),
             ),
             # Present from the first launch; fixed, since a change here replaces the group.
@@ -304,7 +337,36 @@ class NodeGroup(pulumi.ComponentResource):
                     ],
                 ),
             ),
+            # Judged at the group's largest: workers above its minimum may be the spot ones.
             capacity_rebalance=runs_spot(size, purchase.on_demand_base, purchase.on_demand_percent),
+        )
+
+    @staticmethod
+    def _target_tracking(
+        name: str, scaling: Scaling, group: aws.autoscaling.Group, child: pulumi.ResourceOptions
+    ) -> None:
+        """Workers added when the services reserve more than the target share of them (or tasks wait
+        for room), removed through the drain hook when they reserve less."""
+        aws.autoscaling.Policy(
+            f"{name}-reserved",
+            name=RESERVED_POLICY,
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            estimated_instance_warmup=INSTANCE_WARMUP_SECONDS,
+            target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                target_value=scaling.target,
+                customized_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationArgs(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=WORKERS_RESERVED_PERCENT,
+                    metric_dimensions=[
+                        aws.autoscaling.PolicyTargetTrackingConfigurationCustomizedMetricSpecificationMetricDimensionArgs(
+                            name=METRICS_DIMENSION, value=pulumi.get_stack()
+                        )
+                    ],
+                    statistic="Maximum",
+                ),
+            ),
+            opts=child,
         )
 
     def _lifecycle_hooks(

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
-from infra.config.capacity import instance_types, uses_mixed_instances
+from infra.config.capacity import instance_types, uses_mixed_instances, workers_scale
 from infra.config.iam_policy import policy
 from infra.config.settings import SettingsView
 from infra.network.firewall import allow_in, allow_out, security_group
@@ -26,7 +26,7 @@ from infra.network.load_balancer import LoadBalancer
 from infra.network.network import Network
 from infra.swarm.cloud_init import NodeConfig, render
 from infra.swarm.iam import StackArns, group_arn, role_statements
-from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSettings, NodeGroupSpec, Purchase
+from infra.swarm.node_group import LifecycleTarget, NodeGroup, NodeGroupSettings, NodeGroupSpec, Purchase, Scaling
 from infra.swarm.secrets_key import SecretsKey
 from infra.swarm.state import StateSettings, SwarmState, role_log_groups
 from restdemo_agent.contract import (
@@ -55,6 +55,8 @@ class SwarmSettings(SettingsView):
     worker_instance_types: list[str]
     worker_on_demand_base: int
     worker_on_demand_percent: int
+    worker_max_count: int
+    worker_reserved_target: int
     node_ami: str | None
     node_volume_gb: int
     drain_timeout: float
@@ -292,6 +294,7 @@ class Swarm(pulumi.ComponentResource):
                             prune_interval_seconds=int(settings.prune_interval),
                             secrets_key=v["secrets_key"],
                             image=v["agent_image"],
+                            worker_scaling=int(manager and workers_scale(settings)),
                             **{f"tls_{name}_parameter": value for name, value in (tls_parameters or {}).items()},
                         ),
                         log_group=v["log_group"],
@@ -349,6 +352,9 @@ class Swarm(pulumi.ComponentResource):
                 group_name=group_names["worker"],
                 depends_on=boot_needs,
                 purchase=worker_purchase(settings),
+                scaling=Scaling(settings.worker_max_count, settings.worker_reserved_target)
+                if workers_scale(settings)
+                else None,
             ),
         ]
 

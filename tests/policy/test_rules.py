@@ -133,6 +133,14 @@ BAD_VARIANTS = [
         "spot without capacity rebalancing",
     ),
     (
+        "prod with workersScale",
+        "aws:autoscaling/group:Group",
+        "swarm-workers-group",
+        lambda p: p.update(capacityRebalance=False),
+        "capacity-bought-safely",
+        "spot without capacity rebalancing",
+    ),
+    (
         "prod",
         "aws:autoscaling/group:Group",
         "swarm-managers-group",

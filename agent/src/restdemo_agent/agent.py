@@ -16,11 +16,14 @@ from restdemo_agent.aws import (
     LifecycleMessage,
     SwarmState,
     other_members_running,
+    protect_from_scale_in,
     read_kept_value,
     registry_auth_header,
     running_instances,
+    scale_in_protection,
     stack_instances,
 )
+from restdemo_agent.capacity import batches, last_replica_instances, protection_changes, reserved_percent
 from restdemo_agent.contract import (
     AGENT_HEARTBEAT,
     BOOTSTRAP_FAILURES,
@@ -34,6 +37,7 @@ from restdemo_agent.contract import (
     SETUP_RUNS,
     SETUP_SUCCESSES,
     WORKER_METRICS_NAMESPACE,
+    WORKERS_RESERVED_PERCENT,
     AgentEnvironment,
     group_name,
 )
@@ -276,6 +280,7 @@ class Agent:
     notice_seen: Notice | None = None  # logged once
     notice_recorded: Notice | None = None
     noticed_drains: set[str] = field(default_factory=set)
+    protected_at: float = -1e18  # when the leader last set the workers' scale-in protection
 
     @property
     def role(self) -> str:
@@ -512,6 +517,34 @@ class Agent:
             except Exception as exc:  # forgotten on a later round
                 log("notices-error", message=str(exc)[:300], kind=type(exc).__name__)
 
+    def protect_last_replicas(self) -> None:
+        """Once a metrics period: with a scaling workers' group, the workers running a service's last
+        replica protected from scale-in, and no other; without, none (scaling turned off lifts what it
+        left, or the group would keep instances the count no longer wants: restdemo_agent.capacity)."""
+        env = self.environment
+        if time.monotonic() - self.protected_at < env.metrics_period_seconds:
+            return
+        self.protected_at = time.monotonic()
+        group = group_name(env.stack, "worker")
+        try:
+            wanted = (
+                last_replica_instances(self.engine.node_descriptions(), self.engine.tasks())
+                if env.worker_scaling
+                else set()
+            )
+            protected, in_service = scale_in_protection(self.lifecycle.autoscaling, group)
+        except Exception as exc:  # logged; the next period tries again, the healing goes on
+            log("scale-in-protection-error", message=str(exc)[:300], kind=type(exc).__name__)
+            return
+        protect, unprotect = protection_changes(protected, in_service, wanted)
+        for instances, value in ((protect, True), (unprotect, False)):
+            for batch in batches(instances):
+                try:  # each call alone: one refused does not hold the others
+                    protect_from_scale_in(self.lifecycle.autoscaling, group, batch, value)
+                    log("scale-in-protection", protected=value, instances=batch)
+                except Exception as exc:
+                    log("scale-in-protection-error", message=str(exc)[:300], kind=type(exc).__name__)
+
     # --- healing ------------------------------------------------------------------------
 
     def heal(self) -> None:
@@ -535,6 +568,7 @@ class Agent:
             # First, and in a thread of its own: no other step's failure holds a rotation back.
             self.serve_kept_secrets()
             self.drain_noticed(nodes)  # before the rest: an interrupted node has two minutes
+            self.protect_last_replicas()
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
@@ -866,9 +900,15 @@ class Agent:
         # The volumes' directories this leader failed to make at its last try, once it has tried any.
         tried = self.volumes_made.keys() | self.volumes_failed.keys()
         failing = len(self.volumes_failed) if tried else None
-        return values | leader_view(
+        view = leader_view(
             nodes, services, running, ages, rolled_back=rolled_back, kept_ages=kept_ages, volumes_failing=failing
         )
+        if self.environment.worker_scaling:
+            try:  # on its own: the rest of the leader's view is reported whatever this reading does
+                view[WORKERS_RESERVED_PERCENT] = reserved_percent(self.engine.node_descriptions(), self.engine.tasks())
+            except Exception as exc:
+                log("metrics-error", message=str(exc)[:300], kind=type(exc).__name__, metric=WORKERS_RESERVED_PERCENT)
+        return values | view
 
     def rolled_back_services(self, services: list[dict]) -> dict[str, str]:
         """The services held as rolled back (plan.rolled_back_services), from the list the leaders keep

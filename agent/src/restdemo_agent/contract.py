@@ -143,6 +143,9 @@ REPLICAS_RUNNING = "ReplicasRunning"
 REPLICAS_DESIRED = "ReplicasDesired"
 # Each replicated service's replicas short of desired, under the stack's and the service's dimensions.
 SERVICE_REPLICAS_MISSING = "ServiceReplicasMissing"
+# The leader's, with workerMaxCount: the share of the active workers' CPU or memory the services
+# reserve (restdemo_agent.capacity), which the workers' target-tracking policy holds at its target.
+WORKERS_RESERVED_PERCENT = "WorkersReservedPercent"
 SERVICE_DIMENSION = "Service"
 UPDATE_ROLLED_BACK = "ServiceRolledBack"  # 1 while a service's last update was rolled back
 UPDATE_PAUSED = "ServiceUpdatePaused"
@@ -243,6 +246,9 @@ class AgentEnvironment:
     # The instance metadata service (IMDSv2) a worker reads its spot interruption notices from; the
     # lab points it at a stand-in.
     metadata_url: str = _variable("RESTDEMO_METADATA_URL", default=METADATA_URL)
+    # Managers, with workerMaxCount: the workers' group scales, so the leader publishes the workers'
+    # reserved share and protects the workers that run a service's last replica from scale-in.
+    worker_scaling: int = _variable("RESTDEMO_WORKER_SCALING", default=0)
 
     def tls_parameters(self) -> dict[str, str]:
         """Each TLS file's SSM parameter ("ca", "cert", "key"), on a manager; empty on a worker."""

@@ -313,6 +313,14 @@ class Engine:
                 wanted[service.id] = mode["Replicated"].get("Replicas", 0)
         return wanted
 
+    def node_descriptions(self) -> list[dict]:
+        """Every node as the API gives it (its resources, spec and labels)."""
+        return [n.attrs for n in self.client.nodes.list()]
+
+    def tasks(self) -> list[dict]:
+        """Every task meant to run, placed or not."""
+        return self.client.api.tasks(filters={"desired-state": "running"})
+
     def running(self) -> dict[str, int]:
         """Tasks running, by service id."""
         counts: dict[str, int] = {}

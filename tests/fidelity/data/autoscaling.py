@@ -28,6 +28,7 @@ from tests.fidelity.rules import (
 from tests.support.pulumi_program import ProgramRun, Registered
 
 GROUP = "aws:autoscaling/group:Group"
+POLICY = "aws:autoscaling/policy:Policy"
 HOOK = "aws:autoscaling/lifecycleHook:LifecycleHook"
 ATTACHMENT = "aws:autoscaling/attachment:Attachment"
 
@@ -173,6 +174,41 @@ FIELDS = [
         Satisfies(_override_count),
         "EC2 Auto Scaling User Guide, mixed instances groups: up to 40 instance types",
         [{"instanceType": "t3.small"}] * 41,
+    ),
+    Field(
+        GROUP,
+        "instanceRefresh.preferences.scaleInProtectedInstances",
+        OneOf(("Refresh", "Ignore", "Wait")),
+        "tpa autoscaling/group.go scale_in_protected_instances enum ScaleInProtectedInstances",
+        "Replace",
+    ),
+    Field(
+        POLICY,
+        "policyType",
+        OneOf(("SimpleScaling", "StepScaling", "TargetTrackingScaling", "PredictiveScaling")),
+        "tpa autoscaling/policy.go policy_type enum PolicyType",
+        "TargetTracking",
+    ),
+    Field(
+        POLICY,
+        "targetTrackingConfiguration.customizedMetricSpecification.statistic",
+        OneOf(("Average", "Minimum", "Maximum", "SampleCount", "Sum")),
+        "tpa autoscaling/policy.go statistic enum MetricStatistic",
+        "Max",
+    ),
+    Field(
+        POLICY,
+        "estimatedInstanceWarmup",
+        Between(0, 2**31 - 1),
+        "tpa autoscaling/policy.go estimated_instance_warmup IntAtLeast(0)",
+        -1,
+    ),
+    Field(
+        POLICY,
+        "name",
+        Pattern(r"[A-Za-z0-9\-_/:.]{1,255}"),
+        "AWS PutScalingPolicy PolicyName: 1-255, XmlStringMaxLen255",
+        "p" * 256,
     ),
     Field(
         HOOK,

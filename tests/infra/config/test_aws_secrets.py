@@ -131,7 +131,7 @@ def test_the_secrets_must_fit_the_managers_role_policy():
     config["restdemo:awsSecrets"] += [f"extra{i}={arn}" for i, arn in enumerate(arns)]
     lines = [line.strip() for line in settings_error(wire_config(config))]
     assert lines[-1] == (
-        "restdemo:awsSecrets: their ARNs take 6880 characters of the managers' role policy, over the 5000 it "
+        "restdemo:awsSecrets: their ARNs take 6880 characters of the managers' role policy, over the 4400 it "
         "leaves them (IAM's limit is 10240); keep several values in one JSON secret and name each with #KEY"
     )
     # The same secret's keys count once.

@@ -99,3 +99,17 @@ def test_every_capacity_mistake_is_one_line_before_anything_is_made():
         "restdemo:workerInstanceTypes: m5.large is not the size of restdemo:workerInstanceType t3.medium (medium): "
         "the group counts instances, every type must be one size"
     )
+
+
+def test_a_maximum_of_workers_is_above_their_count_or_none():
+    from tests.infra.config.test_compose import settings_error
+    from tests.support.pulumi_program import stack_config
+
+    assert [line.strip() for line in settings_error({**stack_config("prod"), "restdemo:workerMaxCount": 3})] == [
+        "restdemo:workerMaxCount (3) must be more than restdemo:workerCount (3), the fewest workers the group "
+        "keeps; 0 for a fixed count"
+    ]
+    problems = settings_error(
+        {**stack_config("prod"), "restdemo:workerMaxCount": 6, "restdemo:workerReservedTarget": 95}
+    )
+    assert [line.strip() for line in problems] == ["restdemo:workerReservedTarget = 95: must be at most 90"]

@@ -516,11 +516,13 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
         "autoscaling:CompleteLifecycleAction": [dev.group("manager"), dev.group("worker")],
         "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
         "autoscaling:SetInstanceHealth": [dev.group("manager")],  # recover: the lost managers
+        "autoscaling:SetInstanceProtection": [dev.group("worker")],  # a scaling group's last replicas
     }
     for action in agent_calls() - WORKERS_ONLY - KEPT_SECRETS_ONLY:
         for resource in targets.get(action, targets.get(action.split(":")[0], ["*"])):
             assert can(dev, "manager", action, resource), (action, resource)
     assert not can(dev, "manager", "dynamodb:PutItem", table.replace("restdemo-dev", "restdemo-prod"))
+    assert not can(dev, "manager", "autoscaling:SetInstanceProtection", dev.group("manager"))
 
 
 def test_a_worker_holds_nothing_its_node_does_not_call(dev):

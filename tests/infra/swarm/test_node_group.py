@@ -175,3 +175,39 @@ def test_a_group_mixes_types_only_when_asked_and_rebalances_only_with_spot(setti
     dev = {k: v for k, v in stack_config("dev").items() if not k.startswith("restdemo:worker")}
     workers = run_program("dev", {**dev, "restdemo:workerCount": 1, **settings}).named(GROUP, "swarm-workers-group")
     assert ("mixedInstancesPolicy" in workers.inputs, workers.inputs.get("capacityRebalance")) == (mixed, rebalance)
+
+
+def test_workers_that_scale_track_the_reserved_share_and_keep_autoscalings_count():
+    """With workerMaxCount: min workerCount, max workerMaxCount, no desired capacity sent (Optional+Computed:
+    `pulumi up` neither resets the count Auto Scaling reached nor shows a diff), and a target-tracking
+    policy on the leader's WorkersReservedPercent; the managers' leader publishes it (their user data)."""
+    run = run_program(
+        "prod", {**stack_config("prod"), "restdemo:workerMaxCount": 9, "restdemo:workerReservedTarget": 60}
+    )
+    workers, managers = group(run, "worker"), group(run, "manager")
+    assert (workers["minSize"], workers["maxSize"], "desiredCapacity" in workers) == (3, 9, False)
+    assert (managers["minSize"], managers["maxSize"], managers["desiredCapacity"]) == (3, 3, 3)
+    assert workers["instanceRefresh"]["preferences"]["scaleInProtectedInstances"] == "Refresh"
+    # One node at a time at its largest; no wait for an exact count Auto Scaling moves.
+    assert workers["instanceRefresh"]["preferences"]["maxHealthyPercentage"] == 112
+    assert (workers["waitForCapacityTimeout"], managers["waitForCapacityTimeout"]) == ("0", "20m")
+    (policy,) = run.of_type("aws:autoscaling/policy:Policy")
+    assert policy.name == "swarm-workers-reserved"
+    assert policy.inputs["autoscalingGroupName"] == "restdemo-prod-workers"
+    assert (policy.inputs["policyType"], policy.inputs["estimatedInstanceWarmup"]) == ("TargetTrackingScaling", 300)
+    assert policy.inputs["targetTrackingConfiguration"] == {
+        "targetValue": 60,
+        "customizedMetricSpecification": {
+            "namespace": "restdemo",
+            "metricName": "WorkersReservedPercent",
+            "metricDimensions": [{"name": "Stack", "value": "prod"}],
+            "statistic": "Maximum",
+        },
+    }
+    assert "RESTDEMO_WORKER_SCALING=1" in user_data(run, "manager")
+    assert "RESTDEMO_WORKER_SCALING" not in user_data(run, "worker")
+
+
+def test_a_fixed_count_of_workers_has_no_policy_and_keeps_its_user_data(run):
+    assert not run.of_type("aws:autoscaling/policy:Policy")
+    assert "RESTDEMO_WORKER_SCALING" not in user_data(run, "manager")

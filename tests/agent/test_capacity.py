@@ -1,0 +1,184 @@
+"""agent/src/restdemo_agent/capacity.py: the workers' reserved share, and the workers kept from
+scale-in because they run a service's last replica; the leader setting that protection (moto)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from restdemo_agent.capacity import batches, last_replica_instances, protection_changes, reserved_percent
+from tests.agent.test_aws import REGION
+from tests.support.moto_groups import empty_group
+
+pytestmark = pytest.mark.unit
+
+GB, CPU = 2**30, 10**9
+
+
+def node(id, role="worker", availability="active", state="ready", cpus=2, memory_gb=4, instance=None) -> dict:
+    return {
+        "ID": id,
+        "Spec": {"Role": role, "Availability": availability, "Labels": {"instance_id": instance or f"i-{id}"}},
+        "Status": {"State": state},
+        "Description": {"Resources": {"NanoCPUs": cpus * CPU, "MemoryBytes": memory_gb * GB}},
+    }
+
+
+def task(service, node_id=None, cpu=0.0, memory_gb=0.0, state="running", err=None) -> dict:
+    reservations = {"NanoCPUs": int(cpu * CPU), "MemoryBytes": int(memory_gb * GB)}
+    return {
+        "ServiceID": service,
+        "NodeID": node_id,
+        "Status": {"State": state, **({"Err": err} if err else {})},
+        "Spec": {"Resources": {"Reservations": reservations}},
+    }
+
+
+# swarmkit's scheduler, for a task no node has room for; and for one no node's constraints admit.
+NO_ROOM = "no suitable node (insufficient resources on 2 nodes)"
+NO_NODE = "no suitable node (scheduling constraints not satisfied on 5 nodes)"
+
+
+NODES = [node("w1"), node("w2"), node("w3", availability="drain"), node("m1", role="manager"), node("w4", state="down")]
+
+
+def test_the_reserved_share_is_the_higher_of_cpu_and_memory_on_the_active_workers():
+    # w1 and w2 hold 4 CPUs and 8 GB; w3 (drained), w4 (down) and the manager hold nothing for services.
+    tasks = [task("web", "w1", cpu=1, memory_gb=1), task("web", "w2", cpu=1, memory_gb=1), task("db", "m1", cpu=2)]
+    assert reserved_percent(NODES, tasks) == 50.0  # 2 of 4 CPUs; 2 of 8 GB
+    tasks.append(task("api", "w2", memory_gb=5))
+    assert reserved_percent(NODES, tasks) == 87.5  # 7 of 8 GB
+
+
+def test_tasks_waiting_for_room_count_so_the_group_grows_when_they_wait():
+    placed = [task("web", "w1", cpu=2), task("web", "w2", cpu=2)]
+    pending = [task("web", None, cpu=2, state="pending", err=NO_ROOM)] * 2
+    assert reserved_percent(NODES, placed) == 100.0
+    assert reserved_percent(NODES, placed + pending) == 200.0
+    assert reserved_percent([node("m1", role="manager")], pending) == 100.0  # no worker at all
+    assert reserved_percent([], []) == 0.0
+
+
+def test_a_waiting_task_holds_the_share_at_100_however_the_room_is_split_and_others_do_not_count():
+    # Ten workers 60 % reserved each: 4 CPUs free in all, none with the 1.5 a task wants.
+    many = [node(f"w{i}") for i in range(10)]
+    placed = [task("web", f"w{i}", cpu=1.2) for i in range(10)]
+    assert reserved_percent(many, placed) == 60.0
+    assert reserved_percent(many, [*placed, task("api", None, cpu=1.5, state="pending", err=NO_ROOM)]) == 100.0
+    # Waiting for a node its constraints admit (a manager's, say): no worker helps, none is added.
+    assert reserved_percent(many, [*placed, task("db", None, cpu=1, state="pending", err=NO_NODE)]) == 60.0
+
+
+def test_a_worker_running_a_services_only_running_replica_is_kept_from_scale_in():
+    tasks = [
+        task("web", "w1"),
+        task("web", "w2"),  # two replicas: neither node is needed for web
+        task("db", "w2"),  # db's only one: w2
+        task("admin", "m1"),  # on a manager: managers never scale in
+        task("api", "w1", state="starting"),
+        task("api", "w4"),  # api's only running one, on w4
+    ]
+    assert last_replica_instances(NODES, tasks) == {"i-w2", "i-w4"}
+    # Both of a service's replicas on one worker: that worker holds every copy.
+    assert last_replica_instances(NODES, [task("cache", "w1"), task("cache", "w1"), task("web", "w2")]) == {
+        "i-w1",
+        "i-w2",
+    }
+
+
+def test_protection_follows_the_group_as_it_is_in_batches_auto_scaling_takes():
+    # i-4 is launching or terminating: Auto Scaling refuses the whole call for it.
+    assert protection_changes({"i-1", "i-2", "i-4"}, {"i-1", "i-2", "i-3"}, {"i-2", "i-3", "i-4"}) == (
+        {"i-3"},
+        {"i-1"},
+    )
+    assert protection_changes(set(), set(), {"i-1"}) == (set(), set())
+    assert [len(b) for b in batches({f"i-{n:03d}" for n in range(120)})] == [50, 50, 20]
+
+
+def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(monkeypatch, capsys):
+    from restdemo_agent.agent import Agent
+    from restdemo_agent.aws import Lifecycle
+    from restdemo_agent.contract import AgentEnvironment
+    from restdemo_agent.identity import Identity
+    from tests.agent.test_interruption import MANAGER
+    from tests.support.agent_env import WORKER_ENVIRONMENT
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
+        empty_group(ec2, autoscaling, "restdemo-dev-workers")
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName="restdemo-dev-workers", DesiredCapacity=3)
+        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
+            "AutoScalingGroups"
+        ]
+        one, two, three = sorted(i["InstanceId"] for i in group["Instances"])
+        autoscaling.set_instance_protection(
+            AutoScalingGroupName="restdemo-dev-workers", InstanceIds=[one], ProtectedFromScaleIn=True
+        )
+
+        class Engine:
+            def node_descriptions(self):
+                return [node("w1", instance=one), node("w2", instance=two), node("w3", instance=three)]
+
+            def tasks(self):
+                return [task("web", "w1"), task("web", "w3"), task("db", "w2")]
+
+        environment = AgentEnvironment.from_environ(
+            {**WORKER_ENVIRONMENT, **MANAGER, "RESTDEMO_ROLE": "manager", "RESTDEMO_WORKER_SCALING": "1"}
+        )
+        leader = Agent(
+            environment, Identity("i-m", "a", "10.0.0.1"), Engine(), None, Lifecycle(None, autoscaling, ""), ec2, None
+        )
+        leader.protect_last_replicas()
+        leader.protect_last_replicas()  # within the period: nothing asked again
+        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
+            "AutoScalingGroups"
+        ]
+        assert {i["InstanceId"]: i["ProtectedFromScaleIn"] for i in group["Instances"]} == {
+            one: False,
+            two: True,
+            three: False,
+        }
+    logged = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["protected"], x["instances"]) for x in logged if x["action"] == "scale-in-protection"] == [
+        (True, [two]),
+        (False, [one]),
+    ]
+
+
+def test_with_scaling_off_the_leader_lifts_the_protection_it_left(monkeypatch):
+    """A group that stops scaling must not keep instances its count no longer wants."""
+    from restdemo_agent.agent import Agent
+    from restdemo_agent.aws import Lifecycle
+    from restdemo_agent.contract import AgentEnvironment
+    from restdemo_agent.identity import Identity
+    from tests.agent.test_interruption import MANAGER
+    from tests.support.agent_env import WORKER_ENVIRONMENT
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
+        empty_group(ec2, autoscaling, "restdemo-dev-workers")
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName="restdemo-dev-workers", DesiredCapacity=2)
+        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
+            "AutoScalingGroups"
+        ]
+        ids = [i["InstanceId"] for i in group["Instances"]]
+        autoscaling.set_instance_protection(
+            AutoScalingGroupName="restdemo-dev-workers", InstanceIds=ids, ProtectedFromScaleIn=True
+        )
+        environment = AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, **MANAGER, "RESTDEMO_ROLE": "manager"})
+        leader = Agent(
+            environment, Identity("i-m", "a", "10.0.0.1"), None, None, Lifecycle(None, autoscaling, ""), ec2, None
+        )
+        leader.protect_last_replicas()
+        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
+            "AutoScalingGroups"
+        ]
+        assert [i["ProtectedFromScaleIn"] for i in group["Instances"]] == [False, False]
