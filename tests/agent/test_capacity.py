@@ -99,7 +99,31 @@ def test_protection_follows_the_group_as_it_is_in_batches_auto_scaling_takes():
     assert [len(b) for b in batches({f"i-{n:03d}" for n in range(120)})] == [50, 50, 20]
 
 
-def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(monkeypatch, capsys):
+GROUP = "restdemo-dev-workers"
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """moto's Auto Scaling with the dev workers' group: (autoscaling client, ec2 client)."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
+        empty_group(ec2, autoscaling, GROUP)
+        yield autoscaling, ec2
+
+
+def group_instances(autoscaling, desired: int | None = None) -> dict[str, bool]:
+    """The group's instances (sorted) and whether each is protected; first set to `desired` instances."""
+    if desired is not None:
+        autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, DesiredCapacity=desired)
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])["AutoScalingGroups"]
+    return {
+        i["InstanceId"]: i["ProtectedFromScaleIn"] for i in sorted(group["Instances"], key=lambda i: i["InstanceId"])
+    }
+
+
+def leader(workers, engine, **environ):
     from restdemo_agent.agent import Agent
     from restdemo_agent.aws import Lifecycle
     from restdemo_agent.contract import AgentEnvironment
@@ -107,43 +131,31 @@ def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(monk
     from tests.agent.test_interruption import MANAGER
     from tests.support.agent_env import WORKER_ENVIRONMENT
 
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
-        empty_group(ec2, autoscaling, "restdemo-dev-workers")
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName="restdemo-dev-workers", DesiredCapacity=3)
-        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
-            "AutoScalingGroups"
-        ]
-        one, two, three = sorted(i["InstanceId"] for i in group["Instances"])
-        autoscaling.set_instance_protection(
-            AutoScalingGroupName="restdemo-dev-workers", InstanceIds=[one], ProtectedFromScaleIn=True
-        )
+    autoscaling, ec2 = workers
+    environment = AgentEnvironment.from_environ(
+        {**WORKER_ENVIRONMENT, **MANAGER, "RESTDEMO_ROLE": "manager", **environ}
+    )
+    return Agent(
+        environment, Identity("i-m", "a", "10.0.0.1"), engine, None, Lifecycle(None, autoscaling, ""), ec2, None
+    )
 
-        class Engine:
-            def node_descriptions(self):
-                return [node("w1", instance=one), node("w2", instance=two), node("w3", instance=three)]
 
-            def tasks(self):
-                return [task("web", "w1"), task("web", "w3"), task("db", "w2")]
+def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(workers, capsys):
+    autoscaling, _ = workers
+    one, two, three = group_instances(autoscaling, desired=3)
+    autoscaling.set_instance_protection(AutoScalingGroupName=GROUP, InstanceIds=[one], ProtectedFromScaleIn=True)
 
-        environment = AgentEnvironment.from_environ(
-            {**WORKER_ENVIRONMENT, **MANAGER, "RESTDEMO_ROLE": "manager", "RESTDEMO_WORKER_SCALING": "1"}
-        )
-        leader = Agent(
-            environment, Identity("i-m", "a", "10.0.0.1"), Engine(), None, Lifecycle(None, autoscaling, ""), ec2, None
-        )
-        leader.protect_last_replicas()
-        leader.protect_last_replicas()  # within the period: nothing asked again
-        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
-            "AutoScalingGroups"
-        ]
-        assert {i["InstanceId"]: i["ProtectedFromScaleIn"] for i in group["Instances"]} == {
-            one: False,
-            two: True,
-            three: False,
-        }
+    class Engine:
+        def node_descriptions(self):
+            return [node("w1", instance=one), node("w2", instance=two), node("w3", instance=three)]
+
+        def tasks(self):
+            return [task("web", "w1"), task("web", "w3"), task("db", "w2")]
+
+    scaling = leader(workers, Engine(), RESTDEMO_WORKER_SCALING="1")
+    scaling.protect_last_replicas()
+    scaling.protect_last_replicas()  # within the period: nothing asked again
+    assert group_instances(autoscaling) == {one: False, two: True, three: False}
     logged = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(x["protected"], x["instances"]) for x in logged if x["action"] == "scale-in-protection"] == [
         (True, [two]),
@@ -151,34 +163,10 @@ def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(monk
     ]
 
 
-def test_with_scaling_off_the_leader_lifts_the_protection_it_left(monkeypatch):
+def test_with_scaling_off_the_leader_lifts_the_protection_it_left(workers):
     """A group that stops scaling must not keep instances its count no longer wants."""
-    from restdemo_agent.agent import Agent
-    from restdemo_agent.aws import Lifecycle
-    from restdemo_agent.contract import AgentEnvironment
-    from restdemo_agent.identity import Identity
-    from tests.agent.test_interruption import MANAGER
-    from tests.support.agent_env import WORKER_ENVIRONMENT
-
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        ec2, autoscaling = boto3.client("ec2", region_name=REGION), boto3.client("autoscaling", region_name=REGION)
-        empty_group(ec2, autoscaling, "restdemo-dev-workers")
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName="restdemo-dev-workers", DesiredCapacity=2)
-        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
-            "AutoScalingGroups"
-        ]
-        ids = [i["InstanceId"] for i in group["Instances"]]
-        autoscaling.set_instance_protection(
-            AutoScalingGroupName="restdemo-dev-workers", InstanceIds=ids, ProtectedFromScaleIn=True
-        )
-        environment = AgentEnvironment.from_environ({**WORKER_ENVIRONMENT, **MANAGER, "RESTDEMO_ROLE": "manager"})
-        leader = Agent(
-            environment, Identity("i-m", "a", "10.0.0.1"), None, None, Lifecycle(None, autoscaling, ""), ec2, None
-        )
-        leader.protect_last_replicas()
-        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["restdemo-dev-workers"])[
-            "AutoScalingGroups"
-        ]
-        assert [i["ProtectedFromScaleIn"] for i in group["Instances"]] == [False, False]
+    autoscaling, _ = workers
+    ids = list(group_instances(autoscaling, desired=2))
+    autoscaling.set_instance_protection(AutoScalingGroupName=GROUP, InstanceIds=ids, ProtectedFromScaleIn=True)
+    leader(workers, None).protect_last_replicas()
+    assert list(group_instances(autoscaling).values()) == [False, False]
