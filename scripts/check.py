@@ -81,15 +81,20 @@ def readable(config: dict) -> tuple[dict, list[str]]:
     return readable, encrypted
 
 
+def stack_arguments(prog: str, description: str, argv: list[str] | None) -> tuple[argparse.Namespace, Path]:
+    """`<stack> [--file F]` as `make check` and `make cost` take them: the arguments, the stack file."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("stack")
+    parser.add_argument("--file", type=Path, help="the stack file (default: stacks/Pulumi.<stack>.yaml)")
+    args = parser.parse_args(argv)
+    return args, args.file or REPO / "stacks" / f"Pulumi.{args.stack}.yaml"
+
+
 def main(argv: list[str] | None = None) -> int:
     from infra.config.settings import SettingsError, parse_settings
     from tests.support.pulumi_program import run_program, wire_config
 
-    parser = argparse.ArgumentParser(prog="make check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("stack")
-    parser.add_argument("--file", type=Path, help="the stack file (default: stacks/Pulumi.<stack>.yaml)")
-    args = parser.parse_args(argv)
-    path = args.file or REPO / "stacks" / f"Pulumi.{args.stack}.yaml"
+    args, path = stack_arguments("make check", __doc__.split("\n\n")[0], argv)
     if not args.file and not path.is_file():
         there = " ".join(
             sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in path.parent.glob("Pulumi.*.yaml"))

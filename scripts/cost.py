@@ -14,7 +14,6 @@ AWS's or a type without a price here.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,16 +139,12 @@ def table(stack: str, settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from check import readable, stack_file_config
+    from check import readable, stack_arguments, stack_file_config
 
     from infra.config.settings import SettingsError, parse_settings
     from tests.support.pulumi_program import wire_config
 
-    parser = argparse.ArgumentParser(prog="make cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("stack")
-    parser.add_argument("--file", type=Path, help="the stack file (default: stacks/Pulumi.<stack>.yaml)")
-    args = parser.parse_args(argv)
-    path = args.file or REPO / "stacks" / f"Pulumi.{args.stack}.yaml"
+    args, path = stack_arguments("make cost", __doc__.split("\n\n")[0], argv)
     try:
         config, encrypted = readable(stack_file_config(path))
         settings = parse_settings(wire_config(config), frozenset(encrypted))

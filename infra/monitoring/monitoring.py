@@ -217,51 +217,62 @@ class Monitoring(pulumi.ComponentResource):
         self, name: str, settings: MonitoringSettings, stack: str, watched: Watched, child: pulumi.ResourceOptions
     ) -> None:
         """Failed launches and terminations, failed or cancelled instance refreshes, to the topic."""
-        rule = aws.cloudwatch.EventRule(
+        self._events_to_topic(
             f"{name}-autoscaling",
-            name=resource_name(stack, "autoscaling-failures"),
+            settings,
+            rule_key="autoscaling-failures",
             description="A node could not be launched or terminated, or an instance refresh stopped",
-            event_pattern=pulumi.Output.all(**watched.groups).apply(
-                lambda groups: event_pattern(list(groups.values()))
-            ),
-            tags=tags(settings, "autoscaling-failures"),
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-autoscaling",
-            opts=self._publishing(),
-            rule=rule.name,
-            arn=self.topic_arn,
-            input_transformer={
-                "input_paths": {"type": "$.detail-type", "group": "$.detail.AutoScalingGroupName", "time": "$.time"},
-                "input_template": f"\"restdemo {stack}: <type> in <group> at <time>. Read the group's activity "
-                f'history. {runbook("a-group-stays-below-its-desired-capacity", settings.runbook_url)}"',
-            },
+            pattern=pulumi.Output.all(**watched.groups).apply(lambda groups: event_pattern(list(groups.values()))),
+            input_paths={"type": "$.detail-type", "group": "$.detail.AutoScalingGroupName", "time": "$.time"},
+            template=f"\"restdemo {stack}: <type> in <group> at <time>. Read the group's activity "
+            f'history. {runbook("a-group-stays-below-its-desired-capacity", settings.runbook_url)}"',
+            child=child,
         )
 
     def _spot_rule(self, name: str, settings: MonitoringSettings, stack: str, child: pulumi.ResourceOptions) -> None:
         """Spot interruption warnings to the topic, said to be information: the node is drained by
         then, and the group replaces the instance. EventBridge cannot tell which group an instance is
         in, so every warning of the account's region comes, this stack's workers' among them."""
-        rule = aws.cloudwatch.EventRule(
+        self._events_to_topic(
             f"{name}-spot",
-            name=resource_name(stack, "spot-interruptions"),
+            settings,
+            rule_key="spot-interruptions",
             description="EC2 is reclaiming a spot instance in two minutes (information, no page)",
-            event_pattern=spot_event_pattern(),
-            tags=tags(settings, "spot-interruptions"),
+            pattern=spot_event_pattern(),
+            input_paths={"instance": "$.detail.instance-id", "action": "$.detail.instance-action"},
+            template=f'"restdemo {stack}, information (no page): EC2 reclaims spot instance <instance> '
+            "(<action>) in two minutes. If it is one of this stack's workers, its node is being drained and "
+            f'its group launches a replacement. {runbook("spot-interruptions", settings.runbook_url)}"',
+            child=child,
+        )
+
+    def _events_to_topic(
+        self,
+        name: str,
+        settings: MonitoringSettings,
+        *,
+        rule_key: str,
+        description: str,
+        pattern: pulumi.Input[str],
+        input_paths: dict[str, str],
+        template: str,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """An EventBridge rule `restdemo-<stack>-<rule_key>` and its target: the topic, with a message."""
+        rule = aws.cloudwatch.EventRule(
+            name,
+            name=resource_name(pulumi.get_stack(), rule_key),
+            description=description,
+            event_pattern=pattern,
+            tags=tags(settings, rule_key),
             opts=child,
         )
         aws.cloudwatch.EventTarget(
-            f"{name}-spot",
+            name,
             opts=self._publishing(),
             rule=rule.name,
             arn=self.topic_arn,
-            input_transformer={
-                "input_paths": {"instance": "$.detail.instance-id", "action": "$.detail.instance-action"},
-                "input_template": f'"restdemo {stack}, information (no page): EC2 reclaims spot instance <instance> '
-                "(<action>) in two minutes. If it is one of this stack's workers, its node is being drained and "
-                f'its group launches a replacement. {runbook("spot-interruptions", settings.runbook_url)}"',
-            },
+            input_transformer={"input_paths": input_paths, "input_template": template},
         )
 
     def _dashboard(
