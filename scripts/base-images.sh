@@ -10,6 +10,9 @@
 #   restdemo-base/postgres:bookworm        postgresql + python3-psycopg2: the e2e tier's database
 #                                          (scripts/postgres-entrypoint.sh reads the official
 #                                          image's POSTGRES_* environment) and its app's client
+#   restdemo-base/python:bookworm-arm64    python3 + venv + CA certs for linux/arm64 (Graviton), built
+#                                          under QEMU user emulation (scripts/docker-engine.sh registers
+#                                          it); both stages of the image tier's arm64 build
 #   restdemo-base/python-full:bookworm     with --full only: python3 + venv + dev headers +
 #                                          build-essential + git + curl, standing in for the
 #                                          full python:3.11-bookworm in the benchmark's image arc
@@ -19,6 +22,7 @@ set -euo pipefail
 
 BUILD_IMAGE=${BUILD_IMAGE:-restdemo-base/python-build:bookworm}
 RUNTIME_IMAGE=${RUNTIME_IMAGE:-restdemo-base/python-runtime:bookworm}
+ARM64_IMAGE=${ARM64_IMAGE:-restdemo-base/python:bookworm-arm64}
 HAPROXY_IMAGE=${HAPROXY_IMAGE:-restdemo-base/haproxy:bookworm}
 POSTGRES_IMAGE=${POSTGRES_IMAGE:-restdemo-base/postgres:bookworm}
 FULL_IMAGE=${FULL_IMAGE:-restdemo-base/python-full:bookworm}
@@ -28,11 +32,11 @@ log() { printf 'base-images: %s\n' "$*" >&2; }
 
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# debootstrap DIR PACKAGES: a trimmed Debian bookworm root file system in DIR.
+# debootstrap DIR PACKAGES [ARCH]: a trimmed Debian bookworm root file system in DIR.
 make_rootfs() {
-  local root=$1 packages=$2
-  log "debootstrap bookworm ($packages) into $root"
-  debootstrap --variant=minbase --include="$packages" bookworm "$root" "$MIRROR" \
+  local root=$1 packages=$2 arch=${3:-}
+  log "debootstrap bookworm ${arch:+for $arch }($packages) into $root"
+  debootstrap ${arch:+--arch="$arch"} --variant=minbase --include="$packages" bookworm "$root" "$MIRROR" \
     >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; exit 1; }
   # What no container needs: package lists and caches, docs, man pages, locales.
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
@@ -49,8 +53,31 @@ import_rootfs() {
   log "made $name ($(docker image inspect -f '{{.Size}}' "$name" | numfmt --to=iec))"
 }
 
+# import_foreign DIR NAME PLATFORM: `docker import` records the engine's own architecture (20.10
+# ignores --platform), so the root file system goes in through a BuildKit build for PLATFORM.
+import_foreign() {
+  local root=$1 name=$2 platform=$3 context
+  context=$(mktemp -d "$scratch/context.XXXXXX")
+  tar -C "$root" --numeric-owner -cf "$context/rootfs.tar" .
+  printf 'FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD ["python3"]\n' >"$context/Dockerfile"
+  DOCKER_BUILDKIT=1 /usr/bin/docker build -q --platform "$platform" -t "$name" "$context" >/dev/null
+  log "made $name ($platform, $(docker image inspect -f '{{.Size}}' "$name" | numfmt --to=iec))"
+}
+
 scratch=$(mktemp -d /var/tmp/restdemo-rootfs.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
+
+# The arm64 base takes about 2 minutes under emulation: made beside the others, awaited at the end.
+arm64=""
+if exists "$ARM64_IMAGE"; then
+  log "reusing $ARM64_IMAGE"
+elif [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  ( make_rootfs "$scratch/arm64" python3,python3-venv,ca-certificates arm64
+    import_foreign "$scratch/arm64" "$ARM64_IMAGE" linux/arm64 ) &
+  arm64=$!
+else
+  log "no QEMU for arm64 (scripts/docker-engine.sh registers it): $ARM64_IMAGE not made"
+fi
 
 if exists "$BUILD_IMAGE" && exists "$RUNTIME_IMAGE"; then
   log "reusing $BUILD_IMAGE and $RUNTIME_IMAGE"
@@ -90,4 +117,8 @@ if [ "${1:-}" = --full ]; then
     make_rootfs "$scratch/full" python3,python3-venv,python3-dev,build-essential,git,curl,ca-certificates
     import_rootfs "$scratch/full" "$FULL_IMAGE"
   fi
+fi
+
+if [ -n "$arm64" ]; then
+  wait "$arm64" || { log "making $ARM64_IMAGE failed"; exit 1; }
 fi

@@ -91,7 +91,7 @@ def levers(settings) -> list[Lever]:
         ),
         Lever("as shipped", *bought(settings.manager_instance_type, listed)),
         Lever(
-            "as shipped, on Graviton (t4g; not buildable yet)",
+            "as shipped, on Graviton (t4g: workerInstanceType, managerInstanceType)",
             *bought(graviton(settings.manager_instance_type), list(dict.fromkeys(graviton(t) for t in listed))),
         ),
     ]

@@ -16,6 +16,19 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2
     docker.io docker-registry debootstrap haproxy cloud-init wrk hyperfine systemd >/dev/null
 fi
 
+# QEMU user emulation, for building and running linux/arm64 images (Graviton): Debian registers
+# its handlers with the F flag, so they work inside containers and BuildKit's RUN steps too.
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  if ! command -v qemu-aarch64-static >/dev/null 2>&1 || ! command -v update-binfmts >/dev/null 2>&1; then
+    log "installing qemu-user-static and binfmt-support from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support >/dev/null
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64
+  log "arm64 binaries run under $(head -2 /proc/sys/fs/binfmt_misc/qemu-aarch64 | tail -1)"
+fi
+
 if docker info >/dev/null 2>&1; then
   log "engine already running"
   exit 0

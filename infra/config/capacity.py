@@ -88,8 +88,36 @@ def type_problems(primary: str, more: list[str], *, primary_setting: str, more_s
 
 def ami_architecture(ami_name: str) -> str | None:
     """The architecture an Amazon Linux image name says (`...-kernel-6.1-x86_64`, `...-arm64`); None
-    for an AMI id, which says nothing until AWS is asked."""
-    for arch in ("x86_64", "arm64"):
-        if ami_name.endswith(arch):
+    for an AMI id or another name, which say nothing until AWS is asked."""
+    for arch in ARCHITECTURES:
+        if ami_name.endswith(f"-{arch}"):
             return arch
     return None
+
+
+# Each EC2 architecture and the OCI platform of the images its nodes run.
+ARCHITECTURES = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+
+
+def ami_for(ami: str, arch: str) -> str:
+    """The image a group of `arch` boots: Amazon publishes each Amazon Linux release for both
+    architectures under one name but its last part (`...-kernel-6.1-x86_64`, `...-kernel-6.1-arm64`),
+    so one pinned release serves x86 managers and Graviton workers alike. An AMI id or another name
+    is one image, taken as given (the settings refuse it for groups of two architectures)."""
+    named = ami_architecture(ami)
+    return ami if named is None else ami.removesuffix(named) + arch
+
+
+def node_platforms(instance_types: list[str]) -> list[str]:
+    """The platforms the images are built for: those of every architecture the nodes run, in a fixed
+    order (amd64 first), so the same types always give the same build."""
+    found = {architecture(instance_type) for instance_type in instance_types}
+    return [platform for arch, platform in ARCHITECTURES.items() if arch in found]
+
+
+def image_platforms(settings) -> list[str]:
+    """What the images are built for: on AWS every platform the nodes run (a multi-platform index when
+    there are two); locally `imagePlatform`, or none given (the engine's own)."""
+    if settings.platform == "aws":
+        return node_platforms([settings.manager_instance_type, settings.worker_instance_type])
+    return [settings.image_platform] if settings.image_platform else []

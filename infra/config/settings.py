@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from infra.config.capacity import MAX_INSTANCE_TYPES, ami_architecture, architecture, type_problems
+from infra.config.capacity import MAX_INSTANCE_TYPES, ami_architecture, architecture, image_platforms, type_problems
 from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app, route_priority
 from infra.config.database import (
     DATABASE_SECRET,
@@ -231,6 +231,8 @@ def ec2_instance_types() -> tuple[str, ...]:
 
 
 def _instance_type(value: str) -> str:
+    if value.startswith("mac"):
+        raise ValueError("is a Mac instance: it runs macOS on a dedicated host, not Amazon Linux")
     known = ec2_instance_types()
     if value not in known:
         close = difflib.get_close_matches(value, known, n=1)
@@ -781,7 +783,8 @@ class Settings(BaseModel):
     )
     image_platform: str | None = setting(
         None,
-        "Platform to build the image for, linux/amd64 or linux/arm64 (default: the engine's own).",
+        "The local stack: the platform to build the images for, linux/amd64 or linux/arm64 (default: the "
+        "engine's own). AWS stacks build for every platform their nodes run; set, it must be theirs.",
         group=IMAGE,
         pattern=r"^linux/(amd64|arm64)$",
         allowed="linux/amd64 or linux/arm64",
@@ -1432,16 +1435,31 @@ class Settings(BaseModel):
                 f"{key('worker_on_demand_base')} ({self.worker_on_demand_base}) is more than {key('worker_count')} "
                 f"({self.worker_count}): at most every worker is on-demand"
             )
-        ami = ami_architecture(self.node_ami or "")
-        for setting_name, instance_type in (
-            ("manager_instance_type", self.manager_instance_type),
-            ("worker_instance_type", self.worker_instance_type),
-        ):
-            if ami and architecture(instance_type) != ami:
-                problems.append(
-                    f"{key(setting_name)} {instance_type} is {architecture(instance_type)}, {key('node_ami')} is "
-                    f"{ami}: an instance boots only an image of its architecture"
-                )
+        return problems + self._architecture_problems()
+
+    def _architecture_problems(self) -> list[str]:
+        """One AMI id serves one architecture; the images are built for the nodes' (ADR 0033)."""
+        problems = []
+        groups = {
+            key(name): (instance_type, architecture(instance_type))
+            for name, instance_type in (
+                ("manager_instance_type", self.manager_instance_type),
+                ("worker_instance_type", self.worker_instance_type),
+            )
+        }
+        described = " and ".join(f"{name} {kind} is {arch}" for name, (kind, arch) in groups.items())
+        if self.node_ami and ami_architecture(self.node_ami) is None and len({a for _, a in groups.values()}) > 1:
+            problems.append(
+                f"{key('node_ami')} {self.node_ami} is one image of one architecture, but {described}: name an "
+                "Amazon Linux release (al2023-ami-...-x86_64), whose image of each architecture each group "
+                "takes, or give both groups one architecture"
+            )
+        platforms = image_platforms(self)
+        if self.image_platform and platforms != [self.image_platform]:
+            problems.append(
+                f"{key('image_platform')} {self.image_platform}: the nodes run {' and '.join(platforms)} ({described});"
+                " leave it unset on AWS stacks, where the images are built for every platform the nodes run"
+            )
         return problems
 
     @property

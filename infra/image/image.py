@@ -28,6 +28,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_docker_build as docker_build
 
+from infra.config.capacity import image_platforms
 from infra.config.settings import CA_BUNDLE_SECRET, SettingsView
 from infra.image.build_context import context_files
 from infra.image.registry import MUTABLE_TAG as CACHE_TAG
@@ -46,6 +47,9 @@ class ImageSettings(SettingsView):
     build_ca_bundle: str | None
     build_cache: str
     image_platform: str | None
+    # AWS stacks build for the nodes' architectures (infra/config/capacity.py `image_platforms`).
+    manager_instance_type: str
+    worker_instance_type: str
 
 
 AGENT_TARGET = "runtime"
@@ -183,7 +187,7 @@ class Image(pulumi.ComponentResource):
         # to the provider (its context and dockerfile inputs), so they must make another tag.
         recipe = {
             "target": target,
-            "platform": settings.image_platform or "",
+            "platform": ",".join(image_platforms(settings)),
             "context": Path(os.path.relpath(context)).as_posix(),
             "dockerfile": Path(os.path.relpath(dockerfile)).as_posix(),
         }
@@ -215,7 +219,8 @@ class Image(pulumi.ComponentResource):
             dockerfile=docker_build.DockerfileArgs(location=Path(os.path.relpath(recipe.dockerfile)).as_posix()),
             target=recipe.target or None,
             build_args=args,
-            platforms=[docker_build.Platform(settings.image_platform)] if settings.image_platform else None,
+            # Two platforms push a multi-platform index: each node pulls its architecture's image.
+            platforms=[docker_build.Platform(platform) for platform in image_platforms(settings)] or None,
             tags=[self.image_name],
             push=not local,
             load=local,

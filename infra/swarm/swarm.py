@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.admin.endpoint import AdminEndpoint
-from infra.config.capacity import instance_types, uses_mixed_instances, workers_scale
+from infra.config.capacity import ami_for, architecture, instance_types, uses_mixed_instances, workers_scale
 from infra.config.iam_policy import policy
 from infra.config.settings import SettingsView
 from infra.network.firewall import allow_in, allow_out, security_group
@@ -80,18 +80,28 @@ def worker_purchase(settings: SwarmSettings) -> Purchase | None:
     )
 
 
-def node_ami(settings: SwarmSettings, parent: pulumi.Resource) -> pulumi.Input[str]:
-    """The stack's pinned AMI: an id as given, or an image name resolved among Amazon's own images."""
+def node_amis(settings: SwarmSettings, parent: pulumi.Resource) -> dict[str, pulumi.Input[str]]:
+    """Each role's AMI from the stack's pinned one: an id as given, or the named release's image for
+    the role's architecture (x86 managers, Graviton workers), resolved among Amazon's own images,
+    once per architecture."""
+    roles = {"manager": settings.manager_instance_type, "worker": settings.worker_instance_type}
     if settings.node_ami.startswith("ami-"):
-        return settings.node_ami
-    return aws.ec2.get_ami_output(
-        owners=[AMAZON],
-        filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[settings.node_ami])],
-        most_recent=True,
-        # Amazon deprecates public AMIs (two years by default); a pinned one must keep resolving.
-        include_deprecated=True,
-        opts=pulumi.InvokeOutputOptions(parent=parent),
-    ).id
+        return dict.fromkeys(roles, settings.node_ami)
+    resolved = {
+        arch: aws.ec2.get_ami_output(
+            owners=[AMAZON],
+            filters=[
+                aws.ec2.GetAmiFilterArgs(name="name", values=[ami_for(settings.node_ami, arch)]),
+                aws.ec2.GetAmiFilterArgs(name="architecture", values=[arch]),
+            ],
+            most_recent=True,
+            # Amazon deprecates public AMIs (two years by default); a pinned one must keep resolving.
+            include_deprecated=True,
+            opts=pulumi.InvokeOutputOptions(parent=parent),
+        ).id
+        for arch in dict.fromkeys(architecture(instance_type) for instance_type in roles.values())
+    }
+    return {role: resolved[architecture(instance_type)] for role, instance_type in roles.items()}
 
 
 class Swarm(pulumi.ComponentResource):
@@ -145,9 +155,9 @@ class Swarm(pulumi.ComponentResource):
         )
         group_names = {role: group_name(stack, role) for role in ("manager", "worker")}
         arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names)
-        ami = node_ami(settings, self)
+        amis = node_amis(settings, self)
         user_data = self._user_data(settings, state, admin, secrets_key, registry_server, agent_image, group_names)
-        specs = self._node_specs(settings, network, web, admin, state, groups, group_names, arns, ami, user_data)
+        specs = self._node_specs(settings, network, web, admin, state, groups, group_names, arns, amis, user_data)
         self.managers, self.workers = self._node_groups(name, settings, state, specs)
         self.log_group_name = state.log_group_name
         self.session_document = state.session_document
@@ -316,7 +326,7 @@ class Swarm(pulumi.ComponentResource):
         groups: dict[str, aws.ec2.SecurityGroup],
         group_names: dict[str, str],
         arns: pulumi.Output[StackArns],
-        ami: pulumi.Input[str],
+        amis: dict[str, pulumi.Input[str]],
         user_data: dict[str, pulumi.Output[str]],
     ) -> list[NodeGroupSpec]:
         # A node boots needing the internet (packages, ECR), the hook's role and, on managers, the TLS material.
@@ -326,7 +336,7 @@ class Swarm(pulumi.ComponentResource):
                 role="manager",
                 size=settings.manager_count,
                 instance_type=settings.manager_instance_type,
-                ami_id=ami,
+                ami_id=amis["manager"],
                 subnet_ids=network.node_subnet_ids,
                 security_group_ids=[groups["node"].id, groups["manager"].id],
                 user_data=user_data["manager"],
@@ -343,7 +353,7 @@ class Swarm(pulumi.ComponentResource):
                 role="worker",
                 size=settings.worker_count,
                 instance_type=settings.worker_instance_type,
-                ami_id=ami,
+                ami_id=amis["worker"],
                 subnet_ids=network.node_subnet_ids,
                 security_group_ids=[groups["node"].id],
                 user_data=user_data["worker"],

@@ -11,6 +11,9 @@ Five kinds:
 - `ReadBackWider`: a ForceNew input the provider reads back with more than was sent; it must be
   set once and ignored afterwards, or every plan replaces the resource;
 - `Needs`: what must exist before a resource is created (AWS's ordering, not the data flow).
+
+And one check across resources: each Auto Scaling group launches only instance types whose
+architecture its launch template's image is built for (`architecture_problems`).
 """
 
 from __future__ import annotations
@@ -354,6 +357,35 @@ def missing_needs(rule: Needs, run: ProgramRun) -> list[str]:
             problems.append(
                 f"{resource.name}: created without waiting for {rule.what} ({', '.join(missing)}) [{rule.source}]"
             )
+    return problems
+
+
+GROUP = "aws:autoscaling/group:Group"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+
+
+def architecture_problems(
+    run: ProgramRun, images: dict[str, str], types: dict[str, list[str]], source: str
+) -> list[str]:
+    """Each group's types (its mixed instances overrides, else its template's type) against the
+    architecture of its template's image: `images` is DescribeImages' Architecture by image id,
+    `types` DescribeInstanceTypes' SupportedArchitectures by type. RunInstances refuses the rest."""
+    templates = {f"{r.name}-id": r for r in run.of_type(LAUNCH_TEMPLATE)}  # the mocks' ids
+    problems = []
+    for group in run.of_type(GROUP):
+        mixed = (group.inputs.get("mixedInstancesPolicy") or {}).get("launchTemplate")
+        reference = (
+            mixed["launchTemplateSpecification"]["launchTemplateId"] if mixed else group.inputs["launchTemplate"]["id"]
+        )
+        template = templates[reference].inputs
+        launched = [o["instanceType"] for o in mixed.get("overrides") or []] if mixed else []
+        image_arch = images.get(template["imageId"])
+        for instance_type in launched or [template["instanceType"]]:
+            if image_arch not in types.get(instance_type, []):
+                problems.append(
+                    f"{group.name}: {instance_type} runs {'/'.join(types.get(instance_type, ['?']))}, its image "
+                    f"{template['imageId']} is {image_arch or 'unknown'} [{source}]"
+                )
     return problems
 
 

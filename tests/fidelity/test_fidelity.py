@@ -11,8 +11,10 @@ import pytest
 
 from tests.fidelity.data import FIELDS, FORCE_NEW, NEEDS, READ_BACK_WIDER, TWO_PLACES, WRITTEN_ON_THE_SWARM
 from tests.fidelity.data.docker_build import DOCKER_BUILD_IMAGE
+from tests.fidelity.data.ec2 import BOOTS, IMAGE_ARCHITECTURES, INSTANCE_ARCHITECTURES
 from tests.fidelity.rules import (
     Field,
+    architecture_problems,
     closure,
     docker_build_changes,
     field_problems,
@@ -180,6 +182,27 @@ def test_each_written_on_the_swarm_rule_catches_the_program_writing_it(runs, rul
     labelled.ignore_changes = [rule.field]
     labelled.inputs["taskSpec"]["containerSpec"]["secrets"] = [{"secretId": "x", "secretName": "y"}]
     assert len(written_twice(rule, run)) == 1
+
+
+@pytest.mark.parametrize("stack", EVERY_RUN)
+def test_each_group_launches_only_types_that_boot_its_image(runs, stack):
+    assert architecture_problems(runs[stack], IMAGE_ARCHITECTURES, INSTANCE_ARCHITECTURES, BOOTS) == []
+
+
+def test_the_architecture_check_catches_an_image_or_a_type_of_the_other_architecture(runs):
+    run = copy.deepcopy(runs[f"prod ({ALL})"])  # x86 managers, Graviton workers
+    templates = {t.name: t.inputs for t in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    templates["swarm-managers-template"]["imageId"], templates["swarm-workers-template"]["imageId"] = (
+        templates["swarm-workers-template"]["imageId"],
+        templates["swarm-managers-template"]["imageId"],
+    )
+    assert architecture_problems(run, IMAGE_ARCHITECTURES, INSTANCE_ARCHITECTURES, BOOTS) == [
+        f"swarm-workers-group: {kind} runs {arch}, its image {image} is x86_64 [{BOOTS}]"
+        for kind, arch, image in [
+            ("t4g.medium", "arm64", pulumi_program.AMI_ID),
+            ("m7g.medium", "arm64", pulumi_program.AMI_ID),
+        ]
+    ] + [f"swarm-managers-group: t3.small runs x86_64, its image {pulumi_program.ARM_AMI_ID} is arm64 [{BOOTS}]"]
 
 
 @pytest.mark.parametrize("stack", EVERY_RUN)

@@ -20,6 +20,8 @@ LOCAL_RUNTIME_BASE = "restdemo-base/python-runtime:bookworm"
 # Postgres from Debian's packages, with python3-psycopg2 (scripts/base-images.sh): the e2e tier's
 # database, and the base of the tests' Compose app, whose admin keeps rows in it.
 LOCAL_POSTGRES = "restdemo-base/postgres:bookworm"
+# Python for linux/arm64, made under QEMU (scripts/base-images.sh): both stages of the arm64 build.
+LOCAL_ARM64_BASE = "restdemo-base/python:bookworm-arm64"
 
 
 def in_ci() -> bool:
@@ -93,9 +95,12 @@ def build_image(
     target: str | None = None,
     build_args: dict[str, str] | None = None,
     dockerfile: Path | None = None,
+    platform: str | None = None,
 ) -> subprocess.CompletedProcess:
     command, env = buildkit_command()
     command = [*command, "--tag", tag, "--progress", "plain"]
+    if platform:
+        command += ["--platform", platform]
     if dockerfile:
         command += ["--file", str(dockerfile)]
     if target:

@@ -32,6 +32,7 @@ ECR_TOKEN_GENERATION = 1
 # The AMI an image name resolves to, and the one SSM's "latest" parameter points at today.
 AMI_ID = "ami-0a1b2c3d4e5f60718"
 LATEST_AMI_ID = "ami-0123456789abcdef0"
+ARM_AMI_ID = "ami-0b2c3d4e5f6071829"
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
 
@@ -218,13 +219,6 @@ INVOKES = {
         "version": 1,
         "insecureValue": "",
     },
-    "aws:ec2/getAmi:getAmi": lambda region: {
-        "id": AMI_ID,
-        "imageId": AMI_ID,
-        "name": "al2023-ami-2023.9.20251208.0-kernel-6.1-x86_64",
-        "ownerId": "137112412989",
-        "architecture": "x86_64",
-    },
     "aws:ec2/getVpc:getVpc": lambda region: {
         "id": "vpc-0123456789abcdef0",
         "cidrBlock": "172.31.0.0/16",
@@ -232,6 +226,30 @@ INVOKES = {
         "default": False,
     },
 }
+
+GET_AMI = "aws:ec2/getAmi:getAmi"
+# Amazon's images by architecture: each Amazon Linux release is published for both, its name ending
+# in the architecture (`...-kernel-6.1-x86_64`, `...-kernel-6.1-arm64`).
+AMI_IDS = {"x86_64": AMI_ID, "arm64": ARM_AMI_ID}
+
+
+def amazon_image(query: dict) -> dict:
+    """DescribeImages as the provider's data source reads it: the name filter's image, of the
+    architecture its name says; a filter it does not pass matches nothing, and the data source fails
+    ("Your query returned no results", terraform-provider-aws ec2/ec2_ami_data_source.go)."""
+    filters = {f["name"]: f["values"] for f in query.get("filters") or []}
+    (name,) = filters["name"]
+    arch = next((a for a in AMI_IDS if name.endswith(f"-{a}")), None)
+    if arch is None or arch not in filters.get("architecture", [arch]):
+        raise ValueError(f"Your query returned no results: {filters}")
+    return {
+        "id": AMI_IDS[arch],
+        "imageId": AMI_IDS[arch],
+        "name": name,
+        "ownerId": "137112412989",
+        "architecture": arch,
+    }
+
 
 ECR_LOGIN = "aws:ecr/getAuthorizationToken:getAuthorizationToken"
 # ECR's token is the caller's: through the pull-only role's provider it is another password than
@@ -272,6 +290,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.call_providers.append((args.token, args.provider or ""))
         if args.token == ECR_LOGIN:
             return ecr_login(self.region, args.provider or "")
+        if args.token == GET_AMI:
+            return amazon_image(dict(args.args))
         if args.token in INVOKES:
             return INVOKES[args.token](self.region, **({"name": args.args["name"]} if "name" in args.args else {}))
         raise NotImplementedError(f"the program invoked {args.token}, which these mocks do not know")

@@ -31,6 +31,8 @@ FEATURES: dict[str, dict[str, str]] = {
     "runbookUrl": {"restdemo:runbookUrl": "https://github.com/example/restdemo/blob/main/docs/operations.md"},
     # The committed stacks run spot workers: their types, every one on-demand (no spot rule, no rebalancing).
     "workersOnDemand": {"restdemo:workerOnDemandPercent": "100"},
+    # Graviton workers beside x86 managers: each group its architecture's image, both images for both.
+    "graviton": {"restdemo:workerInstanceType": "t4g.medium", "restdemo:workerInstanceTypes": '["m7g.medium"]'},
     # Workers that scale on what the services reserve, from the stack's count up to 10.
     "workersScale": {"restdemo:workerMaxCount": "10", "restdemo:workerReservedTarget": "60"},
 }

@@ -6,12 +6,32 @@ Sources: the AWS EC2 API reference and terraform-provider-aws (tpa) internal/ser
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
+import moto.ec2
+
 from tests.fidelity.rules import Between, Field, Needs, OneOf, Pattern, TwoPlaces
-from tests.support.pulumi_program import ProgramRun, Registered
+from tests.support.pulumi_program import AMI_IDS, ProgramRun, Registered
 
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SG_EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+# What an instance boots: an image of an architecture its type supports ("The architecture of the AMI
+# must be compatible with the instance type", EC2 User Guide, "Find an AMI"; RunInstances fails with
+# "The architecture 'arm64' of the specified instance type does not match the architecture 'x86_64'
+# of the specified AMI"). The types' architectures: DescribeInstanceTypes' ProcessorInfo, as moto
+# keeps it (moto/ec2/resources/instance_types.json.gz); the images': DescribeImages' Architecture of
+# those the mocks resolve (tests/support/pulumi_program.py `amazon_image`).
+BOOTS = "EC2 User Guide, Find an AMI; RunInstances (architecture of the type and of the AMI)"
+INSTANCE_ARCHITECTURES = {
+    name: described["ProcessorInfo"]["SupportedArchitectures"]
+    for name, described in json.loads(
+        gzip.decompress((Path(moto.ec2.__file__).parent / "resources/instance_types.json.gz").read_bytes())
+    ).items()
+}
+IMAGE_ARCHITECTURES = {image: arch for arch, image in AMI_IDS.items()}
 EC2_DESCRIPTION = Pattern(r"[0-9A-Za-z_ .:/()#,@\[\]+=&;{}!$*-]*", 255)
 
 

@@ -122,7 +122,10 @@ def test_launch_templates_require_imdsv2_encrypt_disks_and_have_no_key_pair(run,
     assert template["imageId"] == AMI_ID
     (call,) = [args for token, args in run.calls if token == "aws:ec2/getAmi:getAmi"]
     assert call["owners"] == ["amazon"]
-    assert call["filters"] == [{"name": "name", "values": [config(run, "nodeAmi")]}]
+    assert call["filters"] == [
+        {"name": "name", "values": [config(run, "nodeAmi")]},
+        {"name": "architecture", "values": ["x86_64"]},
+    ]
 
 
 @pytest.mark.parametrize("role", ["manager", "worker"])

@@ -7,6 +7,8 @@ import pytest
 from infra.admin.endpoint import certificate_sha256
 from tests.support.aws_stack import AWS_STACKS, GROUP, SG_INGRESS, config, user_data
 from tests.support.pulumi_program import (
+    AMI_ID,
+    ARM_AMI_ID,
     ECR_PASSWORD,
     INVOKES,
     certificate_pem,
@@ -40,6 +42,24 @@ def test_an_ami_id_is_used_as_given():
     templates = run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
     assert {t.inputs["imageId"] for t in templates} == {"ami-0123456789abcdef0"}
     assert not [token for token, _ in run.calls if token == "aws:ec2/getAmi:getAmi"]
+
+
+def test_graviton_workers_boot_the_pinned_releases_arm64_image_beside_x86_managers():
+    release = "al2023-ami-2023.9.20251208.0-kernel-6.1-"
+    config = {**stack_config("staging"), "restdemo:workerInstanceType": "t4g.small", "restdemo:workerInstanceTypes": []}
+    run = run_program("staging", config)
+    templates = {r.name: r.inputs for r in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    assert {name: (t["imageId"], t["instanceType"]) for name, t in templates.items()} == {
+        "swarm-managers-template": (AMI_ID, "t3.small"),
+        "swarm-workers-template": (ARM_AMI_ID, "t4g.small"),
+    }
+    assert [args["filters"] for token, args in run.calls if token == "aws:ec2/getAmi:getAmi"] == [
+        [{"name": "name", "values": [release + arch]}, {"name": "architecture", "values": [arch]}]
+        for arch in ("x86_64", "arm64")
+    ]
+    # Both images, one index: each node pulls its architecture's.
+    for image in run.of_type("docker-build:index:Image"):
+        assert image.inputs["platforms"] == ["linux/amd64", "linux/arm64"], image.name
 
 
 def test_overlay_encryption_esp_only_between_nodes(run):
