@@ -170,3 +170,35 @@ def test_with_scaling_off_the_leader_lifts_the_protection_it_left(workers):
     autoscaling.set_instance_protection(AutoScalingGroupName=GROUP, InstanceIds=ids, ProtectedFromScaleIn=True)
     leader(workers, None).protect_last_replicas()
     assert list(group_instances(autoscaling).values()) == [False, False]
+
+
+def test_a_reservation_step_scales_the_workers_out_and_the_quiet_after_it_keeps_them():
+    """The leader's metric (reserved_percent) through the policy the program sends (staging with
+    workerMaxCount 10, target 60) and Auto Scaling's target tracking (tests/support/target_tracking.py)."""
+    from tests.support.stack_variants import variant_run
+    from tests.support.target_tracking import TargetTracking
+
+    run = variant_run("staging", "workersScale")
+    policy = run.one("aws:autoscaling/policy:Policy").inputs
+    tracking = TargetTracking.from_inputs(
+        policy, run.named("aws:autoscaling/group:Group", "swarm-workers-group").inputs
+    )
+    assert (tracking.target, tracking.min_size, tracking.max_size) == (60.0, 2, 10)
+    workers = [node("w1"), node("w2")]  # 4 CPUs
+    quiet = [task("web", f"w{i % 2 + 1}", cpu=0.5) for i in range(2)]
+    minutes = [reserved_percent(workers, quiet)] * 30
+    assert minutes[-1] == 25.0 and tracking.desired(2, minutes) == 2  # at its minimum
+    # The step: web to 8 replicas of half a CPU, and an api of two 1-CPU tasks that find no room.
+    step = [task("web", f"w{i % 2 + 1}", cpu=0.5) for i in range(8)]
+    step += [task("api", None, cpu=1, state="pending", err=NO_ROOM)] * 2
+    minutes += [reserved_percent(workers, step)] * 3
+    assert minutes[-1] == 150.0
+    assert tracking.desired(2, minutes) == 5  # ceil(2 x 150 / 60)
+    # Five workers hold it all: 6 of 10 CPUs, at the target; nothing scales either way.
+    bigger = [node(f"w{i}") for i in range(1, 6)]
+    placed = [task("web", f"w{i % 5 + 1}", cpu=0.5) for i in range(8)] + [
+        task("api", "w4", cpu=1),
+        task("api", "w5", cpu=1),
+    ]
+    minutes += [reserved_percent(bigger, placed)] * 30
+    assert minutes[-1] == 60.0 and tracking.desired(5, minutes) == 5
