@@ -174,6 +174,7 @@ def manager_statements(arns: StackArns) -> list[dict]:
                 "autoscaling:DescribeAutoScalingGroups",
                 "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling:DescribeLifecycleHooks",
+                "ec2:DescribeInstanceTypes",
                 "ec2:DescribeInstances",
             ],
             "*",

@@ -9,7 +9,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from restdemo_agent.capacity import batches, last_replica_instances, protection_changes, reserved_percent
+from restdemo_agent.capacity import (
+    batches,
+    instance_of,
+    last_replica_instances,
+    protection_changes,
+    reserved_percent,
+    waits_for_room,
+)
 from tests.agent.test_aws import REGION
 from tests.support.moto_groups import empty_group
 
@@ -42,34 +49,96 @@ NO_ROOM = "no suitable node (insufficient resources on 2 nodes)"
 NO_NODE = "no suitable node (scheduling constraints not satisfied on 5 nodes)"
 
 
+def sized(nodes: list[dict], cpus: int = 2, memory_gb: int = 4) -> dict[str, tuple[int, int]]:
+    """What EC2 says each node's instance type has (a t3.medium: 2 vCPUs, 4 GiB)."""
+    return {instance_of(n): (cpus * CPU, memory_gb * GB) for n in nodes}
+
+
 NODES = [node("w1"), node("w2"), node("w3", availability="drain"), node("m1", role="manager"), node("w4", state="down")]
 
 
 def test_the_reserved_share_is_the_higher_of_cpu_and_memory_on_the_active_workers():
     # w1 and w2 hold 4 CPUs and 8 GB; w3 (drained), w4 (down) and the manager hold nothing for services.
     tasks = [task("web", "w1", cpu=1, memory_gb=1), task("web", "w2", cpu=1, memory_gb=1), task("db", "m1", cpu=2)]
-    assert reserved_percent(NODES, tasks) == 50.0  # 2 of 4 CPUs; 2 of 8 GB
+    assert reserved_percent(NODES, tasks, sized(NODES)) == 50.0  # 2 of 4 CPUs; 2 of 8 GB
     tasks.append(task("api", "w2", memory_gb=5))
-    assert reserved_percent(NODES, tasks) == 87.5  # 7 of 8 GB
+    assert reserved_percent(NODES, tasks, sized(NODES)) == 87.5  # 7 of 8 GB
 
 
 def test_tasks_waiting_for_room_count_so_the_group_grows_when_they_wait():
     placed = [task("web", "w1", cpu=2), task("web", "w2", cpu=2)]
     pending = [task("web", None, cpu=2, state="pending", err=NO_ROOM)] * 2
-    assert reserved_percent(NODES, placed) == 100.0
-    assert reserved_percent(NODES, placed + pending) == 200.0
-    assert reserved_percent([node("m1", role="manager")], pending) == 100.0  # no worker at all
-    assert reserved_percent([], []) == 0.0
+    assert reserved_percent(NODES, placed, sized(NODES)) == 100.0
+    assert reserved_percent(NODES, placed + pending, sized(NODES)) == 200.0
+    assert reserved_percent([node("m1", role="manager")], pending, {}) == 100.0  # no worker at all
+    assert reserved_percent([], [], sized([])) == 0.0
 
 
 def test_a_waiting_task_holds_the_share_at_100_however_the_room_is_split_and_others_do_not_count():
     # Ten workers 60 % reserved each: 4 CPUs free in all, none with the 1.5 a task wants.
     many = [node(f"w{i}") for i in range(10)]
     placed = [task("web", f"w{i}", cpu=1.2) for i in range(10)]
-    assert reserved_percent(many, placed) == 60.0
-    assert reserved_percent(many, [*placed, task("api", None, cpu=1.5, state="pending", err=NO_ROOM)]) == 100.0
+    assert reserved_percent(many, placed, sized(many)) == 60.0
+    assert (
+        reserved_percent(many, [*placed, task("api", None, cpu=1.5, state="pending", err=NO_ROOM)], sized(many))
+        == 100.0
+    )
     # Waiting for a node its constraints admit (a manager's, say): no worker helps, none is added.
-    assert reserved_percent(many, [*placed, task("db", None, cpu=1, state="pending", err=NO_NODE)]) == 60.0
+    assert reserved_percent(many, [*placed, task("db", None, cpu=1, state="pending", err=NO_NODE)], sized(many)) == 60.0
+
+
+def test_a_task_counts_as_waiting_for_room_only_when_room_is_all_that_keeps_it_out():
+    def waiting(err: str) -> bool:
+        return waits_for_room(task("web", None, state="pending", err=err))
+
+    assert waiting("no suitable node (insufficient resources on 3 nodes)")
+    # A drained or down worker takes no new tasks: more workers would.
+    assert waiting("no suitable node (insufficient resources on 1 node; 1 node not available for new tasks)")
+    # swarmkit lists every filter's reason: a constraint, platform or port no new worker changes.
+    assert not waiting(
+        "no suitable node (insufficient resources on 1 node; scheduling constraints not satisfied on 2 nodes)"
+    )
+    assert not waiting("no suitable node (unsupported platform on 3 nodes)")
+    assert not waiting("no suitable node (1 node not available for new tasks)")
+    assert not waiting("insufficient resources")  # not the scheduler's sentence
+    assert not waits_for_room(task("web", "w1", err="no suitable node (insufficient resources on 3 nodes)"))
+
+
+def test_a_task_no_worker_could_hold_does_not_grow_the_group():
+    placed = [task("web", "w1", cpu=1), task("web", "w2", cpu=1)]
+    too_big = task("api", None, cpu=3, state="pending", err=NO_ROOM)  # workers have 2 CPUs
+    assert reserved_percent(NODES, [*placed, too_big], sized(NODES)) == 50.0
+
+
+def test_a_worker_counts_for_no_more_than_its_instance_type_whatever_its_engine_claims():
+    """Root on a worker can make its engine report any size: 2**62 would sink the share to 0 and
+    scale the group in; a negative one would send it to the moon and the group to its maximum."""
+    tasks = [task("web", "w1", cpu=1, memory_gb=1), task("web", "w2", cpu=1, memory_gb=1)]
+    honest = reserved_percent(NODES, tasks, sized(NODES))
+    assert honest == 50.0
+    huge, negative = node("w2", cpus=2**62, memory_gb=2**62), node("w2", cpus=-(2**62), memory_gb=-(2**62))
+    assert reserved_percent([NODES[0], huge], tasks, sized(NODES)) == honest
+    # Below nothing is nothing: w2's tasks against w1's 2 CPUs, not against a negative total.
+    assert reserved_percent([NODES[0], negative], tasks, sized(NODES)) == 100.0
+    # An instance EC2 does not know (a label no instance has): nothing of it counts.
+    assert reserved_percent(NODES, tasks, sized(NODES[:1])) == 100.0  # 2 CPUs reserved of w1's 2
+
+
+def test_the_leader_takes_each_workers_size_from_ec2(workers):
+    autoscaling, ec2 = workers
+    ec2.create_launch_template(LaunchTemplateName="medium", LaunchTemplateData={"InstanceType": "t3.medium"})
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, LaunchTemplate={"LaunchTemplateName": "medium"})
+    one, two = group_instances(autoscaling, desired=2)
+
+    class Engine:
+        def node_descriptions(self):  # w2 claims 64 CPUs and 1 TB
+            return [node("w1", instance=one), node("w2", cpus=64, memory_gb=1024, instance=two)]
+
+        def tasks(self):
+            return [task("web", "w1", cpu=1), task("web", "w2", cpu=2)]
+
+    # 3 of the two t3.mediums' 4 vCPUs, not of 66.
+    assert leader(workers, Engine(), RESTDEMO_WORKER_SCALING="1").workers_reserved_percent() == 75.0
 
 
 def test_a_worker_running_a_services_only_running_replica_is_kept_from_scale_in():
@@ -186,12 +255,12 @@ def test_a_reservation_step_scales_the_workers_out_and_the_quiet_after_it_keeps_
     assert (tracking.target, tracking.min_size, tracking.max_size) == (60.0, 2, 10)
     workers = [node("w1"), node("w2")]  # 4 CPUs
     quiet = [task("web", f"w{i % 2 + 1}", cpu=0.5) for i in range(2)]
-    minutes = [reserved_percent(workers, quiet)] * 30
+    minutes = [reserved_percent(workers, quiet, sized(workers))] * 30
     assert minutes[-1] == 25.0 and tracking.desired(2, minutes) == 2  # at its minimum
     # The step: web to 8 replicas of half a CPU, and an api of two 1-CPU tasks that find no room.
     step = [task("web", f"w{i % 2 + 1}", cpu=0.5) for i in range(8)]
     step += [task("api", None, cpu=1, state="pending", err=NO_ROOM)] * 2
-    minutes += [reserved_percent(workers, step)] * 3
+    minutes += [reserved_percent(workers, step, sized(workers))] * 3
     assert minutes[-1] == 150.0
     assert tracking.desired(2, minutes) == 5  # ceil(2 x 150 / 60)
     # Five workers hold it all: 6 of 10 CPUs, at the target; nothing scales either way.
@@ -200,5 +269,5 @@ def test_a_reservation_step_scales_the_workers_out_and_the_quiet_after_it_keeps_
         task("api", "w4", cpu=1),
         task("api", "w5", cpu=1),
     ]
-    minutes += [reserved_percent(bigger, placed)] * 30
+    minutes += [reserved_percent(bigger, placed, sized(bigger))] * 30
     assert minutes[-1] == 60.0 and tracking.desired(5, minutes) == 5

@@ -15,6 +15,7 @@ from restdemo_agent.aws import (
     Lifecycle,
     LifecycleMessage,
     SwarmState,
+    instance_capacities,
     other_members_running,
     protect_from_scale_in,
     read_kept_value,
@@ -23,7 +24,13 @@ from restdemo_agent.aws import (
     scale_in_protection,
     stack_instances,
 )
-from restdemo_agent.capacity import batches, last_replica_instances, protection_changes, reserved_percent
+from restdemo_agent.capacity import (
+    batches,
+    instance_of,
+    last_replica_instances,
+    protection_changes,
+    reserved_percent,
+)
 from restdemo_agent.contract import (
     AGENT_HEARTBEAT,
     BOOTSTRAP_FAILURES,
@@ -905,10 +912,17 @@ class Agent:
         )
         if self.environment.worker_scaling:
             try:  # on its own: the rest of the leader's view is reported whatever this reading does
-                view[WORKERS_RESERVED_PERCENT] = reserved_percent(self.engine.node_descriptions(), self.engine.tasks())
+                view[WORKERS_RESERVED_PERCENT] = self.workers_reserved_percent()
             except Exception as exc:
                 log("metrics-error", message=str(exc)[:300], kind=type(exc).__name__, metric=WORKERS_RESERVED_PERCENT)
         return values | view
+
+    def workers_reserved_percent(self) -> float:
+        """The workers' reserved share, each worker no bigger than its instance type (EC2 says, not
+        the node: restdemo_agent.capacity)."""
+        described = self.engine.node_descriptions()
+        actual = instance_capacities(self.ec2, [instance_of(n) for n in described if instance_of(n)])
+        return reserved_percent(described, self.engine.tasks(), actual)
 
     def rolled_back_services(self, services: list[dict]) -> dict[str, str]:
         """The services held as rolled back (plan.rolled_back_services), from the list the leaders keep

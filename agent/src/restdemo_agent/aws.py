@@ -295,6 +295,21 @@ def running_instances(ec2, instance_ids: list[str]) -> set[str]:
     return {i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]}
 
 
+def instance_capacities(ec2, instance_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Each instance's CPU (nano) and memory (bytes) as its type has them, from EC2: what no node can
+    claim more of."""
+    if not instance_ids:
+        return {}
+    answer = ec2.describe_instances(InstanceIds=sorted(set(instance_ids)))
+    types = {i["InstanceId"]: i["InstanceType"] for r in answer["Reservations"] for i in r["Instances"]}
+    described = ec2.describe_instance_types(InstanceTypes=sorted(set(types.values())))["InstanceTypes"]
+    sizes = {
+        t["InstanceType"]: (t["VCpuInfo"]["DefaultVCpus"] * 10**9, t["MemoryInfo"]["SizeInMiB"] * 2**20)
+        for t in described
+    }
+    return {instance: sizes[kind] for instance, kind in types.items() if kind in sizes}
+
+
 def other_members_running(autoscaling, ec2, group: str, instance_id: str) -> list[str]:
     """The group's other instances that are in service and run: the ones that may hold a swarm.
     An instance still launching (Pending*) is not a member yet (its launch hook ends only once it

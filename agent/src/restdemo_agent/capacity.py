@@ -14,6 +14,8 @@ one once its protection lifts (EC2 Auto Scaling User Guide, "Use instance scale-
 
 from __future__ import annotations
 
+import re
+
 
 def _reservation(task: dict) -> tuple[int, int]:
     reserved = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
@@ -30,23 +32,58 @@ def _active_workers(nodes: list[dict]) -> dict[str, dict]:
     }
 
 
-# How swarm's scheduler says a task waits for room (swarmkit's "no suitable node (insufficient
-# resources on N nodes)"): other reasons (a constraint no node meets) are not the workers' number.
-NO_ROOM = "insufficient resources"
+def instance_of(node: dict) -> str:
+    """The node's instance, as the leader's agent labelled it from AWS."""
+    return (node["Spec"].get("Labels") or {}).get("instance_id") or ""
+
+
+def worker_capacity(node: dict, actual: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """A worker's CPU (nano) and memory (bytes): what its engine reports, never more than its
+    instance type has (`actual`, by instance, from EC2), and nothing for an instance EC2 does not
+    know. An engine's report is the node's own word: root on a worker could claim any size, and
+    the group would scale on it."""
+    resources = (node.get("Description") or {}).get("Resources") or {}
+    most_cpu, most_memory = actual.get(instance_of(node), (0, 0))
+    reported_cpu, reported_memory = int(resources.get("NanoCPUs") or 0), int(resources.get("MemoryBytes") or 0)
+    return max(0, min(reported_cpu, most_cpu)), max(0, min(reported_memory, most_memory))
+
+
+# How swarm's scheduler says why a task waits: "no suitable node (<reason> on N nodes; <reason> on
+# M nodes)", one reason per filter that turned nodes away (swarmkit manager/scheduler
+# pipeline.go Explain). Only want of room, or nodes that take no new tasks (drained, down), are
+# the workers' number: a constraint, a platform or a port no new worker changes.
+_EXPLAINED = re.compile(r"no suitable node \((?P<reasons>.*)\)")
+_ROOM_REASONS = ("insufficient resources on ", "not available for new tasks")
 
 
 def waits_for_room(task: dict) -> bool:
-    return not task.get("NodeID") and NO_ROOM in ((task.get("Status") or {}).get("Err") or "")
+    if task.get("NodeID"):
+        return False
+    found = _EXPLAINED.search((task.get("Status") or {}).get("Err") or "")
+    if not found:
+        return False
+    reasons = [reason.strip() for reason in found["reasons"].split(";")]
+    return any(r.startswith(_ROOM_REASONS[0]) for r in reasons) and all(
+        r.startswith(_ROOM_REASONS[0]) or r.endswith(_ROOM_REASONS[1]) for r in reasons
+    )
 
 
-def reserved_percent(nodes: list[dict], tasks: list[dict]) -> float:
-    """Of the active, ready workers' CPU and memory, the higher share reserved by the tasks meant to
-    run on them (`tasks`: desired state running) and those waiting for room. At least 100 while any
-    task waits for room, whatever the share: room split over many workers may hold no whole task."""
+def reserved_percent(nodes: list[dict], tasks: list[dict], actual: dict[str, tuple[int, int]]) -> float:
+    """Of the active, ready workers' CPU and memory (each at most its instance type's, `actual`),
+    the higher share reserved by the tasks meant to run on them (`tasks`: desired state running) and
+    those waiting for room that one worker could hold. At least 100 while any such task waits,
+    whatever the share: room split over many workers may hold no whole task."""
     workers = _active_workers(nodes)
-    cpu = sum(int(n["Description"]["Resources"].get("NanoCPUs") or 0) for n in workers.values())
-    memory = sum(int(n["Description"]["Resources"].get("MemoryBytes") or 0) for n in workers.values())
-    waiting = [t for t in tasks if waits_for_room(t)]
+    capacities = [worker_capacity(n, actual) for n in workers.values()]
+    cpu, memory = sum(c for c, _ in capacities), sum(m for _, m in capacities)
+    largest = (max(c for c, _ in capacities), max(m for _, m in capacities)) if capacities else None
+
+    def fits(task: dict) -> bool:
+        # A task bigger than any worker waits whatever the count: more workers of these types are no
+        # help. With no worker to measure, any may be.
+        return largest is None or all(want <= most for want, most in zip(_reservation(task), largest, strict=True))
+
+    waiting = [t for t in tasks if waits_for_room(t) and fits(t)]
     wanted = [_reservation(t) for t in tasks if t.get("NodeID") in workers] + [_reservation(t) for t in waiting]
     reserved_cpu, reserved_memory = sum(c for c, _ in wanted), sum(m for _, m in wanted)
     floor = 100.0 if waiting else 0.0
@@ -61,9 +98,7 @@ def last_replica_instances(nodes: list[dict], tasks: list[dict]) -> set[str]:
     for task in tasks:
         if (task.get("Status") or {}).get("State") == "running" and task.get("NodeID"):
             running.setdefault(task["ServiceID"], []).append(task["NodeID"])
-    instances = {
-        n["ID"]: (n["Spec"].get("Labels") or {}).get("instance_id") for n in nodes if n["Spec"]["Role"] == "worker"
-    }
+    instances = {n["ID"]: instance_of(n) for n in nodes if n["Spec"]["Role"] == "worker"}
     # One node holding every running copy of a service (one replica, or two there): that node.
     alone = {nodes_of.pop() for nodes_of in (set(v) for v in running.values()) if len(nodes_of) == 1}
     return {instances[node] for node in alone if instances.get(node)}

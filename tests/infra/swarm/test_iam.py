@@ -39,6 +39,7 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
         "logs:DescribeLogGroups",
         "ecr:GetAuthorizationToken",
         "ec2:DescribeInstances",
+        "ec2:DescribeInstanceTypes",
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeLifecycleHooks",
