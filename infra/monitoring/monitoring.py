@@ -40,6 +40,7 @@ class MonitoringSettings(SettingsView):
     database_storage_gb: int
     worker_on_demand_base: int
     worker_on_demand_percent: int
+    worker_max_count: int
 
 
 # What Auto Scaling tells EventBridge when a node could not be launched or terminated, or an
@@ -147,7 +148,9 @@ class Monitoring(pulumi.ComponentResource):
         specs = alarm_specs(AlarmSettings.of(settings), watched)
         alarms = [self._alarm(name, settings, stack, spec, child) for spec in specs]
         self._autoscaling_rule(name, settings, stack, watched, child)
-        if runs_spot(settings.worker_count, settings.worker_on_demand_base, settings.worker_on_demand_percent):
+        # Judged at the group's largest: workers a scaling group adds above its base may be spot.
+        largest = max(settings.worker_count, settings.worker_max_count)
+        if runs_spot(largest, settings.worker_on_demand_base, settings.worker_on_demand_percent):
             self._spot_rule(name, settings, stack, child)
         dashboard = self._dashboard(name, settings, stack, watched, alarms, child)
         self.alarm_names = [alarm_name(stack, spec) for spec in specs]

@@ -304,7 +304,6 @@ class Swarm(pulumi.ComponentResource):
                             prune_interval_seconds=int(settings.prune_interval),
                             secrets_key=v["secrets_key"],
                             image=v["agent_image"],
-                            worker_scaling=int(manager and workers_scale(settings)),
                             **{f"tls_{name}_parameter": value for name, value in (tls_parameters or {}).items()},
                         ),
                         log_group=v["log_group"],

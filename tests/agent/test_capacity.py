@@ -138,7 +138,7 @@ def test_the_leader_takes_each_workers_size_from_ec2(workers):
             return [task("web", "w1", cpu=1), task("web", "w2", cpu=2)]
 
     # 3 of the two t3.mediums' 4 vCPUs, not of 66.
-    assert leader(workers, Engine(), RESTDEMO_WORKER_SCALING="1").workers_reserved_percent() == 75.0
+    assert leader(workers, Engine()).workers_reserved_percent() == 75.0
 
 
 def test_a_worker_running_a_services_only_running_replica_is_kept_from_scale_in():
@@ -221,7 +221,8 @@ def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(work
         def tasks(self):
             return [task("web", "w1"), task("web", "w3"), task("db", "w2")]
 
-    scaling = leader(workers, Engine(), RESTDEMO_WORKER_SCALING="1")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, MinSize=3, MaxSize=10)  # workerMaxCount
+    scaling = leader(workers, Engine())
     scaling.protect_last_replicas()
     scaling.protect_last_replicas()  # within the period: nothing asked again
     assert group_instances(autoscaling) == {one: False, two: True, three: False}
@@ -237,7 +238,10 @@ def test_with_scaling_off_the_leader_lifts_the_protection_it_left(workers):
     autoscaling, _ = workers
     ids = list(group_instances(autoscaling, desired=2))
     autoscaling.set_instance_protection(AutoScalingGroupName=GROUP, InstanceIds=ids, ProtectedFromScaleIn=True)
-    leader(workers, None).protect_last_replicas()
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, MinSize=2, MaxSize=2)  # workerMaxCount 0
+    fixed = leader(workers, None)
+    fixed.protect_last_replicas()
+    assert not fixed.workers_scale
     assert list(group_instances(autoscaling).values()) == [False, False]
 
 

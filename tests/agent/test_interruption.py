@@ -70,7 +70,7 @@ def notice(kind: str = INTERRUPTION, recorded: float = 9_000.0, at: str = "2026-
     return {"kind": kind, "at": at, "recorded": str(recorded)}
 
 
-def test_only_an_active_worker_a_well_formed_notice_names_is_drained():
+def test_only_a_ready_worker_a_well_formed_notice_names_is_drained():
     notices = {f"notice#AROA:i-{n}": notice() for n in ("w1", "w2", "w3", "m1", "w9", "wd")}
     notices["notice#AROA:i-w1"] = notice(REBALANCE)  # the group's to act on (to_record): no drain
     # The worker writes the item's fields as it likes: an unknown kind, no time, a huge one.
@@ -80,6 +80,15 @@ def test_only_an_active_worker_a_well_formed_notice_names_is_drained():
     assert [(key, n.id) for key, n in to_drain(notices, WORKERS)] == [("notice#AROA:i-w2", "w2")]
 
 
+def test_a_worker_an_operator_paused_is_drained_on_its_notice_too():
+    """Paused, its tasks still run there and die with the instance: the notice drains it, and stays
+    until swarm has it draining."""
+    paused = [dataclasses.replace(n, availability="pause") if n.id == "w2" else n for n in WORKERS]
+    notices = {"notice#AROA:i-w2": notice(recorded=9_000.0)}
+    assert [n.id for _, n in to_drain(notices, paused)] == ["w2"]
+    assert to_delete(notices, paused, 9_010.0) == []
+
+
 def test_a_worker_records_an_interruption_once_and_a_rebalance_recommendation_never():
     interruption, rebalance = Notice(INTERRUPTION, "t1"), Notice(REBALANCE, "t0")
     assert to_record(interruption, None) and to_record(interruption, Notice(INTERRUPTION, "t0"))
@@ -87,7 +96,7 @@ def test_a_worker_records_an_interruption_once_and_a_rebalance_recommendation_ne
     assert not to_record(None, None)
 
 
-def test_a_notice_is_forgotten_once_its_node_is_no_active_worker_or_it_names_none_for_long():
+def test_a_notice_is_forgotten_once_its_node_is_draining_or_no_worker_or_it_names_none_for_long():
     now = 10_000.0
     notices = {
         "notice#AROA:i-w1": notice(recorded=now - 5),  # being drained: kept
@@ -225,3 +234,45 @@ def test_notices_the_leader_cannot_read_or_a_worker_wrote_badly_hold_no_other_he
     leader.drain_noticed(engine.listed)
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"notices-error"' in x]
     assert line["message"] == "ProvisionedThroughputExceededException"
+
+
+class LeaderEngine(NodesEngine):
+    """The leader's own engine in a round: m1 leads."""
+
+    def swarm_error(self):
+        return None
+
+    def is_manager(self):
+        return True
+
+    def nodes(self):
+        return self.listed
+
+    def node_id(self):
+        return "m1"
+
+
+def test_a_spot_drain_goes_first_in_the_leaders_round_whatever_fails_after_it(aws, monkeypatch, capsys):
+    """The lifecycle queue, Auto Scaling and EC2 all failing (no clients at all here) hold no drain back:
+    the interrupted worker has two minutes."""
+    aws["dynamodb"].put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": "notice#AROA:i-w2"}, **{k: {"S": v} for k, v in notice(recorded=time.time()).items()}},
+    )
+    engine = LeaderEngine(WORKERS)
+    leader = agent_on(
+        engine,
+        aws,
+        "manager",
+        Identity("i-m1", f"{REGION}a", "10.0.0.10"),
+        env={**MANAGER, "RESTDEMO_METRICS_PERIOD": "1"},
+    )
+    monkeypatch.setattr(leader, "join_or_give_up", lambda: True)
+    monkeypatch.setattr(leader, "report_metrics", lambda: None)
+    leader.run(rounds=1)
+    deadline = time.monotonic() + 10
+    while leader.noticed_drains and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.updates == [("w2", {"Availability": "drain"})]
+    errors = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"error"' in x]
+    assert errors, "the round's later steps failed, as meant"

@@ -288,6 +288,7 @@ class Agent:
     notice_recorded: Notice | None = None
     noticed_drains: set[str] = field(default_factory=set)
     protected_at: float = -1e18  # when the leader last set the workers' scale-in protection
+    workers_scale: bool = False  # the workers' group's maximum is above its minimum, at that time
 
     @property
     def role(self) -> str:
@@ -305,6 +306,7 @@ class Agent:
                 if self.retired:
                     pass  # waiting to be terminated
                 elif self.engine.is_manager():
+                    self.drain_noticed_first()
                     self.note_leader_seen()
                     self.handle_lifecycle()
                     self.heal()
@@ -491,6 +493,21 @@ class Agent:
         self.notice_seen = notice
         log("interruption-noticed", instance_id=self.me.instance_id, kind=notice.kind, at=notice.at)
 
+    def drain_noticed_first(self) -> None:
+        """The leader, first in its round and on its own: an interrupted worker has two minutes, so no
+        other step's failure (the lifecycle queue, AWS, the state table) may hold its drain back. The
+        nodes as the swarm lists them: a worker a notice names is one the managers labelled before."""
+        try:
+            if self.engine.swarm_error():
+                return
+            nodes, my_id = self.engine.nodes(), self.engine.node_id()
+            if not any(n.id == my_id and n.leader for n in nodes):
+                return
+        except Exception as exc:  # logged; the round goes on
+            log("notices-error", message=str(exc)[:300], kind=type(exc).__name__)
+            return
+        self.drain_noticed(nodes)
+
     def drain_noticed(self, nodes: list[Node]) -> None:
         """The leader: drain each active worker a notice names, each in a thread of its own (the
         drain waits for its tasks to run elsewhere), and forget the notices done with."""
@@ -527,19 +544,21 @@ class Agent:
     def protect_last_replicas(self) -> None:
         """Once a metrics period: with a scaling workers' group, the workers running a service's last
         replica protected from scale-in, and no other; without, none (scaling turned off lifts what it
-        left, or the group would keep instances the count no longer wants: restdemo_agent.capacity)."""
+        left, or the group would keep instances the count no longer wants: restdemo_agent.capacity).
+        Whether the group scales is the group's own word (its maximum above its minimum), read each
+        time: turning scaling on or off rolls no manager, and no two agents disagree on it."""
         env = self.environment
         if time.monotonic() - self.protected_at < env.metrics_period_seconds:
             return
         self.protected_at = time.monotonic()
         group = group_name(env.stack, "worker")
         try:
+            self.workers_scale, protected, in_service = scale_in_protection(self.lifecycle.autoscaling, group)
             wanted = (
                 last_replica_instances(self.engine.node_descriptions(), self.engine.tasks())
-                if env.worker_scaling
+                if self.workers_scale
                 else set()
             )
-            protected, in_service = scale_in_protection(self.lifecycle.autoscaling, group)
         except Exception as exc:  # logged; the next period tries again, the healing goes on
             log("scale-in-protection-error", message=str(exc)[:300], kind=type(exc).__name__)
             return
@@ -574,7 +593,6 @@ class Agent:
         if me.leader:
             # First, and in a thread of its own: no other step's failure holds a rotation back.
             self.serve_kept_secrets()
-            self.drain_noticed(nodes)  # before the rest: an interrupted node has two minutes
             self.protect_last_replicas()
             self.complete_launches(nodes)
             self.publish_tokens()
@@ -910,7 +928,7 @@ class Agent:
         view = leader_view(
             nodes, services, running, ages, rolled_back=rolled_back, kept_ages=kept_ages, volumes_failing=failing
         )
-        if self.environment.worker_scaling:
+        if self.workers_scale:  # as the group said at the leader's last look (protect_last_replicas)
             try:  # on its own: the rest of the leader's view is reported whatever this reading does
                 view[WORKERS_RESERVED_PERCENT] = self.workers_reserved_percent()
             except Exception as exc:

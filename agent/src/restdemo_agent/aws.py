@@ -365,12 +365,14 @@ def read_kept_value(secretsmanager, ssm, arn: str) -> str | bytes:
     return ssm.get_parameter(Name=parameter_name(arn), WithDecryption=True)["Parameter"]["Value"]
 
 
-def scale_in_protection(autoscaling, group: str) -> tuple[set[str], set[str]]:
-    """(protected from scale-in, in service) of a group's instances, as Auto Scaling says now."""
+def scale_in_protection(autoscaling, group: str) -> tuple[bool, set[str], set[str]]:
+    """Whether a group scales (its maximum above its minimum: workerMaxCount), and (protected from
+    scale-in, in service) of its instances, as Auto Scaling says now."""
     (found,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
     instances = found.get("Instances", [])
     in_service = {i["InstanceId"] for i in instances if i.get("LifecycleState") == "InService"}
-    return {i["InstanceId"] for i in instances if i.get("ProtectedFromScaleIn")}, in_service
+    scales = found["MaxSize"] > found["MinSize"]
+    return scales, {i["InstanceId"] for i in instances if i.get("ProtectedFromScaleIn")}, in_service
 
 
 def protect_from_scale_in(autoscaling, group: str, instance_ids: list[str], protected: bool) -> None:

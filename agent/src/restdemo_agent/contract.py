@@ -246,9 +246,6 @@ class AgentEnvironment:
     # The instance metadata service (IMDSv2) a worker reads its spot interruption notices from; the
     # lab points it at a stand-in.
     metadata_url: str = _variable("RESTDEMO_METADATA_URL", default=METADATA_URL)
-    # Managers, with workerMaxCount: the workers' group scales, so the leader publishes the workers'
-    # reserved share and protects the workers that run a service's last replica from scale-in.
-    worker_scaling: int = _variable("RESTDEMO_WORKER_SCALING", default=0)
 
     def tls_parameters(self) -> dict[str, str]:
         """Each TLS file's SSM parameter ("ca", "cert", "key"), on a manager; empty on a worker."""

@@ -78,28 +78,33 @@ def to_record(notice: Notice | None, recorded: Notice | None) -> bool:
     return notice is not None and notice.kind == INTERRUPTION and notice != recorded
 
 
+# A worker's availability while its tasks still run on it.
+UNDRAINED = ("active", "pause")
+
+
 def to_drain(notices: dict[str, dict], nodes: list[Node]) -> list[tuple[str, Node]]:
-    """(key, node) for each well-formed interruption notice naming an active, ready worker node:
-    managers are on-demand and are never drained on a worker's word."""
+    """(key, node) for each well-formed interruption notice naming a ready worker node not draining
+    yet (active, or paused by an operator: its tasks still die with it): managers are on-demand and are
+    never drained on a worker's word."""
     workers = {n.instance_id: n for n in nodes if n.role == "worker" and n.instance_id}
     found = []
     for key in sorted(notices):
         node = workers.get(noticed_instance(key) or "")
-        if node and (node.availability, node.state) == ("active", "ready") and well_formed(notices[key]):
+        if node and node.availability in UNDRAINED and node.state == "ready" and well_formed(notices[key]):
             found.append((key, node))
     return found
 
 
 def to_delete(notices: dict[str, dict], nodes: list[Node], now: float) -> list[str]:
-    """Notices done with: malformed ones, those whose node is no active worker (drained already, or a
-    manager, which no notice drains), and those naming no node for long."""
+    """Notices done with: malformed ones, those whose node is draining already or no worker (a manager,
+    which no notice drains), and those naming no node for long."""
     instances = {n.instance_id: n for n in nodes if n.instance_id}
     done = []
     for key, item in sorted(notices.items()):
         node = instances.get(noticed_instance(key) or "")
         if not well_formed(item):
             done.append(key)
-        elif node is not None and not (node.role == "worker" and node.availability == "active"):
+        elif node is not None and not (node.role == "worker" and node.availability in UNDRAINED):
             done.append(key)
         elif node is None and now - float(item["recorded"]) > NOTICE_KEPT_SECONDS:
             done.append(key)

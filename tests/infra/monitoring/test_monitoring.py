@@ -113,6 +113,11 @@ def test_spot_interruption_warnings_reach_the_topic_as_information(run):
     on_demand = {**stack_config(run.stack), "restdemo:workerOnDemandPercent": 100}
     rules = run_program(run.stack, on_demand).of_type("aws:cloudwatch/eventRule:EventRule")
     assert [r.name for r in rules] == ["monitoring-autoscaling"]
+    # Every worker of its count on-demand, the workers it scales up to beyond them spot: the rule.
+    based = {**stack_config(run.stack), "restdemo:workerOnDemandBase": 1, "restdemo:workerOnDemandPercent": 0}
+    scaling = {**based, "restdemo:workerCount": 1, "restdemo:workerMaxCount": 4}
+    rules = run_program(run.stack, scaling).of_type("aws:cloudwatch/eventRule:EventRule")
+    assert sorted(r.name for r in rules) == ["monitoring-autoscaling", "monitoring-spot"]
 
 
 def test_the_dashboard_and_its_address(run):

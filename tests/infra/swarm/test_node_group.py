@@ -207,10 +207,12 @@ def test_workers_that_scale_track_the_reserved_share_and_keep_autoscalings_count
             "statistic": "Maximum",
         },
     }
-    assert "RESTDEMO_WORKER_SCALING=1" in user_data(run, "manager")
-    assert "RESTDEMO_WORKER_SCALING" not in user_data(run, "worker")
 
 
-def test_a_fixed_count_of_workers_has_no_policy_and_keeps_its_user_data(run):
+def test_a_fixed_count_of_workers_has_no_policy_and_turning_scaling_on_rolls_no_manager(run):
     assert not run.of_type("aws:autoscaling/policy:Policy")
-    assert "RESTDEMO_WORKER_SCALING" not in user_data(run, "manager")
+    # The leader reads whether the group scales from the group itself: the managers' launch settings
+    # do not change.
+    scaling = run_program(run.stack, {**stack_config(run.stack), "restdemo:workerMaxCount": 10})
+    assert scaling.of_type("aws:autoscaling/policy:Policy")
+    assert user_data(scaling, "manager") == user_data(run, "manager")
