@@ -42,6 +42,7 @@ class StackArns:
     groups: dict[str, str] = field(default_factory=dict)  # role -> its auto scaling group's ARN
     key: str = ""  # the stack's KMS key
     kept_secrets: list[str] = field(default_factory=list)  # awsSecrets' ARNs: Secrets Manager's and SSM's
+    web_target_groups: list[str] = field(default_factory=list)  # the load balancer's, which the workers join
 
     def parameter(self, name: str) -> str:
         return f"arn:aws:ssm:{self.region}:{self.account}:parameter{name}"
@@ -168,6 +169,8 @@ def manager_statements(arns: StackArns) -> list[dict]:
         allow(["autoscaling:SetInstanceHealth"], [arns.groups["manager"]]),
         # A scaling workers' group: the workers running a service's last replica kept from scale-in.
         allow(["autoscaling:SetInstanceProtection"], [arns.groups["worker"]]),
+        # A worker EC2 reclaims (spot) leaves the load balancer before it goes.
+        allow(["elasticloadbalancing:DeregisterTargets"], sorted(arns.web_target_groups)),
         # Describe* calls cannot be scoped to resources.
         allow(
             [

@@ -154,7 +154,7 @@ class Swarm(pulumi.ComponentResource):
             name, settings, network, web.security_group_id, admin.security_group_id, web.ports
         )
         group_names = {role: group_name(stack, role) for role in ("manager", "worker")}
-        arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names)
+        arns = self._stack_arns(settings, state, secrets_key, repository_arns, group_names, web.target_group_arns)
         amis = node_amis(settings, self)
         user_data = self._user_data(settings, state, admin, secrets_key, registry_server, agent_image, group_names)
         specs = self._node_specs(settings, network, web, admin, state, groups, group_names, arns, amis, user_data)
@@ -230,6 +230,7 @@ class Swarm(pulumi.ComponentResource):
         secrets_key: SecretsKey,
         repository_arns: list[pulumi.Input[str]],
         group_names: dict[str, str],
+        web_target_groups: list[pulumi.Input[str]],
     ) -> pulumi.Output[StackArns]:
         """What the node roles' policies are scoped to."""
         stack = pulumi.get_stack()
@@ -241,6 +242,7 @@ class Swarm(pulumi.ComponentResource):
             log_groups=pulumi.Output.all(**{w.replace("/", "_"): arn for w, arn in state.log_group_arns.items()}),
             key=secrets_key.arn,
             repositories=pulumi.Output.all(*repository_arns),
+            web_target_groups=pulumi.Output.all(*web_target_groups),
         ).apply(
             lambda v: StackArns(
                 region=settings.aws_region,
@@ -257,6 +259,7 @@ class Swarm(pulumi.ComponentResource):
                 repositories=list(v["repositories"]),
                 groups={role: group_arn(settings.aws_region, v["account"], g) for role, g in group_names.items()},
                 kept_secrets=sorted({entry.split("=", 1)[1].split("#")[0] for entry in settings.aws_secrets}),
+                web_target_groups=list(v["web_target_groups"]),
             )
         )
 

@@ -33,6 +33,7 @@ from tests.agent.test_aws import KEY, PREFIX, REGION, TABLE, make_table
 from tests.agent.test_metrics import node
 from tests.support.agent_env import WORKER_ENVIRONMENT
 from tests.support.imds import metadata_service
+from tests.support.moto_groups import empty_group
 
 pytestmark = pytest.mark.unit
 
@@ -276,3 +277,45 @@ def test_a_spot_drain_goes_first_in_the_leaders_round_whatever_fails_after_it(aw
     assert engine.updates == [("w2", {"Availability": "drain"})]
     errors = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"error"' in x]
     assert errors, "the round's later steps failed, as meant"
+
+
+def test_a_reclaimed_worker_leaves_the_web_target_groups_before_it_is_drained(aws, capsys):
+    """The load balancer sends the reclaimed worker no new request (deregistered: draining, then
+    gone), so no request meets it when EC2 takes it; the other worker stays."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    autoscaling, elbv2 = boto3.client("autoscaling", region_name=REGION), boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    web = elbv2.create_target_group(Name="web-a1b2", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="instance")
+    web_arn = web["TargetGroups"][0]["TargetGroupArn"]
+    empty_group(ec2, autoscaling, "restdemo-dev-workers")
+    autoscaling.attach_load_balancer_target_groups(
+        AutoScalingGroupName="restdemo-dev-workers", TargetGroupARNs=[web_arn]
+    )
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="restdemo-dev-workers", DesiredCapacity=2)
+    reclaimed, kept = sorted(
+        t["Target"]["Id"] for t in elbv2.describe_target_health(TargetGroupArn=web_arn)["TargetHealthDescriptions"]
+    )
+    workers = [
+        dataclasses.replace(node("w2"), instance_id=reclaimed),
+        dataclasses.replace(node("w1"), instance_id=kept),
+    ]
+    aws["dynamodb"].put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"notice#AROA:{reclaimed}"},
+            **{k: {"S": v} for k, v in notice(recorded=time.time()).items()},
+        },
+    )
+    engine = NodesEngine(workers)
+    leader = agent_on(engine, aws, "manager", Identity("i-m1", f"{REGION}a", "10.0.0.10"), env=MANAGER, elbv2=elbv2)
+    leader.lifecycle = Lifecycle(None, autoscaling, "")
+    leader.drain_noticed(engine.listed)
+    deadline = time.monotonic() + 10
+    while leader.noticed_drains and time.monotonic() < deadline:
+        time.sleep(0.05)
+    registered = elbv2.describe_target_health(TargetGroupArn=web_arn)["TargetHealthDescriptions"]
+    assert [t["Target"]["Id"] for t in registered if t["TargetHealth"]["State"] != "draining"] == [kept]
+    assert engine.updates == [("w2", {"Availability": "drain"})]
+    logged = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    actions = [x["action"] for x in logged if x["action"] in ("left-load-balancers", "interruption-drain")]
+    assert actions == ["interruption-drain", "left-load-balancers"]

@@ -16,6 +16,7 @@ from restdemo_agent.aws import (
     LifecycleMessage,
     SwarmState,
     instance_capacities,
+    leave_load_balancers,
     other_members_running,
     protect_from_scale_in,
     read_kept_value,
@@ -258,6 +259,7 @@ class Agent:
     rolled_back_unsaved: bool = False  # the list changed and the state table has not taken it yet
     meminfo: str = "/proc/meminfo"  # the host's: a container without its own memory view sees the node's
     cloudwatch: object = None  # a worker's metrics go through it (PutMetricData)
+    elbv2: object = None  # the leader takes a reclaimed worker out of the load balancer
     labeller: NodeLabeller | None = None  # made on first use, with the stack's groups
     # Each volume directory this leader made (when), or failed to (when), for due_directories; the work
     # runs beside the healing, which a hung file system must not hold.
@@ -526,7 +528,8 @@ class Agent:
             self.noticed_drains.add(node.id)
             log("interruption-drain", node_id=node.id, instance_id=node.instance_id, kind=notices[key]["kind"])
 
-            def work(node_id: str = node.id):
+            def work(node_id: str = node.id, instance_id: str = node.instance_id):
+                self.leave_load_balancers(instance_id)
                 try:
                     drain(self.engine, node_id, keep_alive=lambda: None, timeout=SPOT_NOTICE_SECONDS, every=60)
                 except Exception as exc:  # logged; the notice stays and is drained again next round
@@ -540,6 +543,16 @@ class Agent:
                 self.state.forget_notice(key)
             except Exception as exc:  # forgotten on a later round
                 log("notices-error", message=str(exc)[:300], kind=type(exc).__name__)
+
+    def leave_load_balancers(self, instance_id: str) -> None:
+        """A reclaimed worker out of the workers' target groups first: the load balancer sends it no new
+        request, so none is lost when EC2 takes it. Logged when it fails; the drain goes on."""
+        group = group_name(self.environment.stack, "worker")
+        try:
+            left = leave_load_balancers(self.lifecycle.autoscaling, self.elbv2, group, instance_id)
+            log("left-load-balancers", instance_id=instance_id, target_groups=len(left))
+        except Exception as exc:
+            log("error", message=str(exc)[:300], kind=type(exc).__name__, instance_id=instance_id)
 
     def protect_last_replicas(self) -> None:
         """Once a metrics period: with a scaling workers' group, the workers running a service's last

@@ -375,6 +375,17 @@ def scale_in_protection(autoscaling, group: str) -> tuple[bool, set[str], set[st
     return scales, {i["InstanceId"] for i in instances if i.get("ProtectedFromScaleIn")}, in_service
 
 
+def leave_load_balancers(autoscaling, elbv2, group: str, instance_id: str) -> list[str]:
+    """Take an instance out of its group's target groups: the load balancer sends it no new request
+    and lets those under way finish (the target group's deregistration delay). The group's own, as
+    Auto Scaling lists them; the target groups done."""
+    (found,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    arns = found.get("TargetGroupARNs", [])
+    for arn in arns:
+        elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": instance_id}])
+    return arns
+
+
 def protect_from_scale_in(autoscaling, group: str, instance_ids: list[str], protected: bool) -> None:
     autoscaling.set_instance_protection(
         AutoScalingGroupName=group, InstanceIds=instance_ids, ProtectedFromScaleIn=protected

@@ -27,7 +27,7 @@ def clients(environment: AgentEnvironment):
     import boto3
 
     session = boto3.session.Session(region_name=environment.region)
-    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch", "secretsmanager", "sts")
+    names = ("dynamodb", "ssm", "sqs", "autoscaling", "ec2", "ecr", "cloudwatch", "secretsmanager", "sts", "elbv2")
     return {name: session.client(name) for name in names}
 
 
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         cloudwatch=aws["cloudwatch"],
         secretsmanager=aws["secretsmanager"],
         sts=aws["sts"],
+        elbv2=aws["elbv2"],
     ).run()
     return 0
 

@@ -23,6 +23,7 @@ from tests.support.iam_eval import Request, identity_allows, kms_allows, resourc
 from tests.support.pulumi_program import (
     ACCOUNT,
     REPO,
+    fake_outputs,
     kms_key_arn,
     run_program,
 )
@@ -45,13 +46,38 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
         "autoscaling:DescribeLifecycleHooks",
         "cloudwatch:PutMetricData",  # no resource to scope: its condition is the namespace
     }
+    # The stack's own target groups, whose ARNs carry their generated names, not the stack's.
+    target_groups = {
+        fake_outputs(TARGET_GROUP, r.name, r.inputs, "eu-west-1")["arn"] for r in run.of_type(TARGET_GROUP)
+    }
     for statement in policy_of(run, role)["Statement"]:
         if statement["Resource"] == "*":
             assert set(statement["Action"]) <= unscopable, statement
             continue
         for arn in statement["Resource"]:
             # The stack's own resources, and its own KMS key (whose ARN carries a key id, not a name).
-            assert run.stack in arn or arn == kms_key_arn("eu-west-1", "secrets", run.stack), arn
+            assert run.stack in arn or arn == kms_key_arn("eu-west-1", "secrets", run.stack) or arn in target_groups, (
+                arn
+            )
+
+
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+# The web target group's ARN, as the mocks make it (the admin endpoint's is `...:admin`).
+WEB_TARGET_GROUP = f"arn:aws:lb:eu-west-1:{ACCOUNT}:web"
+
+
+def test_the_managers_take_a_reclaimed_worker_out_of_the_web_target_groups_only(run):
+    (statement,) = [
+        s for s in policy_of(run, "manager")["Statement"] if "elasticloadbalancing:DeregisterTargets" in s["Action"]
+    ]
+    web = [r for r in run.of_type(TARGET_GROUP) if r.name.startswith("web")]
+    assert statement["Action"] == ["elasticloadbalancing:DeregisterTargets"]
+    assert statement["Resource"] == sorted(
+        fake_outputs(TARGET_GROUP, r.name, r.inputs, "eu-west-1")["arn"] for r in web
+    )
+    assert not [
+        s for s in policy_of(run, "worker")["Statement"] if any("elasticloadbalancing" in a for a in s["Action"])
+    ]
 
 
 def test_workers_cannot_write_state_or_read_manager_tokens(run):
@@ -375,7 +401,9 @@ def test_a_manager_reads_both_tokens_and_the_tls_material_and_writes_only_the_to
 AGENT_SOURCE = REPO / "agent" / "src" / "restdemo_agent"
 
 
-CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch", "secretsmanager", "sts"}
+CLIENTS = {"sqs", "autoscaling", "ec2", "ecr", "ssm", "dynamodb", "cloudwatch", "secretsmanager", "sts", "elbv2"}
+# boto3's client names whose IAM prefix is another.
+IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 # Calls only a worker's agent makes: its metrics (a manager's go out as EMF in its log lines), and
 # who it is (GetCallerIdentity, which needs no permission: IAM User Guide, "GetCallerIdentity").
 WORKERS_ONLY = {"cloudwatch:PutMetricData", "sts:GetCallerIdentity"}
@@ -438,7 +466,7 @@ def agent_calls() -> set[str]:
             name = receiver.attr if isinstance(receiver, ast.Attribute) else getattr(receiver, "id", "")
             if name in CLIENTS:
                 client = boto3.client(name, region_name=REGION)
-                found.add(f"{name}:{client.meta.method_to_api_mapping[node.func.attr]}")
+                found.add(f"{IAM_PREFIX.get(name, name)}:{client.meta.method_to_api_mapping[node.func.attr]}")
     return found
 
 
@@ -518,12 +546,14 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
         "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
         "autoscaling:SetInstanceHealth": [dev.group("manager")],  # recover: the lost managers
         "autoscaling:SetInstanceProtection": [dev.group("worker")],  # a scaling group's last replicas
+        "elasticloadbalancing:DeregisterTargets": [WEB_TARGET_GROUP],  # a reclaimed spot worker
     }
     for action in agent_calls() - WORKERS_ONLY - KEPT_SECRETS_ONLY:
         for resource in targets.get(action, targets.get(action.split(":")[0], ["*"])):
             assert can(dev, "manager", action, resource), (action, resource)
     assert not can(dev, "manager", "dynamodb:PutItem", table.replace("restdemo-dev", "restdemo-prod"))
     assert not can(dev, "manager", "autoscaling:SetInstanceProtection", dev.group("manager"))
+    assert not can(dev, "manager", "elasticloadbalancing:DeregisterTargets", WEB_TARGET_GROUP.replace("web", "admin"))
 
 
 def test_a_worker_holds_nothing_its_node_does_not_call(dev):
