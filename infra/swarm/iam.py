@@ -177,6 +177,7 @@ def manager_statements(arns: StackArns) -> list[dict]:
                 "autoscaling:DescribeAutoScalingGroups",
                 "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling:DescribeLifecycleHooks",
+                "autoscaling:DescribePolicies",
                 "ec2:DescribeInstanceTypes",
                 "ec2:DescribeInstances",
             ],

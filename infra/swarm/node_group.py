@@ -31,6 +31,7 @@ from restdemo_agent.contract import (
     LAUNCHING,
     METRICS_DIMENSION,
     METRICS_NAMESPACE,
+    RESERVED_POLICY,
     TERMINATING,
     TERMINATION_HOOK,
     WORKERS_RESERVED_PERCENT,
@@ -55,8 +56,6 @@ HEALTH_CHECK_GRACE_SECONDS = 300
 JOIN_TIMEOUT_SECONDS = 1200
 INSTANCE_WARMUP_SECONDS = 300
 CAPACITY_TIMEOUT = "20m"
-# The workers' target-tracking policy (its name is the group's own: one per group).
-RESERVED_POLICY = "reserved-share"
 # Per-minute group metrics (free, AWS/AutoScaling) that the in-service-below-desired alarms watch.
 GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances"]
 

@@ -17,6 +17,7 @@ from restdemo_agent.capacity import (
     reserved_percent,
     waits_for_room,
 )
+from restdemo_agent.contract import RESERVED_POLICY
 from tests.agent.test_aws import REGION
 from tests.support.moto_groups import empty_group
 
@@ -192,6 +193,24 @@ def group_instances(autoscaling, desired: int | None = None) -> dict[str, bool]:
     }
 
 
+def scale_on_reservations(autoscaling) -> None:
+    """The program's target-tracking policy on the group (workerMaxCount): the leader's sign that it scales."""
+    autoscaling.put_scaling_policy(
+        AutoScalingGroupName=GROUP,
+        PolicyName=RESERVED_POLICY,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingConfiguration={
+            "CustomizedMetricSpecification": {
+                "MetricName": "WorkersReservedPercent",
+                "Namespace": "restdemo",
+                "Dimensions": [{"Name": "Stack", "Value": "dev"}],
+                "Statistic": "Maximum",
+            },
+            "TargetValue": 70.0,
+        },
+    )
+
+
 def leader(workers, engine, **environ):
     from restdemo_agent.agent import Agent
     from restdemo_agent.aws import Lifecycle
@@ -221,7 +240,7 @@ def test_the_leader_protects_exactly_the_last_replicas_workers_in_the_group(work
         def tasks(self):
             return [task("web", "w1"), task("web", "w3"), task("db", "w2")]
 
-    autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, MinSize=3, MaxSize=10)  # workerMaxCount
+    scale_on_reservations(autoscaling)
     scaling = leader(workers, Engine())
     scaling.protect_last_replicas()
     scaling.protect_last_replicas()  # within the period: nothing asked again
@@ -238,7 +257,6 @@ def test_with_scaling_off_the_leader_lifts_the_protection_it_left(workers):
     autoscaling, _ = workers
     ids = list(group_instances(autoscaling, desired=2))
     autoscaling.set_instance_protection(AutoScalingGroupName=GROUP, InstanceIds=ids, ProtectedFromScaleIn=True)
-    autoscaling.update_auto_scaling_group(AutoScalingGroupName=GROUP, MinSize=2, MaxSize=2)  # workerMaxCount 0
     fixed = leader(workers, None)
     fixed.protect_last_replicas()
     assert not fixed.workers_scale

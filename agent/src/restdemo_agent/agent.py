@@ -290,7 +290,7 @@ class Agent:
     notice_recorded: Notice | None = None
     noticed_drains: set[str] = field(default_factory=set)
     protected_at: float = -1e18  # when the leader last set the workers' scale-in protection
-    workers_scale: bool = False  # the workers' group's maximum is above its minimum, at that time
+    workers_scale: bool = False  # the workers' group had its target-tracking policy, at that time
 
     @property
     def role(self) -> str:
@@ -558,7 +558,7 @@ class Agent:
         """Once a metrics period: with a scaling workers' group, the workers running a service's last
         replica protected from scale-in, and no other; without, none (scaling turned off lifts what it
         left, or the group would keep instances the count no longer wants: restdemo_agent.capacity).
-        Whether the group scales is the group's own word (its maximum above its minimum), read each
+        Whether the group scales is the group's own word (it has the program's `reserved-share` policy), read each
         time: turning scaling on or off rolls no manager, and no two agents disagree on it."""
         env = self.environment
         if time.monotonic() - self.protected_at < env.metrics_period_seconds:

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from restdemo_agent.contract import LAUNCH_HOOK, NOTICE_PREFIX, PRIMARY_KEY, parameter_name, token_parameter
+from restdemo_agent.contract import (
+    LAUNCH_HOOK,
+    NOTICE_PREFIX,
+    PRIMARY_KEY,
+    RESERVED_POLICY,
+    parameter_name,
+    token_parameter,
+)
 
 
 class SwarmState:
@@ -366,12 +373,13 @@ def read_kept_value(secretsmanager, ssm, arn: str) -> str | bytes:
 
 
 def scale_in_protection(autoscaling, group: str) -> tuple[bool, set[str], set[str]]:
-    """Whether a group scales (its maximum above its minimum: workerMaxCount), and (protected from
-    scale-in, in service) of its instances, as Auto Scaling says now."""
+    """Whether a group scales (it has the program's target-tracking policy: workerMaxCount), and
+    (protected from scale-in, in service) of its instances, as Auto Scaling says now."""
     (found,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
     instances = found.get("Instances", [])
     in_service = {i["InstanceId"] for i in instances if i.get("LifecycleState") == "InService"}
-    scales = found["MaxSize"] > found["MinSize"]
+    policies = autoscaling.describe_policies(AutoScalingGroupName=group, PolicyNames=[RESERVED_POLICY])
+    scales = bool(policies["ScalingPolicies"])
     return scales, {i["InstanceId"] for i in instances if i.get("ProtectedFromScaleIn")}, in_service
 
 

@@ -146,6 +146,8 @@ SERVICE_REPLICAS_MISSING = "ServiceReplicasMissing"
 # The leader's, with workerMaxCount: the share of the active workers' CPU or memory the services
 # reserve (restdemo_agent.capacity), which the workers' target-tracking policy holds at its target.
 WORKERS_RESERVED_PERCENT = "WorkersReservedPercent"
+# That policy's name (one per group): the leader takes the workers' group to scale when it has it.
+RESERVED_POLICY = "reserved-share"
 SERVICE_DIMENSION = "Service"
 UPDATE_ROLLED_BACK = "ServiceRolledBack"  # 1 while a service's last update was rolled back
 UPDATE_PAUSED = "ServiceUpdatePaused"

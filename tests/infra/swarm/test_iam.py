@@ -44,6 +44,7 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
         "autoscaling:DescribeAutoScalingGroups",
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeLifecycleHooks",
+        "autoscaling:DescribePolicies",
         "cloudwatch:PutMetricData",  # no resource to scope: its condition is the namespace
     }
     # The stack's own target groups, whose ARNs carry their generated names, not the stack's.
