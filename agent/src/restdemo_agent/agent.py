@@ -558,8 +558,9 @@ class Agent:
         """Once a metrics period: with a scaling workers' group, the workers running a service's last
         replica protected from scale-in, and no other; without, none (scaling turned off lifts what it
         left, or the group would keep instances the count no longer wants: restdemo_agent.capacity).
-        Whether the group scales is the group's own word (it has the program's `reserved-share` policy), read each
-        time: turning scaling on or off rolls no manager, and no two agents disagree on it."""
+        Whether the group scales is the group's own word (it has the program's `reserved-share`
+        policy), read each time: turning scaling on or off rolls no manager, and no two agents
+        disagree on it."""
         env = self.environment
         if time.monotonic() - self.protected_at < env.metrics_period_seconds:
             return
