@@ -282,8 +282,10 @@ class NodeGroup(pulumi.ComponentResource):
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
                     min_healthy_percentage=100,
-                    # At its largest a scaling group still replaces one node at a time.
-                    max_healthy_percentage=max_healthy_percentage(spec.scaling.max_size if spec.scaling else spec.size),
+                    # Room for one more instance at the group's smallest, so more above it: judged at
+                    # its largest, the share could round to less than one at its smallest, and with
+                    # min 100 % the refresh could neither launch nor terminate.
+                    max_healthy_percentage=max_healthy_percentage(spec.size),
                     instance_warmup=str(INSTANCE_WARMUP_SECONDS),
                     skip_matching=True,
                     # The leader protects the workers running a service's last replica from scale-in; a

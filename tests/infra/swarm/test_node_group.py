@@ -191,8 +191,10 @@ def test_workers_that_scale_track_the_reserved_share_and_keep_autoscalings_count
     assert (workers["minSize"], workers["maxSize"], "desiredCapacity" in workers) == (3, 9, False)
     assert (managers["minSize"], managers["maxSize"], managers["desiredCapacity"]) == (3, 3, 3)
     assert workers["instanceRefresh"]["preferences"]["scaleInProtectedInstances"] == "Refresh"
-    # One node at a time at its largest; no wait for an exact count Auto Scaling moves.
-    assert workers["instanceRefresh"]["preferences"]["maxHealthyPercentage"] == 112
+    # Room for one more at its smallest (3: 134 % of 3 is 4.02), so for three more at its largest (12.06
+    # of 9): never less than a whole spare instance, however AWS rounds; no wait for an exact count
+    # Auto Scaling moves.
+    assert workers["instanceRefresh"]["preferences"]["maxHealthyPercentage"] == 134
     assert (workers["waitForCapacityTimeout"], managers["waitForCapacityTimeout"]) == ("0", "20m")
     (policy,) = run.of_type("aws:autoscaling/policy:Policy")
     assert policy.name == "swarm-workers-reserved"
