@@ -132,8 +132,9 @@ def test_the_leader_takes_each_workers_size_from_ec2(workers):
     one, two = group_instances(autoscaling, desired=2)
 
     class Engine:
-        def node_descriptions(self):  # w2 claims 64 CPUs and 1 TB
-            return [node("w1", instance=one), node("w2", cpus=64, memory_gb=1024, instance=two)]
+        def node_descriptions(self):  # w2 claims 64 CPUs and 1 TB; w9's instance is long gone
+            gone = node("w9", state="down", instance="i-0123456789abcdef0")
+            return [node("w1", instance=one), node("w2", cpus=64, memory_gb=1024, instance=two), gone]
 
         def tasks(self):
             return [task("web", "w1", cpu=1), task("web", "w2", cpu=2)]

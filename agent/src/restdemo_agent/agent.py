@@ -953,7 +953,8 @@ class Agent:
         """The workers' reserved share, each worker no bigger than its instance type (EC2 says, not
         the node: restdemo_agent.capacity)."""
         described = self.engine.node_descriptions()
-        actual = instance_capacities(self.ec2, [instance_of(n) for n in described if instance_of(n)])
+        workers = [instance_of(n) for n in described if n["Spec"]["Role"] == "worker" and instance_of(n)]
+        actual = instance_capacities(self.ec2, workers)
         return reserved_percent(described, self.engine.tasks(), actual)
 
     def rolled_back_services(self, services: list[dict]) -> dict[str, str]:

@@ -307,8 +307,11 @@ def instance_capacities(ec2, instance_ids: list[str]) -> dict[str, tuple[int, in
     claim more of."""
     if not instance_ids:
         return {}
-    answer = ec2.describe_instances(InstanceIds=sorted(set(instance_ids)))
+    # A filter, not InstanceIds: an id EC2 no longer knows (a node long gone) is left out, not an error.
+    answer = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": sorted(set(instance_ids))}])
     types = {i["InstanceId"]: i["InstanceType"] for r in answer["Reservations"] for i in r["Instances"]}
+    if not types:
+        return {}
     described = ec2.describe_instance_types(InstanceTypes=sorted(set(types.values())))["InstanceTypes"]
     sizes = {
         t["InstanceType"]: (t["VCpuInfo"]["DefaultVCpus"] * 10**9, t["MemoryInfo"]["SizeInMiB"] * 2**20)
