@@ -65,10 +65,11 @@ import_foreign() {
 }
 
 scratch=$(mktemp -d /var/tmp/restdemo-rootfs.XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
+arm64=""
+# The arm64 job too, should another image fail first: nothing outlives the script in $scratch.
+trap '[ -z "$arm64" ] || { pkill -P "$arm64" 2>/dev/null || true; kill "$arm64" 2>/dev/null || true; }; wait; rm -rf "$scratch"' EXIT
 
 # The arm64 base takes about 2 minutes under emulation: made beside the others, awaited at the end.
-arm64=""
 if exists "$ARM64_IMAGE"; then
   log "reusing $ARM64_IMAGE"
 elif [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
@@ -120,5 +121,7 @@ if [ "${1:-}" = --full ]; then
 fi
 
 if [ -n "$arm64" ]; then
-  wait "$arm64" || { log "making $ARM64_IMAGE failed"; exit 1; }
+  job=$arm64
+  arm64=""
+  wait "$job" || { log "making $ARM64_IMAGE failed"; exit 1; }
 fi

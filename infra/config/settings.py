@@ -160,9 +160,13 @@ def _secret_refresh(seconds: float) -> float:
 
 
 # What the managers' role policy may spend on awsSecrets' ARNs (each named twice: the read and the
-# decrypt), beside the rest of it (about 5,800 characters for a long stack name): IAM allows a role
-# 10,240 characters of inline policy, whitespace aside.
-KEPT_SECRETS_POLICY_BUDGET = 4400
+# decrypt) and the web target groups' (a reclaimed spot worker leaves them), beside the rest of it
+# (about 5,700 characters for a long stack name): IAM allows a role 10,240 characters of inline
+# policy, whitespace aside.
+KEPT_SECRETS_POLICY_BUDGET = 4550
+# A target group's ARN at its longest, quoted, with a comma: the longest region's name, a 32-character
+# group name and its 16-digit id (`arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>`).
+TARGET_GROUP_ARN_CHARS = len("arn:aws:elasticloadbalancing:ap-southeast-2:123456789012:targetgroup/") + 32 + 17 + 3
 
 
 def kept_secrets_policy_size(arns: list[str]) -> int:
@@ -1209,12 +1213,13 @@ class Settings(BaseModel):
                     f"{key('aws_secrets')}: {name} is in {region}, not the stack's aws:region {self.aws_region}, where "
                     "the managers read it"
                 )
-        size = kept_secrets_policy_size(list(self.aws_secret_arns().values()))
+        routes = len([service for service in app.services if service.ports])
+        size = kept_secrets_policy_size(list(self.aws_secret_arns().values())) + routes * TARGET_GROUP_ARN_CHARS
         if size > KEPT_SECRETS_POLICY_BUDGET:
             problems.append(
-                f"{key('aws_secrets')}: their ARNs take {size} characters of the managers' role policy, over the "
-                f"{KEPT_SECRETS_POLICY_BUDGET} it leaves them (IAM's limit is 10240); keep several values in one "
-                "JSON secret and name each with #KEY"
+                f"{key('aws_secrets')} and the {routes} web routes: their ARNs take {size} characters of the "
+                f"managers' role policy, over the {KEPT_SECRETS_POLICY_BUDGET} it leaves them (IAM's limit is "
+                "10240); keep several values in one JSON secret and name each with #KEY, or route fewer services"
             )
         kept = self.aws_kept(app)
         for service in app.services:

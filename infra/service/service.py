@@ -25,7 +25,13 @@ from infra.config.image_contract import HealthCheck, image_healthcheck
 from infra.config.names import content_name, swarm_object_name
 from infra.config.settings import Settings, SettingsView
 from infra.service.volumes import UnitVolume, VolumeStore, volume_mounts
-from restdemo_agent.contract import AWS_SECRETS_LABEL, LABEL_ROLE, LABEL_ZONE, aws_secrets_label, render_template
+from restdemo_agent.contract import (
+    AWS_SECRETS_LABEL,
+    LABEL_ZONE,
+    WORKER_CONSTRAINTS,
+    aws_secrets_label,
+    render_template,
+)
 
 CONVERGE_POLL = "7s"
 
@@ -116,7 +122,7 @@ def placement(
     prefs = [*([spread_over(LABEL_ZONE)] if aws else []), *(prefs or [])]
     off_managers = aws and settings.worker_count >= WORKERS_TO_KEEP_OFF_MANAGERS
     constraints = [
-        *(["node.role==worker", f"node.labels.{LABEL_ROLE}==worker"] if off_managers else []),
+        *(WORKER_CONSTRAINTS if off_managers else []),
         *(constraints or []),
     ]
     if not (prefs or constraints or max_replicas):

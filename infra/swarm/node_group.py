@@ -61,7 +61,8 @@ GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances"]
 
 
 def max_healthy_percentage(size: int) -> int:
-    """Room for exactly one extra instance: the replacement starts before the old one leaves."""
+    """Room for one extra instance at `size` (more above it): the replacement starts before the old
+    one leaves."""
     return min(200, 100 + math.ceil(100 / max(size, 1)))
 
 

@@ -17,7 +17,7 @@ from restdemo_agent.capacity import (
     reserved_percent,
     waits_for_room,
 )
-from restdemo_agent.contract import RESERVED_POLICY
+from restdemo_agent.contract import RESERVED_POLICY, WORKER_CONSTRAINTS
 from tests.agent.test_aws import REGION
 from tests.support.moto_groups import empty_group
 
@@ -41,12 +41,14 @@ def task(service, node_id=None, cpu=0.0, memory_gb=0.0, state="running", err=Non
         "ServiceID": service,
         "NodeID": node_id,
         "Status": {"State": state, **({"Err": err} if err else {})},
-        "Spec": {"Resources": {"Reservations": reservations}},
+        # As the program places every service from two workers on: on workers only.
+        "Spec": {"Resources": {"Reservations": reservations}, "Placement": {"Constraints": list(WORKER_CONSTRAINTS)}},
     }
 
 
-# swarmkit's scheduler, for a task no node has room for; and for one no node's constraints admit.
-NO_ROOM = "no suitable node (insufficient resources on 2 nodes)"
+# swarmkit's scheduler, for a task no worker has room for (the managers, with room, kept off by the
+# workers-only constraints); and for one no node's constraints admit.
+NO_ROOM = "no suitable node (scheduling constraints not satisfied on 3 nodes; insufficient resources on 2 nodes)"
 NO_NODE = "no suitable node (scheduling constraints not satisfied on 5 nodes)"
 
 
@@ -88,19 +90,25 @@ def test_a_waiting_task_holds_the_share_at_100_however_the_room_is_split_and_oth
     assert reserved_percent(many, [*placed, task("db", None, cpu=1, state="pending", err=NO_NODE)], sized(many)) == 60.0
 
 
-def test_a_task_counts_as_waiting_for_room_only_when_room_is_all_that_keeps_it_out():
-    def waiting(err: str) -> bool:
-        return waits_for_room(task("web", None, state="pending", err=err))
+def test_a_task_counts_as_waiting_for_room_when_a_new_worker_would_take_it():
+    """swarmkit counts each node under the first filter it fails (ready, resources, plugins, constraints,
+    platform, host ports, max replicas): the managers, with room, fail the workers-only constraints."""
+
+    def waiting(err: str, constraints: list[str] | None = None) -> bool:
+        pending = task("web", None, state="pending", err=err)
+        pending["Spec"]["Placement"] = {"Constraints": list(WORKER_CONSTRAINTS) if constraints is None else constraints}
+        return waits_for_room(pending)
 
     assert waiting("no suitable node (insufficient resources on 3 nodes)")
-    # A drained or down worker takes no new tasks: more workers would.
+    # What staging says: 3 managers with room, turned away by the program's workers-only constraints.
+    staging = "no suitable node (scheduling constraints not satisfied on 3 nodes; insufficient resources on 2 nodes)"
+    assert waiting(staging)
     assert waiting("no suitable node (insufficient resources on 1 node; 1 node not available for new tasks)")
-    # swarmkit lists every filter's reason: a constraint, platform or port no new worker changes.
-    assert not waiting(
-        "no suitable node (insufficient resources on 1 node; scheduling constraints not satisfied on 2 nodes)"
-    )
-    assert not waiting("no suitable node (unsupported platform on 3 nodes)")
-    assert not waiting("no suitable node (1 node not available for new tasks)")
+    assert waiting("no suitable node (insufficient resources on 1 node; host-mode port already in use on 1 node)")
+    # A constraint of the service's own: a new worker may not meet it either.
+    assert not waiting(staging, [*WORKER_CONSTRAINTS, "node.labels.disk==ssd"])
+    assert not waiting("no suitable node (insufficient resources on 1 node; unsupported platform on 2 nodes)")
+    assert not waiting("no suitable node (1 node not available for new tasks)")  # no want of room
     assert not waiting("insufficient resources")  # not the scheduler's sentence
     assert not waits_for_room(task("web", "w1", err="no suitable node (insufficient resources on 3 nodes)"))
 

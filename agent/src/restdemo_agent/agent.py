@@ -529,7 +529,10 @@ class Agent:
             log("interruption-drain", node_id=node.id, instance_id=node.instance_id, kind=notices[key]["kind"])
 
             def work(node_id: str = node.id, instance_id: str = node.instance_id):
-                self.leave_load_balancers(instance_id)
+                # Beside the drain, not before it: a slow or throttled AWS call must not eat the two minutes.
+                threading.Thread(
+                    target=self.leave_load_balancers, args=(instance_id,), name=f"leave-{node_id}", daemon=True
+                ).start()
                 try:
                     drain(self.engine, node_id, keep_alive=lambda: None, timeout=SPOT_NOTICE_SECONDS, every=60)
                 except Exception as exc:  # logged; the notice stays and is drained again next round

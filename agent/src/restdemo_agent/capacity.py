@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from restdemo_agent.contract import WORKER_CONSTRAINTS
+
 
 def _reservation(task: dict) -> tuple[int, int]:
     reserved = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
@@ -48,12 +50,18 @@ def worker_capacity(node: dict, actual: dict[str, tuple[int, int]]) -> tuple[int
     return max(0, min(reported_cpu, most_cpu)), max(0, min(reported_memory, most_memory))
 
 
-# How swarm's scheduler says why a task waits: "no suitable node (<reason> on N nodes; <reason> on
-# M nodes)", one reason per filter that turned nodes away (swarmkit manager/scheduler
-# pipeline.go Explain). Only want of room, or nodes that take no new tasks (drained, down), are
-# the workers' number: a constraint, a platform or a port no new worker changes.
+# How swarm's scheduler says why a task waits: "no suitable node (<reason>; <reason>)", one reason
+# per filter, each node counted under the first filter it fails, in the order ready, resources,
+# plugins, constraints, platform, host ports, max replicas per node (swarmkit manager/scheduler
+# pipeline.go, filter.go). A new worker helps a task some node turned away for want of room, unless
+# what turned the other nodes away would turn it away too: a plugin, a platform, or a constraint of
+# the service's own. The program's workers-only constraints (what turns the managers away) a new
+# worker meets, and a node taking no new tasks, a host port in use or the replicas per node are each
+# node's own.
 _EXPLAINED = re.compile(r"no suitable node \((?P<reasons>.*)\)")
-_ROOM_REASONS = ("insufficient resources on ", "not available for new tasks")
+_NO_ROOM = "insufficient resources"
+_A_NEW_WORKER_HELPS = (_NO_ROOM, "not available for new tasks", "host-mode port already in use", "max replicas")
+_CONSTRAINTS = "scheduling constraints not satisfied"
 
 
 def waits_for_room(task: dict) -> bool:
@@ -63,8 +71,10 @@ def waits_for_room(task: dict) -> bool:
     if not found:
         return False
     reasons = [reason.strip() for reason in found["reasons"].split(";")]
-    return any(r.startswith(_ROOM_REASONS[0]) for r in reasons) and all(
-        r.startswith(_ROOM_REASONS[0]) or r.endswith(_ROOM_REASONS[1]) for r in reasons
+    constraints = set(((task.get("Spec") or {}).get("Placement") or {}).get("Constraints") or [])
+    own_only = constraints <= set(WORKER_CONSTRAINTS)
+    return any(r.startswith(_NO_ROOM) for r in reasons) and all(
+        any(helped in r for helped in _A_NEW_WORKER_HELPS) or (r.startswith(_CONSTRAINTS) and own_only) for r in reasons
     )
 
 

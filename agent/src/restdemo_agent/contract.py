@@ -31,6 +31,9 @@ ESP_PROTOCOL = "50"
 LABEL_INSTANCE_ID = "instance_id"
 LABEL_ZONE = "availability_zone"
 LABEL_ROLE = "role"
+# The constraints that keep a stack's services on its workers (from two workers on): swarm's role,
+# and the role label a manager sets from AWS. A new worker meets both.
+WORKER_CONSTRAINTS = ("node.role==worker", f"node.labels.{LABEL_ROLE}==worker")
 # On a worker the leader could not identify, with its availability set to drain: swarm places no
 # replica on an engine that is no instance of the stack (one more engine joined with the worker
 # token, say). Both go when it is identified.

@@ -629,16 +629,23 @@ def test_todays_worker_role_fails_the_checks(dev, prod):
     assert can(old, "worker", "sqs:ReceiveMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:restdemo-dev-lifecycle")
 
 
-def test_a_full_budget_of_secrets_kept_in_aws_fits_the_managers_role_policy():
-    """The settings' budget for awsSecrets' ARNs, spent to the last character, on a long stack name:
-    the managers' policy stays within IAM's 10,240 characters (whitespace aside)."""
-    from infra.config.settings import KEPT_SECRETS_POLICY_BUDGET, kept_secrets_policy_size
+@pytest.mark.parametrize("routes", [1, 10, 37])  # 37: the most the budget takes
+def test_a_full_budget_of_secrets_kept_in_aws_and_routes_fits_the_managers_role_policy(routes):
+    """The settings' budget for awsSecrets' and the web target groups' ARNs, spent, on a long stack name
+    and ARNs at their longest: the managers' policy stays within IAM's 10,240 characters (whitespace
+    aside)."""
+    from infra.config.settings import KEPT_SECRETS_POLICY_BUDGET, TARGET_GROUP_ARN_CHARS, kept_secrets_policy_size
     from infra.swarm.iam import StackArns, group_arn, role_statements
 
     stack = "s" * 40
     arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:" + "n" * 400 + "-Ab12Cd"
-    kept = [arn.replace("nnnn", f"{i:04d}", 1) for i in range(KEPT_SECRETS_POLICY_BUDGET // (2 * (len(arn) + 3)))]
-    assert kept_secrets_policy_size(kept) <= KEPT_SECRETS_POLICY_BUDGET
+    left = KEPT_SECRETS_POLICY_BUDGET - routes * TARGET_GROUP_ARN_CHARS
+    kept = [arn.replace("nnnn", f"{i:04d}", 1) for i in range(left // (2 * (len(arn) + 3)))]
+    assert kept_secrets_policy_size(kept) <= left
+    target_group = (
+        f"arn:aws:elasticloadbalancing:ap-southeast-2:{ACCOUNT}:targetgroup/" + "w" * 28 + "{:04d}/" + "f" * 16
+    )
+    assert len(target_group.format(0)) + 3 == TARGET_GROUP_ARN_CHARS
     arns = StackArns(
         region=REGION,
         account=ACCOUNT,
@@ -654,6 +661,7 @@ def test_a_full_budget_of_secrets_kept_in_aws_fits_the_managers_role_policy():
         groups={role: group_arn(REGION, ACCOUNT, f"restdemo-{stack}-{role}s") for role in ("manager", "worker")},
         key=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5ee2f27f-d38e-5f75-8f1f-9b176e7c9786",
         kept_secrets=kept,
+        web_target_groups=[target_group.format(i) for i in range(routes)],
     )
     document = json.dumps({"Version": "2012-10-17", "Statement": role_statements(arns, "manager")})
     size = len(re.sub(r"\s", "", document))
