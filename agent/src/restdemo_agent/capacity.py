@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from restdemo_agent.contract import WORKER_CONSTRAINTS
+from restdemo_agent.contract import LABEL_INSTANCE_ID, WORKER_CONSTRAINTS
 
 
 def _reservation(task: dict) -> tuple[int, int]:
@@ -36,7 +36,7 @@ def _active_workers(nodes: list[dict]) -> dict[str, dict]:
 
 def instance_of(node: dict) -> str:
     """The node's instance, as the leader's agent labelled it from AWS."""
-    return (node["Spec"].get("Labels") or {}).get("instance_id") or ""
+    return (node["Spec"].get("Labels") or {}).get(LABEL_INSTANCE_ID) or ""
 
 
 def worker_capacity(node: dict, actual: dict[str, tuple[int, int]]) -> tuple[int, int]:
