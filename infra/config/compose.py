@@ -74,8 +74,15 @@ ENTRY_KEYS = {
 }
 VOLUME_OPTION_KEYS = frozenset({"nocopy"})
 SERVICE_NETWORK_KEYS = frozenset({"aliases"})
-# A service's own extension: its route through the load balancer (docs/your-app.md, Routes).
+# A service's own extension: its route through the load balancer (docs/your-app.md, Routes), and the
+# bounds its replicas follow the load within (Replicas that follow the load).
 ROUTE_KEYS = frozenset({"host", "path", "health_check_path"})
+EXTENSION_KEYS = ROUTE_KEYS | {"scale"}
+SCALE_KEYS = frozenset({"max_replicas", "cpu_percent", "out_cooldown", "in_cooldown"})
+# The bounds a scaling service's settings take (the stack's maxReplicas and scaleCpuPercent say the same).
+MOST_REPLICAS = 100
+CPU_PERCENTS = range(10, 91)
+MAX_COOLDOWN = 86400.0
 # What an ALB rule's host-header and path-pattern conditions match (ELBv2 RuleCondition: up to 128
 # characters of A-Z, a-z, 0-9, - . and, for paths, _ / ~ and more; we take no wildcards).
 ROUTE_HOST = re.compile(r"(?=.{1,128}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
@@ -228,6 +235,17 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """The replicas of a service follow its load up to `max_replicas` (`x-restdemo.scale`; the fewest
+    are its deploy.replicas); None where the stack's own setting applies."""
+
+    max_replicas: int
+    cpu_percent: int | None = None
+    out_cooldown: float | None = None
+    in_cooldown: float | None = None
+
+
+@dataclass(frozen=True)
 class ComposeService:
     name: str
     image: str | None
@@ -259,6 +277,7 @@ class ComposeService:
     labels: dict[str, str]
     service_labels: dict[str, str]
     route: Route = field(default_factory=lambda: Route())
+    scale: Scale | None = None
     volumes: list[VolumeMount] = field(default_factory=list)
     user: str | None = None
 
@@ -367,6 +386,7 @@ def file_problems(path: Path) -> list[str]:
         lines += _volume_entry_problems(service.get("volumes"), f"{where}.volumes")
         if service.get("x-restdemo") is not None:
             lines += _route_problems(service["x-restdemo"], f"{where}.x-restdemo")
+            lines += _scale_problems(service, f"{where}.x-restdemo.scale")
         networks = service.get("networks")
         for network, options in networks.items() if isinstance(networks, dict) else []:
             lines += _unknown(_mapping(options), SERVICE_NETWORK_KEYS, f"{where}.networks.{network}")
@@ -458,10 +478,43 @@ def _build_secret_problems(secrets: Any, where: str) -> list[str]:
     return lines
 
 
+def _scale_problems(service: dict, where: str) -> list[str]:
+    extension = service["x-restdemo"]
+    if not isinstance(extension, dict) or "scale" not in extension:
+        return []
+    scale = extension["scale"]
+    if not isinstance(scale, dict) or "max_replicas" not in scale:
+        return [f"{where}: a mapping with max_replicas, and cpu_percent, out_cooldown and in_cooldown if you like"]
+    lines = _unknown(scale, SCALE_KEYS, where)
+    fewest = _mapping(service.get("deploy")).get("replicas", 1)
+    most = scale["max_replicas"]
+    if not _whole(most) or not (isinstance(fewest, int) and fewest < most <= MOST_REPLICAS):
+        lines.append(
+            f"{where}.max_replicas: {most} is not a whole number above deploy.replicas ({fewest}) and at most "
+            f"{MOST_REPLICAS}"
+        )
+    if "cpu_percent" in scale and not (_whole(scale["cpu_percent"]) and scale["cpu_percent"] in CPU_PERCENTS):
+        lines.append(f"{where}.cpu_percent: {scale['cpu_percent']} is not a whole percent from 10 to 90")
+    for key in ("out_cooldown", "in_cooldown"):
+        if key not in scale:
+            continue
+        try:
+            ok = parse_duration(str(scale[key])) <= MAX_COOLDOWN
+        except ValueError:
+            ok = False
+        if not ok:
+            lines.append(f"{where}.{key}: {scale[key]} is not a duration of at most 24h, such as 1m or 5m")
+    return lines
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _route_problems(route: Any, where: str) -> list[str]:
     if not isinstance(route, dict):
-        return [f"{where}: a mapping of host, path and health_check_path"]
-    lines = _unknown(route, ROUTE_KEYS, where)
+        return [f"{where}: a mapping of host, path, health_check_path and scale"]
+    lines = _unknown(route, EXTENSION_KEYS, where)
     hosts = route.get("host", [])
     for host in [hosts] if isinstance(hosts, str) else hosts if isinstance(hosts, list) else [None]:
         if not isinstance(host, str) or not ROUTE_HOST.fullmatch(host):
@@ -872,6 +925,7 @@ def _service(name: str, spec: dict, project_dir: Path) -> ComposeService:
         labels=_strings(spec.get("labels")),
         service_labels=_strings(deploy.get("labels")),
         route=_route(_mapping(spec.get("x-restdemo"))),
+        scale=_scale(_mapping(_mapping(spec.get("x-restdemo")).get("scale"))),
         volumes=[
             VolumeMount(
                 source=str(entry["source"]),
@@ -896,6 +950,17 @@ PATH_PRIORITIES = range(25000, 50000)
 def route_priority(service: str, route: Route) -> int:
     band = HOST_PRIORITIES if route.hosts else PATH_PRIORITIES
     return band.start + int(hashlib.sha256(service.encode()).hexdigest(), 16) % len(band)
+
+
+def _scale(scale: dict) -> Scale | None:
+    if "max_replicas" not in scale:
+        return None
+    return Scale(
+        max_replicas=int(scale["max_replicas"]),
+        cpu_percent=scale.get("cpu_percent"),
+        out_cooldown=_seconds(scale.get("out_cooldown")),
+        in_cooldown=_seconds(scale.get("in_cooldown")),
+    )
 
 
 def _route(route: dict) -> Route:

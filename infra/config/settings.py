@@ -29,7 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.config.capacity import MAX_INSTANCE_TYPES, ami_architecture, architecture, image_platforms, type_problems
-from infra.config.compose import ComposeApp, ComposeError, ComposeService, load_app, route_priority
+from infra.config.compose import MAX_COOLDOWN, ComposeApp, ComposeError, ComposeService, load_app, route_priority
 from infra.config.database import (
     DATABASE_SECRET,
     POSTGRES_VERSIONS,
@@ -566,7 +566,8 @@ def _rollout_seconds(settings: Settings, service: ComposeService) -> float | Non
     parallelism = update.parallelism or settings.update_parallelism
     delay = settings.update_delay if update.delay is None else update.delay
     monitor = settings.update_monitor if update.monitor is None else update.monitor
-    batches = -(-service.replicas // parallelism)
+    most = service.scale.max_replicas if service.scale else service.replicas
+    batches = -(-most // parallelism)
     return batches * interval + batches * delay + monitor
 
 
@@ -653,6 +654,30 @@ class Settings(BaseModel):
         allowed="1-64 letters, digits, dots, underscores or hyphens, starting with a letter or digit",
     )
     replicas: int = setting(3, "Replicas of the service (1-100).", group=EVERY_STACK, ge=1, le=100)
+    # Replicas that follow the load (ADR 0034): the program writes the bounds, the leader's agent the count.
+    max_replicas: int = setting(
+        0,
+        "Replicas follow the load between replicas and this: the leader's node agent sets the count from "
+        "the replicas' CPU (on AWS; the local stack has no agent and runs replicas). 0 keeps replicas "
+        "fixed (0, or above replicas up to 100).",
+        group=EVERY_STACK,
+        ge=0,
+        le=100,
+    )
+    scale_cpu_percent: int = setting(
+        60,
+        "With maxReplicas: the share of each replica's CPU limit (serviceCpuLimit) the count holds the "
+        "replicas' average at (10-90).",
+        group=EVERY_STACK,
+        ge=10,
+        le=90,
+    )
+    scale_out_cooldown: Duration = setting(
+        60.0, "With maxReplicas: after a change, how long before the count grows again.", group=EVERY_STACK
+    )
+    scale_in_cooldown: Duration = setting(
+        300.0, "With maxReplicas: after a change, how long before the count shrinks.", group=EVERY_STACK
+    )
     # What fits a t3.small (2 vCPUs, 2 GiB) with three replicas and a rollout's extra one beside the
     # engine and the agent; the app itself needs about 40 MiB.
     service_memory_limit_mb: int = setting(
@@ -1080,9 +1105,17 @@ class Settings(BaseModel):
                 f"{key('stop_grace_period')} = {self.stop_grace_period:g}s: must be above {APP_DRAIN_SECONDS}s, "
                 "the time the app may take to drain on SIGTERM"
             )
+        if self.max_replicas and self.max_replicas <= self.replicas:
+            problems.append(
+                f"{key('max_replicas')} = {self.max_replicas}: must be above {key('replicas')} = {self.replicas} "
+                "(the fewest), or 0 to keep the count fixed"
+            )
+        for cooldown in ("scale_out_cooldown", "scale_in_cooldown"):
+            if getattr(self, cooldown) > MAX_COOLDOWN:
+                problems.append(f"{key(cooldown)} = {getattr(self, cooldown):g}s: at most 24h")
         if image_known and self.converge_timeout < self.swarm_update_seconds():
             problems.append(
-                f"{key('converge_timeout')} = {self.converge_timeout:g}s: a rollout of {self.replicas} replicas "
+                f"{key('converge_timeout')} = {self.converge_timeout:g}s: a rollout of {self.most_replicas} replicas "
                 f"takes at least {self.swarm_update_seconds():g}s with these settings; allow at least that"
             )
         for reservation, limit in (
@@ -1560,8 +1593,13 @@ class Settings(BaseModel):
     def private_nodes(self) -> bool:
         return bool(self.private_subnet_cidrs)
 
+    @property
+    def most_replicas(self) -> int:
+        """The most replicas the service runs: its maximum when the count follows the load."""
+        return max(self.replicas, self.max_replicas)
+
     def _batches(self) -> int:
-        return -(-self.replicas // self.update_parallelism)
+        return -(-self.most_replicas // self.update_parallelism)
 
     def rollout_lower_bound(self) -> float:
         """Until every replica runs the new version: batches x time-to-healthy + (batches - 1) x update delay."""
@@ -1735,6 +1773,7 @@ def parse_settings(config: dict[str, Any], secret_keys: frozenset[str] = frozens
 DERIVED = {
     "converge_timeout": (
         "replicas",
+        "max_replicas",
         "update_delay",
         "update_parallelism",
         "update_monitor",

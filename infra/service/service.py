@@ -28,6 +28,11 @@ from infra.service.volumes import UnitVolume, VolumeStore, volume_mounts
 from restdemo_agent.contract import (
     AWS_SECRETS_LABEL,
     LABEL_ZONE,
+    SCALE_CPU_LABEL,
+    SCALE_IN_COOLDOWN_LABEL,
+    SCALE_MAX_LABEL,
+    SCALE_MIN_LABEL,
+    SCALE_OUT_COOLDOWN_LABEL,
     WORKER_CONSTRAINTS,
     aws_secrets_label,
     render_template,
@@ -200,11 +205,29 @@ class ServiceUnit:
     # Its secrets are kept in AWS: the leader's agent writes its secret references (labels[AWS_SECRETS_LABEL]),
     # which the program leaves to it (ADR 0029).
     secrets_from_aws: bool = False
+    # Its replicas follow the load: `replicas` is the fewest, the labels hold the bounds, and the count
+    # is the leader's agent's after the service is made (ADR 0034).
+    follows_load: bool = False
 
 
 DEFAULT_NETWORK = "default"
 # The service's secret references, as Pulumi's property path names them.
 SECRET_REFERENCES = "taskSpec.containerSpec.secrets"
+# Its replica count, likewise.
+REPLICA_COUNT = "mode.replicated.replicas"
+
+
+def scale_labels(fewest: int, most: int, cpu_percent: int, out_cooldown: float, in_cooldown: float) -> dict[str, str]:
+    """The bounds the leader's agent scales a service within (restdemo_agent.scaling reads them)."""
+    if not most:
+        return {}
+    return {
+        SCALE_MIN_LABEL: str(fewest),
+        SCALE_MAX_LABEL: str(most),
+        SCALE_CPU_LABEL: str(cpu_percent),
+        SCALE_OUT_COOLDOWN_LABEL: f"{out_cooldown:g}",
+        SCALE_IN_COOLDOWN_LABEL: f"{in_cooldown:g}",
+    }
 
 
 def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) -> ServiceUnit:
@@ -222,6 +245,14 @@ def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) 
         resources=resources(settings),
         placement=placement(settings),
         stop_grace_period=settings.stop_grace_period,
+        labels=scale_labels(
+            settings.replicas,
+            settings.max_replicas,
+            settings.scale_cpu_percent,
+            settings.scale_out_cooldown,
+            settings.scale_in_cooldown,
+        ),
+        follows_load=bool(settings.max_replicas),
     )
 
 
@@ -254,6 +285,18 @@ def compose_service(
     secrets kept in AWS (the database's among them, from `database`) by the label the leader's agent
     reads instead of references."""
     from_aws = bool({m.source for m in service.secrets} & settings.aws_kept(app))
+    scale = service.scale
+    scaling = (
+        scale_labels(
+            service.replicas,
+            scale.max_replicas,
+            _given(scale.cpu_percent, settings.scale_cpu_percent),
+            _given(scale.out_cooldown, settings.scale_out_cooldown),
+            _given(scale.in_cooldown, settings.scale_in_cooldown),
+        )
+        if scale
+        else {}
+    )
     return ServiceUnit(
         resource=f"{name}-{service.name}",
         name=swarm_object_name(settings.service_name, service.name),
@@ -283,6 +326,7 @@ def compose_service(
         secrets=[] if from_aws else secret_mounts(service, settings.database_key(app)),
         configs=service.configs,
         labels=service.service_labels
+        | scaling
         | ({AWS_SECRETS_LABEL: aws_secrets(settings, app, service, database)} if from_aws else {}),
         container_labels=service.labels,
         volumes=[
@@ -291,6 +335,7 @@ def compose_service(
         ],
         user=service.user,
         secrets_from_aws=from_aws,
+        follows_load=bool(scale),
     )
 
 
@@ -659,10 +704,15 @@ class SwarmService(pulumi.ComponentResource):
             ),
             # A service whose secrets are kept in AWS has its references written by the leader's agent:
             # an `up` keeps what the read before it found (`up --refresh`), never the program's own (ADR 0029).
+            # One whose replicas follow the load has its count set by that agent too (ADR 0034).
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=provider,
-                ignore_changes=[SECRET_REFERENCES] if unit.secrets_from_aws else None,
+                ignore_changes=[
+                    *([SECRET_REFERENCES] if unit.secrets_from_aws else []),
+                    *([REPLICA_COUNT] if unit.follows_load else []),
+                ]
+                or None,
                 depends_on=needs,
             ),
         )

@@ -35,6 +35,8 @@ FEATURES: dict[str, dict[str, str]] = {
     "graviton": {"restdemo:workerInstanceType": "t4g.medium", "restdemo:workerInstanceTypes": '["m7g.medium"]'},
     # Workers that scale on what the services reserve, from the stack's count up to 10.
     "workersScale": {"restdemo:workerMaxCount": "10", "restdemo:workerReservedTarget": "60"},
+    # Replicas that follow the load, from the stack's count up to 12, set by the leader's agent.
+    "replicasScale": {"restdemo:maxReplicas": "12", "restdemo:scaleCpuPercent": "50"},
 }
 ALL = "all together"
 # A Compose app instead of the single service (docs/your-app.md): its own mode, so not among ALL's;

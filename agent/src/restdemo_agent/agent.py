@@ -40,6 +40,7 @@ from restdemo_agent.contract import (
     MEMORY_USED_PERCENT,
     NODE_SETUP_FAILURES,
     REPLACE_REQUEST,
+    SERVICE_AT_MAX_REPLICAS,
     SERVICE_REPLICAS_MISSING,
     SETUP_FAILURES_REPORTED,
     SETUP_RUNS,
@@ -93,6 +94,19 @@ from restdemo_agent.plan import (
     rolled_back_services,
     should_take_over,
     worker_orphaned,
+)
+from restdemo_agent.scaling import (
+    Sample,
+    at_maximum,
+    bounds_of,
+    cpu_limit,
+    load_percent,
+    node_load,
+    read_records,
+    record_fields,
+    replicas,
+    scale_to,
+    stale_records,
 )
 from restdemo_agent.secrets import (
     UPDATING,
@@ -291,6 +305,13 @@ class Agent:
     noticed_drains: set[str] = field(default_factory=set)
     protected_at: float = -1e18  # when the leader last set the workers' scale-in protection
     workers_scale: bool = False  # the workers' group had its target-tracking policy, at that time
+    # Replicas that follow the load (restdemo_agent.scaling): this node's last CPU samples of its tasks
+    # and the period it recorded in; the leader's last look, and which scaling services are at their
+    # maximum with the load asking for more (their alarm), by name.
+    cpu_samples: dict[str, Sample] = field(default_factory=dict)
+    load_period: int = -1
+    scaled_at: float = -1e18
+    held_at_maximum: dict[str, bool] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
@@ -316,6 +337,8 @@ class Agent:
                     self.join_or_give_up()  # left a dead swarm (or was removed): join the live one
                 if self.role == "worker" and not self.retired:
                     self.watch_interruption()
+                if not self.retired:
+                    self.record_load()
                 every = self.environment.prune_interval_seconds
                 if every and time.monotonic() - last_prune > every:
                     self.prune()
@@ -543,7 +566,7 @@ class Agent:
             threading.Thread(target=work, name=f"notice-{node.id}", daemon=True).start()
         for key in to_delete(notices, nodes, time.time()):
             try:
-                self.state.forget_notice(key)
+                self.state.forget(key)
             except Exception as exc:  # forgotten on a later round
                 log("notices-error", message=str(exc)[:300], kind=type(exc).__name__)
 
@@ -588,6 +611,70 @@ class Agent:
                 except Exception as exc:
                     log("scale-in-protection-error", message=str(exc)[:300], kind=type(exc).__name__)
 
+    # --- replicas that follow the load -----------------------------------------------------
+
+    def record_load(self) -> None:
+        """Once a metrics period, every node: its tasks' CPU since its last sample, by service, for the
+        leader (restdemo_agent.scaling); nothing when no task ran both times. Never raises."""
+        period = int(time.time() // self.environment.metrics_period_seconds)
+        if period == self.load_period:
+            return
+        self.load_period = period
+        try:
+            samples = self.engine.task_cpu()
+            load = node_load(self.cpu_samples, samples)
+            self.cpu_samples = samples
+            if not load:
+                return
+            if not self.user_id:  # asked once: a role's id never changes
+                self.user_id = self.sts.get_caller_identity()["UserId"]
+            self.state.record_load(self.user_id, record_fields(load), time.time())
+        except Exception as exc:  # logged; the next period samples again
+            log("load-error", message=str(exc)[:300], kind=type(exc).__name__)
+
+    def scale_replicas(self) -> None:
+        """Once a metrics period, the leader: each service with bounds at the count its load asks for
+        (restdemo_agent.scaling.scale_to), each on its own; the nodes' old records deleted."""
+        period = self.environment.metrics_period_seconds
+        if time.monotonic() - self.scaled_at < period:
+            return
+        self.scaled_at = time.monotonic()
+        try:
+            services = [s for s in self.engine.services() if bounds_of(s["Spec"].get("Labels"))]
+            records = self.state.loads()
+            instances = {n["ID"]: instance_of(n) for n in self.engine.node_descriptions()}
+            tasks = self.engine.tasks() if services else []
+        except Exception as exc:  # logged; the next period looks again
+            log("scaling-error", message=str(exc)[:300], kind=type(exc).__name__)
+            return
+        now = time.time()
+        loads = read_records(records, now, period)
+        running: dict[str, dict[str, int]] = {}  # service id -> instance -> its tasks running there
+        for task in tasks:
+            instance = instances.get(task.get("NodeID") or "")
+            if instance and (task.get("Status") or {}).get("State") == "running":
+                on = running.setdefault(task["ServiceID"], {})
+                on[instance] = on.get(instance, 0) + 1
+        held = {}
+        for service in services:
+            name = service["Spec"]["Name"]
+            load = load_percent(service["ID"], cpu_limit(service), loads, running.get(service["ID"], {}))
+            held[name] = bool(at_maximum(service, load))
+            count = scale_to(service, load, now)
+            if count is None:
+                continue
+            try:
+                self.engine.scale(service, count)
+                log("replicas-scaled", service=name, replicas=count, was=replicas(service), cpu_percent=load)
+            except Exception as exc:  # refused (an `up` changed it meanwhile): the next period decides again
+                log("scaling-error", service=name, message=str(exc)[:300], kind=type(exc).__name__)
+        self.held_at_maximum = held
+        for key in stale_records(records, now, period):
+            try:
+                self.state.forget(key)
+            except Exception as exc:  # forgotten on a later period
+                log("scaling-error", message=str(exc)[:300], kind=type(exc).__name__)
+
     # --- healing ------------------------------------------------------------------------
 
     def heal(self) -> None:
@@ -611,6 +698,7 @@ class Agent:
             # First, and in a thread of its own: no other step's failure holds a rotation back.
             self.serve_kept_secrets()
             self.protect_last_replicas()
+            self.scale_replicas()
             self.complete_launches(nodes)
             self.publish_tokens()
             self.refresh_registry_credentials()
@@ -939,6 +1027,9 @@ class Agent:
         self.service_readings = {
             name: {SERVICE_REPLICAS_MISSING: missing} for name, missing in replicas_missing(services, running).items()
         }
+        for name, held in self.held_at_maximum.items():
+            if name in self.service_readings:
+                self.service_readings[name][SERVICE_AT_MAX_REPLICAS] = 1 if held else 0
         # The volumes' directories this leader failed to make at its last try, once it has tried any.
         tried = self.volumes_made.keys() | self.volumes_failed.keys()
         failing = len(self.volumes_failed) if tried else None

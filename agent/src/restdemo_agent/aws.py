@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from restdemo_agent.contract import (
     LAUNCH_HOOK,
+    LOAD_PREFIX,
     NOTICE_PREFIX,
     PRIMARY_KEY,
     RESERVED_POLICY,
@@ -103,12 +104,26 @@ class SwarmState:
 
     def notices(self) -> dict[str, dict]:
         """Every recorded notice, key -> its fields (a handful of items: the table holds only records)."""
+        return self._records(NOTICE_PREFIX)
+
+    def record_load(self, user_id: str, services: str, now: float) -> None:
+        """A node's CPU use by its tasks (restdemo_agent.scaling), under its own aws:userid."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item={"pk": {"S": f"{LOAD_PREFIX}{user_id}"}, "services": {"S": services}, "recorded": {"S": _stamp(now)}},
+        )
+
+    def loads(self) -> dict[str, dict]:
+        """Every node's load record, key -> its fields."""
+        return self._records(LOAD_PREFIX)
+
+    def _records(self, prefix: str) -> dict[str, dict]:
         found, request = (
             {},
             {
                 "TableName": self.table,
-                "FilterExpression": "begins_with(pk, :notice)",
-                "ExpressionAttributeValues": {":notice": {"S": NOTICE_PREFIX}},
+                "FilterExpression": "begins_with(pk, :prefix)",
+                "ExpressionAttributeValues": {":prefix": {"S": prefix}},
                 "ConsistentRead": True,
             },
         )
@@ -121,7 +136,8 @@ class SwarmState:
                 return found
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def forget_notice(self, key: str) -> None:
+    def forget(self, key: str) -> None:
+        """A notice or a load record done with."""
         self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": key}})
 
     def store_rolled_back(self, services: dict[str, str]) -> None:

@@ -46,6 +46,18 @@ PRIMARY_KEY = "primary_manager"
 NOTICE_PREFIX = "notice#"
 # The fields of a notice, the key's among them: all a worker's role lets it write.
 NOTICE_FIELDS = ("pk", "kind", "at", "recorded")
+# Each node's CPU use by its tasks, `load#<its aws:userid>`: the one other key a worker's role may
+# write, with these fields (restdemo_agent.scaling).
+LOAD_PREFIX = "load#"
+LOAD_FIELDS = ("pk", "services", "recorded")
+
+# On a service whose replicas follow the load (ADR 0034): its bounds and target, which the program
+# writes and the leader's agent reads (restdemo_agent.scaling); the count is the agent's.
+SCALE_MIN_LABEL = "restdemo.scale.min"
+SCALE_MAX_LABEL = "restdemo.scale.max"
+SCALE_CPU_LABEL = "restdemo.scale.cpu-percent"
+SCALE_OUT_COOLDOWN_LABEL = "restdemo.scale.out-cooldown"
+SCALE_IN_COOLDOWN_LABEL = "restdemo.scale.in-cooldown"
 
 # On a Compose volume's mount: the uid:gid its directory is made owned by (restdemo_agent.volumes).
 VOLUME_OWNER_LABEL = "restdemo.volume.owner"
@@ -146,6 +158,8 @@ REPLICAS_RUNNING = "ReplicasRunning"
 REPLICAS_DESIRED = "ReplicasDesired"
 # Each replicated service's replicas short of desired, under the stack's and the service's dimensions.
 SERVICE_REPLICAS_MISSING = "ServiceReplicasMissing"
+# 1 while a scaling service runs its maximum and its load asks for at least that many.
+SERVICE_AT_MAX_REPLICAS = "ServiceAtMaxReplicas"
 # The leader's, with workerMaxCount: the share of the active workers' CPU or memory the services
 # reserve (restdemo_agent.capacity), which the workers' target-tracking policy holds at its target.
 WORKERS_RESERVED_PERCENT = "WorkersReservedPercent"

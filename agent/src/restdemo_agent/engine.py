@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import socket
+import time
 
 import docker
 from docker.errors import APIError, NotFound
 
 from restdemo_agent.contract import LABEL_INSTANCE_ID, LABEL_UNIDENTIFIED, SECRET_SOURCE_LABEL, SWARM_MANAGEMENT_PORT
 from restdemo_agent.plan import Node, labelled_spec, quarantined_spec, unlabelled_spec
+from restdemo_agent.scaling import SERVICE_ID_LABEL, Sample
 
 # Run in the helper container: the directory made once, its owner and mode set every time, through a
 # descriptor opened without following a symlink (one put in its place is refused, never followed).
@@ -212,6 +214,16 @@ class Engine:
         update config says; its registry credentials kept (the daemon keeps them when none are sent)."""
         spec = copy.deepcopy(service["Spec"])
         spec["TaskTemplate"]["ContainerSpec"]["Secrets"] = references
+        self._update(service, spec)
+
+    def scale(self, service: dict, replicas: int) -> None:
+        """`docker service scale`: its own spec with another count (no task restarts), at the version
+        read, so an `up` or another leader's change in between makes swarm refuse it."""
+        spec = copy.deepcopy(service["Spec"])
+        spec["Mode"]["Replicated"]["Replicas"] = replicas
+        self._update(service, spec)
+
+    def _update(self, service: dict, spec: dict) -> None:
         api = self.client.api
         # The engine's own words on failure ("secret not found", "update out of sequence").
         api._raise_for_status(
@@ -221,6 +233,21 @@ class Engine:
                 params={"version": service["Version"]["Index"]},
             )
         )
+
+    def task_cpu(self) -> dict[str, Sample]:
+        """This node's running swarm task containers' CPU time so far (one-shot stats: read at once),
+        by container; one gone between the list and its stats is left out."""
+        found: dict[str, Sample] = {}
+        api = self.client.api
+        for container in api.containers(filters={"label": SERVICE_ID_LABEL, "status": "running"}):
+            try:
+                stats = api.stats(container["Id"], stream=False, one_shot=True)
+            except NotFound:
+                continue
+            found[container["Id"]] = Sample(
+                container["Labels"][SERVICE_ID_LABEL], int(stats["cpu_stats"]["cpu_usage"]["total_usage"]), time.time()
+            )
+        return found
 
     def service_version(self, service_id: str) -> int:
         return self.client.api.inspect_service(service_id)["Version"]["Index"]

@@ -320,8 +320,8 @@ def test_a_route_is_a_host_name_or_a_path_and_nothing_else(tmp_path):
         """,
     )
     assert problems_of(compose) == [
-        "compose.yaml: services.web.x-restdemo.weight: not supported: this program deploys health_check_path, host "
-        "and path in x-restdemo; remove it",
+        "compose.yaml: services.web.x-restdemo.weight: not supported: this program deploys health_check_path, host, "
+        "path and scale in x-restdemo; remove it",
         "compose.yaml: services.web.x-restdemo.host: API.Example.com is not a host name in lower case (such as "
         "api.example.com)",
         "compose.yaml: services.web.x-restdemo.path: /a b is not a path such as /api (letters, digits, . _ ~ / -)",
@@ -598,4 +598,61 @@ def test_build_secrets_of_the_wrong_shape_are_one_line_each(tmp_path):
     )
     assert problems_of(fixed) == [
         f"secrets.bin.file: {tmp_path}/bin.dat is not UTF-8 text, which BuildKit takes a build secret as"
+    ]
+
+
+# --- replicas that follow the load (x-restdemo.scale) ---
+
+
+def test_a_service_scales_between_its_deploy_replicas_and_its_max_replicas(tmp_path):
+    from infra.config.compose import Scale
+
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          api:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+            deploy: {replicas: 2}
+            x-restdemo: {scale: {max_replicas: 6, cpu_percent: 50, in_cooldown: 10m}}
+          worker:
+            image: x
+            healthcheck: {test: [CMD, /bin/check]}
+        """,
+    )
+    api, worker = load_app([compose]).services
+    assert (api.replicas, api.scale) == (2, Scale(max_replicas=6, cpu_percent=50, out_cooldown=None, in_cooldown=600))
+    assert worker.scale is None
+
+
+def test_scale_bounds_out_of_order_or_out_of_range_are_refused_one_line_each(tmp_path):
+    compose = compose_in(
+        tmp_path,
+        """\
+        services:
+          api:
+            image: x
+            deploy: {replicas: 3}
+            x-restdemo: {scale: {max_replicas: 3, cpu_percent: 95, out_cooldown: 60, in_cooldown: 2d, step: 2}}
+          web:
+            image: x
+            x-restdemo: {scale: {max_replicas: 101}}
+          worker:
+            image: x
+            x-restdemo: {scale: 4}
+        """,
+    )
+    where = "compose.yaml: services"
+    assert [p for p in problems_of(compose) if "x-restdemo" in p] == [
+        f"{where}.api.x-restdemo.scale.step: not supported: this program deploys cpu_percent, in_cooldown, "
+        "max_replicas and out_cooldown in x-restdemo.scale; remove it",
+        f"{where}.api.x-restdemo.scale.max_replicas: 3 is not a whole number above deploy.replicas (3) and at most 100",
+        f"{where}.api.x-restdemo.scale.cpu_percent: 95 is not a whole percent from 10 to 90",
+        f"{where}.api.x-restdemo.scale.out_cooldown: 60 is not a duration of at most 24h, such as 1m or 5m",
+        f"{where}.api.x-restdemo.scale.in_cooldown: 2d is not a duration of at most 24h, such as 1m or 5m",
+        f"{where}.web.x-restdemo.scale.max_replicas: 101 is not a whole number above deploy.replicas (1) and at "
+        "most 100",
+        f"{where}.worker.x-restdemo.scale: a mapping with max_replicas, and cpu_percent, out_cooldown and "
+        "in_cooldown if you like",
     ]

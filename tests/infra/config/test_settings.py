@@ -706,3 +706,36 @@ def test_only_restdemos_own_build_is_told_its_last_stage_by_name(tmp_path):
     settings = parse_settings({"restdemo:buildContext": context, "restdemo:healthCheck": "[]"})
     assert (settings.build_target, settings.image_target) == ("", "")
     assert settings.container_healthcheck().test == ["CMD", "true"]  # the runtime stage's, not debug's
+
+
+# --- replicas that follow the load (ADR 0034) ---
+
+
+def test_the_count_follows_the_load_above_replicas_up_to_max_replicas():
+    settings = parse_settings({"restdemo:maxReplicas": "8", "restdemo:scaleInCooldown": "10m"})
+    assert (settings.replicas, settings.max_replicas, settings.scale_cpu_percent) == (3, 8, 60)
+    assert (settings.scale_out_cooldown, settings.scale_in_cooldown) == (60.0, 600.0)
+    # A rollout may have to replace the most replicas there are: 8 batches of one, not 3.
+    assert settings.rollout_lower_bound() == 8 * 5 + 7 * 15
+
+
+def test_scaling_bounds_out_of_order_or_out_of_range_are_refused_in_one_run():
+    assert error_of(
+        {
+            "restdemo:replicas": "4",
+            "restdemo:maxReplicas": "4",
+            "restdemo:scaleCpuPercent": "95",
+            "restdemo:scaleInCooldown": "25h",
+        }
+    ).splitlines()[1:] == [
+        '  restdemo:scaleCpuPercent = "95": must be at most 90',
+        "  restdemo:maxReplicas = 4: must be above restdemo:replicas = 4 (the fewest), or 0 to keep the count fixed",
+        "  restdemo:scaleInCooldown = 90000s: at most 24h",
+    ]
+
+
+def test_a_converge_timeout_too_short_for_the_most_replicas_is_refused():
+    # 3 replicas roll in 3*5 + 3*15 + 30 = 90 s; 10 take 10*5 + 10*15 + 30 = 230 s.
+    assert parse_settings({"restdemo:convergeTimeout": "100s"}).converge_timeout == 100
+    message = error_of({"restdemo:convergeTimeout": "100s", "restdemo:maxReplicas": "10"})
+    assert "restdemo:convergeTimeout = 100s: a rollout of 10 replicas takes at least 230s" in message

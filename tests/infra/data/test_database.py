@@ -122,7 +122,7 @@ def test_the_services_that_mount_it_get_its_files_from_the_master_secret_by_temp
     assert "rds!" not in json.dumps(services["restdemo_web"].inputs) and "rds!" not in json.dumps(
         services["restdemo_api"].inputs
     )
-    assert services["restdemo_admin"].ignore_changes == ["taskSpec.containerSpec.secrets"]
+    assert services["restdemo_admin"].ignore_changes[0] == "taskSpec.containerSpec.secrets"
     # No Postgres service on the swarm on AWS, and no Docker secret of the database's.
     assert "restdemo_database" not in services
     assert not [s for s in run.of_type("docker:index/secret:Secret") if "database" in s.name]

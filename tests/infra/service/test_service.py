@@ -224,3 +224,31 @@ def test_placement_is_decided_in_one_function_for_every_service():
     )
     assert placement(Settings.model_construct(platform="local", worker_count=2)) is None
     assert placement(Settings.model_construct(platform="local"), ["node.labels.rack"]).prefs == ["node.labels.rack"]
+
+
+def test_a_service_that_follows_the_load_carries_its_bounds_and_leaves_its_count_to_the_agent():
+    """ADR 0034: made at its fewest replicas, the bounds as labels the leader's agent reads, and the
+    count out of the program's diff: `up` neither resets a scaled service nor shows drift for it."""
+    from restdemo_agent.scaling import Bounds, bounds_of
+
+    config = {**stack_config("dev"), "restdemo:maxReplicas": "7", "restdemo:scaleOutCooldown": "2m"}
+    service = run_program("dev", config).one("docker:index/service:Service")
+    labels = {item["label"]: item["value"] for item in service.inputs["labels"]}
+    assert service.inputs["mode"]["replicated"]["replicas"] == 2
+    assert bounds_of(labels) == Bounds(minimum=2, maximum=7, cpu_percent=60, out_cooldown=120, in_cooldown=300)
+    assert service.ignore_changes == ["mode.replicated.replicas"]
+    fixed = run_program("dev").one("docker:index/service:Service")
+    assert (fixed.inputs.get("labels"), fixed.ignore_changes) == (None, [])
+
+
+def test_a_compose_service_scales_within_its_own_bounds_the_stacks_settings_filling_the_rest():
+    from restdemo_agent.scaling import Bounds, bounds_of
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    services = {s.inputs["name"]: s for s in variant_run("dev", COMPOSE_VARIANT).of_type("docker:index/service:Service")}
+    admin = services["restdemo_admin"]
+    labels = {item["label"]: item["value"] for item in admin.inputs["labels"]}
+    assert bounds_of(labels) == Bounds(minimum=2, maximum=4, cpu_percent=60, out_cooldown=60, in_cooldown=600)
+    # Its database's files are the agent's to write too (ADR 0030).
+    assert admin.ignore_changes == ["taskSpec.containerSpec.secrets", "mode.replicated.replicas"]
+    assert services["restdemo_web"].ignore_changes == []
