@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from infra.config.iam_policy import account_administers_the_key, allow, policy
 from infra.config.names import regional_name
 from restdemo_agent.contract import (
+    LOAD_FIELDS,
+    LOAD_PREFIX,
     NOTICE_FIELDS,
     NOTICE_PREFIX,
     PRIMARY_KEY,
@@ -150,11 +152,14 @@ def manager_statements(arns: StackArns) -> list[dict]:
     the leader reads the secrets the stack keeps in AWS."""
     return [
         *kept_secret_statements(arns),
-        # Scan: the workers' spot interruption notices, read by the leader; DeleteItem of those only.
+        # Scan: the workers' spot interruption notices and load records, read by the leader; DeleteItem of
+        # those only.
         allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"], [arns.table]),
         {
             **allow(["dynamodb:DeleteItem"], [arns.table]),
-            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}*"]}},
+            "Condition": {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}*", f"{LOAD_PREFIX}*"]}
+            },
         },
         allow(["ssm:GetParameter"], arns.secrets("manager")),
         allow(["ssm:PutParameter"], arns.tokens()),
@@ -207,6 +212,18 @@ def worker_statements(arns: StackArns) -> list[dict]:
                 "ForAllValues:StringEquals": {
                     "dynamodb:LeadingKeys": [f"{NOTICE_PREFIX}${{aws:userid}}"],
                     "dynamodb:Attributes": list(NOTICE_FIELDS),
+                }
+            },
+        },
+        # And `load#<its aws:userid>`, its tasks' CPU, with the record's fields only: a worker can speak
+        # only for its own tasks, and the leader counts no more of them than swarm runs there
+        # (restdemo_agent.scaling).
+        {
+            **allow(["dynamodb:PutItem"], [arns.table]),
+            "Condition": {
+                "ForAllValues:StringEquals": {
+                    "dynamodb:LeadingKeys": [f"{LOAD_PREFIX}${{aws:userid}}"],
+                    "dynamodb:Attributes": list(LOAD_FIELDS),
                 }
             },
         },

@@ -217,11 +217,13 @@ def test_the_leader_writes_a_line_per_service_and_no_stale_one_after_a_failed_re
 
     agent = agent_with(RunningLeader([with_image(service("web", 2)), with_image(service("api", 1))]), tmp_path, capsys)
     agent.environment = dataclasses.replace(agent.environment, role="manager")  # its lines are EMF
+    agent.held_at_maximum = {"web": True, "gone": True}  # web follows the load (the leader's last look)
     agent.write_metrics(agent.swarm_readings())
     lines = [line for line in written(capsys) if line["action"] == "service-metrics"]
     points = from_emf([json.dumps(line) for line in lines])
     assert sorted((p.dimensions["Service"], p.metric, p.value) for p in points) == [
         ("api", "ServiceReplicasMissing", 1.0),
+        ("web", "ServiceAtMaxReplicas", 1.0),
         ("web", "ServiceReplicasMissing", 0.0),
     ]
     assert {p.dimensions["Stack"] for p in points} == {"dev"}

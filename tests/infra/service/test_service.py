@@ -245,7 +245,9 @@ def test_a_compose_service_scales_within_its_own_bounds_the_stacks_settings_fill
     from restdemo_agent.scaling import Bounds, bounds_of
     from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
 
-    services = {s.inputs["name"]: s for s in variant_run("dev", COMPOSE_VARIANT).of_type("docker:index/service:Service")}
+    services = {
+        s.inputs["name"]: s for s in variant_run("dev", COMPOSE_VARIANT).of_type("docker:index/service:Service")
+    }
     admin = services["restdemo_admin"]
     labels = {item["label"]: item["value"] for item in admin.inputs["labels"]}
     assert bounds_of(labels) == Bounds(minimum=2, maximum=4, cpu_percent=60, out_cooldown=60, in_cooldown=600)

@@ -84,11 +84,18 @@ def test_the_managers_take_a_reclaimed_worker_out_of_the_web_target_groups_only(
 def test_workers_cannot_write_state_or_read_manager_tokens(run):
     statements = policy_of(run, "worker")["Statement"]
     assert not {"ssm:PutParameter"} & {a for s in statements for a in s["Action"]}
-    (put,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]  # its own spot notice only
-    assert put["Condition"] == {
+    # Its own spot notice and its own tasks' load only.
+    notice, load = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    assert notice["Condition"] == {
         "ForAllValues:StringEquals": {
             "dynamodb:LeadingKeys": ["notice#${aws:userid}"],
             "dynamodb:Attributes": ["pk", "kind", "at", "recorded"],
+        }
+    }
+    assert load["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:LeadingKeys": ["load#${aws:userid}"],
+            "dynamodb:Attributes": ["pk", "services", "recorded"],
         }
     }
     resources = [r for s in policy_of(run, "worker")["Statement"] if s["Resource"] != "*" for r in s["Resource"]]
@@ -277,6 +284,24 @@ def test_a_worker_records_only_its_own_interruption_notice(dev):
         return can(dev, "manager", "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": [key]})
 
     assert deletes("notice#AROAWORKERROLEID:i-0aaa") and not deletes("primary_manager")  # the leader forgets notices
+
+
+def test_a_worker_records_only_its_own_tasks_load(dev):
+    """Its CPU record (restdemo_agent.scaling), under its own aws:userid and with its fields only; the
+    leader deletes records, none other."""
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/restdemo-dev-state"
+    me = {"aws:userid": "AROAWORKERROLEID:i-0aaa"}
+    fields = ["pk", "services", "recorded"]
+
+    def writes_key(key: str, attributes: list[str] = fields) -> bool:
+        context = me | {"dynamodb:LeadingKeys": [key], "dynamodb:Attributes": attributes}
+        return can(dev, "worker", "dynamodb:PutItem", table, context)
+
+    assert writes_key("load#AROAWORKERROLEID:i-0aaa")
+    assert not writes_key("load#AROAWORKERROLEID:i-0bbb")  # another worker's tasks
+    assert not writes_key("load#AROAWORKERROLEID:i-0aaa", [*fields, "kind"])  # its fields only
+    assert not writes_key("notice#AROAWORKERROLEID:i-0aaa", fields)  # a notice with a load's fields
+    assert can(dev, "manager", "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": ["load#AROAX:i-0aaa"]})
 
 
 def test_the_evaluator_applies_resource_policies():
