@@ -400,6 +400,7 @@ def aws_cluster(settings: Settings, deployment: Deployment) -> tuple[SwarmServic
             services=deployment.service_names,
             file_system=file_system.file_system_id if file_system else None,
             database=database.identifier if database else None,
+            scaling={unit.short_name: unit.name for unit in deployment.units if unit.follows_load},
         ),
     )
     docker_host = docker_api_host(settings, admin, swarm)

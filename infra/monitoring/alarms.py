@@ -27,6 +27,7 @@ from restdemo_agent.contract import (
     METRICS_PERIOD_SECONDS,
     REPLICAS_DESIRED,
     REPLICAS_RUNNING,
+    SERVICE_AT_MAX_REPLICAS,
     SERVICE_DIMENSION,
     SERVICE_REPLICAS_MISSING,
     UPDATE_ROLLED_BACK,
@@ -106,6 +107,9 @@ class Watched:
     file_system: pulumi.Input[str] | None = None
     # The database's RDS instance identifier, when the app has one.
     database: pulumi.Input[str] | None = None
+    # The services whose replicas follow the load: each one's name in the swarm, by its Compose name
+    # ("" for the single service).
+    scaling: dict[str, str] = field(default_factory=dict)
 
 
 def five_xx_share() -> str:
@@ -191,7 +195,7 @@ def alarm_specs(settings: AlarmSettings, watched: Watched) -> list[AlarmSpec]:
                 },
             )
         )
-    return specs + swarm_specs(settings, watched.stack) + service_specs(watched)
+    return specs + swarm_specs(settings, watched.stack) + service_specs(watched) + scaling_specs(watched)
 
 
 def unhealthy_hosts(key: str, broke: str, action: str, targets: dict[str, pulumi.Input[str]]) -> AlarmSpec:
@@ -389,6 +393,37 @@ def service_specs(watched: Watched) -> list[AlarmSpec]:
             ),
         )
         for service, name in sorted(watched.services.items())
+    ]
+
+
+# A service at its maximum replicas with its load asking for that many or more, this many minutes (#31).
+HELD_AT_MAXIMUM_MINUTES = 15
+
+
+def scaling_specs(watched: Watched) -> list[AlarmSpec]:
+    """Each service whose replicas follow the load, held at its maximum for 15 minutes by the leader's
+    reading (restdemo_agent.scaling.at_maximum): it needs a higher bound, or more nodes."""
+    return [
+        AlarmSpec(
+            key="replicas-held-at-max" + (f"-{service}" if service else ""),
+            broke=f"{name} has run its maximum replicas for {HELD_AT_MAXIMUM_MINUTES} minutes and its load asks "
+            "for more.",
+            action="Raise its maximum (maxReplicas, or x-restdemo.scale.max_replicas), or add workers if they are "
+            "full; docker service ps shows where its tasks run.",
+            runbook="a-service-is-held-at-its-maximum-replicas",
+            comparison="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            periods=HELD_AT_MAXIMUM_MINUTES,
+            datapoints=HELD_AT_MAXIMUM_MINUTES,
+            missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
+            metric=Metric(
+                METRICS_NAMESPACE,
+                SERVICE_AT_MAX_REPLICAS,
+                "Maximum",
+                {METRICS_DIMENSION: watched.stack, SERVICE_DIMENSION: name},
+            ),
+        )
+        for service, name in sorted(watched.scaling.items())
     ]
 
 

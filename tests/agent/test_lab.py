@@ -526,20 +526,18 @@ def test_a_restarted_node_stays_a_member(formed, lab_aws):
 
 
 @contextmanager
-def load_on_every_node(formed, lab_registry, lab_app_image):
-    """The app with replicas on every node (w1 included) behind the lab's load balancer on m3:
-    (deployment, leader, worker w1, w1's node id, replicas)."""
-    from tests.e2e.harness import LOCAL_HAPROXY, capture, deployed, push
+def behind_the_balancer(formed, lab_registry, lab_app_image):
+    """The lab's load balancer on m3, ready for the app: (deployment, leader, the app's image to pull)."""
+    from tests.e2e.harness import LOCAL_HAPROXY, deployed, push
 
     host = require_engine()
     registry = lab_registry
-    replicas = 2 * len(formed)  # swarm spreads them: every node, w1 included, runs some
     image = lab_app_image["push"]
     host.images.get(LOCAL_HAPROXY).tag(f"{registry['push']}/haproxy", "lab")
     balancer = push(host, f"{registry['push']}/haproxy:lab")
     pull = {ref: ref.replace(registry["push"], registry["pull"]) for ref in (image, balancer)}
     leader = next(n for n in formed.values() if n.role == "manager" and n.client.info()["Swarm"]["ControlAvailable"])
-    lb_node, worker = formed["m3"], formed["w1"]
+    lb_node = formed["m3"]
     with deployed(
         leader.client,
         registry["pull"],
@@ -547,8 +545,20 @@ def load_on_every_node(formed, lab_registry, lab_app_image):
         host=lb_node.address,
         constraints=[f"node.labels.instance_id=={lb_node.instance_id}"],
     ) as deployment:
-        deployment.apply(capture(registry["pull"], host, replicas=str(replicas)), pull[image])
-        deployment.wait_converged(pull[image])
+        yield deployment, leader, pull[image]
+
+
+@contextmanager
+def load_on_every_node(formed, lab_registry, lab_app_image):
+    """The app with replicas on every node (w1 included) behind the lab's load balancer on m3:
+    (deployment, leader, worker w1, w1's node id, replicas)."""
+    from tests.e2e.harness import capture
+
+    replicas = 2 * len(formed)  # swarm spreads them: every node, w1 included, runs some
+    worker = formed["w1"]
+    with behind_the_balancer(formed, lab_registry, lab_app_image) as (deployment, leader, image):
+        deployment.apply(capture(lab_registry["pull"], require_engine(), replicas=str(replicas)), image)
+        deployment.wait_converged(image)
         wait_until(lambda: deployment.servers_up() == replicas, 90, what="the load balancer sees every replica")
         worker_id = nodes_seen_by(leader)[worker.address]["ID"]
         wait_until(
@@ -603,6 +613,59 @@ def leader_log(formed) -> str:
 def notices(lab_aws) -> dict:
     table = aws(lab_aws["url"], "dynamodb").scan(TableName="restdemo-lab-state")["Items"]
     return {item["pk"]["S"]: item for item in table if item["pk"]["S"].startswith("notice#")}
+
+
+# The app's replicas scaling on w1 (ADR 0034): a tenth of a CPU each, held at 20 % of it, from one
+# replica up to three; the cooldowns short, so the test takes about two minutes.
+SCALING = {
+    "replicas": "1",
+    "maxReplicas": "3",
+    "serviceCpuLimit": "0.1",
+    "serviceCpuReservation": "0.05",
+    "scaleCpuPercent": "20",
+    "scaleOutCooldown": "10s",
+    "scaleInCooldown": "30s",
+}
+
+
+def test_replicas_follow_the_load(formed, lab_registry, lab_app_image):
+    """A load step on the app (one replica on w1) moves the CPU w1's agent records for its tasks; the
+    leader's agent scales it out within its bounds, the load balancer finds the new replicas, and after
+    the load ends and the cooldown has passed it scales back to one: no request fails throughout."""
+    from tests.e2e.harness import capture, steady_load
+
+    w1 = formed["w1"]
+    run = capture(lab_registry["pull"], require_engine(), **SCALING)
+    with behind_the_balancer(formed, lab_registry, lab_app_image) as (deployment, leader, image):
+        deployment.apply(run, image, constraints=[f"node.labels.instance_id=={w1.instance_id}"])
+        deployment.wait_converged(image)
+        wait_until(lambda: deployment.servers_up() == 1, 90, what="the load balancer sees the replica")
+
+        def replicas() -> int:
+            return deployment.service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"]
+
+        with steady_load(deployment.lb_url, rate=5) as background:
+            with steady_load(deployment.lb_url, rate=80) as step, steady_load(deployment.lb_url, rate=80) as more:
+                started = time.monotonic()
+                wait_until(lambda: replicas() > 1, 120, interval=1, what="the leader scaling the app out")
+                scaled_out = time.monotonic() - started
+                grown = replicas()
+                wait_until(lambda: deployment.servers_up() == grown, 90, interval=1, what="the balancer using them all")
+                serving = time.monotonic() - started
+            ended = time.monotonic()
+            wait_until(lambda: replicas() == 1, 150, interval=1, what="the leader scaling the app back in")
+            scaled_in = time.monotonic() - ended
+            wait_until(lambda: len(deployment.running_tasks()) == 1, 60, what="the extra replicas stopped")
+            time.sleep(2)
+        print(
+            f"\nload step to scaled out: {scaled_out:.1f} s (1 -> {grown}), serving on all: {serving:.1f} s; "
+            f"load's end to scaled in: {scaled_in:.1f} s; {step.total + more.total} step requests, "
+            f"{background.total} background, {len(step.failures + more.failures + background.failures)} failed"
+        )
+        assert step.failures == more.failures == background.failures == []
+        assert 1 < grown <= 3
+        scaled = [json.loads(line) for line in leader_log(formed).splitlines() if '"replicas-scaled"' in line]
+        assert [(line["was"], line["replicas"]) for line in scaled][-2:] == [(1, grown), (grown, 1)]
 
 
 def test_draining_a_worker_under_load_fails_no_request(formed, lab_aws, lab_registry, lab_app_image):

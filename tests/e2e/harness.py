@@ -144,8 +144,9 @@ class Deployment:
     def service(self):
         return self.client.services.get(self.service_id)
 
-    def apply(self, run: ProgramRun, image_ref: str) -> None:
-        """Create or update the service from the captured program's docker.Service."""
+    def apply(self, run: ProgramRun, image_ref: str, constraints: list[str] | None = None) -> None:
+        """Create or update the service from the captured program's docker.Service (held to nodes that
+        meet `constraints`, as an AWS stack's is to its workers)."""
         inputs = run.one("docker:index/service:Service").inputs
         captured_image = inputs["taskSpec"]["containerSpec"]["image"]
         # The program runs image.ref (repository:tag@digest); the mock's digest is not a real one,
@@ -156,6 +157,7 @@ class Deployment:
             "taskSpec": {
                 **inputs["taskSpec"],
                 "containerSpec": {**inputs["taskSpec"]["containerSpec"], "image": image_ref},
+                **({"placement": {"constraints": constraints}} if constraints else {}),
             },
         }
         if NETWORK_ID not in self.network_ids:  # the program's docker.Network, created first

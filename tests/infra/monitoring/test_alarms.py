@@ -543,3 +543,30 @@ def test_a_stack_with_a_database_pages_on_its_cpu_storage_connections_and_a_slot
     assert first_alarm(alarm, low, T, T + 600) == T + 6 * 60  # five whole minutes of it, each read after its end
     high = [Datapoint(T + m * 60, 3.0 * 2**30, "FreeStorageSpace", "AWS/RDS", identifier) for m in range(1, 8)]
     assert first_alarm(alarm, high, T, T + 600) is None
+
+
+def test_a_service_held_at_its_maximum_replicas_for_15_minutes_pages_and_14_do_not():
+    """The leader's line for a scaling service (restdemo_agent.scaling.at_maximum), evaluated: 15
+    minutes at its maximum page; 14, then a minute its load eased, do not. Only scaling services have one."""
+    from restdemo_agent.metrics import emf
+    from tests.support.pulumi_program import run_program, stack_config
+    from tests.support.stack_variants import COMPOSE_VARIANT, variant_run
+
+    run = run_program("dev", {**stack_config("dev"), "restdemo:maxReplicas": "8"})
+    (inputs,) = [r.inputs for r in run.of_type(ALARM_TYPE) if "held-at-max" in r.name]
+    assert inputs["dimensions"] == {"Stack": "dev", "Service": "restdemo"}
+    assert "a-service-is-held-at-its-maximum-replicas" in inputs["alarmDescription"]
+    alarm = Alarm.from_inputs(inputs)
+
+    def minutes(values: list[int]) -> list:
+        lines = [
+            json.dumps(emf("dev", {"ServiceAtMaxReplicas": v}, T + m * 60 + 5, "restdemo"))
+            for m, v in enumerate(values)
+        ]
+        return from_emf(lines)
+
+    assert first_alarm(alarm, minutes([1] * 15), T, T + 1200) == T + 900
+    assert first_alarm(alarm, minutes([1] * 14 + [0] + [1] * 14), T, T + 1800) is None
+    assert not [r for r in run_program("dev").of_type(ALARM_TYPE) if "held-at-max" in r.name]
+    compose = sorted(r.name for r in variant_run("dev", COMPOSE_VARIANT).of_type(ALARM_TYPE) if "held-at-max" in r.name)
+    assert compose == ["monitoring-replicas-held-at-max-admin"]
