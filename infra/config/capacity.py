@@ -60,6 +60,12 @@ def on_demand_count(count: int, on_demand_base: int, on_demand_percent: int) -> 
     return base + math.ceil((count - base) * on_demand_percent / 100)
 
 
+def workers_may_run_spot(settings) -> bool:
+    """Judged at the workers' group's largest: workers a scaling group adds above its base may be spot."""
+    largest = max(settings.worker_count, settings.worker_max_count)
+    return runs_spot(largest, settings.worker_on_demand_base, settings.worker_on_demand_percent)
+
+
 def workers_scale(settings) -> bool:
     """The workers' group scales when its maximum is above its count (workerMaxCount)."""
     return settings.worker_max_count > settings.worker_count

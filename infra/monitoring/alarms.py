@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from infra.config.capacity import workers_may_run_spot
 from infra.config.database import max_connections
 from infra.config.names import resource_name
 from infra.config.settings import SettingsView
@@ -33,6 +34,7 @@ from restdemo_agent.contract import (
     UPDATE_ROLLED_BACK,
     VOLUME_DIRECTORIES_FAILING,
     WORKER_METRICS_NAMESPACE,
+    WORKERS_SPOT_FALLBACK,
 )
 
 ONE_MINUTE = METRICS_PERIOD_SECONDS  # the agent writes its metrics once a minute
@@ -58,6 +60,9 @@ class AlarmSettings(SettingsView):
     secret_refresh: float
     database_instance_class: str
     database_storage_gb: int
+    worker_on_demand_base: int
+    worker_on_demand_percent: int
+    worker_max_count: int
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,27 @@ def alarm_specs(settings: AlarmSettings, watched: Watched) -> list[AlarmSpec]:
                 },
             )
         )
+    if workers_may_run_spot(settings):
+        specs.append(spot_fallback(watched.stack))
     return specs + swarm_specs(settings, watched.stack) + service_specs(watched) + scaling_specs(watched)
+
+
+def spot_fallback(stack: str) -> AlarmSpec:
+    """The workers' group on-demand for want of spot, from the leader's line (restdemo_agent.spot_fallback):
+    it says so while it lasts, and again when spot is back (OK)."""
+    return AlarmSpec(
+        key="workers-spot-fallback",
+        broke="The workers' group could not launch spot capacity: the leader set it to launch on-demand only.",
+        action="Nothing is needed; spot is tried again an hour after the last failed launch. If it lasts, add "
+        "instance types of the same size (workerInstanceTypes) or raise workerOnDemandBase.",
+        runbook="the-workers-fall-back-to-on-demand",
+        comparison="GreaterThanOrEqualToThreshold",
+        threshold=1,
+        periods=1,
+        datapoints=1,
+        missing="ignore",  # a lost minute of lines keeps the state
+        metric=Metric(METRICS_NAMESPACE, WORKERS_SPOT_FALLBACK, "Maximum", {METRICS_DIMENSION: stack}),
+    )
 
 
 def unhealthy_hosts(key: str, broke: str, action: str, targets: dict[str, pulumi.Input[str]]) -> AlarmSpec:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config.capacity import runs_spot
+from infra.config.capacity import workers_may_run_spot
 from infra.config.iam_policy import account_administers_the_key, policy
 from infra.config.names import resource_name, stack_prefix
 from infra.config.settings import SettingsView
@@ -148,9 +148,7 @@ class Monitoring(pulumi.ComponentResource):
         specs = alarm_specs(AlarmSettings.of(settings), watched)
         alarms = [self._alarm(name, settings, stack, spec, child) for spec in specs]
         self._autoscaling_rule(name, settings, stack, watched, child)
-        # Judged at the group's largest: workers a scaling group adds above its base may be spot.
-        largest = max(settings.worker_count, settings.worker_max_count)
-        if runs_spot(largest, settings.worker_on_demand_base, settings.worker_on_demand_percent):
+        if workers_may_run_spot(settings):
             self._spot_rule(name, settings, stack, child)
         dashboard = self._dashboard(name, settings, stack, watched, alarms, child)
         self.alarm_names = [alarm_name(stack, spec) for spec in specs]

@@ -173,7 +173,8 @@ def manager_statements(arns: StackArns) -> list[dict]:
         # `recover`: the lost managers' instances replaced (a node replaces itself by powering off).
         allow(["autoscaling:SetInstanceHealth"], [arns.groups["manager"]]),
         # A scaling workers' group: the workers running a service's last replica kept from scale-in.
-        allow(["autoscaling:SetInstanceProtection"], [arns.groups["worker"]]),
+        # And the workers' on-demand base raised while spot launches fail, put back after (spot_fallback).
+        allow(["autoscaling:SetInstanceProtection", "autoscaling:UpdateAutoScalingGroup"], [arns.groups["worker"]]),
         # A worker EC2 reclaims (spot) leaves the load balancer before it goes.
         allow(["elasticloadbalancing:DeregisterTargets"], sorted(arns.web_target_groups)),
         # Describe* calls cannot be scoped to resources.
@@ -182,6 +183,7 @@ def manager_statements(arns: StackArns) -> list[dict]:
                 "autoscaling:DescribeAutoScalingGroups",
                 "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling:DescribeLifecycleHooks",
+                "autoscaling:DescribeScalingActivities",
                 "autoscaling:DescribePolicies",
                 "ec2:DescribeInstanceTypes",
                 "ec2:DescribeInstances",

@@ -31,6 +31,7 @@ from restdemo_agent.contract import (
     LAUNCHING,
     METRICS_DIMENSION,
     METRICS_NAMESPACE,
+    ON_DEMAND_BASE_TAG,
     RESERVED_POLICY,
     TERMINATING,
     TERMINATION_HOOK,
@@ -58,6 +59,8 @@ INSTANCE_WARMUP_SECONDS = 300
 CAPACITY_TIMEOUT = "20m"
 # Per-minute group metrics (free, AWS/AutoScaling) that the in-service-below-desired alarms watch.
 GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances"]
+# The workers' on-demand base, as Pulumi's property path names it.
+ON_DEMAND_BASE = "mixedInstancesPolicy.instancesDistribution.onDemandBaseCapacity"
 
 
 def max_healthy_percentage(size: int) -> int:
@@ -255,6 +258,12 @@ class NodeGroup(pulumi.ComponentResource):
         # The group's own view of its target groups is only what it was created with when
         # others are attached separately (the provider documents the conflict on Attachment).
         ignored = ["targetGroupArns"] if spec.attach_target_group_arns else []
+        group_tags = dict(tags(settings, f"{spec.role}s"))
+        if spec.purchase:
+            # The on-demand base is the leader's to raise while spot launches fail; the program's is in
+            # the tag, which the leader puts back (restdemo_agent.spot_fallback), so `up` undoes no fallback.
+            group_tags[ON_DEMAND_BASE_TAG] = str(spec.purchase.on_demand_base)
+            ignored.append(ON_DEMAND_BASE)
         launch = dict(
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version)
         )
@@ -304,8 +313,7 @@ class NodeGroup(pulumi.ComponentResource):
             enabled_metrics=GROUP_METRICS,
             metrics_granularity="1Minute",
             tags=[
-                aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=False)
-                for k, v in tags(settings, f"{spec.role}s").items()
+                aws.autoscaling.GroupTagArgs(key=k, value=v, propagate_at_launch=False) for k, v in group_tags.items()
             ],
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -23,6 +23,8 @@ from restdemo_agent.aws import (
     registry_auth_header,
     running_instances,
     scale_in_protection,
+    set_on_demand_base,
+    spot_state,
     stack_instances,
 )
 from restdemo_agent.capacity import (
@@ -47,6 +49,7 @@ from restdemo_agent.contract import (
     SETUP_SUCCESSES,
     WORKER_METRICS_NAMESPACE,
     WORKERS_RESERVED_PERCENT,
+    WORKERS_SPOT_FALLBACK,
     AgentEnvironment,
     group_name,
 )
@@ -124,6 +127,7 @@ from restdemo_agent.secrets import (
     stored_name,
     unused,
 )
+from restdemo_agent.spot_fallback import current_base, last_spot_failure, on_fallback, wanted_base
 from restdemo_agent.volumes import VolumeDirectory, due_directories, volume_directories
 
 ROUND_SECONDS = 5.0
@@ -312,6 +316,10 @@ class Agent:
     load_period: int = -1
     scaled_at: float = -1e18
     held_at_maximum: dict[str, bool] = field(default_factory=dict)
+    # The workers' group on-demand for want of spot (restdemo_agent.spot_fallback), at the leader's
+    # last look (None: a group that runs no spot, or no look yet).
+    spot_checked_at: float = -1e18
+    spot_fallback: bool | None = None
 
     @property
     def role(self) -> str:
@@ -611,6 +619,23 @@ class Agent:
                 except Exception as exc:
                     log("scale-in-protection-error", message=str(exc)[:300], kind=type(exc).__name__)
 
+    def fall_back_from_spot(self) -> None:
+        """Once a metrics period, the leader: the workers' group all on-demand while spot launches fail,
+        the program's base again an hour after (restdemo_agent.spot_fallback). Logged each change."""
+        if time.monotonic() - self.spot_checked_at < self.environment.metrics_period_seconds:
+            return
+        self.spot_checked_at = time.monotonic()
+        try:
+            group, activities = spot_state(self.lifecycle.autoscaling, group_name(self.environment.stack, "worker"))
+            base = wanted_base(group, activities, time.time())
+            if base is not None:
+                set_on_demand_base(self.lifecycle.autoscaling, group, base)
+                failed = last_spot_failure(activities)
+                log("spot-fallback", on_demand_base=base, was=current_base(group), last_failure=failed)
+            self.spot_fallback = on_fallback(group, base)
+        except Exception as exc:  # logged; the next period looks again, the healing goes on
+            log("spot-fallback-error", message=str(exc)[:300], kind=type(exc).__name__)
+
     # --- replicas that follow the load -----------------------------------------------------
 
     def record_load(self) -> None:
@@ -698,6 +723,7 @@ class Agent:
             # First, and in a thread of its own: no other step's failure holds a rotation back.
             self.serve_kept_secrets()
             self.protect_last_replicas()
+            self.fall_back_from_spot()
             self.scale_replicas()
             self.complete_launches(nodes)
             self.publish_tokens()
@@ -1036,6 +1062,8 @@ class Agent:
         view = leader_view(
             nodes, services, running, ages, rolled_back=rolled_back, kept_ages=kept_ages, volumes_failing=failing
         )
+        if self.spot_fallback is not None:  # as the group said at the leader's last look (fall_back_from_spot)
+            view[WORKERS_SPOT_FALLBACK] = 1 if self.spot_fallback else 0
         if self.workers_scale:  # as the group said at the leader's last look (protect_last_replicas)
             try:  # on its own: the rest of the leader's view is reported whatever this reading does
                 view[WORKERS_RESERVED_PERCENT] = self.workers_reserved_percent()

@@ -402,6 +402,24 @@ def scale_in_protection(autoscaling, group: str) -> tuple[bool, set[str], set[st
     return scales, {i["InstanceId"] for i in instances if i.get("ProtectedFromScaleIn")}, in_service
 
 
+def spot_state(autoscaling, group: str) -> tuple[dict, list[dict]]:
+    """The group as Auto Scaling describes it, and its latest scaling activities (newest first)."""
+    (found,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    activities = autoscaling.describe_scaling_activities(AutoScalingGroupName=group, MaxRecords=50)["Activities"]
+    return found, activities
+
+
+def set_on_demand_base(autoscaling, found: dict, base: int) -> None:
+    """The group's instances distribution as it is, with another on-demand base. The launch template is
+    not sent: UpdateAutoScalingGroup needs it only to change it (API reference, MixedInstancesPolicy:
+    "not required when updating the group"), and without it AWS checks no launch permission."""
+    distribution = found["MixedInstancesPolicy"].get("InstancesDistribution") or {}
+    autoscaling.update_auto_scaling_group(
+        AutoScalingGroupName=found["AutoScalingGroupName"],
+        MixedInstancesPolicy={"InstancesDistribution": {**distribution, "OnDemandBaseCapacity": base}},
+    )
+
+
 def leave_load_balancers(autoscaling, elbv2, group: str, instance_id: str) -> list[str]:
     """Take an instance out of its group's target groups: the load balancer sends it no new request
     and lets those under way finish (the target group's deregistration delay). The group's own, as

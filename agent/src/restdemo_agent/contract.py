@@ -165,6 +165,10 @@ SERVICE_AT_MAX_REPLICAS = "ServiceAtMaxReplicas"
 WORKERS_RESERVED_PERCENT = "WorkersReservedPercent"
 # That policy's name (one per group): the leader takes the workers' group to scale when it has it.
 RESERVED_POLICY = "reserved-share"
+# The leader's, for a workers' group that may run spot: 1 while it runs all on-demand because spot
+# launches failed (restdemo_agent.spot_fallback); the group's tag holding the program's on-demand base.
+WORKERS_SPOT_FALLBACK = "WorkersSpotFallback"
+ON_DEMAND_BASE_TAG = "restdemo:on-demand-base"
 SERVICE_DIMENSION = "Service"
 UPDATE_ROLLED_BACK = "ServiceRolledBack"  # 1 while a service's last update was rolled back
 UPDATE_PAUSED = "ServiceUpdatePaused"

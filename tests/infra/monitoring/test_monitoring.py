@@ -52,7 +52,7 @@ def test_what_notifies_the_topic_waits_for_its_policy(run):
 
 def test_every_alarm_pages_when_it_fires_and_when_it_is_ok_again(run):
     alarms = run.of_type(ALARM)
-    assert len(alarms) == 13
+    assert len(alarms) == 14  # with workers-spot-fallback: every committed stack runs spot workers
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == alarm.inputs["okActions"] == [TOPIC.format(stack=run.stack)]
         assert alarm.inputs["name"].startswith(f"restdemo-{run.stack}-")
@@ -124,7 +124,7 @@ def test_the_dashboard_and_its_address(run):
     dashboard = run.one("aws:cloudwatch/dashboard:Dashboard").inputs
     assert dashboard["dashboardName"] == f"restdemo-{run.stack}"
     alarms = json.loads(dashboard["dashboardBody"])["widgets"][-1]["properties"]["alarms"]
-    assert len(alarms) == 13
+    assert len(alarms) == 14
     assert run.outputs["dashboardUrl"] == (
         "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1"
         f"#dashboards:name=restdemo-{run.stack}"

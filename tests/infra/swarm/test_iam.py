@@ -45,6 +45,7 @@ def test_node_policies_are_scoped_to_the_stack(run, role):
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:DescribeLifecycleHooks",
         "autoscaling:DescribePolicies",
+        "autoscaling:DescribeScalingActivities",
         "cloudwatch:PutMetricData",  # no resource to scope: its condition is the namespace
     }
     # The stack's own target groups, whose ARNs carry their generated names, not the stack's.
@@ -572,6 +573,7 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
         "autoscaling:RecordLifecycleActionHeartbeat": [dev.group("manager"), dev.group("worker")],
         "autoscaling:SetInstanceHealth": [dev.group("manager")],  # recover: the lost managers
         "autoscaling:SetInstanceProtection": [dev.group("worker")],  # a scaling group's last replicas
+        "autoscaling:UpdateAutoScalingGroup": [dev.group("worker")],  # its on-demand base (spot fallback)
         "elasticloadbalancing:DeregisterTargets": [WEB_TARGET_GROUP],  # a reclaimed spot worker
     }
     for action in agent_calls() - WORKERS_ONLY - KEPT_SECRETS_ONLY:
@@ -579,6 +581,7 @@ def test_a_manager_is_allowed_each_agent_call_on_the_stacks_own_resources(dev):
             assert can(dev, "manager", action, resource), (action, resource)
     assert not can(dev, "manager", "dynamodb:PutItem", table.replace("restdemo-dev", "restdemo-prod"))
     assert not can(dev, "manager", "autoscaling:SetInstanceProtection", dev.group("manager"))
+    assert not can(dev, "manager", "autoscaling:UpdateAutoScalingGroup", dev.group("manager"))
     assert not can(dev, "manager", "elasticloadbalancing:DeregisterTargets", WEB_TARGET_GROUP.replace("web", "admin"))
 
 
@@ -587,7 +590,7 @@ def test_a_worker_holds_nothing_its_node_does_not_call(dev):
     assert worker <= agent_calls() | watchdog_calls() | IMPLIED | OUTSIDE_THE_AGENT
     assert worker - OUTSIDE_THE_AGENT == {
         "dynamodb:GetItem",
-        "dynamodb:PutItem",  # its own interruption notice only
+        "dynamodb:PutItem",  # its own interruption notice and CPU record only
         "kms:Decrypt",
         "autoscaling:DescribeAutoScalingInstances",  # the watchdog's
         "cloudwatch:PutMetricData",  # its own metrics, in the workers' namespace only

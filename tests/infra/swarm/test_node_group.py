@@ -40,7 +40,8 @@ def test_managers_stay_in_the_alb_after_the_next_update(run):
     }
     assert attached == {"arn:aws:lb:eu-west-1:123456789012:admin", "arn:aws:lb:eu-west-1:123456789012:web"}
     workers = run.named(GROUP, "swarm-workers-group")
-    assert workers.ignore_changes == []
+    # Its on-demand base is the leader's while spot launches fail (restdemo_agent.spot_fallback).
+    assert workers.ignore_changes == ["mixedInstancesPolicy.instancesDistribution.onDemandBaseCapacity"]
     assert not any(
         a.inputs["autoscalingGroupName"] == workers.inputs["name"]
         for a in run.of_type("aws:autoscaling/attachment:Attachment")
@@ -218,3 +219,16 @@ def test_a_fixed_count_of_workers_has_no_policy_and_turning_scaling_on_rolls_no_
     scaling = run_program(run.stack, {**stack_config(run.stack), "restdemo:workerMaxCount": 10})
     assert scaling.of_type("aws:autoscaling/policy:Policy")
     assert user_data(scaling, "manager") == user_data(run, "manager")
+
+
+def test_the_workers_group_carries_the_programs_on_demand_base_for_the_leader_to_put_back(run):
+    """The leader raises the live base while spot launches fail and sets the tag's back an hour after;
+    the program's own changes of workerOnDemandBase reach the group through the tag."""
+    from restdemo_agent.contract import ON_DEMAND_BASE_TAG
+
+    workers = run.named(GROUP, "swarm-workers-group").inputs
+    tags = {t["key"]: t for t in workers["tags"]}
+    base = workers["mixedInstancesPolicy"]["instancesDistribution"]["onDemandBaseCapacity"]  # a number, as JSON has
+    assert tags[ON_DEMAND_BASE_TAG] == {"key": ON_DEMAND_BASE_TAG, "value": str(int(base)), "propagateAtLaunch": False}
+    managers = run.named(GROUP, "swarm-managers-group").inputs
+    assert ON_DEMAND_BASE_TAG not in {t["key"] for t in managers["tags"]}
