@@ -206,7 +206,8 @@ class ServiceUnit:
     # which the program leaves to it (ADR 0029).
     secrets_from_aws: bool = False
     # Its replicas follow the load: `replicas` is the fewest, the labels hold the bounds, and the count
-    # is the leader's agent's after the service is made (ADR 0034).
+    # is the leader's agent's after the service is made (ADR 0034). On AWS only: the local stack runs no
+    # agent, so there the program keeps the count (the labels stay, read by nothing).
     follows_load: bool = False
 
 
@@ -252,7 +253,7 @@ def single_service(name: str, settings: Settings, image_ref: pulumi.Input[str]) 
             settings.scale_out_cooldown,
             settings.scale_in_cooldown,
         ),
-        follows_load=bool(settings.max_replicas),
+        follows_load=bool(settings.max_replicas) and settings.platform == "aws",
     )
 
 
@@ -335,7 +336,7 @@ def compose_service(
         ],
         user=service.user,
         secrets_from_aws=from_aws,
-        follows_load=bool(scale),
+        follows_load=bool(scale) and settings.platform == "aws",
     )
 
 

@@ -344,3 +344,15 @@ def test_labels_aws_does_not_confirm_are_mismatched():
     assert mismatched([right], AWS_SAYS) == []
     assert mismatched([right, twin], AWS_SAYS) == [right, twin]  # one instance, two nodes: neither is trusted
     assert mismatched([elsewhere], AWS_SAYS) == [elsewhere]
+
+
+def test_a_rolled_back_service_stays_reported_when_the_leader_scales_it():
+    """Scaling (ADR 0034) is an update too: another replica count is the same spec for the rollback's
+    page; a digest an older agent stored (with the count) is still recognised."""
+    spec = {"Name": "web", "Mode": {"Replicated": {"Replicas": 2}}, "TaskTemplate": {"ContainerSpec": {"Image": "a"}}}
+    held = rolled_back_services([{"ID": "s1", "Spec": spec, "UpdateStatus": {"State": "rollback_completed"}}], {})
+    scaled = {"ID": "s1", "Spec": {**spec, "Mode": {"Replicated": {"Replicas": 5}}}}
+    assert rolled_back_services([scaled], held) == held
+    older = {"s1": spec_digest(spec, counted=True)}
+    assert rolled_back_services([{"ID": "s1", "Spec": spec}], older) == held
+    assert spec_digest(spec) != spec_digest(spec, counted=True)

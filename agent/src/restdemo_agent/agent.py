@@ -110,6 +110,7 @@ from restdemo_agent.scaling import (
     replicas,
     scale_to,
     stale_records,
+    updated_at,
 )
 from restdemo_agent.secrets import (
     UPDATING,
@@ -316,6 +317,7 @@ class Agent:
     load_period: int = -1
     scaled_at: float = -1e18
     held_at_maximum: dict[str, bool] = field(default_factory=dict)
+    scaled_counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # service id -> (count set, version after)
     # The workers' group on-demand for want of spot (restdemo_agent.spot_fallback), at the leader's
     # last look (None: a group that runs no spot, or no look yet).
     spot_checked_at: float = -1e18
@@ -659,20 +661,31 @@ class Agent:
 
     def scale_replicas(self) -> None:
         """Once a metrics period, the leader: each service with bounds at the count its load asks for
-        (restdemo_agent.scaling.scale_to), each on its own; the nodes' old records deleted."""
+        (restdemo_agent.scaling.scale_to), each on its own; the nodes' old or malformed records deleted
+        first. Never raises: a record is a node's word, and no record may stop the healing."""
         period = self.environment.metrics_period_seconds
         if time.monotonic() - self.scaled_at < period:
             return
         self.scaled_at = time.monotonic()
         try:
-            services = [s for s in self.engine.services() if bounds_of(s["Spec"].get("Labels"))]
+            everything = self.engine.services()
+            services = [s for s in everything if bounds_of(s["Spec"].get("Labels"))]
             records = self.state.loads()
             instances = {n["ID"]: instance_of(n) for n in self.engine.node_descriptions()}
             tasks = self.engine.tasks() if services else []
+            if any((s.get("UpdateStatus") or {}).get("State") in ROLLED_BACK for s in services):
+                # Noted before a scale clears UpdateStatus (the spec's digest leaves the count out).
+                self.rolled_back_services(everything)
         except Exception as exc:  # logged; the next period looks again
             log("scaling-error", message=str(exc)[:300], kind=type(exc).__name__)
+            self.held_at_maximum = {}  # no reading: no line, rather than the last one again
             return
         now = time.time()
+        for key in stale_records(records, now, period):
+            try:
+                self.state.forget(key)
+            except Exception as exc:  # forgotten on a later period
+                log("scaling-error", message=str(exc)[:300], kind=type(exc).__name__)
         loads = read_records(records, now, period)
         running: dict[str, dict[str, int]] = {}  # service id -> instance -> its tasks running there
         for task in tasks:
@@ -682,23 +695,41 @@ class Agent:
                 on[instance] = on.get(instance, 0) + 1
         held = {}
         for service in services:
-            name = service["Spec"]["Name"]
-            load = load_percent(service["ID"], cpu_limit(service), loads, running.get(service["ID"], {}))
-            held[name] = bool(at_maximum(service, load))
-            count = scale_to(service, load, now)
-            if count is None:
-                continue
             try:
-                self.engine.scale(service, count)
-                log("replicas-scaled", service=name, replicas=count, was=replicas(service), cpu_percent=load)
+                held[service["Spec"]["Name"]] = self._scale(service, loads, running.get(service["ID"], {}), now)
             except Exception as exc:  # refused (an `up` changed it meanwhile): the next period decides again
-                log("scaling-error", service=name, message=str(exc)[:300], kind=type(exc).__name__)
+                log("scaling-error", service=service["Spec"]["Name"], message=str(exc)[:300], kind=type(exc).__name__)
         self.held_at_maximum = held
-        for key in stale_records(records, now, period):
-            try:
-                self.state.forget(key)
-            except Exception as exc:  # forgotten on a later period
-                log("scaling-error", message=str(exc)[:300], kind=type(exc).__name__)
+        self.scaled_counts = {k: v for k, v in self.scaled_counts.items() if k in {s["ID"] for s in services}}
+
+    def _scale(self, service: dict, loads: dict, running: dict[str, int], now: float) -> bool:
+        """One service's decision and change; whether it is held at its maximum."""
+        period = self.environment.metrics_period_seconds
+        sid, version = service["ID"], (service.get("Version") or {}).get("Index")
+        load = load_percent(sid, cpu_limit(service), loads, running, updated_at(service), period)
+        # The count this agent set, when someone else's update came after it (an `up` sends the count
+        # its refresh read, perhaps before this agent's last change).
+        mine = self.scaled_counts.get(sid)
+        restore = mine[0] if mine and mine[1] != version else None
+        count = scale_to(service, load, now, restore)
+        if count is None or count == replicas(service):
+            if restore is not None and (service.get("UpdateStatus") or {}).get("State") not in UPDATING:
+                del self.scaled_counts[sid]  # someone else's count stands (no lower than this agent's)
+            return bool(at_maximum(service, load))
+        self.engine.scale(service, count)
+        after = self.engine.service_version(sid)
+        self.scaled_counts[sid] = (count, after)
+        if self.refreshed_versions.get(sid) == version:  # the agent's own update: no deploy's login to replace
+            self.refreshed_versions[sid] = after
+        log(
+            "replicas-scaled",
+            service=service["Spec"]["Name"],
+            replicas=count,
+            was=replicas(service),
+            cpu_percent=load,
+            restored=restore is not None and count == restore,
+        )
+        return False  # at another count now: the next period reads it
 
     # --- healing ------------------------------------------------------------------------
 

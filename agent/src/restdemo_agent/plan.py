@@ -283,8 +283,12 @@ def credentials_refresh_due(
 ROLLED_BACK = {"rollback_started", "rollback_paused", "rollback_completed"}
 
 
-def spec_digest(spec: dict) -> str:
-    """A service spec's identity: the same spec sent again (the credential refresh) keeps it."""
+def spec_digest(spec: dict, *, counted: bool = False) -> str:
+    """A service spec's identity: the same spec sent again (the credential refresh) keeps it, and so
+    does another replica count (the leader's scaling, ADR 0034); `counted`: the count too, as agents
+    before that stored it."""
+    if not counted and "Replicated" in (spec.get("Mode") or {}):
+        spec = {**spec, "Mode": {**spec["Mode"], "Replicated": {**spec["Mode"]["Replicated"], "Replicas": None}}}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -297,7 +301,8 @@ def rolled_back_services(services: list[dict], held: dict[str, str]) -> dict[str
     for service in services:
         digest = spec_digest(service["Spec"])
         state = (service.get("UpdateStatus") or {}).get("State")
-        if state in ROLLED_BACK or held.get(service["ID"]) == digest:
+        known = (digest, spec_digest(service["Spec"], counted=True))
+        if state in ROLLED_BACK or held.get(service["ID"]) in known:
             found[service["ID"]] = digest
     return found
 

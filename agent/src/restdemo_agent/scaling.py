@@ -39,6 +39,14 @@ TOLERANCE = 0.1
 RECORD_PERIODS = 3
 # The most replicas a bound may name (the program's settings say the same).
 MAX_REPLICAS = 100
+# What a record may hold: a node's whole `services` field at most this long, and no more tasks of a
+# service or CPU for them than any node has (the leader caps both again); anything else is no record.
+RECORD_CHARS = 65536
+MOST_TASKS = 10_000
+MOST_NANO_CPUS = 10**15
+# An operator's label that stops the agent changing a service's count (`docker service update
+# --label-add restdemo.scale.paused=true`; the next `up` takes it away).
+PAUSED_LABEL = "restdemo.scale.paused"
 
 
 @dataclass(frozen=True)
@@ -110,40 +118,69 @@ def recorded_instance(key: str) -> str | None:
     return instance if instance.startswith("i-") else None
 
 
-def read_records(items: dict[str, dict], now: float, period: float) -> dict[str, dict[str, tuple[float, int]]]:
-    """By instance, each recent well-formed record's load. A record is the node's to write: anything
-    but a mapping of service to [CPU, tasks], both numbers not below 0, is no record."""
-    loads: dict[str, dict[str, tuple[float, int]]] = {}
+def _no_constant(name: str):
+    raise ValueError(f"{name} is no number a record holds")
+
+
+def _parsed(text: str) -> dict[str, tuple[float, int]] | None:
+    """A record's services, or None when it is not what an agent writes: a mapping of service to
+    [CPU, tasks], both finite and not below 0, within bounds no node reaches."""
+    if len(text) > RECORD_CHARS:
+        return None
+    try:
+        services = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(services, dict):
+        return None
+    load = {}
+    for service, value in services.items():
+        if not (isinstance(value, list) and len(value) == 2):
+            continue
+        used, tasks = value
+        if (
+            isinstance(used, int | float)
+            and not isinstance(used, bool)
+            and isinstance(tasks, int)
+            and not isinstance(tasks, bool)
+            and 0 <= used <= MOST_NANO_CPUS
+            and 0 <= tasks <= MOST_TASKS
+        ):
+            load[service] = (float(used), tasks)
+    return load
+
+
+def read_records(
+    items: dict[str, dict], now: float, period: float
+) -> dict[str, tuple[float, dict[str, tuple[float, int]]]]:
+    """By instance, each recent well-formed record: when it was recorded, and its load. A record is the
+    node's to write, so anything not as the agent writes it is no record (never an error)."""
+    loads = {}
     for key, item in items.items():
         instance = recorded_instance(key)
         try:
             recorded = float(item.get("recorded", ""))
-            services = json.loads(item.get("services", ""))
         except ValueError:
             continue
-        if instance is None or not isinstance(services, dict) or not 0 <= now - recorded <= RECORD_PERIODS * period:
+        # A period ahead at most: the stamp is rounded to the second, and the nodes' clocks differ a little.
+        if instance is None or not -period <= now - recorded <= RECORD_PERIODS * period:
             continue
-        load = {}
-        for service, value in services.items():
-            if (
-                isinstance(value, list)
-                and len(value) == 2
-                and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)
-            ):
-                load[service] = (float(value[0]), int(value[1]))
-        loads[instance] = load
+        load = _parsed(item.get("services", ""))
+        if load is not None:
+            loads[instance] = (recorded, load)
     return loads
 
 
 def stale_records(items: dict[str, dict], now: float, period: float) -> list[str]:
-    """Records to delete: of nodes that stopped recording (gone, most likely), or not what an agent writes."""
+    """Records to delete: of nodes that stopped recording (gone, most likely), stamped far from now
+    either way, or not what an agent writes (the node writes it again next period if it is alive)."""
     done = []
     for key, item in sorted(items.items()):
         try:
-            fresh = now - float(item.get("recorded", "")) <= 10 * RECORD_PERIODS * period
+            fresh = abs(now - float(item.get("recorded", ""))) <= 10 * RECORD_PERIODS * period
         except ValueError:
             fresh = False
-        if not fresh or recorded_instance(key) is None:
+        if not fresh or recorded_instance(key) is None or _parsed(item.get("services", "")) is None:
             done.append(key)
     return done
 
@@ -152,15 +189,24 @@ def stale_records(items: dict[str, dict], now: float, period: float) -> list[str
 
 
 def load_percent(
-    service_id: str, limit: float, loads: dict[str, dict[str, tuple[float, int]]], running: dict[str, int]
+    service_id: str,
+    limit: float,
+    loads: dict[str, tuple[float, dict[str, tuple[float, int]]]],
+    running: dict[str, int],
+    since: float,
+    period: float,
 ) -> float | None:
     """The service's tasks' CPU as a share of their limit (`limit`, nano CPUs), over the tasks the nodes
-    reported; each node counted for no more tasks than swarm runs of the service there (`running`, by
-    instance) and no more CPU for each than the limit. None when no task was reported."""
+    reported in records whose sampling began after `since` (when swarm last changed the service: a
+    reading of the count before would be multiplied by the count after); each node counted for no
+    more tasks than swarm runs of the service there (`running`, by instance) and no more CPU for
+    each than the limit. None when no task was reported."""
     if limit <= 0:
         return None
     used, tasks = 0.0, 0
-    for instance, services in loads.items():
+    for instance, (recorded, services) in loads.items():
+        if recorded - period < since:
+            continue
         reported_used, reported_tasks = services.get(service_id, (0.0, 0))
         counted = min(reported_tasks, running.get(instance, 0))
         if counted <= 0:
@@ -204,15 +250,24 @@ def replicas(service: dict) -> int | None:
     return int(mode["Replicated"].get("Replicas", 0)) if "Replicated" in mode else None
 
 
-def scale_to(service: dict, load: float | None, now: float) -> int | None:
+def scale_to(service: dict, load: float | None, now: float, restore: int | None = None) -> int | None:
     """The replicas to set on a service now, or None to leave it: one with bounds, not updating or
-    rolling back, whose count is outside its bounds (they changed at an `up`: at once), or whose load
-    asks for another count and whose cooldown since swarm last changed it has passed (`now`: seconds
-    since the epoch)."""
-    bounds = bounds_of(service["Spec"].get("Labels"))
+    rolling back, not stopped (0) or paused by an operator, whose count is outside its bounds (they
+    changed at an `up`: at once), below the count the agent set last before someone else's update
+    (`restore`: an `up` sends the count its refresh read), or whose load asks for another count and
+    whose cooldown since swarm last changed it has passed (`now`: seconds since the epoch)."""
+    labels = service["Spec"].get("Labels") or {}
+    bounds = bounds_of(labels)
     current = replicas(service)
-    if bounds is None or current is None or (service.get("UpdateStatus") or {}).get("State") in UPDATING:
+    if (
+        bounds is None
+        or not current
+        or labels.get(PAUSED_LABEL) == "true"
+        or (service.get("UpdateStatus") or {}).get("State") in UPDATING
+    ):
         return None
+    if restore is not None and clamp(restore, bounds) > current:
+        return clamp(restore, bounds)
     if clamp(current, bounds) != current:
         return clamp(current, bounds)
     wanted = clamp(unbounded_count(current, load, bounds.cpu_percent), bounds)
@@ -223,11 +278,12 @@ def scale_to(service: dict, load: float | None, now: float) -> int | None:
 
 
 def at_maximum(service: dict, load: float | None) -> bool | None:
-    """For a service with bounds: whether it runs its maximum and its load asks for at least that
-    many (it needs a higher bound, or more nodes); None for one without."""
+    """For a service with bounds: whether it runs its maximum and its load asks for more than that
+    (above the target by more than the tolerance: it needs a higher bound, or more nodes); None for
+    one without."""
     bounds = bounds_of(service["Spec"].get("Labels"))
     current = replicas(service)
     if bounds is None or current is None:
         return None
     asked = unbounded_count(current, load, bounds.cpu_percent)
-    return load is not None and current >= bounds.maximum and asked >= bounds.maximum
+    return load is not None and current >= bounds.maximum and asked > bounds.maximum

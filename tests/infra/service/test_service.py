@@ -239,6 +239,10 @@ def test_a_service_that_follows_the_load_carries_its_bounds_and_leaves_its_count
     assert service.ignore_changes == ["mode.replicated.replicas"]
     fixed = run_program("dev").one("docker:index/service:Service")
     assert (fixed.inputs.get("labels"), fixed.ignore_changes) == (None, [])
+    # The local stack runs no agent: the program keeps the count there, so `replicas` still changes it.
+    local = run_program("local", {**stack_config("local"), "restdemo:maxReplicas": "7"})
+    assert local.one("docker:index/service:Service").ignore_changes == []
+    assert (local.outputs.get("replicas"), len(local.one("docker:index/service:Service").inputs["labels"])) == (3, 5)
 
 
 def test_a_compose_service_scales_within_its_own_bounds_the_stacks_settings_filling_the_rest():
