@@ -210,15 +210,18 @@ def spot_fallback(stack: str) -> AlarmSpec:
     it says so while it lasts, and again when spot is back (OK)."""
     return AlarmSpec(
         key="workers-spot-fallback",
-        broke="The workers' group could not launch spot capacity: the leader set it to launch on-demand only.",
-        action="Nothing is needed; spot is tried again an hour after the last failed launch. If it lasts, add "
-        "instance types of the same size (workerInstanceTypes) or raise workerOnDemandBase.",
+        broke="The workers' group could not launch spot capacity: the leader has it launch its missing workers "
+        "on-demand.",
+        action="Nothing is needed; spot is tried again an hour after the last failed launch (OK then means tried, "
+        "not found). If it lasts, add instance types of the same size (workerInstanceTypes) or raise "
+        "workerOnDemandBase.",
         runbook="the-workers-fall-back-to-on-demand",
         comparison="GreaterThanOrEqualToThreshold",
         threshold=1,
         periods=1,
         datapoints=1,
-        missing="ignore",  # a lost minute of lines keeps the state
+        # A leader that stops reporting has its own pages (swarm-no-leader, node-heartbeat-missing).
+        missing="notBreaching",
         metric=Metric(METRICS_NAMESPACE, WORKERS_SPOT_FALLBACK, "Maximum", {METRICS_DIMENSION: stack}),
     )
 

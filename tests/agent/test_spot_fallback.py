@@ -34,10 +34,13 @@ def activity(code: str, message: str, at: float = NOW, description: str = "Launc
     }
 
 
-def group(base: int, tag: str | None = "1", max_size: int = 4) -> dict:
+def group(base: int, tag: str | None = "1", max_size: int = 4, desired: int = 4, running: int = 1) -> dict:
     return {
         "AutoScalingGroupName": GROUP,
         "MaxSize": max_size,
+        "DesiredCapacity": desired,
+        "Instances": [{"InstanceId": f"i-{n}", "LifecycleState": "InService"} for n in range(running)]
+        + [{"InstanceId": "i-leaving", "LifecycleState": "Terminating:Wait"}],
         "MixedInstancesPolicy": {"InstancesDistribution": {"OnDemandBaseCapacity": base}},
         "Tags": [{"Key": ON_DEMAND_BASE_TAG, "Value": tag}] if tag is not None else [],
     }
@@ -55,16 +58,21 @@ def test_only_a_failed_launch_for_want_of_spot_counts():
         assert last_spot_failure([other]) is None
 
 
-def test_all_on_demand_for_an_hour_after_a_failed_spot_launch_then_the_programs_base_again():
+def test_the_missing_workers_launch_on_demand_for_an_hour_the_spot_ones_stay():
+    """Within an hour of a failed spot launch the base is the on-demand workers the group runs plus
+    those it is short: a base above that would have Auto Scaling replace its spot workers too."""
     failed = [activity("Failed", spot_capacity.SPOT_FAILURE, NOW - 60)]
-    assert wanted_base(group(1), failed, NOW) == 4  # the group's maximum size: every launch on-demand
-    assert wanted_base(group(4), failed, NOW) is None  # there already
-    assert wanted_base(group(4), failed, NOW + RETRY_SPOT_SECONDS - 61) is None
-    assert wanted_base(group(4), failed, NOW + RETRY_SPOT_SECONDS) == 1  # spot is tried again
-    assert wanted_base(group(1), [], NOW) is None
-    assert wanted_base(group(0, tag="2"), [], NOW) == 2  # the base setting changed: it reaches the group
-    assert wanted_base(group(1, tag=None), failed, NOW) is None  # no base of the program's: not its to move
-    assert wanted_base({"AutoScalingGroupName": GROUP, "MaxSize": 4}, failed, NOW) is None  # no mixed policy
+    none = set()
+    assert wanted_base(group(1), failed, none, NOW) == 4  # 1 on-demand running, 3 short (the leaving one not counted)
+    spot = {"i-1", "i-2"}
+    assert wanted_base(group(1, running=3), failed, spot, NOW) == 2  # i-0 on-demand, 1 short; i-1, i-2 stay spot
+    assert wanted_base(group(4), failed, none, NOW) is None  # there already
+    assert wanted_base(group(4), failed, none, NOW + RETRY_SPOT_SECONDS - 61) is None
+    assert wanted_base(group(4), failed, none, NOW + RETRY_SPOT_SECONDS) == 1  # spot is tried again
+    assert wanted_base(group(1), [], none, NOW) is None
+    assert wanted_base(group(0, tag="2"), [], none, NOW) == 2  # the base setting changed: it reaches the group
+    assert wanted_base(group(1, tag=None), failed, none, NOW) is None  # no base of the program's: not its to move
+    assert wanted_base({"AutoScalingGroupName": GROUP, "MaxSize": 4}, failed, none, NOW) is None  # no mixed policy
     assert (on_fallback(group(4)), on_fallback(group(1)), on_fallback(group(1), 4), on_fallback(group(1, None))) == (
         True,
         False,
@@ -154,18 +162,18 @@ def test_the_leader_falls_back_to_on_demand_says_so_and_tries_spot_again_an_hour
     leader = agent_on(Leader([]), aws)
     leader.fall_back_from_spot()
     assert distribution(autoscaling)["InstancesDistribution"] == {
-        "OnDemandBaseCapacity": 4,  # the group's maximum: every launch on-demand
+        "OnDemandBaseCapacity": 3,  # the one on-demand worker it runs and the two it is short
         "OnDemandPercentageAboveBaseCapacity": 0,
         "SpotAllocationStrategy": "price-capacity-optimized",
     }
     assert in_service(autoscaling) == 3
     (logged,) = lines(capsys, "spot-fallback")
-    assert (logged["on_demand_base"], logged["was"]) == (4, 1)
+    assert (logged["on_demand_base"], logged["was"]) == (3, 1)
     assert leader.swarm_readings()[WORKERS_SPOT_FALLBACK] == 1
 
     leader.spot_checked_at = -1e18
     leader.fall_back_from_spot()  # still within the hour: nothing changes
-    assert distribution(autoscaling)["InstancesDistribution"]["OnDemandBaseCapacity"] == 4
+    assert distribution(autoscaling)["InstancesDistribution"]["OnDemandBaseCapacity"] == 3
 
     later = time.time() + RETRY_SPOT_SECONDS + 1
     monkeypatch.setattr("restdemo_agent.agent.time.time", lambda: later)
@@ -188,3 +196,29 @@ def test_a_group_without_the_programs_base_is_left_alone_and_a_failing_call_is_l
     leader.spot_checked_at = -1e18
     leader.fall_back_from_spot()
     assert [line["kind"] for line in lines(capsys, "spot-fallback-error")] == ["ValueError"]
+
+
+class RefusingAutoScaling:
+    """Auto Scaling describing the short group, and refusing the update (throttled, say)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def update_auto_scaling_group(self, **request):
+        raise RuntimeError("Throttling: Rate exceeded")
+
+
+def test_a_fallback_that_cannot_be_set_is_reported_all_the_same(aws, capsys):
+    """The group is short of spot and the leader cannot raise its base: the alarm must not stay quiet."""
+    autoscaling = aws["autoscaling"]
+    spot_group(aws["ec2"], autoscaling)
+    spot_capacity.spot_unavailable(GROUP)
+    autoscaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=3)
+    leader = agent_on(Leader([]), aws)
+    leader.lifecycle.autoscaling = RefusingAutoScaling(autoscaling)
+    leader.fall_back_from_spot()
+    assert leader.spot_fallback is True
+    assert [line["message"] for line in lines(capsys, "spot-fallback-error")] == ["Throttling: Rate exceeded"]

@@ -41,6 +41,7 @@ from restdemo_agent.contract import (
     DISK_USED_PERCENT,
     MEMORY_USED_PERCENT,
     NODE_SETUP_FAILURES,
+    ON_DEMAND_BASE_TAG,
     REPLACE_REQUEST,
     SERVICE_AT_MAX_REPLICAS,
     SERVICE_REPLICAS_MISSING,
@@ -128,7 +129,14 @@ from restdemo_agent.secrets import (
     stored_name,
     unused,
 )
-from restdemo_agent.spot_fallback import current_base, last_spot_failure, on_fallback, wanted_base
+from restdemo_agent.spot_fallback import (
+    RETRY_SPOT_SECONDS,
+    current_base,
+    last_spot_failure,
+    on_fallback,
+    program_base,
+    wanted_base,
+)
 from restdemo_agent.volumes import VolumeDirectory, due_directories, volume_directories
 
 ROUND_SECONDS = 5.0
@@ -622,21 +630,40 @@ class Agent:
                     log("scale-in-protection-error", message=str(exc)[:300], kind=type(exc).__name__)
 
     def fall_back_from_spot(self) -> None:
-        """Once a metrics period, the leader: the workers' group all on-demand while spot launches fail,
-        the program's base again an hour after (restdemo_agent.spot_fallback). Logged each change."""
+        """Once a metrics period, the leader: the workers' group short of spot launches the missing
+        workers on-demand, and the program's base is back an hour after (restdemo_agent.spot_fallback).
+        Logged each change. A failure to set the base reports the group on fallback all the same
+        (the alarm must not stay quiet while the group is short)."""
         if time.monotonic() - self.spot_checked_at < self.environment.metrics_period_seconds:
             return
         self.spot_checked_at = time.monotonic()
+        now = time.time()
         try:
-            group, activities = spot_state(self.lifecycle.autoscaling, group_name(self.environment.stack, "worker"))
-            base = wanted_base(group, activities, time.time())
-            if base is not None:
+            group, activities, spot = spot_state(
+                self.lifecycle.autoscaling,
+                self.ec2,
+                group_name(self.environment.stack, "worker"),
+                now - RETRY_SPOT_SECONDS,
+            )
+        except Exception as exc:  # logged; the next period looks again, the healing goes on
+            log("spot-fallback-error", message=str(exc)[:300], kind=type(exc).__name__)
+            return
+        if program_base(group) is None:
+            if "MixedInstancesPolicy" in group:
+                log("spot-fallback-no-tag", tag=ON_DEMAND_BASE_TAG)
+            self.spot_fallback = None
+            return
+        base = wanted_base(group, activities, spot, now)
+        if base is not None:
+            try:
                 set_on_demand_base(self.lifecycle.autoscaling, group, base)
                 failed = last_spot_failure(activities)
                 log("spot-fallback", on_demand_base=base, was=current_base(group), last_failure=failed)
-            self.spot_fallback = on_fallback(group, base)
-        except Exception as exc:  # logged; the next period looks again, the healing goes on
-            log("spot-fallback-error", message=str(exc)[:300], kind=type(exc).__name__)
+            except Exception as exc:
+                log("spot-fallback-error", message=str(exc)[:300], kind=type(exc).__name__)
+                self.spot_fallback = base > (program_base(group) or 0)
+                return
+        self.spot_fallback = on_fallback(group, base)
 
     # --- replicas that follow the load -----------------------------------------------------
 

@@ -402,21 +402,54 @@ def scale_in_protection(autoscaling, group: str) -> tuple[bool, set[str], set[st
     return scales, {i["InstanceId"] for i in instances if i.get("ProtectedFromScaleIn")}, in_service
 
 
-def spot_state(autoscaling, group: str) -> tuple[dict, list[dict]]:
-    """The group as Auto Scaling describes it, and its latest scaling activities (newest first)."""
+def spot_state(autoscaling, ec2, group: str, since: float) -> tuple[dict, list[dict], set[str]]:
+    """The group as Auto Scaling describes it, its scaling activities that started after `since`
+    (newest first, every page: a busy group records many), and which of its instances are spot."""
     (found,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
-    activities = autoscaling.describe_scaling_activities(AutoScalingGroupName=group, MaxRecords=50)["Activities"]
-    return found, activities
+    activities, request = [], {"AutoScalingGroupName": group, "MaxRecords": 100}
+    while True:
+        page = autoscaling.describe_scaling_activities(**request)
+        recent = [a for a in page["Activities"] if a["StartTime"].timestamp() >= since]
+        activities += recent
+        if "NextToken" not in page or len(recent) < len(page["Activities"]):
+            break
+        request["NextToken"] = page["NextToken"]
+    ids = [i["InstanceId"] for i in found.get("Instances", [])]
+    spot: set[str] = set()
+    request = {"InstanceIds": ids}
+    while ids:
+        page = ec2.describe_instances(**request)
+        spot |= {
+            i["InstanceId"]
+            for r in page["Reservations"]
+            for i in r["Instances"]
+            if i.get("InstanceLifecycle") == "spot"
+        }
+        if "NextToken" not in page:
+            break
+        request["NextToken"] = page["NextToken"]
+    return found, activities, spot
+
+
+# What UpdateAutoScalingGroup takes back of the distribution Auto Scaling describes: the fields the
+# program sets. Others it may list (SpotInstancePools) it refuses with price-capacity-optimized.
+DISTRIBUTION_FIELDS = (
+    "OnDemandAllocationStrategy",
+    "OnDemandPercentageAboveBaseCapacity",
+    "SpotAllocationStrategy",
+)
 
 
 def set_on_demand_base(autoscaling, found: dict, base: int) -> None:
-    """The group's instances distribution as it is, with another on-demand base. The launch template is
-    not sent: UpdateAutoScalingGroup needs it only to change it (API reference, MixedInstancesPolicy:
-    "not required when updating the group"), and without it AWS checks no launch permission."""
+    """The group's instances distribution as the program set it, with another on-demand base. The
+    launch template is not sent: UpdateAutoScalingGroup needs it only to change it (API reference,
+    MixedInstancesPolicy: "not required when updating the group"), and without it AWS checks no
+    launch permission."""
     distribution = found["MixedInstancesPolicy"].get("InstancesDistribution") or {}
+    kept = {k: distribution[k] for k in DISTRIBUTION_FIELDS if k in distribution}
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=found["AutoScalingGroupName"],
-        MixedInstancesPolicy={"InstancesDistribution": {**distribution, "OnDemandBaseCapacity": base}},
+        MixedInstancesPolicy={"InstancesDistribution": {**kept, "OnDemandBaseCapacity": base}},
     )
 
 

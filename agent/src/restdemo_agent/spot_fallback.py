@@ -4,15 +4,19 @@ Auto Scaling never launches on-demand in place of spot by itself: a spot launch 
 capacity in any of the group's instance types fails, is recorded as a failed scaling activity whose
 status message names it ("Could not launch Spot Instances. ...", EC2 Auto Scaling User Guide,
 "Troubleshoot instance launch failures"), and is tried again, while the group stays below its
-desired count. The leader reads the workers' group and its latest activities once a metrics period.
-After a failed spot launch, it raises the group's `OnDemandBaseCapacity` to the group's maximum
-size, so every launch is on-demand, and reports `WorkersSpotFallback` (the `workers-spot-fallback`
-alarm tells the stack's topic). An hour after the last such failure it puts back the program's base
-(the group's tag `restdemo:on-demand-base`), and spot is tried again. The program leaves the live
-base to the agent (`ignore_changes`), so `pulumi up` does not undo a fallback; a change of the base
-setting reaches the group through the tag.
+desired count. The leader reads the workers' group and its activities of the last hour once a
+metrics period. After a failed spot launch, it raises the group's `OnDemandBaseCapacity` to the
+on-demand workers it runs plus those it is short: the missing workers launch on-demand, and the spot
+workers it runs stay (a base above the on-demand count it has would have Auto Scaling replace them,
+API reference, InstancesDistribution: "a gradual replacement of instances"). It reports
+`WorkersSpotFallback` (the `workers-spot-fallback` alarm tells the stack's topic). An hour after the
+last such failure it puts back the program's base (the group's tag `restdemo:on-demand-base`), and
+Auto Scaling tries spot again; should that fail, the leader falls back again at once, with no
+worker replaced. The program leaves the live base to the agent (`ignore_changes`); a change of the
+base setting reaches the group through the tag.
 
-Pure decisions here; the calls are in aws.py.
+An `up` sends the base its refresh read (`make up` refreshes first); the leader sets its own again
+within a minute. Pure decisions here; the calls are in aws.py.
 """
 
 from __future__ import annotations
@@ -60,15 +64,29 @@ def current_base(group: dict) -> int:
     return int(distribution.get("OnDemandBaseCapacity", 0))
 
 
-def wanted_base(group: dict, activities: list[dict], now: float) -> int | None:
-    """The base to set on the group now, or None to leave it: its maximum size within an hour of a
-    failed spot launch, the program's otherwise."""
+def members(group: dict) -> list[str]:
+    """The group's instances that count toward its desired capacity (not those leaving it)."""
+    return [
+        i["InstanceId"]
+        for i in group.get("Instances", [])
+        if not str(i.get("LifecycleState", "")).startswith(("Terminat", "Detach", "Standby", "EnteringStandby"))
+    ]
+
+
+def wanted_base(group: dict, activities: list[dict], spot: set[str], now: float) -> int | None:
+    """The base to set on the group now, or None to leave it. Within an hour of a failed spot launch:
+    the on-demand workers it runs plus those it is short of its desired count (`spot`: which of its
+    instances are spot, as EC2 says), never below the program's; the program's otherwise."""
     program = program_base(group)
     if program is None:
         return None
     failed = last_spot_failure(activities)
-    recent = failed is not None and now - failed <= RETRY_SPOT_SECONDS
-    wanted = max(int(group["MaxSize"]), program) if recent else program
+    wanted = program
+    if failed is not None and now - failed <= RETRY_SPOT_SECONDS:
+        running = members(group)
+        on_demand = len([i for i in running if i not in spot])
+        short = max(0, int(group.get("DesiredCapacity", 0)) - len(running))
+        wanted = max(program, on_demand + short)
     return wanted if wanted != current_base(group) else None
 
 
