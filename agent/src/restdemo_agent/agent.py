@@ -355,14 +355,14 @@ class Agent:
                     self.join_or_give_up()  # left a dead swarm (or was removed): join the live one
                 if self.role == "worker" and not self.retired:
                     self.watch_interruption()
-                if not self.retired:
-                    self.record_load()
                 every = self.environment.prune_interval_seconds
                 if every and time.monotonic() - last_prune > every:
                     self.prune()
                     last_prune = time.monotonic()
             except Exception as exc:  # one bad round must not stop the agent; it is logged and retried
                 log("error", message=str(exc)[:500], kind=type(exc).__name__)
+            if not self.retired:
+                self.record_load()  # on its own: a metadata read that fails must not hold it back
             try:
                 self.report_metrics()
             except Exception as exc:  # a metric that cannot be read must not stop the healing
