@@ -405,6 +405,11 @@ def database_specs(settings: AlarmSettings, identifier: pulumi.Input[str]) -> li
     ]
 
 
+def service_metric(stack: str, service: str, name: str) -> Metric:
+    """A metric the leader writes on a service's own line (its name in the swarm), at its maximum."""
+    return Metric(METRICS_NAMESPACE, name, "Maximum", {METRICS_DIMENSION: stack, SERVICE_DIMENSION: service})
+
+
 def service_specs(watched: Watched) -> list[AlarmSpec]:
     """Each Compose service's replicas short of desired, from the leader's line for it: the stack's
     alarm sums the services, where one running an extra task in a rollout hides another's shortfall."""
@@ -413,18 +418,13 @@ def service_specs(watched: Watched) -> list[AlarmSpec]:
             f"replicas-below-desired-{service}",
             service,
             name,
-            metric=Metric(
-                METRICS_NAMESPACE,
-                SERVICE_REPLICAS_MISSING,
-                "Maximum",
-                {METRICS_DIMENSION: watched.stack, SERVICE_DIMENSION: name},
-            ),
+            metric=service_metric(watched.stack, name, SERVICE_REPLICAS_MISSING),
         )
         for service, name in sorted(watched.services.items())
     ]
 
 
-# A service at its maximum replicas with its load asking for that many or more, this many minutes (#31).
+# A service at its maximum replicas with its load asking for more, this many minutes (#31).
 HELD_AT_MAXIMUM_MINUTES = 15
 
 
@@ -444,12 +444,7 @@ def scaling_specs(watched: Watched) -> list[AlarmSpec]:
             periods=HELD_AT_MAXIMUM_MINUTES,
             datapoints=HELD_AT_MAXIMUM_MINUTES,
             missing="ignore",  # a lost minute of lines keeps the state: no OK mail, no second page
-            metric=Metric(
-                METRICS_NAMESPACE,
-                SERVICE_AT_MAX_REPLICAS,
-                "Maximum",
-                {METRICS_DIMENSION: watched.stack, SERVICE_DIMENSION: name},
-            ),
+            metric=service_metric(watched.stack, name, SERVICE_AT_MAX_REPLICAS),
         )
         for service, name in sorted(watched.scaling.items())
     ]
