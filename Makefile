@@ -67,7 +67,7 @@ tools: $(VENV_STAMP) ## install what make up uses (uv, .venv, the pinned Pulumi 
 
 .PHONY: test
 test: test-venv $(ACTIONLINT) ## run the whole test suite (tiers needing Docker skip without it, fail in CI)
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest --durations=15 $(PYTEST_ARGS)
 
 # The main command: the local stack (or STACK=dev|staging|prod) through the Pulumi CLI.
 STACK ?= local
