@@ -666,8 +666,9 @@ def test_replicas_follow_the_load(formed, lab_registry, lab_app_image):
         )
         assert step.failures == more.failures == background.failures == []
         assert 1 < grown <= 3
-        # Out in one or more steps, then in: a reading taken as the load ended may bring it in by one first.
-        steps = scaling_steps(formed, since)
+        # Out in one step or more, then in: a reading taken as the load ended may bring it in part of the way.
+        steps = scaling_steps(formed, deployment.service.attrs["Spec"]["Name"], since)
+        assert steps, f"no replicas-scaled line since {since}"
         peak = max(count for _, count in steps)
         assert [was for was, _ in steps] == [1] + [count for _, count in steps[:-1]]
         rising = steps[: [count for _, count in steps].index(peak) + 1]
@@ -675,13 +676,14 @@ def test_replicas_follow_the_load(formed, lab_registry, lab_app_image):
         assert (rising[0], steps[-1][1], peak <= 3) == ((1, grown), 1, True)
 
 
-def scaling_steps(formed, since: str) -> list[tuple[int, int]]:
-    """The (was, replicas) of each `replicas-scaled` the managers' agents logged from `since` on, in order."""
+def scaling_steps(formed, service: str, since: str) -> list[tuple[int, int]]:
+    """The (was, replicas) of each `replicas-scaled` of `service` the managers' agents logged from
+    `since` on, in order."""
     scaled = [json.loads(line) for line in leader_log(formed).splitlines() if '"replicas-scaled"' in line]
     return [
         (line["was"], line["replicas"])
         for line in sorted(scaled, key=lambda line: line["time"])
-        if line["time"] >= since
+        if line["service"] == service and line["time"] >= since
     ]
 
 

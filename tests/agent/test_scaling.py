@@ -168,7 +168,7 @@ def test_the_count_brings_the_load_to_the_target_within_the_bounds_after_the_coo
     assert scale_to(service(2), 90.0, NOW) == 4
     assert scale_to(service(2), 400.0, NOW) == 6  # no more than the maximum
     assert scale_to(service(5), 10.0, NOW) == 2  # no fewer than the minimum
-    assert scale_to(service(4), 30.0, NOW) == 3  # a reading that spans the load's end: in part of the way
+    assert scale_to(service(4), 30.0, NOW) == 3  # in part of the way, not straight to the minimum
     assert scale_to(service(4), 54.0, NOW) is None  # within 10 % of the target
     assert scale_to(service(4), None, NOW) is None  # no reading: left as it is
     # Out: a minute after swarm last changed it; in: five minutes.
